@@ -1,0 +1,166 @@
+//! [`Grant`]: one atomic permission and how it reads to a tenant.
+
+use serde::{Deserialize, Serialize};
+
+use super::{HostPattern, Topic};
+use crate::canonical::Canonical;
+
+/// One atomic permission. [`Permissions::grants`](super::Permissions::grants) lists them in
+/// this type's order: kv, hosts, subscriptions, emits, config.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Grant {
+    /// A private key-value store with this quota.
+    Kv {
+        /// Most bytes stored.
+        max_bytes: u64,
+        /// Most keys stored, if limited.
+        max_keys: Option<u64>,
+    },
+    /// Outbound HTTP to one host pattern.
+    HttpHost(HostPattern),
+    /// Receiving events on one topic.
+    Subscribe(Topic),
+    /// Emitting events on one topic.
+    Emit(Topic),
+    /// Reading the tenant's configuration values.
+    Config,
+}
+
+/// A grant as the API shows it: `{capability, detail, sentence}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantDescription {
+    /// Machine name of the capability: `kv`, `http`, `events.subscribe`, `events.emit`, `config`.
+    pub capability: String,
+    /// What exactly: a quota, a host, a topic.
+    pub detail: String,
+    /// A sentence for the tenant, e.g. `Send HTTP requests to hooks.slack.com`.
+    pub sentence: String,
+}
+
+impl Grant {
+    /// Machine name of the capability: `kv`, `http`, `events.subscribe`, `events.emit`,
+    /// `config`.
+    pub fn capability(&self) -> &'static str {
+        match self {
+            Grant::Kv { .. } => "kv",
+            Grant::HttpHost(_) => "http",
+            Grant::Subscribe(_) => "events.subscribe",
+            Grant::Emit(_) => "events.emit",
+            Grant::Config => "config",
+        }
+    }
+
+    /// What exactly is granted: `max-bytes=1048576` (`, max-keys=N`), the host, the topic, or
+    /// `read` for config.
+    pub fn detail(&self) -> String {
+        match self {
+            Grant::Kv {
+                max_bytes,
+                max_keys: None,
+            } => format!("max-bytes={max_bytes}"),
+            Grant::Kv {
+                max_bytes,
+                max_keys: Some(keys),
+            } => format!("max-bytes={max_bytes}, max-keys={keys}"),
+            Grant::HttpHost(host) => host.to_string(),
+            Grant::Subscribe(topic) | Grant::Emit(topic) => topic.to_string(),
+            Grant::Config => "read".to_owned(),
+        }
+    }
+
+    /// A sentence for the tenant's consent screen, e.g. `Store up to 1.0 MiB in its own
+    /// key-value store`.
+    pub fn sentence(&self) -> String {
+        match self {
+            Grant::Kv {
+                max_bytes,
+                max_keys: None,
+            } => format!(
+                "Store up to {} in its own key-value store",
+                human_bytes(*max_bytes)
+            ),
+            Grant::Kv {
+                max_bytes,
+                max_keys: Some(keys),
+            } => format!(
+                "Store up to {} in at most {keys} keys in its own key-value store",
+                human_bytes(*max_bytes)
+            ),
+            Grant::HttpHost(host) => {
+                let port = host
+                    .port()
+                    .map(|p| format!(" on port {p}"))
+                    .unwrap_or_default();
+                match host.host().strip_prefix("*.") {
+                    Some(base) => format!("Send HTTP requests to any subdomain of {base}{port}"),
+                    None => format!("Send HTTP requests to {}{port}", host.host()),
+                }
+            }
+            Grant::Subscribe(topic) => format!("Receive your {topic} events"),
+            Grant::Emit(topic) => format!("Emit {topic} events"),
+            Grant::Config => "Read the configuration values you set for it".to_owned(),
+        }
+    }
+
+    /// The grant as `{capability, detail, sentence}`.
+    pub fn describe(&self) -> GrantDescription {
+        GrantDescription {
+            capability: self.capability().to_owned(),
+            detail: self.detail(),
+            sentence: self.sentence(),
+        }
+    }
+
+    pub(crate) fn encode(&self, c: &mut Canonical) {
+        c.str(self.capability());
+        match self {
+            Grant::Kv {
+                max_bytes,
+                max_keys,
+            } => {
+                c.u64(*max_bytes).opt_u64(*max_keys);
+            }
+            Grant::HttpHost(host) => {
+                c.str(host.as_str());
+            }
+            Grant::Subscribe(topic) | Grant::Emit(topic) => {
+                c.str(topic.as_str());
+            }
+            Grant::Config => {}
+        }
+    }
+}
+
+/// `1.0 MiB`, `512 bytes`, `2.5 KiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return if n == 1 {
+            "1 byte".to_owned()
+        } else {
+            format!("{n} bytes")
+        };
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_bytes(1), "1 byte");
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(1_048_576), "1.0 MiB");
+        assert_eq!(human_bytes(2560), "2.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}

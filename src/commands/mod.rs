@@ -1,0 +1,5 @@
+//! One module per subcommand. Each holds a clap struct whose doc comments are its `--help`
+//! and an `execute` method; none of them holds business logic of its own.
+
+pub mod keygen;
+pub mod plugin;

@@ -1,0 +1,39 @@
+//! `plinth plugin …`: everything a plugin developer does with a package on their machine.
+
+pub mod build;
+pub mod inspect;
+pub mod new;
+pub mod sign;
+pub mod verify;
+
+/// Create, build, sign, verify and inspect plugin packages.
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginCommand {
+    New(new::NewCommand),
+    Build(build::BuildCommand),
+    Sign(sign::SignCommand),
+    Verify(verify::VerifyCommand),
+    Inspect(inspect::InspectCommand),
+}
+
+impl PluginCommand {
+    /// Runs the chosen subcommand.
+    pub fn execute(self) -> anyhow::Result<()> {
+        match self {
+            PluginCommand::New(command) => command.execute(),
+            PluginCommand::Build(command) => command.execute(),
+            PluginCommand::Sign(command) => command.execute(),
+            PluginCommand::Verify(command) => command.execute(),
+            PluginCommand::Inspect(command) => command.execute(),
+        }
+    }
+}
+
+/// Reads and parses a `.plinth` package file, naming the file in every error.
+fn read_package(path: &std::path::Path) -> anyhow::Result<plinth_package::Package> {
+    use anyhow::Context as _;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read package {}", path.display()))?;
+    plinth_package::Package::from_bytes(&bytes)
+        .with_context(|| format!("{} is not a valid Plinth package", path.display()))
+}
