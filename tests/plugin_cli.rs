@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use plinth_test_artifacts::{COUNTER, HELLO, PLUGINS_TARGET_DIR, TestPlugin, UNDECLARED_HTTP};
+use plinth_test_artifacts::{
+    COUNTER, HELLO, PLUGINS_TARGET_DIR, SPIN_FOREVER, TestPlugin, UNDECLARED_HTTP,
+};
 
 /// Runs `plinth ARGS` in `cwd`. Cargo builds started by the CLI share the guest build of
 /// `plinth-test-artifacts`, so they only relink what changed.
@@ -416,4 +418,106 @@ fn missing_and_corrupt_inputs_fail_with_one_clear_line() {
         ),
         &["missing.pub"],
     );
+}
+
+#[test]
+fn plugin_run_prints_the_greeting() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let package = build(dir.path(), &HELLO, None);
+    let output = plinth(
+        dir.path(),
+        &[
+            "plugin",
+            "run",
+            package.to_str().unwrap_or_default(),
+            "--event",
+            "greet",
+            "--payload",
+            "\"Ada\"",
+        ],
+    );
+    assert_ok(&output);
+    assert_eq!(stdout(&output).trim(), "\"Hello, Ada!\"");
+    assert!(
+        stderr(&output).contains("[info] greeting"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn plugin_run_keeps_kv_state_between_runs_in_its_data_dir() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let package = build(dir.path(), &COUNTER, None);
+    let run = || {
+        let output = plinth(
+            dir.path(),
+            &[
+                "plugin",
+                "run",
+                package.to_str().unwrap_or_default(),
+                "--event",
+                "count",
+                "--json",
+            ],
+        );
+        assert_ok(&output);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("run --json printed invalid JSON: {e}"));
+        report["output"]["count"].clone()
+    };
+    assert_eq!(run(), 1);
+    assert_eq!(run(), 2);
+}
+
+#[test]
+fn plugin_run_ends_an_infinite_loop_with_a_typed_timeout() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let package = build(dir.path(), &SPIN_FOREVER, None);
+    let output = plinth(
+        dir.path(),
+        &[
+            "plugin",
+            "run",
+            package.to_str().unwrap_or_default(),
+            "--event",
+            "run",
+            "--timeout-ms",
+            "200",
+        ],
+    );
+    assert_fails_with(&output, &["200 ms deadline", "[timeout]"]);
+
+    let fuel = plinth(
+        dir.path(),
+        &[
+            "plugin",
+            "run",
+            package.to_str().unwrap_or_default(),
+            "--event",
+            "run",
+            "--fuel",
+            "1000000",
+        ],
+    );
+    assert_fails_with(&fuel, &["out of fuel", "[out_of_fuel]"]);
+}
+
+#[test]
+fn plugin_run_refuses_a_payload_that_is_not_json() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let package = build(dir.path(), &HELLO, None);
+    let output = plinth(
+        dir.path(),
+        &[
+            "plugin",
+            "run",
+            package.to_str().unwrap_or_default(),
+            "--event",
+            "greet",
+            "--payload",
+            "Ada",
+        ],
+    );
+    assert_fails_with(&output, &["--payload is not valid JSON"]);
 }

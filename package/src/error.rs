@@ -162,6 +162,15 @@ pub enum ArchiveError {
         /// Decompressed length modulo 2^32.
         actual: u32,
     },
+    /// The final byte of the compressed data has a non-zero padding bit: the bits after the
+    /// end of the deflate stream, which decoders ignore and the writer leaves zero, were set.
+    #[error(
+        "the padding bits after the end of the compressed data (in byte {offset}) are not zero: the package was altered after it was written"
+    )]
+    NonCanonicalDeflatePadding {
+        /// Offset in the package of the byte holding the padding bits.
+        offset: usize,
+    },
     /// Bytes follow the gzip member.
     #[error("{count} unexpected bytes follow the end of the package")]
     TrailingBytes {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 
 use common::*;
 use flate2::Compression;
@@ -474,15 +474,129 @@ fn corrupt_checksum_and_length_are_rejected() {
 }
 
 fn tamper_fails(bytes: &[u8], index: usize, xor: u8) {
+    replace_fails(bytes, index, bytes[index] ^ xor);
+}
+
+fn replace_fails(bytes: &[u8], index: usize, value: u8) {
     let mut changed = bytes.to_vec();
-    changed[index] ^= xor;
+    changed[index] = value;
     let outcome =
         Package::from_bytes(&changed).and_then(|p| p.verify_developer(&key(1).public_key()));
     assert!(
         outcome.is_err(),
-        "changing byte {index} (^{xor:#04x}) of {} went unnoticed",
-        bytes.len()
+        "changing byte {index} of {} from {:#04x} to {value:#04x} went unnoticed",
+        bytes.len(),
+        bytes[index]
     );
+}
+
+/// The tar inside a gzip member, by a standard decoder (which ignores deflate padding bits);
+/// `None` if it does not decode.
+fn gunzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut tar)
+        .ok()?;
+    Some(tar)
+}
+
+#[test]
+fn every_padding_bit_of_the_final_deflate_byte_is_rejected() {
+    // Packages whose deflate streams end at different bit positions. A bit of the final
+    // deflate byte is padding when a standard decoder still gives the same tar with it set.
+    let mut seen = [false; 8];
+    for length in 0..48 {
+        let mut p = Package::new(manifest_with(""), EMPTY_COMPONENT.to_vec(), None, None).unwrap();
+        p.readme = Some("hello ".repeat(length));
+        p.sign(&key(1));
+        let bytes = p.to_bytes().unwrap();
+        let tar = gunzip(&bytes).unwrap();
+        let last = bytes.len() - 9;
+        let mut all_padding = bytes.clone();
+        for (bit, seen) in seen.iter_mut().enumerate() {
+            let mut changed = bytes.clone();
+            changed[last] ^= 1 << bit;
+            if gunzip(&changed).as_ref() == Some(&tar) {
+                assert_ne!(bit, 0, "bit 0 of the final byte is always read");
+                *seen = true;
+                all_padding[last] |= 1 << bit;
+                assert_eq!(
+                    archive_err(&changed),
+                    ArchiveError::NonCanonicalDeflatePadding { offset: last },
+                    "readme length {length}, bit {bit}"
+                );
+            } else {
+                tamper_fails(&bytes, last, 1 << bit);
+            }
+        }
+        if all_padding != bytes {
+            assert_eq!(
+                archive_err(&all_padding),
+                ArchiveError::NonCanonicalDeflatePadding { offset: last }
+            );
+        }
+        // The writer leaves the padding clear.
+        assert_eq!(Package::from_bytes(&bytes).unwrap(), p);
+    }
+    assert_eq!(
+        seen,
+        [false, true, true, true, true, true, true, true],
+        "every high bit is padding in some fixture"
+    );
+}
+
+#[test]
+fn the_padding_error_names_the_byte() {
+    let mut bytes = package().to_bytes().unwrap();
+    let last = bytes.len() - 9;
+    bytes[last] |= 0x80;
+    let e = Error::from(archive_err(&bytes)).to_string();
+    assert!(e.contains(&format!("byte {last}")), "{e}");
+    assert!(e.contains("padding"), "{e}");
+}
+
+/// The canonical gzip member of `tar` with deflate at `level`.
+fn gzip_at(tar: &[u8], level: u32) -> Vec<u8> {
+    let mut encoder = DeflateEncoder::new(GZIP_HEADER.to_vec(), Compression::new(level));
+    encoder.write_all(tar).unwrap();
+    let mut out = encoder.finish().unwrap();
+    let mut crc = flate2::Crc::new();
+    crc.update(tar);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+    out
+}
+
+#[test]
+fn streams_ending_in_stored_fixed_or_dynamic_blocks_are_accepted() {
+    // Level 0 ends in a stored block (the final byte is all data), small inputs at low levels
+    // in fixed-Huffman blocks, the rest in dynamic ones: all have clear padding.
+    let p = package();
+    let small = tar_of(&[
+        ("plinth.toml", p.manifest_toml.as_bytes()),
+        ("plugin.wasm", EMPTY_COMPONENT),
+    ]);
+    let large = tar_of(&[
+        ("plinth.toml", p.manifest_toml.as_bytes()),
+        ("plugin.wasm", &p.wasm),
+        ("README.md", "Hello, plugin. ".repeat(500).as_bytes()),
+    ]);
+    for tar in [small, large] {
+        for level in 0..=9 {
+            let bytes = gzip_at(&tar, level);
+            let read = Package::from_bytes(&bytes).unwrap_or_else(|e| panic!("level {level}: {e}"));
+            assert_eq!(read.manifest_toml, p.manifest_toml);
+            let last = bytes.len() - 9;
+            for bit in 0..8 {
+                let mut changed = bytes.clone();
+                changed[last] ^= 1 << bit;
+                assert!(
+                    Package::from_bytes(&changed).is_err(),
+                    "level {level}, bit {bit}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -499,25 +613,49 @@ fn every_byte_of_the_gzip_header_and_trailer_is_protected() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Any byte changed anywhere is detected: by the gzip header rule, the deflate decoder,
-    /// the tar structure, the CRC32/length trailer, or the signature. (Flipping every bit
-    /// of a byte always touches data the decoder reads; see the crate notes on the padding
-    /// bits that end a deflate stream.)
+    /// Any byte of the test package flipped is detected: by the gzip header rule, the deflate
+    /// decoder, the tar structure, the CRC32/length trailer, the final padding bits, or the
+    /// signature.
     #[test]
     fn any_flipped_byte_is_detected(position in any::<prop::sample::Index>()) {
         let bytes = signed_package().to_bytes().unwrap();
         tamper_fails(&bytes, position.index(bytes.len()), 0xff);
     }
 
-    /// Any single-bit change in the package (except the last deflate byte, whose high bits
-    /// may be padding the format ignores) is detected.
+    /// Any single-bit change anywhere in the test package, the final deflate byte included,
+    /// is detected.
     #[test]
     fn any_changed_bit_is_detected(position in any::<prop::sample::Index>(), bit in 0u8..8) {
         let bytes = signed_package().to_bytes().unwrap();
-        let last_deflate_byte = bytes.len() - 9;
+        tamper_fails(&bytes, position.index(bytes.len()), 1 << bit);
+    }
+
+    /// Any byte of the test package replaced by any other value is detected.
+    #[test]
+    fn any_replaced_byte_is_detected(
+        position in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+    ) {
+        let bytes = signed_package().to_bytes().unwrap();
         let index = position.index(bytes.len());
-        prop_assume!(index != last_deflate_byte);
-        tamper_fails(&bytes, index, 1 << bit);
+        prop_assume!(bytes[index] != value);
+        replace_fails(&bytes, index, value);
+    }
+
+    /// Any change to the final deflate byte (of packages ending at different bit positions)
+    /// is detected.
+    #[test]
+    fn any_change_to_the_final_deflate_byte_is_detected(
+        length in 0usize..48,
+        value in any::<u8>(),
+    ) {
+        let mut p = package();
+        p.readme = Some("hello ".repeat(length));
+        p.sign(&key(1));
+        let bytes = p.to_bytes().unwrap();
+        let last = bytes.len() - 9;
+        prop_assume!(bytes[last] != value);
+        replace_fails(&bytes, last, value);
     }
 
     /// Whatever the content, writing then reading gives back the same package and digest.

@@ -6,13 +6,22 @@
 //! (fixed entry order, mtime 0, mode 0644, uid/gid 0, a fixed gzip header). Reading refuses
 //! absolute paths, `..`, links and other non-regular entries, duplicates, unknown names,
 //! anything past the [`ArchiveLimits`] (checked from headers before allocating and enforced
-//! while reading), a non-canonical gzip header, a bad CRC32 or length, and trailing bytes.
+//! while reading), a non-canonical gzip header, a bad CRC32 or length, trailing bytes, and
+//! set padding bits at the end of the deflate stream.
 //!
 //! Integrity: the gzip header is fixed, the CRC32 and length cover the decompressed tar, and
-//! the digest and signatures cover the content, so changing a byte of a package is detected.
-//! The one exception is the up-to-7 padding bits that end the deflate stream (in the byte just
-//! before the trailer): deflate ignores them, so setting them changes no content and no
-//! digest, and such a package still reads as the same package.
+//! the digest and signatures cover the content, so any change to what a package holds is
+//! detected, as is any change to the header or trailer. The up-to-7 padding bits that end the
+//! deflate stream (in the byte just before the trailer), which decoders ignore, must be zero
+//! as the writer leaves them: setting one gives
+//! [`ArchiveError::NonCanonicalDeflatePadding`](crate::ArchiveError::NonCanonicalDeflatePadding).
+//!
+//! Not every change to the compressed bytes is detected, though: deflate is not a canonical
+//! encoding, and some single-bit changes inside the stream re-encode exactly the same tar,
+//! for example the padding bits after a stored block's header (decoders skip them), or a
+//! match whose distance code becomes another distance that copies the same bytes, as inside
+//! a run of zeros. Such a package reads as the same package, with the same digest and valid
+//! signatures; only compressing the content again and comparing would tell it apart.
 
 mod limits;
 mod read;

@@ -3,10 +3,11 @@
 pub mod build;
 pub mod inspect;
 pub mod new;
+pub mod run;
 pub mod sign;
 pub mod verify;
 
-/// Create, build, sign, verify and inspect plugin packages.
+/// Create, build, sign, verify, inspect and run plugin packages.
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
     New(new::NewCommand),
@@ -14,6 +15,7 @@ pub enum PluginCommand {
     Sign(sign::SignCommand),
     Verify(verify::VerifyCommand),
     Inspect(inspect::InspectCommand),
+    Run(run::RunCommand),
 }
 
 impl PluginCommand {
@@ -25,6 +27,7 @@ impl PluginCommand {
             PluginCommand::Sign(command) => command.execute(),
             PluginCommand::Verify(command) => command.execute(),
             PluginCommand::Inspect(command) => command.execute(),
+            PluginCommand::Run(command) => command.execute(),
         }
     }
 }

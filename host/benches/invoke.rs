@@ -1,0 +1,428 @@
+//! Invocation benchmarks, all measured in one run on the same machine (issue 4, "Performance"):
+//!
+//! - `hello/bare_wasmtime` (a): wasmtime alone — `InstancePre`, pooling allocator, a fresh
+//!   `Store` with an empty `WasiCtx`, one call of `hello`'s `on-event`. The baseline.
+//! - `hello/plinth_invoke` (b): [`Host::invoke`] of `hello` through the full sandbox path
+//!   (epoch deadline, memory limiter, captured stdio, capability state, async timeout).
+//!   Targets: (b) ≤ 1.5 × (a) and (b) < 35 µs median.
+//! - `hello/plinth_invoke_fuel` (e): the same call fuel-metered, against (b).
+//! - `cache/*` (c): loading from the compiled cache against compiling from wasm.
+//! - `kv/counter_invoke` (d): `counter` (one kv get and one kv set through the guest) on SQLite.
+//! - `throughput/*` (f): invocations per second of `hello` with N concurrent tokio tasks on a
+//!   two-worker runtime (criterion reports it as elements/s; one element is one invocation).
+//! - `dispatch/*`: to be added with `Host::dispatch` (see [`dispatch`]).
+//!
+//! Criterion writes each benchmark's estimates (mean, median, …) to
+//! `$CARGO_TARGET_DIR/criterion/<group>/<bench>/new/estimates.json`.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use plinth_host::cache::{CacheOutcome, CompiledCache};
+use plinth_host::{EngineConfig, Host, Limits, Metering, PlinthEngine, PreparedPlugin};
+use plinth_test_artifacts::{COUNTER, HELLO};
+use tokio::runtime::Runtime;
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentType, InstancePre, Lift, Linker, Lower, ResourceTable,
+};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use common::{Bed, call};
+
+/// The export holding the handler, and its function.
+const HANDLER: &str = "plinth:plugin/handler@0.1.0";
+const ON_EVENT: &str = "on-event";
+
+/// Concurrent tasks in the throughput benchmarks.
+const CONCURRENCY: [usize; 2] = [2, 8];
+
+// ------------------------------------------------------------------------------------------
+// (a) Bare wasmtime.
+// ------------------------------------------------------------------------------------------
+
+/// `plinth:plugin/types.event`, lowered as the guest expects it.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct WitEvent {
+    id: String,
+    topic: String,
+    payload: Vec<u8>,
+    tenant: String,
+    depth: u32,
+}
+
+/// `plinth:plugin/types.plugin-error`.
+#[derive(ComponentType, Lift, Debug)]
+#[component(variant)]
+enum WitPluginError {
+    #[component(name = "invalid-payload")]
+    InvalidPayload(#[allow(dead_code, reason = "only printed")] String),
+    #[component(name = "invalid-config")]
+    InvalidConfig(#[allow(dead_code, reason = "only printed")] String),
+    #[component(name = "capability")]
+    Capability(#[allow(dead_code, reason = "only printed")] String),
+    #[component(name = "failed")]
+    Failed(#[allow(dead_code, reason = "only printed")] String),
+}
+
+/// `plinth:plugin/log.level`.
+#[derive(ComponentType, Lift, Clone, Copy)]
+#[component(enum)]
+#[repr(u8)]
+#[allow(dead_code, reason = "lifted from the guest, never built on the host")]
+enum WitLevel {
+    #[component(name = "trace")]
+    Trace,
+    #[component(name = "debug")]
+    Debug,
+    #[component(name = "info")]
+    Info,
+    #[component(name = "warn")]
+    Warn,
+    #[component(name = "error")]
+    Error,
+}
+
+/// `on-event`'s signature.
+type OnEventParams = (WitEvent,);
+type OnEventResults = (Result<Option<Vec<u8>>, WitPluginError>,);
+
+/// The smallest store data `hello` can run with: an empty WASI context.
+struct BareState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+}
+
+impl WasiView for BareState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// `hello` pre-instantiated on a bare engine.
+struct Bare {
+    engine: Engine,
+    pre: InstancePre<BareState>,
+    on_event: ComponentExportIndex,
+}
+
+/// An engine configured like plinth's standard engine (`host/src/engine.rs`), sized by the same
+/// [`EngineConfig::default`] the plinth host in these benchmarks uses.
+fn bare_engine() -> anyhow::Result<Engine> {
+    let sizing = EngineConfig::default();
+    let instances = sizing.max_instances;
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(false)
+        .max_wasm_stack(sizing.max_wasm_stack);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(2))
+        .total_memories(instances)
+        .total_tables(instances.saturating_mul(2))
+        .max_memory_size(usize::try_from(sizing.max_memory_bytes)?)
+        .max_memories_per_component(2)
+        .max_tables_per_component(4);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(Engine::new(&config)?)
+}
+
+impl Bare {
+    fn new() -> anyhow::Result<Self> {
+        let engine = bare_engine()?;
+        let wasm = std::fs::read(HELLO.wasm).context("reading hello")?;
+        let component = Component::new(&engine, &wasm)?;
+        let mut linker: Linker<BareState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // `types` holds only types, which need no definition; `log.write` does nothing.
+        linker.instance("plinth:plugin/types@0.1.0")?;
+        linker
+            .instance("plinth:plugin/log@0.1.0")?
+            .func_wrap_async(
+                "write",
+                |_store, (_level, _message, _fields): (WitLevel, String, Vec<(String, String)>)| {
+                    Box::new(async { Ok(()) })
+                },
+            )?;
+        let pre = linker.instantiate_pre(&component)?;
+        let handler = component
+            .get_export_index(None, HANDLER)
+            .context("hello exports no handler")?;
+        let on_event = component
+            .get_export_index(Some(&handler), ON_EVENT)
+            .context("hello's handler has no on-event")?;
+        Ok(Bare {
+            engine,
+            pre,
+            on_event,
+        })
+    }
+
+    /// One call in a fresh store: instantiate, call `on-event` with `"Ada"`.
+    async fn call(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let state = BareState {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        // Epoch interruption is on and nothing ticks: any deadline in the future will do.
+        store.set_epoch_deadline(1 << 20);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        let on_event =
+            instance.get_typed_func::<OnEventParams, OnEventResults>(&mut store, &self.on_event)?;
+        let event = WitEvent {
+            id: "evt-bench".to_string(),
+            topic: "greet".to_string(),
+            payload: b"\"Ada\"".to_vec(),
+            tenant: "acme".to_string(),
+            depth: 0,
+        };
+        let (result,) = on_event.call_async(&mut store, (event,)).await?;
+        result.map_err(|error| anyhow::anyhow!("hello failed: {error:?}"))
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Plinth.
+// ------------------------------------------------------------------------------------------
+
+/// One `greet "Ada"` through the host; panics unless it greets.
+async fn invoke_hello(host: &Host, hello: &PreparedPlugin, limits: Limits) {
+    let invocation = host.invoke(hello, call("greet", "\"Ada\"", limits)).await;
+    match invocation.result {
+        Ok(Some(output)) => {
+            black_box(output);
+        }
+        other => panic!("hello did not greet: {other:?}"),
+    }
+}
+
+/// Panics with the whole error chain: benchmarks have no caller to report to.
+fn or_panic<T>(result: anyhow::Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+}
+
+fn two_workers() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+}
+
+// ------------------------------------------------------------------------------------------
+// (a), (b), (e): one call of hello.
+// ------------------------------------------------------------------------------------------
+
+fn hello(c: &mut Criterion) {
+    let rt = current_thread();
+    let bare = or_panic(Bare::new());
+    let bed = or_panic(rt.block_on(Bed::new()));
+    let epoch = or_panic(bed.prepare(&HELLO, Metering::Epoch));
+    let fuel = or_panic(bed.prepare(&HELLO, Metering::Fuel));
+
+    // Both paths must really greet before they are timed.
+    let greeting = or_panic(rt.block_on(bare.call()));
+    assert_eq!(greeting.as_deref(), Some(&b"\"Hello, Ada!\""[..]));
+    rt.block_on(invoke_hello(&bed.host, &epoch, Limits::default()));
+    rt.block_on(invoke_hello(&bed.host, &fuel, Limits::default()));
+
+    let mut group = c.benchmark_group("hello");
+    group.bench_function("bare_wasmtime", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(or_panic(bare.call().await)) });
+    });
+    group.bench_function("plinth_invoke", |b| {
+        b.to_async(&rt)
+            .iter(|| invoke_hello(&bed.host, &epoch, Limits::default()));
+    });
+    group.bench_function("plinth_invoke_fuel", |b| {
+        b.to_async(&rt)
+            .iter(|| invoke_hello(&bed.host, &fuel, Limits::default()));
+    });
+    group.finish();
+}
+
+// ------------------------------------------------------------------------------------------
+// (c) Compiled cache: load vs compile.
+// ------------------------------------------------------------------------------------------
+
+fn cache(c: &mut Criterion) {
+    let engines =
+        PlinthEngine::new(&EngineConfig::default()).unwrap_or_else(|e| panic!("engines: {e}"));
+    let engine = engines.engine(Metering::Epoch);
+    let wasm = std::fs::read(HELLO.wasm).unwrap_or_else(|e| panic!("reading hello: {e}"));
+    let warm_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let warm = CompiledCache::new(warm_dir.path()).unwrap_or_else(|e| panic!("cache: {e}"));
+    let (_, outcome) = warm
+        .load_or_compile(engine, &wasm)
+        .unwrap_or_else(|e| panic!("first compile: {e}"));
+    assert_eq!(outcome, CacheOutcome::Compiled);
+
+    let mut group = c.benchmark_group("cache");
+    group.bench_function("load_hit", |b| {
+        b.iter(|| {
+            let (component, outcome) = warm
+                .load_or_compile(engine, &wasm)
+                .unwrap_or_else(|e| panic!("cache hit: {e}"));
+            assert_eq!(outcome, CacheOutcome::Hit);
+            component
+        });
+    });
+
+    // Compiling takes tens of milliseconds: few, flat samples.
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    group.bench_function("compile_miss", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+                let cache = CompiledCache::new(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+                (dir, cache)
+            },
+            |(dir, cache)| {
+                let (component, outcome) = cache
+                    .load_or_compile(engine, &wasm)
+                    .unwrap_or_else(|e| panic!("compile: {e}"));
+                assert_eq!(outcome, CacheOutcome::Compiled);
+                // Both are dropped outside the timed routine.
+                (dir, component)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("bare_component_new", |b| {
+        b.iter(|| Component::new(engine, &wasm).unwrap_or_else(|e| panic!("Component::new: {e}")));
+    });
+    group.finish();
+}
+
+// ------------------------------------------------------------------------------------------
+// (d) kv through the guest.
+// ------------------------------------------------------------------------------------------
+
+fn kv(c: &mut Criterion) {
+    let rt = current_thread();
+    let bed = or_panic(rt.block_on(Bed::new()));
+    let counter = or_panic(bed.prepare(&COUNTER, Metering::Epoch));
+    let count = || async {
+        let invocation = bed
+            .host
+            .invoke(&counter, call("count", "null", Limits::default()))
+            .await;
+        match invocation.result {
+            Ok(Some(output)) => black_box(output),
+            other => panic!("counter did not count: {other:?}"),
+        }
+    };
+    rt.block_on(count());
+
+    let mut group = c.benchmark_group("kv");
+    group.bench_function("counter_invoke_sqlite", |b| b.to_async(&rt).iter(count));
+    group.finish();
+}
+
+// ------------------------------------------------------------------------------------------
+// (f) Peak throughput on two cores.
+// ------------------------------------------------------------------------------------------
+
+/// Splits `iters` calls over `tasks` tasks and returns how long they took together.
+fn spread<F, Fut>(rt: &Runtime, iters: u64, tasks: usize, one: F) -> Duration
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let tasks_u64 = u64::try_from(tasks).unwrap_or(1).max(1);
+    rt.block_on(async move {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..tasks_u64)
+            .map(|task| {
+                // The first `iters % tasks` tasks take one extra call.
+                let calls = iters / tasks_u64 + u64::from(task < iters % tasks_u64);
+                let one = one.clone();
+                tokio::spawn(async move {
+                    for _ in 0..calls {
+                        one().await;
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle
+                .await
+                .unwrap_or_else(|e| panic!("a throughput task failed: {e}"));
+        }
+        started.elapsed()
+    })
+}
+
+fn throughput(c: &mut Criterion) {
+    let rt = two_workers();
+    let bare = Arc::new(or_panic(Bare::new()));
+    let bed = Arc::new(or_panic(rt.block_on(Bed::new())));
+    let hello = or_panic(bed.prepare(&HELLO, Metering::Epoch));
+
+    let mut group = c.benchmark_group("throughput");
+    group.throughput(Throughput::Elements(1));
+    for tasks in CONCURRENCY {
+        let bare = Arc::clone(&bare);
+        group.bench_function(format!("bare_wasmtime_{tasks}_tasks"), |b| {
+            b.iter_custom(|iters| {
+                let bare = Arc::clone(&bare);
+                spread(&rt, iters, tasks, move || {
+                    let bare = Arc::clone(&bare);
+                    async move {
+                        black_box(or_panic(bare.call().await));
+                    }
+                })
+            });
+        });
+        group.bench_function(format!("plinth_invoke_{tasks}_tasks"), |b| {
+            b.iter_custom(|iters| {
+                let bed = Arc::clone(&bed);
+                let hello = Arc::clone(&hello);
+                spread(&rt, iters, tasks, move || {
+                    let bed = Arc::clone(&bed);
+                    let hello = Arc::clone(&hello);
+                    async move { invoke_hello(&bed.host, &hello, Limits::default()).await }
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+// ------------------------------------------------------------------------------------------
+// Dispatch to 10 subscribed plugins.
+// ------------------------------------------------------------------------------------------
+
+/// Placeholder for `dispatch` of one event to 10 subscribed plugins (issue 4, "Performance"):
+/// it is added with `Host::dispatch`, as group `dispatch` in this file, registered below.
+fn dispatch(_c: &mut Criterion) {}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = hello, cache, kv, throughput, dispatch
+}
+criterion_main!(benches);

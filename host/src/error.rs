@@ -1,0 +1,162 @@
+//! The crate's errors: [`Error`] for loading and managing plugins, [`InvokeError`] for one call.
+
+/// Why the host could not load, prepare or manage a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// wasmtime refused the engine configuration.
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+    /// The component could not be linked with the granted capabilities: it imports something
+    /// the grant does not cover, or its exports are not a Plinth plugin's.
+    #[error("{plugin} cannot be instantiated: {message}")]
+    Link {
+        /// `<id>@<version>`.
+        plugin: String,
+        /// What is missing or wrong.
+        message: String,
+    },
+    /// The tenant's grant includes a permission the plugin's manifest never asked for.
+    #[error(
+        "{plugin} does not ask for {grant:?}; a grant can only cover what the manifest declares"
+    )]
+    GrantNotRequested {
+        /// `<id>@<version>`.
+        plugin: String,
+        /// The grant that was not requested, as its sentence.
+        grant: String,
+    },
+    /// The compiled-component cache failed (I/O) or the component does not compile.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    /// The package is not trusted: a signature is missing, invalid or by an unknown key.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+    /// The tenant has no install of the plugin.
+    #[error("{tenant} has no install of {plugin}")]
+    NotInstalled {
+        /// The tenant.
+        tenant: String,
+        /// The plugin id.
+        plugin: String,
+    },
+    /// The tenant already has an install of the plugin (upgrade it instead).
+    #[error("{tenant} already has {plugin} installed")]
+    AlreadyInstalled {
+        /// The tenant.
+        tenant: String,
+        /// The plugin id.
+        plugin: String,
+    },
+    /// There is no earlier version to roll back to.
+    #[error("{tenant}'s install of {plugin} has no previous version to roll back to")]
+    NothingToRollBack {
+        /// The tenant.
+        tenant: String,
+        /// The plugin id.
+        plugin: String,
+    },
+    /// A lifecycle hook of the plugin failed, so the install or upgrade did not happen.
+    #[error("{plugin} failed its {hook} hook: {error}")]
+    Lifecycle {
+        /// `<id>@<version>`.
+        plugin: String,
+        /// `on-install`, `on-upgrade` or `on-uninstall`.
+        hook: &'static str,
+        /// How the hook failed.
+        error: InvokeError,
+    },
+    /// The kv store failed.
+    #[error(transparent)]
+    Kv(#[from] crate::kv::KvError),
+    /// The kv capability is granted but the host has no kv store.
+    #[error("the kv capability is granted but this host has no kv store configured")]
+    NoKvStore,
+}
+
+/// How one call of a plugin failed. Every variant is the call's own failure: the host and
+/// other tenants are unaffected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// Fuel metering was on and the call used all its fuel.
+    #[error("the call ran out of fuel ({limit} units)")]
+    OutOfFuel {
+        /// The fuel the call had.
+        limit: u64,
+    },
+    /// The call passed its wall-clock deadline (guest code or a host call).
+    #[error("the call passed its {limit_ms} ms deadline")]
+    Timeout {
+        /// The deadline, in milliseconds.
+        limit_ms: u64,
+    },
+    /// The plugin tried to grow its memories and tables past the limit.
+    #[error("the plugin passed its memory limit of {limit_bytes} bytes")]
+    MemoryLimit {
+        /// The limit, in bytes.
+        limit_bytes: u64,
+    },
+    /// The plugin trapped (a panic, stack overflow, unreachable, …).
+    #[error("the plugin trapped: {message}")]
+    Trap {
+        /// What the trap was, and the plugin's panic message if it printed one.
+        message: String,
+    },
+    /// The plugin returned more output than allowed.
+    #[error("the plugin returned {size} bytes, more than the {limit}-byte limit")]
+    OutputTooLarge {
+        /// The output's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The plugin reached for a capability it was not granted (e.g. a host outside its HTTP
+    /// allowlist) and failed because of it.
+    #[error("permission denied: {capability}: {detail}")]
+    PermissionDenied {
+        /// `http`, `kv`, `events`, …
+        capability: String,
+        /// What was refused.
+        detail: String,
+    },
+    /// The plugin returned an error of its own.
+    #[error("the plugin failed ({kind}): {message}")]
+    PluginError {
+        /// `invalid-payload`, `invalid-config`, `capability` or `failed`.
+        kind: String,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The plugin does not subscribe to the event's topic.
+    #[error("the plugin does not subscribe to {topic:?}")]
+    NotSubscribed {
+        /// The topic.
+        topic: String,
+    },
+    /// The install's circuit breaker is open after repeated failures; the call was not run.
+    #[error("the plugin is failing repeatedly; calls resume in {retry_after_ms} ms")]
+    CircuitOpen {
+        /// When the breaker lets a trial call through.
+        retry_after_ms: u64,
+    },
+    /// The host failed (not the plugin): instantiation or a host resource failed.
+    #[error("host error: {0}")]
+    Internal(String),
+}
+
+impl InvokeError {
+    /// A stable snake_case code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvokeError::OutOfFuel { .. } => "out_of_fuel",
+            InvokeError::Timeout { .. } => "timeout",
+            InvokeError::MemoryLimit { .. } => "memory_limit",
+            InvokeError::Trap { .. } => "trap",
+            InvokeError::OutputTooLarge { .. } => "output_too_large",
+            InvokeError::PermissionDenied { .. } => "permission_denied",
+            InvokeError::PluginError { .. } => "plugin_error",
+            InvokeError::NotSubscribed { .. } => "not_subscribed",
+            InvokeError::CircuitOpen { .. } => "circuit_open",
+            InvokeError::Internal(_) => "internal",
+        }
+    }
+}

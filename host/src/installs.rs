@@ -1,0 +1,577 @@
+//! Which plugin versions run for which tenant, and their lifecycle: install → active ⇄
+//! disabled → uninstalled, atomic upgrade with automatic rollback, manual rollback, and
+//! dispatch of a tenant's events to its subscribed installs.
+//!
+//! Each install holds the version calls use *now* behind an [`ArcSwap`]: a call takes its own
+//! reference when it starts, so an upgrade or rollback swaps atomically and in-flight calls
+//! finish on the version they started with. Repeated failures open the install's circuit
+//! breaker; a fresh upgrade whose failure rate passes the rollout policy is rolled back
+//! automatically and a [`HostEvent`] says why.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use plinth_package::Permissions;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::breaker::{Admission, BreakerState, CircuitBreaker, RolloutGuard, RolloutVerdict};
+use crate::engine::Metering;
+use crate::error::{Error, InvokeError};
+use crate::invoke::{Entry, Event, Invocation};
+use crate::kv::Namespace;
+use crate::limits::Limits;
+use crate::metering::CallRecord;
+use crate::plugin::{LoadedPlugin, PreparedPlugin};
+use crate::runtime::Host;
+
+/// What a tenant granted an install and how it runs.
+#[derive(Clone, Debug)]
+pub struct InstallSpec {
+    /// The permissions the tenant granted (a subset of what the manifest asks for).
+    pub grants: Permissions,
+    /// The install's configuration values.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// The tenant's plan limits.
+    pub limits: Limits,
+    /// Whether calls count fuel.
+    pub metering: Metering,
+}
+
+/// A version deployed for an install: the prepared plugin and the spec it runs with.
+#[derive(Debug)]
+pub(crate) struct Deployment {
+    prepared: Arc<PreparedPlugin>,
+    spec: InstallSpec,
+}
+
+impl Deployment {
+    fn version(&self) -> String {
+        self.prepared.plugin.manifest.plugin.version.to_string()
+    }
+}
+
+/// One tenant's install of one plugin.
+#[derive(Debug)]
+pub(crate) struct Install {
+    current: ArcSwap<Deployment>,
+    previous: Mutex<Option<Arc<Deployment>>>,
+    enabled: AtomicBool,
+    breaker: Mutex<CircuitBreaker>,
+    rollout: Mutex<Option<RolloutGuard>>,
+}
+
+/// Installs by tenant, then plugin id.
+pub(crate) type InstallTable = RwLock<HashMap<String, HashMap<String, Arc<Install>>>>;
+
+/// A lifecycle event the host reports to whoever listens (the marketplace records and
+/// notifies).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HostEvent {
+    /// A fresh upgrade failed too often and the install was returned to its previous version.
+    AutoRolledBack {
+        /// The tenant.
+        tenant: String,
+        /// The plugin id.
+        plugin: String,
+        /// The version that failed.
+        from: String,
+        /// The version now running.
+        to: String,
+        /// Failures seen during the rollout.
+        failures: u32,
+        /// Calls seen during the rollout.
+        calls: u32,
+    },
+    /// An install's circuit breaker opened after repeated failures.
+    CircuitOpened {
+        /// The tenant.
+        tenant: String,
+        /// The plugin id.
+        plugin: String,
+        /// The version failing.
+        version: String,
+    },
+}
+
+/// An install as the host sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InstallInfo {
+    /// The plugin id.
+    pub plugin: String,
+    /// The version calls use now.
+    pub version: String,
+    /// The version a rollback would return to.
+    pub previous_version: Option<String>,
+    /// Whether events reach it.
+    pub enabled: bool,
+}
+
+/// One plugin's result for a dispatched event.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The plugin id.
+    pub plugin: String,
+    /// The version that handled it.
+    pub version: String,
+    /// The topic delivered (an emitted event's topic for onward deliveries).
+    pub topic: String,
+    /// 0 for the dispatched event, more for events plugins emitted onward.
+    pub depth: u32,
+    /// How the call ended.
+    pub invocation: Invocation,
+}
+
+/// A rollback that happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RolledBack {
+    /// The version left.
+    pub from: String,
+    /// The version now running.
+    pub to: String,
+}
+
+impl Host {
+    /// Installs `plugin` for `tenant` with `spec`: prepares it for the grant, runs its
+    /// `on-install` hook (if exported) and makes it active.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyInstalled`]; anything [`Host::prepare`] refuses; [`Error::Lifecycle`]
+    /// if `on-install` fails (nothing is installed then).
+    pub async fn install(
+        &self,
+        tenant: &str,
+        plugin: &Arc<LoadedPlugin>,
+        spec: InstallSpec,
+    ) -> Result<InstallInfo, Error> {
+        let id = plugin.manifest.plugin.id.to_string();
+        if self.find(tenant, &id).is_ok() {
+            return Err(Error::AlreadyInstalled {
+                tenant: tenant.to_string(),
+                plugin: id,
+            });
+        }
+        let prepared = self.prepare(plugin, &spec.grants, spec.metering)?;
+        let deployment = Deployment { prepared, spec };
+        self.lifecycle(tenant, &deployment, Entry::Install, "on-install")
+            .await?;
+        let install = Arc::new(Install {
+            current: ArcSwap::from_pointee(deployment),
+            previous: Mutex::new(None),
+            enabled: AtomicBool::new(true),
+            breaker: Mutex::new(CircuitBreaker::new(self.policies.breaker)),
+            rollout: Mutex::new(None),
+        });
+        let mut table = self
+            .installs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let installs = table.entry(tenant.to_string()).or_default();
+        if installs.contains_key(&id) {
+            return Err(Error::AlreadyInstalled {
+                tenant: tenant.to_string(),
+                plugin: id,
+            });
+        }
+        installs.insert(id, Arc::clone(&install));
+        drop(table);
+        tracing::info!(tenant, plugin = %plugin.label(), "installed");
+        Ok(info(&install))
+    }
+
+    /// Enables or disables an install; a disabled install receives no events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`].
+    pub fn set_enabled(&self, tenant: &str, plugin: &str, enabled: bool) -> Result<(), Error> {
+        self.find(tenant, plugin)?
+            .enabled
+            .store(enabled, Ordering::SeqCst);
+        tracing::info!(tenant, plugin, enabled, "install enabled state changed");
+        Ok(())
+    }
+
+    /// Upgrades an install to `to`: prepares it for `spec`, runs its `on-upgrade(from)` hook,
+    /// then swaps atomically (in-flight calls finish on the old version). The old version is
+    /// kept for rollback, and the rollout is watched: too many failures roll it back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`]; anything [`Host::prepare`] refuses; [`Error::Lifecycle`] if
+    /// `on-upgrade` fails (the install stays on its version).
+    pub async fn upgrade(
+        &self,
+        tenant: &str,
+        to: &Arc<LoadedPlugin>,
+        spec: InstallSpec,
+    ) -> Result<InstallInfo, Error> {
+        let id = to.manifest.plugin.id.to_string();
+        let install = self.find(tenant, &id)?;
+        let prepared = self.prepare(to, &spec.grants, spec.metering)?;
+        let deployment = Deployment { prepared, spec };
+        let from = install.current.load().version();
+        self.lifecycle(tenant, &deployment, Entry::Upgrade(&from), "on-upgrade")
+            .await?;
+        let old = install.current.swap(Arc::new(deployment));
+        *lock(&install.previous) = Some(old);
+        *lock(&install.rollout) = Some(RolloutGuard::new(self.policies.rollout, Instant::now()));
+        *lock(&install.breaker) = CircuitBreaker::new(self.policies.breaker);
+        tracing::info!(tenant, plugin = %id, from, to = %to.manifest.plugin.version, "upgraded");
+        Ok(info(&install))
+    }
+
+    /// Returns an install to the version it ran before its last upgrade, with the grants and
+    /// configuration it had then. The returned-to version's `on-upgrade` hook is told the
+    /// version it comes from.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`]; [`Error::NothingToRollBack`] if there was no upgrade.
+    pub async fn rollback(&self, tenant: &str, plugin: &str) -> Result<RolledBack, Error> {
+        let install = self.find(tenant, plugin)?;
+        self.roll_back_install(tenant, plugin, &install).await
+    }
+
+    async fn roll_back_install(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        install: &Install,
+    ) -> Result<RolledBack, Error> {
+        let Some(previous) = lock(&install.previous).take() else {
+            return Err(Error::NothingToRollBack {
+                tenant: tenant.to_string(),
+                plugin: plugin.to_string(),
+            });
+        };
+        let from = install.current.load().version();
+        // A failing hook does not stop a rollback: getting off a bad version matters more.
+        if let Err(error) = self
+            .lifecycle(tenant, &previous, Entry::Upgrade(&from), "on-upgrade")
+            .await
+        {
+            tracing::warn!(tenant, plugin, %error, "on-upgrade failed during rollback");
+        }
+        let to = previous.version();
+        install.current.store(previous);
+        *lock(&install.rollout) = None;
+        *lock(&install.breaker) = CircuitBreaker::new(self.policies.breaker);
+        tracing::info!(tenant, plugin, from, to, "rolled back");
+        Ok(RolledBack { from, to })
+    }
+
+    /// Uninstalls: runs `on-uninstall` (a failure is logged, not fatal), removes the install
+    /// and deletes its kv data.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`]; [`Error::Kv`] if its data cannot be deleted (the install is
+    /// removed already; deleting again is safe).
+    pub async fn uninstall(&self, tenant: &str, plugin: &str) -> Result<(), Error> {
+        let install = self.find(tenant, plugin)?;
+        let current = install.current.load_full();
+        if let Err(error) = self
+            .lifecycle(tenant, &current, Entry::Uninstall, "on-uninstall")
+            .await
+        {
+            tracing::warn!(tenant, plugin, %error, "on-uninstall failed");
+        }
+        if let Some(installs) = self
+            .installs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(tenant)
+        {
+            installs.remove(plugin);
+        }
+        if let Some(store) = &self.kv {
+            store
+                .delete_namespace(&Namespace::new(tenant, plugin))
+                .await?;
+        }
+        tracing::info!(tenant, plugin, "uninstalled");
+        Ok(())
+    }
+
+    /// The tenant's installs, sorted by plugin id.
+    pub fn installs(&self, tenant: &str) -> Vec<InstallInfo> {
+        let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);
+        let mut list: Vec<InstallInfo> = table
+            .get(tenant)
+            .map(|installs| installs.values().map(|install| info(install)).collect())
+            .unwrap_or_default();
+        list.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+        list
+    }
+
+    /// Delivers `event` to every enabled install of `tenant` subscribed to its topic,
+    /// concurrently (bounded), and then the events those plugins emitted, depth by depth.
+    /// One plugin's failure never fails the others; every delivery's result is returned.
+    pub async fn dispatch(self: &Arc<Self>, tenant: &str, event: Event) -> Vec<Delivery> {
+        let mut deliveries = Vec::new();
+        let mut wave = vec![event];
+        while !wave.is_empty() {
+            let mut next = Vec::new();
+            for event in wave {
+                let results = self.deliver(tenant, &event).await;
+                for delivery in &results {
+                    next.extend(delivery.invocation.emitted.iter().enumerate().map(
+                        |(index, emitted)| Event {
+                            id: format!("{}/{}/{index}", event.id, delivery.plugin),
+                            topic: emitted.topic.clone(),
+                            payload: emitted.payload.clone(),
+                            depth: emitted.depth,
+                        },
+                    ));
+                }
+                deliveries.extend(results);
+            }
+            wave = next;
+        }
+        deliveries
+    }
+
+    /// Delivers one event to the tenant's subscribed installs, concurrently.
+    async fn deliver(self: &Arc<Self>, tenant: &str, event: &Event) -> Vec<Delivery> {
+        let targets: Vec<(String, Arc<Install>)> = {
+            let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);
+            let mut targets: Vec<_> = table
+                .get(tenant)
+                .into_iter()
+                .flatten()
+                .filter(|(_, install)| install.enabled.load(Ordering::SeqCst))
+                .filter(|(_, install)| {
+                    install
+                        .current
+                        .load()
+                        .prepared
+                        .plugin
+                        .manifest
+                        .permissions
+                        .subscribes(&event.topic)
+                })
+                .map(|(id, install)| (id.clone(), Arc::clone(install)))
+                .collect();
+            targets.sort_by(|a, b| a.0.cmp(&b.0));
+            targets
+        };
+        let semaphore = Arc::new(Semaphore::new(
+            self.policies.max_concurrent_deliveries.max(1),
+        ));
+        let mut tasks = JoinSet::new();
+        for (index, (plugin, install)) in targets.into_iter().enumerate() {
+            let host = Arc::clone(self);
+            let semaphore = Arc::clone(&semaphore);
+            let tenant = tenant.to_string();
+            let event = event.clone();
+            tasks.spawn(async move {
+                // The semaphore is never closed, so acquiring can only wait.
+                let _permit = semaphore.acquire_owned().await.ok();
+                let delivery = host.deliver_to(&tenant, &plugin, &install, &event).await;
+                (index, delivery)
+            });
+        }
+        let mut deliveries: Vec<(usize, Delivery)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(delivery) => deliveries.push(delivery),
+                // A delivery task only ends abnormally if the host itself panicked.
+                Err(error) => tracing::error!(%error, "a delivery task failed"),
+            }
+        }
+        deliveries.sort_by_key(|(index, _)| *index);
+        deliveries
+            .into_iter()
+            .map(|(_, delivery)| delivery)
+            .collect()
+    }
+
+    /// One delivery: breaker, call, metering, breaker and rollout bookkeeping.
+    async fn deliver_to(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        install: &Install,
+        event: &Event,
+    ) -> Delivery {
+        let deployment = install.current.load_full();
+        let version = deployment.version();
+        let admission = lock(&install.breaker).admit(Instant::now());
+        let invocation = match admission {
+            Admission::Refused { retry_after } => Invocation::failed(
+                InvokeError::CircuitOpen {
+                    retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                },
+                Instant::now(),
+            ),
+            Admission::Allowed | Admission::Trial => {
+                self.run(
+                    &deployment.prepared,
+                    tenant,
+                    &deployment.spec.config,
+                    &deployment.spec.limits,
+                    event.depth,
+                    Entry::Event(&crate::bindings::types::Event {
+                        id: event.id.clone(),
+                        topic: event.topic.clone(),
+                        payload: event.payload.clone(),
+                        tenant: tenant.to_string(),
+                        depth: event.depth,
+                    }),
+                )
+                .await
+            }
+        };
+        if !matches!(admission, Admission::Refused { .. }) {
+            self.account(tenant, plugin, install, &version, &invocation)
+                .await;
+        }
+        Delivery {
+            plugin: plugin.to_string(),
+            version,
+            topic: event.topic.clone(),
+            depth: event.depth,
+            invocation,
+        }
+    }
+
+    /// Meters a call and feeds the breaker and any rollout guard; rolls back if the rollout
+    /// verdict says so.
+    async fn account(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        install: &Install,
+        version: &str,
+        invocation: &Invocation,
+    ) {
+        let error_code = invocation.result.as_ref().err().map(InvokeError::code);
+        self.meter.record(
+            (tenant, plugin, version),
+            &CallRecord {
+                wall: invocation.usage.wall,
+                fuel: invocation.usage.fuel,
+                kv_bytes_written: invocation.usage.kv_bytes_written,
+                outbound_requests: invocation.usage.outbound_requests,
+                error_code,
+            },
+        );
+        // Only failures that are the plugin's fault count against it.
+        let success = !matches!(
+            invocation.result,
+            Err(InvokeError::OutOfFuel { .. }
+                | InvokeError::Timeout { .. }
+                | InvokeError::MemoryLimit { .. }
+                | InvokeError::Trap { .. }
+                | InvokeError::OutputTooLarge { .. })
+        );
+        let now = Instant::now();
+        {
+            let mut breaker = lock(&install.breaker);
+            let was_open = matches!(breaker.state(now), BreakerState::Open { .. });
+            breaker.record(now, success);
+            if !was_open && matches!(breaker.state(now), BreakerState::Open { .. }) {
+                let _ = self.events.send(HostEvent::CircuitOpened {
+                    tenant: tenant.to_string(),
+                    plugin: plugin.to_string(),
+                    version: version.to_string(),
+                });
+            }
+        }
+        let verdict = {
+            let mut rollout = lock(&install.rollout);
+            match rollout.as_mut() {
+                // Only calls on the version being rolled out count toward its verdict.
+                Some(guard) if install.current.load().version() == version => {
+                    let verdict = guard.record(now, success);
+                    if !matches!(verdict, RolloutVerdict::Watching) {
+                        *rollout = None;
+                    }
+                    verdict
+                }
+                _ => RolloutVerdict::Watching,
+            }
+        };
+        if let RolloutVerdict::RollBack { failures, calls } = verdict {
+            match self.roll_back_install(tenant, plugin, install).await {
+                Ok(rolled) => {
+                    tracing::warn!(tenant, plugin, from = %rolled.from, to = %rolled.to, failures, calls, "automatic rollback");
+                    let _ = self.events.send(HostEvent::AutoRolledBack {
+                        tenant: tenant.to_string(),
+                        plugin: plugin.to_string(),
+                        from: rolled.from,
+                        to: rolled.to,
+                        failures,
+                        calls,
+                    });
+                }
+                Err(error) => tracing::error!(tenant, plugin, %error, "automatic rollback failed"),
+            }
+        }
+    }
+
+    /// Runs a lifecycle hook of `deployment`, turning its failure into [`Error::Lifecycle`].
+    async fn lifecycle(
+        &self,
+        tenant: &str,
+        deployment: &Deployment,
+        entry: Entry<'_>,
+        hook: &'static str,
+    ) -> Result<(), Error> {
+        let invocation = self
+            .run(
+                &deployment.prepared,
+                tenant,
+                &deployment.spec.config,
+                &deployment.spec.limits,
+                0,
+                entry,
+            )
+            .await;
+        invocation
+            .result
+            .map(|_| ())
+            .map_err(|error| Error::Lifecycle {
+                plugin: deployment.prepared.plugin.label(),
+                hook,
+                error,
+            })
+    }
+
+    fn find(&self, tenant: &str, plugin: &str) -> Result<Arc<Install>, Error> {
+        self.installs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            .and_then(|installs| installs.get(plugin))
+            .cloned()
+            .ok_or_else(|| Error::NotInstalled {
+                tenant: tenant.to_string(),
+                plugin: plugin.to_string(),
+            })
+    }
+}
+
+fn info(install: &Install) -> InstallInfo {
+    let current = install.current.load();
+    InstallInfo {
+        plugin: current.prepared.plugin.manifest.plugin.id.to_string(),
+        version: current.version(),
+        previous_version: lock(&install.previous)
+            .as_ref()
+            .map(|previous| previous.version()),
+        enabled: install.enabled.load(Ordering::SeqCst),
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

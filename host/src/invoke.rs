@@ -1,0 +1,352 @@
+//! One call of a plugin in a fresh sandbox: instantiate, run `handler.on-event` under the
+//! call's limits, and turn every way it can end into a typed result.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::{Store, Trap};
+
+use crate::bindings::types;
+use crate::capabilities::config::ConfigState;
+use crate::capabilities::events::{EmittedEvent, EventsState};
+use crate::capabilities::http::OutboundHttp;
+use crate::capabilities::kv::KvState;
+use crate::capabilities::log::{LogLine, LogState};
+use crate::engine::Metering;
+use crate::error::InvokeError;
+use crate::kv::{KvQuota, Namespace};
+use crate::limits::Limits;
+use crate::plugin::PreparedPlugin;
+use crate::runtime::Host;
+use crate::sandbox::{CallIdentity, SandboxState};
+
+/// Fuel a metered call gets when its limits name none.
+pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+
+/// An event to deliver to one plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Unique id of the delivery.
+    pub id: String,
+    /// The topic.
+    pub topic: String,
+    /// The payload (by convention UTF-8 JSON).
+    pub payload: Vec<u8>,
+    /// Emit hops that led to this event (0 from outside).
+    pub depth: u32,
+}
+
+/// Everything one call needs besides the plugin: whose call it is, the event, the install's
+/// configuration and the plan's limits.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The tenant's slug.
+    pub tenant: String,
+    /// The event.
+    pub event: Event,
+    /// The install's configuration values.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// The plan's limits (capped by the manifest before use).
+    pub limits: Limits,
+}
+
+/// What a call used, for metering.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Wall-clock time of the whole call.
+    pub wall: Duration,
+    /// Fuel consumed, when metering was on.
+    pub fuel: Option<u64>,
+    /// Peak bytes of memories and tables.
+    pub memory_bytes: u64,
+    /// Outbound HTTP requests sent.
+    pub outbound_requests: u32,
+    /// Bytes of keys and values written to kv.
+    pub kv_bytes_written: u64,
+}
+
+/// How a call ended: its result, plus what it logged, emitted and used.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// The plugin's output (`None` for no output) or why the call failed.
+    pub result: Result<Option<Vec<u8>>, InvokeError>,
+    /// Events emitted by a successful call (a failed call's emits are discarded).
+    pub emitted: Vec<EmittedEvent>,
+    /// Lines the plugin logged, including what it wrote to stdout and stderr.
+    pub logs: Vec<LogLine>,
+    /// Lines dropped past the per-call cap.
+    pub logs_dropped: u32,
+    /// Resources used.
+    pub usage: Usage,
+}
+
+/// Which export a sandboxed run calls.
+pub(crate) enum Entry<'a> {
+    /// `handler.on-event`.
+    Event(&'a types::Event),
+    /// `lifecycle.on-install`.
+    Install,
+    /// `lifecycle.on-upgrade(from)`.
+    Upgrade(&'a str),
+    /// `lifecycle.on-uninstall`.
+    Uninstall,
+}
+
+impl Host {
+    /// Runs `call.event` through `prepared` in a fresh sandbox for `call.tenant`.
+    ///
+    /// Never fails the host: a trap, timeout, exhaustion or plugin error ends only this call,
+    /// as the [`Invocation`]'s `result`.
+    pub async fn invoke(&self, prepared: &PreparedPlugin, call: Call) -> Invocation {
+        let manifest = &prepared.plugin.manifest;
+        if !manifest.permissions.subscribes(&call.event.topic) {
+            return Invocation::failed(
+                InvokeError::NotSubscribed {
+                    topic: call.event.topic,
+                },
+                Instant::now(),
+            );
+        }
+        let event = types::Event {
+            id: call.event.id,
+            topic: call.event.topic,
+            payload: call.event.payload,
+            tenant: call.tenant.clone(),
+            depth: call.event.depth,
+        };
+        self.run(
+            prepared,
+            &call.tenant,
+            &call.config,
+            &call.limits,
+            event.depth,
+            Entry::Event(&event),
+        )
+        .await
+    }
+
+    /// Calls one export of `prepared` in a fresh sandbox under `limits` (capped by the
+    /// manifest) and classifies how it ended.
+    pub(crate) async fn run(
+        &self,
+        prepared: &PreparedPlugin,
+        tenant: &str,
+        config: &Arc<BTreeMap<String, String>>,
+        limits: &Limits,
+        depth: u32,
+        entry: Entry<'_>,
+    ) -> Invocation {
+        let started = Instant::now();
+        let manifest = &prepared.plugin.manifest;
+        let limits = limits.clone().capped_by(manifest);
+        let identity = CallIdentity {
+            tenant: tenant.to_string(),
+            plugin: manifest.plugin.id.to_string(),
+            version: manifest.plugin.version.to_string(),
+        };
+        let kv = match (&self.kv, &prepared.grants.kv) {
+            (Some(store), Some(grant)) => Some(KvState::new(
+                store.clone(),
+                Namespace::new(&identity.tenant, &identity.plugin),
+                KvQuota {
+                    max_bytes: grant.max_bytes,
+                    max_keys: grant.max_keys,
+                },
+            )),
+            _ => None,
+        };
+        let outbound = OutboundHttp::new(
+            Arc::clone(&prepared.grants),
+            self.allow_private_http,
+            limits.max_outbound_requests,
+        );
+        let denials = outbound.denials();
+        let state = SandboxState::new(
+            identity,
+            limits.memory_bytes,
+            Box::new(outbound.clone()),
+            LogState::new(limits.max_log_lines, limits.max_log_line_bytes),
+            kv,
+            ConfigState::new(manifest, Arc::clone(config)),
+            EventsState::new(
+                Arc::clone(&prepared.grants),
+                depth,
+                limits.max_emitted_events,
+                limits.max_event_payload_bytes,
+            ),
+        );
+
+        let mut store = Store::new(self.engine.engine(prepared.metering), state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(self.engine.deadline_ticks(limits.timeout));
+        store.epoch_deadline_trap();
+        let fuel = match prepared.metering {
+            Metering::Epoch => None,
+            Metering::Fuel => {
+                let fuel = limits.fuel.unwrap_or(DEFAULT_FUEL);
+                if let Err(error) = store.set_fuel(fuel) {
+                    return Invocation::failed(
+                        InvokeError::Internal(format!("cannot set fuel: {error:#}")),
+                        started,
+                    );
+                }
+                Some(fuel)
+            }
+        };
+
+        let run = async {
+            let instance = prepared.pre.instantiate_async(&mut store).await?;
+            let hooks = match (&entry, &prepared.lifecycle) {
+                (Entry::Event(_), _) => None,
+                (_, Some(indices)) => Some(indices.load(&mut store, &instance)?),
+                // A plugin without lifecycle hooks has nothing to run: that is a success.
+                (_, None) => return Ok(Ok(None)),
+            };
+            match (entry, hooks) {
+                (Entry::Event(event), _) => {
+                    let handler = prepared.handler.load(&mut store, &instance)?;
+                    handler.call_on_event(&mut store, event).await
+                }
+                (Entry::Install, Some(hooks)) => hooks
+                    .call_on_install(&mut store)
+                    .await
+                    .map(|result| result.map(|()| None)),
+                (Entry::Upgrade(from), Some(hooks)) => hooks
+                    .call_on_upgrade(&mut store, from)
+                    .await
+                    .map(|result| result.map(|()| None)),
+                (Entry::Uninstall, Some(hooks)) => hooks
+                    .call_on_uninstall(&mut store)
+                    .await
+                    .map(|result| result.map(|()| None)),
+                (_, None) => Ok(Ok(None)),
+            }
+        };
+        let outcome = tokio::time::timeout(limits.timeout, run).await;
+
+        let fuel_used = fuel.map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
+        let result = match outcome {
+            Err(_elapsed) => Err(timeout(&limits)),
+            Ok(Err(error)) => Err(classify_trap(&error, &store, &limits, fuel)),
+            Ok(Ok(Err(plugin_error))) => Err(match denials.first() {
+                // The plugin failed after the host refused it a capability: say so.
+                Some(denial) => InvokeError::PermissionDenied {
+                    capability: "http".to_string(),
+                    detail: denial.to_string(),
+                },
+                None => plugin_failure(plugin_error),
+            }),
+            Ok(Ok(Ok(output))) => match output {
+                Some(bytes) if bytes.len() as u64 > limits.max_output_bytes => {
+                    Err(InvokeError::OutputTooLarge {
+                        size: bytes.len() as u64,
+                        limit: limits.max_output_bytes,
+                    })
+                }
+                output => Ok(output),
+            },
+        };
+
+        let state = store.into_data();
+        let stdout = state.stdout_text();
+        let stderr = state.stderr_text();
+        let memory_bytes = state.limiter.used();
+        let kv_bytes_written = state.kv.as_ref().map_or(0, KvState::bytes_written);
+        let mut log = state.log;
+        for (level, text) in [("info", &stdout), ("warn", &stderr)] {
+            for line in text.lines().filter(|line| !line.trim().is_empty()) {
+                log.write(&state.identity, level, line, Vec::new());
+            }
+        }
+        let (logs, logs_dropped) = log.finish();
+        let emitted = if result.is_ok() {
+            state.events.finish()
+        } else {
+            Vec::new()
+        };
+        Invocation {
+            result,
+            emitted,
+            logs,
+            logs_dropped,
+            usage: Usage {
+                wall: started.elapsed(),
+                fuel: fuel_used,
+                memory_bytes,
+                outbound_requests: outbound.requests_sent(),
+                kv_bytes_written,
+            },
+        }
+    }
+}
+
+impl Invocation {
+    pub(crate) fn failed(error: InvokeError, started: Instant) -> Self {
+        Invocation {
+            result: Err(error),
+            emitted: Vec::new(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            usage: Usage {
+                wall: started.elapsed(),
+                ..Usage::default()
+            },
+        }
+    }
+}
+
+fn timeout(limits: &Limits) -> InvokeError {
+    InvokeError::Timeout {
+        limit_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Turns a wasmtime error (a trap or a host fault) into the call's typed error.
+fn classify_trap(
+    error: &wasmtime::Error,
+    store: &Store<SandboxState>,
+    limits: &Limits,
+    fuel: Option<u64>,
+) -> InvokeError {
+    let state = store.data();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => InvokeError::OutOfFuel {
+            limit: fuel.unwrap_or(0),
+        },
+        Some(Trap::Interrupt) => timeout(limits),
+        _ if state.limiter.was_denied() => InvokeError::MemoryLimit {
+            limit_bytes: limits.memory_bytes,
+        },
+        Some(Trap::StackOverflow) => InvokeError::Trap {
+            message: "stack overflow: the plugin exhausted its call stack".to_string(),
+        },
+        Some(trap) => {
+            // A Rust guest prints its panic message to stderr before trapping.
+            let panic = state
+                .stderr_text()
+                .lines()
+                .find(|line| line.contains("panicked"))
+                .map(|line| format!(" ({})", line.trim()))
+                .unwrap_or_default();
+            InvokeError::Trap {
+                message: format!("{trap}{panic}"),
+            }
+        }
+        None => InvokeError::Internal(format!("{error:#}")),
+    }
+}
+
+fn plugin_failure(error: types::PluginError) -> InvokeError {
+    let (kind, message) = match error {
+        types::PluginError::InvalidPayload(message) => ("invalid-payload", message),
+        types::PluginError::InvalidConfig(message) => ("invalid-config", message),
+        types::PluginError::Capability(message) => ("capability", message),
+        types::PluginError::Failed(message) => ("failed", message),
+    };
+    InvokeError::PluginError {
+        kind: kind.to_string(),
+        message,
+    }
+}

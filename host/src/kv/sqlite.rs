@@ -1,0 +1,189 @@
+//! The SQLite backend of the kv store.
+//!
+//! Every write runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock before
+//! the first read: the quota is checked against usage no other writer can change until commit.
+//! Contending writers wait for the lock up to the connection's busy timeout.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use super::{
+    DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, EmbeddedMigration, GET_SQL, KeyRange, KvError, KvQuota,
+    KvUsage, Namespace, RELEASE_SQL, USAGE_SQL, charge, entry_bytes, from_db, len_u64, list_sql,
+    to_db,
+};
+
+/// The SQLite migrations, in order.
+pub(super) const MIGRATIONS: &[EmbeddedMigration] =
+    &[(1, "kv", include_str!("../../migrations/sqlite/0001_kv.sql"))];
+
+/// How long a writer waits for another writer's lock before giving up as unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const OLD_VALUE_LEN_SQL: &str =
+    "SELECT length(value) FROM kv_entries WHERE tenant = $1 AND plugin = $2 AND key = $3";
+
+const UPSERT_ENTRY_SQL: &str = "INSERT INTO kv_entries (tenant, plugin, key, value) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (tenant, plugin, key) DO UPDATE SET value = excluded.value";
+
+const UPSERT_USAGE_SQL: &str = "INSERT INTO kv_usage (tenant, plugin, bytes, keys) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (tenant, plugin) DO UPDATE SET bytes = excluded.bytes, keys = excluded.keys";
+
+const DELETE_ENTRY_SQL: &str = "DELETE FROM kv_entries WHERE tenant = $1 AND plugin = $2 \
+     AND key = $3 RETURNING length(value)";
+
+pub(super) async fn connect(url: &str) -> Result<SqlitePool, KvError> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT);
+    Ok(SqlitePoolOptions::new().connect_with(options).await?)
+}
+
+pub(super) async fn get(
+    pool: &SqlitePool,
+    ns: &Namespace,
+    key: &str,
+) -> Result<Option<Vec<u8>>, KvError> {
+    let row = sqlx::query(GET_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|row| row.try_get(0)).transpose()?)
+}
+
+pub(super) async fn set(
+    pool: &SqlitePool,
+    ns: &Namespace,
+    key: &str,
+    value: &[u8],
+    quota: &KvQuota,
+) -> Result<(), KvError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let current = sqlx::query(USAGE_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| usage_from(&row))
+        .transpose()?
+        .unwrap_or_default();
+    let old_value_len: Option<i64> = sqlx::query(OLD_VALUE_LEN_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    let old = old_value_len.map(|len| entry_bytes(key, from_db(len)));
+    // On refusal the transaction is dropped, which rolls it back: nothing is written.
+    let after = charge(current, old, entry_bytes(key, len_u64(value.len())), quota)?;
+
+    sqlx::query(UPSERT_ENTRY_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(UPSERT_USAGE_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .bind(to_db(after.bytes))
+        .bind(to_db(after.keys))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn delete(pool: &SqlitePool, ns: &Namespace, key: &str) -> Result<bool, KvError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let removed: Option<i64> = sqlx::query(DELETE_ENTRY_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    let Some(value_len) = removed else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    sqlx::query(RELEASE_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .bind(to_db(entry_bytes(key, from_db(value_len))))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn list_keys(
+    pool: &SqlitePool,
+    ns: &Namespace,
+    range: &KeyRange<'_>,
+    fetch: i64,
+) -> Result<Vec<String>, KvError> {
+    let mut query = sqlx::query(list_sql(range))
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .bind(range.lower);
+    if let Some(upper) = &range.upper {
+        query = query.bind(upper);
+    }
+    let rows = query.bind(fetch).fetch_all(pool).await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?)
+}
+
+pub(super) async fn usage(pool: &SqlitePool, ns: &Namespace) -> Result<KvUsage, KvError> {
+    let row = sqlx::query(USAGE_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row
+        .map(|row| usage_from(&row))
+        .transpose()?
+        .unwrap_or_default())
+}
+
+pub(super) async fn delete_namespace(pool: &SqlitePool, ns: &Namespace) -> Result<u64, KvError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let removed = sqlx::query(DELETE_ENTRIES_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query(DELETE_USAGE_SQL)
+        .bind(&ns.tenant)
+        .bind(&ns.plugin)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
+fn usage_from(row: &SqliteRow) -> Result<KvUsage, sqlx::Error> {
+    Ok(KvUsage {
+        bytes: from_db(row.try_get("bytes")?),
+        keys: from_db(row.try_get("keys")?),
+    })
+}

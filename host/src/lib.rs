@@ -1,0 +1,30 @@
+//! plinth-host: the data plane.
+//!
+//! The host runs signed plugin components for many tenants at once. Each call runs in a fresh
+//! sandbox (a wasmtime `Store`) that carries the tenant's identity, the permissions the tenant
+//! granted, its configuration and its limits; capabilities are linked only when granted.
+#![deny(missing_docs)]
+
+pub mod bindings;
+pub mod breaker;
+pub mod cache;
+pub mod capabilities;
+pub mod engine;
+pub mod error;
+pub mod installs;
+pub mod invoke;
+pub mod kv;
+pub mod limits;
+pub mod metering;
+pub mod plugin;
+pub mod runtime;
+pub mod sandbox;
+pub mod trust;
+
+pub use engine::{EngineConfig, Metering, PlinthEngine};
+pub use error::{Error, InvokeError};
+pub use installs::{Delivery, HostEvent, InstallInfo, InstallSpec, RolledBack};
+pub use invoke::{Call, Event, Invocation, Usage};
+pub use limits::Limits;
+pub use plugin::{LoadedPlugin, PreparedPlugin};
+pub use runtime::{Host, HostConfig, HostPolicies};

@@ -1,0 +1,374 @@
+//! Installs through their lifecycle: install, dispatch, enable/disable, upgrade (atomic, with
+//! in-flight calls finishing on the old version), manual and automatic rollback, the circuit
+//! breaker, uninstall (kv data removed) and metering.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plinth_host::breaker::{BreakerPolicy, RolloutPolicy};
+use plinth_host::kv::KvStore;
+use plinth_host::trust::TrustPolicy;
+use plinth_host::{
+    Delivery, EngineConfig, Error, Event, Host, HostConfig, HostEvent, InstallSpec, InvokeError,
+    Limits, LoadedPlugin, Metering,
+};
+use plinth_package::Package;
+use plinth_test_artifacts::{COUNTER, HELLO, SPIN_FOREVER, TRAP, TestPlugin};
+
+struct Fixture {
+    host: Arc<Host>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(policies: impl FnOnce(&mut HostConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let kv = KvStore::connect(&format!("sqlite://{}", dir.path().join("kv.db").display()))
+        .await
+        .unwrap_or_else(|e| panic!("kv: {e}"));
+    let mut config = HostConfig::new(dir.path().join("cache"), TrustPolicy::development());
+    config.engine = EngineConfig {
+        max_instances: 32,
+        ..EngineConfig::default()
+    };
+    config.kv = Some(kv);
+    policies(&mut config);
+    let host = Arc::new(Host::new(config).unwrap_or_else(|e| panic!("host: {e}")));
+    Fixture { host, _dir: dir }
+}
+
+/// A package of `plugin`'s component under its own manifest.
+fn package(plugin: &TestPlugin) -> Package {
+    let manifest = std::fs::read_to_string(format!("{}/plinth.toml", plugin.dir))
+        .unwrap_or_else(|e| panic!("manifest: {e}"));
+    package_with(plugin, &manifest)
+}
+
+/// A package of `plugin`'s component under the given manifest: lets a test make "versions"
+/// of one plugin id out of different components.
+fn package_with(plugin: &TestPlugin, manifest: &str) -> Package {
+    let wasm = std::fs::read(plugin.wasm).unwrap_or_else(|e| panic!("wasm: {e}"));
+    Package::new(manifest.to_string(), wasm, None, None).unwrap_or_else(|e| panic!("package: {e}"))
+}
+
+/// A manifest for `id`@`version` subscribing to `topic`.
+fn manifest(id: &str, version: &str, topic: &str) -> String {
+    format!(
+        r#"[plugin]
+id = "{id}"
+version = "{version}"
+name = "Test"
+description = "A test version."
+license = "Apache-2.0"
+api = "^0.1"
+
+[permissions]
+events = {{ subscribe = ["{topic}"] }}
+"#
+    )
+}
+
+impl Fixture {
+    fn load(&self, package: &Package) -> Arc<LoadedPlugin> {
+        self.host
+            .load(package)
+            .unwrap_or_else(|e| panic!("load: {e}"))
+    }
+
+    async fn install(&self, tenant: &str, package: &Package) -> Arc<LoadedPlugin> {
+        let loaded = self.load(package);
+        self.host
+            .install(tenant, &loaded, spec(package, Limits::default()))
+            .await
+            .unwrap_or_else(|e| panic!("install: {e}"));
+        loaded
+    }
+
+    async fn dispatch(&self, tenant: &str, topic: &str, payload: &str) -> Vec<Delivery> {
+        self.host
+            .dispatch(
+                tenant,
+                Event {
+                    id: "evt".to_string(),
+                    topic: topic.to_string(),
+                    payload: payload.as_bytes().to_vec(),
+                    depth: 0,
+                },
+            )
+            .await
+    }
+}
+
+fn spec(package: &Package, limits: Limits) -> InstallSpec {
+    InstallSpec {
+        grants: package.manifest.permissions.clone(),
+        config: Arc::new(BTreeMap::new()),
+        limits,
+        metering: Metering::Epoch,
+    }
+}
+
+fn output(delivery: &Delivery) -> serde_json::Value {
+    match &delivery.invocation.result {
+        Ok(Some(bytes)) => serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("json: {e}")),
+        other => panic!("expected output from {}, got {other:?}", delivery.plugin),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_reaches_only_the_tenants_subscribed_enabled_installs() {
+    let f = fixture(|_| {}).await;
+    f.install("alpha", &package(&HELLO)).await;
+    f.install("alpha", &package(&COUNTER)).await;
+
+    let greet = f.dispatch("alpha", "greet", "\"Ada\"").await;
+    assert_eq!(greet.len(), 1, "only hello subscribes to greet");
+    assert_eq!(greet[0].plugin, "examples.hello");
+    assert_eq!(output(&greet[0]), serde_json::json!("Hello, Ada!"));
+
+    assert!(
+        f.dispatch("beta", "greet", "\"Ada\"").await.is_empty(),
+        "another tenant's installs never see alpha's events"
+    );
+    assert!(f.dispatch("alpha", "nobody-listens", "1").await.is_empty());
+
+    f.host
+        .set_enabled("alpha", "examples.hello", false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(f.dispatch("alpha", "greet", "\"Ada\"").await.is_empty());
+    f.host
+        .set_enabled("alpha", "examples.hello", true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.dispatch("alpha", "greet", "\"Ada\"").await.len(), 1);
+
+    let installs = f.host.installs("alpha");
+    let ids: Vec<&str> = installs.iter().map(|i| i.plugin.as_str()).collect();
+    assert_eq!(ids, ["examples.counter", "examples.hello"]);
+}
+
+#[tokio::test]
+async fn installing_twice_and_unknown_installs_are_refused() {
+    let f = fixture(|_| {}).await;
+    let hello = package(&HELLO);
+    let loaded = f.install("alpha", &hello).await;
+    let again = f
+        .host
+        .install("alpha", &loaded, spec(&hello, Limits::default()))
+        .await;
+    assert!(
+        matches!(again, Err(Error::AlreadyInstalled { .. })),
+        "{again:?}"
+    );
+    assert!(matches!(
+        f.host.set_enabled("alpha", "examples.nope", false),
+        Err(Error::NotInstalled { .. })
+    ));
+    assert!(matches!(
+        f.host.rollback("alpha", "examples.hello").await,
+        Err(Error::NothingToRollBack { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_swaps_versions_and_rollback_returns() {
+    let f = fixture(|_| {}).await;
+    f.install("alpha", &package(&HELLO)).await;
+    let v2_package = package_with(&HELLO, &manifest("examples.hello", "0.2.0", "greet"));
+    let v2 = f.load(&v2_package);
+    let info = f
+        .host
+        .upgrade("alpha", &v2, spec(&v2_package, Limits::default()))
+        .await
+        .unwrap_or_else(|e| panic!("upgrade: {e}"));
+    assert_eq!(info.version, "0.2.0");
+    assert_eq!(info.previous_version.as_deref(), Some("0.1.0"));
+    assert_eq!(
+        f.dispatch("alpha", "greet", "\"Ada\"").await[0].version,
+        "0.2.0"
+    );
+
+    let rolled = f
+        .host
+        .rollback("alpha", "examples.hello")
+        .await
+        .unwrap_or_else(|e| panic!("rollback: {e}"));
+    assert_eq!(
+        (rolled.from.as_str(), rolled.to.as_str()),
+        ("0.2.0", "0.1.0")
+    );
+    let delivered = f.dispatch("alpha", "greet", "\"Ada\"").await;
+    assert_eq!(delivered[0].version, "0.1.0");
+    assert_eq!(output(&delivered[0]), serde_json::json!("Hello, Ada!"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_calls_finish_on_the_version_they_started_with() {
+    let f = fixture(|_| {}).await;
+    // v1 is slow (it spins until its 400 ms deadline); v2 answers at once.
+    let v1_package = package_with(&SPIN_FOREVER, &manifest("examples.slow", "1.0.0", "work"));
+    let v1 = f.load(&v1_package);
+    let limits = Limits::default().with_timeout(Duration::from_millis(400));
+    f.host
+        .install("alpha", &v1, spec(&v1_package, limits.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("install: {e}"));
+
+    let host = Arc::clone(&f.host);
+    let in_flight = tokio::spawn(async move {
+        host.dispatch(
+            "alpha",
+            Event {
+                id: "slow".into(),
+                topic: "work".into(),
+                payload: b"null".to_vec(),
+                depth: 0,
+            },
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let v2_package = package_with(&HELLO, &manifest("examples.slow", "2.0.0", "work"));
+    let v2 = f.load(&v2_package);
+    f.host
+        .upgrade("alpha", &v2, spec(&v2_package, limits))
+        .await
+        .unwrap_or_else(|e| panic!("upgrade: {e}"));
+
+    let old = in_flight.await.unwrap_or_else(|e| panic!("task: {e}"));
+    assert_eq!(old[0].version, "1.0.0");
+    assert!(matches!(
+        old[0].invocation.result,
+        Err(InvokeError::Timeout { .. })
+    ));
+    let new = f.dispatch("alpha", "work", "\"Ada\"").await;
+    assert_eq!(new[0].version, "2.0.0");
+    assert_eq!(output(&new[0]), serde_json::json!("Hello, Ada!"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_upgrade_is_rolled_back_automatically_and_reported() {
+    let f = fixture(|config| {
+        config.policies.rollout = RolloutPolicy {
+            observe_for: Duration::from_secs(600),
+            min_calls: 3,
+            max_failure_rate: 0.5,
+        };
+    })
+    .await;
+    let mut events = f.host.subscribe();
+    f.install("alpha", &package(&HELLO)).await;
+    // "0.2.0" of hello is the trap component: it panics on every event.
+    let bad_package = package_with(&TRAP, &manifest("examples.hello", "0.2.0", "greet"));
+    let bad = f.load(&bad_package);
+    f.host
+        .upgrade("alpha", &bad, spec(&bad_package, Limits::default()))
+        .await
+        .unwrap_or_else(|e| panic!("upgrade: {e}"));
+
+    for _ in 0..3 {
+        let delivered = f.dispatch("alpha", "greet", "\"Ada\"").await;
+        assert_eq!(delivered[0].version, "0.2.0");
+        assert!(matches!(
+            delivered[0].invocation.result,
+            Err(InvokeError::Trap { .. })
+        ));
+    }
+    let event = events
+        .try_recv()
+        .unwrap_or_else(|e| panic!("no host event: {e}"));
+    assert_eq!(
+        event,
+        HostEvent::AutoRolledBack {
+            tenant: "alpha".into(),
+            plugin: "examples.hello".into(),
+            from: "0.2.0".into(),
+            to: "0.1.0".into(),
+            failures: 3,
+            calls: 3,
+        }
+    );
+    let delivered = f.dispatch("alpha", "greet", "\"Ada\"").await;
+    assert_eq!(delivered[0].version, "0.1.0");
+    assert_eq!(output(&delivered[0]), serde_json::json!("Hello, Ada!"));
+}
+
+#[tokio::test]
+async fn repeated_failures_open_the_circuit_breaker() {
+    let f = fixture(|config| {
+        config.policies.breaker = BreakerPolicy {
+            failure_threshold: 2,
+            window: Duration::from_secs(60),
+            cool_down: Duration::from_secs(60),
+        };
+    })
+    .await;
+    let mut events = f.host.subscribe();
+    let broken = package_with(&TRAP, &manifest("examples.broken", "1.0.0", "run"));
+    f.install("alpha", &broken).await;
+    for _ in 0..2 {
+        let delivered = f.dispatch("alpha", "run", "null").await;
+        assert!(matches!(
+            delivered[0].invocation.result,
+            Err(InvokeError::Trap { .. })
+        ));
+    }
+    let refused = f.dispatch("alpha", "run", "null").await;
+    assert!(
+        matches!(
+            refused[0].invocation.result,
+            Err(InvokeError::CircuitOpen { .. })
+        ),
+        "{:?}",
+        refused[0].invocation.result
+    );
+    assert!(matches!(
+        events.try_recv(),
+        Ok(HostEvent::CircuitOpened { ref plugin, .. }) if plugin == "examples.broken"
+    ));
+}
+
+#[tokio::test]
+async fn uninstall_removes_the_install_and_its_kv_data() {
+    let f = fixture(|_| {}).await;
+    let counter = package(&COUNTER);
+    let loaded = f.install("alpha", &counter).await;
+    f.dispatch("alpha", "count", "null").await;
+    let second = f.dispatch("alpha", "count", "null").await;
+    assert_eq!(output(&second[0])["count"], 2);
+
+    f.host
+        .uninstall("alpha", "examples.counter")
+        .await
+        .unwrap_or_else(|e| panic!("uninstall: {e}"));
+    assert!(f.dispatch("alpha", "count", "null").await.is_empty());
+    assert!(f.host.installs("alpha").is_empty());
+
+    f.host
+        .install("alpha", &loaded, spec(&counter, Limits::default()))
+        .await
+        .unwrap_or_else(|e| panic!("reinstall: {e}"));
+    let fresh = f.dispatch("alpha", "count", "null").await;
+    assert_eq!(
+        output(&fresh[0])["count"],
+        1,
+        "kv data went with the uninstall"
+    );
+}
+
+#[tokio::test]
+async fn dispatched_calls_are_metered_per_tenant_plugin_and_version() {
+    let f = fixture(|_| {}).await;
+    f.install("alpha", &package(&HELLO)).await;
+    f.dispatch("alpha", "greet", "\"Ada\"").await;
+    f.dispatch("alpha", "greet", "not json").await;
+    let records = f.host.meter().snapshot();
+    let hello = records
+        .iter()
+        .find(|record| record.key.plugin == "examples.hello")
+        .unwrap_or_else(|| panic!("no usage for hello: {records:?}"));
+    assert_eq!(hello.key.tenant, "alpha");
+    assert_eq!(hello.key.version, "0.1.0");
+    assert_eq!(hello.counters.invocations, 2);
+    assert_eq!(hello.counters.failures.get("plugin_error"), Some(&1));
+    assert!(hello.counters.wall_time_us > 0);
+}

@@ -1,0 +1,427 @@
+//! Outbound HTTP policy: the allowlist, private addresses, the request budget, schemes and
+//! redirects, driven through the `WasiHttpHooks::send_request` hook the sandbox installs,
+//! against a local listener that counts every connection it accepts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::header::LOCATION;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use plinth_host::capabilities::http::{
+    Denial, DenialReason, OutboundConfig, OutboundHttp, is_public_address,
+};
+use plinth_package::{HttpPermission, Permissions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpHooks};
+
+const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+
+/// A local HTTP/1.1 server answering every request with one fixed response.
+struct Server {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Binds `127.0.0.1:0` and serves `respond(its address)` to every request.
+    async fn start(respond: impl FnOnce(SocketAddr) -> String) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let response = Arc::new(respond(addr));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (count, seen) = (accepted.clone(), heads.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let (response, seen) = (response.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Server {
+            addr,
+            accepted,
+            heads,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+fn permissions(hosts: &[&str]) -> Arc<Permissions> {
+    Arc::new(Permissions {
+        http: Some(HttpPermission {
+            hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
+        }),
+        ..Permissions::default()
+    })
+}
+
+fn config(allow_private: bool, max_requests: u32) -> OutboundConfig {
+    OutboundConfig {
+        allow_private,
+        max_requests,
+        ..OutboundConfig::default()
+    }
+}
+
+fn get(uri: &str) -> Request<WasiBody> {
+    let body = Empty::<Bytes>::new()
+        .map_err(HttpError::from)
+        .boxed_unsync();
+    Request::get(uri).body(body).unwrap()
+}
+
+/// Sends `uri` through the hook as the `wasi:http` implementation would.
+async fn send(hooks: &mut OutboundHttp, uri: &str) -> Result<Response<WasiBody>, HttpError> {
+    let future = hooks.send_request(get(uri), None, Box::new(async { Ok(()) }));
+    let (response, _io) = Pin::from(future).await?;
+    Ok(response)
+}
+
+fn denial(host: &str, port: Option<u16>, reason: DenialReason) -> Denial {
+    Denial {
+        host: host.to_owned(),
+        port,
+        reason,
+    }
+}
+
+fn is_denied<T>(result: &Result<T, HttpError>) -> bool {
+    matches!(result, Err(HttpError::HttpRequestDenied))
+}
+
+#[tokio::test]
+async fn an_allowlisted_host_is_reached_and_its_status_comes_back() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), true, 5);
+    let denials = hooks.denials();
+
+    let response = send(&mut hooks, &server.url("/hello")).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.accepted(), 1);
+    let heads = server.heads.lock().unwrap().clone();
+    assert!(heads[0].starts_with("GET /hello HTTP/1.1\r\n"), "{heads:?}");
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains(&format!("host: 127.0.0.1:{}", server.port())),
+        "{heads:?}"
+    );
+    assert_eq!(hooks.requests_sent(), 1);
+    assert!(denials.to_vec().is_empty());
+}
+
+#[tokio::test]
+async fn a_host_off_the_allowlist_is_denied_before_any_lookup_or_connection() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    let mut hooks = OutboundHttp::new(permissions(&["allowed.example.com"]), true, 5);
+    let denials = hooks.denials();
+
+    // The refusal is decided and recorded inside the hook, before its future is ever polled,
+    // so nothing can have been resolved or connected.
+    let pending = hooks.send_request(
+        get("http://evil.example.com/steal"),
+        None,
+        Box::new(async { Ok(()) }),
+    );
+    assert_eq!(
+        denials.to_vec(),
+        [denial(
+            "evil.example.com",
+            Some(80),
+            DenialReason::NotAllowlisted
+        )]
+    );
+    assert!(is_denied(&Pin::from(pending).await));
+
+    // The listener's own address is not on the list either: it never sees a connection.
+    let result = send(&mut hooks, &server.url("/")).await;
+    assert!(is_denied(&result));
+    assert_eq!(server.accepted(), 0);
+    assert_eq!(
+        denials.first(),
+        Some(denial(
+            "evil.example.com",
+            Some(80),
+            DenialReason::NotAllowlisted
+        ))
+    );
+    assert_eq!(
+        denials.to_vec()[1],
+        denial(
+            "127.0.0.1",
+            Some(server.port()),
+            DenialReason::NotAllowlisted
+        )
+    );
+    assert_eq!(hooks.requests_sent(), 0);
+    assert_eq!(
+        denials.to_vec()[0].to_string(),
+        "outbound request to evil.example.com:80 denied: the host is not on the plugin's allowlist"
+    );
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_even_when_allowlisted() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    let port = server.port();
+    let mut hooks = OutboundHttp::with_config(
+        permissions(&[
+            "127.0.0.1",
+            "localhost",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+            "169.254.169.254",
+        ]),
+        config(false, 10),
+    );
+    let denials = hooks.denials();
+
+    let targets = [
+        (format!("http://127.0.0.1:{port}/"), "127.0.0.1"),
+        // A name is resolved and refused when it leads to a private address.
+        (format!("http://localhost:{port}/"), "localhost"),
+        (format!("http://[::1]:{port}/"), "[::1]"),
+        (
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+            "[::ffff:127.0.0.1]",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "169.254.169.254",
+        ),
+    ];
+    for (uri, _) in &targets {
+        assert!(is_denied(&send(&mut hooks, uri).await), "{uri}");
+    }
+
+    assert_eq!(server.accepted(), 0);
+    assert_eq!(hooks.requests_sent(), 0);
+    let expected: Vec<Denial> = targets
+        .iter()
+        .map(|(uri, host)| {
+            let port = if uri.starts_with("http://169.254") {
+                80
+            } else {
+                port
+            };
+            denial(host, Some(port), DenialReason::PrivateAddress)
+        })
+        .collect();
+    assert_eq!(denials.to_vec(), expected);
+}
+
+#[tokio::test]
+async fn the_request_budget_is_enforced_and_refusals_do_not_spend_it() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    let hooks = OutboundHttp::with_config(permissions(&["127.0.0.1"]), config(true, 2));
+    let denials = hooks.denials();
+    // The sandbox boxes a clone into the store: clones share the budget and the record.
+    let mut in_store = hooks.clone();
+
+    let off_list = format!("http://localhost:{}/", server.port());
+    assert!(is_denied(&send(&mut in_store, &off_list).await));
+    for _ in 0..2 {
+        let response = send(&mut in_store, &server.url("/")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert!(is_denied(&send(&mut in_store, &server.url("/")).await));
+
+    assert_eq!(server.accepted(), 2);
+    assert_eq!(hooks.requests_sent(), 2);
+    assert_eq!(
+        denials.to_vec(),
+        [
+            denial(
+                "localhost",
+                Some(server.port()),
+                DenialReason::NotAllowlisted
+            ),
+            denial(
+                "127.0.0.1",
+                Some(server.port()),
+                DenialReason::TooManyRequests
+            ),
+        ]
+    );
+    assert_eq!(denials.total(), 2);
+}
+
+#[tokio::test]
+async fn schemes_other_than_http_and_https_are_refused() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), true, 5);
+    let denials = hooks.denials();
+
+    // The hook lets every scheme through to `send_request`, so the refusal is recorded there.
+    assert!(hooks.is_supported_scheme(&"ftp".parse().unwrap()));
+    let with_port = format!("ftp://127.0.0.1:{}/file", server.port());
+    assert!(is_denied(&send(&mut hooks, &with_port).await));
+    assert!(is_denied(&send(&mut hooks, "gopher://127.0.0.1/").await));
+
+    assert_eq!(server.accepted(), 0);
+    assert_eq!(hooks.requests_sent(), 0);
+    assert_eq!(
+        denials.to_vec(),
+        [
+            denial("127.0.0.1", Some(server.port()), DenialReason::Scheme),
+            denial("127.0.0.1", None, DenialReason::Scheme),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_host_off_the_allowlist_is_denied_when_followed() {
+    let server = Server::start(|addr| {
+        format!(
+            "HTTP/1.1 302 Found\r\nlocation: http://localhost:{}/next\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            addr.port()
+        )
+    })
+    .await;
+    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), true, 5);
+    let denials = hooks.denials();
+
+    // wasi:http hands the 302 to the guest instead of following it …
+    let response = send(&mut hooks, &server.url("/start")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+
+    // … and the guest's follow-up is a new request through the same hook. `localhost` is the
+    // same listener, so a connection would be counted.
+    assert!(is_denied(&send(&mut hooks, &location).await));
+
+    assert_eq!(server.accepted(), 1);
+    assert_eq!(hooks.requests_sent(), 1);
+    assert_eq!(
+        denials.to_vec(),
+        [denial(
+            "localhost",
+            Some(server.port()),
+            DenialReason::NotAllowlisted
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_guest_looping_on_refused_requests_cannot_grow_the_log() {
+    let mut hooks = OutboundHttp::new(permissions(&["allowed.example.com"]), true, 5);
+    let denials = hooks.denials();
+    let attempts = plinth_host::capabilities::http::MAX_RECORDED_DENIALS + 10;
+    for _ in 0..attempts {
+        assert!(is_denied(
+            &send(&mut hooks, "http://evil.example.com/").await
+        ));
+    }
+    assert_eq!(
+        denials.to_vec().len(),
+        plinth_host::capabilities::http::MAX_RECORDED_DENIALS
+    );
+    assert_eq!(denials.total() as usize, attempts);
+}
+
+#[test]
+fn public_and_non_public_addresses_are_told_apart() {
+    let public = [
+        "8.8.8.8",
+        "1.1.1.1",
+        "93.184.215.14",
+        "172.15.255.255",
+        "172.32.0.1",
+        "100.63.255.255",
+        "100.128.0.1",
+        "169.253.0.1",
+        "192.169.0.1",
+        "2606:4700:4700::1111",
+        "2a00:1450:4001::200e",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+    ];
+    let not_public = [
+        // IPv4: unspecified, "this network", loopback
+        "0.0.0.0",
+        "0.1.2.3",
+        "127.0.0.1",
+        "127.255.255.254",
+        // RFC 1918
+        "10.0.0.1",
+        "10.255.255.255",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.0.1",
+        "192.168.255.255",
+        // link-local, including cloud metadata
+        "169.254.0.1",
+        "169.254.169.254",
+        // CGNAT
+        "100.64.0.1",
+        "100.127.255.255",
+        // multicast, reserved, broadcast
+        "224.0.0.1",
+        "239.255.255.250",
+        "240.0.0.1",
+        "255.255.255.255",
+        // documentation, benchmarking
+        "192.0.2.1",
+        "198.18.0.1",
+        // IPv6: unspecified, loopback, unique local, link-local, multicast
+        "::",
+        "::1",
+        "fc00::1",
+        "fd12:3456:789a::1",
+        "fe80::1",
+        "febf::1",
+        "ff02::1",
+        "2001:db8::1",
+        // IPv4-mapped, -compatible, NAT64 and 6to4 forms of private addresses
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",
+        "::ffff:192.168.1.1",
+        "::ffff:0.0.0.0",
+        "::127.0.0.1",
+        "64:ff9b::a00:1",
+        "2002:7f00:1::1",
+    ];
+    for ip in public {
+        assert!(is_public_address(ip.parse::<IpAddr>().unwrap()), "{ip}");
+    }
+    for ip in not_public {
+        assert!(!is_public_address(ip.parse::<IpAddr>().unwrap()), "{ip}");
+    }
+}
