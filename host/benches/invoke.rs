@@ -1,7 +1,8 @@
 //! Invocation benchmarks, all measured in one run on the same machine (issue 4, "Performance"):
 //!
 //! - `hello/bare_wasmtime` (a): wasmtime alone — `InstancePre`, pooling allocator, a fresh
-//!   `Store` with an empty `WasiCtx`, one call of `hello`'s `on-event`. The baseline.
+//!   `Store` with an empty `WasiCtx`, one call of `hello`'s `on-event`. The baseline;
+//!   `hello/bare_instantiate_only` is the same without the call.
 //! - `hello/plinth_invoke` (b): [`Host::invoke`] of `hello` through the full sandbox path
 //!   (epoch deadline, memory limiter, captured stdio, capability state, async timeout).
 //!   Targets: (b) ≤ 1.5 × (a) and (b) < 35 µs median.
@@ -28,9 +29,10 @@ use plinth_host::{EngineConfig, Host, Limits, Metering, PlinthEngine, PreparedPl
 use plinth_test_artifacts::{COUNTER, HELLO};
 use tokio::runtime::Runtime;
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentType, InstancePre, Lift, Linker, Lower, ResourceTable,
+    Component, ComponentExportIndex, ComponentType, Instance, InstancePre, Lift, Linker, Lower,
+    ResourceTable,
 };
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use common::{Bed, call};
@@ -115,26 +117,10 @@ struct Bare {
     on_event: ComponentExportIndex,
 }
 
-/// An engine configured like plinth's standard engine (`host/src/engine.rs`), sized by the same
+/// An engine with exactly the configuration of plinth's standard engine, sized by the same
 /// [`EngineConfig::default`] the plinth host in these benchmarks uses.
 fn bare_engine() -> anyhow::Result<Engine> {
-    let sizing = EngineConfig::default();
-    let instances = sizing.max_instances;
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .consume_fuel(false)
-        .max_wasm_stack(sizing.max_wasm_stack);
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(instances)
-        .total_core_instances(instances.saturating_mul(2))
-        .total_memories(instances)
-        .total_tables(instances.saturating_mul(2))
-        .max_memory_size(usize::try_from(sizing.max_memory_bytes)?)
-        .max_memories_per_component(2)
-        .max_tables_per_component(4);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let config = plinth_host::engine::wasmtime_config(&EngineConfig::default(), Metering::Epoch);
     Ok(Engine::new(&config)?)
 }
 
@@ -169,8 +155,8 @@ impl Bare {
         })
     }
 
-    /// One call in a fresh store: instantiate, call `on-event` with `"Ada"`.
-    async fn call(&self) -> anyhow::Result<Option<Vec<u8>>> {
+    /// A fresh store with an empty WASI context, and `hello` instantiated in it.
+    async fn instantiate(&self) -> anyhow::Result<(Store<BareState>, Instance)> {
         let state = BareState {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().build(),
@@ -179,6 +165,12 @@ impl Bare {
         // Epoch interruption is on and nothing ticks: any deadline in the future will do.
         store.set_epoch_deadline(1 << 20);
         let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok((store, instance))
+    }
+
+    /// One call in a fresh store: instantiate, call `on-event` with `"Ada"`.
+    async fn call(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let (mut store, instance) = self.instantiate().await?;
         let on_event =
             instance.get_typed_func::<OnEventParams, OnEventResults>(&mut store, &self.on_event)?;
         let event = WitEvent {
@@ -249,6 +241,11 @@ fn hello(c: &mut Criterion) {
     group.bench_function("bare_wasmtime", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(or_panic(bare.call().await)) });
+    });
+    // Where the bare time goes: a fresh store and instantiation, without the call.
+    group.bench_function("bare_instantiate_only", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(or_panic(bare.instantiate().await)) });
     });
     group.bench_function("plinth_invoke", |b| {
         b.to_async(&rt)
@@ -413,9 +410,79 @@ fn throughput(c: &mut Criterion) {
 // Dispatch to 10 subscribed plugins.
 // ------------------------------------------------------------------------------------------
 
-/// Placeholder for `dispatch` of one event to 10 subscribed plugins (issue 4, "Performance"):
-/// it is added with `Host::dispatch`, as group `dispatch` in this file, registered below.
-fn dispatch(_c: &mut Criterion) {}
+/// One event dispatched to 10 installs that all subscribe to it (each a copy of `hello` under
+/// its own id), against 10 sequential `invoke`s of `hello` and one `invoke`.
+fn dispatch(c: &mut Criterion) {
+    let runtime = two_workers();
+    let (bed, prepared) = runtime.block_on(async {
+        let bed = common::Bed::new()
+            .await
+            .unwrap_or_else(|e| panic!("host: {e:#}"));
+        let wasm = std::fs::read(HELLO.wasm).unwrap_or_else(|e| panic!("reading hello: {e}"));
+        for index in 0..10 {
+            let manifest = format!(
+                "[plugin]\nid = \"bench.hello-{index}\"\nversion = \"0.1.0\"\nname = \"Hello {index}\"\n\
+                 description = \"A copy of hello.\"\nlicense = \"Apache-2.0\"\napi = \"^0.1\"\n\n\
+                 [permissions]\nevents = {{ subscribe = [\"greet\"] }}\n"
+            );
+            let package = plinth_package::Package::new(manifest, wasm.clone(), None, None)
+                .unwrap_or_else(|e| panic!("package: {e}"));
+            let loaded = bed
+                .host
+                .load(&package)
+                .unwrap_or_else(|e| panic!("load: {e}"));
+            bed.host
+                .install(
+                    "acme",
+                    &loaded,
+                    plinth_host::InstallSpec {
+                        grants: package.manifest.permissions.clone(),
+                        config: Arc::new(std::collections::BTreeMap::new()),
+                        limits: Limits::default(),
+                        metering: Metering::Epoch,
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("install: {e}"));
+        }
+        let prepared = bed
+            .prepare(&HELLO, Metering::Epoch)
+            .unwrap_or_else(|e| panic!("prepare: {e:#}"));
+        (bed, prepared)
+    });
+    let host = Arc::clone(&bed.host);
+    let event = || plinth_host::Event {
+        id: "evt-bench".to_string(),
+        topic: "greet".to_string(),
+        payload: b"\"Ada\"".to_vec(),
+        depth: 0,
+    };
+    let check = runtime.block_on(host.dispatch("acme", event()));
+    assert_eq!(check.len(), 10, "all ten installs receive the event");
+    assert!(
+        check
+            .iter()
+            .all(|delivery| delivery.invocation.result.is_ok())
+    );
+
+    let mut group = c.benchmark_group("dispatch");
+    group.bench_function("dispatch_to_10", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { host.dispatch("acme", event()).await })
+    });
+    group.bench_function("sequential_invoke_x10", |b| {
+        b.to_async(&runtime).iter(|| async {
+            for _ in 0..10 {
+                host.invoke(
+                    &prepared,
+                    common::call("greet", "\"Ada\"", Limits::default()),
+                )
+                .await;
+            }
+        })
+    });
+    group.finish();
+}
 
 criterion_group! {
     name = benches;

@@ -47,6 +47,12 @@ pub enum Error {
         /// The plugin id.
         plugin: String,
     },
+    /// The plugin exports no `wasi:http/incoming-handler`.
+    #[error("{plugin} does not serve HTTP")]
+    NotServingHttp {
+        /// `<id>@<version>`.
+        plugin: String,
+    },
     /// There is no earlier version to roll back to.
     #[error("{tenant}'s install of {plugin} has no previous version to roll back to")]
     NothingToRollBack {

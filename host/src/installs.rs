@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use plinth_package::Permissions;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -22,12 +23,12 @@ use tokio::task::JoinSet;
 use crate::breaker::{Admission, BreakerState, CircuitBreaker, RolloutGuard, RolloutVerdict};
 use crate::engine::Metering;
 use crate::error::{Error, InvokeError};
-use crate::invoke::{Entry, Event, Invocation};
+use crate::invoke::{Entry, Event, HttpExchange, Invocation};
 use crate::kv::Namespace;
 use crate::limits::Limits;
 use crate::metering::CallRecord;
 use crate::plugin::{LoadedPlugin, PreparedPlugin};
-use crate::runtime::Host;
+use crate::runtime::{Host, lock};
 
 /// What a tenant granted an install and how it runs.
 #[derive(Clone, Debug)]
@@ -125,6 +126,28 @@ pub struct Delivery {
     pub depth: u32,
     /// How the call ended.
     pub invocation: Invocation,
+}
+
+/// How a plugin served an HTTP request.
+#[derive(Debug)]
+pub struct HttpServed {
+    /// The version that served it.
+    pub version: String,
+    /// The plugin's response, or why the call failed.
+    pub response: Result<http::Response<Bytes>, InvokeError>,
+    /// The call's logs and usage (its `result` carries no output for HTTP calls).
+    pub invocation: Invocation,
+}
+
+/// wasi-http needs an authority; a request routed by path alone gets `Host: localhost`.
+fn with_host_header(mut request: http::Request<Bytes>) -> http::Request<Bytes> {
+    if request.uri().authority().is_none() && !request.headers().contains_key(http::header::HOST) {
+        request.headers_mut().insert(
+            http::header::HOST,
+            http::HeaderValue::from_static("localhost"),
+        );
+    }
+    request
 }
 
 /// A rollback that happened.
@@ -309,6 +332,65 @@ impl Host {
             .unwrap_or_default();
         list.sort_by(|a, b| a.plugin.cmp(&b.plugin));
         list
+    }
+
+    /// Serves an HTTP request with the plugin's `wasi:http/incoming-handler` under the
+    /// install's grant, config and limits (the response body counts against the output
+    /// limit). The request's path is what the plugin sees: routing prefixes already removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`] if the tenant has no enabled install of the plugin;
+    /// [`Error::NotServingHttp`] if the plugin exports no HTTP handler. How the call itself
+    /// ended is in [`HttpServed::response`].
+    pub async fn serve_http(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        request: http::Request<Bytes>,
+    ) -> Result<HttpServed, Error> {
+        let install = self.find(tenant, plugin)?;
+        if !install.enabled.load(Ordering::SeqCst) {
+            return Err(Error::NotInstalled {
+                tenant: tenant.to_string(),
+                plugin: plugin.to_string(),
+            });
+        }
+        let deployment = install.current.load_full();
+        if !deployment.prepared.serves_http() {
+            return Err(Error::NotServingHttp {
+                plugin: deployment.prepared.plugin.label(),
+            });
+        }
+        let version = deployment.version();
+        let mut exchange = HttpExchange {
+            request: Some(with_host_header(request)),
+            response: None,
+        };
+        let invocation = self
+            .run(
+                &deployment.prepared,
+                tenant,
+                &deployment.spec.config,
+                &deployment.spec.limits,
+                0,
+                Entry::Http(&mut exchange),
+            )
+            .await;
+        self.account(tenant, plugin, &install, &version, &invocation)
+            .await;
+        let response = match (invocation.result.clone(), exchange.response) {
+            (Ok(_), Some(response)) => Ok(response),
+            (Ok(_), None) => Err(InvokeError::Internal(
+                "the plugin's HTTP handler sent no response".to_string(),
+            )),
+            (Err(error), _) => Err(error),
+        };
+        Ok(HttpServed {
+            version,
+            response,
+            invocation,
+        })
     }
 
     /// Delivers `event` to every enabled install of `tenant` subscribed to its topic,
@@ -569,9 +651,4 @@ fn info(install: &Install) -> InstallInfo {
             .map(|previous| previous.version()),
         enabled: install.enabled.load(Ordering::SeqCst),
     }
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -5,8 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
 use serde::Serialize;
 use wasmtime::{Store, Trap};
+use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
 
 use crate::bindings::types;
 use crate::capabilities::config::ConfigState;
@@ -92,6 +96,15 @@ pub(crate) enum Entry<'a> {
     Upgrade(&'a str),
     /// `lifecycle.on-uninstall`.
     Uninstall,
+    /// `wasi:http/incoming-handler.handle`: the request goes in, the response comes out.
+    Http(&'a mut HttpExchange),
+}
+
+/// A request for a plugin's HTTP handler and, after the call, its response.
+#[derive(Debug)]
+pub(crate) struct HttpExchange {
+    pub(crate) request: Option<http::Request<Bytes>>,
+    pub(crate) response: Option<http::Response<Bytes>>,
 }
 
 impl Host {
@@ -198,6 +211,15 @@ impl Host {
 
         let run = async {
             let instance = prepared.pre.instantiate_async(&mut store).await?;
+            if let Entry::Http(exchange) = entry {
+                let Some(indices) = &prepared.incoming else {
+                    return Ok(Err(types::PluginError::Failed(
+                        "the plugin does not serve HTTP".to_string(),
+                    )));
+                };
+                let handler = indices.load(&mut store, &instance)?;
+                return serve(&mut store, &handler, exchange, limits.max_output_bytes).await;
+            }
             let hooks = match (&entry, &prepared.lifecycle) {
                 (Entry::Event(_), _) => None,
                 (_, Some(indices)) => Some(indices.load(&mut store, &instance)?),
@@ -221,7 +243,7 @@ impl Host {
                     .call_on_uninstall(&mut store)
                     .await
                     .map(|result| result.map(|()| None)),
-                (_, None) => Ok(Ok(None)),
+                (Entry::Http(_), _) | (_, None) => Ok(Ok(None)),
             }
         };
         let outcome = tokio::time::timeout(limits.timeout, run).await;
@@ -229,6 +251,14 @@ impl Host {
         let fuel_used = fuel.map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
         let result = match outcome {
             Err(_elapsed) => Err(timeout(&limits)),
+            Ok(Err(error)) if error.downcast_ref::<ResponseTooLarge>().is_some() => {
+                Err(InvokeError::OutputTooLarge {
+                    size: error
+                        .downcast_ref::<ResponseTooLarge>()
+                        .map_or(0, |too_large| too_large.0),
+                    limit: limits.max_output_bytes,
+                })
+            }
             Ok(Err(error)) => Err(classify_trap(&error, &store, &limits, fuel)),
             Ok(Ok(Err(plugin_error))) => Err(match denials.first() {
                 // The plugin failed after the host refused it a capability: say so.
@@ -294,6 +324,60 @@ impl Invocation {
                 ..Usage::default()
             },
         }
+    }
+}
+
+/// A plugin's HTTP response body passed the output limit (carries the bytes read so far).
+#[derive(Debug, thiserror::Error)]
+#[error("the response body passed the output limit after {0} bytes")]
+struct ResponseTooLarge(u64);
+
+/// Hands `exchange.request` to the guest's incoming handler and reads its response, body
+/// included, while the handler runs (the guest blocks when the host does not read).
+async fn serve(
+    store: &mut Store<SandboxState>,
+    handler: &incoming_handler::Guest,
+    exchange: &mut HttpExchange,
+    max_body_bytes: u64,
+) -> wasmtime::Result<Result<Option<Vec<u8>>, types::PluginError>> {
+    let Some(request) = exchange.request.take() else {
+        return Ok(Ok(None));
+    };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let request = store.data_mut().http().new_incoming_request(
+        wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
+        request.map(Full::new),
+    )?;
+    let outparam = store.data_mut().http().new_response_outparam(sender)?;
+    let call = handler.call_handle(&mut *store, request, outparam);
+    let read = async {
+        let Ok(Ok(response)) = receiver.await else {
+            return Ok(None);
+        };
+        let (parts, mut body) = response.into_parts();
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| wasmtime::Error::msg(format!("response body: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                bytes.extend_from_slice(data);
+                if bytes.len() as u64 > max_body_bytes {
+                    return Err(wasmtime::Error::new(ResponseTooLarge(bytes.len() as u64)));
+                }
+            }
+        }
+        Ok::<_, wasmtime::Error>(Some(http::Response::from_parts(parts, Bytes::from(bytes))))
+    };
+    let (called, response) = tokio::join!(call, read);
+    let response = response?;
+    called?;
+    match response {
+        Some(response) => {
+            exchange.response = Some(response);
+            Ok(Ok(None))
+        }
+        None => Ok(Err(types::PluginError::Failed(
+            "the plugin's HTTP handler did not send a response".to_string(),
+        ))),
     }
 }
 

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use plinth_package::{Manifest, PackageDigest, Permissions, PermissionsDigest};
 use wasmtime::component::{Component, InstancePre};
 
+use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
+
 use crate::bindings::{handler, lifecycle};
 use crate::capabilities::CapabilitySet;
 use crate::engine::Metering;
@@ -71,6 +73,7 @@ pub struct PreparedPlugin {
     pub(crate) pre: InstancePre<SandboxState>,
     pub(crate) handler: handler::GuestIndices,
     pub(crate) lifecycle: Option<lifecycle::GuestIndices>,
+    pub(crate) incoming: Option<incoming_handler::GuestIndices>,
 }
 
 impl std::fmt::Debug for PreparedPlugin {
@@ -92,6 +95,11 @@ impl PreparedPlugin {
     /// The permissions granted.
     pub fn grants(&self) -> &Permissions {
         &self.grants
+    }
+
+    /// Whether the component serves HTTP (exports `wasi:http/incoming-handler`).
+    pub fn serves_http(&self) -> bool {
+        self.incoming.is_some()
     }
 
     /// Whether the component exports the lifecycle hooks.

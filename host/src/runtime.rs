@@ -10,6 +10,8 @@ use wasmtime::component::Linker;
 use tokio::sync::broadcast;
 
 use crate::Error;
+use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
+
 use crate::bindings::{handler, lifecycle};
 use crate::breaker::{BreakerPolicy, RolloutPolicy};
 use crate::cache::CompiledCache;
@@ -194,6 +196,7 @@ impl Host {
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let handler = handler::GuestIndices::new(&pre).map_err(link_error)?;
         let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
+        let incoming = incoming_handler::GuestIndices::new(&pre).ok();
         let prepared = Arc::new(PreparedPlugin {
             plugin: Arc::clone(plugin),
             grants: Arc::new(grants.clone()),
@@ -202,6 +205,7 @@ impl Host {
             pre,
             handler,
             lifecycle,
+            incoming,
         });
         lock(&plugin.prepared).insert(key, Arc::clone(&prepared));
         Ok(prepared)
@@ -243,7 +247,8 @@ impl Host {
     }
 }
 
-/// Locks a mutex whose data stays consistent even if a holder panicked (maps only grow).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a mutex, recovering it if a holder panicked: every value guarded this way stays
+/// consistent at each step (maps that only grow, whole-value swaps).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -14,7 +14,7 @@ use plinth_host::{
     Limits, LoadedPlugin, Metering,
 };
 use plinth_package::Package;
-use plinth_test_artifacts::{COUNTER, HELLO, SPIN_FOREVER, TRAP, TestPlugin};
+use plinth_test_artifacts::{COUNTER, HELLO, HTTP_ECHO, PING_PONG, SPIN_FOREVER, TRAP, TestPlugin};
 
 struct Fixture {
     host: Arc<Host>,
@@ -371,4 +371,140 @@ async fn dispatched_calls_are_metered_per_tenant_plugin_and_version() {
     assert_eq!(hello.counters.invocations, 2);
     assert_eq!(hello.counters.failures.get("plugin_error"), Some(&1));
     assert!(hello.counters.wall_time_us > 0);
+}
+
+fn echo_request(body: &'static str) -> http::Request<bytes::Bytes> {
+    http::Request::builder()
+        .method("POST")
+        .uri("/orders?status=new")
+        .header("content-type", "text/plain")
+        .body(bytes::Bytes::from_static(body.as_bytes()))
+        .unwrap_or_else(|e| panic!("request: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_serves_http_through_its_incoming_handler() {
+    let f = fixture(|_| {}).await;
+    f.install("alpha", &package(&HTTP_ECHO)).await;
+    let served = f
+        .host
+        .serve_http("alpha", "examples.http-echo", echo_request("hello there"))
+        .await
+        .unwrap_or_else(|e| panic!("serve: {e}"));
+    let response = served
+        .response
+        .unwrap_or_else(|e| panic!("the call failed: {e}"));
+    assert_eq!(response.status(), 200);
+    let echo: serde_json::Value =
+        serde_json::from_slice(response.body()).unwrap_or_else(|e| panic!("json: {e}"));
+    assert_eq!(
+        echo,
+        serde_json::json!({"method": "POST", "path": "/orders?status=new", "body": "hello there"})
+    );
+    let usage = f.host.meter().snapshot();
+    assert_eq!(usage[0].counters.invocations, 1, "HTTP calls are metered");
+}
+
+#[tokio::test]
+async fn http_to_a_plugin_without_a_handler_or_install_is_refused() {
+    let f = fixture(|_| {}).await;
+    f.install("alpha", &package(&HELLO)).await;
+    let result = f
+        .host
+        .serve_http("alpha", "examples.hello", echo_request(""))
+        .await;
+    assert!(
+        matches!(result, Err(Error::NotServingHttp { .. })),
+        "{result:?}"
+    );
+    let result = f
+        .host
+        .serve_http("beta", "examples.http-echo", echo_request(""))
+        .await;
+    assert!(
+        matches!(result, Err(Error::NotInstalled { .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_http_response_past_the_output_limit_is_refused() {
+    let f = fixture(|_| {}).await;
+    let echo = package(&HTTP_ECHO);
+    let loaded = f.load(&echo);
+    f.host
+        .install(
+            "alpha",
+            &loaded,
+            spec(&echo, Limits::default().with_max_output_bytes(16)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("install: {e}"));
+    let served = f
+        .host
+        .serve_http(
+            "alpha",
+            "examples.http-echo",
+            echo_request("a body long enough"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("serve: {e}"));
+    assert!(
+        matches!(
+            served.response,
+            Err(InvokeError::OutputTooLarge { limit: 16, .. })
+        ),
+        "{:?}",
+        served.response
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_events_are_dispatched_onward_until_the_depth_limit() {
+    let f = fixture(|_| {}).await;
+    f.install("alpha", &package(&PING_PONG)).await;
+    let deliveries = f.dispatch("alpha", "ping", "\"ball\"").await;
+    let depths: Vec<u32> = deliveries.iter().map(|d| d.depth).collect();
+    let limit = plinth_host::capabilities::events::MAX_EVENT_DEPTH;
+    assert_eq!(depths, (0..=limit).collect::<Vec<_>>());
+    for delivery in &deliveries[..deliveries.len() - 1] {
+        assert_eq!(output(delivery)["emitted"], true);
+    }
+    let last = deliveries.last().unwrap_or_else(|| panic!("no deliveries"));
+    assert_eq!(
+        output(last),
+        serde_json::json!({"depth": limit, "emitted": false}),
+        "the emit past the limit is refused"
+    );
+    assert!(
+        f.dispatch("beta", "ping", "1").await.is_empty(),
+        "emits stay within the tenant"
+    );
+}
+
+#[tokio::test]
+async fn an_install_whose_on_install_hook_fails_does_not_happen() {
+    let f = fixture(|_| {}).await;
+    let hello = package(&HELLO);
+    let loaded = f.load(&hello);
+    // No memory at all: the on-install call cannot even instantiate.
+    let result = f
+        .host
+        .install(
+            "alpha",
+            &loaded,
+            spec(&hello, Limits::default().with_memory_mb(0)),
+        )
+        .await;
+    match result {
+        Err(Error::Lifecycle { hook, error, .. }) => {
+            assert_eq!(hook, "on-install");
+            assert!(
+                matches!(error, InvokeError::MemoryLimit { .. }),
+                "{error:?}"
+            );
+        }
+        other => panic!("expected a lifecycle error, got {other:?}"),
+    }
+    assert!(f.host.installs("alpha").is_empty(), "nothing was installed");
 }

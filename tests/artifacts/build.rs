@@ -23,6 +23,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("huge-output", "HUGE_OUTPUT"),
     ("bad-host", "BAD_HOST"),
     ("undeclared-http", "UNDECLARED_HTTP"),
+    ("ping-pong", "PING_PONG"),
 ];
 
 /// Environment variables of the outer cargo that must not reach the guest build: flags and

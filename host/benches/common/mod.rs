@@ -15,7 +15,7 @@ use plinth_test_artifacts::TestPlugin;
 /// A host whose compiled cache and kv database live in a temporary directory.
 pub struct Bed {
     /// The host under test.
-    pub host: Host,
+    pub host: Arc<Host>,
     /// Keeps the directory alive as long as the host.
     _dir: tempfile::TempDir,
 }
@@ -28,12 +28,14 @@ impl Bed {
         let kv = KvStore::connect(&url)
             .await
             .context("opening the kv store")?;
-        let host = Host::new(HostConfig {
-            engine: EngineConfig::default(),
-            kv: Some(kv),
-            ..HostConfig::new(dir.path().join("cache"), TrustPolicy::development())
-        })
-        .context("starting the host")?;
+        let host = Arc::new(
+            Host::new(HostConfig {
+                engine: EngineConfig::default(),
+                kv: Some(kv),
+                ..HostConfig::new(dir.path().join("cache"), TrustPolicy::development())
+            })
+            .context("starting the host")?,
+        );
         Ok(Bed { host, _dir: dir })
     }
 
