@@ -481,7 +481,7 @@ fn plugin_run_ends_an_infinite_loop_with_a_typed_timeout() {
             "run",
             package.to_str().unwrap_or_default(),
             "--event",
-            "run",
+            "x",
             "--timeout-ms",
             "200",
         ],
