@@ -105,6 +105,13 @@ fn inspect_json(dir: &Path, package: &Path) -> serde_json::Value {
         .unwrap_or_else(|error| panic!("inspect --json printed invalid JSON: {error}"))
 }
 
+/// `plinth plugin run PACKAGE ARGS…` in `dir`.
+fn plugin_run(dir: &Path, package: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["plugin", "run", package.to_str().unwrap_or_default()];
+    all.extend_from_slice(args);
+    plinth(dir, &all)
+}
+
 fn strings(value: &serde_json::Value) -> Vec<String> {
     value
         .as_array()
@@ -424,17 +431,10 @@ fn missing_and_corrupt_inputs_fail_with_one_clear_line() {
 fn plugin_run_prints_the_greeting() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let package = build(dir.path(), &HELLO, None);
-    let output = plinth(
+    let output = plugin_run(
         dir.path(),
-        &[
-            "plugin",
-            "run",
-            package.to_str().unwrap_or_default(),
-            "--event",
-            "greet",
-            "--payload",
-            "\"Ada\"",
-        ],
+        &package,
+        &["--event", "greet", "--payload", "\"Ada\""],
     );
     assert_ok(&output);
     assert_eq!(stdout(&output).trim(), "\"Hello, Ada!\"");
@@ -450,17 +450,7 @@ fn plugin_run_keeps_kv_state_between_runs_in_its_data_dir() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let package = build(dir.path(), &COUNTER, None);
     let run = || {
-        let output = plinth(
-            dir.path(),
-            &[
-                "plugin",
-                "run",
-                package.to_str().unwrap_or_default(),
-                "--event",
-                "count",
-                "--json",
-            ],
-        );
+        let output = plugin_run(dir.path(), &package, &["--event", "count", "--json"]);
         assert_ok(&output);
         let report: serde_json::Value = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|e| panic!("run --json printed invalid JSON: {e}"));
@@ -474,31 +464,17 @@ fn plugin_run_keeps_kv_state_between_runs_in_its_data_dir() {
 fn plugin_run_ends_an_infinite_loop_with_a_typed_timeout() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let package = build(dir.path(), &SPIN_FOREVER, None);
-    let output = plinth(
+    let output = plugin_run(
         dir.path(),
-        &[
-            "plugin",
-            "run",
-            package.to_str().unwrap_or_default(),
-            "--event",
-            "x",
-            "--timeout-ms",
-            "200",
-        ],
+        &package,
+        &["--event", "x", "--timeout-ms", "200"],
     );
     assert_fails_with(&output, &["200 ms deadline", "[timeout]"]);
 
-    let fuel = plinth(
+    let fuel = plugin_run(
         dir.path(),
-        &[
-            "plugin",
-            "run",
-            package.to_str().unwrap_or_default(),
-            "--event",
-            "run",
-            "--fuel",
-            "1000000",
-        ],
+        &package,
+        &["--event", "run", "--fuel", "1000000"],
     );
     assert_fails_with(&fuel, &["out of fuel", "[out_of_fuel]"]);
 }
@@ -507,17 +483,10 @@ fn plugin_run_ends_an_infinite_loop_with_a_typed_timeout() {
 fn plugin_run_refuses_a_payload_that_is_not_json() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let package = build(dir.path(), &HELLO, None);
-    let output = plinth(
+    let output = plugin_run(
         dir.path(),
-        &[
-            "plugin",
-            "run",
-            package.to_str().unwrap_or_default(),
-            "--event",
-            "greet",
-            "--payload",
-            "Ada",
-        ],
+        &package,
+        &["--event", "greet", "--payload", "Ada"],
     );
     assert_fails_with(&output, &["--payload is not valid JSON"]);
 }
