@@ -2,16 +2,8 @@
 //!
 //! Every storage test is written once as an `async fn(KvStore)` and run twice by
 //! `on_both_backends!`: `<test>::sqlite` on a fresh SQLite file in a temporary directory and
-//! `<test>::postgres` in a fresh PostgreSQL schema (see `common/postgres.rs`; the tests fail
+//! `<test>::postgres` in a fresh PostgreSQL schema (see `plinth_test_support::postgres`; the tests fail
 //! if PostgreSQL is unreachable).
-
-#[allow(
-    dead_code,
-    reason = "a shared helper; this test binary need not use all of it"
-)]
-mod common {
-    pub mod postgres;
-}
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,7 +16,7 @@ use plinth_host::kv::{
 };
 use sqlx::Row;
 
-use common::postgres::TestSchema;
+use plinth_test_support::postgres::TestSchema;
 
 /// Plenty: for tests that are not about quotas.
 const ROOMY: KvQuota = KvQuota {

@@ -1,0 +1,194 @@
+-- Accounts, tenants and plans, publishers and keys, submissions, catalog, notifications.
+-- Ids are UUIDv7 text; times are Unix milliseconds (UTC); JSON is text.
+
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE,
+    name          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+
+CREATE TABLE user_roles (
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role    TEXT NOT NULL,
+    PRIMARY KEY (user_id, role)
+);
+
+CREATE TABLE plans (
+    name                         TEXT PRIMARY KEY,
+    position                     BIGINT NOT NULL,
+    max_installs                 BIGINT NOT NULL,
+    invocations_per_month        BIGINT NOT NULL,
+    kv_bytes                     BIGINT NOT NULL,
+    memory_mb                    BIGINT NOT NULL,
+    fuel_per_call                BIGINT,
+    timeout_ms                   BIGINT NOT NULL,
+    outbound_requests_per_minute BIGINT NOT NULL,
+    api_requests_per_minute      BIGINT NOT NULL,
+    paid_plugins                 BIGINT NOT NULL
+);
+
+INSERT INTO plans VALUES
+    ('free',       1,   5,     100000,   1048576,  64, NULL, 1000,    60,   600, 0),
+    ('pro',        2,  50,   10000000,  67108864, 128, NULL, 5000,   600,  6000, 1),
+    ('enterprise', 3, 500, 1000000000, 1073741824, 256, NULL, 15000, 6000, 60000, 1);
+
+CREATE TABLE tenants (
+    id          TEXT PRIMARY KEY,
+    slug        TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    plan        TEXT NOT NULL REFERENCES plans (name),
+    created_at  BIGINT NOT NULL,
+    deleted_at  BIGINT,
+    purge_after BIGINT
+);
+
+CREATE TABLE tenant_members (
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, user_id)
+);
+
+CREATE TABLE publishers (
+    id         TEXT PRIMARY KEY,
+    namespace  TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE publisher_members (
+    publisher_id TEXT NOT NULL REFERENCES publishers (id) ON DELETE CASCADE,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role         TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (publisher_id, user_id)
+);
+
+CREATE TABLE publisher_keys (
+    id           TEXT PRIMARY KEY,
+    publisher_id TEXT NOT NULL REFERENCES publishers (id) ON DELETE CASCADE,
+    public_key   TEXT NOT NULL UNIQUE,
+    fingerprint  TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    revoked_at   BIGINT
+);
+
+-- Bearer credentials: log-in sessions and API keys. Only the sha256 of a token is stored.
+CREATE TABLE tokens (
+    id           TEXT PRIMARY KEY,
+    token_hash   TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL,
+    user_id      TEXT REFERENCES users (id) ON DELETE CASCADE,
+    tenant_id    TEXT REFERENCES tenants (id) ON DELETE CASCADE,
+    publisher_id TEXT REFERENCES publishers (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT,
+    revoked_at   BIGINT
+);
+
+-- Package bytes, content-addressed by the sha256 of the bytes.
+CREATE TABLE artifacts (
+    sha256     TEXT PRIMARY KEY,
+    size       BIGINT NOT NULL,
+    bytes      BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE submissions (
+    id              TEXT PRIMARY KEY,
+    publisher_id    TEXT NOT NULL REFERENCES publishers (id),
+    plugin_id       TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    digest          TEXT NOT NULL,
+    artifact_sha256 TEXT NOT NULL REFERENCES artifacts (sha256),
+    manifest        TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    report          TEXT NOT NULL,
+    submitted_by    TEXT NOT NULL REFERENCES users (id),
+    created_at      BIGINT NOT NULL,
+    decided_at      BIGINT,
+    decided_by      TEXT REFERENCES users (id),
+    reason_code     TEXT,
+    reason          TEXT
+);
+
+-- A version is taken while it is in review or approved: exactly one such submission wins.
+CREATE UNIQUE INDEX submissions_live_version ON submissions (plugin_id, version)
+    WHERE status IN ('in_review', 'approved');
+CREATE INDEX submissions_queue ON submissions (status, created_at);
+CREATE INDEX submissions_plugin ON submissions (plugin_id);
+
+CREATE TABLE plugins (
+    id             TEXT PRIMARY KEY,
+    publisher_id   TEXT NOT NULL REFERENCES publishers (id),
+    name           TEXT NOT NULL,
+    description    TEXT NOT NULL,
+    categories     TEXT NOT NULL,
+    pricing_model  TEXT NOT NULL,
+    latest_version TEXT NOT NULL,
+    installs       BIGINT NOT NULL DEFAULT 0,
+    rating_sum     BIGINT NOT NULL DEFAULT 0,
+    rating_count   BIGINT NOT NULL DEFAULT 0,
+    created_at     BIGINT NOT NULL,
+    updated_at     BIGINT NOT NULL,
+    blocked_at     BIGINT
+);
+CREATE INDEX plugins_installs ON plugins (installs DESC, id);
+CREATE INDEX plugins_updated ON plugins (updated_at DESC, id);
+CREATE INDEX plugins_pricing ON plugins (pricing_model);
+
+CREATE TABLE plugin_categories (
+    plugin_id TEXT NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
+    category  TEXT NOT NULL,
+    PRIMARY KEY (plugin_id, category)
+);
+CREATE INDEX plugin_categories_category ON plugin_categories (category, plugin_id);
+
+-- The capabilities the latest version asks for (kv, config, events, http), for filtering.
+CREATE TABLE plugin_capabilities (
+    plugin_id  TEXT NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
+    capability TEXT NOT NULL,
+    PRIMARY KEY (plugin_id, capability)
+);
+CREATE INDEX plugin_capabilities_capability ON plugin_capabilities (capability, plugin_id);
+
+CREATE TABLE versions (
+    plugin_id          TEXT NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
+    version            TEXT NOT NULL,
+    digest             TEXT NOT NULL,
+    artifact_sha256    TEXT NOT NULL REFERENCES artifacts (sha256),
+    manifest           TEXT NOT NULL,
+    permissions_digest TEXT NOT NULL,
+    changelog          TEXT,
+    readme             TEXT,
+    submission_id      TEXT NOT NULL REFERENCES submissions (id),
+    published_at       BIGINT NOT NULL,
+    yanked_at          BIGINT,
+    yank_reason        TEXT,
+    PRIMARY KEY (plugin_id, version)
+);
+
+-- The inbox of a tenant or a publisher, written in the transaction of the change it reports.
+CREATE TABLE notifications (
+    id             TEXT PRIMARY KEY,
+    recipient_kind TEXT NOT NULL,
+    recipient_id   TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    message        TEXT NOT NULL,
+    payload        TEXT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    read_at        BIGINT
+);
+CREATE INDEX notifications_recipient ON notifications (recipient_kind, recipient_id, created_at);
+
+-- Full-text search over the catalog: a weighted tsvector kept by PostgreSQL itself.
+ALTER TABLE plugins ADD COLUMN search tsvector GENERATED ALWAYS AS (
+    setweight(to_tsvector('simple', name), 'A')
+    || setweight(to_tsvector('simple', categories), 'B')
+    || setweight(to_tsvector('simple', description), 'C')
+) STORED;
+CREATE INDEX plugins_search ON plugins USING GIN (search);

@@ -1,0 +1,161 @@
+//! Storage: one `sqlx` pool over SQLite (the embedded default) or PostgreSQL.
+//!
+//! Queries are written once in SQL both backends accept (`$1` placeholders, `BIGINT` times,
+//! text ids) and run through sqlx's `Any` driver; what differs per backend (migrations,
+//! full-text search) lives in [`sqlite`] and [`postgres`], one place each.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, SqlSafeStr, Transaction};
+
+use crate::error::{Error, Result};
+
+/// The table the marketplace's migrations are recorded in (the host's kv has its own).
+pub const MIGRATIONS_TABLE: &str = "_plinth_marketplace_migrations";
+
+/// Which database is behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: one file, WAL journaling.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The marketplace's database. Cloning is cheap and shares the pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A transaction on the marketplace's database.
+pub type Tx = Transaction<'static, Any>;
+
+impl Db {
+    /// Connects to `url` (`sqlite://FILE?mode=rwc` or `postgres://…`) and applies the
+    /// migrations that are not applied yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadRequest`] for another scheme; [`Error::Database`] if the database cannot be
+    /// opened; [`Error::Migrate`] if a migration fails.
+    pub async fn connect(url: &str) -> Result<Db> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(Error::bad_request(
+                "unsupported_database",
+                format!("the database URL must start with sqlite: or postgres:, not {url:?}"),
+            ));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match backend {
+            Backend::Sqlite => {
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(sqlite::CONNECTION_PRAGMAS)
+                                .execute(conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(16).connect(url).await?,
+        };
+        let db = Db { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// The SQLite database under `data_dir` (`marketplace.db`), created on first use.
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::connect`], and [`Error::Internal`] if the directory cannot be created.
+    pub async fn open_data_dir(data_dir: &Path) -> Result<Db> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::Internal(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let file = data_dir.join("marketplace.db");
+        Db::connect(&format!("sqlite://{}?mode=rwc", file.display())).await
+    }
+
+    /// The pool, for queries outside a transaction.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] if no connection can be had.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Applies the migrations of this backend that are not applied yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Migrate`] if one fails or an applied one was changed since.
+    pub async fn migrate(&self) -> Result<()> {
+        let embedded = match self.backend {
+            Backend::Sqlite => sqlite::MIGRATIONS,
+            Backend::Postgres => postgres::MIGRATIONS,
+        };
+        migrator(embedded).run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Waits for connections in use to be returned, then closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One embedded migration: version, description, SQL.
+pub(crate) type EmbeddedMigration = (i64, &'static str, &'static str);
+
+/// A migrator over embedded SQL, recording into [`MIGRATIONS_TABLE`] (built by hand: the
+/// `sqlx::migrate!` macro needs sqlx's `macros` feature).
+fn migrator(migrations: &'static [EmbeddedMigration]) -> Migrator {
+    let migrations = migrations
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    let mut migrator = Migrator::with_migrations(migrations);
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator
+}

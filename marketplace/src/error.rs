@@ -1,0 +1,186 @@
+//! The marketplace's one error type and its one mapping to HTTP responses.
+//!
+//! Every API error leaves as `{"error":{"code":"snake_case","message":"human sentence"}}` (plus
+//! a `details` object where the caller needs more, such as the current permission list). A
+//! storage fault is logged with its cause and answered with a bare `internal` error.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// What can go wrong in the marketplace.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed: a field is missing, of the wrong type or out of range (400).
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code, e.g. `invalid_body`.
+        code: &'static str,
+        /// A sentence naming the field and what is wrong with it.
+        message: String,
+    },
+    /// No credentials, or credentials that are unknown, expired or revoked (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this (403).
+    #[error("{message}")]
+    Forbidden {
+        /// Machine-readable code, e.g. `forbidden` or `self_review`.
+        code: &'static str,
+        /// What the caller lacks.
+        message: String,
+    },
+    /// The resource does not exist or the caller may not know that it does (404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code, e.g. `email_taken`.
+        code: &'static str,
+        /// What conflicts.
+        message: String,
+        /// Extra data for the caller, e.g. the current permission list.
+        details: Option<Value>,
+    },
+    /// The request body is larger than allowed (413).
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The caller is over a rate (429).
+    #[error("{message}")]
+    RateLimited {
+        /// What is limited.
+        message: String,
+        /// When to retry, in seconds.
+        retry_after_secs: u64,
+    },
+    /// The database failed (500).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the migrations failed.
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Something the server should never meet (500); the message is logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The marketplace's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A 400 with a code and a message naming the field.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Error {
+        Error::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 403 with a code.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Error {
+        Error::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 404 for `what` (e.g. `tenant "acme"`).
+    pub fn not_found(what: impl Into<String>) -> Error {
+        Error::NotFound(what.into())
+    }
+
+    /// A 409 with a code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Error {
+        Error::Conflict {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest { code, .. }
+            | Error::Forbidden { code, .. }
+            | Error::Conflict { code, .. } => code,
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::NotFound(_) => "not_found",
+            Error::PayloadTooLarge { .. } => "too_large",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether this is a unique-constraint violation from the database.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Error::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "the server failed to handle this request; it has been logged".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut error = json!({ "code": self.code(), "message": message });
+        if let Error::Conflict {
+            details: Some(details),
+            ..
+        } = &self
+        {
+            error["details"] = details.clone();
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let Error::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+/// The body of every API error, for the OpenAPI document.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiError {
+    /// The error.
+    pub error: ApiErrorDetail,
+}
+
+/// `{code, message}` of an [`ApiError`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiErrorDetail {
+    /// Machine-readable, snake_case.
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+}

@@ -1,0 +1,43 @@
+//! plinth-marketplace: Plinth's control plane.
+//!
+//! Storage on SQLite (the embedded default) or PostgreSQL ([`db`]), accounts and roles
+//! ([`accounts`], [`auth`]), tenants and plans ([`tenants`]), publishers and their signing
+//! keys ([`publishers`]), submissions with validation ([`submissions`]), the review workflow
+//! ([`review`]), the catalog with full-text search ([`catalog`]), inboxes
+//! ([`notifications`]), and the HTTP API that serves them all ([`server`]).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), plinth_marketplace::Error> {
+//! use plinth_marketplace::{AppState, Db, Settings, server};
+//! let db = Db::open_data_dir(std::path::Path::new("./plinth-data")).await?;
+//! let key = plinth_marketplace::signing_key::load_or_create(std::path::Path::new("./plinth-data"))?;
+//! let state = AppState::new(db, Settings::default(), key);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.map_err(|e| {
+//!     plinth_marketplace::Error::Internal(e.to_string())
+//! })?;
+//! server::serve(listener, state, std::future::pending(), std::time::Duration::from_secs(10)).await
+//! # }
+//! ```
+
+pub mod accounts;
+pub mod auth;
+pub mod body;
+pub mod catalog;
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod id;
+pub mod notifications;
+pub mod publishers;
+pub mod review;
+pub mod server;
+pub mod settings;
+pub mod signing_key;
+pub mod state;
+pub mod submissions;
+pub mod tenants;
+
+pub use db::{Backend, Db};
+pub use error::{Error, Result};
+pub use settings::Settings;
+pub use state::AppState;

@@ -1,0 +1,102 @@
+//! The HTTP server: every route on one router, request ids, logs, metrics, graceful shutdown.
+
+pub mod metrics;
+mod openapi;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderName;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// The header carrying a request's id (taken from the client if it sends one).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every route of the marketplace, with its OpenAPI document at `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let (api, document) = OpenApiRouter::with_openapi(openapi::document())
+        .merge(crate::accounts::routes())
+        .merge(crate::tenants::routes())
+        .merge(crate::publishers::routes())
+        .merge(crate::submissions::routes())
+        .merge(crate::review::routes())
+        .merge(crate::catalog::routes())
+        .merge(crate::notifications::routes())
+        .split_for_parts();
+    let document = std::sync::Arc::new(document);
+    api.route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { Error::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", id, method = %request.method(), uri = %request.uri())
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 when the database answers.
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, Error> {
+    sqlx::query("SELECT 1").execute(state.db().pool()).await?;
+    Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and finishes
+/// the requests in flight (at most `drain` long) before returning.
+///
+/// # Errors
+///
+/// [`Error::Internal`] if the server fails.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> Result<(), Error> {
+    let app = router(state.clone());
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stopped_tx.send(());
+    });
+    let server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = server => result.map_err(|e| Error::Internal(format!("server: {e}")))?,
+        () = async {
+            let _ = stopped_rx.await;
+            tokio::time::sleep(drain).await;
+        } => tracing::warn!("requests still in flight after {drain:?}; stopping anyway"),
+    }
+    state.db().close().await;
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! The state every handler shares: database, settings, the marketplace's signing key, metrics.
+
+use std::sync::Arc;
+
+use plinth_package::{PublicKey, SecretKey};
+
+use crate::db::Db;
+use crate::server::metrics::Metrics;
+use crate::settings::Settings;
+
+/// Shared state of the marketplace. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    db: Db,
+    settings: Settings,
+    signing_key: SecretKey,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.0.db)
+            .field("settings", &self.0.settings)
+            .field("signing_key", &self.0.signing_key.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over `db`, countersigning approvals with `signing_key`.
+    pub fn new(db: Db, settings: Settings, signing_key: SecretKey) -> AppState {
+        AppState(Arc::new(Inner {
+            db,
+            settings,
+            signing_key,
+            metrics: Metrics::new(),
+        }))
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The key approvals are countersigned with.
+    pub fn signing_key(&self) -> &SecretKey {
+        &self.0.signing_key
+    }
+
+    /// The public half of [`AppState::signing_key`]: what hosts trust.
+    pub fn public_key(&self) -> PublicKey {
+        self.0.signing_key.public_key()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+}

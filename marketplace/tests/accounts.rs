@@ -1,0 +1,231 @@
+//! Accounts and authentication over HTTP, on both backends.
+
+mod common;
+
+use anyhow::{Result, ensure};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use common::TestApp;
+
+on_both_backends!(
+    sign_up_then_log_in,
+    same_email_twice_is_409,
+    malformed_bodies_name_the_field,
+    bad_tokens_are_401,
+    log_out_revokes_the_token,
+    only_operators_set_roles,
+    bootstrap_runs_once,
+);
+
+async fn sign_up_then_log_in(app: TestApp) -> Result<()> {
+    let (id, token) = app.user("ada@example.com").await?;
+    let me = app
+        .get("/v1/accounts/me", Some(&token))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        me.body["id"] == id && me.body["email"] == "ada@example.com",
+        "{}",
+        me.body
+    );
+    ensure!(me.body["roles"] == json!([]), "{}", me.body);
+    app.post(
+        "/v1/tokens",
+        None,
+        json!({"email": "ADA@example.com", "password": "wrong password!"}),
+    )
+    .await?
+    .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
+    app.post(
+        "/v1/tokens",
+        None,
+        json!({"email": "nobody@example.com", "password": "whatever123"}),
+    )
+    .await?
+    .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
+    app.post(
+        "/v1/accounts",
+        None,
+        json!({"email": "b@example.com", "password": "short", "name": "B"}),
+    )
+    .await?
+    .expect_error(StatusCode::BAD_REQUEST, "weak_password")?;
+    Ok(())
+}
+
+async fn same_email_twice_is_409(app: TestApp) -> Result<()> {
+    app.user("grace@example.com").await?;
+    let again = app
+        .post(
+            "/v1/accounts",
+            None,
+            json!({"email": "Grace@Example.com", "password": "another password", "name": "G"}),
+        )
+        .await?
+        .expect_error(StatusCode::CONFLICT, "email_taken")?;
+    ensure!(
+        again.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("grace@example.com")
+    );
+    Ok(())
+}
+
+async fn malformed_bodies_name_the_field(app: TestApp) -> Result<()> {
+    let wrong_type = app
+        .post(
+            "/v1/accounts",
+            None,
+            json!({"email": 42, "password": "long enough pw", "name": "x"}),
+        )
+        .await?
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_body")?;
+    let message = wrong_type.body["error"]["message"].as_str().unwrap_or("");
+    ensure!(message.contains("email"), "{message}");
+    let missing = app
+        .post(
+            "/v1/accounts",
+            None,
+            json!({"email": "x@example.com", "name": "x"}),
+        )
+        .await?
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_body")?;
+    ensure!(
+        missing.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("password")
+    );
+    let not_json = app
+        .send_bytes(
+            Method::POST,
+            "/v1/accounts",
+            None,
+            "application/json",
+            b"{\"email\":".to_vec(),
+        )
+        .await?
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_body")?;
+    ensure!(
+        not_json.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not valid JSON")
+    );
+    Ok(())
+}
+
+async fn bad_tokens_are_401(app: TestApp) -> Result<()> {
+    app.get("/v1/accounts/me", None)
+        .await?
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
+    app.get("/v1/accounts/me", Some("plt_not-a-real-token"))
+        .await?
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
+    let response = app
+        .client
+        .get(format!("{}/v1/accounts/me", app.base))
+        .header("authorization", "Basic abc")
+        .send()
+        .await?;
+    ensure!(response.status() == StatusCode::UNAUTHORIZED);
+    // An expired session.
+    let (_, token) = app.user("old@example.com").await?;
+    sqlx::query("UPDATE tokens SET expires_at = 1 WHERE kind = 'session'")
+        .execute(app.db().pool())
+        .await?;
+    let expired = app
+        .get("/v1/accounts/me", Some(&token))
+        .await?
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
+    ensure!(
+        expired.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expired")
+    );
+    Ok(())
+}
+
+async fn log_out_revokes_the_token(app: TestApp) -> Result<()> {
+    let (_, token) = app.user("lin@example.com").await?;
+    app.delete("/v1/tokens/current", Some(&token))
+        .await?
+        .expect(StatusCode::NO_CONTENT)?;
+    let revoked = app
+        .get("/v1/accounts/me", Some(&token))
+        .await?
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
+    ensure!(
+        revoked.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("revoked")
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE token_hash = $1")
+        .bind(&token)
+        .fetch_one(app.db().pool())
+        .await?;
+    ensure!(
+        stored == 0,
+        "the token itself must never be stored, only its hash"
+    );
+    Ok(())
+}
+
+async fn only_operators_set_roles(app: TestApp) -> Result<()> {
+    let operator = app.operator().await?;
+    let (id, token) = app.user("rev@example.com").await?;
+    app.put(
+        &format!("/v1/accounts/{id}/roles"),
+        Some(&token),
+        json!({"roles": ["reviewer"]}),
+    )
+    .await?
+    .expect_error(StatusCode::FORBIDDEN, "forbidden")?;
+    app.put(
+        &format!("/v1/accounts/{id}/roles"),
+        Some(&operator),
+        json!({"roles": ["wizard"]}),
+    )
+    .await?
+    .expect_error(StatusCode::BAD_REQUEST, "unknown_role")?;
+    app.put(
+        "/v1/accounts/nobody/roles",
+        Some(&operator),
+        json!({"roles": ["reviewer"]}),
+    )
+    .await?
+    .expect_error(StatusCode::NOT_FOUND, "not_found")?;
+    app.put(
+        &format!("/v1/accounts/{id}/roles"),
+        Some(&operator),
+        json!({"roles": ["reviewer"]}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    let me = app
+        .get("/v1/accounts/me", Some(&token))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(me.body["roles"] == json!(["reviewer"]), "{}", me.body);
+    Ok(())
+}
+
+async fn bootstrap_runs_once(app: TestApp) -> Result<()> {
+    let token = app.operator().await?;
+    let me = app
+        .get("/v1/accounts/me", Some(&token))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(me.body["roles"] == json!(["operator"]), "{}", me.body);
+    let again =
+        plinth_marketplace::accounts::bootstrap_operator(app.db(), "x@plinth.test", "X").await;
+    ensure!(
+        matches!(&again, Err(e) if e.code() == "operator_exists"),
+        "{again:?}"
+    );
+    Ok(())
+}
