@@ -13,6 +13,9 @@ mod commands;
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 enum Plinth {
+    Serve(commands::serve::ServeCommand),
+    #[command(subcommand)]
+    Admin(commands::admin::AdminCommand),
     Keygen(commands::keygen::KeygenCommand),
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
@@ -21,6 +24,8 @@ enum Plinth {
 impl Plinth {
     fn execute(self) -> anyhow::Result<()> {
         match self {
+            Plinth::Serve(command) => command.execute(),
+            Plinth::Admin(command) => command.execute(),
             Plinth::Keygen(command) => command.execute(),
             Plinth::Plugin(command) => command.execute(),
         }
@@ -28,16 +33,26 @@ impl Plinth {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let command = Plinth::parse();
+    // A server reports what it does; a one-shot command only what goes wrong.
+    let default_filter = match command {
+        Plinth::Serve(_) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // PLINTH_LOG_FORMAT=json: one JSON object a line, for log collectors.
+    if std::env::var("PLINTH_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
 
-    match Plinth::parse().execute() {
+    match command.execute() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: the error and its causes joined by ": ".

@@ -1,5 +1,7 @@
 //! One module per subcommand. Each holds a clap struct whose doc comments are its `--help`
 //! and an `execute` method; none of them holds business logic of its own.
 
+pub mod admin;
 pub mod keygen;
 pub mod plugin;
+pub mod serve;

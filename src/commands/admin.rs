@@ -1,0 +1,64 @@
+//! `plinth admin`: operator tasks run against the marketplace's database directly.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+/// Operator tasks on the marketplace's database.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    Bootstrap(BootstrapCommand),
+}
+
+impl AdminCommand {
+    /// Runs the subcommand.
+    pub fn execute(self) -> anyhow::Result<()> {
+        match self {
+            AdminCommand::Bootstrap(command) => command.execute(),
+        }
+    }
+}
+
+/// Create the first operator and print its API token on stdout.
+///
+/// Refuses if an operator exists. Keep the token: it is shown once (only its hash is stored).
+#[derive(Debug, clap::Args)]
+pub struct BootstrapCommand {
+    /// Directory of the SQLite database (as given to `plinth serve`).
+    #[arg(long, default_value = "./plinth-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// A PostgreSQL URL to use instead of SQLite.
+    #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// The operator account's email.
+    #[arg(long, default_value = "operator@plinth.local")]
+    email: String,
+    /// The operator account's display name.
+    #[arg(long, default_value = "Operator")]
+    name: String,
+}
+
+impl BootstrapCommand {
+    /// Creates the operator and prints the token.
+    pub fn execute(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(async {
+            let db =
+                super::serve::open_database(&self.data_dir, self.database_url.as_deref()).await?;
+            let made =
+                plinth_marketplace::accounts::bootstrap_operator(&db, &self.email, &self.name)
+                    .await;
+            db.close().await;
+            let made = made.context("cannot bootstrap")?;
+            eprintln!(
+                "created operator {} ({}); its API token follows, shown once",
+                made.user.email, made.user.id
+            );
+            println!("{}", made.token);
+            Ok(())
+        })
+    }
+}

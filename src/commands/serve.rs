@@ -1,0 +1,101 @@
+//! `plinth serve`: the marketplace on one port, SQLite under the data dir unless a database URL
+//! is given.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use plinth_marketplace::{AppState, Db, Settings, server, signing_key};
+
+/// Run the marketplace: HTTP API, review, catalog (and, with installs, the host).
+///
+/// Needs nothing else: with no `--database-url` it keeps everything in SQLite under
+/// `--data-dir`, created on first start. Stops on SIGINT or SIGTERM after finishing the
+/// requests in flight.
+#[derive(Debug, clap::Args)]
+pub struct ServeCommand {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory for the SQLite database, the marketplace key and caches.
+    #[arg(long, default_value = "./plinth-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// A PostgreSQL URL (`postgres://…`) to use instead of SQLite.
+    #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// The marketplace's signing key (created if missing); default `DIR/marketplace.key`.
+    #[arg(long, value_name = "FILE")]
+    marketplace_key: Option<PathBuf>,
+    /// How long to wait for requests in flight on shutdown, in seconds.
+    #[arg(long, default_value_t = 30)]
+    drain_secs: u64,
+}
+
+impl ServeCommand {
+    /// Opens the database (migrating it), loads the key and serves until a signal.
+    pub fn execute(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(self.run())
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let db = open_database(&self.data_dir, self.database_url.as_deref()).await?;
+        let key_path = self
+            .marketplace_key
+            .unwrap_or_else(|| self.data_dir.join(signing_key::FILE_NAME));
+        let key = signing_key::load_or_create_file(&key_path)?;
+        let state = AppState::new(db, Settings::default(), key);
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, marketplace_key = %state.public_key(), "plinth serve started");
+        println!("plinth serve: listening on http://{address}");
+        server::serve(
+            listener,
+            state,
+            shutdown_signal(),
+            Duration::from_secs(self.drain_secs),
+        )
+        .await?;
+        tracing::info!("plinth serve stopped");
+        Ok(())
+    }
+}
+
+/// The marketplace database: `url` if given, else SQLite under `data_dir`.
+pub async fn open_database(data_dir: &std::path::Path, url: Option<&str>) -> anyhow::Result<Db> {
+    let db = match url {
+        Some(url) => Db::connect(url).await,
+        None => Db::open_data_dir(data_dir).await,
+    };
+    db.context("cannot open the marketplace database")
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

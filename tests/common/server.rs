@@ -1,0 +1,96 @@
+//! A `plinth serve` process for a test: started on an ephemeral port, stopped by SIGTERM (or
+//! killed when dropped).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// A running `plinth serve`.
+pub struct PlinthServer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl PlinthServer {
+    /// Starts `plinth serve --listen 127.0.0.1:0 --data-dir DATA_DIR [--database-url URL]` and
+    /// waits for it to say where it listens.
+    pub fn start(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<PlinthServer> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--drain-secs",
+                "5",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("PLINTH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(url) = database_url {
+            command.args(["--database-url", url]);
+        }
+        let mut child = command.spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(base) = line.trim().strip_prefix("plinth serve: listening on ") else {
+            let _ = child.kill();
+            anyhow::bail!("plinth serve did not start; it printed {line:?}");
+        };
+        Ok(PlinthServer {
+            base: base.to_owned(),
+            child,
+        })
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for the process to exit.
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM {pid} failed");
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        anyhow::bail!("plinth serve did not stop within 30 s of SIGTERM")
+    }
+}
+
+impl Drop for PlinthServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `plinth admin bootstrap` against the same storage; returns (exit ok, stdout, stderr).
+pub fn bootstrap(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<(bool, String, String)> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
+    command
+        .args(["admin", "bootstrap", "--data-dir"])
+        .arg(data_dir);
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    let output = command.output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
