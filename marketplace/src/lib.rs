@@ -30,6 +30,7 @@ pub mod id;
 pub mod notifications;
 pub mod publishers;
 pub mod review;
+pub mod secrets;
 pub mod server;
 pub mod settings;
 pub mod signing_key;
