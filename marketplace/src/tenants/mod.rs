@@ -1,9 +1,681 @@
-//! TODO(issue 5): tenants.
+//! Tenants and plans: the organisations that install plugins, who belongs to them, their API
+//! keys, their plan's quotas and their usage against it.
+//!
+//! Every tenant route starts with [`access`] (or [`authorize`]): operators may do anything;
+//! members may do what their [`TenantRole`] allows; a tenant's API key acts as a member of its
+//! own tenant. Anyone else, and everyone for an unknown or deleted tenant, gets the same 404,
+//! so a tenant's existence does not leak.
+//!
+//! Deleting a tenant is soft: it disappears at once (404 everywhere, API keys revoked) and is
+//! kept for [`Settings::tenant_grace_ms`](crate::settings::Settings::tenant_grace_ms), during
+//! which an operator may [`restore`] it; [`purge_expired`] then removes it for good.
 
-use utoipa_axum::router::OpenApiRouter;
+pub mod api_keys;
+pub mod members;
+pub mod plans;
+mod routes;
+pub mod usage;
 
-use crate::state::AppState;
+pub(crate) use routes::routes;
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub use plans::{Plan, PlanChange, plan, plans};
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::auth::{Caller, Principal};
+use crate::db::{Db, Tx};
+use crate::error::{Error, Result};
+use crate::id::new_id;
+
+/// A role within a tenant, ordered `Readonly < Member < Admin < Owner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TenantRole {
+    /// Sees the tenant, its installs, usage and notifications.
+    Readonly,
+    /// Uses the tenant's plugins (sends events); what a tenant API key may do.
+    Member,
+    /// Manages installs, members (except owners) and API keys.
+    Admin,
+    /// Everything, including deleting the tenant and managing owners.
+    Owner,
+}
+
+impl TenantRole {
+    /// The role's name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantRole::Readonly => "readonly",
+            TenantRole::Member => "member",
+            TenantRole::Admin => "admin",
+            TenantRole::Owner => "owner",
+        }
+    }
+
+    /// The role called `name`, naming the field `role` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadRequest`] with code `invalid_role`.
+    pub fn parse(name: &str) -> Result<TenantRole> {
+        match name {
+            "readonly" => Ok(TenantRole::Readonly),
+            "member" => Ok(TenantRole::Member),
+            "admin" => Ok(TenantRole::Admin),
+            "owner" => Ok(TenantRole::Owner),
+            other => Err(Error::bad_request(
+                "invalid_role",
+                format!(
+                    "field `role` must be one of \"owner\", \"admin\", \"member\", \"readonly\", \
+                     not {other:?}"
+                ),
+            )),
+        }
+    }
+}
+
+/// A tenant as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// The tenant's id.
+    pub id: String,
+    /// The tenant's slug: unique, used in paths.
+    pub slug: String,
+    /// The tenant's display name.
+    pub name: String,
+    /// The name of the tenant's [`Plan`].
+    pub plan: String,
+    /// When it was created (Unix ms).
+    pub created_at: i64,
+    /// When it was deleted (Unix ms), if it was.
+    pub deleted_at: Option<i64>,
+    /// When a deleted tenant may be purged (Unix ms).
+    pub purge_after: Option<i64>,
+}
+
+/// How a caller reaches a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acting {
+    /// A user: their membership role, if any, and whether they are an operator.
+    User {
+        /// The user's role in the tenant, if they are a member.
+        role: Option<TenantRole>,
+        /// Whether the user is an operator (who may do anything).
+        operator: bool,
+    },
+    /// The tenant's own API key, which acts as a member.
+    ApiKey,
+}
+
+impl Acting {
+    /// The role the caller acts with: an operator acts as an owner, an API key as a member.
+    pub fn effective_role(self) -> Option<TenantRole> {
+        match self {
+            Acting::User { operator: true, .. } => Some(TenantRole::Owner),
+            Acting::User { role, .. } => role,
+            Acting::ApiKey => Some(TenantRole::Member),
+        }
+    }
+
+    /// How the caller is shown in the API: their role, `operator` or `api_key`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Acting::User {
+                role: Some(role), ..
+            } => role.as_str(),
+            Acting::User { role: None, .. } => "operator",
+            Acting::ApiKey => "api_key",
+        }
+    }
+}
+
+/// A granted access to a tenant: the tenant and how the caller reaches it.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// How the caller reaches it.
+    pub acting: Acting,
+}
+
+/// The columns of `tenants`, in SQL.
+macro_rules! columns {
+    () => {
+        "id, slug, name, plan, created_at, deleted_at, purge_after"
+    };
+}
+
+fn from_row(row: &AnyRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        plan: row.try_get("plan")?,
+        created_at: row.try_get("created_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        purge_after: row.try_get("purge_after")?,
+    })
+}
+
+/// The 404 every caller gets for a tenant it may not see, whether or not it exists.
+fn tenant_not_found(slug: &str) -> Error {
+    Error::not_found(format!("tenant {slug:?}"))
+}
+
+/// Checks that the caller may act on tenant `slug` with at least role `needed`, and returns
+/// the tenant. See [`authorize`] for the rules.
+///
+/// # Errors
+///
+/// As [`authorize`].
+pub async fn access(
+    db: &Db,
+    principal: &Principal,
+    slug: &str,
+    needed: TenantRole,
+) -> Result<Tenant> {
+    Ok(authorize(db, principal, slug, needed).await?.tenant)
+}
+
+/// Checks that the caller may act on tenant `slug` with at least role `needed`, and says how.
+///
+/// An operator may do anything; a member whose role is at least `needed` may; a tenant API key
+/// may act on its own tenant where `needed` is at most [`TenantRole::Member`].
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown or deleted tenant, a tenant the calling user is not a
+/// member of, or another tenant's API key (the same answer in every case); [`Error::Forbidden`]
+/// (`forbidden`) naming the role needed when the caller's role is lower; [`Error::Forbidden`]
+/// (`user_required`) for a publisher's API key.
+pub async fn authorize(
+    db: &Db,
+    principal: &Principal,
+    slug: &str,
+    needed: TenantRole,
+) -> Result<Access> {
+    let (tenant, acting) = match &principal.caller {
+        Caller::PublisherKey { .. } => {
+            return Err(Error::forbidden(
+                "user_required",
+                "tenants are reached with a user's token or the tenant's own API key, not a \
+                 publisher's API key",
+            ));
+        }
+        Caller::TenantKey { tenant_id } => {
+            let tenant = live_tenant(db, slug).await?;
+            if &tenant.id != tenant_id {
+                return Err(tenant_not_found(slug));
+            }
+            if needed > TenantRole::Member {
+                return Err(Error::forbidden(
+                    "forbidden",
+                    format!(
+                        "this needs the {} role in tenant {slug:?}; a tenant API key acts as a \
+                         member — use a user's token",
+                        needed.as_str()
+                    ),
+                ));
+            }
+            (tenant, Acting::ApiKey)
+        }
+        Caller::User(user) => {
+            let tenant = live_tenant(db, slug).await?;
+            let role = member_role(db, &tenant.id, &user.id).await?;
+            let acting = Acting::User {
+                role,
+                operator: user.is_operator(),
+            };
+            (tenant, acting)
+        }
+    };
+    match acting.effective_role() {
+        None => Err(tenant_not_found(slug)),
+        Some(role) if role < needed => Err(Error::forbidden(
+            "forbidden",
+            format!(
+                "this needs the {} role in tenant {slug:?}; you are {}",
+                needed.as_str(),
+                role.as_str()
+            ),
+        )),
+        Some(_) => Ok(Access { tenant, acting }),
+    }
+}
+
+/// The tenant `slug` unless it is unknown or deleted.
+async fn live_tenant(db: &Db, slug: &str) -> Result<Tenant> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tenants WHERE slug = $1 AND deleted_at IS NULL"
+    ))
+    .bind(slug)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| tenant_not_found(slug))?;
+    from_row(&row)
+}
+
+/// The role of user `user_id` in tenant `tenant_id`, if they are a member.
+///
+/// # Errors
+///
+/// [`Error::Database`]; [`Error::Internal`] for a role the database should not hold.
+pub async fn member_role(db: &Db, tenant_id: &str, user_id: &str) -> Result<Option<TenantRole>> {
+    let row = sqlx::query("SELECT role FROM tenant_members WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?;
+    match row {
+        Some(row) => {
+            let name: String = row.try_get("role")?;
+            TenantRole::parse(&name)
+                .map(Some)
+                .map_err(|_| Error::Internal(format!("stored tenant role {name:?}")))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Takes the write lock on live tenant `tenant_id` within `tx`, so that changes to its members
+/// and keys are serialised (no two transactions each remove one of the last two owners).
+///
+/// # Errors
+///
+/// [`Error::NotFound`] if the tenant was deleted meanwhile; [`Error::Database`].
+pub async fn lock_tenant(tx: &mut Tx, tenant: &Tenant) -> Result<()> {
+    let locked = sqlx::query("UPDATE tenants SET name = name WHERE id = $1 AND deleted_at IS NULL")
+        .bind(&tenant.id)
+        .execute(&mut **tx)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Err(tenant_not_found(&tenant.slug));
+    }
+    Ok(())
+}
+
+/// Checks a tenant slug: lowercase `[a-z0-9-]`, 2 to 40 characters, starting with a letter.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] with code `invalid_slug` naming the field `slug`.
+pub fn validate_slug(slug: &str) -> Result<()> {
+    let valid = (2..=40).contains(&slug.len())
+        && slug.starts_with(|c: char| c.is_ascii_lowercase())
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::bad_request(
+            "invalid_slug",
+            format!(
+                "field `slug` must be 2 to 40 characters of a-z, 0-9 and '-', starting with a \
+                 letter, not {slug:?}"
+            ),
+        ))
+    }
+}
+
+/// Checks and trims a tenant's display name (field `name`, 1 to 200 characters).
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] with code `invalid_name`.
+pub fn validate_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(Error::bad_request(
+            "invalid_name",
+            "field `name` must be 1 to 200 characters without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates tenant `slug` on plan `plan` with user `owner_id` as its owner. Whether the caller
+/// may choose `plan` is for the caller to check.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] (`invalid_slug`, `invalid_name`, `unknown_plan`); [`Error::Conflict`]
+/// (`slug_taken`) if the slug is in use (deleted tenants keep theirs until purged).
+pub async fn create(
+    db: &Db,
+    slug: &str,
+    name: &str,
+    plan: &str,
+    owner_id: &str,
+    now: i64,
+) -> Result<Tenant> {
+    validate_slug(slug)?;
+    let name = validate_name(name)?;
+    let mut tx = db.begin().await?;
+    if !plans::plan_exists(&mut tx, plan).await? {
+        return Err(unknown_plan(plan));
+    }
+    let tenant = Tenant {
+        id: new_id(),
+        slug: slug.to_owned(),
+        name,
+        plan: plan.to_owned(),
+        created_at: now,
+        deleted_at: None,
+        purge_after: None,
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO tenants (id, slug, name, plan, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&tenant.id)
+    .bind(&tenant.slug)
+    .bind(&tenant.name)
+    .bind(&tenant.plan)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(Error::from);
+    match inserted {
+        Ok(_) => {}
+        Err(e) if e.is_unique_violation() => {
+            return Err(Error::conflict(
+                "slug_taken",
+                format!("field `slug`: the slug {slug:?} is taken"),
+            ));
+        }
+        Err(e) => return Err(e),
+    }
+    sqlx::query(
+        "INSERT INTO tenant_members (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&tenant.id)
+    .bind(owner_id)
+    .bind(TenantRole::Owner.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(tenant)
+}
+
+/// The 400 for a plan that does not exist.
+fn unknown_plan(plan: &str) -> Error {
+    Error::bad_request(
+        "unknown_plan",
+        format!("field `plan`: there is no plan called {plan:?}"),
+    )
+}
+
+/// A tenant with the role of the user who asked for it (`None` for an operator who is not a
+/// member).
+pub type TenantWithRole = (Tenant, Option<TenantRole>);
+
+/// The live tenants user `user_id` is a member of, with their role, by slug.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<TenantWithRole>> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.slug, t.name, t.plan, t.created_at, t.deleted_at, t.purge_after, m.role \
+         FROM tenants t JOIN tenant_members m ON m.tenant_id = t.id \
+         WHERE m.user_id = $1 AND t.deleted_at IS NULL ORDER BY t.slug",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(with_role).collect()
+}
+
+/// Every tenant (live ones, and deleted ones too if `include_deleted`), with the role user
+/// `user_id` has in each, by slug.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn list_all(
+    db: &Db,
+    user_id: &str,
+    include_deleted: bool,
+) -> Result<Vec<TenantWithRole>> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.slug, t.name, t.plan, t.created_at, t.deleted_at, t.purge_after, m.role \
+         FROM tenants t LEFT JOIN tenant_members m ON m.tenant_id = t.id AND m.user_id = $1 \
+         WHERE t.deleted_at IS NULL OR $2 = 1 ORDER BY t.slug",
+    )
+    .bind(user_id)
+    .bind(i64::from(include_deleted))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(with_role).collect()
+}
+
+fn with_role(row: &AnyRow) -> Result<TenantWithRole> {
+    let role = row
+        .try_get::<Option<String>, _>("role")?
+        .map(|name| {
+            TenantRole::parse(&name)
+                .map_err(|_| Error::Internal(format!("stored tenant role {name:?}")))
+        })
+        .transpose()?;
+    Ok((from_row(row)?, role))
+}
+
+/// Renames `tenant` and/or moves it to another plan; returns it as it now is. Who may do which
+/// is for the caller to check.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] (`invalid_name`, `unknown_plan`); [`Error::NotFound`] if it was
+/// deleted meanwhile.
+pub async fn update(
+    db: &Db,
+    tenant: &Tenant,
+    name: Option<&str>,
+    plan: Option<&str>,
+) -> Result<Tenant> {
+    let name = name.map(validate_name).transpose()?;
+    let mut tx = db.begin().await?;
+    lock_tenant(&mut tx, tenant).await?;
+    if let Some(plan) = plan
+        && !plans::plan_exists(&mut tx, plan).await?
+    {
+        return Err(unknown_plan(plan));
+    }
+    let mut updated = tenant.clone();
+    if let Some(name) = name {
+        updated.name = name;
+    }
+    if let Some(plan) = plan {
+        plan.clone_into(&mut updated.plan);
+    }
+    sqlx::query("UPDATE tenants SET name = $1, plan = $2 WHERE id = $3")
+        .bind(&updated.name)
+        .bind(&updated.plan)
+        .bind(&updated.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Soft-deletes `tenant` at `now`: it answers 404 from now on, its API keys are revoked, and it
+/// may be purged after `now + grace_ms`. Returns it as it now is.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] if it was deleted meanwhile; [`Error::Database`].
+pub async fn soft_delete(db: &Db, tenant: &Tenant, now: i64, grace_ms: i64) -> Result<Tenant> {
+    let purge_after = now.saturating_add(grace_ms);
+    let mut tx = db.begin().await?;
+    let deleted = sqlx::query(
+        "UPDATE tenants SET deleted_at = $1, purge_after = $2 WHERE id = $3 AND deleted_at IS NULL",
+    )
+    .bind(now)
+    .bind(purge_after)
+    .bind(&tenant.id)
+    .execute(&mut *tx)
+    .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(tenant_not_found(&tenant.slug));
+    }
+    // Revoked at exactly the deletion time, so a restore can tell which keys to bring back.
+    sqlx::query(
+        "UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND kind = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(&tenant.id)
+    .bind(crate::auth::token::TokenKind::TenantKey.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Tenant {
+        deleted_at: Some(now),
+        purge_after: Some(purge_after),
+        ..tenant.clone()
+    })
+}
+
+/// Undoes the deletion of tenant `slug` while it is within its grace period: it is live again
+/// and the API keys its deletion revoked work again (keys revoked before stay revoked).
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown tenant; [`Error::Conflict`] (`not_deleted`) for a live
+/// one, (`grace_expired`) for one past its grace period.
+pub async fn restore(db: &Db, slug: &str, now: i64) -> Result<Tenant> {
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tenants WHERE slug = $1"
+    ))
+    .bind(slug)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| tenant_not_found(slug))?;
+    let tenant = from_row(&row)?;
+    let Some(deleted_at) = tenant.deleted_at else {
+        return Err(Error::conflict(
+            "not_deleted",
+            format!("tenant {slug:?} is not deleted"),
+        ));
+    };
+    if tenant
+        .purge_after
+        .is_some_and(|purge_after| purge_after <= now)
+    {
+        return Err(Error::conflict(
+            "grace_expired",
+            format!("tenant {slug:?} is past its grace period and is being purged"),
+        ));
+    }
+    let restored = sqlx::query(
+        "UPDATE tenants SET deleted_at = NULL, purge_after = NULL \
+         WHERE id = $1 AND deleted_at = $2",
+    )
+    .bind(&tenant.id)
+    .bind(deleted_at)
+    .execute(&mut *tx)
+    .await?;
+    if restored.rows_affected() == 0 {
+        return Err(Error::conflict(
+            "not_deleted",
+            format!("tenant {slug:?} changed meanwhile; try again"),
+        ));
+    }
+    sqlx::query(
+        "UPDATE tokens SET revoked_at = NULL WHERE tenant_id = $1 AND kind = $2 AND revoked_at = $3",
+    )
+    .bind(&tenant.id)
+    .bind(crate::auth::token::TokenKind::TenantKey.as_str())
+    .bind(deleted_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Tenant {
+        deleted_at: None,
+        purge_after: None,
+        ..tenant
+    })
+}
+
+/// Removes for good every deleted tenant whose grace period ended by `now` (Unix ms), with its
+/// members, tokens, notifications and everything else that references it (`ON DELETE
+/// CASCADE`); returns how many tenants were purged.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn purge_expired(db: &Db, now: i64) -> Result<u64> {
+    let mut tx = db.begin().await?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM tenants WHERE deleted_at IS NOT NULL AND purge_after <= $1",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut purged = 0;
+    for id in &ids {
+        // Notifications name their recipient without a foreign key.
+        sqlx::query(
+            "DELETE FROM notifications WHERE recipient_kind = 'tenant' AND recipient_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        purged += sqlx::query(
+            "DELETE FROM tenants WHERE id = $1 AND deleted_at IS NOT NULL AND purge_after <= $2",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    if purged > 0 {
+        tracing::info!(purged, "purged deleted tenants past their grace period");
+    }
+    Ok(purged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(TenantRole::Readonly < TenantRole::Member);
+        assert!(TenantRole::Member < TenantRole::Admin);
+        assert!(TenantRole::Admin < TenantRole::Owner);
+        for role in ["owner", "admin", "member", "readonly"] {
+            assert_eq!(TenantRole::parse(role).unwrap().as_str(), role);
+        }
+        let err = TenantRole::parse("boss").unwrap_err();
+        assert!(err.to_string().contains("`role`"), "{err}");
+    }
+
+    #[test]
+    fn slugs_follow_the_rules() {
+        for good in ["ab", "acme", "acme-2", "a1", &"a".repeat(40)] {
+            validate_slug(good).unwrap();
+        }
+        for bad in [
+            "",
+            "a",
+            "Acme",
+            "1acme",
+            "-acme",
+            "ac me",
+            "acmé",
+            &"a".repeat(41),
+        ] {
+            let err = validate_slug(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_slug", "{bad}");
+            assert!(err.to_string().contains("`slug`"), "{err}");
+        }
+    }
 }

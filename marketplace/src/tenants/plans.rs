@@ -1,0 +1,277 @@
+//! Plans: named sets of quotas and feature gates, stored as data in table `plans`.
+//!
+//! The migration seeds `free`, `pro` and `enterprise`; an operator tunes their quotas with
+//! [`update_plan`]. Every tenant is on exactly one plan.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::db::{Db, Tx};
+use crate::error::{Error, Result};
+
+/// The plan a tenant gets unless an operator chooses another.
+pub const DEFAULT_PLAN: &str = "free";
+
+/// A plan: quotas and feature gates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The plan's name, e.g. `free`.
+    pub name: String,
+    /// Where the plan sorts among plans (cheapest first).
+    pub position: i64,
+    /// How many plugins a tenant may have installed at once.
+    pub max_installs: i64,
+    /// How many plugin invocations a tenant may make per calendar month.
+    pub invocations_per_month: i64,
+    /// How many bytes of key-value data a tenant's plugins may store.
+    pub kv_bytes: i64,
+    /// Linear memory a plugin instance may grow to, in MiB.
+    pub memory_mb: i64,
+    /// Fuel one call may burn; `None` is the host's default.
+    pub fuel_per_call: Option<i64>,
+    /// Wall-clock time one call may take, in milliseconds.
+    pub timeout_ms: i64,
+    /// Outbound HTTP requests a tenant's plugins may make per minute.
+    pub outbound_requests_per_minute: i64,
+    /// API requests a tenant may make per minute.
+    pub api_requests_per_minute: i64,
+    /// Feature gate: whether the tenant may install paid plugins.
+    pub paid_plugins: bool,
+}
+
+/// A change to a plan: each `Some` field replaces the stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanChange {
+    /// New [`Plan::max_installs`].
+    pub max_installs: Option<i64>,
+    /// New [`Plan::invocations_per_month`].
+    pub invocations_per_month: Option<i64>,
+    /// New [`Plan::kv_bytes`].
+    pub kv_bytes: Option<i64>,
+    /// New [`Plan::memory_mb`].
+    pub memory_mb: Option<i64>,
+    /// New [`Plan::fuel_per_call`]; `Some(None)` returns to the host's default.
+    pub fuel_per_call: Option<Option<i64>>,
+    /// New [`Plan::timeout_ms`].
+    pub timeout_ms: Option<i64>,
+    /// New [`Plan::outbound_requests_per_minute`].
+    pub outbound_requests_per_minute: Option<i64>,
+    /// New [`Plan::api_requests_per_minute`].
+    pub api_requests_per_minute: Option<i64>,
+    /// New [`Plan::paid_plugins`].
+    pub paid_plugins: Option<bool>,
+}
+
+impl PlanChange {
+    /// Checks every quota given is a positive integer, naming the first field that is not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadRequest`] with code `invalid_quota`.
+    pub fn validate(&self) -> Result<()> {
+        let fields = [
+            ("max_installs", self.max_installs),
+            ("invocations_per_month", self.invocations_per_month),
+            ("kv_bytes", self.kv_bytes),
+            ("memory_mb", self.memory_mb),
+            ("fuel_per_call", self.fuel_per_call.flatten()),
+            ("timeout_ms", self.timeout_ms),
+            (
+                "outbound_requests_per_minute",
+                self.outbound_requests_per_minute,
+            ),
+            ("api_requests_per_minute", self.api_requests_per_minute),
+        ];
+        for (field, value) in fields {
+            if let Some(value) = value
+                && value <= 0
+            {
+                return Err(Error::bad_request(
+                    "invalid_quota",
+                    format!("field `{field}` must be a positive integer, not {value}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, plan: &mut Plan) {
+        let set = |target: &mut i64, value: Option<i64>| {
+            if let Some(value) = value {
+                *target = value;
+            }
+        };
+        set(&mut plan.max_installs, self.max_installs);
+        set(&mut plan.invocations_per_month, self.invocations_per_month);
+        set(&mut plan.kv_bytes, self.kv_bytes);
+        set(&mut plan.memory_mb, self.memory_mb);
+        set(&mut plan.timeout_ms, self.timeout_ms);
+        set(
+            &mut plan.outbound_requests_per_minute,
+            self.outbound_requests_per_minute,
+        );
+        set(
+            &mut plan.api_requests_per_minute,
+            self.api_requests_per_minute,
+        );
+        if let Some(fuel) = self.fuel_per_call {
+            plan.fuel_per_call = fuel;
+        }
+        if let Some(paid) = self.paid_plugins {
+            plan.paid_plugins = paid;
+        }
+    }
+}
+
+/// The columns of `plans`, in SQL.
+macro_rules! columns {
+    () => {
+        "name, position, max_installs, invocations_per_month, kv_bytes, memory_mb, \
+         fuel_per_call, timeout_ms, outbound_requests_per_minute, api_requests_per_minute, \
+         paid_plugins"
+    };
+}
+
+fn from_row(row: &AnyRow) -> Result<Plan> {
+    Ok(Plan {
+        name: row.try_get("name")?,
+        position: row.try_get("position")?,
+        max_installs: row.try_get("max_installs")?,
+        invocations_per_month: row.try_get("invocations_per_month")?,
+        kv_bytes: row.try_get("kv_bytes")?,
+        memory_mb: row.try_get("memory_mb")?,
+        fuel_per_call: row.try_get("fuel_per_call")?,
+        timeout_ms: row.try_get("timeout_ms")?,
+        outbound_requests_per_minute: row.try_get("outbound_requests_per_minute")?,
+        api_requests_per_minute: row.try_get("api_requests_per_minute")?,
+        paid_plugins: row.try_get::<i64, _>("paid_plugins")? != 0,
+    })
+}
+
+/// The plan called `name`.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown plan; [`Error::Database`].
+pub async fn plan(db: &Db, name: &str) -> Result<Plan> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM plans WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| Error::not_found(format!("plan {name:?}")))?;
+    from_row(&row)
+}
+
+/// Whether a plan called `name` exists, within transaction `tx`.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn plan_exists(tx: &mut Tx, name: &str) -> Result<bool> {
+    let row = sqlx::query("SELECT name FROM plans WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Every plan, cheapest first.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn plans(db: &Db) -> Result<Vec<Plan>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM plans ORDER BY position, name"
+    ))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Applies `change` to plan `name` and returns the plan as it now is.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] (`invalid_quota`) naming a quota that is not a positive integer;
+/// [`Error::NotFound`] for an unknown plan; [`Error::Database`].
+pub async fn update_plan(db: &Db, name: &str, change: &PlanChange) -> Result<Plan> {
+    change.validate()?;
+    let mut tx = db.begin().await?;
+    // Take the row's write lock first, so concurrent partial updates do not undo each other.
+    let locked = sqlx::query("UPDATE plans SET position = position WHERE name = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Err(Error::not_found(format!("plan {name:?}")));
+    }
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM plans WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut plan = from_row(&row)?;
+    change.apply(&mut plan);
+    sqlx::query(
+        "UPDATE plans SET max_installs = $1, invocations_per_month = $2, kv_bytes = $3, \
+             memory_mb = $4, fuel_per_call = $5, timeout_ms = $6, \
+             outbound_requests_per_minute = $7, api_requests_per_minute = $8, paid_plugins = $9 \
+         WHERE name = $10",
+    )
+    .bind(plan.max_installs)
+    .bind(plan.invocations_per_month)
+    .bind(plan.kv_bytes)
+    .bind(plan.memory_mb)
+    .bind(plan.fuel_per_call)
+    .bind(plan.timeout_ms)
+    .bind(plan.outbound_requests_per_minute)
+    .bind(plan.api_requests_per_minute)
+    .bind(i64::from(plan.paid_plugins))
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_must_be_positive_and_the_error_names_the_field() {
+        let change = PlanChange {
+            max_installs: Some(3),
+            kv_bytes: Some(0),
+            ..PlanChange::default()
+        };
+        let err = change.validate().unwrap_err();
+        assert_eq!(err.code(), "invalid_quota");
+        assert!(err.to_string().contains("`kv_bytes`"), "{err}");
+        let fuel = PlanChange {
+            fuel_per_call: Some(Some(-1)),
+            ..PlanChange::default()
+        };
+        assert!(
+            fuel.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("fuel_per_call")
+        );
+        let unlimited_fuel = PlanChange {
+            fuel_per_call: Some(None),
+            ..PlanChange::default()
+        };
+        unlimited_fuel.validate().unwrap();
+    }
+}
