@@ -1,5 +1,6 @@
 //! The HTTP server: every route on one router, request ids, logs, metrics, graceful shutdown.
 
+mod housekeeping;
 pub mod metrics;
 mod openapi;
 
@@ -85,6 +86,7 @@ pub async fn serve(
     drain: Duration,
 ) -> Result<(), Error> {
     let app = router(state.clone());
+    let housekeeping = housekeeping::spawn(state.clone());
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
@@ -99,6 +101,7 @@ pub async fn serve(
             tokio::time::sleep(drain).await;
         } => tracing::warn!("requests still in flight after {drain:?}; stopping anyway"),
     }
+    housekeeping.abort();
     state.db().close().await;
     Ok(())
 }
