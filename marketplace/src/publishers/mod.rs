@@ -1,9 +1,543 @@
-//! TODO(issue 5): publishers.
+//! Publishers: a namespace plugin ids live in, its members, its signing keys and its API keys.
+//!
+//! Every publisher route starts from [`access`] (or [`membership`] when the caller's role
+//! matters): a publisher the caller is not a member of answers 404, so that namespaces in use
+//! by others do not leak through this API.
 
-use utoipa_axum::router::OpenApiRouter;
+mod routes;
 
-use crate::state::AppState;
+pub(crate) use routes::routes;
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+use plinth_package::PublicKey;
+use sqlx::Row;
+
+use crate::accounts::normalize_email;
+use crate::auth::token::{self, TokenKind};
+use crate::auth::{Caller, Principal};
+use crate::clock::now_ms;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::id::new_id;
+
+/// A publisher as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// The publisher's id.
+    pub id: String,
+    /// The namespace: plugin ids of this publisher are `<namespace>.<name>`.
+    pub namespace: String,
+    /// The display name.
+    pub name: String,
+    /// When it was created (Unix ms).
+    pub created_at: i64,
+}
+
+/// The role of a member within a publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRole {
+    /// Manages members and keys, and publishes.
+    Owner,
+    /// Publishes and manages signing keys.
+    Member,
+}
+
+impl MemberRole {
+    /// The role's name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Owner => "owner",
+            MemberRole::Member => "member",
+        }
+    }
+
+    /// The role called `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadRequest`] (`invalid_role`) naming the field `role`.
+    pub fn parse(name: &str) -> Result<MemberRole> {
+        match name {
+            "owner" => Ok(MemberRole::Owner),
+            "member" => Ok(MemberRole::Member),
+            other => Err(Error::bad_request(
+                "invalid_role",
+                format!("field `role` must be \"owner\" or \"member\", not {other:?}"),
+            )),
+        }
+    }
+}
+
+/// A caller's standing within a publisher, as [`membership`] found it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// The publisher.
+    pub publisher: Publisher,
+    /// The caller's role (a publisher API key acts as a member).
+    pub role: MemberRole,
+    /// The user the caller acts as (the key's creator for a publisher API key).
+    pub user_id: String,
+    /// Whether the caller is a publisher API key rather than a user.
+    pub via_api_key: bool,
+}
+
+/// A signing key registered to a publisher.
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    /// The key's id.
+    pub id: String,
+    /// `ed25519:<base64>`.
+    pub public_key: String,
+    /// First 16 hex digits of the sha256 of the key bytes.
+    pub fingerprint: String,
+    /// When it was added (Unix ms).
+    pub created_at: i64,
+    /// When it was revoked (Unix ms), if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// Checks a namespace: 2–40 characters of `[a-z0-9-]`, starting with a letter, not ending
+/// with `-`, and not reserved.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] with `invalid_namespace` or `namespace_reserved`.
+pub fn check_namespace(namespace: &str, reserved: &[String]) -> Result<()> {
+    let len = namespace.chars().count();
+    let invalid = |why: &str| {
+        Err(Error::bad_request(
+            "invalid_namespace",
+            format!("field `namespace` {why}: {namespace:?}"),
+        ))
+    };
+    if !(2..=40).contains(&len) {
+        return invalid("must be 2 to 40 characters long");
+    }
+    if !namespace.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return invalid("must start with a lowercase letter");
+    }
+    if !namespace
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return invalid("may hold only lowercase letters, digits and '-'");
+    }
+    if namespace.ends_with('-') {
+        return invalid("must not end with '-'");
+    }
+    if reserved.iter().any(|r| r == namespace) {
+        return Err(Error::bad_request(
+            "namespace_reserved",
+            format!("the namespace {namespace:?} is reserved; choose another"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a publisher with `owner_id` as its owner.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] for an invalid or reserved namespace or an empty name;
+/// [`Error::Conflict`] (`namespace_taken`) if the namespace is in use.
+pub async fn create(
+    db: &Db,
+    owner_id: &str,
+    namespace: &str,
+    name: &str,
+    reserved: &[String],
+) -> Result<Publisher> {
+    check_namespace(namespace, reserved)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::bad_request(
+            "invalid_body",
+            "field `name` must be 1 to 200 characters",
+        ));
+    }
+    let publisher = Publisher {
+        id: new_id(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        created_at: now_ms(),
+    };
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO publishers (id, namespace, name, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&publisher.id)
+    .bind(&publisher.namespace)
+    .bind(&publisher.name)
+    .bind(publisher.created_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(Error::from);
+    match inserted {
+        Ok(_) => {}
+        Err(e) if e.is_unique_violation() => {
+            return Err(Error::conflict(
+                "namespace_taken",
+                format!("the namespace {namespace:?} is taken"),
+            ));
+        }
+        Err(e) => return Err(e),
+    }
+    sqlx::query(
+        "INSERT INTO publisher_members (publisher_id, user_id, role, created_at) \
+         VALUES ($1, $2, 'owner', $3)",
+    )
+    .bind(&publisher.id)
+    .bind(owner_id)
+    .bind(publisher.created_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(publisher)
+}
+
+fn publisher_from_row(row: &sqlx::any::AnyRow) -> Result<Publisher> {
+    Ok(Publisher {
+        id: row.try_get("id")?,
+        namespace: row.try_get("namespace")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// The publisher with namespace `namespace`, if any (no access check).
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn by_namespace(db: &Db, namespace: &str) -> Result<Option<Publisher>> {
+    let row =
+        sqlx::query("SELECT id, namespace, name, created_at FROM publishers WHERE namespace = $1")
+            .bind(namespace)
+            .fetch_optional(db.pool())
+            .await?;
+    row.as_ref().map(publisher_from_row).transpose()
+}
+
+/// The publisher with id `id`, if any (no access check).
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<Publisher>> {
+    let row = sqlx::query("SELECT id, namespace, name, created_at FROM publishers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(publisher_from_row).transpose()
+}
+
+/// The role of user `user_id` in publisher `publisher_id`, if a member.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn member_role(db: &Db, publisher_id: &str, user_id: &str) -> Result<Option<MemberRole>> {
+    let row =
+        sqlx::query("SELECT role FROM publisher_members WHERE publisher_id = $1 AND user_id = $2")
+            .bind(publisher_id)
+            .bind(user_id)
+            .fetch_optional(db.pool())
+            .await?;
+    match row {
+        Some(row) => Ok(Some(MemberRole::parse(&row.try_get::<String, _>("role")?)?)),
+        None => Ok(None),
+    }
+}
+
+/// The caller's standing in the publisher `namespace`. A publisher API key is a member of its
+/// own publisher only (and only while its creator still is).
+///
+/// # Errors
+///
+/// [`Error::NotFound`] if there is no such publisher or the caller is not a member; a tenant
+/// API key is never a member.
+pub async fn membership(db: &Db, principal: &Principal, namespace: &str) -> Result<Membership> {
+    let missing = || Error::not_found(format!("publisher {namespace:?}"));
+    let publisher = by_namespace(db, namespace).await?.ok_or_else(missing)?;
+    let (user_id, via_api_key) = match &principal.caller {
+        Caller::User(user) => (user.id.clone(), false),
+        Caller::PublisherKey {
+            publisher_id,
+            user_id,
+        } if *publisher_id == publisher.id => (user_id.clone(), true),
+        _ => return Err(missing()),
+    };
+    let role = member_role(db, &publisher.id, &user_id)
+        .await?
+        .ok_or_else(missing)?;
+    let role = if via_api_key {
+        MemberRole::Member
+    } else {
+        role
+    };
+    Ok(Membership {
+        publisher,
+        role,
+        user_id,
+        via_api_key,
+    })
+}
+
+/// The publisher `namespace`, if the caller is one of its members (or its API key).
+///
+/// # Errors
+///
+/// [`Error::NotFound`] otherwise.
+pub async fn access(db: &Db, principal: &Principal, namespace: &str) -> Result<Publisher> {
+    Ok(membership(db, principal, namespace).await?.publisher)
+}
+
+/// Adds the account with `email` to the publisher as `role`.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown account; [`Error::Conflict`] (`already_member`).
+pub async fn add_member(
+    db: &Db,
+    publisher_id: &str,
+    email: &str,
+    role: MemberRole,
+) -> Result<String> {
+    let email = normalize_email(email)?;
+    let user = sqlx::query("SELECT id FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(|| Error::not_found(format!("account {email}")))?;
+    let user_id: String = user.try_get("id")?;
+    let inserted = sqlx::query(
+        "INSERT INTO publisher_members (publisher_id, user_id, role, created_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(publisher_id)
+    .bind(&user_id)
+    .bind(role.as_str())
+    .bind(now_ms())
+    .execute(db.pool())
+    .await
+    .map_err(Error::from);
+    match inserted {
+        Ok(_) => Ok(user_id),
+        Err(e) if e.is_unique_violation() => Err(Error::conflict(
+            "already_member",
+            format!("{email} is a member of this publisher already"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+fn key_from_row(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
+    Ok(SigningKey {
+        id: row.try_get("id")?,
+        public_key: row.try_get("public_key")?,
+        fingerprint: row.try_get("fingerprint")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// Registers `public_key` (`ed25519:<base64>`) as a signing key of the publisher.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] (`invalid_public_key`) naming the field; [`Error::Conflict`]
+/// (`key_exists`) if the key is registered already.
+pub async fn add_key(db: &Db, publisher_id: &str, public_key: &str) -> Result<SigningKey> {
+    let parsed = PublicKey::parse(public_key).map_err(|e| {
+        Error::bad_request(
+            "invalid_public_key",
+            format!("field `public_key` is not an ed25519 public key (ed25519:<base64>): {e}"),
+        )
+    })?;
+    let key = SigningKey {
+        id: new_id(),
+        public_key: parsed.to_string(),
+        fingerprint: parsed.fingerprint(),
+        created_at: now_ms(),
+        revoked_at: None,
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO publisher_keys (id, publisher_id, public_key, fingerprint, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.id)
+    .bind(publisher_id)
+    .bind(&key.public_key)
+    .bind(&key.fingerprint)
+    .bind(key.created_at)
+    .execute(db.pool())
+    .await
+    .map_err(Error::from);
+    match inserted {
+        Ok(_) => Ok(key),
+        Err(e) if e.is_unique_violation() => Err(Error::conflict(
+            "key_exists",
+            format!("the key {} is registered already", key.fingerprint),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every signing key of the publisher, revoked ones included, oldest first.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn keys(db: &Db, publisher_id: &str) -> Result<Vec<SigningKey>> {
+    let rows = sqlx::query(
+        "SELECT id, public_key, fingerprint, created_at, revoked_at FROM publisher_keys \
+         WHERE publisher_id = $1 ORDER BY created_at, id",
+    )
+    .bind(publisher_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(key_from_row).collect()
+}
+
+/// Revokes the publisher's key whose id or fingerprint is `key` (idempotent); a revoked key
+/// signs no new submission.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] if the publisher has no such key.
+pub async fn revoke_key(db: &Db, publisher_id: &str, key: &str) -> Result<SigningKey> {
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(
+        "SELECT id, public_key, fingerprint, created_at, revoked_at FROM publisher_keys \
+         WHERE publisher_id = $1 AND (id = $2 OR fingerprint = $2)",
+    )
+    .bind(publisher_id)
+    .bind(key)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::not_found(format!("key {key:?}")))?;
+    let mut found = key_from_row(&row)?;
+    if found.revoked_at.is_none() {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE publisher_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&found.id)
+        .execute(&mut *tx)
+        .await?;
+        found.revoked_at = Some(now);
+    }
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// The publisher's key `public_key` (active or revoked), if registered to it.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn find_key(
+    db: &Db,
+    publisher_id: &str,
+    public_key: &PublicKey,
+) -> Result<Option<SigningKey>> {
+    let row = sqlx::query(
+        "SELECT id, public_key, fingerprint, created_at, revoked_at FROM publisher_keys \
+         WHERE publisher_id = $1 AND public_key = $2",
+    )
+    .bind(publisher_id)
+    .bind(public_key.to_string())
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(key_from_row).transpose()
+}
+
+/// The publisher's keys that are not revoked.
+///
+/// # Errors
+///
+/// [`Error::Database`]; [`Error::Internal`] if a stored key does not parse.
+pub async fn active_keys(db: &Db, publisher_id: &str) -> Result<Vec<PublicKey>> {
+    let rows = sqlx::query(
+        "SELECT public_key FROM publisher_keys WHERE publisher_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(publisher_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get("public_key")?;
+            PublicKey::parse(&text).map_err(|e| Error::Internal(format!("stored key: {e}")))
+        })
+        .collect()
+}
+
+/// Issues a publisher API key (for CI) acting for `user_id`; returns `(id, secret)`. The secret
+/// is shown once.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] for an empty name; [`Error::Database`].
+pub async fn create_api_key(
+    db: &Db,
+    publisher_id: &str,
+    user_id: &str,
+    name: &str,
+) -> Result<(String, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::bad_request(
+            "invalid_body",
+            "field `name` must be 1 to 200 characters",
+        ));
+    }
+    let (secret, hash) = token::generate(TokenKind::PublisherKey)?;
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO tokens (id, token_hash, kind, user_id, publisher_id, name, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(hash)
+    .bind(TokenKind::PublisherKey.as_str())
+    .bind(user_id)
+    .bind(publisher_id)
+    .bind(name)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok((id, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_are_checked() {
+        let reserved = vec!["plinth".to_owned()];
+        for good in ["ab", "acme", "a1-b2", "x".repeat(40).as_str()] {
+            assert!(check_namespace(good, &reserved).is_ok(), "{good}");
+        }
+        for bad in [
+            "a",
+            "1abc",
+            "-ab",
+            "ab-",
+            "Acme",
+            "ac me",
+            "ac.me",
+            &"x".repeat(41),
+        ] {
+            assert_eq!(
+                check_namespace(bad, &reserved).unwrap_err().code(),
+                "invalid_namespace",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_namespace("plinth", &reserved).unwrap_err().code(),
+            "namespace_reserved"
+        );
+    }
 }

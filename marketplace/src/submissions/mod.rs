@@ -1,9 +1,551 @@
-//! TODO(issue 5): submissions.
+//! Submissions: a publisher uploads a signed package; it is checked, validated, stored
+//! content-addressed, and (when validation finds no error) enters the review queue.
+//!
+//! The order of checks is the contract: a package that cannot be read, is not in one of the
+//! caller's namespaces, is unsigned or signed by a key that is not an active key of its
+//! publisher, or reuses a version, is refused with nothing stored. Everything else is stored
+//! in one transaction with its full validation report, as `in_review` or
+//! `rejected_by_validation`.
 
-use utoipa_axum::router::OpenApiRouter;
+pub(crate) mod routes;
 
-use crate::state::AppState;
+pub(crate) use routes::routes;
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+use plinth_package::{Package, Report, ValidationContext, validate};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::auth::{Caller, Principal};
+use crate::clock::{DAY_MS, now_ms};
+use crate::db::{Db, Tx};
+use crate::error::{Error, Result};
+use crate::id::new_id;
+use crate::publishers::{self, Publisher};
+use crate::settings::Settings;
+
+/// Waiting for a reviewer.
+pub const IN_REVIEW: &str = "in_review";
+/// Validation found an error; never reviewed.
+pub const REJECTED_BY_VALIDATION: &str = "rejected_by_validation";
+/// Approved and published.
+pub const APPROVED: &str = "approved";
+/// Rejected by a reviewer.
+pub const REJECTED: &str = "rejected";
+/// A reviewer asked for changes.
+pub const CHANGES_REQUESTED: &str = "changes_requested";
+
+/// A submission as stored.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The submission's id.
+    pub id: String,
+    /// The publisher's id.
+    pub publisher_id: String,
+    /// The publisher's namespace.
+    pub namespace: String,
+    /// The plugin id.
+    pub plugin_id: String,
+    /// The version, as written in the manifest.
+    pub version: String,
+    /// The package digest, `sha256:<hex>`.
+    pub digest: String,
+    /// The sha256 of the uploaded bytes (the artifact).
+    pub artifact_sha256: String,
+    /// `plinth.toml` as uploaded.
+    pub manifest: String,
+    /// One of [`IN_REVIEW`], [`REJECTED_BY_VALIDATION`], [`APPROVED`], [`REJECTED`],
+    /// [`CHANGES_REQUESTED`].
+    pub status: String,
+    /// The validation report.
+    pub report: Report,
+    /// The user who submitted (the creator, for a publisher API key).
+    pub submitted_by: String,
+    /// When it was submitted (Unix ms).
+    pub created_at: i64,
+    /// When a reviewer decided (Unix ms).
+    pub decided_at: Option<i64>,
+    /// The reviewer who decided.
+    pub decided_by: Option<String>,
+    /// The reason code of a rejection.
+    pub reason_code: Option<String>,
+    /// The reviewer's reason.
+    pub reason: Option<String>,
+}
+
+/// `SELECT <every column> FROM submissions s JOIN publishers p … <rest>`, as a `&'static str`.
+macro_rules! select_submissions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT s.id, s.publisher_id, p.namespace, s.plugin_id, s.version, s.digest, \
+             s.artifact_sha256, s.manifest, s.status, s.report, s.submitted_by, s.created_at, \
+             s.decided_at, s.decided_by, s.reason_code, s.reason \
+             FROM submissions s JOIN publishers p ON p.id = s.publisher_id ",
+            $rest
+        )
+    };
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Submission> {
+    let report: String = row.try_get("report")?;
+    Ok(Submission {
+        id: row.try_get("id")?,
+        publisher_id: row.try_get("publisher_id")?,
+        namespace: row.try_get("namespace")?,
+        plugin_id: row.try_get("plugin_id")?,
+        version: row.try_get("version")?,
+        digest: row.try_get("digest")?,
+        artifact_sha256: row.try_get("artifact_sha256")?,
+        manifest: row.try_get("manifest")?,
+        status: row.try_get("status")?,
+        report: serde_json::from_str(&report)
+            .map_err(|e| Error::Internal(format!("stored report: {e}")))?,
+        submitted_by: row.try_get("submitted_by")?,
+        created_at: row.try_get("created_at")?,
+        decided_at: row.try_get("decided_at")?,
+        decided_by: row.try_get("decided_by")?,
+        reason_code: row.try_get("reason_code")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+/// The submission `id`, without an access check.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn get(db: &Db, id: &str) -> Result<Option<Submission>> {
+    let row = sqlx::query(select_submissions!("WHERE s.id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The submission `id` if the caller may see it: a member of its publisher (or that
+/// publisher's API key), a reviewer or an operator.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] otherwise, the same as for an unknown id.
+pub async fn visible(db: &Db, principal: &Principal, id: &str) -> Result<Submission> {
+    let missing = || Error::not_found(format!("submission {id:?}"));
+    let submission = get(db, id).await?.ok_or_else(missing)?;
+    let allowed = match &principal.caller {
+        Caller::User(user) => {
+            user.is_reviewer()
+                || publishers::member_role(db, &submission.publisher_id, &user.id)
+                    .await?
+                    .is_some()
+        }
+        Caller::PublisherKey { publisher_id, .. } => *publisher_id == submission.publisher_id,
+        Caller::TenantKey { .. } => false,
+    };
+    if allowed {
+        Ok(submission)
+    } else {
+        Err(missing())
+    }
+}
+
+/// The publisher's submissions, newest first (at most 500).
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn list_for_publisher(db: &Db, publisher_id: &str) -> Result<Vec<Submission>> {
+    let rows = sqlx::query(select_submissions!(
+        "WHERE s.publisher_id = $1 ORDER BY s.created_at DESC, s.id DESC LIMIT 500"
+    ))
+    .bind(publisher_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The submissions in review, oldest first (at most `limit`).
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn in_review(db: &Db, limit: i64) -> Result<Vec<Submission>> {
+    let rows = sqlx::query(select_submissions!(
+        "WHERE s.status = 'in_review' ORDER BY s.created_at, s.id LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The 1-based place of `submission` in the review queue (oldest first); `None` when it is not
+/// in review.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn queue_position(db: &Db, submission: &Submission) -> Result<Option<i64>> {
+    if submission.status != IN_REVIEW {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM submissions WHERE status = 'in_review' \
+         AND (created_at < $1 OR (created_at = $1 AND id <= $2))",
+    )
+    .bind(submission.created_at)
+    .bind(&submission.id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(Some(row.try_get("n")?))
+}
+
+/// The median time from submission to decision, in seconds, over decisions of the last 30
+/// days; `None` when there were none.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn median_review_seconds(db: &Db) -> Result<Option<i64>> {
+    let rows = sqlx::query(
+        "SELECT decided_at - created_at AS took FROM submissions \
+         WHERE decided_at IS NOT NULL AND decided_at >= $1",
+    )
+    .bind(now_ms() - 30 * DAY_MS)
+    .fetch_all(db.pool())
+    .await?;
+    let mut took = rows
+        .iter()
+        .map(|row| row.try_get::<i64, _>("took"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(median(&mut took).map(|ms| (ms + 500) / 1000))
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &mut [i64]) -> Option<i64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        values[mid - 1] + (values[mid] - values[mid - 1]) / 2
+    })
+}
+
+/// The bytes of artifact `sha256`.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] if there is no such artifact.
+pub async fn artifact_bytes(db: &Db, sha256: &str) -> Result<Vec<u8>> {
+    let row = sqlx::query("SELECT bytes FROM artifacts WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(|| Error::not_found(format!("artifact {sha256}")))?;
+    Ok(row.try_get("bytes")?)
+}
+
+/// Stores `bytes` content-addressed (idempotent) in `tx`; returns their hex sha256.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn store_artifact(tx: &mut Tx, bytes: &[u8], now: i64) -> Result<String> {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let size = i64::try_from(bytes.len()).map_err(|_| Error::Internal("artifact size".into()))?;
+    sqlx::query(
+        "INSERT INTO artifacts (sha256, size, bytes, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&sha256)
+    .bind(size)
+    .bind(bytes.to_vec())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(sha256)
+}
+
+/// The size in bytes of artifact `sha256`, if stored.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn artifact_size(db: &Db, sha256: &str) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|row| row.try_get("size"))
+        .transpose()
+        .map_err(Error::from)
+}
+
+/// What [`submit`] did.
+#[derive(Debug)]
+pub enum Submitted {
+    /// A new submission was stored.
+    Created(Submission),
+    /// The same package (same plugin, version and digest) was submitted before: that one.
+    Existing(Submission),
+}
+
+/// Reads a package with `settings`' limits, off the async threads.
+async fn read_package(bytes: Vec<u8>, settings: &Settings) -> Result<Package> {
+    let limits = settings.package_limits;
+    tokio::task::spawn_blocking(move || Package::from_bytes_with_limits(&bytes, &limits))
+        .await
+        .map_err(|e| Error::Internal(format!("package reader: {e}")))?
+        .map_err(|e| {
+            Error::bad_request(
+                "invalid_package",
+                format!("the upload is not a valid Plinth package: {e}"),
+            )
+        })
+}
+
+/// Reads the stored artifact `sha256` as a package.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] if it is not stored; [`Error::Internal`] if it no longer reads.
+pub async fn stored_package(db: &Db, settings: &Settings, sha256: &str) -> Result<Package> {
+    let bytes = artifact_bytes(db, sha256).await?;
+    read_package(bytes, settings)
+        .await
+        .map_err(|e| Error::Internal(format!("stored artifact {sha256} does not read: {e}")))
+}
+
+/// The publisher of namespace `namespace` if the caller may publish there.
+async fn publisher_for(db: &Db, principal: &Principal, namespace: &str) -> Result<Publisher> {
+    match publishers::membership(db, principal, namespace).await {
+        Ok(membership) => Ok(membership.publisher),
+        Err(Error::NotFound(_)) => Err(Error::forbidden(
+            "wrong_namespace",
+            format!(
+                "the plugin id is in namespace {namespace:?}, which is not a publisher you are a member of"
+            ),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// `(id, version, digest, status)` of the live (in review or approved) submissions of a plugin.
+async fn live_versions(db: &Db, plugin_id: &str) -> Result<Vec<(String, String, String, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, version, digest, status FROM submissions \
+         WHERE plugin_id = $1 AND status IN ('in_review', 'approved')",
+    )
+    .bind(plugin_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("id")?,
+                row.try_get("version")?,
+                row.try_get("digest")?,
+                row.try_get("status")?,
+            ))
+        })
+        .collect()
+}
+
+/// If the version of `package` is taken by a live submission: the same package (answer it,
+/// idempotently) or a 409 `version_exists`.
+async fn existing_same_version(
+    db: &Db,
+    plugin_id: &str,
+    version: &semver::Version,
+    digest: &str,
+) -> Result<Option<Submission>> {
+    for (id, live_version, live_digest, _) in live_versions(db, plugin_id).await? {
+        if semver::Version::parse(&live_version).ok().as_ref() != Some(version) {
+            continue;
+        }
+        if live_digest == digest {
+            return get(db, &id).await;
+        }
+        return Err(Error::conflict(
+            "version_exists",
+            format!(
+                "{plugin_id} {version} was submitted already with different content; bump the version"
+            ),
+        ));
+    }
+    Ok(None)
+}
+
+/// Submits the package `bytes` as `principal`.
+///
+/// # Errors
+///
+/// 400 `invalid_package`, `unsigned`, `bad_signature`; 403 `wrong_namespace`, `unknown_key`,
+/// `key_revoked`; 409 `version_not_greater`, `version_exists` — each with nothing stored.
+pub async fn submit(
+    db: &Db,
+    settings: &Settings,
+    principal: &Principal,
+    bytes: Vec<u8>,
+) -> Result<Submitted> {
+    let submitted_by = match &principal.caller {
+        Caller::User(user) => user.id.clone(),
+        Caller::PublisherKey { user_id, .. } => user_id.clone(),
+        Caller::TenantKey { .. } => {
+            return Err(Error::forbidden(
+                "forbidden",
+                "a tenant API key cannot submit packages; use a publisher member's token or a publisher API key",
+            ));
+        }
+    };
+    let package = read_package(bytes.clone(), settings).await?;
+    let plugin_id = package.manifest.plugin.id.clone();
+    let version = package.manifest.plugin.version.clone();
+    let publisher = publisher_for(db, principal, plugin_id.publisher()).await?;
+
+    let signature = package.signature.developer.clone().ok_or_else(|| {
+        Error::bad_request(
+            "unsigned",
+            "the package has no developer signature; sign it with a key registered to your publisher (plinth plugin sign)",
+        )
+    })?;
+    let key = publishers::find_key(db, &publisher.id, &signature.key)
+        .await?
+        .ok_or_else(|| {
+            Error::forbidden(
+                "unknown_key",
+                format!(
+                    "the package is signed by key {}, which is not registered to publisher {:?}",
+                    signature.key.fingerprint(),
+                    publisher.namespace
+                ),
+            )
+        })?;
+    if key.revoked_at.is_some() {
+        return Err(Error::forbidden(
+            "key_revoked",
+            format!(
+                "the package is signed by key {}, which was revoked; sign it with an active key",
+                key.fingerprint
+            ),
+        ));
+    }
+    package.verify_developer(&signature.key).map_err(|e| {
+        Error::bad_request(
+            "bad_signature",
+            format!("the developer signature does not verify: {e}"),
+        )
+    })?;
+
+    let digest = package.digest().to_string();
+    if let Some(existing) = existing_same_version(db, plugin_id.as_str(), &version, &digest).await?
+    {
+        return Ok(Submitted::Existing(existing));
+    }
+    let live = live_versions(db, plugin_id.as_str()).await?;
+    let mut approved = Vec::new();
+    let mut latest: Option<semver::Version> = None;
+    for (_, live_version, _, status) in &live {
+        let Ok(live_version) = semver::Version::parse(live_version) else {
+            continue;
+        };
+        if status == APPROVED {
+            approved.push(live_version.clone());
+        }
+        if latest.as_ref().is_none_or(|l| live_version > *l) {
+            latest = Some(live_version);
+        }
+    }
+    if let Some(latest) = latest
+        && version <= latest
+    {
+        return Err(Error::Conflict {
+            code: "version_not_greater",
+            message: format!(
+                "version {version} of {plugin_id} is not greater than {latest}, the latest version approved or in review"
+            ),
+            details: Some(serde_json::json!({ "latest": latest.to_string() })),
+        });
+    }
+
+    let context = ValidationContext {
+        publisher: Some(publisher.namespace.clone()),
+        published_versions: approved,
+        developer_keys: Some(publishers::active_keys(db, &publisher.id).await?),
+        limits: settings.package_limits,
+    };
+    let (package, report) = tokio::task::spawn_blocking(move || {
+        let report = validate(&package, &context);
+        (package, report)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("validation: {e}")))?;
+    let status = if report.has_errors() {
+        REJECTED_BY_VALIDATION
+    } else {
+        IN_REVIEW
+    };
+    let report_json =
+        serde_json::to_string(&report).map_err(|e| Error::Internal(format!("report: {e}")))?;
+
+    let now = now_ms();
+    let id = new_id();
+    let stored = async {
+        let mut tx = db.begin().await?;
+        let artifact = store_artifact(&mut tx, &bytes, now).await?;
+        sqlx::query(
+            "INSERT INTO submissions (id, publisher_id, plugin_id, version, digest, \
+                 artifact_sha256, manifest, status, report, submitted_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&id)
+        .bind(&publisher.id)
+        .bind(plugin_id.as_str())
+        .bind(version.to_string())
+        .bind(&digest)
+        .bind(&artifact)
+        .bind(&package.manifest_toml)
+        .bind(status)
+        .bind(&report_json)
+        .bind(&submitted_by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    match stored {
+        Ok(()) => {}
+        Err(e) if e.is_unique_violation() => {
+            // Another submission of this version won the race: the same package is that one.
+            return match existing_same_version(db, plugin_id.as_str(), &version, &digest).await? {
+                Some(existing) => Ok(Submitted::Existing(existing)),
+                None => Err(Error::conflict(
+                    "version_exists",
+                    format!("{plugin_id} {version} was submitted already; bump the version"),
+                )),
+            };
+        }
+        Err(e) => return Err(e),
+    }
+    tracing::info!(submission = %id, plugin = %plugin_id, %version, status, "package submitted");
+    let submission = get(db, &id)
+        .await?
+        .ok_or_else(|| Error::Internal("submission vanished".into()))?;
+    Ok(Submitted::Created(submission))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [5, 1, 3]), Some(3));
+        assert_eq!(median(&mut [4, 1, 3, 2]), Some(2));
+    }
 }

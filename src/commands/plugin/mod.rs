@@ -1,13 +1,15 @@
-//! `plinth plugin …`: everything a plugin developer does with a package on their machine.
+//! `plinth plugin …`: everything a plugin developer does with a package, on their machine and
+//! with a marketplace.
 
 pub mod build;
 pub mod inspect;
 pub mod new;
+pub mod publish;
 pub mod run;
 pub mod sign;
 pub mod verify;
 
-/// Create, build, sign, verify, inspect and run plugin packages.
+/// Create, build, sign, verify, inspect, run and publish plugin packages.
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
     New(new::NewCommand),
@@ -16,6 +18,7 @@ pub enum PluginCommand {
     Verify(verify::VerifyCommand),
     Inspect(inspect::InspectCommand),
     Run(run::RunCommand),
+    Publish(publish::PublishCommand),
 }
 
 impl PluginCommand {
@@ -28,6 +31,7 @@ impl PluginCommand {
             PluginCommand::Verify(command) => command.execute(),
             PluginCommand::Inspect(command) => command.execute(),
             PluginCommand::Run(command) => command.execute(),
+            PluginCommand::Publish(command) => command.execute(),
         }
     }
 }

@@ -1,0 +1,324 @@
+//! Submitting packages over HTTP, on both backends: checks, idempotence, races, validation.
+
+mod common;
+mod publishing;
+
+use anyhow::{Context, Result, ensure};
+use plinth_marketplace::Settings;
+use plinth_package::SecretKey;
+use plinth_test_artifacts::{HELLO, UNDECLARED_HTTP};
+use plinth_test_support::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use common::TestApp;
+use publishing::{count, developer, hello, package_with, submit, submit_ok};
+
+on_both_backends!(
+    a_signed_package_enters_review,
+    refusals_store_nothing,
+    versions_only_go_up,
+    the_same_upload_twice_is_the_same_submission,
+    same_version_other_content_is_409,
+    concurrent_submissions_of_a_version_one_wins,
+    undeclared_import_is_rejected_by_validation,
+    only_members_and_reviewers_see_a_submission,
+);
+
+async fn nothing_stored(app: &TestApp) -> Result<()> {
+    let rows = (
+        count(app, "submissions").await?,
+        count(app, "artifacts").await?,
+    );
+    ensure!(rows == (0, 0), "rows were stored: {rows:?}");
+    Ok(())
+}
+
+async fn a_signed_package_enters_review(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    let reply = submit(&app, &dev.token, hello(&dev, "1.0.0")?)
+        .await?
+        .expect(StatusCode::CREATED)?;
+    let body = &reply.body;
+    ensure!(
+        body["plugin"] == "acme.hello"
+            && body["version"] == "1.0.0"
+            && body["status"] == "in_review"
+            && body["queue_position"] == 1
+            && body["median_review_seconds"].is_null()
+            && body["report"]["findings"].is_array()
+            && body["decision"].is_null(),
+        "{body}"
+    );
+    let id = body["id"].as_str().context("id")?;
+    let fetched = app
+        .get(&format!("/v1/submissions/{id}"), Some(&dev.token))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        fetched.body["status"] == "in_review" && fetched.body["queue_position"] == 1,
+        "{}",
+        fetched.body
+    );
+    // A second plugin queues behind it.
+    let second = package_with(&HELLO, "acme.hello-two", "0.1.0", "", None, Some(&dev.key))?;
+    let reply = submit(&app, &dev.token, second)
+        .await?
+        .expect(StatusCode::CREATED)?;
+    ensure!(reply.body["queue_position"] == 2, "{}", reply.body);
+    let listed = app
+        .get("/v1/publishers/acme/submissions", Some(&dev.token))
+        .await?
+        .expect(StatusCode::OK)?;
+    let items = listed.body["items"].as_array().context("items")?;
+    ensure!(
+        items.len() == 2 && items[0]["plugin"] == "acme.hello-two",
+        "newest first: {}",
+        listed.body
+    );
+    Ok(())
+}
+
+async fn refusals_store_nothing(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    let other = developer(&app, "bob@example.com", "globex").await?;
+    // Another publisher's namespace.
+    submit(&app, &dev.token, hello(&other, "1.0.0")?)
+        .await?
+        .expect_error(StatusCode::FORBIDDEN, "wrong_namespace")?;
+    // A namespace nobody has.
+    let nobody = package_with(&HELLO, "nobody.hello", "1.0.0", "", None, Some(&dev.key))?;
+    submit(&app, &dev.token, nobody)
+        .await?
+        .expect_error(StatusCode::FORBIDDEN, "wrong_namespace")?;
+    // Unsigned.
+    let unsigned = package_with(&HELLO, "acme.hello", "1.0.0", "", None, None)?;
+    submit(&app, &dev.token, unsigned)
+        .await?
+        .expect_error(StatusCode::BAD_REQUEST, "unsigned")?;
+    // Signed by a key the publisher never registered (bob's key is globex's).
+    let foreign = package_with(&HELLO, "acme.hello", "1.0.0", "", None, Some(&other.key))?;
+    submit(&app, &dev.token, foreign)
+        .await?
+        .expect_error(StatusCode::FORBIDDEN, "unknown_key")?;
+    let stranger = SecretKey::generate()?;
+    let unknown = package_with(&HELLO, "acme.hello", "1.0.0", "", None, Some(&stranger))?;
+    submit(&app, &dev.token, unknown)
+        .await?
+        .expect_error(StatusCode::FORBIDDEN, "unknown_key")?;
+    // Content changed after signing: the signature no longer covers it.
+    let mut tampered = plinth_package::Package::from_bytes(&hello(&dev, "1.0.0")?)?;
+    tampered.readme = Some("changed after signing".to_owned());
+    submit(&app, &dev.token, tampered.to_bytes()?)
+        .await?
+        .expect_error(StatusCode::BAD_REQUEST, "bad_signature")?;
+    // Not a package at all.
+    let garbage = submit(&app, &dev.token, b"definitely not gzip".to_vec())
+        .await?
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_package")?;
+    ensure!(
+        garbage.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not a valid Plinth package"),
+        "{}",
+        garbage.body
+    );
+    // No token.
+    app.send_bytes(
+        reqwest::Method::POST,
+        "/v1/submissions",
+        None,
+        "application/octet-stream",
+        hello(&dev, "1.0.0")?,
+    )
+    .await?
+    .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
+    nothing_stored(&app).await
+}
+
+async fn versions_only_go_up(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    submit_ok(&app, &dev.token, hello(&dev, "1.2.0")?).await?;
+    let lower = submit(&app, &dev.token, hello(&dev, "1.1.9")?)
+        .await?
+        .expect_error(StatusCode::CONFLICT, "version_not_greater")?;
+    ensure!(
+        lower.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("1.2.0"),
+        "names the latest: {}",
+        lower.body
+    );
+    submit_ok(&app, &dev.token, hello(&dev, "1.3.0")?).await?;
+    ensure!(count(&app, "submissions").await? == 2);
+    Ok(())
+}
+
+async fn the_same_upload_twice_is_the_same_submission(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    let bytes = hello(&dev, "1.0.0")?;
+    let first = submit_ok(&app, &dev.token, bytes.clone()).await?;
+    let again = submit(&app, &dev.token, bytes)
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(again.body["id"] == first.as_str(), "{}", again.body);
+    ensure!(count(&app, "submissions").await? == 1);
+    ensure!(count(&app, "artifacts").await? == 1);
+    Ok(())
+}
+
+async fn same_version_other_content_is_409(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    submit_ok(&app, &dev.token, hello(&dev, "1.0.0")?).await?;
+    let changed = package_with(
+        &HELLO,
+        "acme.hello",
+        "1.0.0",
+        "",
+        Some("# Hello\nA different readme."),
+        Some(&dev.key),
+    )?;
+    submit(&app, &dev.token, changed)
+        .await?
+        .expect_error(StatusCode::CONFLICT, "version_exists")?;
+    ensure!(count(&app, "submissions").await? == 1);
+    Ok(())
+}
+
+async fn concurrent_submissions_of_a_version_one_wins(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    let a = package_with(&HELLO, "acme.hello", "1.0.0", "", Some("A"), Some(&dev.key))?;
+    let b = package_with(&HELLO, "acme.hello", "1.0.0", "", Some("B"), Some(&dev.key))?;
+    let (ra, rb) = tokio::join!(submit(&app, &dev.token, a), submit(&app, &dev.token, b));
+    let mut statuses = [ra?.status, rb?.status];
+    statuses.sort();
+    ensure!(
+        statuses == [StatusCode::CREATED, StatusCode::CONFLICT],
+        "{statuses:?}"
+    );
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM submissions WHERE plugin_id = 'acme.hello' AND status = 'in_review'",
+    )
+    .fetch_one(app.db().pool())
+    .await?;
+    let n: i64 = sqlx::Row::try_get(&row, "n")?;
+    ensure!(n == 1, "{n} submissions in review");
+    ensure!(count(&app, "submissions").await? == 1);
+    Ok(())
+}
+
+async fn undeclared_import_is_rejected_by_validation(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "fixtures").await?;
+    let bytes = package_with(
+        &UNDECLARED_HTTP,
+        "fixtures.undeclared-http",
+        "0.1.0",
+        "",
+        None,
+        Some(&dev.key),
+    )?;
+    let reply = submit(&app, &dev.token, bytes)
+        .await?
+        .expect(StatusCode::CREATED)?;
+    ensure!(
+        reply.body["status"] == "rejected_by_validation" && reply.body["queue_position"].is_null(),
+        "{}",
+        reply.body
+    );
+    let findings = reply.body["report"]["findings"]
+        .as_array()
+        .context("findings")?;
+    let error = findings
+        .iter()
+        .find(|f| f["severity"] == "error")
+        .context("an error finding")?;
+    ensure!(
+        error["code"].as_str().is_some_and(|c| !c.is_empty())
+            && error["message"].as_str().unwrap_or("").contains("http"),
+        "{error}"
+    );
+    // Stored with its report.
+    let id = reply.body["id"].as_str().context("id")?;
+    let fetched = app
+        .get(&format!("/v1/submissions/{id}"), Some(&dev.token))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        fetched.body["report"] == reply.body["report"],
+        "{}",
+        fetched.body
+    );
+    // Not in the queue.
+    let operator = app.operator().await?;
+    let queue = app
+        .get("/v1/review/queue", Some(&operator))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(queue.body["items"] == json!([]), "{}", queue.body);
+    Ok(())
+}
+
+async fn only_members_and_reviewers_see_a_submission(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    let id = submit_ok(&app, &dev.token, hello(&dev, "1.0.0")?).await?;
+    let path = format!("/v1/submissions/{id}");
+    let (_, stranger) = app.user("eve@example.com").await?;
+    app.get(&path, Some(&stranger))
+        .await?
+        .expect_error(StatusCode::NOT_FOUND, "not_found")?;
+    app.get("/v1/submissions/no-such-id", Some(&stranger))
+        .await?
+        .expect_error(StatusCode::NOT_FOUND, "not_found")?;
+    let operator = app.operator().await?;
+    let (_, reviewer) = app.reviewer(&operator, "rita@example.com").await?;
+    app.get(&path, Some(&reviewer))
+        .await?
+        .expect(StatusCode::OK)?;
+    app.get(&path, Some(&operator))
+        .await?
+        .expect(StatusCode::OK)?;
+    Ok(())
+}
+
+/// Too large: a server whose package limit is below the package; the upload is refused with
+/// 413 and nothing is stored.
+async fn too_large_is_413(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    let bytes = hello(&dev, "1.0.0")?;
+    ensure!(
+        bytes.len() > 4096,
+        "the package is only {} bytes",
+        bytes.len()
+    );
+    let reply = submit(&app, &dev.token, bytes)
+        .await?
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large")?;
+    ensure!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("4096"),
+        "names the limit: {}",
+        reply.body
+    );
+    nothing_stored(&app).await
+}
+
+fn small_limits() -> Settings {
+    let mut settings = Settings::default();
+    settings.package_limits.compressed = 4096;
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_is_413_on_sqlite() -> Result<()> {
+    too_large_is_413(TestApp::start(TestDatabase::sqlite()?, small_limits()).await?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_is_413_on_postgres() -> Result<()> {
+    let database = TestDatabase::postgres("too_large_is_413").await?;
+    too_large_is_413(TestApp::start(database, small_limits()).await?).await
+}
