@@ -185,7 +185,13 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_recipient ON notifications (recipient_kind, recipient_id, created_at);
 
--- Full-text search over the catalog, kept in step with `plugins` by the catalog module.
+-- Full-text search over the catalog, kept in step with `plugins` by the catalog module. A
+-- plugin's row in `plugin_search` has the rowid it is given in `plugin_search_rows`, so it can
+-- be replaced by rowid (the FTS table's `plugin_id` column is not indexed).
+CREATE TABLE plugin_search_rows (
+    rowid     INTEGER PRIMARY KEY,
+    plugin_id TEXT NOT NULL UNIQUE REFERENCES plugins (id) ON DELETE CASCADE
+);
 CREATE VIRTUAL TABLE plugin_search USING fts5 (
     plugin_id UNINDEXED,
     name,

@@ -9,7 +9,6 @@ mod routes;
 pub(crate) use routes::routes;
 
 use plinth_package::{Manifest, PermissionDiff, PermissionDiffView, Permissions};
-use sqlx::Row;
 
 use crate::auth::UserCaller;
 use crate::clock::now_ms;
@@ -122,37 +121,6 @@ pub fn check_reason(
     Ok((reason.to_owned(), code))
 }
 
-/// The permissions of the newest approved version of `plugin_id` lower than `version`, read
-/// from `versions`; `None` when there is none (a first version).
-///
-/// # Errors
-///
-/// [`Error::Database`].
-pub async fn previous_permissions(
-    db: &Db,
-    plugin_id: &str,
-    version: &str,
-) -> Result<Option<Permissions>> {
-    let current = semver::Version::parse(version).ok();
-    let rows = sqlx::query("SELECT version, manifest FROM versions WHERE plugin_id = $1")
-        .bind(plugin_id)
-        .fetch_all(db.pool())
-        .await?;
-    let mut best: Option<(semver::Version, String)> = None;
-    for row in rows {
-        let Ok(v) = semver::Version::parse(&row.try_get::<String, _>("version")?) else {
-            continue;
-        };
-        if current.as_ref().is_some_and(|c| v >= *c) {
-            continue;
-        }
-        if best.as_ref().is_none_or(|(b, _)| v > *b) {
-            best = Some((v, row.try_get("manifest")?));
-        }
-    }
-    Ok(best.and_then(|(_, manifest)| Manifest::parse(&manifest).ok().map(|m| m.permissions)))
-}
-
 /// The permission diff of `submission` against the last approved version (everything added
 /// for a first version), and its own permissions.
 ///
@@ -165,8 +133,11 @@ pub async fn permission_diff(
 ) -> Result<(PermissionDiffView, Permissions)> {
     let manifest = Manifest::parse(&submission.manifest)
         .map_err(|e| Error::Internal(format!("stored manifest: {e}")))?;
-    let previous = previous_permissions(db, &submission.plugin_id, &submission.version)
+    // Submissions in review are newer than every approved version (submission checks that),
+    // so the newest approved version is the one before this.
+    let previous = crate::catalog::latest_permissions(db.pool(), &submission.plugin_id)
         .await?
+        .map(|(_, permissions)| permissions)
         .unwrap_or_default();
     let diff = PermissionDiff::between(&previous, &manifest.permissions).view();
     Ok((diff, manifest.permissions))
