@@ -172,7 +172,7 @@ impl Seeder {
         .bind(&self.publisher_id)
         .bind(spec.id)
         .bind(spec.version)
-        .bind(package.digest().to_hex())
+        .bind(package.digest().to_string())
         .bind(&sha)
         .bind(&package.manifest_toml)
         .bind(spec.submission_status)
@@ -705,7 +705,10 @@ async fn detail_versions_and_download(app: TestApp) -> Result<()> {
         "{newest}"
     );
     let digest = newest["permissions_digest"].as_str().context("digest")?;
-    ensure!(digest.len() == 64 && digest.chars().all(|c| c.is_ascii_hexdigit()));
+    let hex = digest
+        .strip_prefix("sha256:")
+        .context("digest is sha256:<hex>")?;
+    ensure!(hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()));
     ensure!(versions[1]["permissions_digest"] != newest["permissions_digest"]);
     // Search now reflects the new version's categories.
     ensure!(search_ids(&app, "category=notifications").await?.is_empty());
