@@ -169,6 +169,26 @@ impl IntoResponse for Error {
     }
 }
 
+/// Storage results whose unique-constraint violation means "that exists already" (409).
+pub trait ConflictOnUnique<T> {
+    /// A unique violation becomes [`Error::Conflict`] with `code` and `message`; any other
+    /// database error stays [`Error::Database`].
+    ///
+    /// # Errors
+    ///
+    /// As described.
+    fn conflict_on_unique(self, code: &'static str, message: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> ConflictOnUnique<T> for std::result::Result<T, sqlx::Error> {
+    fn conflict_on_unique(self, code: &'static str, message: impl FnOnce() -> String) -> Result<T> {
+        match self.map_err(Error::from) {
+            Err(e) if e.is_unique_violation() => Err(Error::conflict(code, message())),
+            other => other,
+        }
+    }
+}
+
 /// The body of every API error, for the OpenAPI document.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiError {

@@ -10,7 +10,7 @@ use crate::auth::token::{self, TokenKind};
 use crate::auth::{GlobalRole, password};
 use crate::clock::now_ms;
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 
 /// A user as stored.
@@ -68,7 +68,7 @@ pub async fn sign_up(db: &Db, email: &str, password_text: &str, name: &str) -> R
         email,
         name: name.to_owned(),
     };
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&user.id)
@@ -78,15 +78,8 @@ pub async fn sign_up(db: &Db, email: &str, password_text: &str, name: &str) -> R
     .bind(now_ms())
     .execute(db.pool())
     .await
-    .map_err(Error::from);
-    match inserted {
-        Ok(_) => Ok(user),
-        Err(e) if e.is_unique_violation() => Err(Error::conflict(
-            "email_taken",
-            format!("an account with email {} exists already", user.email),
-        )),
-        Err(e) => Err(e),
-    }
+    .conflict_on_unique("email_taken", || format!("an account with email {} exists already", user.email))?;
+    Ok(user)
 }
 
 /// Checks `email` and `password` and opens a session of `ttl_ms`; returns the token and its

@@ -16,7 +16,7 @@ use crate::auth::token::{self, TokenKind};
 use crate::auth::{Caller, Principal};
 use crate::clock::now_ms;
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 
 /// A publisher as stored.
@@ -161,26 +161,16 @@ pub async fn create(
         created_at: now_ms(),
     };
     let mut tx = db.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO publishers (id, namespace, name, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&publisher.id)
-    .bind(&publisher.namespace)
-    .bind(&publisher.name)
-    .bind(publisher.created_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(Error::from);
-    match inserted {
-        Ok(_) => {}
-        Err(e) if e.is_unique_violation() => {
-            return Err(Error::conflict(
-                "namespace_taken",
-                format!("the namespace {namespace:?} is taken"),
-            ));
-        }
-        Err(e) => return Err(e),
-    }
+    sqlx::query("INSERT INTO publishers (id, namespace, name, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&publisher.id)
+        .bind(&publisher.namespace)
+        .bind(&publisher.name)
+        .bind(publisher.created_at)
+        .execute(&mut *tx)
+        .await
+        .conflict_on_unique("namespace_taken", || {
+            format!("the namespace {namespace:?} is taken")
+        })?;
     sqlx::query(
         "INSERT INTO publisher_members (publisher_id, user_id, role, created_at) \
          VALUES ($1, $2, 'owner', $3)",
@@ -309,7 +299,7 @@ pub async fn add_member(
         .await?
         .ok_or_else(|| Error::not_found(format!("account {email}")))?;
     let user_id: String = user.try_get("id")?;
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO publisher_members (publisher_id, user_id, role, created_at) \
          VALUES ($1, $2, $3, $4)",
     )
@@ -319,15 +309,10 @@ pub async fn add_member(
     .bind(now_ms())
     .execute(db.pool())
     .await
-    .map_err(Error::from);
-    match inserted {
-        Ok(_) => Ok(user_id),
-        Err(e) if e.is_unique_violation() => Err(Error::conflict(
-            "already_member",
-            format!("{email} is a member of this publisher already"),
-        )),
-        Err(e) => Err(e),
-    }
+    .conflict_on_unique("already_member", || {
+        format!("{email} is a member of this publisher already")
+    })?;
+    Ok(user_id)
 }
 
 fn key_from_row(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
@@ -360,7 +345,7 @@ pub async fn add_key(db: &Db, publisher_id: &str, public_key: &str) -> Result<Si
         created_at: now_ms(),
         revoked_at: None,
     };
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO publisher_keys (id, publisher_id, public_key, fingerprint, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -371,15 +356,10 @@ pub async fn add_key(db: &Db, publisher_id: &str, public_key: &str) -> Result<Si
     .bind(key.created_at)
     .execute(db.pool())
     .await
-    .map_err(Error::from);
-    match inserted {
-        Ok(_) => Ok(key),
-        Err(e) if e.is_unique_violation() => Err(Error::conflict(
-            "key_exists",
-            format!("the key {} is registered already", key.fingerprint),
-        )),
-        Err(e) => Err(e),
-    }
+    .conflict_on_unique("key_exists", || {
+        format!("the key {} is registered already", key.fingerprint)
+    })?;
+    Ok(key)
 }
 
 /// Every signing key of the publisher, revoked ones included, oldest first.

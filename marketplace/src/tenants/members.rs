@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use super::{Tenant, TenantRole, lock_tenant};
 use crate::accounts::normalize_email;
 use crate::db::{Db, Tx};
-use crate::error::{Error, Result};
+use crate::error::{ConflictOnUnique, Error, Result};
 
 /// A member of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub async fn add(
         .ok_or_else(|| Error::not_found(format!("account {email}")))?;
     let user_id: String = user.try_get("id")?;
     let name: String = user.try_get("name")?;
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO tenant_members (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(&tenant.id)
@@ -144,17 +144,9 @@ pub async fn add(
     .bind(now)
     .execute(&mut *tx)
     .await
-    .map_err(Error::from);
-    match inserted {
-        Ok(_) => {}
-        Err(e) if e.is_unique_violation() => {
-            return Err(Error::conflict(
-                "already_member",
-                format!("{email} is a member of tenant {:?} already", tenant.slug),
-            ));
-        }
-        Err(e) => return Err(e),
-    }
+    .conflict_on_unique("already_member", || {
+        format!("{email} is a member of tenant {:?} already", tenant.slug)
+    })?;
     tx.commit().await?;
     Ok(Member {
         user_id,

@@ -25,7 +25,7 @@ use sqlx::any::AnyRow;
 
 use crate::auth::{Caller, Principal};
 use crate::db::{Db, Tx};
-use crate::error::{Error, Result};
+use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 
 /// A role within a tenant, ordered `Readonly < Member < Admin < Owner`.
@@ -366,7 +366,7 @@ pub async fn create(
         deleted_at: None,
         purge_after: None,
     };
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO tenants (id, slug, name, plan, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&tenant.id)
@@ -376,17 +376,9 @@ pub async fn create(
     .bind(now)
     .execute(&mut *tx)
     .await
-    .map_err(Error::from);
-    match inserted {
-        Ok(_) => {}
-        Err(e) if e.is_unique_violation() => {
-            return Err(Error::conflict(
-                "slug_taken",
-                format!("field `slug`: the slug {slug:?} is taken"),
-            ));
-        }
-        Err(e) => return Err(e),
-    }
+    .conflict_on_unique("slug_taken", || {
+        format!("field `slug`: the slug {slug:?} is taken")
+    })?;
     sqlx::query(
         "INSERT INTO tenant_members (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
     )
