@@ -1,8 +1,8 @@
 //! Inboxes of publishers and tenants, written in the transaction of the change they report.
 //!
 //! [`notify`] is what every module calls to leave a message; `GET
-//! /v1/publishers/{ns}/notifications` reads a publisher's inbox (the tenant inbox route lives
-//! with the tenants).
+//! /v1/publishers/{ns}/notifications` and `GET /v1/tenants/{tenant}/notifications` read the
+//! inboxes.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -23,7 +23,9 @@ use crate::state::AppState;
 pub const MAX_LISTED: i64 = 200;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(publisher_notifications))
+    OpenApiRouter::new()
+        .routes(routes!(publisher_notifications))
+        .routes(routes!(tenant_notifications))
 }
 
 /// Leaves a notification for `recipient_kind` (`publisher` or `tenant`) `recipient_id`, in the
@@ -126,5 +128,25 @@ async fn publisher_notifications(
 ) -> Result<Json<NotificationList>> {
     let publisher = crate::publishers::access(state.db(), &principal, &ns).await?;
     let items = list(state.db(), "publisher", &publisher.id).await?;
+    Ok(Json(NotificationList { items }))
+}
+
+/// A tenant's inbox (any member, read-only included).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/notifications", tag = "notifications", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant slug")),
+    responses((status = 200, body = NotificationList), (status = 404, body = ApiError)))]
+async fn tenant_notifications(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Json<NotificationList>> {
+    let tenant = crate::tenants::access(
+        state.db(),
+        &principal,
+        &slug,
+        crate::tenants::TenantRole::Readonly,
+    )
+    .await?;
+    let items = list(state.db(), "tenant", &tenant.id).await?;
     Ok(Json(NotificationList { items }))
 }

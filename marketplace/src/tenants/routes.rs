@@ -1,11 +1,10 @@
-//! `/v1/plans` and `/v1/tenants/…`: plans, tenants, members, API keys, usage, notifications.
+//! `/v1/plans` and `/v1/tenants/…`: plans, tenants, members, API keys, usage.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,7 +30,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(revoke_api_key))
         .routes(routes!(tenant_usage))
-        .routes(routes!(tenant_notifications))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -768,64 +766,4 @@ async fn tenant_usage(
         items,
         plugins: Vec::new(),
     }))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Notifications
-
-/// A notification in the tenant's inbox.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct NotificationView {
-    id: String,
-    /// e.g. `new_version`, `needs_consent`, `yanked`, `rolled_back`.
-    kind: String,
-    message: String,
-    #[schema(value_type = Object)]
-    payload: serde_json::Value,
-    /// RFC 3339, UTC.
-    created_at: String,
-    read: bool,
-}
-
-/// A tenant's notifications.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct NotificationList {
-    items: Vec<NotificationView>,
-}
-
-/// The most notifications one listing returns.
-const NOTIFICATION_PAGE: i64 = 100;
-
-/// The tenant's inbox, newest first (any member).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/notifications", tag = "tenants",
-    security(("bearer" = [])), params(("tenant" = String, Path, description = "Tenant slug")),
-    responses((status = 200, body = NotificationList), (status = 404, body = ApiError)))]
-async fn tenant_notifications(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(slug): Path<String>,
-) -> Result<Json<NotificationList>> {
-    let tenant = super::access(state.db(), &principal, &slug, TenantRole::Readonly).await?;
-    let rows = sqlx::query(
-        "SELECT id, kind, message, payload, created_at, read_at FROM notifications \
-         WHERE recipient_kind = 'tenant' AND recipient_id = $1 \
-         ORDER BY created_at DESC, id DESC LIMIT $2",
-    )
-    .bind(&tenant.id)
-    .bind(NOTIFICATION_PAGE)
-    .fetch_all(state.db().pool())
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        let payload: String = row.try_get("payload")?;
-        items.push(NotificationView {
-            id: row.try_get("id")?,
-            kind: row.try_get("kind")?,
-            message: row.try_get("message")?,
-            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-            created_at: rfc3339(row.try_get("created_at")?),
-            read: row.try_get::<Option<i64>, _>("read_at")?.is_some(),
-        });
-    }
-    Ok(Json(NotificationList { items }))
 }
