@@ -5,10 +5,10 @@
 //! they download carries the marketplace's countersignature. Runs on SQLite and PostgreSQL.
 
 mod common {
+    pub mod api;
     pub mod server;
 }
 
-use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
@@ -17,89 +17,8 @@ use plinth_test_artifacts::HELLO;
 use plinth_test_support::TestDatabase;
 use serde_json::{Value, json};
 
+use common::api::{Api, signed_package};
 use common::server::{PlinthServer, bootstrap};
-
-/// A JSON client for one server.
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Result<(u16, Value)> {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await?;
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
-    }
-
-    async fn ok(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let (status, value) = self.send(method.clone(), path, token, body).await?;
-        ensure!(
-            (200..300).contains(&status),
-            "{method} {path} answered {status}: {value}"
-        );
-        Ok(value)
-    }
-
-    /// Signs up and logs in; returns (account id, session token).
-    async fn account(&self, email: &str) -> Result<(String, String)> {
-        let password = "a long enough password";
-        let account = self
-            .ok(
-                reqwest::Method::POST,
-                "/v1/accounts",
-                None,
-                Some(json!({"email": email, "password": password, "name": email})),
-            )
-            .await?;
-        let session = self
-            .ok(
-                reqwest::Method::POST,
-                "/v1/tokens",
-                None,
-                Some(json!({"email": email, "password": password})),
-            )
-            .await?;
-        Ok((
-            account["id"].as_str().context("account id")?.to_owned(),
-            session["token"].as_str().context("token")?.to_owned(),
-        ))
-    }
-}
-
-/// `hello`, signed by `key`, written to `dir`.
-fn signed_hello(dir: &Path, key: &SecretKey) -> Result<std::path::PathBuf> {
-    let manifest = std::fs::read_to_string(Path::new(HELLO.dir).join("plinth.toml"))?;
-    let wasm = std::fs::read(HELLO.wasm)?;
-    let mut package = Package::new(manifest, wasm, Some("# Hello\n".to_owned()), None)?;
-    package.sign(key);
-    let path = dir.join(package.file_name());
-    package.write_to(&path)?;
-    Ok(path)
-}
 
 async fn journey(database: Option<TestDatabase>) -> Result<()> {
     let work = tempfile::tempdir()?;
@@ -133,7 +52,7 @@ async fn journey(database: Option<TestDatabase>) -> Result<()> {
         Some(json!({"public_key": key.public_key().to_string()})),
     )
     .await?;
-    let package_path = signed_hello(work.path(), &key)?;
+    let package_path = signed_package(work.path(), &HELLO, &key)?;
     let published = Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args(["plugin", "publish"])
         .arg(&package_path)

@@ -184,10 +184,64 @@ impl Host {
         let deployment = Deployment { prepared, spec };
         self.lifecycle(tenant, &deployment, Entry::Install, "on-install")
             .await?;
+        let installed = self.attach(tenant, &id, deployment, true)?;
+        tracing::info!(tenant, plugin = %plugin.label(), "installed");
+        Ok(installed)
+    }
+
+    /// Re-attaches an install made in an earlier run of this host, as the marketplace does
+    /// when it rebuilds the host's state from storage at start: prepares it (from the compiled
+    /// cache) and makes it active or disabled, without running `on-install` again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyInstalled`]; anything [`Host::prepare`] refuses.
+    pub fn restore(
+        &self,
+        tenant: &str,
+        plugin: &Arc<LoadedPlugin>,
+        spec: InstallSpec,
+        enabled: bool,
+    ) -> Result<InstallInfo, Error> {
+        let id = plugin.manifest.plugin.id.to_string();
+        let prepared = self.prepare(plugin, &spec.grants, spec.metering)?;
+        self.attach(tenant, &id, Deployment { prepared, spec }, enabled)
+    }
+
+    /// Replaces the grants, configuration and limits of an install's current version (no
+    /// lifecycle hook runs; in-flight calls finish with the old ones).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`]; anything [`Host::prepare`] refuses.
+    pub fn reconfigure(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        spec: InstallSpec,
+    ) -> Result<InstallInfo, Error> {
+        let install = self.find(tenant, plugin)?;
+        let loaded = Arc::clone(&install.current.load().prepared.plugin);
+        let prepared = self.prepare(&loaded, &spec.grants, spec.metering)?;
+        install
+            .current
+            .store(Arc::new(Deployment { prepared, spec }));
+        tracing::info!(tenant, plugin, "reconfigured");
+        Ok(info(&install))
+    }
+
+    /// Adds `deployment` as the install of `plugin` for `tenant`.
+    fn attach(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        deployment: Deployment,
+        enabled: bool,
+    ) -> Result<InstallInfo, Error> {
         let install = Arc::new(Install {
             current: ArcSwap::from_pointee(deployment),
             previous: Mutex::new(None),
-            enabled: AtomicBool::new(true),
+            enabled: AtomicBool::new(enabled),
             breaker: Mutex::new(CircuitBreaker::new(self.policies.breaker)),
             rollout: Mutex::new(None),
         });
@@ -196,15 +250,14 @@ impl Host {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         let installs = table.entry(tenant.to_string()).or_default();
-        if installs.contains_key(&id) {
+        if installs.contains_key(plugin) {
             return Err(Error::AlreadyInstalled {
                 tenant: tenant.to_string(),
-                plugin: id,
+                plugin: plugin.to_string(),
             });
         }
-        installs.insert(id, Arc::clone(&install));
+        installs.insert(plugin.to_string(), Arc::clone(&install));
         drop(table);
-        tracing::info!(tenant, plugin = %plugin.label(), "installed");
         Ok(info(&install))
     }
 

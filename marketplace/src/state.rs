@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use plinth_host::Host;
 use plinth_package::{PublicKey, SecretKey};
 
 use crate::db::Db;
+use crate::secrets::SecretsKey;
 use crate::server::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -17,6 +19,17 @@ struct Inner {
     settings: Settings,
     signing_key: SecretKey,
     metrics: Metrics,
+    runtime: Option<Runtime>,
+}
+
+/// The data plane a marketplace drives: the host that runs installs, and the key that seals
+/// their secrets.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The host.
+    pub host: Arc<Host>,
+    /// Seals and opens configuration secrets.
+    pub secrets: SecretsKey,
 }
 
 impl std::fmt::Debug for AppState {
@@ -31,13 +44,45 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// State over `db`, countersigning approvals with `signing_key`.
+    /// Without a host, install and event routes answer 503.
     pub fn new(db: Db, settings: Settings, signing_key: SecretKey) -> AppState {
         AppState(Arc::new(Inner {
             db,
             settings,
             signing_key,
             metrics: Metrics::new(),
+            runtime: None,
         }))
+    }
+
+    /// State that also drives `runtime`'s host: installs run there.
+    pub fn with_runtime(
+        db: Db,
+        settings: Settings,
+        signing_key: SecretKey,
+        runtime: Runtime,
+    ) -> AppState {
+        AppState(Arc::new(Inner {
+            db,
+            settings,
+            signing_key,
+            metrics: Metrics::new(),
+            runtime: Some(runtime),
+        }))
+    }
+
+    /// The host and secrets key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when this marketplace runs without a host.
+    pub fn runtime(&self) -> crate::error::Result<&Runtime> {
+        self.0
+            .runtime
+            .as_ref()
+            .ok_or(crate::error::Error::Unavailable(
+                "this server runs no host; installs and events need `plinth serve` with a host",
+            ))
     }
 
     /// The database.

@@ -6,7 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use plinth_marketplace::{AppState, Db, Settings, server, signing_key};
+use std::sync::Arc;
+
+use plinth_host::kv::KvStore;
+use plinth_host::trust::TrustPolicy;
+use plinth_host::{Host, HostConfig};
+use plinth_marketplace::secrets::SecretsKey;
+use plinth_marketplace::{AppState, Db, Runtime, Settings, installs, server, signing_key};
 
 /// Run the marketplace: HTTP API, review, catalog (and, with installs, the host).
 ///
@@ -48,7 +54,10 @@ impl ServeCommand {
             .marketplace_key
             .unwrap_or_else(|| self.data_dir.join(signing_key::FILE_NAME));
         let key = signing_key::load_or_create_file(&key_path)?;
-        let state = AppState::new(db, Settings::default(), key);
+        let runtime = start_host(&self.data_dir, self.database_url.as_deref(), &key).await?;
+        let state = AppState::with_runtime(db, Settings::default(), key, runtime);
+        let restored = installs::restore_all(&state).await?;
+        tracing::info!(restored, "installs restored into the host");
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
@@ -65,6 +74,34 @@ impl ServeCommand {
         tracing::info!("plinth serve stopped");
         Ok(())
     }
+}
+
+/// The host, trusting only packages countersigned by this marketplace's key; its kv data in
+/// `DIR/kv.db` (or the PostgreSQL database), compiled components cached in `DIR/compiled`.
+async fn start_host(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    key: &plinth_package::SecretKey,
+) -> anyhow::Result<Runtime> {
+    let kv_url = match database_url {
+        Some(url) => url.to_owned(),
+        None => format!("sqlite://{}?mode=rwc", data_dir.join("kv.db").display()),
+    };
+    let kv = KvStore::connect(&kv_url)
+        .await
+        .context("cannot open the kv store")?;
+    let mut config = HostConfig::new(
+        data_dir.join("compiled"),
+        TrustPolicy::enforce(vec![key.public_key()]),
+    );
+    config.kv = Some(kv);
+    config.allow_private_http = std::env::var("PLINTH_ALLOW_PRIVATE_HTTP").is_ok_and(|v| v == "1");
+    let host = Host::new(config).context("cannot start the host")?;
+    let secrets = SecretsKey::load_or_create(data_dir)?;
+    Ok(Runtime {
+        host: Arc::new(host),
+        secrets,
+    })
 }
 
 /// The marketplace database: `url` if given, else SQLite under `data_dir`.

@@ -100,7 +100,7 @@ pub struct VersionInfo {
     pub yanked: bool,
     /// The permissions it requests.
     pub permissions: Vec<PermissionView>,
-    /// The digest of that permission set (lowercase hex of SHA-256); an install consents to it.
+    /// The digest of that permission set (`sha256:<hex>`); an install consents to it.
     pub permissions_digest: String,
 }
 

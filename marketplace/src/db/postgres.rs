@@ -3,11 +3,18 @@
 use super::EmbeddedMigration;
 
 /// PostgreSQL's migrations, in order.
-pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[(
-    1,
-    "core",
-    include_str!("../../migrations/postgres/0001_core.sql"),
-)];
+pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
+    (
+        1,
+        "core",
+        include_str!("../../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        2,
+        "installs",
+        include_str!("../../migrations/postgres/0002_installs.sql"),
+    ),
+];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`
 /// `tsvector` (name A, categories B, description C) with a GIN index.

@@ -3,11 +3,18 @@
 use super::EmbeddedMigration;
 
 /// SQLite's migrations, in order.
-pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[(
-    1,
-    "core",
-    include_str!("../../migrations/sqlite/0001_core.sql"),
-)];
+pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
+    (
+        1,
+        "core",
+        include_str!("../../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        2,
+        "installs",
+        include_str!("../../migrations/sqlite/0002_installs.sql"),
+    ),
+];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy
 /// timeout so concurrent writers queue rather than fail, and foreign keys enforced.

@@ -33,6 +33,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::review::routes())
         .merge(crate::catalog::routes())
         .merge(crate::notifications::routes())
+        .merge(crate::installs::routes())
+        .merge(crate::events::routes())
         .split_for_parts();
     let document = std::sync::Arc::new(document);
     api.route("/healthz", get(healthz))

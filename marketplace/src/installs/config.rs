@@ -1,0 +1,209 @@
+//! An install's configuration: checked against the manifest's `[config.<key>]` declarations,
+//! secrets sealed before storage and never shown again.
+//!
+//! Stored as a JSON object: a plain value is a string, a secret is `{"sealed": "v1:…"}`.
+
+use std::collections::BTreeMap;
+
+use plinth_package::Manifest;
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::secrets::SecretsKey;
+
+/// The configuration a plugin reads: key → text.
+pub type Values = BTreeMap<String, String>;
+
+/// Checks `input` (a JSON object from the API) against `manifest`, merged over `previous`
+/// (keys not in `input` keep their previous value; `null` clears one), and fills defaults.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] (`invalid_config`) naming `config.<key>`: an undeclared key, a value
+/// of the wrong type, or a required key without a value.
+pub fn check(manifest: &Manifest, input: &Map<String, Value>, previous: &Values) -> Result<Values> {
+    let mut values = previous.clone();
+    for (key, value) in input {
+        let Some(field) = manifest.config.get(key) else {
+            let declared: Vec<&str> = manifest.config.keys().map(String::as_str).collect();
+            return Err(invalid(format!(
+                "`config.{key}` is not declared by the plugin; it declares {declared:?}"
+            )));
+        };
+        let text = match value {
+            Value::Null => {
+                values.remove(key);
+                continue;
+            }
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) if n.is_i64() => n.to_string(),
+            other => {
+                return Err(invalid(format!(
+                    "`config.{key}` must be a {}, not {other}",
+                    field.r#type
+                )));
+            }
+        };
+        if !field.r#type.accepts_text(&text) {
+            return Err(invalid(format!(
+                "`config.{key}` must be a {}",
+                field.r#type
+            )));
+        }
+        values.insert(key.clone(), text);
+    }
+    for (key, field) in &manifest.config {
+        if !values.contains_key(key) {
+            if let Some(default) = &field.default {
+                values.insert(key.clone(), default.to_string());
+            } else if field.required {
+                return Err(invalid(format!("`config.{key}` is required")));
+            }
+        }
+    }
+    Ok(values)
+}
+
+fn invalid(message: String) -> Error {
+    Error::bad_request("invalid_config", message)
+}
+
+/// `values` as stored: secrets sealed for install `install_id`.
+///
+/// # Errors
+///
+/// [`Error::Internal`] if sealing fails.
+pub fn seal(
+    manifest: &Manifest,
+    values: &Values,
+    key: &SecretsKey,
+    install_id: &str,
+) -> Result<String> {
+    let mut stored = Map::new();
+    for (name, value) in values {
+        let secret = manifest.config.get(name).is_some_and(|f| f.secret);
+        let entry = if secret {
+            json!({ "sealed": key.seal(install_id, value)? })
+        } else {
+            Value::String(value.clone())
+        };
+        stored.insert(name.clone(), entry);
+    }
+    Ok(Value::Object(stored).to_string())
+}
+
+/// The values of a stored configuration, secrets opened.
+///
+/// # Errors
+///
+/// [`Error::Internal`] if it does not parse or a secret does not open.
+pub fn open(stored: &str, key: &SecretsKey, install_id: &str) -> Result<Values> {
+    let parsed: Map<String, Value> = serde_json::from_str(stored)
+        .map_err(|e| Error::Internal(format!("stored config of {install_id}: {e}")))?;
+    let mut values = Values::new();
+    for (name, entry) in parsed {
+        let value = match entry {
+            Value::String(s) => s,
+            Value::Object(o) => match o.get("sealed") {
+                Some(Value::String(sealed)) => key.open(install_id, sealed)?,
+                _ => {
+                    return Err(Error::Internal(format!(
+                        "stored config {name} is malformed"
+                    )));
+                }
+            },
+            _ => {
+                return Err(Error::Internal(format!(
+                    "stored config {name} is malformed"
+                )));
+            }
+        };
+        values.insert(name, value);
+    }
+    Ok(values)
+}
+
+/// What the API shows of a stored configuration: plain values, and the names of the secrets
+/// that are set (never their values).
+pub fn public_view(stored: &str) -> Value {
+    let parsed: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
+    let mut values = Map::new();
+    let mut secrets = Vec::new();
+    for (name, entry) in parsed {
+        match entry {
+            Value::String(s) => {
+                values.insert(name, Value::String(s));
+            }
+            _ => secrets.push(name),
+        }
+    }
+    json!({ "values": values, "secrets_set": secrets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest::parse(
+            "[plugin]\nid = \"acme.x\"\nversion = \"1.0.0\"\nname = \"X\"\ndescription = \"X.\"\n\
+             license = \"MIT\"\napi = \"^0.1\"\n[permissions]\nconfig = true\n\
+             [config.url]\ntype = \"string\"\nsecret = true\nrequired = true\n\
+             [config.retries]\ntype = \"integer\"\ndefault = 3\n",
+        )
+        .unwrap()
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn checks_types_requirements_and_defaults() {
+        let m = manifest();
+        let values = check(&m, &object(json!({"url": "https://x"})), &Values::new()).unwrap();
+        assert_eq!(values["retries"], "3");
+        let err = check(&m, &object(json!({})), &Values::new()).unwrap_err();
+        assert!(err.to_string().contains("config.url"), "{err}");
+        let err = check(
+            &m,
+            &object(json!({"url": "u", "retries": "many"})),
+            &Values::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("config.retries"), "{err}");
+        let err = check(
+            &m,
+            &object(json!({"url": "u", "colour": "red"})),
+            &Values::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("config.colour"), "{err}");
+        let merged = check(&m, &object(json!({"retries": 5})), &values).unwrap();
+        assert_eq!(
+            (merged["url"].as_str(), merged["retries"].as_str()),
+            ("https://x", "5")
+        );
+    }
+
+    #[test]
+    fn secrets_are_sealed_and_never_shown() {
+        let m = manifest();
+        let (key, _) = SecretsKey::generate().unwrap();
+        let values = check(
+            &m,
+            &object(json!({"url": "https://hooks/secret-token"})),
+            &Values::new(),
+        )
+        .unwrap();
+        let stored = seal(&m, &values, &key, "install-1").unwrap();
+        assert!(!stored.contains("secret-token"), "{stored}");
+        assert_eq!(open(&stored, &key, "install-1").unwrap(), values);
+        let view = public_view(&stored).to_string();
+        assert!(
+            !view.contains("secret-token") && view.contains("\"url\""),
+            "{view}"
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Between storage and the host: loading approved versions, the spec an install runs with,
+//! and rebuilding the host's installs from storage at start.
+
+use std::sync::Arc;
+
+use plinth_host::{InstallSpec, Limits, LoadedPlugin, Metering};
+use plinth_package::{Manifest, Package, PricingModel};
+
+use super::config;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::tenants::Plan;
+
+/// The spec an install of `manifest` runs with for a tenant on `plan`: every permission the
+/// version asks for (the tenant consented to exactly that set), its configuration, and the
+/// plan's limits capped by what the manifest asks for. Fuel is counted when the plan sets a
+/// per-call budget or the plugin is priced per invocation.
+pub fn spec_for(plan: &Plan, manifest: &Manifest, values: config::Values) -> InstallSpec {
+    let mut limits = Limits::default()
+        .with_memory_mb(u64::try_from(plan.memory_mb).unwrap_or(0))
+        .with_timeout(std::time::Duration::from_millis(
+            u64::try_from(plan.timeout_ms).unwrap_or(0),
+        ));
+    let per_invocation = matches!(manifest.pricing.model, PricingModel::Per1000Invocations);
+    let metering = match plan.fuel_per_call {
+        Some(fuel) => {
+            limits = limits.with_fuel(u64::try_from(fuel).unwrap_or(0));
+            Metering::Fuel
+        }
+        None if per_invocation => {
+            limits = limits.with_fuel(plinth_host::invoke::DEFAULT_FUEL);
+            Metering::Fuel
+        }
+        None => Metering::Epoch,
+    };
+    InstallSpec {
+        grants: manifest.permissions.clone(),
+        config: Arc::new(values),
+        limits: limits.capped_by(manifest),
+        metering,
+    }
+}
+
+/// The approved package of `plugin_id` `version`, loaded into the host (compiled, or from the
+/// compiled cache).
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown version; [`Error::Internal`] if the stored package
+/// does not read or the host refuses it.
+pub async fn load(
+    state: &AppState,
+    plugin_id: &str,
+    version: &str,
+) -> Result<(Package, Arc<LoadedPlugin>)> {
+    let runtime = state.runtime()?;
+    let file = crate::catalog::package_bytes(state.db(), plugin_id, version, true).await?;
+    let host = Arc::clone(&runtime.host);
+    tokio::task::spawn_blocking(move || {
+        let package = Package::from_bytes(&file.bytes)
+            .map_err(|e| Error::Internal(format!("stored package {}: {e}", file.file_name)))?;
+        let loaded = host.load(&package).map_err(host_error)?;
+        Ok((package, loaded))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("loading a plugin: {e}")))?
+}
+
+/// The marketplace's answer to a host error.
+pub(crate) fn host_error(error: plinth_host::Error) -> Error {
+    match error {
+        plinth_host::Error::Lifecycle { .. } => {
+            Error::conflict("lifecycle_failed", format!("the plugin refused: {error}"))
+        }
+        plinth_host::Error::AlreadyInstalled { .. } => {
+            Error::conflict("already_installed", error.to_string())
+        }
+        plinth_host::Error::NotInstalled { .. } => Error::not_found(error.to_string()),
+        plinth_host::Error::NothingToRollBack { .. } => {
+            Error::conflict("nothing_to_roll_back", error.to_string())
+        }
+        other => Error::Internal(format!("host: {other}")),
+    }
+}
+
+/// Rebuilds the host's installs from storage (at start): every install of a live tenant is
+/// loaded (from the compiled cache where it can be) and re-attached without its `on-install`
+/// hook. An install that cannot be restored is logged and skipped, never fatal. Returns how
+/// many were restored.
+///
+/// # Errors
+///
+/// [`Error::Database`] if the installs cannot be read; [`Error::Unavailable`] without a host.
+pub async fn restore_all(state: &AppState) -> Result<usize> {
+    let runtime = state.runtime()?;
+    let mut restored = 0;
+    for (install, plan_name) in super::all_live(state.db()).await? {
+        let attempt = async {
+            let plan = crate::tenants::plan(state.db(), &plan_name).await?;
+            let (package, loaded) = load(state, &install.plugin_id, &install.version).await?;
+            let values = config::open(&install.config, &runtime.secrets, &install.id)?;
+            let spec = spec_for(&plan, &package.manifest, values);
+            runtime
+                .host
+                .restore(&install.tenant_id, &loaded, spec, install.enabled)
+                .map_err(host_error)
+        };
+        match attempt.await {
+            Ok(_) => restored += 1,
+            Err(e) => tracing::error!(
+                tenant = %install.tenant_id, plugin = %install.plugin_id, error = %e,
+                "cannot restore install"
+            ),
+        }
+    }
+    Ok(restored)
+}

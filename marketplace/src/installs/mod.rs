@@ -1,0 +1,114 @@
+//! Installs: a tenant's consent to one version's exact permission set, its configuration, and
+//! the host that runs it. Every change is stored and applied to the host together: the host
+//! change happens inside the storage transaction and is undone if the commit fails.
+
+pub mod config;
+mod deploy;
+mod routes;
+
+pub use deploy::{restore_all, spec_for};
+pub(crate) use routes::routes;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::db::{Db, Tx};
+use crate::error::Result;
+
+/// How an install follows new versions.
+pub const UPDATE_POLICIES: [&str; 4] = ["manual", "patch", "minor", "any"];
+
+/// An install as stored.
+#[derive(Debug, Clone)]
+pub struct Install {
+    /// The install's id (binds its sealed secrets).
+    pub id: String,
+    /// The tenant's id.
+    pub tenant_id: String,
+    /// The plugin's id.
+    pub plugin_id: String,
+    /// The version installed.
+    pub version: String,
+    /// The permission set the tenant consented to.
+    pub permissions_digest: String,
+    /// The configuration as stored (secrets sealed), a JSON object.
+    pub config: String,
+    /// Whether events reach it.
+    pub enabled: bool,
+    /// `manual`, `patch`, `minor` or `any`.
+    pub update_policy: String,
+    /// When it was installed (Unix ms).
+    pub created_at: i64,
+    /// When it last changed (Unix ms).
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, tenant_id, plugin_id, version, permissions_digest, config, enabled, \
+                       update_policy, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<Install> {
+    Ok(Install {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        plugin_id: row.try_get("plugin_id")?,
+        version: row.try_get("version")?,
+        permissions_digest: row.try_get("permissions_digest")?,
+        config: row.try_get("config")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        update_policy: row.try_get("update_policy")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The tenant's installs, by plugin id.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`].
+pub async fn list(db: &Db, tenant_id: &str) -> Result<Vec<Install>> {
+    let sql = format!("SELECT {COLUMNS} FROM installs WHERE tenant_id = $1 ORDER BY plugin_id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The tenant's install of `plugin_id`, if any, read inside `tx`.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`].
+pub async fn find(tx: &mut Tx, tenant_id: &str, plugin_id: &str) -> Result<Option<Install>> {
+    let sql = format!("SELECT {COLUMNS} FROM installs WHERE tenant_id = $1 AND plugin_id = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(plugin_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Every install of a live tenant, with the tenant's plan: what the host runs.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`].
+pub async fn all_live(db: &Db) -> Result<Vec<(Install, String)>> {
+    let sql = format!(
+        "SELECT {}, t.plan AS plan FROM installs i JOIN tenants t ON t.id = i.tenant_id \
+         WHERE t.deleted_at IS NULL ORDER BY i.created_at",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("i.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|row| Ok((from_row(row)?, row.try_get("plan")?)))
+        .collect()
+}

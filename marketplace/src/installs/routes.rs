@@ -1,0 +1,347 @@
+//! `/v1/tenants/{tenant}/installs`: install with consent, list, configure, enable/disable,
+//! uninstall.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::deploy::{host_error, load, spec_for};
+use super::{Install, UPDATE_POLICIES, config};
+use crate::auth::Principal;
+use crate::body::JsonBody;
+use crate::clock::{now_ms, rfc3339};
+use crate::error::{ApiError, ConflictOnUnique, Error, Result};
+use crate::id::new_id;
+use crate::state::AppState;
+use crate::tenants::{self, TenantRole};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(install, list))
+        .routes(routes!(update, uninstall))
+}
+
+/// `POST /v1/tenants/{tenant}/installs`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstallRequest {
+    /// The plugin id.
+    plugin: String,
+    /// The version; default the newest approved, non-yanked one.
+    version: Option<String>,
+    /// The digest of the permission set the admin was shown
+    /// (`GET /v1/plugins/{id}/versions/{v}`): installing is consenting to exactly it.
+    permissions_digest: String,
+    /// Configuration values by key (secrets are sealed and never shown again).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    config: Map<String, Value>,
+    /// `manual` (default), `patch`, `minor` or `any`.
+    update_policy: Option<String>,
+}
+
+/// An install.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InstallView {
+    plugin: String,
+    version: String,
+    /// `active` or `disabled`.
+    status: String,
+    permissions_digest: String,
+    update_policy: String,
+    /// `{values, secrets_set}`: plain values, and which secrets are set (never their values).
+    #[schema(value_type = Object)]
+    config: Value,
+    installed_at: String,
+    updated_at: String,
+}
+
+impl From<&Install> for InstallView {
+    fn from(install: &Install) -> Self {
+        InstallView {
+            plugin: install.plugin_id.clone(),
+            version: install.version.clone(),
+            status: if install.enabled {
+                "active"
+            } else {
+                "disabled"
+            }
+            .to_owned(),
+            permissions_digest: install.permissions_digest.clone(),
+            update_policy: install.update_policy.clone(),
+            config: config::public_view(&install.config),
+            installed_at: rfc3339(install.created_at),
+            updated_at: rfc3339(install.updated_at),
+        }
+    }
+}
+
+/// Installs a plugin version for the tenant, consenting to its permission set (admin).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/installs", tag = "installs", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant slug")), request_body = InstallRequest,
+    responses((status = 201, body = InstallView), (status = 400, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn install(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    JsonBody(body): JsonBody<InstallRequest>,
+) -> Result<(StatusCode, Json<InstallView>)> {
+    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
+    let runtime = state.runtime()?;
+    let update_policy = body.update_policy.unwrap_or_else(|| "manual".to_owned());
+    if !UPDATE_POLICIES.contains(&update_policy.as_str()) {
+        return Err(Error::bad_request(
+            "invalid_body",
+            format!("field `update_policy` must be one of {UPDATE_POLICIES:?}"),
+        ));
+    }
+    let version = match body.version {
+        Some(version) => crate::catalog::version(state.db(), &body.plugin, &version, false).await?,
+        None => crate::catalog::versions(state.db(), &body.plugin, false)
+            .await?
+            .into_iter()
+            .find(|v| !v.yanked)
+            .ok_or_else(|| {
+                Error::conflict(
+                    "no_installable_version",
+                    format!("{} has no version that is not yanked", body.plugin),
+                )
+            })?,
+    };
+    if version.yanked {
+        return Err(Error::conflict(
+            "version_yanked",
+            format!(
+                "{} {} is yanked; install another version",
+                body.plugin, version.version
+            ),
+        ));
+    }
+    if body.permissions_digest != version.permissions_digest {
+        return Err(Error::Conflict {
+            code: "permissions_changed",
+            message: format!(
+                "the permissions you consented to ({}) are not those of {} {}; review the current ones and send their digest",
+                body.permissions_digest, body.plugin, version.version
+            ),
+            details: Some(json!({
+                "permissions": version.permissions,
+                "permissions_digest": version.permissions_digest,
+            })),
+        });
+    }
+    let plan = tenants::plan(state.db(), &tenant.plan).await?;
+    let (package, loaded) = load(&state, &body.plugin, &version.version).await?;
+    let manifest = &package.manifest;
+    if manifest.pricing.is_paid() && !plan.paid_plugins {
+        return Err(Error::forbidden(
+            "plan_required",
+            format!(
+                "{} is a paid plugin; the {} plan does not allow paid plugins",
+                body.plugin, plan.name
+            ),
+        ));
+    }
+    let values = config::check(manifest, &body.config, &config::Values::new())?;
+    let install_id = new_id();
+    let stored_config = config::seal(manifest, &values, &runtime.secrets, &install_id)?;
+    let now = now_ms();
+    let mut tx = state.db().begin().await?;
+    tenants::lock_tenant(&mut tx, &tenant).await?;
+    let installed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM installs WHERE tenant_id = $1")
+        .bind(&tenant.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if installed >= plan.max_installs {
+        return Err(Error::conflict(
+            "install_limit",
+            format!(
+                "the {} plan allows {} installs and the tenant has {installed}",
+                plan.name, plan.max_installs
+            ),
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO installs (id, tenant_id, plugin_id, version, permissions_digest, config, enabled, \
+         update_policy, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)",
+    )
+    .bind(&install_id)
+    .bind(&tenant.id)
+    .bind(&body.plugin)
+    .bind(&version.version)
+    .bind(&version.permissions_digest)
+    .bind(&stored_config)
+    .bind(&update_policy)
+    .bind(principal.user().ok().map(|u| u.id.clone()))
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .conflict_on_unique("already_installed", || format!("{} is installed already; update or uninstall it", body.plugin))?;
+    sqlx::query("UPDATE plugins SET installs = installs + 1 WHERE id = $1")
+        .bind(&body.plugin)
+        .execute(&mut *tx)
+        .await?;
+    runtime
+        .host
+        .install(&tenant.id, &loaded, spec_for(&plan, manifest, values))
+        .await
+        .map_err(host_error)?;
+    if let Err(e) = tx.commit().await {
+        if let Err(undo) = runtime.host.uninstall(&tenant.id, &body.plugin).await {
+            tracing::error!(error = %undo, "cannot undo a host install after a failed commit");
+        }
+        return Err(e.into());
+    }
+    tracing::info!(tenant = %tenant.slug, plugin = %body.plugin, version = %version.version, "installed");
+    let install = Install {
+        id: install_id,
+        tenant_id: tenant.id,
+        plugin_id: body.plugin,
+        version: version.version,
+        permissions_digest: version.permissions_digest,
+        config: stored_config,
+        enabled: true,
+        update_policy,
+        created_at: now,
+        updated_at: now,
+    };
+    Ok((StatusCode::CREATED, Json(InstallView::from(&install))))
+}
+
+/// The tenant's installs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InstallList {
+    items: Vec<InstallView>,
+}
+
+/// Lists the tenant's installs (any member).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/installs", tag = "installs", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant slug")),
+    responses((status = 200, body = InstallList), (status = 404, body = ApiError)))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Json<InstallList>> {
+    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Readonly).await?;
+    let installs = super::list(state.db(), &tenant.id).await?;
+    Ok(Json(InstallList {
+        items: installs.iter().map(InstallView::from).collect(),
+    }))
+}
+
+/// `PATCH /v1/tenants/{tenant}/installs/{plugin}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstallChange {
+    /// Enable or disable the install.
+    enabled: Option<bool>,
+    /// Values to set (`null` clears one); keys not given keep their value.
+    #[schema(value_type = Object)]
+    config: Option<Map<String, Value>>,
+    /// `manual`, `patch`, `minor` or `any`.
+    update_policy: Option<String>,
+}
+
+/// Changes an install's configuration, status or update policy (admin).
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/installs/{plugin}", tag = "installs", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant slug"), ("plugin" = String, Path, description = "Plugin id")),
+    request_body = InstallChange,
+    responses((status = 200, body = InstallView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, plugin)): Path<(String, String)>,
+    JsonBody(body): JsonBody<InstallChange>,
+) -> Result<Json<InstallView>> {
+    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
+    let runtime = state.runtime()?;
+    if let Some(policy) = &body.update_policy
+        && !UPDATE_POLICIES.contains(&policy.as_str())
+    {
+        return Err(Error::bad_request(
+            "invalid_body",
+            format!("field `update_policy` must be one of {UPDATE_POLICIES:?}"),
+        ));
+    }
+    let mut tx = state.db().begin().await?;
+    let mut install = super::find(&mut tx, &tenant.id, &plugin)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;
+    let mut new_spec = None;
+    if let Some(input) = &body.config {
+        let (package, _) = load(&state, &plugin, &install.version).await?;
+        let previous = config::open(&install.config, &runtime.secrets, &install.id)?;
+        let values = config::check(&package.manifest, input, &previous)?;
+        install.config = config::seal(&package.manifest, &values, &runtime.secrets, &install.id)?;
+        let plan = tenants::plan(state.db(), &tenant.plan).await?;
+        new_spec = Some(spec_for(&plan, &package.manifest, values));
+    }
+    if let Some(enabled) = body.enabled {
+        install.enabled = enabled;
+    }
+    if let Some(policy) = body.update_policy {
+        install.update_policy = policy;
+    }
+    install.updated_at = now_ms();
+    sqlx::query(
+        "UPDATE installs SET config = $1, enabled = $2, update_policy = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(&install.config)
+    .bind(i64::from(install.enabled))
+    .bind(&install.update_policy)
+    .bind(install.updated_at)
+    .bind(&install.id)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(spec) = new_spec {
+        runtime
+            .host
+            .reconfigure(&tenant.id, &plugin, spec)
+            .map_err(host_error)?;
+    }
+    runtime
+        .host
+        .set_enabled(&tenant.id, &plugin, install.enabled)
+        .map_err(host_error)?;
+    tx.commit().await?;
+    Ok(Json(InstallView::from(&install)))
+}
+
+/// Uninstalls: the install and its kv data are removed (admin).
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/installs/{plugin}", tag = "installs", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant slug"), ("plugin" = String, Path, description = "Plugin id")),
+    responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn uninstall(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, plugin)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
+    let runtime = state.runtime()?;
+    let mut tx = state.db().begin().await?;
+    let install = super::find(&mut tx, &tenant.id, &plugin)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;
+    sqlx::query("DELETE FROM installs WHERE id = $1")
+        .bind(&install.id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE plugins SET installs = installs - 1 WHERE id = $1 AND installs > 0")
+        .bind(&plugin)
+        .execute(&mut *tx)
+        .await?;
+    match runtime.host.uninstall(&tenant.id, &plugin).await {
+        Ok(()) | Err(plinth_host::Error::NotInstalled { .. }) => {}
+        Err(e) => return Err(host_error(e)),
+    }
+    tx.commit().await?;
+    tracing::info!(tenant = %tenant.slug, plugin, "uninstalled");
+    Ok(StatusCode::NO_CONTENT)
+}

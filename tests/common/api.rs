@@ -1,0 +1,127 @@
+//! A JSON client for a `plinth serve` under test, and signed packages of the plugins.
+
+#![allow(dead_code, reason = "shared by several test binaries; each uses part of it")]
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use plinth_package::{Package, SecretKey};
+use plinth_test_artifacts::TestPlugin;
+use serde_json::{Value, json};
+
+/// A JSON client for one server.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
+    pub async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let (status, value) = self.send(method.clone(), path, token, body).await?;
+        ensure!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {value}"
+        );
+        Ok(value)
+    }
+
+    /// Signs up and logs in; returns (account id, session token).
+    pub async fn account(&self, email: &str) -> Result<(String, String)> {
+        let password = "a long enough password";
+        let account = self
+            .ok(
+                reqwest::Method::POST,
+                "/v1/accounts",
+                None,
+                Some(json!({"email": email, "password": password, "name": email})),
+            )
+            .await?;
+        let session = self
+            .ok(
+                reqwest::Method::POST,
+                "/v1/tokens",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await?;
+        Ok((
+            account["id"].as_str().context("account id")?.to_owned(),
+            session["token"].as_str().context("token")?.to_owned(),
+        ))
+    }
+}
+
+/// `plugin` packaged as it is in `plugins/`, signed by `key`, written to `dir`.
+pub fn signed_package(dir: &Path, plugin: &TestPlugin, key: &SecretKey) -> Result<PathBuf> {
+    let manifest = std::fs::read_to_string(Path::new(plugin.dir).join("plinth.toml"))?;
+    let wasm = std::fs::read(plugin.wasm)?;
+    let readme = format!("# {}\n", plugin.name);
+    let mut package = Package::new(manifest, wasm, Some(readme), None)?;
+    package.sign(key);
+    let path = dir.join(package.file_name());
+    package.write_to(&path)?;
+    Ok(path)
+}
+
+impl Api {
+    /// Publishes the package at `path` as the developer and has `reviewer` approve it.
+    pub async fn publish_and_approve(
+        &self,
+        path: &Path,
+        developer: &str,
+        reviewer: &str,
+    ) -> Result<()> {
+        let response = self
+            .client
+            .post(format!("{}/v1/submissions", self.base))
+            .bearer_auth(developer)
+            .header("content-type", "application/octet-stream")
+            .body(std::fs::read(path)?)
+            .send()
+            .await?;
+        let status = response.status();
+        let submission: Value = response.json().await?;
+        ensure!(
+            status == 201 && submission["status"] == "in_review",
+            "submission: {status} {submission}"
+        );
+        let id = submission["id"].as_str().context("submission id")?;
+        self.ok(
+            reqwest::Method::POST,
+            &format!("/v1/submissions/{id}/decision"),
+            Some(reviewer),
+            Some(json!({"decision": "approve", "reason": "Reviewed in a test."})),
+        )
+        .await?;
+        Ok(())
+    }
+}
