@@ -1,6 +1,9 @@
 //! A JSON client for a `plinth serve` under test, and signed packages of the plugins.
 
-#![allow(dead_code, reason = "shared by several test binaries; each uses part of it")]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries; each uses part of it"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -40,6 +40,29 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// Runs each named `async fn(TestApp) -> anyhow::Result<()>` on SQLite and on PostgreSQL,
+/// with a host (installs and events work).
+#[macro_export]
+macro_rules! on_both_backends_with_host {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::common::TestApp::start_sqlite_with_host().await.expect("start on SQLite");
+                super::$name(app).await.expect("test on SQLite");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app = $crate::common::TestApp::start_postgres_with_host(stringify!($name))
+                    .await
+                    .expect("start on PostgreSQL");
+                super::$name(app).await.expect("test on PostgreSQL");
+            }
+        }
+    )*};
+}
+
 /// A running marketplace on a fresh database.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -50,6 +73,7 @@ pub struct TestApp {
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     _database: TestDatabase,
+    _cache: Option<tempfile::TempDir>,
 }
 
 impl Drop for TestApp {
@@ -113,12 +137,64 @@ impl TestApp {
         TestApp::start(TestDatabase::postgres(prefix).await?, Settings::default()).await
     }
 
-    /// Starts a server on `database` with `settings`.
+    /// Starts a server with a host (installs and events work) on a fresh SQLite database.
+    pub async fn start_sqlite_with_host() -> Result<TestApp> {
+        TestApp::start_with_host(TestDatabase::sqlite()?).await
+    }
+
+    /// Starts a server with a host on a fresh PostgreSQL schema.
+    pub async fn start_postgres_with_host(prefix: &str) -> Result<TestApp> {
+        TestApp::start_with_host(TestDatabase::postgres(prefix).await?).await
+    }
+
+    /// Starts a server on `database` with `settings` and no host.
     pub async fn start(database: TestDatabase, settings: Settings) -> Result<TestApp> {
+        TestApp::start_state(database, |db| {
+            Ok(AppState::new(db, settings, SecretKey::generate()?))
+        })
+        .await
+    }
+
+    /// Starts a server on `database` driving a host that trusts the server's own key, keeps
+    /// kv data in the same database (a separate file on SQLite) and may call loopback.
+    pub async fn start_with_host(database: TestDatabase) -> Result<TestApp> {
+        let kv_url = match &database {
+            TestDatabase::Sqlite(dir) => {
+                format!("sqlite://{}?mode=rwc", dir.path().join("kv.db").display())
+            }
+            TestDatabase::Postgres(schema) => schema.url(),
+        };
+        let cache = tempfile::tempdir()?;
+        let cache_dir = cache.path().to_path_buf();
+        let kv = plinth_host::kv::KvStore::connect(&kv_url).await?;
+        let key = SecretKey::generate()?;
+        let mut config = plinth_host::HostConfig::new(
+            cache_dir,
+            plinth_host::trust::TrustPolicy::enforce(vec![key.public_key()]),
+        );
+        config.kv = Some(kv);
+        config.allow_private_http = true;
+        let host = std::sync::Arc::new(plinth_host::Host::new(config)?);
+        let (secrets, _) = plinth_marketplace::secrets::SecretsKey::generate()?;
+        TestApp::start_state(database, move |db| {
+            Ok(AppState::with_runtime(
+                db,
+                Settings::default(),
+                key,
+                plinth_marketplace::Runtime { host, secrets },
+            ))
+        })
+        .await
+    }
+
+    async fn start_state(
+        database: TestDatabase,
+        make: impl FnOnce(Db) -> Result<AppState>,
+    ) -> Result<TestApp> {
         let db = Db::connect(&database.url())
             .await
             .with_context(|| format!("opening the {} test database", database.backend()))?;
-        let state = AppState::new(db, settings, SecretKey::generate()?);
+        let state = make(db)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -144,6 +220,7 @@ impl TestApp {
             state,
             stop: Some(stop),
             _database: database,
+            _cache: None,
         })
     }
 
