@@ -508,3 +508,66 @@ async fn an_install_whose_on_install_hook_fails_does_not_happen() {
     }
     assert!(f.host.installs("alpha").is_empty(), "nothing was installed");
 }
+
+#[tokio::test]
+async fn restore_reattaches_without_the_install_hook_and_keeps_the_status() {
+    let f = fixture(|_| {}).await;
+    let hello = package(&HELLO);
+    let loaded = f.load(&hello);
+    // With no memory the on-install hook could not run (see the test above); restore runs no
+    // hook, so it succeeds, and the install is there, disabled as stored.
+    f.host
+        .restore(
+            "alpha",
+            &loaded,
+            spec(&hello, Limits::default().with_memory_mb(0)),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("restore: {e}"));
+    let installs = f.host.installs("alpha");
+    assert_eq!(installs.len(), 1);
+    assert!(!installs[0].enabled);
+    assert!(f.dispatch("alpha", "greet", "\"Ada\"").await.is_empty());
+    assert!(matches!(
+        f.host
+            .restore("alpha", &loaded, spec(&hello, Limits::default()), true),
+        Err(Error::AlreadyInstalled { .. })
+    ));
+}
+
+#[tokio::test]
+async fn reconfigure_changes_the_limits_of_the_running_version() {
+    let f = fixture(|_| {}).await;
+    let hello = package(&HELLO);
+    f.install("alpha", &hello).await;
+    f.host
+        .reconfigure(
+            "alpha",
+            "examples.hello",
+            spec(&hello, Limits::default().with_memory_mb(0)),
+        )
+        .unwrap_or_else(|e| panic!("reconfigure: {e}"));
+    let starved = f.dispatch("alpha", "greet", "\"Ada\"").await;
+    assert!(
+        matches!(
+            starved[0].invocation.result,
+            Err(InvokeError::MemoryLimit { .. })
+        ),
+        "{:?}",
+        starved[0].invocation.result
+    );
+    f.host
+        .reconfigure("alpha", "examples.hello", spec(&hello, Limits::default()))
+        .unwrap_or_else(|e| panic!("reconfigure: {e}"));
+    let fed = f.dispatch("alpha", "greet", "\"Ada\"").await;
+    assert!(
+        fed[0].invocation.result.is_ok(),
+        "{:?}",
+        fed[0].invocation.result
+    );
+    assert!(matches!(
+        f.host
+            .reconfigure("beta", "examples.hello", spec(&hello, Limits::default())),
+        Err(Error::NotInstalled { .. })
+    ));
+}
