@@ -1,6 +1,7 @@
 //! `POST /v1/tenants/{tenant}/events`: an event dispatched to every active install of the
 //! tenant subscribed to its topic, and onward to what those plugins emit (depth-limited by the
-//! host); each plugin's result or typed error comes back.
+//! host); each plugin's result or typed error comes back. A tenant that has used its plan's
+//! invocations this month gets 429 `quota_exceeded` instead ([`crate::usage`]).
 
 use axum::Json;
 use axum::extract::{Path, State};

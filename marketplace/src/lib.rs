@@ -4,7 +4,8 @@
 //! ([`accounts`], [`auth`]), tenants and plans ([`tenants`]), publishers and their signing
 //! keys ([`publishers`]), submissions with validation ([`submissions`]), the review workflow
 //! ([`review`]), the catalog with full-text search ([`catalog`]), inboxes
-//! ([`notifications`]), metering, quotas and rate limits ([`usage`], [`rate_limit`]), and the HTTP API that serves them all ([`server`]).
+//! ([`notifications`]), metering, quotas and rate limits ([`usage`], [`rate_limit`]), and the
+//! HTTP API that serves them all ([`server`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), plinth_marketplace::Error> {
