@@ -58,6 +58,14 @@ pub enum Error {
         /// When to retry, in seconds.
         retry_after_secs: u64,
     },
+    /// The tenant has used a quota of its plan for this period (429): not a rate, a total.
+    #[error("{message}")]
+    QuotaExceeded {
+        /// Which quota, how much was used, and of which plan.
+        message: String,
+        /// Seconds until the quota resets.
+        retry_after_secs: u64,
+    },
     /// A part of the platform this server does not run (503).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -115,7 +123,9 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } | Error::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -133,6 +143,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::PayloadTooLarge { .. } => "too_large",
             Error::RateLimited { .. } => "rate_limited",
+            Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::Unavailable(_) => "unavailable",
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
         }
@@ -163,6 +174,9 @@ impl IntoResponse for Error {
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if let Error::RateLimited {
+            retry_after_secs, ..
+        }
+        | Error::QuotaExceeded {
             retry_after_secs, ..
         } = self
         {

@@ -1,6 +1,7 @@
 //! `POST /v1/tenants/{tenant}/events`: an event dispatched to every active install of the
 //! tenant subscribed to its topic, and onward to what those plugins emit (depth-limited by the
-//! host); each plugin's result or typed error comes back.
+//! host); each plugin's result or typed error comes back. A tenant that has used its plan's
+//! invocations this month gets 429 `quota_exceeded` instead ([`crate::usage`]).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -63,7 +64,7 @@ pub(crate) struct EventResults {
 /// Dispatches an event to the tenant's subscribed installs (tenant API key or member).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/events", tag = "events", security(("bearer" = [])),
     params(("tenant" = String, Path, description = "Tenant slug")), request_body = EventRequest,
-    responses((status = 200, body = EventResults), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = EventResults), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError), (status = 429, body = ApiError)))]
 async fn dispatch(
     State(state): State<AppState>,
     principal: Principal,
@@ -81,6 +82,15 @@ async fn dispatch(
             format!("field `topic` must be 1 to {MAX_TOPIC_BYTES} bytes of printable text"),
         ));
     }
+    let plan = tenants::plan(state.db(), &tenant.plan).await?;
+    crate::usage::check_invocation_quota(
+        state.db(),
+        runtime.host.meter(),
+        &tenant,
+        &plan,
+        crate::clock::now_ms(),
+    )
+    .await?;
     let id = new_id();
     let event = plinth_host::Event {
         id: id.clone(),

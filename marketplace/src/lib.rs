@@ -4,7 +4,8 @@
 //! ([`accounts`], [`auth`]), tenants and plans ([`tenants`]), publishers and their signing
 //! keys ([`publishers`]), submissions with validation ([`submissions`]), the review workflow
 //! ([`review`]), the catalog with full-text search ([`catalog`]), inboxes
-//! ([`notifications`]), and the HTTP API that serves them all ([`server`]).
+//! ([`notifications`]), metering, quotas and rate limits ([`usage`], [`rate_limit`]), and the
+//! HTTP API that serves them all ([`server`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), plinth_marketplace::Error> {
@@ -31,6 +32,7 @@ pub mod id;
 pub mod installs;
 pub mod notifications;
 pub mod publishers;
+pub mod rate_limit;
 pub mod review;
 pub mod secrets;
 pub mod server;
@@ -39,6 +41,7 @@ pub mod signing_key;
 pub mod state;
 pub mod submissions;
 pub mod tenants;
+pub mod usage;
 
 pub use db::{Backend, Db};
 pub use error::{Error, Result};

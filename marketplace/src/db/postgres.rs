@@ -14,6 +14,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "installs",
         include_str!("../../migrations/postgres/0002_installs.sql"),
     ),
+    (
+        3,
+        "usage",
+        include_str!("../../migrations/postgres/0003_usage.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

@@ -14,6 +14,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "installs",
         include_str!("../../migrations/sqlite/0002_installs.sql"),
     ),
+    (
+        3,
+        "usage",
+        include_str!("../../migrations/sqlite/0003_usage.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy

@@ -20,6 +20,9 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::Error;
 use crate::state::AppState;
 
+/// How often the host's usage counters are added to the database.
+const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(5);
+
 /// The header carrying a request's id (taken from the client if it sends one).
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -47,6 +50,13 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { Error::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            (
+                state.clone(),
+                std::sync::Arc::new(crate::rate_limit::RateLimiter::new()),
+            ),
+            crate::rate_limit::enforce,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -89,6 +99,12 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let app = router(state.clone());
     let housekeeping = housekeeping::spawn(state.clone());
+    let usage_flusher = state.runtime().ok().map(|runtime| {
+        runtime.host.meter().spawn_flusher(
+            std::sync::Arc::new(crate::usage::Store::new(state.db().clone())),
+            USAGE_FLUSH_EVERY,
+        )
+    });
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
@@ -104,6 +120,14 @@ pub async fn serve(
         } => tracing::warn!("requests still in flight after {drain:?}; stopping anyway"),
     }
     housekeeping.abort();
+    // The last flush runs after the requests in flight and before the database closes, so no
+    // metered call is lost.
+    if let Some(flusher) = usage_flusher {
+        match flusher.shutdown().await {
+            Ok(records) => tracing::info!(records, "usage flushed on shutdown"),
+            Err(error) => tracing::error!(%error, "usage could not be stored on shutdown"),
+        }
+    }
     state.db().close().await;
     Ok(())
 }

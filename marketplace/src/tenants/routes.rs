@@ -680,7 +680,8 @@ pub(crate) struct UsageTotals {
     installs: i64,
     /// Invocations in the period.
     invocations: i64,
-    /// Key-value bytes stored now.
+    /// Key-value bytes written in the period (what the tenant stores now is kept by the host's
+    /// kv store, which the marketplace does not read).
     kv_bytes: i64,
     /// Outbound HTTP requests in the period.
     outbound_requests: i64,
@@ -700,7 +701,13 @@ pub(crate) struct UsageItem {
 pub(crate) struct PluginUsage {
     plugin: String,
     invocations: i64,
+    failures: i64,
+    /// Wall-clock time of the calls, in microseconds.
+    wall_time_us: i64,
+    fuel: i64,
+    /// Key-value bytes written in the period (as in the totals).
     kv_bytes: i64,
+    kv_bytes_written: i64,
     outbound_requests: i64,
 }
 
@@ -729,7 +736,8 @@ async fn tenant_usage(
     let tenant = super::access(state.db(), &principal, &slug, TenantRole::Readonly).await?;
     let plan = super::plan(state.db(), &tenant.plan).await?;
     let (start, end) = usage::month_of(now_ms())?;
-    let used = usage::counts(state.db(), &tenant, start, end).await?;
+    let meter = state.runtime().ok().map(|runtime| runtime.host.meter());
+    let used = usage::counts(state.db(), meter, &tenant, start).await?;
     let items = vec![
         UsageItem {
             name: "installs".to_owned(),
@@ -743,7 +751,7 @@ async fn tenant_usage(
         },
         UsageItem {
             name: "kv_bytes".to_owned(),
-            used: used.kv_bytes,
+            used: used.kv_bytes_written,
             limit: plan.kv_bytes,
         },
     ];
@@ -760,10 +768,23 @@ async fn tenant_usage(
         usage: UsageTotals {
             installs: used.installs,
             invocations: used.invocations,
-            kv_bytes: used.kv_bytes,
+            kv_bytes: used.kv_bytes_written,
             outbound_requests: used.outbound_requests,
         },
         items,
-        plugins: Vec::new(),
+        plugins: used
+            .plugins
+            .into_iter()
+            .map(|p| PluginUsage {
+                plugin: p.plugin,
+                invocations: p.invocations,
+                failures: p.failures,
+                wall_time_us: p.wall_time_us,
+                fuel: p.fuel,
+                kv_bytes: p.kv_bytes_written,
+                kv_bytes_written: p.kv_bytes_written,
+                outbound_requests: p.outbound_requests,
+            })
+            .collect(),
     }))
 }

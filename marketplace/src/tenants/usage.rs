@@ -32,29 +32,50 @@ pub fn month_of(now_ms: i64) -> Result<(i64, i64)> {
 }
 
 /// What a tenant has used in a period.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageCounts {
     /// Plugins installed now.
     pub installs: i64,
     /// Plugin invocations in the period.
     pub invocations: i64,
-    /// Bytes of key-value data stored now.
-    pub kv_bytes: i64,
+    /// Failed invocations in the period.
+    pub failures: i64,
+    /// Bytes of key-value data written in the period. The host's kv store is not reachable
+    /// from the marketplace to sum what a tenant stores now, so this is what was written.
+    pub kv_bytes_written: i64,
     /// Outbound HTTP requests in the period.
     pub outbound_requests: i64,
+    /// The same per plugin, sorted by plugin id.
+    pub plugins: Vec<crate::usage::PluginUsage>,
 }
 
-/// What `tenant` has used in `[start, end)`.
-///
-/// Installs and metering are recorded by other parts of the marketplace; until they are, the
-/// counts are zero. This is the one place to add them.
+/// What `tenant` has used in the month starting at `start` (Unix ms, from [`month_of`]):
+/// installs now, and the metered usage stored in `usage_counters` plus, when `meter` is given,
+/// what it holds unflushed (pass it only for the current month).
 ///
 /// # Errors
 ///
 /// [`Error::Database`].
-pub async fn counts(db: &Db, tenant: &Tenant, start: i64, end: i64) -> Result<UsageCounts> {
-    let _ = (db, &tenant.id, start, end);
-    Ok(UsageCounts::default())
+pub async fn counts(
+    db: &Db,
+    meter: Option<&plinth_host::metering::Meter>,
+    tenant: &Tenant,
+    start: i64,
+) -> Result<UsageCounts> {
+    let installs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM installs WHERE tenant_id = $1")
+        .bind(tenant.id.clone())
+        .fetch_one(db.pool())
+        .await?;
+    let month = crate::usage::month_key(start)?;
+    let usage = crate::usage::month_usage(db, meter, &tenant.id, &month).await?;
+    Ok(UsageCounts {
+        installs,
+        invocations: usage.total.invocations,
+        failures: usage.total.failures,
+        kv_bytes_written: usage.total.kv_bytes_written,
+        outbound_requests: usage.total.outbound_requests,
+        plugins: usage.plugins,
+    })
 }
 
 #[cfg(test)]

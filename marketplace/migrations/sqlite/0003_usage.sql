@@ -1,0 +1,16 @@
+-- Usage metering: the host's per-call counters, summed per tenant, plugin, version and UTC
+-- calendar month ('YYYY-MM'). Flushed batches are added, never replaced.
+CREATE TABLE usage_counters (
+    tenant_id          TEXT NOT NULL,
+    plugin_id          TEXT NOT NULL,
+    version            TEXT NOT NULL,
+    month              TEXT NOT NULL,
+    invocations        INTEGER NOT NULL,
+    failures           INTEGER NOT NULL,
+    wall_time_us       INTEGER NOT NULL,
+    fuel               INTEGER NOT NULL,
+    kv_bytes_written   INTEGER NOT NULL,
+    outbound_requests  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, plugin_id, version, month)
+);
+CREATE INDEX usage_counters_month ON usage_counters (tenant_id, month);

@@ -1,0 +1,229 @@
+//! Per-tenant API rate limits: a token bucket per tenant, sized from its plan's
+//! `api_requests_per_minute`, in front of every `/v1/tenants/{tenant}…` route.
+//!
+//! Only requests that authenticate and may see the tenant are counted, so nobody can spend a
+//! tenant's requests by calling its routes with bad or foreign credentials; operators are not
+//! limited. Buckets live in memory (per server process); plans are cached for a few seconds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::tenants::{self, TenantRole};
+
+/// How long a plan's limit is reused before it is read again.
+const PLAN_TTL: Duration = Duration::from_secs(5);
+
+/// A token bucket: holds up to `capacity` tokens, refilled continuously at `capacity` per
+/// minute; each request takes one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenBucket {
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket of `per_minute` tokens (at least 1) at `now`.
+    pub fn new(per_minute: u64, now: Instant) -> TokenBucket {
+        let capacity = per_minute.max(1) as f64;
+        TokenBucket {
+            capacity,
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    /// Takes one token at `now`, refilling first; `Err` holds how long until one is there.
+    /// `per_minute` resizes the bucket when the plan changed (tokens are capped to it).
+    ///
+    /// # Errors
+    ///
+    /// The wait until the next token when the bucket is empty.
+    pub fn try_take(&mut self, per_minute: u64, now: Instant) -> Result<(), Duration> {
+        self.capacity = per_minute.max(1) as f64;
+        let rate_per_sec = self.capacity / 60.0;
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate_per_sec).min(self.capacity);
+        self.last = now.max(self.last);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate_per_sec))
+        }
+    }
+}
+
+/// Every tenant's bucket and a short cache of plan limits.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    /// Tenant id → bucket.
+    buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Plan name → (api requests per minute, when read).
+    plans: Mutex<HashMap<String, (u64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// An empty limiter.
+    pub fn new() -> RateLimiter {
+        RateLimiter::default()
+    }
+
+    /// Takes one request from `tenant_id`'s bucket, sized `per_minute`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RateLimited`] naming the limit, with the seconds until a request is allowed.
+    pub fn check(&self, tenant_id: &str, slug: &str, per_minute: u64, now: Instant) -> Result<()> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let bucket = buckets
+            .entry(tenant_id.to_owned())
+            .or_insert_with(|| TokenBucket::new(per_minute, now));
+        bucket
+            .try_take(per_minute, now)
+            .map_err(|wait| Error::RateLimited {
+                message: format!(
+                    "tenant {slug:?} is over its plan's limit of {per_minute} API requests per \
+                     minute"
+                ),
+                retry_after_secs: wait.as_secs().saturating_add(1),
+            })
+    }
+
+    /// `plan`'s `api_requests_per_minute`, from the cache when read less than
+    /// [`PLAN_TTL`] ago.
+    async fn plan_limit(&self, state: &AppState, plan: &str) -> Result<u64> {
+        let now = Instant::now();
+        if let Some(&(limit, read)) = self
+            .plans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(plan)
+            && now.saturating_duration_since(read) < PLAN_TTL
+        {
+            return Ok(limit);
+        }
+        let limit = u64::try_from(
+            tenants::plan(state.db(), plan)
+                .await?
+                .api_requests_per_minute,
+        )
+        .unwrap_or(1);
+        self.plans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(plan.to_owned(), (limit, now));
+        Ok(limit)
+    }
+}
+
+/// The tenant slug of a `/v1/tenants/{slug}…` path.
+fn tenant_slug(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v1/tenants/")?;
+    let slug = rest.split('/').next().unwrap_or_default();
+    (!slug.is_empty()).then_some(slug)
+}
+
+/// Middleware: counts each authenticated request to a tenant's routes against its bucket;
+/// answers 429 `rate_limited` with `Retry-After` when it is empty. Anything the handler would
+/// refuse (no credentials, unknown tenant, someone else's tenant) passes through uncounted so
+/// the handler answers it as usual.
+pub async fn enforce(
+    State((state, limiter)): State<(AppState, Arc<RateLimiter>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(slug) = tenant_slug(request.uri().path()).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    let (mut parts, body) = request.into_parts();
+    let principal =
+        <Principal as FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await;
+    let request = Request::from_parts(parts, body);
+    let Ok(principal) = principal else {
+        return next.run(request).await;
+    };
+    if principal.is_operator() {
+        return next.run(request).await;
+    }
+    let Ok(tenant) = tenants::access(state.db(), &principal, &slug, TenantRole::Readonly).await
+    else {
+        return next.run(request).await;
+    };
+    let limit = match limiter.plan_limit(&state, &tenant.plan).await {
+        Ok(limit) => limit,
+        Err(e) => return e.into_response(),
+    };
+    match limiter.check(&tenant.id, &tenant.slug, limit, Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => {
+            tracing::info!(tenant = %tenant.id, limit, "API rate limit reached");
+            e.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_size_then_refills_over_the_minute() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(5, start);
+        for _ in 0..5 {
+            assert!(bucket.try_take(5, start).is_ok());
+        }
+        let wait = bucket.try_take(5, start).unwrap_err();
+        // One token every 12 s at 5 per minute.
+        assert_eq!(wait.as_secs(), 12);
+        assert!(bucket.try_take(5, start + Duration::from_secs(11)).is_err());
+        assert!(bucket.try_take(5, start + Duration::from_secs(12)).is_ok());
+        assert!(bucket.try_take(5, start + Duration::from_secs(12)).is_err());
+        // A long pause refills to the size, not beyond.
+        let later = start + Duration::from_secs(3600);
+        for _ in 0..5 {
+            assert!(bucket.try_take(5, later).is_ok());
+        }
+        assert!(bucket.try_take(5, later).is_err());
+    }
+
+    #[test]
+    fn a_smaller_plan_caps_the_tokens() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(100, start);
+        assert!(bucket.try_take(2, start).is_ok());
+        assert!(bucket.try_take(2, start).is_ok());
+        assert!(bucket.try_take(2, start).is_err());
+    }
+
+    #[test]
+    fn tenants_have_their_own_buckets() {
+        let limiter = RateLimiter::new();
+        let now = Instant::now();
+        assert!(limiter.check("a", "a", 1, now).is_ok());
+        let refused = limiter.check("a", "a", 1, now).unwrap_err();
+        assert_eq!(refused.code(), "rate_limited");
+        assert!(
+            matches!(refused, Error::RateLimited { retry_after_secs, .. } if retry_after_secs >= 1)
+        );
+        assert!(limiter.check("b", "b", 1, now).is_ok());
+    }
+
+    #[test]
+    fn only_tenant_paths_have_a_slug() {
+        assert_eq!(tenant_slug("/v1/tenants/acme/usage"), Some("acme"));
+        assert_eq!(tenant_slug("/v1/tenants/acme"), Some("acme"));
+        assert_eq!(tenant_slug("/v1/tenants"), None);
+        assert_eq!(tenant_slug("/v1/tenants/"), None);
+        assert_eq!(tenant_slug("/v1/plans"), None);
+    }
+}
