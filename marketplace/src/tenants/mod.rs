@@ -611,13 +611,17 @@ pub async fn purge_expired(db: &Db, now: i64) -> Result<u64> {
     .await?;
     let mut purged = 0;
     for id in &ids {
-        // Notifications name their recipient without a foreign key.
+        // Notifications and usage name their tenant without a foreign key.
         sqlx::query(
             "DELETE FROM notifications WHERE recipient_kind = 'tenant' AND recipient_id = $1",
         )
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM usage_counters WHERE tenant_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         purged += sqlx::query(
             "DELETE FROM tenants WHERE id = $1 AND deleted_at IS NOT NULL AND purge_after <= $2",
         )
