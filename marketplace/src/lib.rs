@@ -30,6 +30,7 @@ pub mod events;
 pub mod id;
 pub mod installs;
 pub mod notifications;
+pub mod plugin_http;
 pub mod publishers;
 pub mod review;
 pub mod secrets;
