@@ -8,10 +8,10 @@
 //! breaker; a fresh upgrade whose failure rate passes the rollout policy is rolled back
 //! automatically and a [`HostEvent`] says why.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -63,7 +63,70 @@ pub(crate) struct Install {
     previous: Mutex<Option<Arc<Deployment>>>,
     enabled: AtomicBool,
     breaker: Mutex<CircuitBreaker>,
+    failures: Mutex<FailureLog>,
     rollout: Mutex<Option<RolloutGuard>>,
+}
+
+/// How many recent failures an install keeps for [`Host::breaker_status`].
+pub const RECENT_FAILURES: usize = 5;
+
+/// What the breaker's wall-clock view needs: recent failures and when and why it opened.
+#[derive(Debug, Default)]
+struct FailureLog {
+    /// The latest failures that count against the plugin, oldest first.
+    recent: VecDeque<CallFailure>,
+    /// When the breaker last opened, and why.
+    opened: Option<(SystemTime, String)>,
+}
+
+/// A failed call of an install that counted against its circuit breaker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CallFailure {
+    /// The error's code ([`InvokeError::code`]), e.g. `trap`.
+    pub code: String,
+    /// The error's message.
+    pub message: String,
+    /// When the call ended.
+    pub at: SystemTime,
+}
+
+/// An install's circuit breaker state, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerStateName {
+    /// Calls run normally.
+    Closed,
+    /// Calls are refused until the cool-down ends.
+    Open,
+    /// The cool-down is over: the next call is a trial.
+    HalfOpen,
+}
+
+impl BreakerStateName {
+    /// `closed`, `open` or `half_open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerStateName::Closed => "closed",
+            BreakerStateName::Open => "open",
+            BreakerStateName::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// An install's circuit breaker as an operator or tenant admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BreakerStatus {
+    /// Closed, open or half-open now.
+    pub state: BreakerStateName,
+    /// Why it opened (while not closed).
+    pub reason: Option<String>,
+    /// The latest failures that counted against the plugin (at most [`RECENT_FAILURES`]),
+    /// newest first; kept after the breaker closes again.
+    pub last_errors: Vec<CallFailure>,
+    /// When it last opened (while not closed).
+    pub opened_at: Option<SystemTime>,
+    /// While open: how long until a trial call is let through.
+    pub retry_after: Option<Duration>,
 }
 
 /// Installs by tenant, then plugin id.
@@ -243,6 +306,7 @@ impl Host {
             previous: Mutex::new(None),
             enabled: AtomicBool::new(enabled),
             breaker: Mutex::new(CircuitBreaker::new(self.policies.breaker)),
+            failures: Mutex::new(FailureLog::default()),
             rollout: Mutex::new(None),
         });
         let mut table = self
@@ -608,11 +672,35 @@ impl Host {
                 | InvokeError::OutputTooLarge { .. })
         );
         let now = Instant::now();
+        if let (false, Err(error)) = (success, &invocation.result) {
+            let mut log = lock(&install.failures);
+            if log.recent.len() >= RECENT_FAILURES {
+                log.recent.pop_front();
+            }
+            log.recent.push_back(CallFailure {
+                code: error.code().to_string(),
+                message: error.to_string(),
+                at: SystemTime::now(),
+            });
+        }
         {
             let mut breaker = lock(&install.breaker);
             let was_open = matches!(breaker.state(now), BreakerState::Open { .. });
             breaker.record(now, success);
             if !was_open && matches!(breaker.state(now), BreakerState::Open { .. }) {
+                let policy = breaker.policy();
+                let reason = format!(
+                    "{} failures within {} s{}",
+                    policy.failure_threshold.max(1),
+                    policy.window.as_secs(),
+                    invocation
+                        .result
+                        .as_ref()
+                        .err()
+                        .map(|error| format!("; the last: {error}"))
+                        .unwrap_or_default()
+                );
+                lock(&install.failures).opened = Some((SystemTime::now(), reason));
                 let _ = self.events.send(HostEvent::CircuitOpened {
                     tenant: tenant.to_string(),
                     plugin: plugin.to_string(),
@@ -677,6 +765,54 @@ impl Host {
                 plugin: deployment.prepared.plugin.label(),
                 hook,
                 error,
+            })
+    }
+
+    /// The circuit breaker of `tenant`'s install of `plugin`: its state, why and when it
+    /// opened, and the latest failures that counted against the plugin. `None` if there is no
+    /// such install.
+    pub fn breaker_status(&self, tenant: &str, plugin: &str) -> Option<BreakerStatus> {
+        let install = self.find(tenant, plugin).ok()?;
+        let now = Instant::now();
+        let state = lock(&install.breaker).state(now);
+        let log = lock(&install.failures);
+        let (name, retry_after) = match state {
+            BreakerState::Closed => (BreakerStateName::Closed, None),
+            BreakerState::Open { until } => (
+                BreakerStateName::Open,
+                Some(until.saturating_duration_since(now)),
+            ),
+            BreakerState::HalfOpen => (BreakerStateName::HalfOpen, None),
+        };
+        let opened = match name {
+            BreakerStateName::Closed => None,
+            _ => log.opened.clone(),
+        };
+        Some(BreakerStatus {
+            state: name,
+            reason: opened.as_ref().map(|(_, reason)| reason.clone()),
+            last_errors: log.recent.iter().rev().cloned().collect(),
+            opened_at: opened.map(|(at, _)| at),
+            retry_after,
+        })
+    }
+
+    /// Closes the circuit breaker of `tenant`'s install of `plugin` (an admin decided the
+    /// cause is fixed): calls run again at once and the failure window starts empty. The
+    /// recent failures are kept for [`Host::breaker_status`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`].
+    pub fn reset_breaker(&self, tenant: &str, plugin: &str) -> Result<BreakerStatus, Error> {
+        let install = self.find(tenant, plugin)?;
+        *lock(&install.breaker) = CircuitBreaker::new(self.policies.breaker);
+        lock(&install.failures).opened = None;
+        tracing::info!(tenant, plugin, "circuit breaker reset");
+        self.breaker_status(tenant, plugin)
+            .ok_or_else(|| Error::NotInstalled {
+                tenant: tenant.to_string(),
+                plugin: plugin.to_string(),
             })
     }
 

@@ -23,7 +23,10 @@ pub mod trust;
 
 pub use engine::{EngineConfig, Metering, PlinthEngine};
 pub use error::{Error, InvokeError};
-pub use installs::{Delivery, HostEvent, HttpServed, InstallInfo, InstallSpec, RolledBack};
+pub use installs::{
+    BreakerStateName, BreakerStatus, CallFailure, Delivery, HostEvent, HttpServed, InstallInfo,
+    InstallSpec, RolledBack,
+};
 pub use invoke::{Call, Event, Invocation, Usage};
 pub use limits::Limits;
 pub use plugin::{LoadedPlugin, PreparedPlugin};

@@ -10,8 +10,8 @@ use plinth_host::breaker::{BreakerPolicy, RolloutPolicy};
 use plinth_host::kv::KvStore;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{
-    Delivery, EngineConfig, Error, Event, Host, HostConfig, HostEvent, InstallSpec, InvokeError,
-    Limits, LoadedPlugin, Metering,
+    BreakerStateName, Delivery, EngineConfig, Error, Event, Host, HostConfig, HostEvent,
+    InstallSpec, InvokeError, Limits, LoadedPlugin, Metering,
 };
 use plinth_package::Package;
 use plinth_test_artifacts::{COUNTER, HELLO, HTTP_ECHO, PING_PONG, SPIN_FOREVER, TRAP, TestPlugin};
@@ -324,6 +324,40 @@ async fn repeated_failures_open_the_circuit_breaker() {
     assert!(matches!(
         events.try_recv(),
         Ok(HostEvent::CircuitOpened { ref plugin, .. }) if plugin == "examples.broken"
+    ));
+
+    // The breaker's state, reason and recent failures are visible, and a reset closes it.
+    let status = f
+        .host
+        .breaker_status("alpha", "examples.broken")
+        .unwrap_or_else(|| panic!("no breaker status"));
+    assert_eq!(status.state, BreakerStateName::Open);
+    assert!(status.opened_at.is_some() && status.retry_after.is_some());
+    assert!(
+        status
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("2 failures")),
+        "{status:?}"
+    );
+    assert_eq!(status.last_errors.len(), 2);
+    assert!(status.last_errors.iter().all(|e| e.code == "trap"));
+    assert!(f.host.breaker_status("beta", "examples.broken").is_none());
+    let reset = f
+        .host
+        .reset_breaker("alpha", "examples.broken")
+        .unwrap_or_else(|e| panic!("reset: {e}"));
+    assert_eq!(reset.state, BreakerStateName::Closed);
+    assert_eq!((reset.reason, reset.opened_at), (None, None));
+    assert_eq!(reset.last_errors.len(), 2, "recent failures are kept");
+    let ran = f.dispatch("alpha", "run", "null").await;
+    assert!(matches!(
+        ran[0].invocation.result,
+        Err(InvokeError::Trap { .. })
+    ));
+    assert!(matches!(
+        f.host.reset_breaker("beta", "examples.broken"),
+        Err(Error::NotInstalled { .. })
     ));
 }
 

@@ -66,6 +66,17 @@ pub enum Error {
         /// Seconds until the quota resets.
         retry_after_secs: u64,
     },
+    /// A plugin could not answer a request routed to it: it does not serve it (501) or its
+    /// call failed (502, with the call's error code such as `trap` or `timeout`).
+    #[error("{message}")]
+    Plugin {
+        /// 501 or 502.
+        status: StatusCode,
+        /// Machine-readable code, e.g. `not_serving_http` or the call's error code.
+        code: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// A part of the platform this server does not run (503).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -127,6 +138,7 @@ impl Error {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Plugin { status, .. } => *status,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -138,7 +150,8 @@ impl Error {
         match self {
             Error::BadRequest { code, .. }
             | Error::Forbidden { code, .. }
-            | Error::Conflict { code, .. } => code,
+            | Error::Conflict { code, .. }
+            | Error::Plugin { code, .. } => code,
             Error::Unauthenticated(_) => "unauthenticated",
             Error::NotFound(_) => "not_found",
             Error::PayloadTooLarge { .. } => "too_large",

@@ -31,6 +31,7 @@ pub mod events;
 pub mod id;
 pub mod installs;
 pub mod notifications;
+pub mod plugin_http;
 pub mod publishers;
 pub mod rate_limit;
 pub mod review;

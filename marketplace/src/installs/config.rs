@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use plinth_package::Manifest;
+use plinth_package::{ConfigType, Manifest};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
@@ -30,18 +30,17 @@ pub fn check(manifest: &Manifest, input: &Map<String, Value>, previous: &Values)
                 "`config.{key}` is not declared by the plugin; it declares {declared:?}"
             )));
         };
-        let text = match value {
-            Value::Null => {
+        let text = match (field.r#type, value) {
+            (_, Value::Null) => {
                 values.remove(key);
                 continue;
             }
-            Value::String(s) => s.clone(),
-            Value::Bool(b) => b.to_string(),
-            Value::Number(n) if n.is_i64() => n.to_string(),
-            other => {
+            (_, Value::String(s)) => s.clone(),
+            (ConfigType::Boolean, Value::Bool(b)) => b.to_string(),
+            (ConfigType::Integer, Value::Number(n)) if n.is_i64() => n.to_string(),
+            (declared, other) => {
                 return Err(invalid(format!(
-                    "`config.{key}` must be a {}, not {other}",
-                    field.r#type
+                    "`config.{key}` must be a {declared}, not {other}"
                 )));
             }
         };

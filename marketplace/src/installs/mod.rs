@@ -6,6 +6,7 @@ pub mod config;
 mod deploy;
 mod routes;
 
+pub(crate) use deploy::host_error;
 pub use deploy::{restore_all, spec_for};
 pub(crate) use routes::routes;
 

@@ -24,6 +24,62 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(install, list))
         .routes(routes!(update, uninstall))
+        .routes(routes!(reset_breaker))
+}
+
+/// A failed call that counted against an install's circuit breaker.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CallFailureView {
+    /// The call's error code, e.g. `trap` or `timeout`.
+    code: String,
+    message: String,
+    /// When the call ended (RFC 3339).
+    at: String,
+}
+
+/// An install's circuit breaker, as the host sees it now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BreakerView {
+    /// `closed`, `open` or `half_open`.
+    state: String,
+    /// Why it opened (while not closed).
+    reason: Option<String>,
+    /// The latest failures that counted against the plugin, newest first.
+    last_errors: Vec<CallFailureView>,
+    /// When it opened (while not closed; RFC 3339).
+    opened_at: Option<String>,
+}
+
+/// Unix ms of a wall-clock time (0 before the epoch).
+fn unix_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl From<plinth_host::BreakerStatus> for BreakerView {
+    fn from(status: plinth_host::BreakerStatus) -> Self {
+        BreakerView {
+            state: status.state.as_str().to_owned(),
+            reason: status.reason,
+            last_errors: status
+                .last_errors
+                .into_iter()
+                .map(|failure| CallFailureView {
+                    code: failure.code,
+                    message: failure.message,
+                    at: rfc3339(unix_ms(failure.at)),
+                })
+                .collect(),
+            opened_at: status.opened_at.map(|at| rfc3339(unix_ms(at))),
+        }
+    }
+}
+
+/// The breaker of the tenant's install of `plugin` in `host`, if the host runs it.
+fn breaker_of(host: &plinth_host::Host, tenant_id: &str, plugin: &str) -> Option<BreakerView> {
+    host.breaker_status(tenant_id, plugin)
+        .map(BreakerView::from)
 }
 
 /// `POST /v1/tenants/{tenant}/installs`.
@@ -59,6 +115,8 @@ pub(crate) struct InstallView {
     config: Value,
     installed_at: String,
     updated_at: String,
+    /// The install's circuit breaker; null when the host does not run the install.
+    breaker: Option<BreakerView>,
 }
 
 impl From<&Install> for InstallView {
@@ -77,6 +135,7 @@ impl From<&Install> for InstallView {
             config: config::public_view(&install.config),
             installed_at: rfc3339(install.created_at),
             updated_at: rfc3339(install.updated_at),
+            breaker: None,
         }
     }
 }
@@ -211,7 +270,9 @@ async fn install(
         created_at: now,
         updated_at: now,
     };
-    Ok((StatusCode::CREATED, Json(InstallView::from(&install))))
+    let mut view = InstallView::from(&install);
+    view.breaker = breaker_of(&runtime.host, &install.tenant_id, &install.plugin_id);
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// The tenant's installs.
@@ -230,9 +291,19 @@ async fn list(
     Path(slug): Path<String>,
 ) -> Result<Json<InstallList>> {
     let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Readonly).await?;
+    let host = state.runtime().ok().map(|runtime| runtime.host.clone());
     let installs = super::list(state.db(), &tenant.id).await?;
     Ok(Json(InstallList {
-        items: installs.iter().map(InstallView::from).collect(),
+        items: installs
+            .iter()
+            .map(|install| {
+                let mut view = InstallView::from(install);
+                view.breaker = host
+                    .as_ref()
+                    .and_then(|host| breaker_of(host, &tenant.id, &install.plugin_id));
+                view
+            })
+            .collect(),
     }))
 }
 
@@ -311,7 +382,9 @@ async fn update(
         .set_enabled(&tenant.id, &plugin, install.enabled)
         .map_err(host_error)?;
     tx.commit().await?;
-    Ok(Json(InstallView::from(&install)))
+    let mut view = InstallView::from(&install);
+    view.breaker = breaker_of(&runtime.host, &tenant.id, &plugin);
+    Ok(Json(view))
 }
 
 /// Uninstalls: the install and its kv data are removed (admin).
@@ -344,4 +417,24 @@ async fn uninstall(
     tx.commit().await?;
     tracing::info!(tenant = %tenant.slug, plugin, "uninstalled");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Closes an install's circuit breaker: calls run again at once (admin). Answers the breaker
+/// as it is then.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/installs/{plugin}/breaker/reset", tag = "installs", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant slug"), ("plugin" = String, Path, description = "Plugin id")),
+    responses((status = 200, body = BreakerView), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn reset_breaker(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((slug, plugin)): Path<(String, String)>,
+) -> Result<Json<BreakerView>> {
+    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
+    let runtime = state.runtime()?;
+    let status = runtime
+        .host
+        .reset_breaker(&tenant.id, &plugin)
+        .map_err(host_error)?;
+    tracing::info!(tenant = %tenant.slug, plugin, "circuit breaker reset");
+    Ok(Json(BreakerView::from(status)))
 }
