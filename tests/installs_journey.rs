@@ -9,7 +9,6 @@ mod common {
 }
 
 use anyhow::{Context, Result, ensure};
-use plinth_package::SecretKey;
 use plinth_test_artifacts::{COUNTER, HELLO};
 use plinth_test_support::TestDatabase;
 use reqwest::Method;
@@ -54,22 +53,7 @@ async fn installs_run_and_survive_a_restart(database: Option<TestDatabase>) -> R
     ensure!(ok, "bootstrap failed: {stderr}");
 
     // A developer publishes hello and counter; the operator approves them.
-    let (_, developer) = api.account("dev@example.com").await?;
-    api.ok(
-        Method::POST,
-        "/v1/publishers",
-        Some(&developer),
-        Some(json!({"namespace": "examples", "name": "Examples"})),
-    )
-    .await?;
-    let key = SecretKey::generate()?;
-    api.ok(
-        Method::POST,
-        "/v1/publishers/examples/keys",
-        Some(&developer),
-        Some(json!({"public_key": key.public_key().to_string()})),
-    )
-    .await?;
+    let (developer, key) = api.developer("dev@example.com", "examples").await?;
     for plugin in [&HELLO, &COUNTER] {
         let path = signed_package(work.path(), plugin, &key)?;
         api.publish_and_approve(&path, &developer, &operator)

@@ -12,7 +12,7 @@ mod common {
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use plinth_package::{Package, PublicKey, SecretKey};
+use plinth_package::{Package, PublicKey};
 use plinth_test_artifacts::HELLO;
 use plinth_test_support::TestDatabase;
 use serde_json::{Value, json};
@@ -36,22 +36,7 @@ async fn journey(database: Option<TestDatabase>) -> Result<()> {
     ensure!(ok, "bootstrap failed: {stderr}");
 
     // The developer: account, publisher, key, package, publish.
-    let (_, developer) = api.account("dev@example.com").await?;
-    api.ok(
-        Method::POST,
-        "/v1/publishers",
-        Some(&developer),
-        Some(json!({"namespace": "examples", "name": "Plinth examples"})),
-    )
-    .await?;
-    let key = SecretKey::generate()?;
-    api.ok(
-        Method::POST,
-        "/v1/publishers/examples/keys",
-        Some(&developer),
-        Some(json!({"public_key": key.public_key().to_string()})),
-    )
-    .await?;
+    let (developer, key) = api.developer("dev@example.com", "examples").await?;
     let package_path = signed_package(work.path(), &HELLO, &key)?;
     let published = Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args(["plugin", "publish"])

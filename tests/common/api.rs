@@ -96,6 +96,28 @@ pub fn signed_package(dir: &Path, plugin: &TestPlugin, key: &SecretKey) -> Resul
 }
 
 impl Api {
+    /// Signs up `email`, creates publisher `namespace` and registers a new signing key with
+    /// it; returns (session token, secret key).
+    pub async fn developer(&self, email: &str, namespace: &str) -> Result<(String, SecretKey)> {
+        let (_, token) = self.account(email).await?;
+        self.ok(
+            reqwest::Method::POST,
+            "/v1/publishers",
+            Some(&token),
+            Some(json!({"namespace": namespace, "name": namespace})),
+        )
+        .await?;
+        let key = SecretKey::generate()?;
+        self.ok(
+            reqwest::Method::POST,
+            &format!("/v1/publishers/{namespace}/keys"),
+            Some(&token),
+            Some(json!({"public_key": key.public_key().to_string()})),
+        )
+        .await?;
+        Ok((token, key))
+    }
+
     /// Publishes the package at `path` as the developer and has `reviewer` approve it.
     pub async fn publish_and_approve(
         &self,
