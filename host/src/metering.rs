@@ -294,11 +294,24 @@ impl Meter {
     /// The usage counted since the last drain, without draining it; `period_end` is now.
     /// Records are sorted by key.
     pub fn snapshot(&self) -> Vec<UsageRecord> {
+        self.snapshot_where(None)
+    }
+
+    /// [`Meter::snapshot`] of one tenant's keys only: a lookup, not a walk over every tenant.
+    pub fn snapshot_tenant(&self, tenant: &str) -> Vec<UsageRecord> {
+        self.snapshot_where(Some(tenant))
+    }
+
+    fn snapshot_where(&self, only: Option<&str>) -> Vec<UsageRecord> {
         let now = SystemTime::now();
         let state = self.lock();
         let period_end = now.max(state.period_start);
         let mut records = Vec::new();
-        for (tenant, plugins) in &state.usage {
+        let tenants: Vec<_> = match only {
+            Some(tenant) => state.usage.get_key_value(tenant).into_iter().collect(),
+            None => state.usage.iter().collect(),
+        };
+        for (tenant, plugins) in tenants {
             for (plugin, versions) in plugins {
                 for (version, counters) in versions {
                     if !counters.is_empty() {
@@ -618,6 +631,24 @@ mod tests {
 
     fn key((tenant, plugin, version): (&str, &str, &str)) -> MeterKey {
         MeterKey::new(tenant, plugin, version)
+    }
+
+    #[test]
+    fn a_tenant_snapshot_holds_that_tenant_only() {
+        let meter = Meter::new();
+        meter.record(("acme", "p", "1.0.0"), &call(1, None));
+        meter.record(("acme", "q", "1.0.0"), &call(1, None));
+        meter.record(("other", "p", "1.0.0"), &call(1, None));
+        let all = meter.snapshot();
+        let acme = meter.snapshot_tenant("acme");
+        assert_eq!(acme.len(), 2);
+        let expected: Vec<&MeterKey> = all
+            .iter()
+            .map(|r| &r.key)
+            .filter(|k| k.tenant == "acme")
+            .collect();
+        assert_eq!(acme.iter().map(|r| &r.key).collect::<Vec<_>>(), expected);
+        assert!(meter.snapshot_tenant("nobody").is_empty());
     }
 
     #[test]

@@ -147,10 +147,12 @@ pub async fn enforce(
     let (mut parts, body) = request.into_parts();
     let principal =
         <Principal as FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await;
-    let request = Request::from_parts(parts, body);
     let Ok(principal) = principal else {
-        return next.run(request).await;
+        return next.run(Request::from_parts(parts, body)).await;
     };
+    // The handler's `Principal` extractor takes it from here instead of authenticating again.
+    parts.extensions.insert(principal.clone());
+    let request = Request::from_parts(parts, body);
     if principal.is_operator() {
         return next.run(request).await;
     }

@@ -260,6 +260,10 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        // Middleware that needed the caller first (the rate limit) left it here.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
         let Some(secret) = bearer(parts)? else {
             return Err(Error::Unauthenticated(
                 "this needs an `Authorization: Bearer <token>` header".to_owned(),
@@ -273,6 +277,9 @@ impl OptionalFromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(Some(principal.clone()));
+        }
         match bearer(parts)? {
             Some(secret) => authenticate(state, secret).await.map(Some),
             None => Ok(None),

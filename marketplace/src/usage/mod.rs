@@ -189,10 +189,7 @@ pub async fn month_usage(
         plugins.entry(plugin).or_default().add(&stored);
     }
     if let Some(meter) = meter {
-        for record in meter.snapshot() {
-            if record.key.tenant != tenant_id {
-                continue;
-            }
+        for record in meter.snapshot_tenant(tenant_id) {
             let c = &record.counters;
             let pending = PluginUsage {
                 plugin: record.key.plugin.clone(),
