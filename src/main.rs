@@ -16,6 +16,8 @@ enum Plinth {
     Serve(commands::serve::ServeCommand),
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     Keygen(commands::keygen::KeygenCommand),
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
@@ -26,6 +28,7 @@ impl Plinth {
         match self {
             Plinth::Serve(command) => command.execute(),
             Plinth::Admin(command) => command.execute(),
+            Plinth::Audit(command) => command.execute(),
             Plinth::Keygen(command) => command.execute(),
             Plinth::Plugin(command) => command.execute(),
         }

@@ -101,7 +101,13 @@ async fn publish_submits_and_reports() -> Result<()> {
     let fixtures_key = SecretKey::generate()?;
     for (ns, key) in [("acme", &key), ("fixtures", &fixtures_key)] {
         let publisher = publishers::create(&db, &user.id, ns, ns, &reserved).await?;
-        publishers::add_key(&db, &publisher.id, &key.public_key().to_string()).await?;
+        publishers::add_key(
+            &db,
+            &plinth_marketplace::audit::Actor::User(user.id.clone()),
+            &publisher.id,
+            &key.public_key().to_string(),
+        )
+        .await?;
     }
     let token = accounts::issue_token(&db, TokenKind::UserKey, &user.id, "cli", None).await?;
     let dir = tempfile::tempdir()?;

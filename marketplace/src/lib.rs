@@ -21,6 +21,7 @@
 //! ```
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod catalog;

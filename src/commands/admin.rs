@@ -1,8 +1,8 @@
 //! `plinth admin`: operator tasks run against the marketplace's database directly.
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
+
+use super::database::{DatabaseArgs, runtime};
 
 /// Operator tasks on the marketplace's database.
 #[derive(Debug, clap::Subcommand)]
@@ -24,12 +24,8 @@ impl AdminCommand {
 /// Refuses if an operator exists. Keep the token: it is shown once (only its hash is stored).
 #[derive(Debug, clap::Args)]
 pub struct BootstrapCommand {
-    /// Directory of the SQLite database (as given to `plinth serve`).
-    #[arg(long, default_value = "./plinth-data", value_name = "DIR")]
-    data_dir: PathBuf,
-    /// A PostgreSQL URL to use instead of SQLite.
-    #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
-    database_url: Option<String>,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// The operator account's email.
     #[arg(long, default_value = "operator@plinth.local")]
     email: String,
@@ -41,13 +37,8 @@ pub struct BootstrapCommand {
 impl BootstrapCommand {
     /// Creates the operator and prints the token.
     pub fn execute(self) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(async {
-            let db =
-                super::serve::open_database(&self.data_dir, self.database_url.as_deref()).await?;
+        runtime()?.block_on(async {
+            let db = self.database.open().await?;
             let made =
                 plinth_marketplace::accounts::bootstrap_operator(&db, &self.email, &self.name)
                     .await;

@@ -2,6 +2,8 @@
 //! and an `execute` method; none of them holds business logic of its own.
 
 pub mod admin;
+pub mod audit;
+pub mod database;
 pub mod keygen;
 pub mod plugin;
 pub mod serve;

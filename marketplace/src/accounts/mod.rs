@@ -173,7 +173,12 @@ pub async fn revoke_token(db: &Db, token_id: &str) -> Result<()> {
 /// # Errors
 ///
 /// [`Error::NotFound`] for an unknown user; [`Error::Database`].
-pub async fn set_roles(db: &Db, user_id: &str, roles: &[GlobalRole]) -> Result<()> {
+pub async fn set_roles(
+    db: &Db,
+    actor: &crate::audit::Actor,
+    user_id: &str,
+    roles: &[GlobalRole],
+) -> Result<()> {
     let mut tx = db.begin().await?;
     let exists = sqlx::query("SELECT id FROM users WHERE id = $1")
         .bind(user_id)
@@ -189,13 +194,26 @@ pub async fn set_roles(db: &Db, user_id: &str, roles: &[GlobalRole]) -> Result<(
     let mut roles = roles.to_vec();
     roles.sort();
     roles.dedup();
-    for role in roles {
+    for role in &roles {
         sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)")
             .bind(user_id)
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
     }
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Entry {
+            actor: actor.clone(),
+            action: "account.roles_set",
+            tenant_id: None,
+            subject: format!("account:{user_id}"),
+            details: serde_json::json!({
+                "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

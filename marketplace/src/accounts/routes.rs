@@ -113,7 +113,13 @@ async fn set_roles(
             "you cannot remove your own operator role; ask another operator",
         ));
     }
-    super::set_roles(state.db(), &id, &roles).await?;
+    super::set_roles(
+        state.db(),
+        &crate::audit::Actor::from(&principal),
+        &id,
+        &roles,
+    )
+    .await?;
     tracing::info!(operator = %operator.id, account = %id, ?roles, "roles set");
     let mut names: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
     names.sort();

@@ -117,6 +117,21 @@ impl Db {
         Ok(self.pool.begin().await?)
     }
 
+    /// Starts a transaction that will write, taking SQLite's write lock at once (`BEGIN
+    /// IMMEDIATE`) so that reading first and writing later cannot fail on a snapshot another
+    /// writer has moved on from. On PostgreSQL it is a plain transaction; rows it must hold are
+    /// locked with `FOR UPDATE` or by updating them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] if no connection can be had or the lock is not had in time.
+    pub async fn begin_write(&self) -> Result<Tx> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Applies the migrations of this backend that are not applied yet.
     ///
     /// # Errors

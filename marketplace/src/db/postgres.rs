@@ -19,6 +19,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "usage",
         include_str!("../../migrations/postgres/0003_usage.sql"),
     ),
+    (
+        4,
+        "audit",
+        include_str!("../../migrations/postgres/0004_audit.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

@@ -19,6 +19,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "usage",
         include_str!("../../migrations/sqlite/0003_usage.sql"),
     ),
+    (
+        4,
+        "audit",
+        include_str!("../../migrations/sqlite/0004_audit.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy

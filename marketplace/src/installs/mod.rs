@@ -91,6 +91,32 @@ pub async fn find(tx: &mut Tx, tenant_id: &str, plugin_id: &str) -> Result<Optio
     row.as_ref().map(from_row).transpose()
 }
 
+/// Records a change to the tenant's install of `plugin_id` in the audit log, in `tx`.
+///
+/// # Errors
+///
+/// As [`crate::audit::record`].
+pub async fn audit(
+    tx: &mut Tx,
+    actor: impl Into<crate::audit::Actor>,
+    action: &str,
+    tenant_id: &str,
+    plugin_id: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    crate::audit::record(
+        tx,
+        crate::audit::Entry {
+            actor: actor.into(),
+            action,
+            tenant_id: Some(tenant_id),
+            subject: format!("install:{plugin_id}"),
+            details,
+        },
+    )
+    .await
+}
+
 /// Every install of a live tenant, with the tenant's plan: what the host runs.
 ///
 /// # Errors

@@ -246,6 +246,21 @@ async fn install(
         .bind(&body.plugin)
         .execute(&mut *tx)
         .await?;
+    super::audit(
+        &mut tx,
+        &principal,
+        "install.created",
+        &tenant.id,
+        &body.plugin,
+        json!({
+            "version": version.version,
+            "permissions_digest": version.permissions_digest,
+            "permissions": version.permissions,
+            "update_policy": update_policy,
+            "config": config::public_view(&stored_config),
+        }),
+    )
+    .await?;
     runtime
         .host
         .install(&tenant.id, &loaded, spec_for(&plan, manifest, values))
@@ -357,8 +372,8 @@ async fn update(
     if let Some(enabled) = body.enabled {
         install.enabled = enabled;
     }
-    if let Some(policy) = body.update_policy {
-        install.update_policy = policy;
+    if let Some(policy) = &body.update_policy {
+        install.update_policy.clone_from(policy);
     }
     install.updated_at = now_ms();
     sqlx::query(
@@ -370,6 +385,25 @@ async fn update(
     .bind(install.updated_at)
     .bind(&install.id)
     .execute(&mut *tx)
+    .await?;
+    let mut changed = Map::new();
+    if body.config.is_some() {
+        changed.insert("config".into(), config::public_view(&install.config));
+    }
+    if body.enabled.is_some() {
+        changed.insert("enabled".into(), install.enabled.into());
+    }
+    if body.update_policy.is_some() {
+        changed.insert("update_policy".into(), install.update_policy.clone().into());
+    }
+    super::audit(
+        &mut tx,
+        &principal,
+        "install.changed",
+        &tenant.id,
+        &plugin,
+        Value::Object(changed),
+    )
     .await?;
     if let Some(spec) = new_spec {
         runtime
@@ -410,6 +444,15 @@ async fn uninstall(
         .bind(&plugin)
         .execute(&mut *tx)
         .await?;
+    super::audit(
+        &mut tx,
+        &principal,
+        "install.removed",
+        &tenant.id,
+        &plugin,
+        json!({"version": install.version}),
+    )
+    .await?;
     match runtime.host.uninstall(&tenant.id, &plugin).await {
         Ok(()) | Err(plinth_host::Error::NotInstalled { .. }) => {}
         Err(e) => return Err(host_error(e)),

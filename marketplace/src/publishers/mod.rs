@@ -12,10 +12,11 @@ use plinth_package::PublicKey;
 use sqlx::Row;
 
 use crate::accounts::normalize_email;
+use crate::audit::Actor;
 use crate::auth::token::{self, TokenKind};
 use crate::auth::{Caller, Principal};
 use crate::clock::now_ms;
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 
@@ -180,6 +181,17 @@ pub async fn create(
     .bind(publisher.created_at)
     .execute(&mut *tx)
     .await?;
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Entry {
+            actor: crate::audit::Actor::User(owner_id.to_owned()),
+            action: "publisher.created",
+            tenant_id: None,
+            subject: format!("publisher:{}", publisher.namespace),
+            details: serde_json::json!({"publisher_id": publisher.id, "name": publisher.name}),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(publisher)
 }
@@ -331,7 +343,12 @@ fn key_from_row(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
 ///
 /// [`Error::BadRequest`] (`invalid_public_key`) naming the field; [`Error::Conflict`]
 /// (`key_exists`) if the key is registered already.
-pub async fn add_key(db: &Db, publisher_id: &str, public_key: &str) -> Result<SigningKey> {
+pub async fn add_key(
+    db: &Db,
+    actor: &Actor,
+    publisher_id: &str,
+    public_key: &str,
+) -> Result<SigningKey> {
     let parsed = PublicKey::parse(public_key).map_err(|e| {
         Error::bad_request(
             "invalid_public_key",
@@ -345,6 +362,7 @@ pub async fn add_key(db: &Db, publisher_id: &str, public_key: &str) -> Result<Si
         created_at: now_ms(),
         revoked_at: None,
     };
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO publisher_keys (id, publisher_id, public_key, fingerprint, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -354,11 +372,13 @@ pub async fn add_key(db: &Db, publisher_id: &str, public_key: &str) -> Result<Si
     .bind(&key.public_key)
     .bind(&key.fingerprint)
     .bind(key.created_at)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await
     .conflict_on_unique("key_exists", || {
         format!("the key {} is registered already", key.fingerprint)
     })?;
+    audit_key(&mut tx, actor, publisher_id, "publisher_key.added", &key).await?;
+    tx.commit().await?;
     Ok(key)
 }
 
@@ -384,7 +404,12 @@ pub async fn keys(db: &Db, publisher_id: &str) -> Result<Vec<SigningKey>> {
 /// # Errors
 ///
 /// [`Error::NotFound`] if the publisher has no such key.
-pub async fn revoke_key(db: &Db, publisher_id: &str, key: &str) -> Result<SigningKey> {
+pub async fn revoke_key(
+    db: &Db,
+    actor: &Actor,
+    publisher_id: &str,
+    key: &str,
+) -> Result<SigningKey> {
     let mut tx = db.begin().await?;
     let row = sqlx::query(
         "SELECT id, public_key, fingerprint, created_at, revoked_at FROM publisher_keys \
@@ -406,6 +431,14 @@ pub async fn revoke_key(db: &Db, publisher_id: &str, key: &str) -> Result<Signin
         .execute(&mut *tx)
         .await?;
         found.revoked_at = Some(now);
+        audit_key(
+            &mut tx,
+            actor,
+            publisher_id,
+            "publisher_key.revoked",
+            &found,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(found)
@@ -487,6 +520,31 @@ pub async fn create_api_key(
     .execute(db.pool())
     .await?;
     Ok((id, secret))
+}
+
+/// Records a key change in the audit log.
+async fn audit_key(
+    tx: &mut Tx,
+    actor: &Actor,
+    publisher_id: &str,
+    action: &str,
+    key: &SigningKey,
+) -> Result<()> {
+    crate::audit::record(
+        tx,
+        crate::audit::Entry {
+            actor: actor.clone(),
+            action,
+            tenant_id: None,
+            subject: format!("publisher_key:{}", key.fingerprint),
+            details: serde_json::json!({
+                "publisher_id": publisher_id,
+                "key_id": key.id,
+                "public_key": key.public_key,
+            }),
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{MemberRole, Publisher, SigningKey};
+use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::body::JsonBody;
 use crate::clock::rfc3339;
@@ -200,7 +201,13 @@ async fn add_key(
 ) -> Result<(StatusCode, Json<KeyView>)> {
     let publisher = super::access(state.db(), &principal, &ns).await?;
     let user = principal.user()?;
-    let key = super::add_key(state.db(), &publisher.id, &body.public_key).await?;
+    let key = super::add_key(
+        state.db(),
+        &Actor::from(&principal),
+        &publisher.id,
+        &body.public_key,
+    )
+    .await?;
     tracing::info!(publisher = %publisher.id, key = %key.fingerprint, user = %user.id, "signing key added");
     Ok((StatusCode::CREATED, Json(key.into())))
 }
@@ -234,7 +241,7 @@ async fn revoke_key(
 ) -> Result<Json<KeyView>> {
     let publisher = super::access(state.db(), &principal, &ns).await?;
     let user = principal.user()?;
-    let key = super::revoke_key(state.db(), &publisher.id, &key).await?;
+    let key = super::revoke_key(state.db(), &Actor::from(&principal), &publisher.id, &key).await?;
     tracing::info!(publisher = %publisher.id, key = %key.fingerprint, user = %user.id, "signing key revoked");
     Ok(Json(key.into()))
 }

@@ -75,6 +75,15 @@ impl Decision {
             Decision::RequestChanges => CHANGES_REQUESTED,
         }
     }
+
+    /// The decision's action in the audit log.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            Decision::Approve => "submission.approved",
+            Decision::Reject => "submission.rejected",
+            Decision::RequestChanges => "submission.changes_requested",
+        }
+    }
 }
 
 /// Checks a decision's reason and reason code; returns them trimmed.
@@ -261,6 +270,17 @@ pub async fn decide(
             submission.plugin_id, submission.version
         ),
     };
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Entry {
+            actor: crate::audit::Actor::User(reviewer.id.clone()),
+            action: decision.audit_action(),
+            tenant_id: None,
+            subject: format!("plugin:{}@{}", submission.plugin_id, submission.version),
+            details: payload.clone(),
+        },
+    )
+    .await?;
     crate::notifications::notify(
         &mut tx,
         "publisher",

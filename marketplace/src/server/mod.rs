@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::review::routes())
         .merge(crate::catalog::routes())
         .merge(crate::notifications::routes())
+        .merge(crate::audit::routes())
         .merge(crate::installs::routes())
         .merge(crate::events::routes())
         .merge(crate::plugin_http::routes())

@@ -513,6 +513,21 @@ pub async fn submit(
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        crate::audit::record(
+            &mut tx,
+            crate::audit::Entry {
+                actor: crate::audit::Actor::User(submitted_by.clone()),
+                action: "submission.created",
+                tenant_id: None,
+                subject: format!("plugin:{plugin_id}@{version}"),
+                details: serde_json::json!({
+                    "submission": id,
+                    "digest": digest,
+                    "status": status,
+                }),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, Error>(())
     }

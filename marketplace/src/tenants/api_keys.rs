@@ -4,8 +4,9 @@
 use sqlx::Row;
 
 use super::{Tenant, lock_tenant};
+use crate::audit::Actor;
 use crate::auth::token::{self, TokenKind};
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::id::new_id;
 
@@ -44,7 +45,13 @@ pub fn validate_name(name: &str) -> Result<String> {
 ///
 /// [`Error::BadRequest`] (`invalid_name`); [`Error::NotFound`] if the tenant was deleted
 /// meanwhile.
-pub async fn create(db: &Db, tenant: &Tenant, name: &str, now: i64) -> Result<(ApiKey, String)> {
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    tenant: &Tenant,
+    name: &str,
+    now: i64,
+) -> Result<(ApiKey, String)> {
     let name = validate_name(name)?;
     let (secret, hash) = token::generate(TokenKind::TenantKey)?;
     let key = ApiKey {
@@ -67,6 +74,7 @@ pub async fn create(db: &Db, tenant: &Tenant, name: &str, now: i64) -> Result<(A
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    audit_key(&mut tx, actor, tenant, "tenant_key.created", &key.id).await?;
     tx.commit().await?;
     Ok((key, secret))
 }
@@ -102,7 +110,7 @@ pub async fn list(db: &Db, tenant: &Tenant) -> Result<Vec<ApiKey>> {
 /// # Errors
 ///
 /// [`Error::NotFound`] if `tenant` has no such key.
-pub async fn revoke(db: &Db, tenant: &Tenant, key_id: &str, now: i64) -> Result<()> {
+pub async fn revoke(db: &Db, actor: &Actor, tenant: &Tenant, key_id: &str, now: i64) -> Result<()> {
     let mut tx = db.begin().await?;
     let found =
         sqlx::query("SELECT revoked_at FROM tokens WHERE id = $1 AND tenant_id = $2 AND kind = $3")
@@ -120,7 +128,29 @@ pub async fn revoke(db: &Db, tenant: &Tenant, key_id: &str, now: i64) -> Result<
             .bind(key_id)
             .execute(&mut *tx)
             .await?;
+        audit_key(&mut tx, actor, tenant, "tenant_key.revoked", key_id).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Records an API key change in the audit log.
+async fn audit_key(
+    tx: &mut Tx,
+    actor: &Actor,
+    tenant: &Tenant,
+    action: &str,
+    key_id: &str,
+) -> Result<()> {
+    crate::audit::record(
+        tx,
+        crate::audit::Entry {
+            actor: actor.clone(),
+            action,
+            tenant_id: Some(&tenant.id),
+            subject: format!("tenant_key:{key_id}"),
+            details: serde_json::json!({"tenant": tenant.slug}),
+        },
+    )
+    .await
 }

@@ -388,6 +388,17 @@ pub async fn create(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Entry {
+            actor: crate::audit::Actor::User(owner_id.to_owned()),
+            action: "tenant.created",
+            tenant_id: Some(&tenant.id),
+            subject: format!("tenant:{}", tenant.slug),
+            details: serde_json::json!({"plan": tenant.plan, "name": tenant.name}),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(tenant)
 }

@@ -606,7 +606,14 @@ async fn create_api_key(
     JsonBody(body): JsonBody<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>)> {
     let tenant = super::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
-    let (key, secret) = api_keys::create(state.db(), &tenant, &body.name, now_ms()).await?;
+    let (key, secret) = api_keys::create(
+        state.db(),
+        &crate::audit::Actor::from(&principal),
+        &tenant,
+        &body.name,
+        now_ms(),
+    )
+    .await?;
     tracing::info!(tenant = %tenant.id, key = %key.id, "tenant API key created");
     Ok((
         StatusCode::CREATED,
@@ -656,7 +663,14 @@ async fn revoke_api_key(
     Path((slug, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     let tenant = super::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
-    api_keys::revoke(state.db(), &tenant, &id, now_ms()).await?;
+    api_keys::revoke(
+        state.db(),
+        &crate::audit::Actor::from(&principal),
+        &tenant,
+        &id,
+        now_ms(),
+    )
+    .await?;
     tracing::info!(tenant = %tenant.id, key = %id, "tenant API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

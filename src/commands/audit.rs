@@ -1,0 +1,63 @@
+//! `plinth audit`: the audit log, read from the marketplace's database.
+
+use anyhow::{Context as _, bail};
+use plinth_marketplace::audit::chain;
+
+use super::database::{DatabaseArgs, runtime};
+
+/// Check the audit log.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    Verify(VerifyCommand),
+}
+
+impl AuditCommand {
+    /// Runs the subcommand.
+    pub fn execute(self) -> anyhow::Result<()> {
+        match self {
+            AuditCommand::Verify(command) => command.execute(),
+        }
+    }
+}
+
+/// Check that the audit log is the one written: every entry's hash matches its contents and
+/// names the entry before it, and none is missing at the end. Exits 0 only if it is sound;
+/// otherwise names the first entry where the chain breaks.
+#[derive(Debug, clap::Args)]
+pub struct VerifyCommand {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl VerifyCommand {
+    /// Verifies the chain.
+    pub fn execute(self) -> anyhow::Result<()> {
+        runtime()?.block_on(async {
+            let db = self.database.open().await?;
+            let outcome = chain::verify(&db).await;
+            db.close().await;
+            match outcome.context("cannot read the audit log")? {
+                Ok(report) => {
+                    if self.json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        println!(
+                            "audit log sound: {} entries, head {}",
+                            report.entries, report.head_hash
+                        );
+                    }
+                    Ok(())
+                }
+                Err(violation) => {
+                    if self.json {
+                        println!("{}", serde_json::to_string(&violation)?);
+                    }
+                    bail!("audit log broken at {violation}")
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! The options every command that reads the marketplace's database shares.
+
+use std::path::PathBuf;
+
+use plinth_marketplace::Db;
+
+/// Where the marketplace's database is: SQLite under the data dir, or a PostgreSQL URL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Directory of the SQLite database (as given to `plinth serve`).
+    #[arg(long, default_value = "./plinth-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL to use instead of SQLite.
+    #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// Opens the database (applying pending migrations).
+    pub async fn open(&self) -> anyhow::Result<Db> {
+        super::serve::open_database(&self.data_dir, self.database_url.as_deref()).await
+    }
+}
+
+/// A current-thread async runtime for a one-shot command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
