@@ -144,6 +144,15 @@ pub enum InvokeError {
         /// When the breaker lets a trial call through.
         retry_after_ms: u64,
     },
+    /// The plugin failed after its tenant passed a rate of its plan (e.g. outbound HTTP
+    /// requests per minute, shared by all of the tenant's installs).
+    #[error("the tenant has used its {what}; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// Which rate.
+        what: String,
+        /// When the rate allows more.
+        retry_after_ms: u64,
+    },
     /// The host failed (not the plugin): instantiation or a host resource failed.
     #[error("host error: {0}")]
     Internal(String),
@@ -162,6 +171,7 @@ impl InvokeError {
             InvokeError::PluginError { .. } => "plugin_error",
             InvokeError::NotSubscribed { .. } => "not_subscribed",
             InvokeError::CircuitOpen { .. } => "circuit_open",
+            InvokeError::RateLimited { .. } => "rate_limited",
             InvokeError::Internal(_) => "internal",
         }
     }

@@ -15,7 +15,7 @@ use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
 use crate::bindings::types;
 use crate::capabilities::config::ConfigState;
 use crate::capabilities::events::{EmittedEvent, EventsState};
-use crate::capabilities::http::OutboundHttp;
+use crate::capabilities::http::{Denial, DenialReason, OutboundHttp, TenantRate};
 use crate::capabilities::kv::KvState;
 use crate::capabilities::log::{LogLine, LogState};
 use crate::engine::Metering;
@@ -166,15 +166,23 @@ impl Host {
                 KvQuota {
                     max_bytes: grant.max_bytes,
                     max_keys: grant.max_keys,
+                    tenant_max_bytes: limits.tenant_kv_bytes,
                 },
             )),
             _ => None,
         };
-        let outbound = OutboundHttp::new(
+        let mut outbound = OutboundHttp::new(
             Arc::clone(&prepared.grants),
             self.allow_private_http,
             limits.max_outbound_requests,
         );
+        if let Some(per_minute) = limits.tenant_outbound_per_minute {
+            outbound = outbound.with_tenant_rate(TenantRate {
+                rates: Arc::clone(&self.rates),
+                tenant: identity.tenant.clone(),
+                per_minute,
+            });
+        }
         let denials = outbound.denials();
         let state = SandboxState::new(
             identity,
@@ -261,6 +269,17 @@ impl Host {
             }
             Ok(Err(error)) => Err(classify_trap(&error, &store, &limits, fuel)),
             Ok(Ok(Err(plugin_error))) => Err(match denials.first() {
+                // The plugin failed after its tenant ran out of requests for the minute.
+                Some(Denial {
+                    reason: DenialReason::TenantRate,
+                    retry_after,
+                    ..
+                }) => InvokeError::RateLimited {
+                    what: "outbound HTTP requests per minute".to_owned(),
+                    retry_after_ms: retry_after.map_or(0, |wait| {
+                        u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+                    }),
+                },
                 // The plugin failed after the host refused it a capability: say so.
                 Some(denial) => InvokeError::PermissionDenied {
                     capability: "http".to_string(),

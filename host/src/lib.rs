@@ -17,6 +17,7 @@ pub mod kv;
 pub mod limits;
 pub mod metering;
 pub mod plugin;
+pub mod rates;
 pub mod runtime;
 pub mod sandbox;
 pub mod trust;

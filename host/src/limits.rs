@@ -26,6 +26,12 @@ pub struct Limits {
     pub max_log_lines: u32,
     /// Longest log line kept, in bytes; longer lines are truncated.
     pub max_log_line_bytes: u32,
+    /// Outbound HTTP requests all of the tenant's calls together may send per minute (the
+    /// plan's rate, shared by its installs); `None`: no tenant-wide rate.
+    pub tenant_outbound_per_minute: Option<u32>,
+    /// Bytes all of the tenant's installs together may hold in kv (the plan's quota, shared by
+    /// its installs; each install is also held to its own grant); `None`: no tenant-wide quota.
+    pub tenant_kv_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -41,6 +47,8 @@ impl Default for Limits {
             max_event_payload_bytes: 256 << 10,
             max_log_lines: 100,
             max_log_line_bytes: 4096,
+            tenant_outbound_per_minute: None,
+            tenant_kv_bytes: None,
         }
     }
 }
@@ -67,6 +75,18 @@ impl Limits {
     /// Sets the largest output in bytes.
     pub fn with_max_output_bytes(mut self, bytes: u64) -> Self {
         self.max_output_bytes = bytes;
+        self
+    }
+
+    /// Sets the tenant-wide rate of outbound HTTP requests per minute.
+    pub fn with_tenant_outbound_per_minute(mut self, per_minute: u32) -> Self {
+        self.tenant_outbound_per_minute = Some(per_minute);
+        self
+    }
+
+    /// Sets the tenant-wide kv quota in bytes.
+    pub fn with_tenant_kv_bytes(mut self, bytes: u64) -> Self {
+        self.tenant_kv_bytes = Some(bytes);
         self
     }
 

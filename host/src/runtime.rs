@@ -21,6 +21,7 @@ use crate::installs::{HostEvent, InstallTable};
 use crate::kv::KvStore;
 use crate::metering::Meter;
 use crate::plugin::{LoadedPlugin, PreparedPlugin};
+use crate::rates::TenantRates;
 use crate::sandbox::SandboxState;
 use crate::trust::TrustPolicy;
 
@@ -90,6 +91,8 @@ pub struct Host {
     pub(crate) policies: HostPolicies,
     pub(crate) installs: InstallTable,
     pub(crate) meter: Meter,
+    /// Tenant-wide rates (outbound requests per minute) all calls share.
+    pub(crate) rates: Arc<TenantRates>,
     pub(crate) events: broadcast::Sender<HostEvent>,
     linkers: LinkerCache,
 }
@@ -119,6 +122,7 @@ impl Host {
             policies: config.policies,
             installs: InstallTable::default(),
             meter: Meter::new(),
+            rates: Arc::new(TenantRates::new()),
             events: broadcast::channel(1024).0,
             linkers: Mutex::new(HashMap::new()),
         })

@@ -22,6 +22,7 @@ use plinth_test_support::postgres::TestSchema;
 const ROOMY: KvQuota = KvQuota {
     max_bytes: 64 << 20,
     max_keys: None,
+    tenant_max_bytes: None,
 };
 
 async fn on_sqlite<F, Fut>(test: F) -> Result<()>
@@ -76,6 +77,8 @@ on_both_backends!(
     replacing_a_value_accounts_the_delta,
     concurrent_sets_never_pass_the_quota,
     concurrent_replacements_keep_usage_exact,
+    the_tenant_quota_is_shared_by_its_installs,
+    concurrent_installs_never_pass_the_tenant_quota,
     list_keys_pages_with_a_cursor,
     list_keys_caps_the_page,
     list_keys_prefix_is_literal,
@@ -204,6 +207,7 @@ async fn byte_quota_refuses_and_writes_nothing(store: KvStore) -> Result<()> {
     let quota = KvQuota {
         max_bytes: 20,
         max_keys: None,
+        tenant_max_bytes: None,
     };
     store.set(&ns, "k1", &[1; 10], &quota).await?; // 12 bytes
 
@@ -243,6 +247,7 @@ async fn key_quota_refuses_and_writes_nothing(store: KvStore) -> Result<()> {
     let quota = KvQuota {
         max_bytes: 1 << 20,
         max_keys: Some(2),
+        tenant_max_bytes: None,
     };
     store.set(&ns, "a", b"1", &quota).await?;
     store.set(&ns, "b", b"2", &quota).await?;
@@ -287,6 +292,7 @@ async fn replacing_a_value_accounts_the_delta(store: KvStore) -> Result<()> {
     let tight = KvQuota {
         max_bytes: 110,
         max_keys: Some(1),
+        tenant_max_bytes: None,
     };
     store.set(&ns, "key", &[0; 107], &tight).await?;
     ensure!(store.usage(&ns).await? == used(110, 1));
@@ -295,6 +301,7 @@ async fn replacing_a_value_accounts_the_delta(store: KvStore) -> Result<()> {
     let lowered = KvQuota {
         max_bytes: 50,
         max_keys: Some(1),
+        tenant_max_bytes: None,
     };
     let refused = store.set(&ns, "key", &[0; 108], &lowered).await;
     ensure!(is_quota(&refused, "bytes"), "{refused:?}");
@@ -313,6 +320,7 @@ async fn concurrent_sets_never_pass_the_quota(store: KvStore) -> Result<()> {
             KvQuota {
                 max_bytes: 500, // five entries of 3 + 97 bytes
                 max_keys: None,
+                tenant_max_bytes: None,
             },
         ),
         (
@@ -320,6 +328,7 @@ async fn concurrent_sets_never_pass_the_quota(store: KvStore) -> Result<()> {
             KvQuota {
                 max_bytes: 1 << 20,
                 max_keys: Some(5),
+                tenant_max_bytes: None,
             },
         ),
     ] {
@@ -348,6 +357,81 @@ async fn concurrent_sets_never_pass_the_quota(store: KvStore) -> Result<()> {
         ensure!(store.usage(&space).await? == used(500, 5));
         ensure!(recount(&store, &space).await? == used(500, 5));
     }
+    Ok(())
+}
+
+/// The tenant-wide quota bounds what all of a tenant's installs hold together; other tenants
+/// are not affected, and shrinking stays allowed.
+async fn the_tenant_quota_is_shared_by_its_installs(store: KvStore) -> Result<()> {
+    let quota = KvQuota {
+        max_bytes: 1 << 20,
+        max_keys: None,
+        tenant_max_bytes: Some(30),
+    };
+    let (first, second) = (ns("acme", "first"), ns("acme", "second"));
+    store.set(&first, "k1", &[1; 18], &quota).await?; // 20 bytes
+    let refused = store.set(&second, "k2", &[2; 10], &quota).await; // 12 more: 32
+    ensure!(
+        matches!(
+            refused,
+            Err(KvError::QuotaExceeded {
+                quota: "tenant bytes",
+                limit: 30,
+                would_use: 32
+            })
+        ),
+        "{refused:?}"
+    );
+    ensure!(store.get(&second, "k2").await?.is_none());
+    store.set(&second, "k2", &[2; 8], &quota).await?; // exactly 30
+    ensure!(store.tenant_bytes("acme").await? == 30);
+    // Another tenant has its own quota.
+    store
+        .set(&ns("globex", "first"), "k1", &[3; 25], &quota)
+        .await?;
+    ensure!(store.tenant_bytes("globex").await? == 27);
+    // Over quota (the plan was lowered): a smaller value is still written.
+    let lowered = KvQuota {
+        tenant_max_bytes: Some(10),
+        ..quota
+    };
+    store.set(&first, "k1", &[1; 4], &lowered).await?;
+    ensure!(store.tenant_bytes("acme").await? == 16);
+    Ok(())
+}
+
+/// Installs of one tenant writing at once never together pass the tenant-wide quota.
+async fn concurrent_installs_never_pass_the_tenant_quota(store: KvStore) -> Result<()> {
+    let store = Arc::new(store);
+    let quota = KvQuota {
+        max_bytes: 1 << 20,
+        max_keys: None,
+        tenant_max_bytes: Some(500), // five entries of 3 + 97 bytes
+    };
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let space = ns("racer", &format!("plugin-{}", i % 4));
+                store
+                    .set(&space, &format!("k{i:02}"), &[7; 97], &quota)
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(()) => won += 1,
+            Err(KvError::QuotaExceeded {
+                quota: "tenant bytes",
+                ..
+            }) => {}
+            Err(other) => bail!("unexpected {other:?}"),
+        }
+    }
+    ensure!(won == 5, "{won} writes passed");
+    ensure!(store.tenant_bytes("racer").await? == 500);
     Ok(())
 }
 
@@ -606,6 +690,7 @@ async fn delete_namespace_removes_that_namespace_only(store: KvStore) -> Result<
     let quota = KvQuota {
         max_bytes: 6,
         max_keys: Some(1),
+        tenant_max_bytes: None,
     };
     store.set(&gone, "a", b"value", &quota).await?;
     ensure!(store.usage(&gone).await? == used(6, 1));
@@ -619,6 +704,7 @@ async fn usage_is_exact_after_mixed_operations(store: KvStore) -> Result<()> {
     let quota = KvQuota {
         max_bytes: 4_000,
         max_keys: Some(25),
+        tenant_max_bytes: None,
     };
     let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;

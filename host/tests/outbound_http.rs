@@ -14,8 +14,9 @@ use http::header::LOCATION;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use plinth_host::capabilities::http::{
-    Denial, DenialReason, OutboundConfig, OutboundHttp, is_public_address,
+    Denial, DenialReason, OutboundConfig, OutboundHttp, TenantRate, is_public_address,
 };
+use plinth_host::rates::TenantRates;
 use plinth_package::{HttpPermission, Permissions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -116,6 +117,7 @@ fn denial(host: &str, port: Option<u16>, reason: DenialReason) -> Denial {
         host: host.to_owned(),
         port,
         reason,
+        retry_after: None,
     }
 }
 
@@ -279,6 +281,38 @@ async fn the_request_budget_is_enforced_and_refusals_do_not_spend_it() {
         ]
     );
     assert_eq!(denials.total(), 2);
+}
+
+#[tokio::test]
+async fn the_tenant_rate_is_shared_by_all_of_a_tenants_calls_and_no_other() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    let rates = Arc::new(TenantRates::new());
+    let call_of = |tenant: &str| {
+        OutboundHttp::with_config(permissions(&["127.0.0.1"]), config(true, 10)).with_tenant_rate(
+            TenantRate {
+                rates: Arc::clone(&rates),
+                tenant: tenant.to_owned(),
+                per_minute: 2,
+            },
+        )
+    };
+    // Two calls of tenant a (two installs, say) share its two requests a minute.
+    let (mut first, mut second) = (call_of("a"), call_of("a"));
+    send(&mut first, &server.url("/")).await.unwrap();
+    send(&mut second, &server.url("/")).await.unwrap();
+    let refused = second.denials();
+    assert!(is_denied(&send(&mut second, &server.url("/")).await));
+    let denial = refused.first().unwrap();
+    assert_eq!(denial.reason, DenialReason::TenantRate);
+    let wait = denial.retry_after.unwrap();
+    assert!(wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_secs(30));
+    // The refused request spent neither the call's budget nor a connection.
+    assert_eq!(second.requests_sent(), 1);
+    assert_eq!(server.accepted(), 2);
+    // Tenant b has its own bucket.
+    let mut other = call_of("b");
+    send(&mut other, &server.url("/")).await.unwrap();
+    assert_eq!(server.accepted(), 3);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use plinth_host::InvokeError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -99,6 +100,9 @@ async fn dispatch(
         depth: 0,
     };
     let deliveries = runtime.host.dispatch(&tenant.id, event).await;
+    if let Some(error) = all_rate_limited(&deliveries) {
+        return Err(error);
+    }
     let results = deliveries
         .into_iter()
         .map(|delivery| {
@@ -126,4 +130,23 @@ async fn dispatch(
         })
         .collect();
     Ok(Json(EventResults { id, results }))
+}
+
+/// When every plugin the event reached failed on a rate of the tenant's plan, the request as a
+/// whole is over that rate: a 429 with the longest wait among them.
+fn all_rate_limited(deliveries: &[plinth_host::Delivery]) -> Option<Error> {
+    let mut longest = None;
+    for delivery in deliveries {
+        match &delivery.invocation.result {
+            Err(error @ InvokeError::RateLimited { retry_after_ms, .. }) => {
+                let (wait, _) = longest.get_or_insert((*retry_after_ms, error.to_string()));
+                *wait = (*wait).max(*retry_after_ms);
+            }
+            _ => return None,
+        }
+    }
+    longest.map(|(wait_ms, message)| Error::RateLimited {
+        message,
+        retry_after_secs: wait_ms.div_ceil(1000).max(1),
+    })
 }

@@ -16,6 +16,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::any;
+use plinth_host::InvokeError;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Principal;
@@ -122,6 +123,10 @@ async fn serve(
     };
     match served.response {
         Ok(response) => Ok(response.map(Body::from)),
+        Err(error @ InvokeError::RateLimited { retry_after_ms, .. }) => Err(Error::RateLimited {
+            message: format!("{plugin} {} failed: {error}", served.version),
+            retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+        }),
         Err(error) => {
             tracing::info!(tenant = %tenant.slug, plugin, version = %served.version, code = error.code(), "plugin HTTP call failed");
             Err(Error::Plugin {

@@ -9,7 +9,8 @@
 //! 2. a host and port not on the plugin's granted allowlist ([`DenialReason::NotAllowlisted`],
 //!    decided by [`Permissions::allows_host`]);
 //! 3. a request past the call's budget, shared by all clones of the value
-//!    ([`DenialReason::TooManyRequests`]);
+//!    ([`DenialReason::TooManyRequests`]), or past the tenant's per-minute rate shared by all
+//!    of the tenant's calls ([`DenialReason::TenantRate`], see [`crate::rates`]);
 //! 4. unless the operator allows private destinations, an IP literal or a name resolving to any
 //!    address that is not public ([`DenialReason::PrivateAddress`], see [`is_public_address`]).
 //!
@@ -41,7 +42,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::HOST;
 use http::uri::{Authority, Scheme};
@@ -49,6 +50,8 @@ use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::BodyExt;
 use plinth_package::Permissions;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::rates::TenantRates;
 
 /// How many denials one call's log keeps; later ones are only counted, so a guest looping on
 /// refused requests cannot grow host memory or flood the log.
@@ -105,6 +108,8 @@ pub enum DenialReason {
     TooManyRequests,
     /// The scheme is neither `http` nor `https`.
     Scheme,
+    /// The tenant's calls together already sent their plan's requests for this minute.
+    TenantRate,
 }
 
 impl DenialReason {
@@ -115,6 +120,7 @@ impl DenialReason {
             DenialReason::PrivateAddress => "private_address",
             DenialReason::TooManyRequests => "too_many_requests",
             DenialReason::Scheme => "scheme",
+            DenialReason::TenantRate => "tenant_rate",
         }
     }
 }
@@ -128,6 +134,9 @@ impl fmt::Display for DenialReason {
             }
             DenialReason::TooManyRequests => "the call has used up its outbound request limit",
             DenialReason::Scheme => "only http and https are allowed",
+            DenialReason::TenantRate => {
+                "the tenant has sent its plan's outbound requests for this minute"
+            }
         })
     }
 }
@@ -142,6 +151,8 @@ pub struct Denial {
     pub port: Option<u16>,
     /// Why it was refused.
     pub reason: DenialReason,
+    /// For a rate: how long until a request would be allowed.
+    pub retry_after: Option<Duration>,
 }
 
 impl Denial {
@@ -253,6 +264,19 @@ pub struct OutboundHttp {
     config: OutboundConfig,
     denials: Denials,
     counters: Arc<Counters>,
+    tenant_rate: Option<TenantRate>,
+}
+
+/// The tenant-wide rate a call's requests also spend: its tenant's bucket in the host's
+/// [`TenantRates`].
+#[derive(Debug, Clone)]
+pub struct TenantRate {
+    /// The host's buckets.
+    pub rates: Arc<TenantRates>,
+    /// The calling tenant.
+    pub tenant: String,
+    /// The plan's requests per minute.
+    pub per_minute: u32,
 }
 
 impl OutboundHttp {
@@ -277,7 +301,15 @@ impl OutboundHttp {
             config,
             denials: Denials::new(),
             counters: Arc::default(),
+            tenant_rate: None,
         }
+    }
+
+    /// Also holds every request to the tenant-wide `rate` (checked after the call's budget).
+    #[must_use]
+    pub fn with_tenant_rate(mut self, rate: TenantRate) -> Self {
+        self.tenant_rate = Some(rate);
+        self
     }
 
     /// This call's log of refused requests (a shared handle: it fills as the call runs).
@@ -309,14 +341,16 @@ impl OutboundHttp {
             _ => None,
         };
         let port = uri.port_u16().or(default_port);
-        let deny = |reason| {
+        let deny_after = |reason, retry_after| {
             self.denials.record(Denial {
                 host: host.clone(),
                 port,
                 reason,
+                retry_after,
             });
             Err(HttpError::HttpRequestDenied)
         };
+        let deny = |reason| deny_after(reason, None);
         let (Some(default_port), Some(port)) = (default_port, port) else {
             return deny(DenialReason::Scheme);
         };
@@ -333,6 +367,15 @@ impl OutboundHttp {
             .is_ok();
         if !within_budget {
             return deny(DenialReason::TooManyRequests);
+        }
+        if let Some(rate) = &self.tenant_rate
+            && let Err(wait) = rate
+                .rates
+                .try_take(&rate.tenant, rate.per_minute, Instant::now())
+        {
+            // Not sent: the call's own budget is not spent either.
+            self.counters.admitted.fetch_sub(1, Ordering::Relaxed);
+            return deny_after(DenialReason::TenantRate, Some(wait));
         }
         let literal = host
             .strip_prefix('[')
@@ -465,6 +508,7 @@ async fn check_address(
             host: destination.host.clone(),
             port: Some(destination.port),
             reason: DenialReason::PrivateAddress,
+            retry_after: None,
         });
         return Err(HttpError::HttpRequestDenied);
     }

@@ -23,7 +23,7 @@
 //! # async fn demo() -> Result<(), plinth_host::kv::KvError> {
 //! let store = KvStore::connect("sqlite://plinth-data/kv.db").await?;
 //! let ns = Namespace::new("acme", "com.example.counter");
-//! let quota = KvQuota { max_bytes: 1 << 20, max_keys: Some(1000) };
+//! let quota = KvQuota { max_bytes: 1 << 20, max_keys: Some(1000), tenant_max_bytes: None };
 //!
 //! store.set(&ns, "visits", b"41", &quota).await?;
 //! assert_eq!(store.get(&ns, "visits").await?, Some(b"41".to_vec()));
@@ -91,6 +91,9 @@ pub struct KvQuota {
     pub max_bytes: u64,
     /// The most keys the namespace may hold, if limited.
     pub max_keys: Option<u64>,
+    /// The most bytes all namespaces of the tenant may hold together, if limited (the plan's
+    /// quota). Checked only by writes that grow the namespace.
+    pub tenant_max_bytes: Option<u64>,
 }
 
 /// What a namespace holds now.
@@ -321,6 +324,30 @@ impl KvStore {
         result
     }
 
+    /// What all of `tenant`'s namespaces hold together, in bytes: what the tenant-wide quota
+    /// ([`KvQuota::tenant_max_bytes`]) is checked against.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn tenant_bytes(&self, tenant: &str) -> Result<u64, KvError> {
+        let bytes: i64 = match self {
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar(TENANT_BYTES_SQL)
+                    .bind(tenant)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Self::Postgres(pool) => {
+                sqlx::query_scalar(TENANT_BYTES_SQL)
+                    .bind(tenant)
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(from_db(bytes))
+    }
+
     /// Deletes `key`; returns whether it was there.
     ///
     /// # Errors
@@ -514,6 +541,19 @@ fn charge(
     Ok(after)
 }
 
+/// Decides a write that grows a namespace against the tenant-wide quota, if there is one.
+/// `others` is what the tenant's other namespaces hold, `after` what this one would hold.
+fn charge_tenant(others: u64, after: u64, quota: &KvQuota) -> Result<(), KvError> {
+    match quota.tenant_max_bytes {
+        Some(limit) if others.saturating_add(after) > limit => Err(KvError::QuotaExceeded {
+            quota: "tenant bytes",
+            limit,
+            would_use: others.saturating_add(after),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The keys a `list_keys` call may return, as a range in byte order: from `lower` (inclusive or
 /// not) up to `upper` (exclusive; `None` = unbounded).
 ///
@@ -591,6 +631,14 @@ const GET_SQL: &str = "SELECT value FROM kv_entries WHERE tenant = $1 AND plugin
 
 const USAGE_SQL: &str = "SELECT bytes, keys FROM kv_usage WHERE tenant = $1 AND plugin = $2";
 
+/// What the tenant's other namespaces hold (a `BIGINT` on both backends).
+const TENANT_OTHERS_SQL: &str = "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM kv_usage \
+     WHERE tenant = $1 AND plugin <> $2";
+
+/// What all of the tenant's namespaces hold.
+const TENANT_BYTES_SQL: &str =
+    "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM kv_usage WHERE tenant = $1";
+
 const DELETE_ENTRIES_SQL: &str = "DELETE FROM kv_entries WHERE tenant = $1 AND plugin = $2";
 
 const DELETE_USAGE_SQL: &str = "DELETE FROM kv_usage WHERE tenant = $1 AND plugin = $2";
@@ -659,6 +707,7 @@ mod tests {
         let quota = KvQuota {
             max_bytes: 10,
             max_keys: Some(2),
+            tenant_max_bytes: None,
         };
         let current = KvUsage { bytes: 8, keys: 2 };
         assert!(matches!(

@@ -11,8 +11,8 @@ use sqlx::{PgPool, Row};
 
 use super::{
     DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, EmbeddedMigration, GET_SQL, KeyRange, KvError, KvQuota,
-    KvUsage, Namespace, RELEASE_SQL, USAGE_SQL, charge, entry_bytes, from_db, len_u64, list_sql,
-    to_db,
+    KvUsage, Namespace, RELEASE_SQL, TENANT_OTHERS_SQL, USAGE_SQL, charge, charge_tenant,
+    entry_bytes, from_db, len_u64, list_sql, to_db,
 };
 
 /// The PostgreSQL migrations, in order.
@@ -28,6 +28,11 @@ pub(super) const MIGRATIONS: &[EmbeddedMigration] = &[(
 const LOCK_USAGE_SQL: &str = "INSERT INTO kv_usage (tenant, plugin) VALUES ($1, $2) \
      ON CONFLICT (tenant, plugin) DO UPDATE SET bytes = kv_usage.bytes \
      RETURNING bytes, keys";
+
+/// Serializes the tenant's growing writes until the transaction ends (an advisory lock keyed
+/// by the tenant).
+const LOCK_TENANT_SQL: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('plinth-kv:' || $1, 0))";
 
 /// Locks the namespace's usage row if it exists (writers that only remove).
 const LOCK_EXISTING_USAGE_SQL: &str =
@@ -72,6 +77,14 @@ pub(super) async fn set(
     quota: &KvQuota,
 ) -> Result<(), KvError> {
     let mut tx = pool.begin().await?;
+    if quota.tenant_max_bytes.is_some() {
+        // One tenant-wide writer at a time, so two installs cannot together pass the quota
+        // (SQLite's `BEGIN IMMEDIATE` serializes all writers already).
+        sqlx::query(LOCK_TENANT_SQL)
+            .bind(&ns.tenant)
+            .execute(&mut *tx)
+            .await?;
+    }
     let current = sqlx::query(LOCK_USAGE_SQL)
         .bind(&ns.tenant)
         .bind(&ns.plugin)
@@ -89,6 +102,14 @@ pub(super) async fn set(
     let old = old_value_len.map(|len| entry_bytes(key, from_db(len)));
     // On refusal the transaction is dropped, which rolls it back: nothing is written.
     let after = charge(current, old, entry_bytes(key, len_u64(value.len())), quota)?;
+    if quota.tenant_max_bytes.is_some() && after.bytes > current.bytes {
+        let others: i64 = sqlx::query_scalar(TENANT_OTHERS_SQL)
+            .bind(&ns.tenant)
+            .bind(&ns.plugin)
+            .fetch_one(&mut *tx)
+            .await?;
+        charge_tenant(from_db(others), after.bytes, quota)?;
+    }
 
     sqlx::query(UPSERT_ENTRY_SQL)
         .bind(&ns.tenant)

@@ -14,8 +14,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, EmbeddedMigration, GET_SQL, KeyRange, KvError, KvQuota,
-    KvUsage, Namespace, RELEASE_SQL, USAGE_SQL, charge, entry_bytes, from_db, len_u64, list_sql,
-    to_db,
+    KvUsage, Namespace, RELEASE_SQL, TENANT_OTHERS_SQL, USAGE_SQL, charge, charge_tenant,
+    entry_bytes, from_db, len_u64, list_sql, to_db,
 };
 
 /// The SQLite migrations, in order.
@@ -89,6 +89,14 @@ pub(super) async fn set(
     let old = old_value_len.map(|len| entry_bytes(key, from_db(len)));
     // On refusal the transaction is dropped, which rolls it back: nothing is written.
     let after = charge(current, old, entry_bytes(key, len_u64(value.len())), quota)?;
+    if quota.tenant_max_bytes.is_some() && after.bytes > current.bytes {
+        let others: i64 = sqlx::query_scalar(TENANT_OTHERS_SQL)
+            .bind(&ns.tenant)
+            .bind(&ns.plugin)
+            .fetch_one(&mut *tx)
+            .await?;
+        charge_tenant(from_db(others), after.bytes, quota)?;
+    }
 
     sqlx::query(UPSERT_ENTRY_SQL)
         .bind(&ns.tenant)

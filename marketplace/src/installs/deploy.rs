@@ -13,7 +13,8 @@ use crate::tenants::Plan;
 
 /// The spec an install of `manifest` runs with for a tenant on `plan`: every permission the
 /// version asks for (the tenant consented to exactly that set), its configuration, and the
-/// plan's limits capped by what the manifest asks for. Fuel is counted when the plan sets a
+/// plan's limits capped by what the manifest asks for, and the plan's tenant-wide outbound
+/// request rate and kv quota (shared by all of the tenant's installs). Fuel is counted when the plan sets a
 /// per-call budget or the plugin is priced per invocation.
 pub fn spec_for(plan: &Plan, manifest: &Manifest, values: config::Values) -> InstallSpec {
     let mut limits = Limits::default()
@@ -33,6 +34,11 @@ pub fn spec_for(plan: &Plan, manifest: &Manifest, values: config::Values) -> Ins
         }
         None => Metering::Epoch,
     };
+    limits = limits
+        .with_tenant_outbound_per_minute(
+            u32::try_from(plan.outbound_requests_per_minute.max(0)).unwrap_or(u32::MAX),
+        )
+        .with_tenant_kv_bytes(u64::try_from(plan.kv_bytes.max(0)).unwrap_or(0));
     InstallSpec {
         grants: manifest.permissions.clone(),
         config: Arc::new(values),
