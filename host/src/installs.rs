@@ -440,6 +440,33 @@ impl Host {
         Ok(())
     }
 
+    /// Forgets a tenant that is gone for good: uninstalls what it still has (hooks run, as for
+    /// any uninstall), deletes every kv entry it ever wrote, and drops its rate buckets.
+    /// Returns how many kv entries were deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Kv`] if its kv data cannot be deleted (purging again is safe).
+    pub async fn purge_tenant(&self, tenant: &str) -> Result<u64, Error> {
+        for install in self.installs(tenant) {
+            match self.uninstall(tenant, &install.plugin).await {
+                Ok(()) | Err(Error::NotInstalled { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.installs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(tenant);
+        self.rates.forget(tenant);
+        let deleted = match &self.kv {
+            Some(store) => store.delete_tenant(tenant).await?,
+            None => 0,
+        };
+        tracing::info!(tenant, kv_entries = deleted, "tenant purged from the host");
+        Ok(deleted)
+    }
+
     /// The tenant's installs, sorted by plugin id.
     pub fn installs(&self, tenant: &str) -> Vec<InstallInfo> {
         let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);

@@ -78,6 +78,7 @@ on_both_backends!(
     concurrent_sets_never_pass_the_quota,
     concurrent_replacements_keep_usage_exact,
     the_tenant_quota_is_shared_by_its_installs,
+    delete_tenant_removes_that_tenant_only,
     concurrent_installs_never_pass_the_tenant_quota,
     list_keys_pages_with_a_cursor,
     list_keys_caps_the_page,
@@ -397,6 +398,23 @@ async fn the_tenant_quota_is_shared_by_its_installs(store: KvStore) -> Result<()
     };
     store.set(&first, "k1", &[1; 4], &lowered).await?;
     ensure!(store.tenant_bytes("acme").await? == 16);
+    Ok(())
+}
+
+/// Deleting a tenant removes all its namespaces and their usage, and nothing of others.
+async fn delete_tenant_removes_that_tenant_only(store: KvStore) -> Result<()> {
+    for (tenant, plugin) in [("gone", "a"), ("gone", "b"), ("kept", "a")] {
+        store.set(&ns(tenant, plugin), "k", b"v", &ROOMY).await?;
+        store.set(&ns(tenant, plugin), "k2", b"v2", &ROOMY).await?;
+    }
+    ensure!(store.delete_tenant("gone").await? == 4);
+    for plugin in ["a", "b"] {
+        ensure!(all_keys(&store, &ns("gone", plugin), "").await?.is_empty());
+        ensure!(store.usage(&ns("gone", plugin)).await? == used(0, 0));
+    }
+    ensure!(store.tenant_bytes("gone").await? == 0);
+    ensure!(all_keys(&store, &ns("kept", "a"), "").await? == ["k", "k2"]);
+    ensure!(store.delete_tenant("gone").await? == 0);
     Ok(())
 }
 

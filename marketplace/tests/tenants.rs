@@ -876,10 +876,14 @@ async fn purge_removes_only_expired_tenants(app: TestApp) -> Result<()> {
         .await?;
 
     // Nothing is past its grace period yet.
-    ensure!(tenants::purge_expired(app.db(), now_ms()).await? == 0);
+    ensure!(tenants::purge_expired(app.db(), now_ms()).await?.is_empty());
     let beyond_old_grace = now_ms() + grace + 1000;
-    ensure!(tenants::purge_expired(app.db(), beyond_old_grace).await? == 1);
-    ensure!(tenants::purge_expired(app.db(), beyond_old_grace).await? == 0);
+    ensure!(tenants::purge_expired(app.db(), beyond_old_grace).await? == [old_id.clone()]);
+    ensure!(
+        tenants::purge_expired(app.db(), beyond_old_grace)
+            .await?
+            .is_empty()
+    );
 
     let slugs: Vec<String> = sqlx::query_scalar("SELECT slug FROM tenants ORDER BY slug")
         .fetch_all(app.db().pool())
@@ -921,6 +925,7 @@ async fn purge_removes_only_expired_tenants(app: TestApp) -> Result<()> {
             beyond_old_grace + plinth_marketplace::clock::DAY_MS
         )
         .await?
+        .len()
             == 1
     );
     Ok(())

@@ -17,6 +17,27 @@ impl PlinthServer {
     /// Starts `plinth serve --listen 127.0.0.1:0 --data-dir DATA_DIR [--database-url URL]` and
     /// waits for it to say where it listens.
     pub fn start(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<PlinthServer> {
+        Self::start_with(data_dir, database_url, "info", Stdio::inherit())
+    }
+
+    /// As [`PlinthServer::start`], logging at `PLINTH_LOG=filter` into `log_file` (for tests
+    /// that read what the server logs).
+    pub fn start_logging_to(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        filter: &str,
+        log_file: &Path,
+    ) -> anyhow::Result<PlinthServer> {
+        let file = std::fs::File::create(log_file)?;
+        Self::start_with(data_dir, database_url, filter, Stdio::from(file))
+    }
+
+    fn start_with(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        filter: &str,
+        stderr: Stdio,
+    ) -> anyhow::Result<PlinthServer> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
         command
             .args([
@@ -28,9 +49,9 @@ impl PlinthServer {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .env("PLINTH_LOG", "info")
+            .env("PLINTH_LOG", filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         if let Some(url) = database_url {
             command.args(["--database-url", url]);
         }

@@ -418,6 +418,46 @@ impl KvStore {
             Self::Postgres(pool) => postgres::delete_namespace(pool, ns).await,
         }
     }
+
+    /// Deletes every entry of every namespace of `tenant`, with their usage; returns how many
+    /// entries were deleted. For a tenant that is gone for good.
+    ///
+    /// # Errors
+    ///
+    /// Database errors; nothing is deleted then.
+    pub async fn delete_tenant(&self, tenant: &str) -> Result<u64, KvError> {
+        let removed = match self {
+            Self::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let removed = sqlx::query(DELETE_TENANT_ENTRIES_SQL)
+                    .bind(tenant)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(DELETE_TENANT_USAGE_SQL)
+                    .bind(tenant)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                removed
+            }
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let removed = sqlx::query(DELETE_TENANT_ENTRIES_SQL)
+                    .bind(tenant)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(DELETE_TENANT_USAGE_SQL)
+                    .bind(tenant)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                removed
+            }
+        };
+        Ok(removed)
+    }
 }
 
 /// One embedded migration: version, description, SQL.
@@ -642,6 +682,10 @@ const TENANT_BYTES_SQL: &str =
 const DELETE_ENTRIES_SQL: &str = "DELETE FROM kv_entries WHERE tenant = $1 AND plugin = $2";
 
 const DELETE_USAGE_SQL: &str = "DELETE FROM kv_usage WHERE tenant = $1 AND plugin = $2";
+
+const DELETE_TENANT_ENTRIES_SQL: &str = "DELETE FROM kv_entries WHERE tenant = $1";
+
+const DELETE_TENANT_USAGE_SQL: &str = "DELETE FROM kv_usage WHERE tenant = $1";
 
 const RELEASE_SQL: &str = "UPDATE kv_usage SET bytes = bytes - $3, keys = keys - 1 \
      WHERE tenant = $1 AND plugin = $2";

@@ -16,7 +16,7 @@ pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
         let mut interval = tokio::time::interval(EVERY);
         loop {
             interval.tick().await;
-            match crate::tenants::purge_expired(state.db(), now_ms()).await {
+            match crate::tenants::purge_expired_everywhere(&state, now_ms()).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "purged tenants past their deletion grace"),
                 Err(e) => tracing::warn!(error = %e, "purging deleted tenants failed; will retry"),

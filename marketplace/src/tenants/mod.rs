@@ -607,12 +607,13 @@ pub async fn restore(db: &Db, slug: &str, now: i64) -> Result<Tenant> {
 
 /// Removes for good every deleted tenant whose grace period ended by `now` (Unix ms), with its
 /// members, tokens, notifications and everything else that references it (`ON DELETE
-/// CASCADE`); returns how many tenants were purged.
+/// CASCADE`); returns the ids of the tenants purged. Their data in the host (kv entries) is
+/// the host's to delete: [`purge_expired_everywhere`].
 ///
 /// # Errors
 ///
 /// [`Error::Database`].
-pub async fn purge_expired(db: &Db, now: i64) -> Result<u64> {
+pub async fn purge_expired(db: &Db, now: i64) -> Result<Vec<String>> {
     let mut tx = db.begin().await?;
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM tenants WHERE deleted_at IS NOT NULL AND purge_after <= $1",
@@ -620,33 +621,61 @@ pub async fn purge_expired(db: &Db, now: i64) -> Result<u64> {
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    let mut purged = 0;
-    for id in &ids {
+    let mut purged = Vec::new();
+    for id in ids {
         // Notifications and usage name their tenant without a foreign key.
         sqlx::query(
             "DELETE FROM notifications WHERE recipient_kind = 'tenant' AND recipient_id = $1",
         )
-        .bind(id)
+        .bind(&id)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM usage_counters WHERE tenant_id = $1")
-            .bind(id)
+            .bind(&id)
             .execute(&mut *tx)
             .await?;
-        purged += sqlx::query(
+        let deleted = sqlx::query(
             "DELETE FROM tenants WHERE id = $1 AND deleted_at IS NOT NULL AND purge_after <= $2",
         )
-        .bind(id)
+        .bind(&id)
         .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if deleted > 0 {
+            purged.push(id);
+        }
     }
     tx.commit().await?;
-    if purged > 0 {
-        tracing::info!(purged, "purged deleted tenants past their grace period");
+    if !purged.is_empty() {
+        tracing::info!(
+            purged = purged.len(),
+            "purged deleted tenants past their grace period"
+        );
     }
     Ok(purged)
+}
+
+/// [`purge_expired`], then the purged tenants' data in the host this server runs (if any): their
+/// kv entries. Returns how many tenants were purged.
+///
+/// # Errors
+///
+/// [`Error::Database`]; [`Error::Internal`] if the host cannot delete a purged tenant's data (it
+/// is logged, and the tenant's rows are gone already: an operator deletes what is left).
+pub async fn purge_expired_everywhere(state: &crate::AppState, now: i64) -> Result<usize> {
+    let purged = purge_expired(state.db(), now).await?;
+    if let Ok(runtime) = state.runtime() {
+        for id in &purged {
+            if let Err(e) = runtime.host.purge_tenant(id).await {
+                tracing::error!(tenant = %id, error = %e, "cannot delete a purged tenant's kv data");
+                return Err(Error::Internal(format!(
+                    "deleting tenant {id}'s kv data: {e}"
+                )));
+            }
+        }
+    }
+    Ok(purged.len())
 }
 
 #[cfg(test)]
