@@ -1,6 +1,11 @@
 //! A `plinth serve` process for a test: started on an ephemeral port, stopped by SIGTERM (or
 //! killed when dropped).
 
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries; each uses part of it"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
