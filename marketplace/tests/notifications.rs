@@ -492,6 +492,12 @@ struct Received {
     body: Vec<u8>,
 }
 
+/// What a receiver got so far (a panicked handler leaves it readable).
+fn taken(got: &Mutex<Vec<Received>>) -> std::sync::MutexGuard<'_, Vec<Received>> {
+    got.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A webhook receiver on 127.0.0.1 that answers the statuses of `script` in turn (the last
 /// one from then on) and keeps what it got.
 async fn receiver(script: Vec<u16>) -> Result<(String, Arc<Mutex<Vec<Received>>>)> {
@@ -503,7 +509,7 @@ async fn receiver(script: Vec<u16>) -> Result<(String, Arc<Mutex<Vec<Received>>>
             let seen = seen.clone();
             let script = script.clone();
             async move {
-                let mut seen = seen.lock().expect("lock");
+                let mut seen = taken(&seen);
                 let n = seen.len();
                 seen.push(Received {
                     headers,
@@ -586,7 +592,7 @@ async fn deliveries_are_signed_and_carry_the_notification(app: TestApp) -> Resul
     ensure!(shown["pending"] == 0 && shown["failed"] == 0, "{shown}");
     ensure!(shown["recent"][0]["attempts"] == 1 && shown["recent"][0]["status"] == "delivered");
 
-    let received = got.lock().expect("lock").clone();
+    let received = taken(&got).clone();
     ensure!(received.len() == 1, "delivered once");
     let delivery = &received[0];
     verify_signature(delivery, &secret)?;
@@ -628,7 +634,7 @@ async fn a_failing_receiver_is_retried_then_given_up(app: TestApp) -> Result<()>
         "{failure}"
     );
     // Exactly the bound, each attempt the same event, each signed.
-    let received = got.lock().expect("lock").clone();
+    let received = taken(&got).clone();
     ensure!(received.len() == 3, "{} attempts", received.len());
     let event_ids: Vec<_> = received
         .iter()
@@ -644,7 +650,7 @@ async fn a_failing_receiver_is_retried_then_given_up(app: TestApp) -> Result<()>
     }
     // No attempt after giving up.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ensure!(got.lock().expect("lock").len() == 3);
+    ensure!(taken(&got).len() == 3);
     Ok(())
 }
 
@@ -658,6 +664,6 @@ async fn a_flaky_receiver_gets_the_delivery_on_a_retry(app: TestApp) -> Result<(
         "{shown}"
     );
     ensure!(shown["recent"][0]["attempts"] == 3, "{shown}");
-    ensure!(got.lock().expect("lock").len() == 3);
+    ensure!(taken(&got).len() == 3);
     Ok(())
 }

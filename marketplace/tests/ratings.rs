@@ -21,6 +21,8 @@ on_both_backends!(
     damped_sort_prefers_many_good_ratings_to_one_perfect,
     replies_need_the_publisher,
     hiding_needs_a_reviewer_outside_the_publisher,
+    concurrent_ratings_all_count,
+    a_purged_tenants_rating_leaves_the_aggregates,
 );
 
 on_both_backends_with_host!(ratings_follow_real_installs);
@@ -676,5 +678,82 @@ async fn ratings_follow_real_installs(app: TestApp) -> Result<()> {
         .await?
         .expect_error(StatusCode::FORBIDDEN, "not_installed")?;
     ensure!(aggregates(&app, plugin).await? == (4, 1));
+    Ok(())
+}
+
+async fn concurrent_ratings_all_count(app: TestApp) -> Result<()> {
+    let w = world(&app).await?;
+    let plugin = w.plugin.clone();
+    let mut raters = Vec::new();
+    for i in 0..6 {
+        let slug = format!("c-{i}");
+        let token = rater(&app, &slug, &plugin).await?;
+        raters.push((slug, token, i % 5 + 1));
+    }
+    // Every tenant rates at once; each rating and its share of the aggregates lands.
+    let mut all = tokio::task::JoinSet::new();
+    for (slug, token, stars) in raters.clone() {
+        let client = app.client.clone();
+        let url = format!("{}/v1/plugins/{plugin}/ratings/{slug}", app.base);
+        all.spawn(async move {
+            client
+                .put(url)
+                .bearer_auth(token)
+                .json(&json!({"stars": stars}))
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+    }
+    while let Some(done) = all.join_next().await {
+        ensure!(done?? == StatusCode::CREATED);
+    }
+    let expected: i64 = raters.iter().map(|(_, _, stars)| *stars).sum();
+    ensure!(aggregates(&app, &plugin).await? == (expected, 6));
+    ensure!(rating_rows(&app).await? == 6);
+    Ok(())
+}
+
+async fn a_purged_tenants_rating_leaves_the_aggregates(app: TestApp) -> Result<()> {
+    let w = world(&app).await?;
+    let plugin = &w.plugin;
+    let gone = rater(&app, "gone", plugin).await?;
+    rate(&app, &gone, plugin, "gone", json!({"stars": 1}))
+        .await?
+        .expect(StatusCode::CREATED)?;
+    had_installed(&app, "acme", plugin, 2.0).await?;
+    rate(&app, &w.admin, plugin, "acme", json!({"stars": 5}))
+        .await?
+        .expect(StatusCode::CREATED)?;
+    app.put(
+        "/v1/tenants/gone/webhook",
+        Some(&gone),
+        json!({"url": "https://hooks.example.invalid/x"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    ensure!(aggregates(&app, plugin).await? == (6, 2));
+
+    app.delete("/v1/tenants/gone", Some(&gone))
+        .await?
+        .expect(StatusCode::OK)?;
+    // While deleted but not purged, the rating still counts.
+    ensure!(aggregates(&app, plugin).await? == (6, 2));
+    let purged =
+        plinth_marketplace::tenants::purge_expired(app.db(), now_ms() + 365 * DAY_MS).await?;
+    ensure!(purged == 1);
+    ensure!(aggregates(&app, plugin).await? == (5, 1));
+    ensure!(rating_rows(&app).await? == 1);
+    let webhooks: i64 = sqlx::query("SELECT COUNT(*) AS n FROM webhooks")
+        .fetch_one(app.db().pool())
+        .await?
+        .try_get("n")?;
+    ensure!(webhooks == 0);
+    let detail = app
+        .get(&format!("/v1/plugins/{plugin}"), None)
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(detail.body["rating"]["histogram"]["1"] == 0);
+    ensure!(detail.body["rating"]["average"] == 5.0);
     Ok(())
 }
