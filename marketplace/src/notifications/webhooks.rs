@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use super::Notification;
 use crate::clock::{now_ms, rfc3339};
 use crate::db::{Db, Tx};
-use crate::error::{Error, Result};
+use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 
 /// The longest webhook URL accepted.
@@ -140,7 +140,10 @@ pub async fn set(
             .bind(&secret)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .conflict_on_unique("webhook_changed", || {
+                "the webhook was set by another request at the same time; retry".to_owned()
+            })?;
             (now, true)
         }
     };

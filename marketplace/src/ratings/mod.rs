@@ -58,12 +58,12 @@ pub struct RatingView {
     pub tenant: String,
     /// 1 to 5.
     pub stars: i64,
-    /// The text; null when there is none, or when it is hidden (except to reviewers and to
-    /// the tenant that wrote it).
+    /// The text; null when there is none, or when it is hidden (reviewers see it in listings;
+    /// the tenant that wrote it sees it in the answers to its own rating and to moderation).
     pub text: Option<String>,
     /// Whether a reviewer hid the text.
     pub hidden: bool,
-    /// Why it was hidden (shown to reviewers and to the tenant that wrote it).
+    /// Why it was hidden (shown where the text is; the tenant is also notified of it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden_reason: Option<String>,
     /// When it was first given (RFC 3339, UTC).
