@@ -3,8 +3,8 @@
 //! Storage on SQLite (the embedded default) or PostgreSQL ([`db`]), accounts and roles
 //! ([`accounts`], [`auth`]), tenants and plans ([`tenants`]), publishers and their signing
 //! keys ([`publishers`]), submissions with validation ([`submissions`]), the review workflow
-//! ([`review`]), the catalog with full-text search ([`catalog`]), inboxes
-//! ([`notifications`]), metering, quotas and rate limits ([`usage`], [`rate_limit`]), and the
+//! ([`review`]), the catalog with full-text search ([`catalog`]), ratings ([`ratings`]),
+//! inboxes with webhook delivery ([`notifications`]), metering, quotas and rate limits ([`usage`], [`rate_limit`]), and the
 //! HTTP API that serves them all ([`server`]).
 //!
 //! ```no_run
@@ -35,6 +35,7 @@ pub mod notifications;
 pub mod plugin_http;
 pub mod publishers;
 pub mod rate_limit;
+pub mod ratings;
 pub mod review;
 pub mod secrets;
 pub mod server;

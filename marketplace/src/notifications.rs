@@ -1,35 +1,35 @@
-//! Inboxes of publishers and tenants, written in the transaction of the change they report.
+//! Inboxes of publishers and tenants, written in the transaction of the change they report,
+//! and delivered to the webhook the recipient configured.
 //!
-//! [`notify`] is what every module calls to leave a message; `GET
-//! /v1/publishers/{ns}/notifications` and `GET /v1/tenants/{tenant}/notifications` read the
-//! inboxes.
+//! [`notify`] is what every module calls to leave a message. When the recipient has a webhook
+//! ([`webhooks`]), the same transaction writes an outbox row for it, so a notification and its
+//! delivery exist together or not at all; the [`delivery`] task of a running server sends due
+//! rows, signed ([`signature`]), retrying with backoff up to a bound. The routes ([`routes`])
+//! read the inboxes (`?unread=true`), mark notifications read or unread, and configure webhooks.
 
-use axum::Json;
-use axum::extract::{Path, State};
+pub mod delivery;
+mod routes;
+pub mod signature;
+pub mod webhooks;
+
+pub(crate) use routes::routes;
+
 use serde::Serialize;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use crate::auth::Principal;
 use crate::clock::{now_ms, rfc3339};
 use crate::db::{Db, Tx};
-use crate::error::{ApiError, Error, Result};
+use crate::error::{Error, Result};
 use crate::id::new_id;
-use crate::state::AppState;
 
 /// The most notifications one listing returns.
 pub const MAX_LISTED: i64 = 200;
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(publisher_notifications))
-        .routes(routes!(tenant_notifications))
-}
-
 /// Leaves a notification for `recipient_kind` (`publisher` or `tenant`) `recipient_id`, in the
-/// transaction of the change it reports.
+/// transaction of the change it reports; if the recipient has a webhook, its delivery is
+/// queued in the same transaction.
 ///
 /// # Errors
 ///
@@ -42,22 +42,31 @@ pub async fn notify(
     message: &str,
     payload: serde_json::Value,
 ) -> Result<()> {
-    let payload =
+    let text =
         serde_json::to_string(&payload).map_err(|e| Error::Internal(format!("payload: {e}")))?;
+    let now = now_ms();
+    let notification = Notification {
+        id: new_id(),
+        kind: kind.to_owned(),
+        message: message.to_owned(),
+        payload,
+        created_at: rfc3339(now),
+        read: false,
+    };
     sqlx::query(
         "INSERT INTO notifications (id, recipient_kind, recipient_id, kind, message, payload, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(new_id())
+    .bind(&notification.id)
     .bind(recipient_kind)
     .bind(recipient_id)
     .bind(kind)
     .bind(message)
-    .bind(payload)
-    .bind(now_ms())
+    .bind(text)
+    .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    webhooks::enqueue(tx, recipient_kind, recipient_id, &notification, now).await
 }
 
 /// One notification.
@@ -83,6 +92,31 @@ pub struct Notification {
 pub struct NotificationList {
     /// Newest first.
     pub items: Vec<Notification>,
+    /// How many notifications of the inbox are unread (all of them, not only those listed).
+    pub unread_count: i64,
+}
+
+/// Whose inbox: `publisher` or `tenant`, and its id.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbox<'a> {
+    /// `publisher` or `tenant`.
+    pub kind: &'a str,
+    /// The publisher's or tenant's id.
+    pub id: &'a str,
+}
+
+const COLUMNS: &str = "id, kind, message, payload, created_at, read_at";
+
+fn from_row(row: &AnyRow) -> Result<Notification> {
+    let payload: String = row.try_get("payload")?;
+    Ok(Notification {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        message: row.try_get("message")?,
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        created_at: rfc3339(row.try_get("created_at")?),
+        read: row.try_get::<Option<i64>, _>("read_at")?.is_some(),
+    })
 }
 
 /// The newest notifications (at most [`MAX_LISTED`]) of `recipient_kind` `recipient_id`,
@@ -92,61 +126,101 @@ pub struct NotificationList {
 ///
 /// [`Error::Database`].
 pub async fn list(db: &Db, recipient_kind: &str, recipient_id: &str) -> Result<Vec<Notification>> {
-    let rows = sqlx::query(
-        "SELECT id, kind, message, payload, created_at, read_at FROM notifications \
-         WHERE recipient_kind = $1 AND recipient_id = $2 \
+    let inbox = Inbox {
+        kind: recipient_kind,
+        id: recipient_id,
+    };
+    read_inbox(db, inbox, false).await
+}
+
+/// The newest notifications (at most [`MAX_LISTED`]) of `inbox`, newest first; only unread
+/// ones if `unread_only`.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn read_inbox(db: &Db, inbox: Inbox<'_>, unread_only: bool) -> Result<Vec<Notification>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM notifications \
+         WHERE recipient_kind = $1 AND recipient_id = $2 {} \
          ORDER BY created_at DESC, id DESC LIMIT $3",
-    )
-    .bind(recipient_kind)
-    .bind(recipient_id)
-    .bind(MAX_LISTED)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let payload: String = row.try_get("payload")?;
-            Ok(Notification {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                message: row.try_get("message")?,
-                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-                created_at: rfc3339(row.try_get("created_at")?),
-                read: row.try_get::<Option<i64>, _>("read_at")?.is_some(),
-            })
-        })
-        .collect()
+        if unread_only {
+            "AND read_at IS NULL"
+        } else {
+            ""
+        }
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(inbox.kind)
+        .bind(inbox.id)
+        .bind(MAX_LISTED)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
 }
 
-/// A publisher's inbox (members only).
-#[utoipa::path(get, path = "/v1/publishers/{ns}/notifications", tag = "notifications", security(("bearer" = [])),
-    params(("ns" = String, Path, description = "Publisher namespace")),
-    responses((status = 200, body = NotificationList), (status = 404, body = ApiError)))]
-async fn publisher_notifications(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(ns): Path<String>,
-) -> Result<Json<NotificationList>> {
-    let publisher = crate::publishers::access(state.db(), &principal, &ns).await?;
-    let items = list(state.db(), "publisher", &publisher.id).await?;
-    Ok(Json(NotificationList { items }))
+/// How many notifications of `inbox` are unread.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn unread_count(db: &Db, inbox: Inbox<'_>) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM notifications \
+         WHERE recipient_kind = $1 AND recipient_id = $2 AND read_at IS NULL",
+    )
+    .bind(inbox.kind)
+    .bind(inbox.id)
+    .fetch_one(db.pool())
+    .await?)
 }
 
-/// A tenant's inbox (any member, read-only included).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/notifications", tag = "notifications", security(("bearer" = [])),
-    params(("tenant" = String, Path, description = "Tenant slug")),
-    responses((status = 200, body = NotificationList), (status = 404, body = ApiError)))]
-async fn tenant_notifications(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(slug): Path<String>,
-) -> Result<Json<NotificationList>> {
-    let tenant = crate::tenants::access(
-        state.db(),
-        &principal,
-        &slug,
-        crate::tenants::TenantRole::Readonly,
+/// Marks notification `id` of `inbox` read (keeping the time it was first read) or unread.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] if `inbox` has no such notification; [`Error::Database`].
+pub async fn mark(db: &Db, inbox: Inbox<'_>, id: &str, read: bool) -> Result<Notification> {
+    // Read: the time it was first read is kept. Unread: the time is cleared.
+    let read_at = read.then(now_ms);
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE notifications SET read_at = CASE WHEN $1 = 1 THEN COALESCE(read_at, $2) END \
+         WHERE id = $3 AND recipient_kind = $4 AND recipient_id = $5",
     )
+    .bind(i64::from(read))
+    .bind(read_at)
+    .bind(id)
+    .bind(inbox.kind)
+    .bind(inbox.id)
+    .execute(&mut *tx)
     .await?;
-    let items = list(state.db(), "tenant", &tenant.id).await?;
-    Ok(Json(NotificationList { items }))
+    if changed.rows_affected() == 0 {
+        return Err(Error::not_found(format!("notification {id:?}")));
+    }
+    let sql = format!("SELECT {COLUMNS} FROM notifications WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    from_row(&row)
+}
+
+/// Marks every unread notification of `inbox` read; returns how many were.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn mark_all_read(db: &Db, inbox: Inbox<'_>) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE notifications SET read_at = $1 \
+         WHERE recipient_kind = $2 AND recipient_id = $3 AND read_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(inbox.kind)
+    .bind(inbox.id)
+    .execute(db.pool())
+    .await?
+    .rows_affected())
 }

@@ -1,5 +1,7 @@
 //! Settings of a marketplace: limits and periods an operator may tune.
 
+use std::time::Duration;
+
 use plinth_package::ArchiveLimits;
 
 /// Limits and periods of the marketplace.
@@ -13,6 +15,42 @@ pub struct Settings {
     pub package_limits: ArchiveLimits,
     /// Publisher namespaces nobody may take.
     pub reserved_namespaces: Vec<String>,
+    /// How notifications are delivered to webhooks.
+    pub webhooks: WebhookSettings,
+}
+
+/// How notifications are delivered to the webhooks tenants and publishers configure.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Whether webhook URLs may point at private, loopback or link-local addresses (off in
+    /// production; `plinth serve` turns it on with `PLINTH_ALLOW_PRIVATE_HTTP=1`, tests do).
+    pub allow_private: bool,
+    /// Attempts per delivery before it is recorded as failed.
+    pub max_attempts: u32,
+    /// The wait before the second attempt; each later wait doubles, up to `max_backoff`.
+    pub backoff: Duration,
+    /// The longest wait between two attempts.
+    pub max_backoff: Duration,
+    /// How long one attempt may take, connecting included.
+    pub timeout: Duration,
+    /// The most deliveries in flight at once (per server).
+    pub concurrency: usize,
+    /// How often the deliverer looks for due deliveries.
+    pub poll_every: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_private: false,
+            max_attempts: 8,
+            backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(60 * 60),
+            timeout: Duration::from_secs(10),
+            concurrency: 8,
+            poll_every: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -36,6 +74,7 @@ impl Default for Settings {
             ]
             .map(str::to_owned)
             .to_vec(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }

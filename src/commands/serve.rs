@@ -55,7 +55,9 @@ impl ServeCommand {
             .unwrap_or_else(|| self.data_dir.join(signing_key::FILE_NAME));
         let key = signing_key::load_or_create_file(&key_path)?;
         let runtime = start_host(&self.data_dir, self.database_url.as_deref(), &key).await?;
-        let state = AppState::with_runtime(db, Settings::default(), key, runtime);
+        let mut settings = Settings::default();
+        settings.webhooks.allow_private = allow_private_http();
+        let state = AppState::with_runtime(db, settings, key, runtime);
         let restored = installs::restore_all(&state).await?;
         tracing::info!(restored, "installs restored into the host");
         let listener = tokio::net::TcpListener::bind(self.listen)
@@ -95,13 +97,19 @@ async fn start_host(
         TrustPolicy::enforce(vec![key.public_key()]),
     );
     config.kv = Some(kv);
-    config.allow_private_http = std::env::var("PLINTH_ALLOW_PRIVATE_HTTP").is_ok_and(|v| v == "1");
+    config.allow_private_http = allow_private_http();
     let host = Host::new(config).context("cannot start the host")?;
     let secrets = SecretsKey::load_or_create(data_dir)?;
     Ok(Runtime {
         host: Arc::new(host),
         secrets,
     })
+}
+
+/// Whether `PLINTH_ALLOW_PRIVATE_HTTP=1`: plugins' outbound HTTP and webhooks may then reach
+/// private and loopback addresses (development and tests only).
+fn allow_private_http() -> bool {
+    std::env::var("PLINTH_ALLOW_PRIVATE_HTTP").is_ok_and(|v| v == "1")
 }
 
 /// The marketplace database: `url` if given, else SQLite under `data_dir`.

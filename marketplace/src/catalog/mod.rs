@@ -462,10 +462,9 @@ pub async fn plugin_detail(
     })
 }
 
-/// Ratings per number of stars. There is no ratings table yet, so every bucket is zero; the
-/// ratings module fills this in when it lands.
-async fn rating_histogram(_db: &Db, _plugin_id: &str) -> Result<BTreeMap<String, i64>> {
-    Ok((1..=5).map(|stars| (stars.to_string(), 0)).collect())
+/// Ratings per number of stars (see [`crate::ratings::histogram`]).
+async fn rating_histogram(db: &Db, plugin_id: &str) -> Result<BTreeMap<String, i64>> {
+    crate::ratings::histogram(db, plugin_id).await
 }
 
 /// Every version of a known plugin, newest first.

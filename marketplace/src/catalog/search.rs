@@ -45,6 +45,30 @@ pub const PERMISSIONS: [&str; 6] = [
 /// Pricing models `pricing` accepts.
 pub const PRICING_MODELS: [&str; 3] = ["free", "monthly", "per-1000-invocations"];
 
+/// The prior mean of the damped rating `sort=rating` orders by, in thousandths of a star.
+///
+/// `sort=rating` ranks by a Bayesian (damped) average: every plugin starts with
+/// [`RATING_PRIOR_WEIGHT`] imaginary ratings of this mean, so
+/// `damped = (C·m + sum) / (C + count)`, in integer thousandths of a star (the same integer
+/// division on both backends). With m = 3.000 and C = 10, one 5-star rating ranks at 3.181
+/// while 500 ratings averaging 4.8 rank at 4.764: many good ratings beat a few perfect ones,
+/// and the damping fades as ratings accumulate. The shown `rating` stays the plain average.
+pub const RATING_PRIOR_MILLISTARS: i64 = 3000;
+
+/// The weight C of the prior in the damped rating: how many ratings it counts as (see
+/// [`RATING_PRIOR_MILLISTARS`]).
+pub const RATING_PRIOR_WEIGHT: i64 = 10;
+
+/// The damped rating of `sum` stars over `count` ratings in thousandths of a star, as
+/// `sort=rating` computes it in SQL; `-1` when unrated.
+pub fn damped_rating(sum: i64, count: i64) -> i64 {
+    if count == 0 {
+        -1
+    } else {
+        (RATING_PRIOR_WEIGHT * RATING_PRIOR_MILLISTARS + sum * 1000) / (RATING_PRIOR_WEIGHT + count)
+    }
+}
+
 /// A sort order of search results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sort {
@@ -90,14 +114,17 @@ impl Sort {
     }
 
     /// The integer SQL expression keyset paging orders by (descending), for the non-relevance
-    /// orders. Rating is the average in thousandths of a star, `-1` when unrated.
-    fn key_expression(self) -> &'static str {
+    /// orders. Rating is the damped average in thousandths of a star (see
+    /// [`RATING_PRIOR_MILLISTARS`]), `-1` when unrated.
+    fn key_expression(self) -> String {
         match self {
-            Sort::Installs => "p.installs",
-            Sort::Rating => {
-                "(CASE WHEN p.rating_count = 0 THEN -1 ELSE (p.rating_sum * 1000) / p.rating_count END)"
-            }
-            Sort::Recent | Sort::Relevance => "p.updated_at",
+            Sort::Installs => "p.installs".to_owned(),
+            Sort::Rating => format!(
+                "(CASE WHEN p.rating_count = 0 THEN -1 \
+                 ELSE ({RATING_PRIOR_WEIGHT} * {RATING_PRIOR_MILLISTARS} + p.rating_sum * 1000) \
+                 / ({RATING_PRIOR_WEIGHT} + p.rating_count) END)"
+            ),
+            Sort::Recent | Sort::Relevance => "p.updated_at".to_owned(),
         }
     }
 }
@@ -496,6 +523,7 @@ fn build(
 ) -> Sql {
     let keyed = sort != Sort::Relevance;
     let key = sort.key_expression();
+    let key = key.as_str();
     let mut sql = Sql::default();
     sql.push(
         "SELECT p.id, p.name, p.description, p.latest_version, p.installs, p.rating_sum, \
@@ -593,6 +621,18 @@ async fn categories_of(db: &Db, ids: &[String]) -> Result<HashMap<String, Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn damped_rating_prefers_many_good_ratings_to_one_perfect() {
+        assert_eq!(damped_rating(0, 0), -1);
+        assert_eq!(damped_rating(5, 1), 3181);
+        assert_eq!(damped_rating(2400, 500), 4764);
+        assert!(damped_rating(2400, 500) > damped_rating(5, 1));
+        assert!(
+            damped_rating(1, 1) > damped_rating(0, 0),
+            "rated sorts before unrated"
+        );
+    }
 
     #[test]
     fn tokenize_keeps_only_words() {

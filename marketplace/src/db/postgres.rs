@@ -24,6 +24,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "audit",
         include_str!("../../migrations/postgres/0004_audit.sql"),
     ),
+    (
+        7,
+        "ratings_notifications",
+        include_str!("../../migrations/postgres/0007_ratings_notifications.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod deploy;
+pub mod history;
 mod routes;
 
 pub(crate) use deploy::host_error;

@@ -246,6 +246,7 @@ async fn install(
         .bind(&body.plugin)
         .execute(&mut *tx)
         .await?;
+    super::history::opened(&mut tx, &tenant.id, &body.plugin, now).await?;
     super::audit(
         &mut tx,
         &principal,
@@ -444,6 +445,7 @@ async fn uninstall(
         .bind(&plugin)
         .execute(&mut *tx)
         .await?;
+    super::history::closed(&mut tx, &tenant.id, &plugin, now_ms()).await?;
     super::audit(
         &mut tx,
         &principal,

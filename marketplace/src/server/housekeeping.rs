@@ -1,4 +1,5 @@
-//! Periodic work of a running server: purging tenants whose deletion grace has passed.
+//! Periodic work of a running server: purging tenants whose deletion grace has passed, and
+//! webhook deliveries older than [`DELIVERIES_KEPT_MS`] that are settled.
 
 use std::time::Duration;
 
@@ -10,6 +11,9 @@ use crate::state::AppState;
 /// How often the housekeeping runs (and once at start).
 const EVERY: Duration = Duration::from_secs(60 * 60);
 
+/// How long delivered and failed webhook deliveries stay visible.
+const DELIVERIES_KEPT_MS: i64 = 30 * crate::clock::DAY_MS;
+
 /// Starts the housekeeping loop; abort the handle to stop it.
 pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -20,6 +24,14 @@ pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "purged tenants past their deletion grace"),
                 Err(e) => tracing::warn!(error = %e, "purging deleted tenants failed; will retry"),
+            }
+            let before = now_ms().saturating_sub(DELIVERIES_KEPT_MS);
+            match crate::notifications::webhooks::prune(state.db(), before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned settled webhook deliveries"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning webhook deliveries failed; will retry")
+                }
             }
         }
     })

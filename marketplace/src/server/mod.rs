@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::submissions::routes())
         .merge(crate::review::routes())
         .merge(crate::catalog::routes())
+        .merge(crate::ratings::routes())
         .merge(crate::notifications::routes())
         .merge(crate::audit::routes())
         .merge(crate::installs::routes())
@@ -101,6 +102,7 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let app = router(state.clone());
     let housekeeping = housekeeping::spawn(state.clone());
+    let deliverer = crate::notifications::delivery::spawn(state.clone());
     let usage_flusher = state.runtime().ok().map(|runtime| {
         runtime.host.meter().spawn_flusher(
             std::sync::Arc::new(crate::usage::Store::new(state.db().clone())),
@@ -122,6 +124,7 @@ pub async fn serve(
         } => tracing::warn!("requests still in flight after {drain:?}; stopping anyway"),
     }
     housekeeping.abort();
+    deliverer.abort();
     // The last flush runs after the requests in flight and before the database closes, so no
     // metered call is lost.
     if let Some(flusher) = usage_flusher {

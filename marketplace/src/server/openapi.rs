@@ -7,7 +7,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Plinth marketplace API",
-        description = "Accounts, tenants and plans, publishers, submissions, review and the catalog. \
+        description = "Accounts, tenants and plans, publishers, submissions, review, the catalog, ratings \
+            and notifications. \
             Errors are `{\"error\":{\"code\",\"message\"}}`; authenticate with `Authorization: Bearer <token>`."
     ),
     modifiers(&BearerAuth)

@@ -634,6 +634,8 @@ pub async fn purge_expired(db: &Db, now: i64) -> Result<Vec<String>> {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        crate::ratings::forget_tenant(&mut tx, &id).await?;
+        crate::notifications::webhooks::forget(&mut tx, "tenant", &id).await?;
         let deleted = sqlx::query(
             "DELETE FROM tenants WHERE id = $1 AND deleted_at IS NOT NULL AND purge_after <= $2",
         )
