@@ -13,6 +13,8 @@ pub struct Settings {
     pub package_limits: ArchiveLimits,
     /// Publisher namespaces nobody may take.
     pub reserved_namespaces: Vec<String>,
+    /// The revenue-share ledger: webhook secret, hold, payout threshold, split and fees.
+    pub ledger: crate::ledger::LedgerSettings,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
             ]
             .map(str::to_owned)
             .to_vec(),
+            ledger: crate::ledger::LedgerSettings::default(),
         }
     }
 }
