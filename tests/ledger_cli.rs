@@ -89,7 +89,8 @@ async fn ledger_verify_passes_then_names_a_tampered_transaction() -> Result<()> 
 
     let db = Db::open_data_dir(dir.path()).await?;
     sqlx::query(
-        "UPDATE ledger_postings SET amount = amount - 1 WHERE account_id = 'platform_revenue:USD'",
+        "UPDATE ledger_postings SET amount = amount - 1 WHERE seq = \
+         (SELECT MIN(seq) FROM ledger_postings WHERE account_id = 'processor_clearing:USD')",
     )
     .execute(db.pool())
     .await?;

@@ -22,6 +22,7 @@ use ledger_support::{
 use publishing::developer;
 
 on_both_backends_ledger!(with_host: paid_install_to_payout_end_to_end);
+on_both_backends!(the_webhook_answers_503_without_a_secret);
 on_both_backends_ledger!(without_host:
     bad_signatures_and_stale_timestamps_post_nothing,
     the_same_event_five_times_at_once_posts_once,
@@ -34,6 +35,16 @@ on_both_backends_ledger!(without_host:
     payouts_and_reports_are_for_operators,
     verify_names_the_first_broken_invariant,
 );
+
+/// A server started without `--billing-webhook-secret` takes no events.
+async fn the_webhook_answers_503_without_a_secret(app: common::TestApp) -> Result<()> {
+    let event = invoice_paid("evt_1", "in_1", "sub_1", 100, "ch_1");
+    ledger_support::deliver_signed(&app, &event, SECRET, now_secs())
+        .await?
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, "billing_not_configured")?;
+    ensure!(scalar(&app, "SELECT COUNT(*) AS n FROM billing_events").await? == 0);
+    Ok(())
+}
 
 /// The Done-when journey: a paid plugin installed, a signed `invoice.paid`, the split on the
 /// statement, a partial refund reversed proportionally, nothing paid inside the hold, one

@@ -141,6 +141,34 @@ pub async fn ensure(tx: &mut Tx, key: &AccountKey) -> Result<()> {
     Ok(())
 }
 
+/// Adds `amount` to the account's cached balance, creating the account first if needed, in one
+/// statement.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`].
+pub(crate) async fn add_to_balance(
+    tx: &mut Tx,
+    key: &AccountKey,
+    amount: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ledger_accounts (id, kind, owner_id, currency, balance, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance",
+    )
+    .bind(key.id())
+    .bind(key.kind.as_str())
+    .bind(key.owner.as_deref())
+    .bind(&key.currency)
+    .bind(amount)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Creates the account if needed and locks its row until `tx` ends (on PostgreSQL; on SQLite
 /// a write transaction holds the database already), so that what is read of it next stays
 /// true until `tx` commits.

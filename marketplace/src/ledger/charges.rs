@@ -354,9 +354,32 @@ pub async fn record(
         },
     )
     .await?;
-    let recorded = by_id(tx, &id)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("charge {id} vanished")))?;
+    let recorded = Charge {
+        id,
+        reference: charge.reference.to_owned(),
+        processor_charge: charge.processor_charge.map(str::to_owned),
+        processor_invoice: charge.processor_invoice.map(str::to_owned),
+        source: charge.source.to_owned(),
+        subscription_id: charge.subscription_id.map(str::to_owned),
+        tenant_id: charge.tenant_id.to_owned(),
+        plugin_id: charge.plugin_id.to_owned(),
+        publisher_id: charge.publisher_id.to_owned(),
+        currency: charge.currency.to_owned(),
+        gross: split.gross,
+        platform_share: split.platform,
+        publisher_share: split.publisher,
+        fee: fee.fee,
+        publisher_fee: fee.publisher,
+        policy_version: settings.split.version,
+        refunded: 0,
+        refunded_platform: 0,
+        status: if charge.paid { "paid" } else { "billed" }.to_owned(),
+        paid_at,
+        available_at,
+        released_at: None,
+        period: charge.period.map(str::to_owned),
+        created_at: now,
+    };
     Ok((recorded, true))
 }
 

@@ -142,26 +142,27 @@ pub async fn post(tx: &mut Tx, transaction: NewTransaction) -> Result<Posted> {
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    // Each account is created on first use and its cached balance moved in one statement;
+    // then every posting is inserted in one more.
     for posting in &postings {
-        accounts::ensure(tx, &posting.account).await?;
-        let account = posting.account.id();
-        sqlx::query(
-            "INSERT INTO ledger_postings (transaction_id, account_id, currency, amount, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&id)
-        .bind(&account)
-        .bind(&posting.account.currency)
-        .bind(posting.amount)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query("UPDATE ledger_accounts SET balance = balance + $1 WHERE id = $2")
-            .bind(posting.amount)
-            .bind(&account)
-            .execute(&mut **tx)
-            .await?;
+        accounts::add_to_balance(tx, &posting.account, posting.amount, now).await?;
     }
+    let values: Vec<String> = (0..postings.len())
+        .map(|i| format!("($1, ${}, ${}, ${}, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5))
+        .collect();
+    let sql = format!(
+        "INSERT INTO ledger_postings (transaction_id, account_id, currency, amount, created_at) \
+         VALUES {}",
+        values.join(", ")
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&id).bind(now);
+    for posting in &postings {
+        insert = insert
+            .bind(posting.account.id())
+            .bind(&posting.account.currency)
+            .bind(posting.amount);
+    }
+    insert.execute(&mut **tx).await?;
     Ok(Posted::New(id))
 }
 
