@@ -122,3 +122,21 @@ pub async fn run(
     }
     Ok(out)
 }
+
+/// The ledger's periodic work at `now`: bills last month's usage (idempotent, so running it
+/// every hour bills each month once) and releases charges whose hold has ended.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn housekeeping(db: &Db, settings: &LedgerSettings, now: i64) -> Result<()> {
+    let this_month = super::month::of(now)?;
+    let last_month = super::month::of(this_month.start_ms - 1)?;
+    let billed = run(db, settings, &last_month, now).await?;
+    let new = billed.iter().filter(|charge| charge.new).count();
+    if new > 0 {
+        tracing::info!(month = %last_month.key, charges = new, "usage billed");
+    }
+    charges::release_due(db, now).await?;
+    Ok(())
+}

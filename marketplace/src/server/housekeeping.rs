@@ -1,4 +1,5 @@
-//! Periodic work of a running server: purging tenants whose deletion grace has passed.
+//! Periodic work of a running server: purging tenants whose deletion grace has passed, and the
+//! ledger's (last month's usage statement, releasing charges whose hold has ended).
 
 use std::time::Duration;
 
@@ -20,6 +21,12 @@ pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "purged tenants past their deletion grace"),
                 Err(e) => tracing::warn!(error = %e, "purging deleted tenants failed; will retry"),
+            }
+            let ledger = &state.settings().ledger;
+            if let Err(e) =
+                crate::ledger::usage_charges::housekeeping(state.db(), ledger, now_ms()).await
+            {
+                tracing::warn!(error = %e, "the ledger's housekeeping failed; will retry");
             }
         }
     })
