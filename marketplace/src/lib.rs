@@ -4,8 +4,9 @@
 //! ([`accounts`], [`auth`]), tenants and plans ([`tenants`]), publishers and their signing
 //! keys ([`publishers`]), submissions with validation ([`submissions`]), the review workflow
 //! ([`review`]), the catalog with full-text search ([`catalog`]), ratings ([`ratings`]),
-//! inboxes with webhook delivery ([`notifications`]), metering, quotas and rate limits ([`usage`], [`rate_limit`]), and the
-//! HTTP API that serves them all ([`server`]).
+//! inboxes with webhook delivery ([`notifications`]), metering, quotas and rate limits
+//! ([`usage`], [`rate_limit`]), the revenue-share ledger ([`ledger`]), and the HTTP API that
+//! serves them all ([`server`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), plinth_marketplace::Error> {
@@ -31,6 +32,7 @@ pub mod error;
 pub mod events;
 pub mod id;
 pub mod installs;
+pub mod ledger;
 pub mod notifications;
 pub mod plugin_http;
 pub mod publishers;

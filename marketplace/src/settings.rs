@@ -17,6 +17,8 @@ pub struct Settings {
     pub reserved_namespaces: Vec<String>,
     /// How notifications are delivered to webhooks.
     pub webhooks: WebhookSettings,
+    /// The revenue-share ledger: webhook secret, hold, payout threshold, split and fees.
+    pub ledger: crate::ledger::LedgerSettings,
 }
 
 /// How notifications are delivered to the webhooks tenants and publishers configure.
@@ -75,6 +77,7 @@ impl Default for Settings {
             .map(str::to_owned)
             .to_vec(),
             webhooks: WebhookSettings::default(),
+            ledger: crate::ledger::LedgerSettings::default(),
         }
     }
 }

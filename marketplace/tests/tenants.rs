@@ -878,7 +878,9 @@ async fn purge_removes_only_expired_tenants(app: TestApp) -> Result<()> {
     // Nothing is past its grace period yet.
     ensure!(tenants::purge_expired(app.db(), now_ms()).await?.is_empty());
     let beyond_old_grace = now_ms() + grace + 1000;
-    ensure!(tenants::purge_expired(app.db(), beyond_old_grace).await? == std::slice::from_ref(&old_id));
+    ensure!(
+        tenants::purge_expired(app.db(), beyond_old_grace).await? == std::slice::from_ref(&old_id)
+    );
     ensure!(
         tenants::purge_expired(app.db(), beyond_old_grace)
             .await?

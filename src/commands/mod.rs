@@ -5,5 +5,6 @@ pub mod admin;
 pub mod audit;
 pub mod database;
 pub mod keygen;
+pub mod ledger;
 pub mod plugin;
 pub mod serve;

@@ -36,6 +36,24 @@ pub struct ServeCommand {
     /// How long to wait for requests in flight on shutdown, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_secs: u64,
+    /// The payment processor's webhook signing secret; without it `POST /v1/billing/webhook`
+    /// answers 503 `billing_not_configured`.
+    #[arg(
+        long,
+        env = "PLINTH_BILLING_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    billing_webhook_secret: Option<String>,
+    /// Days a publisher's part of a charge is held before it can be paid out.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    payout_hold_days: i64,
+    /// The least available balance a payout run pays, in minor units (2500 = 25.00).
+    #[arg(long, default_value_t = 2500, value_name = "MINOR_UNITS")]
+    payout_threshold: i64,
+    /// Where payout files are written; default `DIR/payouts`.
+    #[arg(long, value_name = "DIR")]
+    payout_dir: Option<PathBuf>,
 }
 
 impl ServeCommand {
@@ -57,6 +75,18 @@ impl ServeCommand {
         let runtime = start_host(&self.data_dir, self.database_url.as_deref(), &key).await?;
         let mut settings = Settings::default();
         settings.webhooks.allow_private = allow_private_http();
+        anyhow::ensure!(
+            self.payout_hold_days >= 0 && self.payout_threshold > 0,
+            "--payout-hold-days must be 0 or more and --payout-threshold more than 0"
+        );
+        settings.ledger.webhook_secret = self.billing_webhook_secret.filter(|s| !s.is_empty());
+        settings.ledger.hold_ms = self
+            .payout_hold_days
+            .saturating_mul(plinth_marketplace::clock::DAY_MS);
+        settings.ledger.payout_threshold = self.payout_threshold;
+        settings.ledger.payout_dir = self
+            .payout_dir
+            .unwrap_or_else(|| self.data_dir.join("payouts"));
         let state = AppState::with_runtime(db, settings, key, runtime);
         let restored = installs::restore_all(&state).await?;
         tracing::info!(restored, "installs restored into the host");

@@ -25,6 +25,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         include_str!("../../migrations/postgres/0004_audit.sql"),
     ),
     (
+        5,
+        "ledger",
+        include_str!("../../migrations/postgres/0005_ledger.sql"),
+    ),
+    (
         7,
         "ratings_notifications",
         include_str!("../../migrations/postgres/0007_ratings_notifications.sql"),

@@ -242,6 +242,8 @@ async fn install(
     .execute(&mut *tx)
     .await
     .conflict_on_unique("already_installed", || format!("{} is installed already; update or uninstall it", body.plugin))?;
+    crate::ledger::subscriptions::start(&mut tx, &tenant.id, &body.plugin, &manifest.pricing)
+        .await?;
     sqlx::query("UPDATE plugins SET installs = installs + 1 WHERE id = $1")
         .bind(&body.plugin)
         .execute(&mut *tx)
@@ -441,6 +443,7 @@ async fn uninstall(
         .bind(&install.id)
         .execute(&mut *tx)
         .await?;
+    crate::ledger::subscriptions::end(&mut tx, &tenant.id, &plugin).await?;
     sqlx::query("UPDATE plugins SET installs = installs - 1 WHERE id = $1 AND installs > 0")
         .bind(&plugin)
         .execute(&mut *tx)

@@ -1,5 +1,6 @@
-//! Periodic work of a running server: purging tenants whose deletion grace has passed, and
-//! webhook deliveries older than [`DELIVERIES_KEPT_MS`] that are settled.
+//! Periodic work of a running server: purging tenants whose deletion grace has passed, webhook
+//! deliveries older than [`DELIVERIES_KEPT_MS`] that are settled, and the ledger's (last
+//! month's usage statement, releasing charges whose hold has ended).
 
 use std::time::Duration;
 
@@ -32,6 +33,12 @@ pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
                 Err(e) => {
                     tracing::warn!(error = %e, "pruning webhook deliveries failed; will retry")
                 }
+            }
+            let ledger = &state.settings().ledger;
+            if let Err(e) =
+                crate::ledger::usage_charges::housekeeping(state.db(), ledger, now_ms()).await
+            {
+                tracing::warn!(error = %e, "the ledger's housekeeping failed; will retry");
             }
         }
     })

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::notifications::routes())
         .merge(crate::audit::routes())
         .merge(crate::installs::routes())
+        .merge(crate::ledger::routes())
         .merge(crate::events::routes())
         .merge(crate::plugin_http::routes())
         .split_for_parts();

@@ -158,6 +158,14 @@ impl TestApp {
     /// Starts a server on `database` driving a host that trusts the server's own key, keeps
     /// kv data in the same database (a separate file on SQLite) and may call loopback.
     pub async fn start_with_host(database: TestDatabase) -> Result<TestApp> {
+        TestApp::start_with_host_settings(database, Settings::default()).await
+    }
+
+    /// As [`TestApp::start_with_host`], with `settings`.
+    pub async fn start_with_host_settings(
+        database: TestDatabase,
+        settings: Settings,
+    ) -> Result<TestApp> {
         let kv_url = match &database {
             TestDatabase::Sqlite(dir) => {
                 format!("sqlite://{}?mode=rwc", dir.path().join("kv.db").display())
@@ -179,7 +187,7 @@ impl TestApp {
         TestApp::start_state(database, move |db| {
             Ok(AppState::with_runtime(
                 db,
-                Settings::default(),
+                settings,
                 key,
                 plinth_marketplace::Runtime { host, secrets },
             ))

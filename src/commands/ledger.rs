@@ -1,0 +1,68 @@
+//! `plinth ledger`: the revenue-share ledger, read from the marketplace's database.
+
+use anyhow::{Context as _, bail};
+use plinth_marketplace::ledger::verify;
+
+use super::database::{DatabaseArgs, runtime};
+
+/// Check the revenue-share ledger.
+#[derive(Debug, clap::Subcommand)]
+pub enum LedgerCommand {
+    Verify(VerifyCommand),
+}
+
+impl LedgerCommand {
+    /// Runs the subcommand.
+    pub fn execute(self) -> anyhow::Result<()> {
+        match self {
+            LedgerCommand::Verify(command) => command.execute(),
+        }
+    }
+}
+
+/// Check every invariant of the ledger: each transaction balances per currency, no posting is
+/// orphaned, cached balances equal the sums of postings, no payout exceeded the available
+/// balance, and every split sums to its charge. Exits 0 only if all hold; otherwise names the
+/// first violation.
+#[derive(Debug, clap::Args)]
+pub struct VerifyCommand {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl VerifyCommand {
+    /// Verifies the ledger.
+    pub fn execute(self) -> anyhow::Result<()> {
+        runtime()?.block_on(async {
+            let db = self.database.open().await?;
+            let outcome = verify::verify(&db).await;
+            db.close().await;
+            match outcome.context("cannot read the ledger")? {
+                Ok(report) => {
+                    if self.json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        println!(
+                            "ledger sound: {} transactions, {} postings, {} accounts, {} charges, {} payouts",
+                            report.transactions,
+                            report.postings,
+                            report.accounts,
+                            report.charges,
+                            report.payouts
+                        );
+                    }
+                    Ok(())
+                }
+                Err(violation) => {
+                    if self.json {
+                        println!("{}", serde_json::to_string(&violation)?);
+                    }
+                    bail!("ledger broken: {violation}")
+                }
+            }
+        })
+    }
+}
