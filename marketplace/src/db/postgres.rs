@@ -24,6 +24,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "audit",
         include_str!("../../migrations/postgres/0004_audit.sql"),
     ),
+    (
+        6,
+        "versions",
+        include_str!("../../migrations/postgres/0006_versions.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

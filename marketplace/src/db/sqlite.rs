@@ -24,6 +24,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "audit",
         include_str!("../../migrations/sqlite/0004_audit.sql"),
     ),
+    (
+        6,
+        "versions",
+        include_str!("../../migrations/sqlite/0006_versions.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy

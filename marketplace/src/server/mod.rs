@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::notifications::routes())
         .merge(crate::audit::routes())
         .merge(crate::installs::routes())
+        .merge(crate::versions::routes())
         .merge(crate::events::routes())
         .merge(crate::plugin_http::routes())
         .split_for_parts();
@@ -101,6 +102,7 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let app = router(state.clone());
     let housekeeping = housekeeping::spawn(state.clone());
+    let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
     let usage_flusher = state.runtime().ok().map(|runtime| {
         runtime.host.meter().spawn_flusher(
             std::sync::Arc::new(crate::usage::Store::new(state.db().clone())),
@@ -122,6 +124,9 @@ pub async fn serve(
         } => tracing::warn!("requests still in flight after {drain:?}; stopping anyway"),
     }
     housekeeping.abort();
+    if let Some(recorder) = rollback_recorder {
+        recorder.abort();
+    }
     // The last flush runs after the requests in flight and before the database closes, so no
     // metered call is lost.
     if let Some(flusher) = usage_flusher {
