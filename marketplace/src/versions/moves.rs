@@ -80,7 +80,8 @@ pub(crate) struct Staged {
     pub(crate) from: String,
     /// What happened to it.
     pub(crate) outcome: Outcome,
-    enabled_before: bool,
+    /// The install as it was before.
+    before: Install,
     host: HostStep,
     applied: Applied,
 }
@@ -225,7 +226,7 @@ pub(crate) async fn stage_move(
         install: moved,
         from: install.version.clone(),
         outcome: Outcome::Moved,
-        enabled_before: install.enabled,
+        before: install.clone(),
         host: HostStep::Upgrade { loaded, spec },
         applied: Applied::Nothing,
     })
@@ -267,7 +268,7 @@ pub(crate) async fn stage_disable(
         },
         from: install.version.clone(),
         outcome: Outcome::Disabled(reason),
-        enabled_before: install.enabled,
+        before: install.clone(),
         host: HostStep::Disable,
         applied: Applied::Nothing,
     })
@@ -307,7 +308,7 @@ pub(crate) async fn apply(
             HostStep::Disable => match runtime.host.set_enabled(&tenant, &plugin, false) {
                 Ok(()) => {
                     step.applied = Applied::Disabled {
-                        was_enabled: step.enabled_before,
+                        was_enabled: step.before.enabled,
                     }
                 }
                 Err(plinth_host::Error::NotInstalled { .. }) => {}
@@ -331,25 +332,34 @@ pub(crate) async fn apply(
                             step.applied = Applied::RolledBack;
                             continue;
                         }
+                        // The host still holds the version the install was on: storage says so
+                        // too, disabled.
                         let reason = format!("the host refused the move: {error}");
                         if let Err(e) = runtime.host.set_enabled(&tenant, &plugin, false) {
                             tracing::error!(%tenant, %plugin, error = %e, "cannot disable an install");
                         }
                         sqlx::query(
                             "UPDATE installs SET enabled = 0, version = $1, permissions_digest = $2, \
-                             config = $3 WHERE id = $4",
+                             config = $3, previous_version = NULL, \
+                             previous_permissions_digest = NULL, previous_config = NULL \
+                             WHERE id = $4",
                         )
-                        .bind(&step.from)
-                        .bind(&step.install.permissions_digest)
-                        .bind(&step.install.config)
+                        .bind(&step.before.version)
+                        .bind(&step.before.permissions_digest)
+                        .bind(&step.before.config)
                         .bind(&step.install.id)
                         .execute(&mut **tx)
                         .await?;
-                        step.install.enabled = false;
-                        step.install.version.clone_from(&step.from);
+                        step.install = Install {
+                            enabled: false,
+                            previous_version: None,
+                            previous_permissions_digest: None,
+                            previous_config: None,
+                            ..step.before.clone()
+                        };
                         step.outcome = Outcome::Disabled(reason);
                         step.applied = Applied::Disabled {
-                            was_enabled: step.enabled_before,
+                            was_enabled: step.before.enabled,
                         };
                     }
                     Err(error) => return Err(installs::host_error(error)),
