@@ -47,6 +47,7 @@ pub mod state;
 pub mod submissions;
 pub mod tenants;
 pub mod usage;
+pub mod versions;
 
 pub use db::{Backend, Db};
 pub use error::{Error, Result};

@@ -206,6 +206,10 @@ pub async fn publish_version(
         ));
     }
 
+    if owner.is_some() {
+        // Held until the approval commits: a yank or an update of this plugin waits for it.
+        crate::versions::lock_plugin(tx, plugin_id).await?;
+    }
     let categories = normalize_categories(&info.categories);
     let joined_categories = categories.join(" ");
     let pricing = package.manifest.pricing.model.as_str();

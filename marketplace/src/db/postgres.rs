@@ -30,6 +30,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         include_str!("../../migrations/postgres/0005_ledger.sql"),
     ),
     (
+        6,
+        "versions",
+        include_str!("../../migrations/postgres/0006_versions.sql"),
+    ),
+    (
         7,
         "ratings_notifications",
         include_str!("../../migrations/postgres/0007_ratings_notifications.sql"),

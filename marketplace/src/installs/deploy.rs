@@ -106,9 +106,15 @@ pub async fn restore_all(state: &AppState) -> Result<usize> {
             let (package, loaded) = load(state, &install.plugin_id, &install.version).await?;
             let values = config::open(&install.config, &runtime.secrets, &install.id)?;
             let spec = spec_for(&plan, &package.manifest, values);
+            let blocked = crate::versions::plugin_blocked(state.db(), &install.plugin_id).await?;
             runtime
                 .host
-                .restore(&install.tenant_id, &loaded, spec, install.enabled)
+                .restore(
+                    &install.tenant_id,
+                    &loaded,
+                    spec,
+                    install.enabled && !blocked,
+                )
                 .map_err(host_error)
         };
         match attempt.await {

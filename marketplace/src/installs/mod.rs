@@ -7,9 +7,9 @@ mod deploy;
 pub mod history;
 mod routes;
 
-pub(crate) use deploy::host_error;
+pub(crate) use deploy::{host_error, load};
 pub use deploy::{restore_all, spec_for};
-pub(crate) use routes::routes;
+pub(crate) use routes::{InstallView, routes};
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -39,16 +39,25 @@ pub struct Install {
     pub enabled: bool,
     /// `manual`, `patch`, `minor` or `any`.
     pub update_policy: String,
+    /// Never updated automatically while set.
+    pub pinned: bool,
+    /// The version it ran before its last update: where a tenant rollback returns to.
+    pub previous_version: Option<String>,
+    /// The permission set consented to for [`Install::previous_version`].
+    pub previous_permissions_digest: Option<String>,
+    /// The configuration (secrets sealed) it had on [`Install::previous_version`].
+    pub previous_config: Option<String>,
     /// When it was installed (Unix ms).
     pub created_at: i64,
     /// When it last changed (Unix ms).
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, tenant_id, plugin_id, version, permissions_digest, config, enabled, \
-                       update_policy, created_at, updated_at";
+pub(crate) const COLUMNS: &str = "id, tenant_id, plugin_id, version, permissions_digest, config, enabled, \
+                       update_policy, pinned, previous_version, previous_permissions_digest, \
+                       previous_config, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<Install> {
+pub(crate) fn from_row(row: &AnyRow) -> Result<Install> {
     Ok(Install {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
@@ -58,6 +67,10 @@ fn from_row(row: &AnyRow) -> Result<Install> {
         config: row.try_get("config")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         update_policy: row.try_get("update_policy")?,
+        pinned: row.try_get::<i64, _>("pinned")? != 0,
+        previous_version: row.try_get("previous_version")?,
+        previous_permissions_digest: row.try_get("previous_permissions_digest")?,
+        previous_config: row.try_get("previous_config")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -110,6 +110,10 @@ pub(crate) struct InstallView {
     status: String,
     permissions_digest: String,
     update_policy: String,
+    /// Whether automatic updates are stopped for this install.
+    pinned: bool,
+    /// The version a rollback returns to, if any.
+    previous_version: Option<String>,
     /// `{values, secrets_set}`: plain values, and which secrets are set (never their values).
     #[schema(value_type = Object)]
     config: Value,
@@ -132,11 +136,23 @@ impl From<&Install> for InstallView {
             .to_owned(),
             permissions_digest: install.permissions_digest.clone(),
             update_policy: install.update_policy.clone(),
+            pinned: install.pinned,
+            previous_version: install.previous_version.clone(),
             config: config::public_view(&install.config),
             installed_at: rfc3339(install.created_at),
             updated_at: rfc3339(install.updated_at),
             breaker: None,
         }
+    }
+}
+
+impl InstallView {
+    /// The view of `install`, with its breaker if `host` runs it.
+    pub(crate) fn of(install: &Install, host: Option<&plinth_host::Host>) -> InstallView {
+        let mut view = InstallView::from(install);
+        view.breaker =
+            host.and_then(|host| breaker_of(host, &install.tenant_id, &install.plugin_id));
+        view
     }
 }
 
@@ -285,6 +301,10 @@ async fn install(
         config: stored_config,
         enabled: true,
         update_policy,
+        pinned: false,
+        previous_version: None,
+        previous_permissions_digest: None,
+        previous_config: None,
         created_at: now,
         updated_at: now,
     };
@@ -336,6 +356,8 @@ pub(crate) struct InstallChange {
     config: Option<Map<String, Value>>,
     /// `manual`, `patch`, `minor` or `any`.
     update_policy: Option<String>,
+    /// Pin the install to its version: no automatic updates while pinned.
+    pinned: Option<bool>,
 }
 
 /// Changes an install's configuration, status or update policy (admin).
@@ -378,13 +400,18 @@ async fn update(
     if let Some(policy) = &body.update_policy {
         install.update_policy.clone_from(policy);
     }
+    if let Some(pinned) = body.pinned {
+        install.pinned = pinned;
+    }
     install.updated_at = now_ms();
     sqlx::query(
-        "UPDATE installs SET config = $1, enabled = $2, update_policy = $3, updated_at = $4 WHERE id = $5",
+        "UPDATE installs SET config = $1, enabled = $2, update_policy = $3, pinned = $4, updated_at = $5 \
+         WHERE id = $6",
     )
     .bind(&install.config)
     .bind(i64::from(install.enabled))
     .bind(&install.update_policy)
+    .bind(i64::from(install.pinned))
     .bind(install.updated_at)
     .bind(&install.id)
     .execute(&mut *tx)
@@ -398,6 +425,9 @@ async fn update(
     }
     if body.update_policy.is_some() {
         changed.insert("update_policy".into(), install.update_policy.clone().into());
+    }
+    if body.pinned.is_some() {
+        changed.insert("pinned".into(), install.pinned.into());
     }
     super::audit(
         &mut tx,
@@ -414,9 +444,11 @@ async fn update(
             .reconfigure(&tenant.id, &plugin, spec)
             .map_err(host_error)?;
     }
+    // A blocked plugin stays off in the host whatever the tenant chooses.
+    let blocked = crate::versions::is_blocked(&mut tx, &plugin).await?;
     runtime
         .host
-        .set_enabled(&tenant.id, &plugin, install.enabled)
+        .set_enabled(&tenant.id, &plugin, install.enabled && !blocked)
         .map_err(host_error)?;
     tx.commit().await?;
     let mut view = InstallView::from(&install);

@@ -293,13 +293,15 @@ pub async fn access(db: &Db, principal: &Principal, namespace: &str) -> Result<P
     Ok(membership(db, principal, namespace).await?.publisher)
 }
 
-/// Adds the account with `email` to the publisher as `role`.
+/// Adds the account with `email` to the publisher as `role`. A new owner is a change of
+/// control (see [`crate::versions::control`]).
 ///
 /// # Errors
 ///
 /// [`Error::NotFound`] for an unknown account; [`Error::Conflict`] (`already_member`).
 pub async fn add_member(
     db: &Db,
+    actor: &Actor,
     publisher_id: &str,
     email: &str,
     role: MemberRole,
@@ -311,6 +313,7 @@ pub async fn add_member(
         .await?
         .ok_or_else(|| Error::not_found(format!("account {email}")))?;
     let user_id: String = user.try_get("id")?;
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO publisher_members (publisher_id, user_id, role, created_at) \
          VALUES ($1, $2, $3, $4)",
@@ -319,11 +322,21 @@ pub async fn add_member(
     .bind(&user_id)
     .bind(role.as_str())
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await
     .conflict_on_unique("already_member", || {
         format!("{email} is a member of this publisher already")
     })?;
+    if role == MemberRole::Owner {
+        crate::versions::control::changed(
+            &mut tx,
+            actor,
+            publisher_id,
+            crate::versions::control::Change::NewOwner,
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(user_id)
 }
 
@@ -378,6 +391,13 @@ pub async fn add_key(
         format!("the key {} is registered already", key.fingerprint)
     })?;
     audit_key(&mut tx, actor, publisher_id, "publisher_key.added", &key).await?;
+    crate::versions::control::changed(
+        &mut tx,
+        actor,
+        publisher_id,
+        crate::versions::control::Change::NewSigningKey,
+    )
+    .await?;
     tx.commit().await?;
     Ok(key)
 }

@@ -138,8 +138,14 @@ async fn add_member(
         ));
     }
     let role = MemberRole::parse(&body.role)?;
-    let user_id =
-        super::add_member(state.db(), &membership.publisher.id, &body.email, role).await?;
+    let user_id = super::add_member(
+        state.db(),
+        &Actor::from(&principal),
+        &membership.publisher.id,
+        &body.email,
+        role,
+    )
+    .await?;
     tracing::info!(publisher = %membership.publisher.id, member = %user_id, role = role.as_str(), "publisher member added");
     Ok((
         StatusCode::CREATED,

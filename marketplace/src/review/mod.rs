@@ -253,7 +253,11 @@ pub async fn decide(
         )
         .await?;
         payload["artifact_sha256"] = serde_json::Value::String(artifact);
+        if crate::versions::control::review_passed(&mut tx, &submission.plugin_id).await? {
+            payload["full_review_passed"] = serde_json::Value::Bool(true);
+        }
     }
+    let held = payload["full_review_passed"] == serde_json::Value::Bool(true);
     let message = match decision {
         Decision::Approve => format!(
             "{} {} was approved and is published: {reason}",
@@ -292,6 +296,16 @@ pub async fn decide(
     .await?;
     tx.commit().await?;
     tracing::info!(submission = %id, reviewer = %reviewer.id, decision = decision.as_str(), "review decided");
+    if decision == Decision::Approve {
+        // Each install's update is its own transaction, after the approval committed.
+        crate::versions::updates::after_approval(
+            state,
+            &submission.plugin_id,
+            &submission.version,
+            held,
+        )
+        .await;
+    }
     submissions::get(db, id)
         .await?
         .ok_or_else(|| Error::Internal("submission vanished".into()))

@@ -73,6 +73,9 @@ pub(crate) struct QueueItem {
     manifest: String,
     /// Whether the caller is a member of the publisher (and so may not decide).
     own_publisher: bool,
+    /// Set when the publisher changed control (new owner or signing key): this version needs a
+    /// full review whatever its permissions, and automatic updates wait for it.
+    full_review: Option<crate::versions::control::FullReview>,
 }
 
 /// The review queue.
@@ -101,6 +104,7 @@ async fn queue(State(state): State<AppState>, principal: Principal) -> Result<Js
             crate::publishers::member_role(db, &submission.publisher_id, &reviewer.id)
                 .await?
                 .is_some();
+        let full_review = crate::versions::control::full_review(db, &submission.plugin_id).await?;
         items.push(QueueItem {
             report: ReportView::from(&submission.report),
             id: submission.id,
@@ -121,6 +125,7 @@ async fn queue(State(state): State<AppState>, principal: Principal) -> Result<Js
             readme: package.readme,
             manifest: submission.manifest,
             own_publisher,
+            full_review,
         });
     }
     Ok(Json(Queue { items }))

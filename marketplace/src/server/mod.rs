@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::audit::routes())
         .merge(crate::installs::routes())
         .merge(crate::ledger::routes())
+        .merge(crate::versions::routes())
         .merge(crate::events::routes())
         .merge(crate::plugin_http::routes())
         .split_for_parts();
@@ -104,6 +105,7 @@ pub async fn serve(
     let app = router(state.clone());
     let housekeeping = housekeeping::spawn(state.clone());
     let deliverer = crate::notifications::delivery::spawn(state.clone());
+    let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
     let usage_flusher = state.runtime().ok().map(|runtime| {
         runtime.host.meter().spawn_flusher(
             std::sync::Arc::new(crate::usage::Store::new(state.db().clone())),
@@ -126,6 +128,9 @@ pub async fn serve(
     }
     housekeeping.abort();
     deliverer.abort();
+    if let Some(recorder) = rollback_recorder {
+        recorder.abort();
+    }
     // The last flush runs after the requests in flight and before the database closes, so no
     // metered call is lost.
     if let Some(flusher) = usage_flusher {

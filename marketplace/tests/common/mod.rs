@@ -182,6 +182,13 @@ impl TestApp {
         );
         config.kv = Some(kv);
         config.allow_private_http = true;
+        // A fresh upgrade is rolled back after 3 calls with more than half failing (the
+        // versions tests trigger it without waiting for the default 10 calls).
+        config.policies.rollout = plinth_host::breaker::RolloutPolicy {
+            observe_for: Duration::from_secs(600),
+            min_calls: 3,
+            max_failure_rate: 0.5,
+        };
         let host = std::sync::Arc::new(plinth_host::Host::new(config)?);
         let (secrets, _) = plinth_marketplace::secrets::SecretsKey::generate()?;
         TestApp::start_state(database, move |db| {

@@ -1,0 +1,396 @@
+//! Updates: automatic ones when a version is approved, within the permissions granted, and
+//! manual ones that consent to a new permission set.
+//!
+//! [`after_approval`] runs after the approval's transaction commits: each install whose policy
+//! accepts the new version is updated in its own transaction (one failing install does not
+//! undo the approval or the others; its failure is audited and the tenant notified). An update
+//! that needs a permission the tenant did not grant is not applied: the tenant gets an
+//! `update_needs_consent` notification with the permission diff, and [`update`] with the new
+//! permissions digest applies it. Automatic updates skip pinned installs and blocked plugins.
+//!
+//! After a change of control ([`super::control`]) automatic updates of the plugin pause: the
+//! version approved in the full review is not applied automatically either (a new owner's
+//! first release reaches no tenant unasked); the tenants whose policy would have taken it are
+//! told (`update_held`) and update by hand. Later versions follow the policies again.
+
+use plinth_package::PermissionDiff;
+use serde_json::{Map, Value, json};
+
+use super::moves::{self, Loader, Previous};
+use super::policy::UpdatePolicy;
+use super::{find_version, lock_plugin, plugin_row, version_rows};
+use crate::audit::Actor;
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::installs::{self, Install};
+use crate::notifications::notify;
+use crate::state::AppState;
+use crate::tenants::Tenant;
+
+/// What an automatic update did to one install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoUpdate {
+    /// Updated to the new version.
+    Updated,
+    /// The new version needs permissions not granted; the tenant was asked to consent.
+    NeedsConsent,
+    /// Not applied because its publisher changed control; the tenant was told.
+    Held,
+    /// Not applied: policy, pin, yank or block.
+    Skipped,
+}
+
+/// Applies the approval of `plugin_id` `version` to every install whose update policy accepts
+/// it; `held` (the approval was the full review after a change of control) tells those
+/// tenants instead. Never fails: what goes wrong is logged, audited and notified per install.
+pub async fn after_approval(state: &AppState, plugin_id: &str, version: &str, held: bool) {
+    if state.runtime().is_err() {
+        return;
+    }
+    let candidates: Vec<String> = match sqlx::query_scalar(
+        "SELECT i.id FROM installs i JOIN tenants t ON t.id = i.tenant_id \
+         WHERE i.plugin_id = $1 AND i.pinned = 0 AND i.update_policy <> 'manual' \
+         AND t.deleted_at IS NULL ORDER BY i.created_at",
+    )
+    .bind(plugin_id)
+    .fetch_all(state.db().pool())
+    .await
+    {
+        Ok(ids) => ids,
+        Err(error) => {
+            tracing::error!(plugin = plugin_id, %error, "cannot list installs to update");
+            return;
+        }
+    };
+    if candidates.is_empty() {
+        return;
+    }
+    let mut loader = Loader::default();
+    for install_id in candidates {
+        match update_one(state, &mut loader, &install_id, plugin_id, version, held).await {
+            Ok(outcome) => {
+                tracing::info!(install = %install_id, plugin = plugin_id, version, ?outcome, "automatic update");
+            }
+            Err(error) => {
+                tracing::warn!(install = %install_id, plugin = plugin_id, version, %error, "automatic update failed");
+                if let Err(e) = record_failure(state, &install_id, version, &error).await {
+                    tracing::error!(install = %install_id, error = %e, "cannot record a failed update");
+                }
+            }
+        }
+    }
+}
+
+/// Updates one install to `version` if its policy, pin and grant allow, in one transaction.
+async fn update_one(
+    state: &AppState,
+    loader: &mut Loader,
+    install_id: &str,
+    plugin_id: &str,
+    version: &str,
+    held: bool,
+) -> Result<AutoUpdate> {
+    let runtime = state.runtime()?;
+    let mut tx = state.db().begin_write().await?;
+    if !lock_plugin(&mut tx, plugin_id).await? {
+        return Ok(AutoUpdate::Skipped);
+    }
+    let plugin = plugin_row(&mut tx, plugin_id).await?;
+    if plugin.blocked_at.is_some() || plugin.full_review_reason.is_some() {
+        return Ok(AutoUpdate::Skipped);
+    }
+    let Some(install) = moves::find_by_id(&mut tx, install_id).await? else {
+        return Ok(AutoUpdate::Skipped);
+    };
+    let policy = UpdatePolicy::parse(&install.update_policy)?;
+    let rows = version_rows(&mut tx, plugin_id).await?;
+    let to = find_version(&rows, plugin_id, version)?;
+    let from = find_version(&rows, plugin_id, &install.version)?;
+    if install.pinned || to.yanked() || !policy.allows(&from.semver, &to.semver) {
+        return Ok(AutoUpdate::Skipped);
+    }
+    if held {
+        let details = json!({
+            "from": from.version,
+            "to": to.version,
+            "permissions_digest": to.permissions_digest,
+            "reason": "change_of_control",
+        });
+        installs::audit(
+            &mut tx,
+            Actor::System,
+            "install.update_held",
+            &install.tenant_id,
+            plugin_id,
+            details.clone(),
+        )
+        .await?;
+        let mut payload = details;
+        payload["plugin"] = Value::String(plugin_id.to_owned());
+        notify(
+            &mut tx,
+            "tenant",
+            &install.tenant_id,
+            "update_held",
+            &format!(
+                "{plugin_id} {} is the first version since its publisher changed control; it was                  not applied automatically. Review it and update by hand (permissions digest {}).",
+                to.version, to.permissions_digest
+            ),
+            payload,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(AutoUpdate::Held);
+    }
+    if !to
+        .manifest
+        .permissions
+        .is_subset_of(&from.manifest.permissions)
+    {
+        let diff = PermissionDiff::between(&from.manifest.permissions, &to.manifest.permissions);
+        let view = diff.view();
+        let added: Vec<String> = view.added.iter().map(|g| g.sentence.clone()).collect();
+        let details = json!({
+            "from": from.version,
+            "to": to.version,
+            "permissions_digest": to.permissions_digest,
+            "permission_diff": view,
+        });
+        installs::audit(
+            &mut tx,
+            Actor::System,
+            "install.update_needs_consent",
+            &install.tenant_id,
+            plugin_id,
+            details.clone(),
+        )
+        .await?;
+        let mut payload = details;
+        payload["plugin"] = Value::String(plugin_id.to_owned());
+        notify(
+            &mut tx,
+            "tenant",
+            &install.tenant_id,
+            "update_needs_consent",
+            &format!(
+                "{plugin_id} {} needs your consent: it asks for more than you granted to {} ({}). \
+                 Update with its permissions digest {} to apply it.",
+                to.version,
+                from.version,
+                added.join("; "),
+                to.permissions_digest
+            ),
+            payload,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(AutoUpdate::NeedsConsent);
+    }
+    let mut staged =
+        vec![moves::stage_move(&mut tx, state, loader, &install, to, Previous::Keep, None).await?];
+    moves::apply(&mut tx, runtime, &mut staged, false).await?;
+    let details = json!({
+        "from": from.version,
+        "to": to.version,
+        "permissions_digest": to.permissions_digest,
+        "automatic": true,
+        "update_policy": install.update_policy,
+    });
+    installs::audit(
+        &mut tx,
+        Actor::System,
+        "install.updated",
+        &install.tenant_id,
+        plugin_id,
+        details.clone(),
+    )
+    .await?;
+    let mut payload = details;
+    payload["plugin"] = Value::String(plugin_id.to_owned());
+    notify(
+        &mut tx,
+        "tenant",
+        &install.tenant_id,
+        "install_updated",
+        &format!(
+            "{plugin_id} was updated from {} to {} ({} policy).",
+            from.version, to.version, install.update_policy
+        ),
+        payload,
+    )
+    .await?;
+    moves::commit(tx, Some(runtime), &staged).await?;
+    Ok(AutoUpdate::Updated)
+}
+
+/// Audits a failed automatic update and tells the tenant.
+async fn record_failure(
+    state: &AppState,
+    install_id: &str,
+    version: &str,
+    error: &Error,
+) -> Result<()> {
+    let mut tx = state.db().begin_write().await?;
+    let Some(install) = moves::find_by_id(&mut tx, install_id).await? else {
+        return Ok(());
+    };
+    let details = json!({
+        "from": install.version,
+        "to": version,
+        "automatic": true,
+        "error": {"code": error.code(), "message": error.to_string()},
+    });
+    installs::audit(
+        &mut tx,
+        Actor::System,
+        "install.update_failed",
+        &install.tenant_id,
+        &install.plugin_id,
+        details.clone(),
+    )
+    .await?;
+    let mut payload = details;
+    payload["plugin"] = Value::String(install.plugin_id.clone());
+    notify(
+        &mut tx,
+        "tenant",
+        &install.tenant_id,
+        "update_failed",
+        &format!(
+            "{} could not be updated from {} to {version}: {error}. It stays on {}.",
+            install.plugin_id, install.version, install.version
+        ),
+        payload,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A manual update: the tenant's admin consents to `version`'s permission set (its digest)
+/// and the install moves there, keeping its configuration (merged with `config` if given).
+///
+/// # Errors
+///
+/// 404 for an unknown install, plugin or version (a blocked plugin is unknown); 409
+/// `version_yanked`, `permissions_changed` (with the current permissions in `details`),
+/// `not_an_update` (not newer than the installed version); 403 `plan_required` for a paid
+/// plugin on a plan without them; 400 `invalid_config`; the host's refusal.
+pub async fn update(
+    state: &AppState,
+    principal: &Principal,
+    tenant: &Tenant,
+    plugin_id: &str,
+    version: &str,
+    permissions_digest: &str,
+    config: Option<&Map<String, Value>>,
+) -> Result<Install> {
+    let runtime = state.runtime()?;
+    let shown = crate::catalog::version(state.db(), plugin_id, version, false).await?;
+    if shown.yanked {
+        return Err(yanked(plugin_id, &shown.version));
+    }
+    if permissions_digest != shown.permissions_digest {
+        return Err(Error::Conflict {
+            code: "permissions_changed",
+            message: format!(
+                "the permissions you consented to ({permissions_digest}) are not those of \
+                 {plugin_id} {}; review the current ones and send their digest",
+                shown.version
+            ),
+            details: Some(json!({
+                "permissions": shown.permissions,
+                "permissions_digest": shown.permissions_digest,
+            })),
+        });
+    }
+    let mut loader = Loader::default();
+    loader.get(state, plugin_id, &shown.version).await?;
+    let plan = crate::tenants::plan(state.db(), &tenant.plan).await?;
+
+    let mut tx = state.db().begin_write().await?;
+    lock_plugin(&mut tx, plugin_id).await?;
+    let install = installs::find(&mut tx, &tenant.id, plugin_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("install of {plugin_id}")))?;
+    let rows = version_rows(&mut tx, plugin_id).await?;
+    let to = find_version(&rows, plugin_id, &shown.version)?;
+    let from = find_version(&rows, plugin_id, &install.version)?;
+    if to.yanked() {
+        return Err(yanked(plugin_id, &to.version));
+    }
+    if to.permissions_digest != permissions_digest {
+        return Err(Error::conflict(
+            "permissions_changed",
+            format!(
+                "the permissions of {plugin_id} {} changed; review them again",
+                to.version
+            ),
+        ));
+    }
+    if to.semver <= from.semver {
+        return Err(Error::conflict(
+            "not_an_update",
+            format!(
+                "{plugin_id} {} is not newer than the installed {}; roll back instead",
+                to.version, from.version
+            ),
+        ));
+    }
+    if to.manifest.pricing.is_paid() && !plan.paid_plugins {
+        return Err(Error::forbidden(
+            "plan_required",
+            format!(
+                "{plugin_id} {} is paid; the {} plan does not allow paid plugins",
+                to.version, plan.name
+            ),
+        ));
+    }
+    let mut staged = vec![
+        moves::stage_move(
+            &mut tx,
+            state,
+            &mut loader,
+            &install,
+            to,
+            Previous::Keep,
+            config,
+        )
+        .await?,
+    ];
+    moves::apply(&mut tx, runtime, &mut staged, false).await?;
+    let granted_more = !to
+        .manifest
+        .permissions
+        .is_subset_of(&from.manifest.permissions);
+    installs::audit(
+        &mut tx,
+        principal,
+        "install.updated",
+        &tenant.id,
+        plugin_id,
+        json!({
+            "from": from.version,
+            "to": to.version,
+            "permissions_digest": to.permissions_digest,
+            "permissions": shown.permissions,
+            "new_grants": granted_more,
+            "automatic": false,
+            "config": config.map(|_| installs::config::public_view(&staged[0].install.config)),
+        }),
+    )
+    .await?;
+    moves::commit(tx, Some(runtime), &staged).await?;
+    tracing::info!(tenant = %tenant.slug, plugin = plugin_id, from = %from.version, to = %to.version, "updated");
+    let Some(step) = staged.pop() else {
+        return Err(Error::Internal("no staged update".into()));
+    };
+    Ok(step.install)
+}
+
+fn yanked(plugin_id: &str, version: &str) -> Error {
+    Error::conflict(
+        "version_yanked",
+        format!("{plugin_id} {version} is yanked; choose another version"),
+    )
+}
