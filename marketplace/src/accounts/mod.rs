@@ -253,7 +253,9 @@ pub struct Bootstrap {
 /// [`Error::Conflict`] (`operator_exists`) if there is an operator already.
 pub async fn bootstrap_operator(db: &Db, email: &str, name: &str) -> Result<Bootstrap> {
     let email = normalize_email(email)?;
-    let mut tx = db.begin().await?;
+    // Reads, then writes: take the write lock first, so a server writing at the same time
+    // (housekeeping at start) makes this wait rather than fail on SQLite.
+    let mut tx = db.begin_write().await?;
     let existing = sqlx::query("SELECT user_id FROM user_roles WHERE role = 'operator' LIMIT 1")
         .fetch_optional(&mut *tx)
         .await?;
