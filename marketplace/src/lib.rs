@@ -33,6 +33,7 @@ pub mod events;
 pub mod id;
 pub mod installs;
 pub mod ledger;
+pub mod month;
 pub mod notifications;
 pub mod plugin_http;
 pub mod publishers;

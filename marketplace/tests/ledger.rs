@@ -762,8 +762,8 @@ async fn usage_is_billed_once_per_tenant_plugin_and_month(ledger: Ledger) -> Res
     .await?;
     // Metered last month (backdate the subscription into it), 123,456 invocations over two
     // versions: floor(123456 × 50 / 1000) = 6172.
-    let last = plinth_marketplace::ledger::month::of(
-        plinth_marketplace::ledger::month::parse("month", &this_month()?)?.start_ms - 1,
+    let last = plinth_marketplace::month::of(
+        plinth_marketplace::month::parse("month", &this_month()?)?.start_ms - 1,
     )?;
     sqlx::query("UPDATE ledger_subscriptions SET started_at = $1")
         .bind(last.start_ms)

@@ -1,9 +1,9 @@
 //! `plinth audit`: the audit log, read from the marketplace's database.
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use plinth_marketplace::audit::chain;
 
-use super::database::{DatabaseArgs, runtime};
+use super::database::{DatabaseArgs, print_verdict, runtime};
 
 /// Check the audit log.
 #[derive(Debug, clap::Subcommand)]
@@ -39,25 +39,17 @@ impl VerifyCommand {
             let db = self.database.open().await?;
             let outcome = chain::verify(&db).await;
             db.close().await;
-            match outcome.context("cannot read the audit log")? {
-                Ok(report) => {
-                    if self.json {
-                        println!("{}", serde_json::to_string(&report)?);
-                    } else {
-                        println!(
-                            "audit log sound: {} entries, head {}",
-                            report.entries, report.head_hash
-                        );
-                    }
-                    Ok(())
-                }
-                Err(violation) => {
-                    if self.json {
-                        println!("{}", serde_json::to_string(&violation)?);
-                    }
-                    bail!("audit log broken at {violation}")
-                }
-            }
+            print_verdict(
+                outcome.context("cannot read the audit log")?,
+                self.json,
+                |report| {
+                    format!(
+                        "audit log sound: {} entries, head {}",
+                        report.entries, report.head_hash
+                    )
+                },
+                |violation| format!("audit log broken at {violation}"),
+            )
         })
     }
 }

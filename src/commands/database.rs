@@ -30,3 +30,29 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .context("cannot start the async runtime")
 }
+
+/// Prints the verdict of a `verify` command: the report (`sound` says it in a line) or, with
+/// `json`, either side as JSON on stdout. A violation is the command's error, as `broken` says it.
+pub fn print_verdict<R: serde::Serialize, V: serde::Serialize>(
+    verdict: Result<R, V>,
+    json: bool,
+    sound: impl FnOnce(&R) -> String,
+    broken: impl FnOnce(&V) -> String,
+) -> anyhow::Result<()> {
+    match verdict {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", sound(&report));
+            }
+            Ok(())
+        }
+        Err(violation) => {
+            if json {
+                println!("{}", serde_json::to_string(&violation)?);
+            }
+            anyhow::bail!("{}", broken(&violation))
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! `plinth ledger`: the revenue-share ledger, read from the marketplace's database.
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use plinth_marketplace::ledger::verify;
 
-use super::database::{DatabaseArgs, runtime};
+use super::database::{DatabaseArgs, print_verdict, runtime};
 
 /// Check the revenue-share ledger.
 #[derive(Debug, clap::Subcommand)]
@@ -40,29 +40,21 @@ impl VerifyCommand {
             let db = self.database.open().await?;
             let outcome = verify::verify(&db).await;
             db.close().await;
-            match outcome.context("cannot read the ledger")? {
-                Ok(report) => {
-                    if self.json {
-                        println!("{}", serde_json::to_string(&report)?);
-                    } else {
-                        println!(
-                            "ledger sound: {} transactions, {} postings, {} accounts, {} charges, {} payouts",
-                            report.transactions,
-                            report.postings,
-                            report.accounts,
-                            report.charges,
-                            report.payouts
-                        );
-                    }
-                    Ok(())
-                }
-                Err(violation) => {
-                    if self.json {
-                        println!("{}", serde_json::to_string(&violation)?);
-                    }
-                    bail!("ledger broken: {violation}")
-                }
-            }
+            print_verdict(
+                outcome.context("cannot read the ledger")?,
+                self.json,
+                |report| {
+                    format!(
+                        "ledger sound: {} transactions, {} postings, {} accounts, {} charges, {} payouts",
+                        report.transactions,
+                        report.postings,
+                        report.accounts,
+                        report.charges,
+                        report.payouts
+                    )
+                },
+                |violation| format!("ledger broken: {violation}"),
+            )
         })
     }
 }

@@ -31,7 +31,6 @@ pub mod accounts;
 pub mod charges;
 pub mod disputes;
 pub mod money;
-pub mod month;
 pub mod payouts;
 pub mod posting;
 pub mod refunds;

@@ -111,7 +111,7 @@ async fn usage_statement(
     JsonBody(body): JsonBody<UsageStatementRequest>,
 ) -> Result<Json<UsageStatementView>> {
     principal.operator()?;
-    let month = super::month::parse("month", &body.month).map_err(|_| {
+    let month = crate::month::parse("month", &body.month).map_err(|_| {
         Error::bad_request(
             "invalid_body",
             format!("field `month` must be YYYY-MM, not {:?}", body.month),
@@ -227,7 +227,7 @@ async fn publisher_statement(
 ) -> Result<Response> {
     let publisher = crate::publishers::access(state.db(), &principal, &ns).await?;
     let params = query(params)?;
-    let month = super::month::parse("month", &params.month)?;
+    let month = crate::month::parse("month", &params.month)?;
     let statement =
         super::statements::statement(state.db(), &publisher.id, &publisher.namespace, &month)
             .await?;
@@ -267,7 +267,7 @@ async fn revenue_report(
     params: std::result::Result<Query<MonthQuery>, QueryRejection>,
 ) -> Result<Json<RevenueReport>> {
     principal.operator()?;
-    let month = super::month::parse("month", &query(params)?.month)?;
+    let month = crate::month::parse("month", &query(params)?.month)?;
     Ok(Json(super::statements::revenue(state.db(), &month).await?))
 }
 

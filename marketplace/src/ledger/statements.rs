@@ -20,9 +20,9 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::accounts::AccountKind;
-use super::month::MonthRange;
 use crate::db::Db;
 use crate::error::Result;
+use crate::month::MonthRange;
 
 /// One plugin's line of a statement.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]

@@ -14,10 +14,10 @@ use utoipa::ToSchema;
 
 use super::LedgerSettings;
 use super::charges::{self, NewCharge};
-use super::month::MonthRange;
 use super::split::share;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::month::MonthRange;
 
 /// One usage charge of a statement run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -130,8 +130,8 @@ pub async fn run(
 ///
 /// [`Error::Database`].
 pub async fn housekeeping(db: &Db, settings: &LedgerSettings, now: i64) -> Result<()> {
-    let this_month = super::month::of(now)?;
-    let last_month = super::month::of(this_month.start_ms - 1)?;
+    let this_month = crate::month::of(now)?;
+    let last_month = crate::month::of(this_month.start_ms - 1)?;
     let billed = run(db, settings, &last_month, now).await?;
     let new = billed.iter().filter(|charge| charge.new).count();
     if new > 0 {

@@ -1,34 +1,18 @@
 //! A tenant's usage in the current billing period, against its plan's quotas.
 
-use time::{Date, Month, OffsetDateTime};
-
 use super::Tenant;
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The billing period containing `now_ms`: the calendar month in UTC, as `[start, end)` in Unix
 /// milliseconds.
 ///
 /// # Errors
 ///
-/// [`Error::Internal`] for a time outside the calendar's range.
+/// [`crate::Error::Internal`] for a time outside the calendar's range.
 pub fn month_of(now_ms: i64) -> Result<(i64, i64)> {
-    let out_of_range = || Error::Internal(format!("time {now_ms} is out of range"));
-    let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
-        .map_err(|_| out_of_range())?;
-    let (next_year, next_month) = match now.month() {
-        Month::December => (now.year() + 1, Month::January),
-        month => (now.year(), month.next()),
-    };
-    let first = |year: i32, month: Month| -> Result<i64> {
-        let day = Date::from_calendar_date(year, month, 1).map_err(|_| out_of_range())?;
-        let nanos = day.midnight().assume_utc().unix_timestamp_nanos();
-        i64::try_from(nanos / 1_000_000).map_err(|_| out_of_range())
-    };
-    Ok((
-        first(now.year(), now.month())?,
-        first(next_year, next_month)?,
-    ))
+    let month = crate::month::of(now_ms)?;
+    Ok((month.start_ms, month.end_ms))
 }
 
 /// What a tenant has used in a period.
@@ -55,7 +39,7 @@ pub struct UsageCounts {
 ///
 /// # Errors
 ///
-/// [`Error::Database`].
+/// [`crate::Error::Database`].
 pub async fn counts(
     db: &Db,
     meter: Option<&plinth_host::metering::Meter>,

@@ -12,7 +12,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use plinth_host::metering::{Meter, SinkError, UsageRecord, UsageSink};
 use sqlx::Row;
-use time::OffsetDateTime;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -24,9 +23,7 @@ use crate::tenants::{Plan, Tenant};
 ///
 /// [`Error::Internal`] for a time outside the calendar's range.
 pub fn month_key(ms: i64) -> Result<String> {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map_err(|_| Error::Internal(format!("time {ms} is out of range")))?;
-    Ok(format!("{:04}-{:02}", at.year(), u8::from(at.month())))
+    Ok(crate::month::of(ms)?.key)
 }
 
 /// Unix milliseconds of a [`SystemTime`] (0 before the epoch, saturating far after it).

@@ -95,6 +95,14 @@ impl Staged {
         }
     }
 
+    /// The audit action of a forced move: `install.rolled_back` or `install.disabled`.
+    pub(crate) fn audit_action(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Moved => "install.rolled_back",
+            Outcome::Disabled(_) => "install.disabled",
+        }
+    }
+
     /// `{from, to, status, reason?}` for audit details and API answers.
     pub(crate) fn summary(&self) -> Value {
         match &self.outcome {

@@ -222,14 +222,10 @@ pub async fn operator_rollback(
         let mut details = step.summary();
         details["by"] = Value::String("operator".into());
         details["reason"] = Value::String(reason.clone());
-        let action = match step.outcome {
-            Outcome::Moved => "install.rolled_back",
-            Outcome::Disabled(_) => "install.disabled",
-        };
         installs::audit(
             &mut tx,
             &actor,
-            action,
+            step.audit_action(),
             &step.install.tenant_id,
             plugin_id,
             details.clone(),

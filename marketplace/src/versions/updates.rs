@@ -21,6 +21,7 @@ use super::policy::UpdatePolicy;
 use super::{find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
 use crate::auth::Principal;
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::installs::{self, Install};
 use crate::notifications::notify;
@@ -116,27 +117,18 @@ async fn update_one(
             "permissions_digest": to.permissions_digest,
             "reason": "change_of_control",
         });
-        installs::audit(
+        tell_tenant(
             &mut tx,
-            Actor::System,
-            "install.update_held",
             &install.tenant_id,
             plugin_id,
-            details.clone(),
-        )
-        .await?;
-        let mut payload = details;
-        payload["plugin"] = Value::String(plugin_id.to_owned());
-        notify(
-            &mut tx,
-            "tenant",
-            &install.tenant_id,
+            "install.update_held",
             "update_held",
             &format!(
-                "{plugin_id} {} is the first version since its publisher changed control; it was                  not applied automatically. Review it and update by hand (permissions digest {}).",
+                "{plugin_id} {} is the first version since its publisher changed control; it was \
+                 not applied automatically. Review it and update by hand (permissions digest {}).",
                 to.version, to.permissions_digest
             ),
-            payload,
+            details,
         )
         .await?;
         tx.commit().await?;
@@ -156,21 +148,11 @@ async fn update_one(
             "permissions_digest": to.permissions_digest,
             "permission_diff": view,
         });
-        installs::audit(
+        tell_tenant(
             &mut tx,
-            Actor::System,
-            "install.update_needs_consent",
             &install.tenant_id,
             plugin_id,
-            details.clone(),
-        )
-        .await?;
-        let mut payload = details;
-        payload["plugin"] = Value::String(plugin_id.to_owned());
-        notify(
-            &mut tx,
-            "tenant",
-            &install.tenant_id,
+            "install.update_needs_consent",
             "update_needs_consent",
             &format!(
                 "{plugin_id} {} needs your consent: it asks for more than you granted to {} ({}). \
@@ -180,7 +162,7 @@ async fn update_one(
                 added.join("; "),
                 to.permissions_digest
             ),
-            payload,
+            details,
         )
         .await?;
         tx.commit().await?;
@@ -196,27 +178,17 @@ async fn update_one(
         "automatic": true,
         "update_policy": install.update_policy,
     });
-    installs::audit(
+    tell_tenant(
         &mut tx,
-        Actor::System,
-        "install.updated",
         &install.tenant_id,
         plugin_id,
-        details.clone(),
-    )
-    .await?;
-    let mut payload = details;
-    payload["plugin"] = Value::String(plugin_id.to_owned());
-    notify(
-        &mut tx,
-        "tenant",
-        &install.tenant_id,
+        "install.updated",
         "install_updated",
         &format!(
             "{plugin_id} was updated from {} to {} ({} policy).",
             from.version, to.version, install.update_policy
         ),
-        payload,
+        details,
     )
     .await?;
     moves::commit(tx, Some(runtime), &staged).await?;
@@ -240,27 +212,17 @@ async fn record_failure(
         "automatic": true,
         "error": {"code": error.code(), "message": error.to_string()},
     });
-    installs::audit(
+    tell_tenant(
         &mut tx,
-        Actor::System,
-        "install.update_failed",
         &install.tenant_id,
         &install.plugin_id,
-        details.clone(),
-    )
-    .await?;
-    let mut payload = details;
-    payload["plugin"] = Value::String(install.plugin_id.clone());
-    notify(
-        &mut tx,
-        "tenant",
-        &install.tenant_id,
+        "install.update_failed",
         "update_failed",
         &format!(
             "{} could not be updated from {} to {version}: {error}. It stays on {}.",
             install.plugin_id, install.version, install.version
         ),
-        payload,
+        details,
     )
     .await?;
     tx.commit().await?;
@@ -393,4 +355,30 @@ fn yanked(plugin_id: &str, version: &str) -> Error {
         "version_yanked",
         format!("{plugin_id} {version} is yanked; choose another version"),
     )
+}
+
+/// Tells the tenant what happened to its install of `plugin_id` on its own: an audit entry by
+/// the system (`action`, `details`) and a notification (`kind`, `message`) whose payload is the
+/// same details with the plugin id.
+async fn tell_tenant(
+    tx: &mut Tx,
+    tenant_id: &str,
+    plugin_id: &str,
+    action: &str,
+    kind: &str,
+    message: &str,
+    details: Value,
+) -> Result<()> {
+    installs::audit(
+        tx,
+        Actor::System,
+        action,
+        tenant_id,
+        plugin_id,
+        details.clone(),
+    )
+    .await?;
+    let mut payload = details;
+    payload["plugin"] = Value::String(plugin_id.to_owned());
+    notify(tx, "tenant", tenant_id, kind, message, payload).await
 }

@@ -157,14 +157,10 @@ pub async fn yank(
         let mut details = step.summary();
         details["by"] = Value::String("security_yank".into());
         details["reason_code"] = Value::String(reason_code.clone());
-        let action = match step.outcome {
-            Outcome::Moved => "install.rolled_back",
-            Outcome::Disabled(_) => "install.disabled",
-        };
         installs::audit(
             &mut tx,
             &actor,
-            action,
+            step.audit_action(),
             &step.install.tenant_id,
             plugin_id,
             details,

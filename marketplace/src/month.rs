@@ -1,6 +1,6 @@
 //! Calendar months (`YYYY-MM`, UTC) as half-open ranges of Unix milliseconds.
 
-use time::{Date, Month};
+use time::{Date, Month, OffsetDateTime};
 
 use crate::error::{Error, Result};
 
@@ -34,30 +34,36 @@ pub fn parse(field: &str, text: &str) -> Result<MonthRange> {
     let year: i32 = year.parse().map_err(|_| bad())?;
     let month: u8 = month.parse().map_err(|_| bad())?;
     let month = Month::try_from(month).map_err(|_| bad())?;
-    let next = match month {
-        Month::December => (year + 1, Month::January),
-        other => (year, other.next()),
-    };
-    let first = |year: i32, month: Month| -> Result<i64> {
-        let day = Date::from_calendar_date(year, month, 1).map_err(|_| bad())?;
-        i64::try_from(day.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000)
-            .map_err(|_| bad())
-    };
-    Ok(MonthRange {
-        key: format!("{year:04}-{:02}", u8::from(month)),
-        start_ms: first(year, month)?,
-        end_ms: first(next.0, next.1)?,
-    })
+    range(year, month).ok_or_else(bad)
 }
 
-/// The month `ms` falls in.
+/// The month `ms` (Unix milliseconds) falls in.
 ///
 /// # Errors
 ///
-/// [`Error::Internal`] if `ms` is out of range.
+/// [`Error::Internal`] if `ms` is out of the calendar's range.
 pub fn of(ms: i64) -> Result<MonthRange> {
-    let key = crate::usage::month_key(ms)?;
-    parse("month", &key).map_err(|_| Error::Internal(format!("time {ms} is out of range")))
+    let out_of_range = || Error::Internal(format!("time {ms} is out of range"));
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|_| out_of_range())?;
+    range(at.year(), at.month()).ok_or_else(out_of_range)
+}
+
+/// `month` of `year` as a range; `None` out of the calendar's range.
+fn range(year: i32, month: Month) -> Option<MonthRange> {
+    let (next_year, next_month) = match month {
+        Month::December => (year.checked_add(1)?, Month::January),
+        other => (year, other.next()),
+    };
+    let first = |year: i32, month: Month| -> Option<i64> {
+        let day = Date::from_calendar_date(year, month, 1).ok()?;
+        i64::try_from(day.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000).ok()
+    };
+    Some(MonthRange {
+        key: format!("{year:04}-{:02}", u8::from(month)),
+        start_ms: first(year, month)?,
+        end_ms: first(next_year, next_month)?,
+    })
 }
 
 #[cfg(test)]
