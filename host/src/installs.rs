@@ -271,6 +271,67 @@ impl Host {
         self.attach(tenant, &id, Deployment { prepared, spec }, enabled)
     }
 
+    /// Makes this host's install of `plugin` for `tenant` the given version, spec and enabled
+    /// state without running any hook: what a host does when another process changed the
+    /// install in storage. An existing install keeps its breaker; calls in flight finish on
+    /// what they started with.
+    ///
+    /// # Errors
+    ///
+    /// Anything [`Host::prepare`] refuses; [`Error::AlreadyInstalled`] if the install was
+    /// attached concurrently.
+    pub fn apply(
+        &self,
+        tenant: &str,
+        plugin: &Arc<LoadedPlugin>,
+        spec: InstallSpec,
+        enabled: bool,
+    ) -> Result<InstallInfo, Error> {
+        let id = plugin.manifest.plugin.id.to_string();
+        let prepared = self.prepare(plugin, &spec.grants, spec.metering)?;
+        let deployment = Deployment { prepared, spec };
+        match self.find(tenant, &id) {
+            Ok(install) => {
+                install.current.store(Arc::new(deployment));
+                install.enabled.store(enabled, Ordering::SeqCst);
+                Ok(info(&install))
+            }
+            Err(_) => self.attach(tenant, &id, deployment, enabled),
+        }
+    }
+
+    /// Drops `tenant`'s install of `plugin` from this host only: no hook runs and its kv data
+    /// stays (storage says it is gone, and whoever removed it there ran the hook and deleted
+    /// the data). Returns whether there was one.
+    pub fn detach(&self, tenant: &str, plugin: &str) -> bool {
+        let mut table = self
+            .installs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(installs) = table.get_mut(tenant) else {
+            return false;
+        };
+        let removed = installs.remove(plugin).is_some();
+        if installs.is_empty() {
+            table.remove(tenant);
+        }
+        if removed {
+            tracing::info!(tenant, plugin, "detached");
+        }
+        removed
+    }
+
+    /// The tenants with at least one install on this host.
+    pub fn tenants(&self) -> Vec<String> {
+        self.installs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, installs)| !installs.is_empty())
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
+    }
+
     /// Replaces the grants, configuration and limits of an install's current version (no
     /// lifecycle hook runs; in-flight calls finish with the old ones).
     ///
@@ -507,6 +568,14 @@ impl Host {
             });
         }
         let version = deployment.version();
+        if let Admission::Refused { retry_after } = lock(&install.breaker).admit(Instant::now()) {
+            let error = circuit_open(retry_after);
+            return Ok(HttpServed {
+                version,
+                response: Err(error.clone()),
+                invocation: Invocation::failed(error, Instant::now()),
+            });
+        }
         let mut exchange = HttpExchange {
             request: Some(with_host_header(request)),
             response: None,
@@ -631,12 +700,9 @@ impl Host {
         let version = deployment.version();
         let admission = lock(&install.breaker).admit(Instant::now());
         let invocation = match admission {
-            Admission::Refused { retry_after } => Invocation::failed(
-                InvokeError::CircuitOpen {
-                    retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
-                },
-                Instant::now(),
-            ),
+            Admission::Refused { retry_after } => {
+                Invocation::failed(circuit_open(retry_after), Instant::now())
+            }
             Admission::Allowed | Admission::Trial => {
                 self.run(
                     &deployment.prepared,
@@ -854,6 +920,13 @@ impl Host {
                 tenant: tenant.to_string(),
                 plugin: plugin.to_string(),
             })
+    }
+}
+
+/// The error of a call refused by an open breaker that lets a trial through in `retry_after`.
+fn circuit_open(retry_after: Duration) -> InvokeError {
+    InvokeError::CircuitOpen {
+        retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
     }
 }
 

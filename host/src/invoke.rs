@@ -386,9 +386,25 @@ async fn serve(
         }
         Ok::<_, wasmtime::Error>(Some(http::Response::from_parts(parts, Bytes::from(bytes))))
     };
-    let (called, response) = tokio::join!(call, read);
-    let response = response?;
-    called?;
+    // Both run together; a handler that traps never drops its response sender (the store
+    // still holds it), so its failure must end the wait for a response.
+    tokio::pin!(call, read);
+    let mut called = false;
+    let response = loop {
+        tokio::select! {
+            result = &mut call, if !called => {
+                result?;
+                called = true;
+            }
+            result = &mut read => {
+                let response = result?;
+                if !called {
+                    call.await?;
+                }
+                break response;
+            }
+        }
+    };
     match response {
         Some(response) => {
             exchange.response = Some(response);

@@ -77,6 +77,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The install's circuit breaker is open after repeated failures of the plugin; the call
+    /// was not run (503 with `Retry-After`: when the breaker lets a trial call through).
+    #[error("{message}")]
+    CircuitOpen {
+        /// Which install, and how to reset it.
+        message: String,
+        /// Seconds until a trial call is let through.
+        retry_after_secs: u64,
+    },
     /// A part of the platform this server does not run (503).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -137,7 +146,7 @@ impl Error {
             Error::RateLimited { .. } | Error::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Plugin { status, .. } => *status,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -158,6 +167,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::Unavailable(_) => "unavailable",
+            Error::CircuitOpen { .. } => "circuit_open",
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
         }
     }
@@ -190,6 +200,9 @@ impl IntoResponse for Error {
             retry_after_secs, ..
         }
         | Error::QuotaExceeded {
+            retry_after_secs, ..
+        }
+        | Error::CircuitOpen {
             retry_after_secs, ..
         } = self
         {

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod catalog;
+pub mod changes;
 pub mod clock;
 pub mod db;
 pub mod error;

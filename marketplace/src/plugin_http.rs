@@ -127,6 +127,13 @@ async fn serve(
             message: format!("{plugin} {} failed: {error}", served.version),
             retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
         }),
+        Err(error @ InvokeError::CircuitOpen { retry_after_ms }) => Err(Error::CircuitOpen {
+            message: format!(
+                "{plugin} {} is not called: {error}; a tenant admin can reset its breaker",
+                served.version
+            ),
+            retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+        }),
         Err(error) => {
             tracing::info!(tenant = %tenant.slug, plugin, version = %served.version, code = error.code(), "plugin HTTP call failed");
             Err(Error::Plugin {

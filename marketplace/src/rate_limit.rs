@@ -3,7 +3,8 @@
 //!
 //! Only requests that authenticate and may see the tenant are counted, so nobody can spend a
 //! tenant's requests by calling its routes with bad or foreign credentials; operators are not
-//! limited. Buckets live in memory (per server process); plans are cached for a few seconds.
+//! limited. Buckets live in memory (per server process); tenants and plans come from the
+//! database's short read cache ([`crate::db::cache`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,9 +18,6 @@ use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
-
-/// How long a plan's limit is reused before it is read again.
-const PLAN_TTL: Duration = Duration::from_secs(5);
 
 /// A token bucket: holds up to `capacity` tokens, refilled continuously at `capacity` per
 /// minute; each request takes one.
@@ -62,13 +60,11 @@ impl TokenBucket {
     }
 }
 
-/// Every tenant's bucket and a short cache of plan limits.
+/// Every tenant's bucket.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     /// Tenant id → bucket.
     buckets: Mutex<HashMap<String, TokenBucket>>,
-    /// Plan name → (api requests per minute, when read).
-    plans: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 impl RateLimiter {
@@ -96,32 +92,6 @@ impl RateLimiter {
                 ),
                 retry_after_secs: wait.as_secs().saturating_add(1),
             })
-    }
-
-    /// `plan`'s `api_requests_per_minute`, from the cache when read less than
-    /// [`PLAN_TTL`] ago.
-    async fn plan_limit(&self, state: &AppState, plan: &str) -> Result<u64> {
-        let now = Instant::now();
-        if let Some(&(limit, read)) = self
-            .plans
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(plan)
-            && now.saturating_duration_since(read) < PLAN_TTL
-        {
-            return Ok(limit);
-        }
-        let limit = u64::try_from(
-            tenants::plan(state.db(), plan)
-                .await?
-                .api_requests_per_minute,
-        )
-        .unwrap_or(1);
-        self.plans
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(plan.to_owned(), (limit, now));
-        Ok(limit)
     }
 }
 
@@ -160,8 +130,8 @@ pub async fn enforce(
     else {
         return next.run(request).await;
     };
-    let limit = match limiter.plan_limit(&state, &tenant.plan).await {
-        Ok(limit) => limit,
+    let limit = match tenants::plan(state.db(), &tenant.plan).await {
+        Ok(plan) => u64::try_from(plan.api_requests_per_minute).unwrap_or(1),
         Err(e) => return e.into_response(),
     };
     match limiter.check(&tenant.id, &tenant.slug, limit, Instant::now()) {

@@ -19,6 +19,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// The revenue-share ledger: webhook secret, hold, payout threshold, split and fees.
     pub ledger: crate::ledger::LedgerSettings,
+    /// What this process serves when several share one PostgreSQL database.
+    pub role: crate::server::Role,
 }
 
 /// How notifications are delivered to the webhooks tenants and publishers configure.
@@ -58,6 +60,7 @@ impl Default for WebhookSettings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            role: crate::server::Role::default(),
             session_ttl_ms: 30 * crate::clock::DAY_MS,
             tenant_grace_ms: 30 * crate::clock::DAY_MS,
             package_limits: ArchiveLimits::default(),

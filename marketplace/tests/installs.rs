@@ -18,6 +18,7 @@ use publishing::{Dev, developer, package_with, submit_ok};
 on_both_backends_with_host!(
     plugin_http_reaches_the_install,
     breaker_is_visible_and_resets,
+    plugin_http_is_refused_while_the_breaker_is_open,
     members_cannot_install_admins_can,
     other_tenants_installs_answer_404,
     events_input_is_checked,
@@ -370,6 +371,64 @@ async fn breaker_is_visible_and_resets(app: TestApp) -> Result<()> {
         "{}",
         listed.body
     );
+    Ok(())
+}
+
+async fn plugin_http_is_refused_while_the_breaker_is_open(app: TestApp) -> Result<()> {
+    let w = world(&app).await?;
+    let echo = publish(&app, &w, &HTTP_ECHO, "echo").await?;
+    install(&app, &w.admin, "acme", &echo, json!({}))
+        .await?
+        .expect(StatusCode::CREATED)?;
+    let key = api_key(&app, &w.admin, "acme").await?;
+    let fail = format!("/p/acme/{echo}/fail");
+    // The default policy opens after 5 failures; each is the plugin's own trap.
+    for _ in 0..5 {
+        app.get(&fail, Some(&key))
+            .await?
+            .expect_error(StatusCode::BAD_GATEWAY, "trap")?;
+    }
+    // Now nothing reaches the plugin, not even a request it would answer.
+    let refused = app
+        .client
+        .get(format!("{}/p/acme/{echo}/x", app.base))
+        .bearer_auth(&key)
+        .send()
+        .await?;
+    ensure!(refused.status() == StatusCode::SERVICE_UNAVAILABLE);
+    let retry_after: u64 = refused
+        .headers()
+        .get("retry-after")
+        .context("Retry-After")?
+        .to_str()?
+        .parse()?;
+    ensure!((1..=30).contains(&retry_after), "Retry-After {retry_after}");
+    let body: Value = refused.json().await?;
+    ensure!(body["error"]["code"] == "circuit_open", "{body}");
+    let listed = app
+        .get("/v1/tenants/acme/installs", Some(&w.admin))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        listed.body["items"][0]["breaker"]["state"] == "open",
+        "{}",
+        listed.body
+    );
+    // Refused calls are not failures of the plugin: the five traps are all it logged.
+    let errors = &listed.body["items"][0]["breaker"]["last_errors"];
+    ensure!(errors.as_array().is_some_and(|e| e.len() == 5), "{errors}");
+    app.post(
+        &format!("/v1/tenants/acme/installs/{echo}/breaker/reset"),
+        Some(&w.admin),
+        json!({}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    let echoed = app
+        .get(&format!("/p/acme/{echo}/x"), Some(&key))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(echoed.body["path"] == "/x", "{}", echoed.body);
     Ok(())
 }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use plinth_host::kv::KvStore;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{Host, HostConfig};
+use plinth_marketplace::db::Backend;
 use plinth_marketplace::secrets::SecretsKey;
+use plinth_marketplace::server::Role;
 use plinth_marketplace::{AppState, Db, Runtime, Settings, installs, server, signing_key};
 
 /// Run the marketplace: HTTP API, review, catalog (and, with installs, the host).
@@ -54,6 +56,11 @@ pub struct ServeCommand {
     /// Where payout files are written; default `DIR/payouts`.
     #[arg(long, value_name = "DIR")]
     payout_dir: Option<PathBuf>,
+    /// What this process serves: `all`; or, for several processes on one PostgreSQL
+    /// database, `marketplace` (the API and background work) or `host` (events and plugin
+    /// HTTP, following installs through the database's change notifications).
+    #[arg(long, env = "PLINTH_ROLE", default_value = "all", value_name = "ROLE")]
+    role: Role,
 }
 
 impl ServeCommand {
@@ -73,7 +80,15 @@ impl ServeCommand {
             .unwrap_or_else(|| self.data_dir.join(signing_key::FILE_NAME));
         let key = signing_key::load_or_create_file(&key_path)?;
         let runtime = start_host(&self.data_dir, self.database_url.as_deref(), &key).await?;
-        let mut settings = Settings::default();
+        anyhow::ensure!(
+            self.role == Role::All || db.backend() == Backend::Postgres,
+            "--role {} needs a PostgreSQL --database-url: the processes share its database",
+            self.role
+        );
+        let mut settings = Settings {
+            role: self.role,
+            ..Settings::default()
+        };
         settings.webhooks.allow_private = allow_private_http();
         anyhow::ensure!(
             self.payout_hold_days >= 0 && self.payout_threshold > 0,
@@ -94,7 +109,7 @@ impl ServeCommand {
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, marketplace_key = %state.public_key(), "plinth serve started");
+        tracing::info!(%address, role = %self.role, marketplace_key = %state.public_key(), "plinth serve started");
         println!("plinth serve: listening on http://{address}");
         server::serve(
             listener,

@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use sqlx::Row;
 
 use crate::clock::now_ms;
+use crate::db::cache::{CachedKey, Topic};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use token::TokenKind;
@@ -166,13 +167,21 @@ impl Principal {
 ///
 /// [`Error::Unauthenticated`] for an unknown, expired or revoked token.
 pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
+    let hash = token::hash(secret);
+    let cache = state.db().cache();
+    let generation = cache.generation(Topic::Access);
+    if let Some(key) = cache.tenant_keys.get(&hash, generation)
+        && key.expires_at.is_none_or(|at| at > now_ms())
+    {
+        return Ok(key.principal);
+    }
     let row = sqlx::query(
         "SELECT t.id, t.kind, t.user_id, t.tenant_id, t.publisher_id, t.expires_at, \
                 t.revoked_at, u.email \
          FROM tokens t LEFT JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1",
     )
-    .bind(token::hash(secret))
+    .bind(&hash)
     .fetch_optional(state.db().pool())
     .await?
     .ok_or_else(|| Error::Unauthenticated("the bearer token is not valid".to_owned()))?;
@@ -181,7 +190,8 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
             "the bearer token has been revoked".to_owned(),
         ));
     }
-    if let Some(expires_at) = row.try_get::<Option<i64>, _>("expires_at")?
+    let expires_at = row.try_get::<Option<i64>, _>("expires_at")?;
+    if let Some(expires_at) = expires_at
         && expires_at <= now_ms()
     {
         return Err(Error::Unauthenticated(
@@ -215,7 +225,17 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
         },
         None => return Err(Error::Internal(format!("unknown token kind {kind:?}"))),
     };
-    Ok(Principal { token_id, caller })
+    let principal = Principal { token_id, caller };
+    // Tenant API keys carry every event and plugin call; users' tokens stay uncached, so a
+    // change of roles or memberships needs no invalidation.
+    if matches!(principal.caller, Caller::TenantKey { .. }) {
+        let key = CachedKey {
+            principal: principal.clone(),
+            expires_at,
+        };
+        cache.tenant_keys.put(hash, key, generation);
+    }
+    Ok(principal)
 }
 
 /// The global roles of user `user_id`.

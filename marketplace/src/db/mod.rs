@@ -4,11 +4,14 @@
 //! text ids) and run through sqlx's `Any` driver; what differs per backend (migrations,
 //! full-text search) lives in [`sqlite`] and [`postgres`], one place each.
 
+pub mod cache;
 pub mod postgres;
 pub mod sqlite;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -16,6 +19,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, SqlSafeStr, Transaction};
 
 use crate::error::{Error, Result};
+use cache::{ReadCache, Topic};
 
 /// The table the marketplace's migrations are recorded in (the host's kv has its own).
 pub const MIGRATIONS_TABLE: &str = "_plinth_marketplace_migrations";
@@ -29,11 +33,26 @@ pub enum Backend {
     Postgres,
 }
 
-/// The marketplace's database. Cloning is cheap and shares the pool.
-#[derive(Debug, Clone)]
+/// The marketplace's database. Cloning is cheap and shares the pool and the read caches.
+#[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    url: String,
+    cache: Arc<ReadCache>,
+    /// PostgreSQL: the server process ids of this pool's connections, so that this process
+    /// can tell its own change notifications from other processes'.
+    own_backends: Arc<Mutex<HashSet<u32>>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URL: it may carry a password.
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A transaction on the marketplace's database.
@@ -60,6 +79,7 @@ impl Db {
             ));
         };
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let own_backends = Arc::new(Mutex::new(HashSet::new()));
         let pool = match backend {
             Backend::Sqlite => {
                 options
@@ -75,9 +95,37 @@ impl Db {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => options.max_connections(16).connect(url).await?,
+            Backend::Postgres => {
+                let backends = Arc::clone(&own_backends);
+                options
+                    .max_connections(16)
+                    .after_connect(move |conn, _meta| {
+                        let backends = Arc::clone(&backends);
+                        Box::pin(async move {
+                            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                                .fetch_one(conn)
+                                .await?;
+                            // PostgreSQL's process ids are positive.
+                            if let Ok(pid) = u32::try_from(pid) {
+                                backends
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .insert(pid);
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
         };
-        let db = Db { pool, backend };
+        let db = Db {
+            pool,
+            backend,
+            url: url.to_owned(),
+            cache: Arc::default(),
+            own_backends,
+        };
         db.migrate().await?;
         Ok(db)
     }
@@ -103,9 +151,34 @@ impl Db {
         &self.pool
     }
 
+    /// The URL this database was opened with (it may hold credentials: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether server process `pid` serves one of this pool's connections (PostgreSQL): a
+    /// change notification from it is this process's own.
+    pub fn is_own_backend(&self, pid: u32) -> bool {
+        self.own_backends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&pid)
+    }
+
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The read caches of the hottest lookups ([`cache`]).
+    pub fn cache(&self) -> &ReadCache {
+        &self.cache
+    }
+
+    /// Says that a change of `topic` has committed: cached reads it may have made stale are
+    /// not used again. Call it after the commit.
+    pub fn changed(&self, topic: Topic) {
+        self.cache.changed(topic);
     }
 
     /// Starts a transaction.

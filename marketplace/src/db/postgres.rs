@@ -39,6 +39,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "ratings_notifications",
         include_str!("../../migrations/postgres/0007_ratings_notifications.sql"),
     ),
+    (
+        8,
+        "change_notifications",
+        include_str!("../../migrations/postgres/0008_change_notifications.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

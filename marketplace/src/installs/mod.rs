@@ -6,10 +6,12 @@ pub mod config;
 mod deploy;
 pub mod history;
 mod routes;
+pub mod sync;
 
+pub use deploy::spec_for;
 pub(crate) use deploy::{host_error, load};
-pub use deploy::{restore_all, spec_for};
 pub(crate) use routes::{InstallView, routes};
+pub use sync::restore_all;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -137,9 +139,23 @@ pub async fn audit(
 ///
 /// [`crate::Error::Database`].
 pub async fn all_live(db: &Db) -> Result<Vec<(Install, String)>> {
+    live_where(db, None, None).await
+}
+
+/// [`all_live`] narrowed to one tenant and/or one plugin.
+///
+/// # Errors
+///
+/// [`crate::error::Error::Database`].
+pub async fn live_where(
+    db: &Db,
+    tenant_id: Option<&str>,
+    plugin_id: Option<&str>,
+) -> Result<Vec<(Install, String)>> {
     let sql = format!(
         "SELECT {}, t.plan AS plan FROM installs i JOIN tenants t ON t.id = i.tenant_id \
-         WHERE t.deleted_at IS NULL ORDER BY i.created_at",
+         WHERE t.deleted_at IS NULL AND ($1 IS NULL OR i.tenant_id = $1) \
+         AND ($2 IS NULL OR i.plugin_id = $2) ORDER BY i.created_at",
         COLUMNS
             .split(", ")
             .map(|c| format!("i.{}", c.trim()))
@@ -147,6 +163,8 @@ pub async fn all_live(db: &Db) -> Result<Vec<(Install, String)>> {
             .join(", ")
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id.map(str::to_owned))
+        .bind(plugin_id.map(str::to_owned))
         .fetch_all(db.pool())
         .await?;
     rows.iter()

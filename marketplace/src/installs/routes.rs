@@ -227,69 +227,69 @@ async fn install(
     let install_id = new_id();
     let stored_config = config::seal(manifest, &values, &runtime.secrets, &install_id)?;
     let now = now_ms();
-    let mut tx = state.db().begin().await?;
-    tenants::lock_tenant(&mut tx, &tenant).await?;
-    let installed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM installs WHERE tenant_id = $1")
-        .bind(&tenant.id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if installed >= plan.max_installs {
-        return Err(Error::conflict(
-            "install_limit",
-            format!(
-                "the {} plan allows {} installs and the tenant has {installed}",
-                plan.name, plan.max_installs
-            ),
-        ));
+    // The host runs the plugin's `on-install` hook (up to the plan's timeout) before the
+    // transaction, so no database lock is held meanwhile; the checks are made once before it
+    // and again under the tenant's lock, and the host install is undone if the record fails.
+    {
+        let mut tx = state.db().begin().await?;
+        check_installable(&mut tx, &tenant, &plan, &body.plugin).await?;
     }
-    sqlx::query(
-        "INSERT INTO installs (id, tenant_id, plugin_id, version, permissions_digest, config, enabled, \
-         update_policy, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)",
-    )
-    .bind(&install_id)
-    .bind(&tenant.id)
-    .bind(&body.plugin)
-    .bind(&version.version)
-    .bind(&version.permissions_digest)
-    .bind(&stored_config)
-    .bind(&update_policy)
-    .bind(principal.user().ok().map(|u| u.id.clone()))
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .conflict_on_unique("already_installed", || format!("{} is installed already; update or uninstall it", body.plugin))?;
-    crate::ledger::subscriptions::start(&mut tx, &tenant.id, &body.plugin, &manifest.pricing)
-        .await?;
-    sqlx::query("UPDATE plugins SET installs = installs + 1 WHERE id = $1")
-        .bind(&body.plugin)
-        .execute(&mut *tx)
-        .await?;
-    super::history::opened(&mut tx, &tenant.id, &body.plugin, now).await?;
-    super::audit(
-        &mut tx,
-        &principal,
-        "install.created",
-        &tenant.id,
-        &body.plugin,
-        json!({
-            "version": version.version,
-            "permissions_digest": version.permissions_digest,
-            "permissions": version.permissions,
-            "update_policy": update_policy,
-            "config": config::public_view(&stored_config),
-        }),
-    )
-    .await?;
     runtime
         .host
         .install(&tenant.id, &loaded, spec_for(&plan, manifest, values))
         .await
         .map_err(host_error)?;
-    if let Err(e) = tx.commit().await {
+    let recorded = async {
+        let mut tx = state.db().begin().await?;
+        tenants::lock_tenant(&mut tx, &tenant).await?;
+        check_installable(&mut tx, &tenant, &plan, &body.plugin).await?;
+        sqlx::query(
+            "INSERT INTO installs (id, tenant_id, plugin_id, version, permissions_digest, config, enabled, \
+             update_policy, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)",
+        )
+        .bind(&install_id)
+        .bind(&tenant.id)
+        .bind(&body.plugin)
+        .bind(&version.version)
+        .bind(&version.permissions_digest)
+        .bind(&stored_config)
+        .bind(&update_policy)
+        .bind(principal.user().ok().map(|u| u.id.clone()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .conflict_on_unique("already_installed", || format!("{} is installed already; update or uninstall it", body.plugin))?;
+        crate::ledger::subscriptions::start(&mut tx, &tenant.id, &body.plugin, &manifest.pricing)
+            .await?;
+        sqlx::query("UPDATE plugins SET installs = installs + 1 WHERE id = $1")
+            .bind(&body.plugin)
+            .execute(&mut *tx)
+            .await?;
+        super::history::opened(&mut tx, &tenant.id, &body.plugin, now).await?;
+        super::audit(
+            &mut tx,
+            &principal,
+            "install.created",
+            &tenant.id,
+            &body.plugin,
+            json!({
+                "version": version.version,
+                "permissions_digest": version.permissions_digest,
+                "permissions": version.permissions,
+                "update_policy": update_policy,
+                "config": config::public_view(&stored_config),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<(), Error>(())
+    }
+    .await;
+    if let Err(e) = recorded {
         if let Err(undo) = runtime.host.uninstall(&tenant.id, &body.plugin).await {
-            tracing::error!(error = %undo, "cannot undo a host install after a failed commit");
+            tracing::error!(error = %undo, "cannot undo a host install after its record failed");
         }
-        return Err(e.into());
+        return Err(e);
     }
     tracing::info!(tenant = %tenant.slug, plugin = %body.plugin, version = %version.version, "installed");
     let install = Install {
@@ -311,6 +311,39 @@ async fn install(
     let mut view = InstallView::from(&install);
     view.breaker = breaker_of(&runtime.host, &install.tenant_id, &install.plugin_id);
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Refuses an install of `plugin` the tenant has already, or one over its plan's
+/// `max_installs`.
+async fn check_installable(
+    tx: &mut crate::db::Tx,
+    tenant: &tenants::Tenant,
+    plan: &tenants::Plan,
+    plugin: &str,
+) -> Result<()> {
+    let installed: Vec<String> =
+        sqlx::query_scalar("SELECT plugin_id FROM installs WHERE tenant_id = $1")
+            .bind(&tenant.id)
+            .fetch_all(&mut **tx)
+            .await?;
+    if installed.iter().any(|id| id == plugin) {
+        return Err(Error::conflict(
+            "already_installed",
+            format!("{plugin} is installed already; update or uninstall it"),
+        ));
+    }
+    if i64::try_from(installed.len()).unwrap_or(i64::MAX) >= plan.max_installs {
+        return Err(Error::conflict(
+            "install_limit",
+            format!(
+                "the {} plan allows {} installs and the tenant has {}",
+                plan.name,
+                plan.max_installs,
+                installed.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The tenant's installs.

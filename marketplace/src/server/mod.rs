@@ -3,6 +3,9 @@
 mod housekeeping;
 pub mod metrics;
 mod openapi;
+mod role;
+
+pub use role::{Role, UnknownRole};
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,22 +31,29 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route of the marketplace, with its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    let (api, document) = OpenApiRouter::with_openapi(openapi::document())
-        .merge(crate::accounts::routes())
-        .merge(crate::tenants::routes())
-        .merge(crate::publishers::routes())
-        .merge(crate::submissions::routes())
-        .merge(crate::review::routes())
-        .merge(crate::catalog::routes())
-        .merge(crate::ratings::routes())
-        .merge(crate::notifications::routes())
-        .merge(crate::audit::routes())
-        .merge(crate::installs::routes())
-        .merge(crate::ledger::routes())
-        .merge(crate::versions::routes())
-        .merge(crate::events::routes())
-        .merge(crate::plugin_http::routes())
-        .split_for_parts();
+    let role = state.settings().role;
+    let mut api = OpenApiRouter::with_openapi(openapi::document());
+    if role.serves_control_plane() {
+        api = api
+            .merge(crate::accounts::routes())
+            .merge(crate::tenants::routes())
+            .merge(crate::publishers::routes())
+            .merge(crate::submissions::routes())
+            .merge(crate::review::routes())
+            .merge(crate::catalog::routes())
+            .merge(crate::ratings::routes())
+            .merge(crate::notifications::routes())
+            .merge(crate::audit::routes())
+            .merge(crate::installs::routes())
+            .merge(crate::ledger::routes())
+            .merge(crate::versions::routes());
+    }
+    if role.serves_data_plane() {
+        api = api
+            .merge(crate::events::routes())
+            .merge(crate::plugin_http::routes());
+    }
+    let (api, document) = api.split_for_parts();
     let document = std::sync::Arc::new(document);
     api.route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
@@ -103,8 +113,10 @@ pub async fn serve(
     drain: Duration,
 ) -> Result<(), Error> {
     let app = router(state.clone());
-    let housekeeping = housekeeping::spawn(state.clone());
-    let deliverer = crate::notifications::delivery::spawn(state.clone());
+    let control_plane = state.settings().role.serves_control_plane();
+    let housekeeping = control_plane.then(|| housekeeping::spawn(state.clone()));
+    let deliverer = control_plane.then(|| crate::notifications::delivery::spawn(state.clone()));
+    let change_listener = crate::changes::spawn(state.clone());
     let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
     let usage_flusher = state.runtime().ok().map(|runtime| {
         runtime.host.meter().spawn_flusher(
@@ -126,8 +138,12 @@ pub async fn serve(
             tokio::time::sleep(drain).await;
         } => tracing::warn!("requests still in flight after {drain:?}; stopping anyway"),
     }
-    housekeeping.abort();
-    deliverer.abort();
+    for task in [housekeeping, deliverer, change_listener]
+        .into_iter()
+        .flatten()
+    {
+        task.abort();
+    }
     if let Some(recorder) = rollback_recorder {
         recorder.abort();
     }

@@ -6,6 +6,7 @@ use sqlx::Row;
 use super::{Tenant, lock_tenant};
 use crate::audit::Actor;
 use crate::auth::token::{self, TokenKind};
+use crate::db::cache::Topic;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::id::new_id;
@@ -131,6 +132,7 @@ pub async fn revoke(db: &Db, actor: &Actor, tenant: &Tenant, key_id: &str, now: 
         audit_key(&mut tx, actor, tenant, "tenant_key.revoked", key_id).await?;
     }
     tx.commit().await?;
+    db.changed(Topic::Access);
     Ok(())
 }
 

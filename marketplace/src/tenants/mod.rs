@@ -24,6 +24,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::auth::{Caller, Principal};
+use crate::db::cache::Topic;
 use crate::db::{Db, Tx};
 use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
@@ -243,8 +244,12 @@ pub async fn authorize(
     }
 }
 
-/// The tenant `slug` unless it is unknown or deleted.
+/// The tenant `slug` unless it is unknown or deleted (cached briefly: [`crate::db::cache`]).
 async fn live_tenant(db: &Db, slug: &str) -> Result<Tenant> {
+    let generation = db.cache().generation(Topic::Access);
+    if let Some(tenant) = db.cache().tenants.get(&slug.to_owned(), generation) {
+        return Ok(tenant);
+    }
     let row = sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -254,7 +259,11 @@ async fn live_tenant(db: &Db, slug: &str) -> Result<Tenant> {
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| tenant_not_found(slug))?;
-    from_row(&row)
+    let tenant = from_row(&row)?;
+    db.cache()
+        .tenants
+        .put(slug.to_owned(), tenant.clone(), generation);
+    Ok(tenant)
 }
 
 /// The role of user `user_id` in tenant `tenant_id`, if they are a member.
@@ -501,6 +510,7 @@ pub async fn update(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    db.changed(Topic::Access);
     Ok(updated)
 }
 
@@ -534,6 +544,7 @@ pub async fn soft_delete(db: &Db, tenant: &Tenant, now: i64, grace_ms: i64) -> R
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    db.changed(Topic::Access);
     Ok(Tenant {
         deleted_at: Some(now),
         purge_after: Some(purge_after),
@@ -598,6 +609,7 @@ pub async fn restore(db: &Db, slug: &str, now: i64) -> Result<Tenant> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    db.changed(Topic::Access);
     Ok(Tenant {
         deleted_at: None,
         purge_after: None,
@@ -650,6 +662,7 @@ pub async fn purge_expired(db: &Db, now: i64) -> Result<Vec<String>> {
     }
     tx.commit().await?;
     if !purged.is_empty() {
+        db.changed(Topic::Access);
         tracing::info!(
             purged = purged.len(),
             "purged deleted tenants past their grace period"

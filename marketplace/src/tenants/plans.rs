@@ -6,6 +6,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::db::cache::Topic;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 
@@ -154,6 +155,10 @@ fn from_row(row: &AnyRow) -> Result<Plan> {
 ///
 /// [`Error::NotFound`] for an unknown plan; [`Error::Database`].
 pub async fn plan(db: &Db, name: &str) -> Result<Plan> {
+    let generation = db.cache().generation(Topic::Access);
+    if let Some(plan) = db.cache().plans.get(&name.to_owned(), generation) {
+        return Ok(plan);
+    }
     let row = sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -163,7 +168,11 @@ pub async fn plan(db: &Db, name: &str) -> Result<Plan> {
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| Error::not_found(format!("plan {name:?}")))?;
-    from_row(&row)
+    let plan = from_row(&row)?;
+    db.cache()
+        .plans
+        .put(name.to_owned(), plan.clone(), generation);
+    Ok(plan)
 }
 
 /// Whether a plan called `name` exists, within transaction `tx`.
@@ -241,6 +250,7 @@ pub async fn update_plan(db: &Db, name: &str, change: &PlanChange) -> Result<Pla
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    db.changed(Topic::Access);
     Ok(plan)
 }
 

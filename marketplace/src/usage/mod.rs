@@ -14,6 +14,7 @@ use plinth_host::metering::{Meter, SinkError, UsageRecord, UsageSink};
 use sqlx::Row;
 
 use crate::db::Db;
+use crate::db::cache::{MonthInvocations, Topic};
 use crate::error::{Error, Result};
 use crate::tenants::{Plan, Tenant};
 
@@ -86,6 +87,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.db.changed(Topic::Usage);
         Ok(())
     }
 }
@@ -212,6 +214,36 @@ pub async fn month_usage(
     Ok(usage)
 }
 
+/// The invocations of `tenant_id` stored for `month`, from the read cache while no flush has
+/// committed since ([`crate::db::cache`]).
+async fn stored_invocations(db: &Db, tenant_id: &str, month: &str) -> Result<i64> {
+    let generation = db.cache().generation(Topic::Usage);
+    if let Some(cached) = db
+        .cache()
+        .invocations
+        .get(&tenant_id.to_owned(), generation)
+        && cached.month == month
+    {
+        return Ok(cached.invocations);
+    }
+    let invocations: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(invocations), 0) AS BIGINT) FROM usage_counters \
+         WHERE tenant_id = $1 AND month = $2",
+    )
+    .bind(tenant_id.to_owned())
+    .bind(month.to_owned())
+    .fetch_one(db.pool())
+    .await?;
+    let cached = MonthInvocations {
+        month: month.to_owned(),
+        invocations,
+    };
+    db.cache()
+        .invocations
+        .put(tenant_id.to_owned(), cached, generation);
+    Ok(invocations)
+}
+
 /// Refuses a dispatch once `tenant` has used its plan's monthly invocations.
 ///
 /// # Errors
@@ -227,10 +259,13 @@ pub async fn check_invocation_quota(
     now_ms: i64,
 ) -> Result<()> {
     let month = month_key(now_ms)?;
-    let used = month_usage(db, Some(meter), &tenant.id, &month)
-        .await?
-        .total
-        .invocations;
+    let stored = stored_invocations(db, &tenant.id, &month).await?;
+    let pending: u64 = meter
+        .snapshot_tenant(&tenant.id)
+        .iter()
+        .map(|record| record.counters.invocations)
+        .sum();
+    let used = stored.saturating_add(db_count(pending));
     if used < plan.invocations_per_month {
         return Ok(());
     }

@@ -1,7 +1,8 @@
 //! Serves HTTP: echoes every request back as JSON.
 //!
 //! `POST /p/{tenant}/examples.http-echo/hello?x=1` with body `hi` answers
-//! `{"method":"POST","path":"/hello?x=1","body":"hi"}`.
+//! `{"method":"POST","path":"/hello?x=1","body":"hi"}`. A request for `/fail` traps (a panic
+//! in the component), for tests of what the host does with a failing handler.
 
 use plinth_sdk::http::{HttpHandler, IncomingRequest, Response};
 use plinth_sdk::{Event, Plugin, PluginError};
@@ -30,6 +31,9 @@ impl Plugin for HttpEcho {
 
 impl HttpHandler for HttpEcho {
     fn handle(request: IncomingRequest) -> Response {
+        if request.path_with_query == "/fail" {
+            panic!("asked to fail");
+        }
         let echo = Echo {
             method: &request.method,
             path: &request.path_with_query,

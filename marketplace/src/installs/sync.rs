@@ -1,0 +1,88 @@
+//! Bringing the host in line with storage: at start (every install of a live tenant), and when
+//! another process changed installs ([`crate::changes`]). What storage says wins: an install
+//! there is applied to the host without its hooks (whoever changed it ran them), one that is
+//! not there any more is detached, and a blocked plugin's installs are disabled.
+
+use std::collections::BTreeSet;
+
+use super::config;
+use super::deploy::{host_error, load, spec_for};
+use super::{Install, live_where};
+use crate::error::Result;
+use crate::state::AppState;
+
+/// Rebuilds the host's installs from storage (at start): every install of a live tenant is
+/// loaded (from the compiled cache where it can be) and attached without its `on-install`
+/// hook. An install that cannot be restored is logged and skipped, never fatal. Returns how
+/// many were restored.
+///
+/// # Errors
+///
+/// [`crate::error::Error::Database`] if the installs cannot be read;
+/// [`crate::error::Error::Unavailable`] without a host.
+pub async fn restore_all(state: &AppState) -> Result<usize> {
+    sync(state, None, None).await
+}
+
+/// Makes the host's installs of `tenant_id` and/or `plugin_id` (`None`: all) what storage
+/// says; returns how many installs were applied.
+///
+/// # Errors
+///
+/// As [`restore_all`].
+pub async fn sync(
+    state: &AppState,
+    tenant_id: Option<&str>,
+    plugin_id: Option<&str>,
+) -> Result<usize> {
+    let runtime = state.runtime()?;
+    let stored = live_where(state.db(), tenant_id, plugin_id).await?;
+    let wanted: BTreeSet<(String, String)> = stored
+        .iter()
+        .map(|(install, _)| (install.tenant_id.clone(), install.plugin_id.clone()))
+        .collect();
+    let mut applied = 0;
+    for (install, plan_name) in &stored {
+        match apply(state, install, plan_name).await {
+            Ok(()) => applied += 1,
+            Err(e) => tracing::error!(
+                tenant = %install.tenant_id, plugin = %install.plugin_id, error = %e,
+                "cannot apply the stored install to the host"
+            ),
+        }
+    }
+    let tenants = match tenant_id {
+        Some(tenant) => vec![tenant.to_owned()],
+        None => runtime.host.tenants(),
+    };
+    for tenant in tenants {
+        for running in runtime.host.installs(&tenant) {
+            let in_scope = plugin_id.is_none_or(|plugin| plugin == running.plugin);
+            if in_scope && !wanted.contains(&(tenant.clone(), running.plugin.clone())) {
+                runtime.host.detach(&tenant, &running.plugin);
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// Applies one stored install to the host: its version, configuration, plan limits, and
+/// enabled unless it or its plugin is blocked.
+async fn apply(state: &AppState, install: &Install, plan_name: &str) -> Result<()> {
+    let runtime = state.runtime()?;
+    let plan = crate::tenants::plan(state.db(), plan_name).await?;
+    let (package, loaded) = load(state, &install.plugin_id, &install.version).await?;
+    let values = config::open(&install.config, &runtime.secrets, &install.id)?;
+    let spec = spec_for(&plan, &package.manifest, values);
+    let blocked = crate::versions::plugin_blocked(state.db(), &install.plugin_id).await?;
+    runtime
+        .host
+        .apply(
+            &install.tenant_id,
+            &loaded,
+            spec,
+            install.enabled && !blocked,
+        )
+        .map_err(host_error)?;
+    Ok(())
+}
