@@ -10,41 +10,18 @@ mod common {
     pub mod server;
 }
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use plinth_package::{Package, SecretKey};
 use plinth_test_artifacts::COUNTER;
 use plinth_test_support::TestDatabase;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::api::Api;
+use common::api::{Api, versioned_package};
 use common::server::{PlinthServer, bootstrap};
 
 const COUNTER_ID: &str = "examples.counter";
-
-/// `counter` as `version`, with `extra` appended to its `[permissions]`, signed by `key`.
-fn counter_package(dir: &Path, key: &SecretKey, version: &str, extra: &str) -> Result<PathBuf> {
-    let text = std::fs::read_to_string(Path::new(COUNTER.dir).join("plinth.toml"))?;
-    let mut manifest = String::new();
-    for line in text.lines() {
-        if line.starts_with("version = ") {
-            manifest.push_str(&format!("version = \"{version}\"\n"));
-        } else {
-            manifest.push_str(line);
-            manifest.push('\n');
-        }
-    }
-    manifest.push_str(extra);
-    manifest.push('\n');
-    let mut package = Package::new(manifest, std::fs::read(COUNTER.wasm)?, None, None)?;
-    package.sign(key);
-    let path = dir.join(package.file_name());
-    package.write_to(&path)?;
-    Ok(path)
-}
 
 /// Sends a `count` event; returns (version, count).
 async fn count(api: &Api, key: &str) -> Result<(String, i64)> {
@@ -98,7 +75,7 @@ async fn versions_journey(database: Option<TestDatabase>) -> Result<()> {
         let operator = &operator;
         let dir = work.path();
         async move {
-            let path = counter_package(dir, key, version, extra)?;
+            let path = versioned_package(dir, &COUNTER, key, version, extra)?;
             api.publish_and_approve(&path, developer, operator).await
         }
     };

@@ -103,7 +103,7 @@ pub fn spawn(state: AppState) -> Option<JoinHandle<()>> {
 async fn listen(state: &AppState) -> Result<()> {
     let mut listener = PgListener::connect(state.db().url()).await?;
     listener.listen(CHANNEL).await?;
-    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+    let schema: String = sqlx::query_scalar("SELECT CAST(current_schema() AS TEXT)")
         .fetch_one(state.db().pool())
         .await?;
     // Anything missed while no one listened.

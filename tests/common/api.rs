@@ -95,6 +95,34 @@ pub fn signed_package(dir: &Path, plugin: &TestPlugin, key: &SecretKey) -> Resul
     Ok(path)
 }
 
+/// `plugin` as `version`, with `extra` appended to its `[permissions]`, signed by `key`,
+/// written to `dir`.
+pub fn versioned_package(
+    dir: &Path,
+    plugin: &TestPlugin,
+    key: &SecretKey,
+    version: &str,
+    extra: &str,
+) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(Path::new(plugin.dir).join("plinth.toml"))?;
+    let mut manifest = String::new();
+    for line in text.lines() {
+        if line.starts_with("version = ") {
+            manifest.push_str(&format!("version = \"{version}\"\n"));
+        } else {
+            manifest.push_str(line);
+            manifest.push('\n');
+        }
+    }
+    manifest.push_str(extra);
+    manifest.push('\n');
+    let mut package = Package::new(manifest, std::fs::read(plugin.wasm)?, None, None)?;
+    package.sign(key);
+    let path = dir.join(package.file_name());
+    package.write_to(&path)?;
+    Ok(path)
+}
+
 impl Api {
     /// Signs up `email`, creates publisher `namespace` and registers a new signing key with
     /// it; returns (session token, secret key).

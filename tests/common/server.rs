@@ -37,7 +37,28 @@ impl PlinthServer {
         Self::start_with(data_dir, database_url, filter, Stdio::from(file))
     }
 
+    /// As [`PlinthServer::start`], with more `plinth serve` arguments and environment.
+    pub fn start_configured(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<PlinthServer> {
+        Self::spawn(args, env, data_dir, database_url, "info", Stdio::inherit())
+    }
+
     fn start_with(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        filter: &str,
+        stderr: Stdio,
+    ) -> anyhow::Result<PlinthServer> {
+        Self::spawn(&[], &[], data_dir, database_url, filter, stderr)
+    }
+
+    fn spawn(
+        args: &[&str],
+        env: &[(&str, &str)],
         data_dir: &Path,
         database_url: Option<&str>,
         filter: &str,
@@ -54,6 +75,8 @@ impl PlinthServer {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(args)
+            .envs(env.iter().copied())
             .env("PLINTH_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(stderr);
@@ -75,6 +98,13 @@ impl PlinthServer {
             base: base.to_owned(),
             child,
         })
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 
     /// Sends SIGTERM and waits (at most 30 s) for the process to exit.

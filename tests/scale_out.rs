@@ -1,0 +1,274 @@
+//! Several `plinth serve` processes on one PostgreSQL database (issue 9, "Scale out"): one
+//! `--role marketplace` and two `--role host`, each with its own data directory, sharing only
+//! the database, the marketplace key and the secrets key. Installs, an automatic update and a
+//! security yank made through the marketplace reach both hosts through the database's change
+//! notifications; both hosts share the counter's kv data; killing one host loses nothing and
+//! the other keeps serving. PostgreSQL only: one SQLite file serves one process.
+
+mod common {
+    pub mod api;
+    pub mod server;
+}
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use plinth_marketplace::secrets::SecretsKey;
+use plinth_test_artifacts::COUNTER;
+use plinth_test_support::TestDatabase;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use common::api::{Api, versioned_package};
+use common::server::{PlinthServer, bootstrap};
+
+const COUNTER_ID: &str = "examples.counter";
+
+/// The longest a change may take to reach a host before the test fails (it is printed, not
+/// asserted: notifications arrive within milliseconds on loopback).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_follow_one_marketplace_on_postgres() -> Result<()> {
+    let database = TestDatabase::postgres("scale_out").await?;
+    let url = database.url();
+    let work = tempfile::tempdir()?;
+    let key_file = work.path().join("marketplace.key");
+    let key_arg = key_file.to_string_lossy().into_owned();
+    let (_, secrets) = SecretsKey::generate()?;
+    let start = |name: &str, role: &str| {
+        PlinthServer::start_configured(
+            &work.path().join(name),
+            Some(&url),
+            &["--role", role, "--marketplace-key", &key_arg],
+            &[("PLINTH_SECRETS_KEY", secrets.as_str())],
+        )
+    };
+    let marketplace = start("marketplace", "marketplace")?;
+    let host_a = start("host-a", "host")?;
+    let host_b = start("host-b", "host")?;
+    let api = client(&marketplace.base);
+    let hosts = [client(&host_a.base), client(&host_b.base)];
+
+    let (ok, operator, stderr) = bootstrap(&work.path().join("marketplace"), Some(&url))?;
+    ensure!(ok, "bootstrap failed: {stderr}");
+    let (developer, signing) = api.developer("dev@example.com", "examples").await?;
+    let release = |version: &'static str| {
+        let (api, signing, developer, operator) = (&api, &signing, &developer, &operator);
+        let dir = work.path();
+        async move {
+            let path = versioned_package(dir, &COUNTER, signing, version, "")?;
+            api.publish_and_approve(&path, developer, operator).await
+        }
+    };
+
+    // Each process serves its own plane only.
+    let (status, _) = hosts[0]
+        .send(Method::GET, "/v1/plugins", None, None)
+        .await?;
+    ensure!(status == 404, "a host serves the catalog: {status}");
+
+    // An install made through the marketplace reaches both hosts.
+    release("1.0.0").await?;
+    let (_, admin) = api.account("admin@acme.example").await?;
+    api.ok(
+        Method::POST,
+        "/v1/tenants",
+        Some(&admin),
+        Some(json!({"slug": "acme", "name": "Acme"})),
+    )
+    .await?;
+    let shown = api
+        .ok(
+            Method::GET,
+            &format!("/v1/plugins/{COUNTER_ID}/versions/1.0.0"),
+            None,
+            None,
+        )
+        .await?;
+    api.ok(
+        Method::POST,
+        "/v1/tenants/acme/installs",
+        Some(&admin),
+        Some(json!({
+            "plugin": COUNTER_ID, "version": "1.0.0",
+            "permissions_digest": shown["permissions_digest"], "update_policy": "minor",
+        })),
+    )
+    .await?;
+    let key = api
+        .ok(
+            Method::POST,
+            "/v1/tenants/acme/api-keys",
+            Some(&admin),
+            Some(json!({"name": "backend"})),
+        )
+        .await?["key"]
+        .as_str()
+        .context("api key")?
+        .to_owned();
+    let (status, _) = api
+        .send(
+            Method::POST,
+            "/v1/tenants/acme/events",
+            Some(&key),
+            Some(json!({"topic": "count", "payload": {}})),
+        )
+        .await?;
+    ensure!(status == 404, "the marketplace serves events: {status}");
+    let mut last = 0;
+    for host in &hosts {
+        let (version, count) = wait_for_version(host, &key, "1.0.0").await?;
+        ensure!(version == "1.0.0");
+        // One counter in the shared kv store, whichever host runs the call.
+        ensure!(count > last, "count {count} after {last}");
+        last = count;
+    }
+
+    // 1.1.0 is applied on approval (policy `minor`) by the marketplace; both hosts follow.
+    release("1.1.0").await?;
+    for host in &hosts {
+        let (_, count) = wait_for_version(host, &key, "1.1.0").await?;
+        ensure!(count > last, "count {count} after {last}");
+        last = count;
+    }
+
+    // A security yank rolls everyone back to 1.0.0, on both hosts.
+    api.ok(
+        Method::POST,
+        &format!("/v1/plugins/{COUNTER_ID}/versions/1.1.0/yank"),
+        Some(&operator),
+        Some(json!({
+            "reason_code": "security", "reason": "Sends the count to a third party.",
+            "security": true,
+        })),
+    )
+    .await?;
+    for host in &hosts {
+        let (_, count) = wait_for_version(host, &key, "1.0.0").await?;
+        ensure!(count > last, "count {count} after {last}");
+        last = count;
+    }
+
+    // Disabling it through the marketplace stops deliveries on both hosts.
+    api.ok(
+        Method::PATCH,
+        &format!("/v1/tenants/acme/installs/{COUNTER_ID}"),
+        Some(&admin),
+        Some(json!({"enabled": false})),
+    )
+    .await?;
+    for host in &hosts {
+        wait_until(host, &key, |results| results.is_empty()).await?;
+    }
+    api.ok(
+        Method::PATCH,
+        &format!("/v1/tenants/acme/installs/{COUNTER_ID}"),
+        Some(&admin),
+        Some(json!({"enabled": true})),
+    )
+    .await?;
+
+    // A host dies: nothing is lost, and the other keeps serving from where it was.
+    host_a.kill()?;
+    let (_, count) = wait_for_version(&hosts[1], &key, "1.0.0").await?;
+    ensure!(count > last, "count {count} after {last}");
+
+    // A revoked key stops working on the host at once, not after its cache expires.
+    let key_id = key_id(&api, &admin).await?;
+    api.ok(
+        Method::DELETE,
+        &format!("/v1/tenants/acme/api-keys/{key_id}"),
+        Some(&admin),
+        None,
+    )
+    .await?;
+    let revoked_at = Instant::now();
+    loop {
+        let (status, body) = event(&hosts[1], &key).await?;
+        if status == 401 {
+            break;
+        }
+        ensure!(status == 200, "{status} {body}");
+        if revoked_at.elapsed() > PATIENCE {
+            bail!("the revoked key still works on a host after {PATIENCE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "scale-out: a revocation reached the host in {:?}",
+        revoked_at.elapsed()
+    );
+
+    host_b.stop()?;
+    marketplace.stop()?;
+    Ok(())
+}
+
+fn client(base: &str) -> Api {
+    Api {
+        base: base.to_owned(),
+        client: reqwest::Client::new(),
+    }
+}
+
+async fn event(host: &Api, key: &str) -> Result<(u16, Value)> {
+    host.send(
+        Method::POST,
+        "/v1/tenants/acme/events",
+        Some(key),
+        Some(json!({"topic": "count", "payload": {}})),
+    )
+    .await
+}
+
+/// Sends `count` events to `host` until `done` holds for the results; returns them.
+async fn wait_until(host: &Api, key: &str, done: impl Fn(&[Value]) -> bool) -> Result<Vec<Value>> {
+    let started = Instant::now();
+    loop {
+        let (status, body) = event(host, key).await?;
+        ensure!(status == 200, "event on {}: {status} {body}", host.base);
+        let results = body["results"].as_array().cloned().unwrap_or_default();
+        if done(&results) {
+            eprintln!(
+                "scale-out: {} was in step after {:?}",
+                host.base,
+                started.elapsed()
+            );
+            return Ok(results);
+        }
+        if started.elapsed() > PATIENCE {
+            bail!("{} not in step after {PATIENCE:?}: {body}", host.base);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `host` runs the counter at `version`; returns (version, count).
+async fn wait_for_version(host: &Api, key: &str, version: &str) -> Result<(String, i64)> {
+    let results = wait_until(host, key, |results| {
+        results
+            .iter()
+            .any(|r| r["plugin"] == COUNTER_ID && r["version"] == version)
+    })
+    .await?;
+    let result = results
+        .iter()
+        .find(|r| r["plugin"] == COUNTER_ID)
+        .context("counter result")?;
+    ensure!(result["error"].is_null(), "{result}");
+    Ok((
+        version.to_owned(),
+        result["output"]["count"].as_i64().context("count")?,
+    ))
+}
+
+async fn key_id(api: &Api, admin: &str) -> Result<String> {
+    let keys = api
+        .ok(Method::GET, "/v1/tenants/acme/api-keys", Some(admin), None)
+        .await?;
+    keys["items"][0]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no key: {keys}"))
+}
