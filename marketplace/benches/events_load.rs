@@ -33,6 +33,9 @@ struct Bench {
     client: reqwest::Client,
     operator: String,
     state: AppState,
+    /// The marketplace key's public half and the secrets key (base64), for a restart.
+    public_key: plinth_package::PublicKey,
+    secrets: String,
 }
 
 fn main() -> Result<()> {
@@ -92,6 +95,14 @@ async fn run() -> Result<()> {
         "RSS of the process (server, host and load generator) with {TENANTS} tenants: {:.1} MiB",
         rss_mib()?
     );
+    let empty = tempfile::tempdir()?;
+    for (label, compiled) in [
+        ("an empty compiled cache", empty.path()),
+        ("the compiled cache", cache.path()),
+    ] {
+        let (restored, took) = bench.restart(&database, compiled).await?;
+        println!("start to ready (restore {restored} installs) with {label}: {took:.2?}");
+    }
     Ok(())
 }
 
@@ -109,7 +120,8 @@ async fn start(database: &TestDatabase, cache: &Path) -> Result<Bench> {
     let mut config = HostConfig::new(cache, TrustPolicy::enforce(vec![key.public_key()]));
     config.kv = Some(kv);
     let host = Arc::new(Host::new(config)?);
-    let (secrets, _) = SecretsKey::generate()?;
+    let (secrets, secrets_text) = SecretsKey::generate()?;
+    let public_key = key.public_key();
     let state = AppState::with_runtime(db, Settings::default(), key, Runtime { host, secrets });
     let operator =
         plinth_marketplace::accounts::bootstrap_operator(state.db(), "op@bench.test", "Op")
@@ -132,10 +144,40 @@ async fn start(database: &TestDatabase, cache: &Path) -> Result<Bench> {
         client,
         operator,
         state,
+        public_key,
+        secrets: secrets_text,
     })
 }
 
 impl Bench {
+    /// A new host and state over the same database (as `plinth serve` starting again), with
+    /// compiled components cached in `compiled`; returns how many installs it restored and
+    /// how long that took.
+    async fn restart(&self, database: &TestDatabase, compiled: &Path) -> Result<(usize, Duration)> {
+        let TestDatabase::Sqlite(dir) = database else {
+            anyhow::bail!("the load bench runs on SQLite");
+        };
+        let started = Instant::now();
+        let db = Db::connect(&database.url()).await?;
+        let kv = KvStore::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("kv.db").display()
+        ))
+        .await?;
+        let mut config = HostConfig::new(compiled, TrustPolicy::enforce(vec![self.public_key.clone()]));
+        config.kv = Some(kv);
+        let host = Arc::new(Host::new(config)?);
+        let secrets = SecretsKey::parse(&self.secrets)?;
+        let state = AppState::with_runtime(
+            db,
+            Settings::default(),
+            SecretKey::generate()?,
+            Runtime { host, secrets },
+        );
+        let restored = plinth_marketplace::installs::restore_all(&state).await?;
+        Ok((restored, started.elapsed()))
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
