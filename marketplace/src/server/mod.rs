@@ -3,6 +3,9 @@
 mod housekeeping;
 pub mod metrics;
 mod openapi;
+mod plugin_metrics;
+
+pub use plugin_metrics::PluginCalls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::Error;
 use crate::state::AppState;
@@ -26,9 +30,16 @@ const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// The header carrying a request's id (taken from the client if it sends one).
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Every route of the marketplace, with its OpenAPI document at `/openapi.json`.
-pub fn router(state: AppState) -> Router {
-    let (api, document) = OpenApiRouter::with_openapi(openapi::document())
+/// The OpenAPI document `GET /openapi.json` serves: every route of [`router`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().split_for_parts().1
+}
+
+/// Every route of [`router`] but `/openapi.json` and the fallback, with their documentation.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::document())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics::render))
         .merge(crate::accounts::routes())
         .merge(crate::tenants::routes())
         .merge(crate::publishers::routes())
@@ -43,32 +54,35 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::versions::routes())
         .merge(crate::events::routes())
         .merge(crate::plugin_http::routes())
-        .split_for_parts();
+}
+
+/// Every route of the marketplace, with its OpenAPI document at `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let (api, document) = documented_routes().split_for_parts();
     let document = std::sync::Arc::new(document);
-    api.route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::render))
-        .route(
-            "/openapi.json",
-            get(move || {
-                let document = document.clone();
-                async move { axum::Json(document.as_ref().clone()) }
-            }),
-        )
-        .fallback(|| async { Error::not_found("route") })
-        .layer(axum::middleware::from_fn_with_state(
-            (
-                state.clone(),
-                std::sync::Arc::new(crate::rate_limit::RateLimiter::new()),
-            ),
-            crate::rate_limit::enforce,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
+    api.route(
+        openapi::DOCUMENT_PATH,
+        get(move || {
+            let document = document.clone();
+            async move { axum::Json(document.as_ref().clone()) }
+        }),
+    )
+    .fallback(|| async { Error::not_found("route") })
+    .layer(axum::middleware::from_fn_with_state(
+        (
             state.clone(),
-            metrics::track,
-        ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            std::sync::Arc::new(crate::rate_limit::RateLimiter::new()),
+        ),
+        crate::rate_limit::enforce,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        metrics::track,
+    ))
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|request: &Request| {
                 let id = request
                     .headers()
                     .get(&REQUEST_ID)
@@ -77,17 +91,27 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", id, method = %request.method(), uri = %request.uri())
             })
             .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+    )
+    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+    .with_state(state)
 }
 
 /// `GET /healthz`: 200 when the database answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The database answers", body = Health),
+        (status = 500, body = crate::error::ApiError)))]
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<axum::Json<serde_json::Value>, Error> {
+) -> Result<axum::Json<Health>, Error> {
     sqlx::query("SELECT 1").execute(state.db().pool()).await?;
-    Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+    Ok(axum::Json(Health { status: "ok" }))
+}
+
+/// `GET /healthz`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and finishes
@@ -106,6 +130,12 @@ pub async fn serve(
     let housekeeping = housekeeping::spawn(state.clone());
     let deliverer = crate::notifications::delivery::spawn(state.clone());
     let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
+    if let Ok(runtime) = state.runtime() {
+        runtime
+            .host
+            .meter()
+            .set_observer(state.metrics().plugin_calls());
+    }
     let usage_flusher = state.runtime().ok().map(|runtime| {
         runtime.host.meter().spawn_flusher(
             std::sync::Arc::new(crate::usage::Store::new(state.db().clone())),
