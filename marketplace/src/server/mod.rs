@@ -61,7 +61,7 @@ pub fn router(state: AppState) -> Router {
     let (api, document) = documented_routes().split_for_parts();
     let document = std::sync::Arc::new(document);
     api.route(
-        openapi::DOCUMENT_PATH,
+        "/openapi.json",
         get(move || {
             let document = document.clone();
             async move { axum::Json(document.as_ref().clone()) }

@@ -9,12 +9,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-/// The path of the document.
-pub(crate) const DOCUMENT_PATH: &str = "/openapi.json";
+/// The path of the document (the route is added in [`super::router`]).
+const DOCUMENT_PATH: &str = "/openapi.json";
 
-/// The two routes of a plugin's HTTP handler (axum's spelling of the wildcard).
-pub(crate) const PLUGIN_HTTP_PATHS: [&str; 2] =
-    ["/p/{tenant}/{plugin}", "/p/{tenant}/{plugin}/{*path}"];
+/// The two routes of a plugin's HTTP handler (axum's spelling of the wildcard; the routes are
+/// added in [`crate::plugin_http`]).
+const PLUGIN_HTTP_PATHS: [&str; 2] = ["/p/{tenant}/{plugin}", "/p/{tenant}/{plugin}/{*path}"];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -140,7 +140,7 @@ fn path_parameter(name: &str, description: &str) -> utoipa::openapi::path::Param
 }
 
 /// An axum route path in OpenAPI's spelling: `{*rest}` becomes `{rest}`.
-pub(crate) fn openapi_spelling(path: &str) -> String {
+fn openapi_spelling(path: &str) -> String {
     path.replace("{*", "{")
 }
 
