@@ -38,7 +38,7 @@ const REFERENCES: [&str; 1] = ["api.md"];
 
 /// Lines of the docs the test does not run as written, and why.
 const SUBSTITUTIONS: [(&str, &str, &str); 1] = [(
-    "cargo install --path .",
+    "cargo install --locked --path .",
     ": cargo install skipped",
     "the test puts the `plinth` it built on PATH: the same binary, without a second build",
 )];
@@ -150,6 +150,11 @@ fn script(address: &str) -> Result<String> {
                         line = run.to_owned();
                     }
                 }
+                // A release build of the whole platform is not something to start by accident.
+                ensure!(
+                    !line.trim_start().starts_with("cargo install"),
+                    "docs/{page}: `{line}` would build a release plinth: list it in SUBSTITUTIONS"
+                );
                 script.push_str(&line);
                 script.push('\n');
             }

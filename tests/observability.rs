@@ -75,45 +75,15 @@ async fn metrics_and_json_logs_describe_plugin_calls() -> Result<()> {
             .await?;
     }
     let (_, admin) = api.account("admin@acme.example").await?;
-    api.ok(
-        Method::POST,
-        "/v1/tenants",
-        Some(&admin),
-        Some(json!({"slug": "acme", "name": "Acme"})),
-    )
-    .await?;
-    for plugin in ["examples.hello", "fixtures.trap"] {
-        let shown = api
-            .ok(
-                Method::GET,
-                &format!("/v1/plugins/{plugin}/versions/0.1.0"),
-                None,
-                None,
-            )
-            .await?;
-        api.ok(
-            Method::POST,
-            "/v1/tenants/acme/installs",
-            Some(&admin),
-            Some(json!({"plugin": plugin, "permissions_digest": shown["permissions_digest"]})),
-        )
-        .await?;
-    }
-    let tenant = api
-        .ok(Method::GET, "/v1/tenants/acme", Some(&admin), None)
-        .await?;
-    let tenant_id = tenant["id"].as_str().context("tenant id")?.to_owned();
-    let tenant_key = api
-        .ok(
-            Method::POST,
-            "/v1/tenants/acme/api-keys",
-            Some(&admin),
-            Some(json!({"name": "backend"})),
-        )
-        .await?["key"]
+    let tenant_id = api.tenant(&admin, "acme", None).await?["id"]
         .as_str()
-        .context("api key")?
+        .context("tenant id")?
         .to_owned();
+    for plugin in ["examples.hello", "fixtures.trap"] {
+        api.install(&admin, "acme", plugin, Some("0.1.0"), json!({}))
+            .await?;
+    }
+    let tenant_key = api.api_key(&admin, "acme").await?;
     for (topic, payload) in [
         ("greet", json!("Ada")),
         ("greet", json!("Grace")),

@@ -137,50 +137,6 @@ async fn approve(api: &Api, reviewer: &str, submission: &str) -> Result<()> {
     Ok(())
 }
 
-/// Installs the latest version of `plugin` into `tenant`, consenting to what it shows.
-async fn install(api: &Api, admin: &str, tenant: &str, plugin: &str, config: Value) -> Result<()> {
-    let detail = api
-        .ok(Method::GET, &format!("/v1/plugins/{plugin}"), None, None)
-        .await?;
-    let latest = detail["latest_version"]
-        .as_str()
-        .context("latest_version")?;
-    let shown = api
-        .ok(
-            Method::GET,
-            &format!("/v1/plugins/{plugin}/versions/{latest}"),
-            None,
-            None,
-        )
-        .await?;
-    let installed = api
-        .ok(
-            Method::POST,
-            &format!("/v1/tenants/{tenant}/installs"),
-            Some(admin),
-            Some(json!({
-                "plugin": plugin, "permissions_digest": shown["permissions_digest"],
-                "config": config, "update_policy": "minor",
-            })),
-        )
-        .await?;
-    ensure!(installed["status"] == "active", "{installed}");
-    Ok(())
-}
-
-/// A tenant API key.
-async fn api_key(api: &Api, admin: &str, tenant: &str) -> Result<String> {
-    let key = api
-        .ok(
-            Method::POST,
-            &format!("/v1/tenants/{tenant}/api-keys"),
-            Some(admin),
-            Some(json!({"name": "backend"})),
-        )
-        .await?;
-    Ok(key["key"].as_str().context("api key")?.to_owned())
-}
-
 /// Greets Ada in `tenant`; (version, output) of `greeter`.
 async fn greet(api: &Api, key: &str, tenant: &str, greeter: &str) -> Result<(String, Value)> {
     let answer = api
@@ -264,14 +220,7 @@ async fn product_journey(database: Option<TestDatabase>) -> Result<()> {
     let (ok, operator, stderr) = bootstrap(&data_dir, url.as_deref())?;
     ensure!(ok, "bootstrap failed: {stderr}");
     for (slug, plan) in [("shop", "pro"), ("beta", "free")] {
-        let tenant = api
-            .ok(
-                Method::POST,
-                "/v1/tenants",
-                Some(&operator),
-                Some(json!({"slug": slug, "name": slug, "plan": plan})),
-            )
-            .await?;
+        let tenant = api.tenant(&operator, slug, Some(plan)).await?;
         ensure!(tenant["plan"] == plan, "{tenant}");
     }
     let (_, admin) = api.account("admin@shop.example").await?;
@@ -326,15 +275,19 @@ async fn product_journey(database: Option<TestDatabase>) -> Result<()> {
             .is_some_and(|items| items.iter().any(|i| i["id"] == greeter)),
         "search did not find {greeter}: {found}"
     );
-    install(&api, &admin, "shop", greeter, json!({"api-token": TOKEN})).await?;
-    install(
-        &api,
-        &operator,
-        "beta",
-        greeter,
-        json!({"api-token": "beta-token"}),
-    )
-    .await?;
+    // Consenting to what the catalog shows, with the secret and a policy that follows patches.
+    for (admin, tenant, token) in [(&admin, "shop", TOKEN), (&operator, "beta", "beta-token")] {
+        let installed = api
+            .install(
+                admin,
+                tenant,
+                greeter,
+                None,
+                json!({"config": {"api-token": token}, "update_policy": "minor"}),
+            )
+            .await?;
+        ensure!(installed["status"] == "active", "{installed}");
+    }
     let installs = api
         .ok(Method::GET, "/v1/tenants/shop/installs", Some(&admin), None)
         .await?;
@@ -342,8 +295,8 @@ async fn product_journey(database: Option<TestDatabase>) -> Result<()> {
         !installs.to_string().contains(TOKEN),
         "the secret came back: {installs}"
     );
-    let shop_key = api_key(&api, &admin, "shop").await?;
-    let beta_key = api_key(&api, &operator, "beta").await?;
+    let shop_key = api.api_key(&admin, "shop").await?;
+    let beta_key = api.api_key(&operator, "beta").await?;
     let expected = json!(format!("Hello, Ada! (token of {} chars)", TOKEN.len()));
     ensure!(
         greet(&api, &shop_key, "shop", greeter).await? == ("0.1.0".to_owned(), expected.clone())
@@ -418,7 +371,7 @@ async fn product_journey(database: Option<TestDatabase>) -> Result<()> {
     )?;
     let submission: Value = serde_json::from_str(&published)?;
     approve(&api, &reviewer, submission["id"].as_str().context("id")?).await?;
-    install(&api, &admin, "shop", PAID, json!({})).await?;
+    api.install(&admin, "shop", PAID, None, json!({})).await?;
     let subscriptions = api
         .ok(
             Method::GET,
