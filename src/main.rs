@@ -41,17 +41,23 @@ impl Plinth {
 fn main() -> ExitCode {
     let command = Plinth::parse();
     // A server reports what it does; a one-shot command only what goes wrong.
-    let default_filter = match command {
-        Plinth::Serve(_) => "info",
-        _ => "warn",
+    let (default_filter, json) = match &command {
+        Plinth::Serve(serve) => (
+            "info",
+            serve.log_format() == commands::serve::LogFormat::Json,
+        ),
+        // PLINTH_LOG_FORMAT=json: one JSON object a line, for log collectors.
+        _ => (
+            "warn",
+            std::env::var("PLINTH_LOG_FORMAT").is_ok_and(|format| format == "json"),
+        ),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    // PLINTH_LOG_FORMAT=json: one JSON object a line, for log collectors.
-    if std::env::var("PLINTH_LOG_FORMAT").is_ok_and(|format| format == "json") {
+    if json {
         logs.json().init();
     } else {
         logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -62,13 +62,7 @@ async fn installs_run_and_survive_a_restart(database: Option<TestDatabase>) -> R
 
     // A tenant admin installs both, consenting to exactly the permissions shown.
     let (_, admin) = api.account("admin@acme.example").await?;
-    api.ok(
-        Method::POST,
-        "/v1/tenants",
-        Some(&admin),
-        Some(json!({"slug": "acme", "name": "Acme"})),
-    )
-    .await?;
+    api.tenant(&admin, "acme", None).await?;
     for plugin in ["examples.hello", "examples.counter"] {
         let shown = api
             .ok(
@@ -116,17 +110,7 @@ async fn installs_run_and_survive_a_restart(database: Option<TestDatabase>) -> R
     );
 
     // Events through the tenant's API key.
-    let tenant_key = api
-        .ok(
-            Method::POST,
-            "/v1/tenants/acme/api-keys",
-            Some(&admin),
-            Some(json!({"name": "backend"})),
-        )
-        .await?["key"]
-        .as_str()
-        .context("api key")?
-        .to_owned();
+    let tenant_key = api.api_key(&admin, "acme").await?;
     let greeted = event(&api, &tenant_key, "greet", json!("Ada")).await?;
     ensure!(
         greeted.len() == 1,

@@ -83,42 +83,16 @@ async fn versions_journey(database: Option<TestDatabase>) -> Result<()> {
     // counter 1.0.0, installed with policy `minor`.
     release("1.0.0", "").await?;
     let (_, admin) = api.account("admin@acme.example").await?;
-    api.ok(
-        Method::POST,
-        "/v1/tenants",
-        Some(&admin),
-        Some(json!({"slug": "acme", "name": "Acme"})),
+    api.tenant(&admin, "acme", None).await?;
+    api.install(
+        &admin,
+        "acme",
+        COUNTER_ID,
+        Some("1.0.0"),
+        json!({"update_policy": "minor"}),
     )
     .await?;
-    let shown = api
-        .ok(
-            Method::GET,
-            &format!("/v1/plugins/{COUNTER_ID}/versions/1.0.0"),
-            None,
-            None,
-        )
-        .await?;
-    api.ok(
-        Method::POST,
-        "/v1/tenants/acme/installs",
-        Some(&admin),
-        Some(json!({
-            "plugin": COUNTER_ID, "version": "1.0.0",
-            "permissions_digest": shown["permissions_digest"], "update_policy": "minor",
-        })),
-    )
-    .await?;
-    let tenant_key = api
-        .ok(
-            Method::POST,
-            "/v1/tenants/acme/api-keys",
-            Some(&admin),
-            Some(json!({"name": "backend"})),
-        )
-        .await?["key"]
-        .as_str()
-        .context("api key")?
-        .to_owned();
+    let tenant_key = api.api_key(&admin, "acme").await?;
     ensure!(count(&api, &tenant_key).await? == ("1.0.0".into(), 1));
     ensure!(count(&api, &tenant_key).await? == ("1.0.0".into(), 2));
 

@@ -19,6 +19,7 @@ use plinth_package::Permissions;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use crate::breaker::{Admission, BreakerState, CircuitBreaker, RolloutGuard, RolloutVerdict};
 use crate::engine::Metering;
@@ -91,7 +92,7 @@ pub struct CallFailure {
 }
 
 /// An install's circuit breaker state, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerStateName {
     /// Calls run normally.
@@ -666,12 +667,16 @@ impl Host {
             let semaphore = Arc::clone(&semaphore);
             let tenant = tenant.to_string();
             let event = event.clone();
-            tasks.spawn(async move {
-                // The semaphore is never closed, so acquiring can only wait.
-                let _permit = semaphore.acquire_owned().await.ok();
-                let delivery = host.deliver_to(&tenant, &plugin, &install, &event).await;
-                (index, delivery)
-            });
+            // In the caller's span (the request's), so the call's logs carry its id.
+            tasks.spawn(
+                async move {
+                    // The semaphore is never closed, so acquiring can only wait.
+                    let _permit = semaphore.acquire_owned().await.ok();
+                    let delivery = host.deliver_to(&tenant, &plugin, &install, &event).await;
+                    (index, delivery)
+                }
+                .in_current_span(),
+            );
         }
         let mut deliveries: Vec<(usize, Delivery)> = Vec::new();
         while let Some(joined) = tasks.join_next().await {
@@ -888,6 +893,23 @@ impl Host {
             opened_at: opened.map(|(at, _)| at),
             retry_after,
         })
+    }
+
+    /// How many installs of each plugin have their circuit breaker in each state now:
+    /// `(plugin, state) → installs`, over every tenant.
+    pub fn breaker_states(&self) -> BTreeMap<(String, BreakerStateName), u64> {
+        let now = Instant::now();
+        let mut states = BTreeMap::new();
+        let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);
+        for (plugin, install) in table.values().flatten() {
+            let state = match lock(&install.breaker).state(now) {
+                BreakerState::Closed => BreakerStateName::Closed,
+                BreakerState::Open { .. } => BreakerStateName::Open,
+                BreakerState::HalfOpen => BreakerStateName::HalfOpen,
+            };
+            *states.entry((plugin.clone(), state)).or_insert(0) += 1;
+        }
+        states
     }
 
     /// Closes the circuit breaker of `tenant`'s install of `plugin` (an admin decided the

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use serde::Serialize;
+use tracing::Instrument as _;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
@@ -141,8 +142,40 @@ impl Host {
     }
 
     /// Calls one export of `prepared` in a fresh sandbox under `limits` (capped by the
-    /// manifest) and classifies how it ended.
+    /// manifest) and classifies how it ended. Everything the call logs (the plugin's own lines
+    /// included) is inside a `plugin_call` span naming the tenant, plugin and version.
     pub(crate) async fn run(
+        &self,
+        prepared: &PreparedPlugin,
+        tenant: &str,
+        config: &Arc<BTreeMap<String, String>>,
+        limits: &Limits,
+        depth: u32,
+        entry: Entry<'_>,
+    ) -> Invocation {
+        let manifest = &prepared.plugin.manifest;
+        let span = tracing::info_span!(
+            "plugin_call",
+            tenant,
+            plugin = %manifest.plugin.id,
+            version = %manifest.plugin.version,
+        );
+        let invocation = self
+            .run_sandboxed(prepared, tenant, config, limits, depth, entry)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| {
+            let wall_ms = invocation.usage.wall.as_millis();
+            match &invocation.result {
+                Ok(_) => tracing::debug!(wall_ms, "plugin call succeeded"),
+                Err(error) => tracing::info!(code = error.code(), wall_ms, "plugin call failed"),
+            }
+        });
+        invocation
+    }
+
+    /// [`Host::run`] without its span.
+    async fn run_sandboxed(
         &self,
         prepared: &PreparedPlugin,
         tenant: &str,

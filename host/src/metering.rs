@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -264,6 +264,14 @@ struct MeterState {
 #[derive(Clone, Debug)]
 pub struct Meter {
     state: Arc<Mutex<MeterState>>,
+    observer: Arc<OnceLock<Arc<dyn CallObserver>>>,
+}
+
+/// Sees every call a [`Meter`] records, as it is recorded (e.g. to export metrics). It runs
+/// on the call's path, so it must be quick and must not block.
+pub trait CallObserver: Send + Sync + fmt::Debug {
+    /// One call of `(tenant, plugin, version)`.
+    fn observe(&self, key: (&str, &str, &str), call: &CallRecord<'_>);
 }
 
 impl Default for Meter {
@@ -280,15 +288,27 @@ impl Meter {
                 period_start: SystemTime::now(),
                 usage: HashMap::new(),
             })),
+            observer: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Shows every call recorded from now on to `observer` as well. A meter has at most one
+    /// observer: returns `false` (and keeps the first) if one was set already.
+    pub fn set_observer(&self, observer: Arc<dyn CallObserver>) -> bool {
+        self.observer.set(observer).is_ok()
     }
 
     /// Counts one call of `(tenant, plugin, version)`.
     pub fn record(&self, (tenant, plugin, version): (&str, &str, &str), call: &CallRecord<'_>) {
-        let mut state = self.lock();
-        counters_mut(&mut state.usage, tenant, plugin, version, |counters| {
-            counters.add_call(call);
-        });
+        {
+            let mut state = self.lock();
+            counters_mut(&mut state.usage, tenant, plugin, version, |counters| {
+                counters.add_call(call);
+            });
+        }
+        if let Some(observer) = self.observer.get() {
+            observer.observe((tenant, plugin, version), call);
+        }
     }
 
     /// The usage counted since the last drain, without draining it; `period_end` is now.

@@ -8,7 +8,12 @@ use plinth_marketplace::Db;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
     /// Directory of the SQLite database (as given to `plinth serve`).
-    #[arg(long, default_value = "./plinth-data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "PLINTH_DATA_DIR",
+        default_value = "./plinth-data",
+        value_name = "DIR"
+    )]
     pub data_dir: PathBuf,
     /// A PostgreSQL URL to use instead of SQLite.
     #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]

@@ -36,6 +36,7 @@ impl KeygenCommand {
         }
         let secret = SecretKey::generate().context("cannot generate a key")?;
         let public = secret.public_key();
+        create_key_dir(&self.out)?;
         write_secret(&self.out, &secret.to_file_string(), self.force)?;
         std::fs::write(&public_path, format!("{public}\n"))
             .with_context(|| format!("cannot write {}", public_path.display()))?;
@@ -48,6 +49,27 @@ impl KeygenCommand {
         );
         Ok(())
     }
+}
+
+/// Creates the directory a key is written to (e.g. `~/.plinth` on a fresh machine) if it is
+/// missing: readable by its owner only, since it holds secret keys.
+fn create_key_dir(secret: &Path) -> anyhow::Result<()> {
+    let Some(dir) = secret.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// The path of the public key that belongs to the secret key at `secret`.

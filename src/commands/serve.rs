@@ -23,11 +23,16 @@ use plinth_marketplace::{AppState, Db, Runtime, Settings, installs, server, sign
 /// requests in flight.
 #[derive(Debug, clap::Args)]
 pub struct ServeCommand {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on (port 0: any free port; the address is printed on stdout).
+    #[arg(long, env = "PLINTH_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Directory for the SQLite database, the marketplace key and caches.
-    #[arg(long, default_value = "./plinth-data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "PLINTH_DATA_DIR",
+        default_value = "./plinth-data",
+        value_name = "DIR"
+    )]
     data_dir: PathBuf,
     /// A PostgreSQL URL (`postgres://…`) to use instead of SQLite.
     #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
@@ -61,9 +66,27 @@ pub struct ServeCommand {
     /// HTTP, following installs through the database's change notifications).
     #[arg(long, env = "PLINTH_ROLE", default_value = "all", value_name = "ROLE")]
     role: Role,
+    /// How log lines are written to stderr: `text` for people, `json` (one object a line, with
+    /// the request id, tenant, plugin and version of the spans it is in) for log collectors.
+    #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 impl ServeCommand {
+    /// How the server's log lines are to be written.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
     /// Opens the database (migrating it), loads the key and serves until a signal.
     pub fn execute(self) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -178,3 +178,82 @@ impl Api {
         Ok(())
     }
 }
+
+impl Api {
+    /// Creates tenant `slug` as `token` (its owner from then on); `plan` needs an operator.
+    pub async fn tenant(&self, token: &str, slug: &str, plan: Option<&str>) -> Result<Value> {
+        let mut body = json!({"slug": slug, "name": slug});
+        if let Some(plan) = plan {
+            body["plan"] = json!(plan);
+        }
+        self.ok(
+            reqwest::Method::POST,
+            "/v1/tenants",
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Installs `version` of `plugin` (its latest if `None`) into `tenant` as `admin`,
+    /// consenting to the permissions the catalog shows for it; the fields of `extra` (e.g.
+    /// `config`, `update_policy`) go into the request too. The install as answered.
+    pub async fn install(
+        &self,
+        admin: &str,
+        tenant: &str,
+        plugin: &str,
+        version: Option<&str>,
+        extra: Value,
+    ) -> Result<Value> {
+        let version = match version {
+            Some(version) => version.to_owned(),
+            None => self
+                .ok(
+                    reqwest::Method::GET,
+                    &format!("/v1/plugins/{plugin}"),
+                    None,
+                    None,
+                )
+                .await?["latest_version"]
+                .as_str()
+                .context("latest_version")?
+                .to_owned(),
+        };
+        let shown = self
+            .ok(
+                reqwest::Method::GET,
+                &format!("/v1/plugins/{plugin}/versions/{version}"),
+                None,
+                None,
+            )
+            .await?;
+        let mut body = json!({
+            "plugin": plugin, "version": version,
+            "permissions_digest": shown["permissions_digest"],
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        self.ok(
+            reqwest::Method::POST,
+            &format!("/v1/tenants/{tenant}/installs"),
+            Some(admin),
+            Some(body),
+        )
+        .await
+    }
+
+    /// A new API key of `tenant`, created by `admin`.
+    pub async fn api_key(&self, admin: &str, tenant: &str) -> Result<String> {
+        let key = self
+            .ok(
+                reqwest::Method::POST,
+                &format!("/v1/tenants/{tenant}/api-keys"),
+                Some(admin),
+                Some(json!({"name": "backend"})),
+            )
+            .await?;
+        Ok(key["key"].as_str().context("api key")?.to_owned())
+    }
+}

@@ -22,7 +22,16 @@ impl PlinthServer {
     /// Starts `plinth serve --listen 127.0.0.1:0 --data-dir DATA_DIR [--database-url URL]` and
     /// waits for it to say where it listens.
     pub fn start(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<PlinthServer> {
-        Self::start_with(data_dir, database_url, "info", Stdio::inherit())
+        Self::start_with(data_dir, database_url, "info", Stdio::inherit(), &[])
+    }
+
+    /// As [`PlinthServer::start`], with more `plinth serve` arguments.
+    pub fn start_with_args(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        args: &[&str],
+    ) -> anyhow::Result<PlinthServer> {
+        Self::start_with(data_dir, database_url, "info", Stdio::inherit(), args)
     }
 
     /// As [`PlinthServer::start`], logging at `PLINTH_LOG=filter` into `log_file` (for tests
@@ -33,8 +42,19 @@ impl PlinthServer {
         filter: &str,
         log_file: &Path,
     ) -> anyhow::Result<PlinthServer> {
+        Self::start_logging_with_args(data_dir, database_url, filter, log_file, &[])
+    }
+
+    /// As [`PlinthServer::start_logging_to`], with more `plinth serve` arguments.
+    pub fn start_logging_with_args(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        filter: &str,
+        log_file: &Path,
+        args: &[&str],
+    ) -> anyhow::Result<PlinthServer> {
         let file = std::fs::File::create(log_file)?;
-        Self::start_with(data_dir, database_url, filter, Stdio::from(file))
+        Self::start_with(data_dir, database_url, filter, Stdio::from(file), args)
     }
 
     /// As [`PlinthServer::start`], with more `plinth serve` arguments and environment.
@@ -52,8 +72,9 @@ impl PlinthServer {
         database_url: Option<&str>,
         filter: &str,
         stderr: Stdio,
+        args: &[&str],
     ) -> anyhow::Result<PlinthServer> {
-        Self::spawn(&[], &[], data_dir, database_url, filter, stderr)
+        Self::spawn(args, &[], data_dir, database_url, filter, stderr)
     }
 
     fn spawn(
@@ -78,6 +99,7 @@ impl PlinthServer {
             .args(args)
             .envs(env.iter().copied())
             .env("PLINTH_LOG", filter)
+            .env_remove("PLINTH_LOG_FORMAT")
             .stdout(Stdio::piped())
             .stderr(stderr);
         if let Some(url) = database_url {

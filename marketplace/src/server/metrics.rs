@@ -1,4 +1,5 @@
-//! `GET /metrics`: request counts and latencies in the Prometheus text format.
+//! `GET /metrics`: request counts and latencies, plugin calls, circuit breakers and queue
+//! depths in the Prometheus text format.
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::plugin_metrics::{PluginCalls, PluginMetrics};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -36,6 +38,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    plugins: PluginMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -68,11 +71,19 @@ impl Metrics {
             "Time to answer an HTTP request, by method and route",
             latency.clone(),
         );
+        let plugins = PluginMetrics::register(&mut registry);
         Metrics {
             registry,
             requests,
             latency,
+            plugins,
         }
+    }
+
+    /// The observer that counts plugin calls: give it to the host's meter
+    /// ([`plinth_host::metering::Meter::set_observer`]).
+    pub fn plugin_calls(&self) -> std::sync::Arc<PluginCalls> {
+        self.plugins.calls()
     }
 
     /// The registry, for other components to register their metrics in.
@@ -118,8 +129,17 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics in the OpenMetrics text format", body = String,
+        content_type = "application/openmetrics-text"),
+        (status = 500, body = crate::error::ApiError)))]
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
-    match state.metrics().render() {
+    let host = state.runtime().ok().map(|runtime| runtime.host.clone());
+    let metrics = state.metrics();
+    if let Err(error) = metrics.plugins.refresh(state.db(), host.as_deref()).await {
+        return error.into_response();
+    }
+    match metrics.render() {
         Ok(text) => {
             let mut response = text.into_response();
             response.headers_mut().insert(

@@ -3,8 +3,10 @@
 mod housekeeping;
 pub mod metrics;
 mod openapi;
+mod plugin_metrics;
 mod role;
 
+pub use plugin_metrics::PluginCalls;
 pub use role::{Role, UnknownRole};
 
 use std::future::Future;
@@ -19,6 +21,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::Error;
 use crate::state::AppState;
@@ -29,10 +32,16 @@ const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// The header carrying a request's id (taken from the client if it sends one).
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Every route of the marketplace, with its OpenAPI document at `/openapi.json`.
-pub fn router(state: AppState) -> Router {
-    let role = state.settings().role;
-    let mut api = OpenApiRouter::with_openapi(openapi::document());
+/// The OpenAPI document of every route of [`router`] in role [`Role::All`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes(Role::All).split_for_parts().1
+}
+
+/// The routes `role` serves but `/openapi.json` and the fallback, with their documentation.
+fn documented_routes(role: Role) -> OpenApiRouter<AppState> {
+    let mut api = OpenApiRouter::with_openapi(openapi::document())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics::render));
     if role.serves_control_plane() {
         api = api
             .merge(crate::accounts::routes())
@@ -53,32 +62,36 @@ pub fn router(state: AppState) -> Router {
             .merge(crate::events::routes())
             .merge(crate::plugin_http::routes());
     }
-    let (api, document) = api.split_for_parts();
+    api
+}
+
+/// Every route this server's role serves, with its OpenAPI document at `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let (api, document) = documented_routes(state.settings().role).split_for_parts();
     let document = std::sync::Arc::new(document);
-    api.route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::render))
-        .route(
-            "/openapi.json",
-            get(move || {
-                let document = document.clone();
-                async move { axum::Json(document.as_ref().clone()) }
-            }),
-        )
-        .fallback(|| async { Error::not_found("route") })
-        .layer(axum::middleware::from_fn_with_state(
-            (
-                state.clone(),
-                std::sync::Arc::new(crate::rate_limit::RateLimiter::new()),
-            ),
-            crate::rate_limit::enforce,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let document = document.clone();
+            async move { axum::Json(document.as_ref().clone()) }
+        }),
+    )
+    .fallback(|| async { Error::not_found("route") })
+    .layer(axum::middleware::from_fn_with_state(
+        (
             state.clone(),
-            metrics::track,
-        ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            std::sync::Arc::new(crate::rate_limit::RateLimiter::new()),
+        ),
+        crate::rate_limit::enforce,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        metrics::track,
+    ))
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|request: &Request| {
                 let id = request
                     .headers()
                     .get(&REQUEST_ID)
@@ -87,17 +100,27 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", id, method = %request.method(), uri = %request.uri())
             })
             .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+    )
+    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+    .with_state(state)
 }
 
 /// `GET /healthz`: 200 when the database answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The database answers", body = Health),
+        (status = 500, body = crate::error::ApiError)))]
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<axum::Json<serde_json::Value>, Error> {
+) -> Result<axum::Json<Health>, Error> {
     sqlx::query("SELECT 1").execute(state.db().pool()).await?;
-    Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+    Ok(axum::Json(Health { status: "ok" }))
+}
+
+/// `GET /healthz`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and finishes
@@ -118,6 +141,12 @@ pub async fn serve(
     let deliverer = control_plane.then(|| crate::notifications::delivery::spawn(state.clone()));
     let change_listener = crate::changes::spawn(state.clone());
     let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
+    if let Ok(runtime) = state.runtime() {
+        runtime
+            .host
+            .meter()
+            .set_observer(state.metrics().plugin_calls());
+    }
     let usage_flusher = state.runtime().ok().map(|runtime| {
         runtime.host.meter().spawn_flusher(
             std::sync::Arc::new(crate::usage::Store::new(state.db().clone())),

@@ -102,7 +102,7 @@ pub(crate) struct PlanList {
 
 /// Lists the plans with their quotas and feature gates (anyone).
 #[utoipa::path(get, path = "/v1/plans", tag = "tenants",
-    responses((status = 200, body = PlanList)))]
+    responses((status = 200, body = PlanList), (status = 500, description = "The database failed", body = ApiError)))]
 async fn list_plans(State(state): State<AppState>) -> Result<Json<PlanList>> {
     let plans = super::plans(state.db()).await?;
     Ok(Json(PlanList {
