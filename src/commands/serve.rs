@@ -1,4 +1,4 @@
-//! `plinth serve`: the marketplace on one port, SQLite under the data dir unless a database URL
+//! `plinth serve`: the marketplace and its web console on one port, SQLite under the data dir unless a database URL
 //! is given.
 
 use std::net::SocketAddr;
@@ -96,9 +96,10 @@ impl ServeCommand {
         let address = listener.local_addr()?;
         tracing::info!(%address, marketplace_key = %state.public_key(), "plinth serve started");
         println!("plinth serve: listening on http://{address}");
-        server::serve(
+        server::serve_with(
             listener,
             state,
+            plinth_console::routes(),
             shutdown_signal(),
             Duration::from_secs(self.drain_secs),
         )

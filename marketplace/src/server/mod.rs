@@ -28,6 +28,12 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route of the marketplace, with its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes merged in before the fallback (the web console adds its
+/// pages this way); they share the state, the layers and the port.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, document) = OpenApiRouter::with_openapi(openapi::document())
         .merge(crate::accounts::routes())
         .merge(crate::tenants::routes())
@@ -54,6 +60,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(document.as_ref().clone()) }
             }),
         )
+        .merge(extra)
         .fallback(|| async { Error::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(
             (
@@ -102,7 +109,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> Result<(), Error> {
-    let app = router(state.clone());
+    serve_with(listener, state, Router::new(), shutdown, drain).await
+}
+
+/// [`serve`], with `extra` routes merged into the API's router (see [`router_with`]).
+///
+/// # Errors
+///
+/// [`Error::Internal`] if the server fails.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: Router<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> Result<(), Error> {
+    let app = router_with(state.clone(), extra);
     let housekeeping = housekeeping::spawn(state.clone());
     let deliverer = crate::notifications::delivery::spawn(state.clone());
     let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());

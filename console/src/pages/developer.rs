@@ -1,0 +1,235 @@
+//! `/developer…`: the developer portal. Publishers with their keys, drag-and-drop package
+//! upload answered with the validation report, and each submission's status timeline.
+
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use plinth_marketplace::AppState;
+use plinth_marketplace::clock::rfc3339;
+use plinth_marketplace::notifications::{self, Inbox};
+use plinth_marketplace::publishers;
+use plinth_marketplace::submissions::{self, Submission, Submitted};
+use plinth_package::{Report, Severity};
+
+use crate::error::ConsoleError;
+use crate::layout::{csrf_field, page};
+use crate::session::{CSRF_FIELD, Viewer, csrf_matches};
+
+/// A submission's status as a sentence.
+fn status_text(status: &str) -> &str {
+    match status {
+        submissions::IN_REVIEW => "waiting for review",
+        submissions::REJECTED_BY_VALIDATION => "refused by validation",
+        submissions::APPROVED => "approved and published",
+        submissions::REJECTED => "rejected by a reviewer",
+        submissions::CHANGES_REQUESTED => "changes requested",
+        other => other,
+    }
+}
+
+/// The validation report as a table (or a line saying it is clean).
+pub fn report_table(report: &Report) -> Markup {
+    html! {
+        @if report.findings.is_empty() {
+            p.status-ok { "Validation found nothing to report." }
+        } @else {
+            div.table-wrap {
+                table.findings {
+                    thead { tr { th scope="col" { "Severity" } th scope="col" { "Code" } th scope="col" { "Finding" } } }
+                    tbody {
+                        @for finding in &report.findings {
+                            @let severity = if finding.severity == Severity::Error { "sev-error" } else { "sev-warning" };
+                            tr {
+                                td class=(severity) { (finding.severity.to_string()) }
+                                td { code { (finding.code) } }
+                                td { (finding.message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What happened to a submission, in order.
+fn timeline(submission: &Submission) -> Markup {
+    let validated = if submission.status == submissions::REJECTED_BY_VALIDATION {
+        "Validation refused it"
+    } else {
+        "Validation passed; it entered the review queue"
+    };
+    html! {
+        ol.timeline {
+            li { "Submitted " span.hint { (rfc3339(submission.created_at)) } }
+            li { (validated) }
+            @if let Some(decided_at) = submission.decided_at {
+                li {
+                    "Reviewer: " (status_text(&submission.status)) " " span.hint { (rfc3339(decided_at)) }
+                    @if let Some(reason) = &submission.reason { br; "Reason: " (reason) }
+                }
+            } @else if submission.status == submissions::IN_REVIEW {
+                li { "Waiting for a reviewer" }
+            }
+        }
+    }
+}
+
+/// `GET /developer`: the viewer's publishers, keys, submissions and inbox, and the upload form.
+pub async fn portal(State(state): State<AppState>, viewer: Viewer) -> Result<Markup, ConsoleError> {
+    let user = viewer.require_user()?;
+    let db = state.db();
+    let mut sections = Vec::new();
+    for (publisher, role) in publishers::of_user(db, &user.id).await? {
+        let keys = publishers::keys(db, &publisher.id).await?;
+        let mut list = submissions::list_for_publisher(db, &publisher.id).await?;
+        list.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        let inbox = notifications::read_inbox(
+            db,
+            Inbox {
+                kind: "publisher",
+                id: &publisher.id,
+            },
+            false,
+        )
+        .await?;
+        sections.push(html! {
+            section.panel aria-labelledby=(format!("pub-{}", publisher.namespace)) {
+                h2 #(format!("pub-{}", publisher.namespace)) { (publisher.name) " (" (publisher.namespace) ")" }
+                p.meta { "you are " (role.as_str()) }
+                h3 { "Signing keys" }
+                @if keys.is_empty() { p { "No key yet: register one with the API or the CLI." } }
+                ul {
+                    @for key in &keys {
+                        li { code { (key.fingerprint) } " " @if key.revoked_at.is_some() { span.tag { "revoked" } } @else { span.tag { "active" } } }
+                    }
+                }
+                h3 { "Submissions" }
+                @if list.is_empty() { p { "Nothing submitted yet." } }
+                div.table-wrap {
+                    table {
+                        thead { tr { th scope="col" { "Plugin" } th scope="col" { "Version" } th scope="col" { "Status" } th scope="col" { "Submitted" } } }
+                        tbody {
+                            @for submission in &list {
+                                tr {
+                                    td { a href=(format!("/developer/submissions/{}", submission.id)) { (submission.plugin_id) } }
+                                    td { (submission.version) }
+                                    td { (status_text(&submission.status)) }
+                                    td { (rfc3339(submission.created_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                h3 { "Notifications" }
+                @if inbox.is_empty() { p { "No notifications." } }
+                ul { @for item in &inbox { li { (item.message) " " span.hint { (item.created_at) } } } }
+            }
+        });
+    }
+    Ok(page(
+        &viewer,
+        "Developer portal",
+        html! {
+            h1 { "Developer portal" }
+            form.panel method="post" action="/developer/submissions" enctype="multipart/form-data" {
+                (csrf_field(&viewer))
+                h2 { "Submit a package" }
+                div.dropzone {
+                    label for="package" { "Package (.plinth)" }
+                    input #package type="file" name="package" accept=".plinth" required;
+                    p.hint.chosen { "Choose a file or drop it here. It is validated at once; a passing package enters review." }
+                }
+                button type="submit" { "Upload and validate" }
+            }
+            @if sections.is_empty() {
+                p { "You are not a member of any publisher. Create one with the API (POST /v1/publishers) or the CLI." }
+            }
+            @for section in sections { (section) }
+        },
+    ))
+}
+
+/// `POST /developer/submissions`: the package is submitted as the viewer, then its report
+/// shown.
+pub async fn upload(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: axum::http::HeaderMap,
+    mut multipart: Multipart,
+) -> Result<Response, ConsoleError> {
+    let mut csrf = None;
+    let mut package = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ConsoleError::BadForm(format!("the upload could not be read: {e}")))?
+    {
+        match field.name() {
+            Some(CSRF_FIELD) => {
+                csrf = Some(field.text().await.map_err(|e| {
+                    ConsoleError::BadForm(format!("the upload could not be read: {e}"))
+                })?);
+            }
+            // The CSRF field comes first in the form; a package before it is not read.
+            Some("package") if csrf_matches(&headers, csrf.as_deref()) => {
+                package = Some(field.bytes().await.map_err(|e| {
+                    ConsoleError::BadForm(format!("the upload could not be read: {e}"))
+                })?);
+            }
+            _ => {}
+        }
+    }
+    if !csrf_matches(&headers, csrf.as_deref()) {
+        return Err(ConsoleError::Csrf);
+    }
+    let principal = viewer.require()?;
+    let bytes = package
+        .filter(|bytes| !bytes.is_empty())
+        .ok_or_else(|| ConsoleError::BadForm("choose a .plinth package to upload".to_owned()))?;
+    let submission =
+        match submissions::submit(state.db(), state.settings(), principal, bytes.to_vec()).await? {
+            Submitted::Created(submission) | Submitted::Existing(submission) => submission,
+        };
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(
+            LOCATION,
+            format!("/developer/submissions/{}", submission.id),
+        )],
+    )
+        .into_response())
+}
+
+/// `GET /developer/submissions/{id}`: status timeline, validation report, manifest.
+pub async fn submission(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Markup, ConsoleError> {
+    let principal = viewer.require()?;
+    let submission = submissions::visible(state.db(), principal, &id).await?;
+    Ok(page(
+        &viewer,
+        &format!("{} {}", submission.plugin_id, submission.version),
+        html! {
+            h1 { (submission.plugin_id) " " (submission.version) }
+            p #submission-status.status { "Status: " (status_text(&submission.status)) }
+            section.panel aria-labelledby="timeline-title" {
+                h2 #timeline-title { "Timeline" }
+                (timeline(&submission))
+            }
+            section.panel #report aria-labelledby="report-title" {
+                h2 #report-title { "Validation report" }
+                (report_table(&submission.report))
+            }
+            section.panel aria-labelledby="manifest-title" {
+                h2 #manifest-title { "Manifest" }
+                pre { code { (submission.manifest) } }
+            }
+            p { a href="/developer" { "Back to the portal" } }
+        },
+    ))
+}

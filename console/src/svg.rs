@@ -1,0 +1,121 @@
+//! Charts drawn on the server as inline SVG: no script, nothing to download.
+
+use maud::{Markup, html};
+
+/// One bar: a labelled amount, against a limit when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bar {
+    /// What the bar measures.
+    pub label: String,
+    /// The amount.
+    pub value: i64,
+    /// The most allowed (a quota), if any: drawn as the bar's track.
+    pub limit: Option<i64>,
+    /// The amount as text (e.g. `12.00 EUR`); the number itself when `None`.
+    pub text: Option<String>,
+}
+
+impl Bar {
+    /// A bar of `value` against `limit`.
+    pub fn new(label: impl Into<String>, value: i64, limit: Option<i64>) -> Bar {
+        Bar {
+            label: label.into(),
+            value,
+            limit,
+            text: None,
+        }
+    }
+}
+
+const WIDTH: i64 = 640;
+const LABEL_WIDTH: i64 = 170;
+const TRACK_WIDTH: i64 = 330;
+const ROW_HEIGHT: i64 = 30;
+const BAR_HEIGHT: i64 = 16;
+
+/// `part / whole` of `TRACK_WIDTH`, in whole pixels (at least 2 for a non-zero part).
+fn scaled(part: i64, whole: i64) -> i64 {
+    if whole <= 0 || part <= 0 {
+        return 0;
+    }
+    let width = i128::from(part.min(whole)) * i128::from(TRACK_WIDTH) / i128::from(whole);
+    i64::try_from(width).unwrap_or(TRACK_WIDTH).max(2)
+}
+
+/// The text after a bar: `value / limit (NN%)`, or the value.
+fn caption(bar: &Bar) -> String {
+    let value = bar.text.clone().unwrap_or_else(|| bar.value.to_string());
+    match bar.limit {
+        Some(limit) if limit > 0 => {
+            let percent = i128::from(bar.value) * 100 / i128::from(limit);
+            format!("{value} / {limit} ({percent}%)")
+        }
+        _ => value,
+    }
+}
+
+/// A horizontal bar chart titled `title`; bars with a limit are drawn on a track the length
+/// of the limit and turn red past it.
+pub fn bar_chart(id: &str, title: &str, bars: &[Bar]) -> Markup {
+    let scale = bars
+        .iter()
+        .map(|bar| bar.limit.unwrap_or(bar.value).max(bar.value))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let height = ROW_HEIGHT * i64::try_from(bars.len()).unwrap_or(0) + 10;
+    let title_id = format!("{id}-title");
+    html! {
+        figure.chart {
+            svg #(id) xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby=(title_id)
+                viewBox=(format!("0 0 {WIDTH} {height}")) preserveAspectRatio="xMinYMin meet" {
+                title #(title_id) { (title) }
+                @for (row, bar) in bars.iter().enumerate() {
+                    @let y = ROW_HEIGHT * i64::try_from(row).unwrap_or(0) + 5;
+                    @let over = bar.limit.is_some_and(|limit| bar.value > limit);
+                    text x="0" y=(y + 13) class="chart-label" { (bar.label) }
+                    @if let Some(limit) = bar.limit {
+                        rect x=(LABEL_WIDTH) y=(y) width=(scaled(limit, scale)) height=(BAR_HEIGHT)
+                            class="chart-track" {}
+                    }
+                    rect x=(LABEL_WIDTH) y=(y) width=(scaled(bar.value, scale)) height=(BAR_HEIGHT)
+                        class=(if over { "chart-bar over" } else { "chart-bar" }) {
+                        title { (bar.label) ": " (caption(bar)) }
+                    }
+                    text x=(LABEL_WIDTH + TRACK_WIDTH + 8) y=(y + 13) class="chart-value" {
+                        (caption(bar))
+                    }
+                }
+            }
+            figcaption { (title) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_scale_to_the_largest_limit_and_mark_overuse() {
+        let svg = bar_chart(
+            "usage",
+            "Usage",
+            &[
+                Bar::new("invocations", 50, Some(100)),
+                Bar::new("installs", 3, Some(2)),
+            ],
+        )
+        .into_string();
+        assert!(
+            svg.contains("<title id=\"usage-title\">Usage</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("50 / 100 (50%)"), "{svg}");
+        assert!(svg.contains("chart-bar over"), "{svg}");
+        assert_eq!(scaled(50, 100), TRACK_WIDTH / 2);
+        assert_eq!(scaled(0, 100), 0);
+        assert_eq!(scaled(1, 1_000_000), 2);
+        assert_eq!(scaled(200, 100), TRACK_WIDTH);
+    }
+}

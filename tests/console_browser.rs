@@ -1,0 +1,327 @@
+//! The web console in a real browser: headless Chromium driven through `chromedriver` against
+//! a `plinth serve` (SQLite) seeded through the API.
+//!
+//! One journey, in order: a tenant admin logs in, searches the catalog live and opens a detail
+//! page, installs with consent (filling a secret in the generated config form) and sees the
+//! install and its usage chart on the dashboard; a tenant member sees no install button nor
+//! uninstall buttons; a developer uploads a package that validation refuses and sees its
+//! findings, then one that passes; a reviewer approves it from the queue and it is in the
+//! catalog. After every page, Chromium's performance log must show no request outside
+//! `plinth serve`. Screenshots of each main page, at desktop and phone width, are written to
+//! `<target>/tmp/console-screenshots/`.
+
+mod common {
+    pub mod api;
+    pub mod server;
+    pub mod webdriver;
+}
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use plinth_test_artifacts::{COUNTER, HELLO, UNDECLARED_HTTP, WEBHOOK_NOTIFY};
+use reqwest::Method;
+use serde_json::json;
+
+use common::api::{Api, signed_package};
+use common::server::{PlinthServer, bootstrap};
+use common::webdriver::Browser;
+
+const PASSWORD: &str = "a long enough password";
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (390, 844);
+
+/// Where the screenshots go.
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
+}
+
+/// The browser and the server it must stay within.
+struct Session {
+    browser: Browser,
+    base: String,
+}
+
+impl Session {
+    /// Opens `path` on the server.
+    async fn open(&self, path: &str) -> Result<()> {
+        self.browser.goto(&format!("{}{path}", self.base)).await
+    }
+
+    /// Fails if the browser requested anything but `plinth serve` since the last check.
+    async fn assert_only_local_requests(&self) -> Result<usize> {
+        let urls = self.browser.requested_urls().await?;
+        let outside: Vec<&String> = urls
+            .iter()
+            .filter(|url| !url.starts_with(&format!("{}/", self.base)) && *url != &self.base)
+            .collect();
+        ensure!(
+            outside.is_empty(),
+            "requests outside plinth serve: {outside:?}"
+        );
+        Ok(urls.len())
+    }
+
+    /// Screenshots of the page at desktop and phone width, named `name-desktop.png` and
+    /// `name-phone.png`.
+    async fn screenshots(&self, name: &str) -> Result<()> {
+        let dir = screenshot_dir();
+        self.browser
+            .screenshot(&dir.join(format!("{name}-desktop.png")))
+            .await?;
+        self.browser.resize(PHONE.0, PHONE.1).await?;
+        self.browser
+            .screenshot(&dir.join(format!("{name}-phone.png")))
+            .await?;
+        self.browser.resize(DESKTOP.0, DESKTOP.1).await?;
+        Ok(())
+    }
+
+    /// Logs in as `email` through the log-in page.
+    async fn log_in(&self, email: &str) -> Result<()> {
+        self.open("/login").await?;
+        self.browser.type_into("#email", email).await?;
+        self.browser.type_into("#password", PASSWORD).await?;
+        self.browser.click("form.panel button[type=submit]").await?;
+        self.browser.wait_for_text("header .who", email).await?;
+        Ok(())
+    }
+
+    /// Logs out with the header's button.
+    async fn log_out(&self) -> Result<()> {
+        self.browser.click("header form button").await?;
+        self.browser
+            .wait_for_text("header .account", "Log in")
+            .await?;
+        Ok(())
+    }
+}
+
+/// Signs up `email` with [`PASSWORD`]; returns (id, token).
+async fn account(api: &Api, email: &str) -> Result<(String, String)> {
+    api.account(email).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_journey_in_a_browser() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let data_dir = work.path().join("data");
+    let server = PlinthServer::start(&data_dir, None)?;
+    let api = Api {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+    };
+    let (ok, operator, stderr) = bootstrap(&data_dir, None)?;
+    ensure!(ok, "bootstrap failed: {stderr}");
+
+    // Seed: a developer with publishers examples and fixtures; hello and webhook-notify
+    // approved; tenant acme with an admin and a member; a reviewer.
+    let (developer, key) = api.developer("dev@example.com", "examples").await?;
+    api.ok(
+        Method::POST,
+        "/v1/publishers",
+        Some(&developer),
+        Some(json!({"namespace": "fixtures", "name": "Fixtures"})),
+    )
+    .await?;
+    let fixtures_key = plinth_package::SecretKey::generate()?;
+    api.ok(
+        Method::POST,
+        "/v1/publishers/fixtures/keys",
+        Some(&developer),
+        Some(json!({"public_key": fixtures_key.public_key().to_string()})),
+    )
+    .await?;
+    for plugin in [&HELLO, &WEBHOOK_NOTIFY] {
+        let path = signed_package(work.path(), plugin, &key)?;
+        api.publish_and_approve(&path, &developer, &operator)
+            .await?;
+    }
+    let (_, admin) = account(&api, "admin@acme.example").await?;
+    api.ok(
+        Method::POST,
+        "/v1/tenants",
+        Some(&admin),
+        Some(json!({"slug": "acme", "name": "Acme"})),
+    )
+    .await?;
+    account(&api, "member@acme.example").await?;
+    api.ok(
+        Method::POST,
+        "/v1/tenants/acme/members",
+        Some(&admin),
+        Some(json!({"email": "member@acme.example", "role": "member"})),
+    )
+    .await?;
+    let (reviewer_id, _) = account(&api, "reviewer@example.com").await?;
+    api.ok(
+        Method::PUT,
+        &format!("/v1/accounts/{reviewer_id}/roles"),
+        Some(&operator),
+        Some(json!({"roles": ["reviewer"]})),
+    )
+    .await?;
+
+    let session = Session {
+        browser: Browser::start(DESKTOP.0, DESKTOP.1).await?,
+        base: server.base.clone(),
+    };
+    let browser = &session.browser;
+
+    // The log-in page, then the catalog with live search.
+    session.open("/login").await?;
+    session.screenshots("login").await?;
+    session.log_in("admin@acme.example").await?;
+    session.open("/").await?;
+    browser.wait_for_text("#results", "Hello").await?;
+    browser.type_into("#q", "webhook").await?;
+    browser.wait_for_text("#results", "1 plugins shown").await?;
+    let results = browser.text("#results").await?;
+    ensure!(
+        results.contains("Webhook notify") && !results.contains("Greets"),
+        "live search: {results}"
+    );
+    ensure!(
+        browser.url().await?.ends_with("/?q=webhook"),
+        "the address follows the search"
+    );
+    session.screenshots("catalog").await?;
+    let requests = session.assert_only_local_requests().await?;
+    ensure!(requests >= 4, "the performance log saw {requests} requests");
+
+    // The detail page: permissions as sentences with risk levels, an install button.
+    browser.click("#results .card h2 a").await?;
+    browser.wait_for_text("main h1", "Webhook notify").await?;
+    let permissions = browser.text("ul.permissions").await?;
+    ensure!(
+        permissions.contains("HIGH RISK") && permissions.contains("hooks.example.com"),
+        "permissions: {permissions}"
+    );
+    ensure!(browser.text(".readme").await?.contains("webhook-notify"));
+    session.screenshots("detail").await?;
+    session.assert_only_local_requests().await?;
+
+    // Install with consent; the secret goes into a password field.
+    browser.click("#install").await?;
+    browser
+        .wait_for_text("main h1", "Install Webhook notify")
+        .await?;
+    let field_type = browser
+        .execute("return document.getElementById('config-webhook-url').type")
+        .await?;
+    ensure!(field_type == "password", "secret field type {field_type}");
+    session.screenshots("install").await?;
+    browser
+        .type_into(
+            "#config-webhook-url",
+            "https://hooks.example.com/s3cr3t-hook",
+        )
+        .await?;
+    browser.click("#consent").await?;
+    browser.click("#consent-form button[type=submit]").await?;
+    browser
+        .wait_for_text("main .notice", "is installed")
+        .await?;
+    ensure!(browser.url().await?.contains("/tenants/acme"));
+    let installs = browser.text("#installs").await?;
+    ensure!(
+        installs.contains("examples.webhook-notify") && installs.contains("0.1.0"),
+        "{installs}"
+    );
+    ensure!(browser.exists("svg#usage-totals").await?, "usage chart");
+    ensure!(
+        !browser.source().await?.contains("s3cr3t-hook"),
+        "a secret was shown"
+    );
+    ensure!(browser.exists("#installs button.danger").await?);
+    session.screenshots("dashboard").await?;
+    session.open("/tenants/acme/plans").await?;
+    browser.wait_for_text("#plans", "Installs").await?;
+    session.screenshots("plans").await?;
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // A tenant member: no install button, no uninstall buttons.
+    session.log_in("member@acme.example").await?;
+    session.open("/plugins/examples.hello").await?;
+    browser.wait_for_text("main h1", "Hello").await?;
+    ensure!(
+        !browser.exists("#install").await?,
+        "a member got an install button"
+    );
+    ensure!(browser.exists("#no-install").await?);
+    session.open("/tenants/acme").await?;
+    browser
+        .wait_for_text("#installs", "examples.webhook-notify")
+        .await?;
+    ensure!(
+        !browser.exists("#installs button").await?,
+        "a member got install actions"
+    );
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // A developer uploads a package validation refuses, and sees why; then a good one.
+    session.log_in("dev@example.com").await?;
+    session.open("/developer").await?;
+    let bad = signed_package(work.path(), &UNDECLARED_HTTP, &fixtures_key)?;
+    browser
+        .type_into("#package", &bad.display().to_string())
+        .await?;
+    browser.click("form.panel button[type=submit]").await?;
+    browser
+        .wait_for_text("#submission-status", "refused by validation")
+        .await?;
+    let report = browser.text("#report").await?;
+    ensure!(report.contains("error"), "report: {report}");
+    session.screenshots("submission-refused").await?;
+    session.open("/developer").await?;
+    let good = signed_package(work.path(), &COUNTER, &key)?;
+    browser
+        .type_into("#package", &good.display().to_string())
+        .await?;
+    browser.click("form.panel button[type=submit]").await?;
+    browser
+        .wait_for_text("#submission-status", "waiting for review")
+        .await?;
+    session.open("/developer").await?;
+    browser.wait_for_text("main", "examples.counter").await?;
+    session.screenshots("developer").await?;
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // A reviewer approves it from the queue; it is then in the catalog.
+    session.log_in("reviewer@example.com").await?;
+    session.open("/review").await?;
+    browser
+        .wait_for_text("main", "examples.counter 0.1.0")
+        .await?;
+    let diff = browser.text("article.review-item ul.permissions").await?;
+    ensure!(diff.contains("Added"), "permission diff: {diff}");
+    session.screenshots("review").await?;
+    browser
+        .click("article.review-item input[value=approve]")
+        .await?;
+    browser
+        .type_into("article.review-item textarea", "Looks right.")
+        .await?;
+    browser
+        .click("article.review-item button[type=submit]")
+        .await?;
+    browser.wait_for_text("main", "The queue is empty.").await?;
+    session.assert_only_local_requests().await?;
+    let (status, _) = api
+        .send(Method::GET, "/v1/plugins/examples.counter", None, None)
+        .await?;
+    ensure!(
+        status == 200,
+        "the approved plugin is not in the catalog: {status}"
+    );
+    session.open("/?q=counter").await?;
+    browser.wait_for_text("#results", "Counter").await?;
+    session.assert_only_local_requests().await?;
+
+    session.browser.quit().await?;
+    server.stop().context("stopping the server")?;
+    Ok(())
+}
