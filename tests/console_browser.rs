@@ -5,8 +5,10 @@
 //! page, installs with consent (filling a secret in the generated config form) and sees the
 //! install and its usage chart on the dashboard; a tenant member sees no install button nor
 //! uninstall buttons; a developer uploads a package that validation refuses and sees its
-//! findings, then one that passes; a reviewer approves it from the queue and it is in the
-//! catalog. After every page, Chromium's performance log must show no request outside
+//! findings, then one that passes, and replies to a rating; a reviewer approves it from the
+//! queue and it is in the catalog; the admin updates to a version asking for more, seeing the
+//! permission diff, then rolls back; an operator sees the audit chain sound, changes a plan
+//! and yanks a version with confirmation. After every page, Chromium's performance log must show no request outside
 //! `plinth serve`. Screenshots of each main page, at desktop and phone width, are written to
 //! `<target>/tmp/console-screenshots/`.
 
@@ -19,6 +21,7 @@ mod common {
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
+use plinth_package::{Package, SecretKey};
 use plinth_test_artifacts::{COUNTER, HELLO, UNDECLARED_HTTP, WEBHOOK_NOTIFY};
 use reqwest::Method;
 use serde_json::json;
@@ -87,6 +90,14 @@ impl Session {
         Ok(())
     }
 
+    /// Accepts every `confirm()` dialog of the page shown (forms marked `data-confirm`).
+    async fn accept_confirmations(&self) -> Result<()> {
+        self.browser
+            .execute("window.confirm = () => true; return true;")
+            .await
+            .map(drop)
+    }
+
     /// Logs out with the header's button.
     async fn log_out(&self) -> Result<()> {
         self.browser.click("header form button").await?;
@@ -95,6 +106,26 @@ impl Session {
             .await?;
         Ok(())
     }
+}
+
+/// webhook-notify 0.2.0, which also asks for a key-value store, signed by `key`.
+fn webhook_notify_0_2(dir: &Path, key: &SecretKey) -> Result<PathBuf> {
+    let manifest = std::fs::read_to_string(Path::new(WEBHOOK_NOTIFY.dir).join("plinth.toml"))?
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"")
+        .replace(
+            "[permissions]\n",
+            "[permissions]\nkv = { max-bytes = 65536 }\n",
+        );
+    let mut package = Package::new(
+        manifest,
+        std::fs::read(WEBHOOK_NOTIFY.wasm)?,
+        Some("# webhook-notify\n".to_owned()),
+        Some("## 0.2.0\n\nRemembers what it sent.\n".to_owned()),
+    )?;
+    package.sign(key);
+    let path = dir.join(package.file_name());
+    package.write_to(&path)?;
+    Ok(path)
 }
 
 /// Signs up `email` with [`PASSWORD`]; returns (id, token).
@@ -124,7 +155,7 @@ async fn console_journey_in_a_browser() -> Result<()> {
         Some(json!({"namespace": "fixtures", "name": "Fixtures"})),
     )
     .await?;
-    let fixtures_key = plinth_package::SecretKey::generate()?;
+    let fixtures_key = SecretKey::generate()?;
     api.ok(
         Method::POST,
         "/v1/publishers/fixtures/keys",
@@ -153,14 +184,19 @@ async fn console_journey_in_a_browser() -> Result<()> {
         Some(json!({"email": "member@acme.example", "role": "member"})),
     )
     .await?;
-    let (reviewer_id, _) = account(&api, "reviewer@example.com").await?;
-    api.ok(
-        Method::PUT,
-        &format!("/v1/accounts/{reviewer_id}/roles"),
-        Some(&operator),
-        Some(json!({"roles": ["reviewer"]})),
-    )
-    .await?;
+    for (email, role) in [
+        ("reviewer@example.com", "reviewer"),
+        ("ops@example.com", "operator"),
+    ] {
+        let (id, _) = account(&api, email).await?;
+        api.ok(
+            Method::PUT,
+            &format!("/v1/accounts/{id}/roles"),
+            Some(&operator),
+            Some(json!({"roles": [role]})),
+        )
+        .await?;
+    }
 
     let session = Session {
         browser: Browser::start(DESKTOP.0, DESKTOP.1).await?,
@@ -175,7 +211,7 @@ async fn console_journey_in_a_browser() -> Result<()> {
     session.open("/").await?;
     browser.wait_for_text("#results", "Hello").await?;
     browser.type_into("#q", "webhook").await?;
-    browser.wait_for_text("#results", "1 plugins shown").await?;
+    browser.wait_for_text("#results", "1 plugin shown").await?;
     let results = browser.text("#results").await?;
     ensure!(
         results.contains("Webhook notify") && !results.contains("Greets"),
@@ -240,6 +276,13 @@ async fn console_journey_in_a_browser() -> Result<()> {
     session.screenshots("plans").await?;
     session.assert_only_local_requests().await?;
     session.log_out().await?;
+    api.ok(
+        Method::PUT,
+        "/v1/plugins/examples.webhook-notify/ratings/acme",
+        Some(&admin),
+        Some(json!({"stars": 4, "text": "Does what it says."})),
+    )
+    .await?;
 
     // A tenant member: no install button, no uninstall buttons.
     session.log_in("member@acme.example").await?;
@@ -286,6 +329,18 @@ async fn console_journey_in_a_browser() -> Result<()> {
         .await?;
     session.open("/developer").await?;
     browser.wait_for_text("main", "examples.counter").await?;
+    ensure!(
+        browser.exists("a[href$='.csv'][download]").await?,
+        "statement download links"
+    );
+    browser.wait_for_text("main", "Does what it says.").await?;
+    browser
+        .type_into("textarea[name=text]", "Thank you!")
+        .await?;
+    browser.click("form[action$='/reply'] button").await?;
+    browser
+        .wait_for_text("main", "Your reply: Thank you!")
+        .await?;
     session.screenshots("developer").await?;
     session.assert_only_local_requests().await?;
     session.log_out().await?;
@@ -319,6 +374,82 @@ async fn console_journey_in_a_browser() -> Result<()> {
     );
     session.open("/?q=counter").await?;
     browser.wait_for_text("#results", "Counter").await?;
+    session.open("/plugins/examples.webhook-notify").await?;
+    browser
+        .wait_for_text("main", "Publisher's reply: Thank you!")
+        .await?;
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // An update that asks for more: the admin sees the difference, consents, then rolls back.
+    let update = webhook_notify_0_2(work.path(), &key)?;
+    api.publish_and_approve(&update, &developer, &operator)
+        .await?;
+    session.log_in("admin@acme.example").await?;
+    session.open("/tenants/acme").await?;
+    browser.click("#installs a.update").await?;
+    browser
+        .wait_for_text("#consent-form", "Update from v0.1.0 to v0.2.0")
+        .await?;
+    let diff = browser.text("#permission-diff").await?;
+    ensure!(
+        diff.contains("New:") && diff.contains("key-value store"),
+        "update diff: {diff}"
+    );
+    session.screenshots("update").await?;
+    browser.click("#consent").await?;
+    browser.click("#consent-form button[type=submit]").await?;
+    browser.wait_for_text("main .notice", "is updated").await?;
+    browser.wait_for_text("#installs", "0.2.0").await?;
+    session.accept_confirmations().await?;
+    browser.click("#installs button.secondary").await?;
+    browser.wait_for_text("main .notice", "rolled back").await?;
+    ensure!(browser.text("#installs").await?.contains("0.1.0"));
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // An operator: the audit chain, a plan change, a yank with confirmation.
+    session.log_in("ops@example.com").await?;
+    session.open("/operator").await?;
+    browser
+        .wait_for_text("#chain-status", "Chain sound")
+        .await?;
+    ensure!(browser.text("#audit").await?.contains("install.created"));
+    session.screenshots("operator").await?;
+    browser
+        .execute("document.getElementById('plan-acme').value = 'pro'; return true;")
+        .await?;
+    browser
+        .click("form[action='/operator/tenants/acme/plan'] button")
+        .await?;
+    browser
+        .wait_for_text("#tenants td[data-label=Plan]", "pro")
+        .await?;
+    browser.type_into("#plugin", "examples.hello").await?;
+    browser.type_into("#version", "0.1.0").await?;
+    browser
+        .execute("document.getElementById('reason_code').value = 'broken'; return true;")
+        .await?;
+    browser
+        .type_into("#reason", "Crashes on empty names.")
+        .await?;
+    // Without the confirmation box the browser will not send the form.
+    browser.click("#plugin-action button").await?;
+    ensure!(browser.url().await?.ends_with("/operator"));
+    ensure!(!browser.exists(".notice").await?);
+    browser.click("#confirm").await?;
+    session.accept_confirmations().await?;
+    browser.click("#plugin-action button").await?;
+    browser.wait_for_text("main .notice", "is yanked").await?;
+    let (_, hello) = api
+        .send(
+            Method::GET,
+            "/v1/plugins/examples.hello/versions/0.1.0",
+            None,
+            None,
+        )
+        .await?;
+    ensure!(hello["yanked"] == true, "{hello}");
     session.assert_only_local_requests().await?;
 
     session.browser.quit().await?;

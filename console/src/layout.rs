@@ -43,6 +43,9 @@ pub fn page(viewer: &Viewer, title: &str, content: Markup) -> Markup {
                             @if user.is_some_and(|u| u.is_reviewer()) {
                                 li { a href="/review" { "Review" } }
                             }
+                            @if user.is_some_and(|u| u.is_operator()) {
+                                li { a href="/operator" { "Operator" } }
+                            }
                         }
                     }
                     div.account {

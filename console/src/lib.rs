@@ -80,8 +80,23 @@ pub fn routes() -> Router<AppState> {
             "/developer/submissions/{id}",
             get(pages::developer::submission),
         )
+        .route(
+            "/developer/{namespace}/statements/{file}",
+            get(pages::developer::statement_csv),
+        )
+        .route(
+            "/developer/ratings/{plugin}/{tenant}/reply",
+            post(pages::developer::reply),
+        )
         .route("/review", get(pages::review::queue))
         .route("/review/{id}", post(pages::review::decide))
+        .route("/operator", get(pages::operator::dashboard))
+        .route(
+            "/operator/tenants/{slug}/plan",
+            post(pages::operator::set_plan),
+        )
+        .route("/operator/plugins", post(pages::operator::plugin_action))
+        .route("/operator/payouts", post(pages::operator::payout_run))
         .route("/assets/{file}", get(assets::serve))
         .layer(axum::middleware::from_fn(session::guard))
 }

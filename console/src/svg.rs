@@ -27,19 +27,19 @@ impl Bar {
     }
 }
 
-const WIDTH: i64 = 640;
-const LABEL_WIDTH: i64 = 170;
-const TRACK_WIDTH: i64 = 330;
-const ROW_HEIGHT: i64 = 30;
-const BAR_HEIGHT: i64 = 16;
+/// The drawing's width in SVG units: small enough to stay legible on a phone.
+const WIDTH: i64 = 360;
+/// The height of one bar with its line of text above.
+const ROW_HEIGHT: i64 = 40;
+const BAR_HEIGHT: i64 = 12;
 
-/// `part / whole` of `TRACK_WIDTH`, in whole pixels (at least 2 for a non-zero part).
+/// `part / whole` of [`WIDTH`], in whole units (at least 2 for a non-zero part).
 fn scaled(part: i64, whole: i64) -> i64 {
     if whole <= 0 || part <= 0 {
         return 0;
     }
-    let width = i128::from(part.min(whole)) * i128::from(TRACK_WIDTH) / i128::from(whole);
-    i64::try_from(width).unwrap_or(TRACK_WIDTH).max(2)
+    let width = i128::from(part.min(whole)) * i128::from(WIDTH) / i128::from(whole);
+    i64::try_from(width).unwrap_or(WIDTH).max(2)
 }
 
 /// The text after a bar: `value / limit (NN%)`, or the value.
@@ -54,16 +54,12 @@ fn caption(bar: &Bar) -> String {
     }
 }
 
-/// A horizontal bar chart titled `title`; bars with a limit are drawn on a track the length
-/// of the limit and turn red past it.
+/// A horizontal bar chart titled `title`, one row per bar: its label and amount, then the bar.
+/// A bar with a limit is drawn on a full-width track standing for the limit (so each reads as
+/// a share of its own quota) and turns red past it; bars without one share a scale.
 pub fn bar_chart(id: &str, title: &str, bars: &[Bar]) -> Markup {
-    let scale = bars
-        .iter()
-        .map(|bar| bar.limit.unwrap_or(bar.value).max(bar.value))
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let height = ROW_HEIGHT * i64::try_from(bars.len()).unwrap_or(0) + 10;
+    let shared_scale = bars.iter().map(|bar| bar.value).max().unwrap_or(0).max(1);
+    let height = ROW_HEIGHT * i64::try_from(bars.len()).unwrap_or(0);
     let title_id = format!("{id}-title");
     html! {
         figure.chart {
@@ -71,19 +67,17 @@ pub fn bar_chart(id: &str, title: &str, bars: &[Bar]) -> Markup {
                 viewBox=(format!("0 0 {WIDTH} {height}")) preserveAspectRatio="xMinYMin meet" {
                 title #(title_id) { (title) }
                 @for (row, bar) in bars.iter().enumerate() {
-                    @let y = ROW_HEIGHT * i64::try_from(row).unwrap_or(0) + 5;
+                    @let y = ROW_HEIGHT * i64::try_from(row).unwrap_or(0);
                     @let over = bar.limit.is_some_and(|limit| bar.value > limit);
-                    text x="0" y=(y + 13) class="chart-label" { (bar.label) }
-                    @if let Some(limit) = bar.limit {
-                        rect x=(LABEL_WIDTH) y=(y) width=(scaled(limit, scale)) height=(BAR_HEIGHT)
-                            class="chart-track" {}
+                    @let scale = bar.limit.filter(|limit| *limit > 0).unwrap_or(shared_scale);
+                    text x="0" y=(y + 14) class="chart-label" { (bar.label) }
+                    text x=(WIDTH) y=(y + 14) text-anchor="end" class="chart-value" { (caption(bar)) }
+                    @if bar.limit.is_some() {
+                        rect x="0" y=(y + 20) width=(WIDTH) height=(BAR_HEIGHT) class="chart-track" {}
                     }
-                    rect x=(LABEL_WIDTH) y=(y) width=(scaled(bar.value, scale)) height=(BAR_HEIGHT)
+                    rect x="0" y=(y + 20) width=(scaled(bar.value, scale)) height=(BAR_HEIGHT)
                         class=(if over { "chart-bar over" } else { "chart-bar" }) {
                         title { (bar.label) ": " (caption(bar)) }
-                    }
-                    text x=(LABEL_WIDTH + TRACK_WIDTH + 8) y=(y + 13) class="chart-value" {
-                        (caption(bar))
                     }
                 }
             }
@@ -113,9 +107,11 @@ mod tests {
         );
         assert!(svg.contains("50 / 100 (50%)"), "{svg}");
         assert!(svg.contains("chart-bar over"), "{svg}");
-        assert_eq!(scaled(50, 100), TRACK_WIDTH / 2);
+        // Each bar is a share of its own limit.
+        assert!(svg.contains(&format!("width=\"{}\"", WIDTH / 2)), "{svg}");
+        assert_eq!(scaled(50, 100), WIDTH / 2);
         assert_eq!(scaled(0, 100), 0);
         assert_eq!(scaled(1, 1_000_000), 2);
-        assert_eq!(scaled(200, 100), TRACK_WIDTH);
+        assert_eq!(scaled(200, 100), WIDTH);
     }
 }

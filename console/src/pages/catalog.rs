@@ -98,7 +98,7 @@ async fn result_list(state: &AppState, params: &SearchParams) -> Markup {
     };
     match found {
         Ok(page) => html! {
-            p.hint { (page.items.len()) " plugins shown" }
+            p.hint { (page.items.len()) @if page.items.len() == 1 { " plugin shown" } @else { " plugins shown" } }
             @if page.items.is_empty() {
                 p { "No plugin matches. Try fewer words or filters." }
             }

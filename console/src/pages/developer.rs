@@ -7,15 +7,114 @@ use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
-use plinth_marketplace::clock::rfc3339;
+use plinth_marketplace::clock::{now_ms, rfc3339};
+use plinth_marketplace::ledger::{money, statements};
+use plinth_marketplace::month::{self, MonthRange};
 use plinth_marketplace::notifications::{self, Inbox};
 use plinth_marketplace::publishers;
+use plinth_marketplace::ratings::{self, Reveal};
 use plinth_marketplace::submissions::{self, Submission, Submitted};
 use plinth_package::{Report, Severity};
 
 use crate::error::ConsoleError;
+use crate::form::Posted;
 use crate::layout::{csrf_field, page};
 use crate::session::{CSRF_FIELD, Viewer, csrf_matches};
+use crate::svg::{Bar, bar_chart};
+
+/// How many months the revenue chart shows.
+const REVENUE_MONTHS: usize = 6;
+
+/// How many ratings per plugin the portal shows for replying.
+const RATINGS_SHOWN: i64 = 10;
+
+/// The last [`REVENUE_MONTHS`] months, oldest first, ending with the current one.
+fn recent_months() -> Result<Vec<MonthRange>, ConsoleError> {
+    let mut months = vec![month::of(now_ms())?];
+    while months.len() < REVENUE_MONTHS {
+        let before = months.last().map_or(0, |m| m.start_ms) - 1;
+        months.push(month::of(before)?);
+    }
+    months.reverse();
+    Ok(months)
+}
+
+/// The publisher's net revenue per month as one chart per currency, with a CSV link per month.
+async fn revenue(
+    state: &AppState,
+    publisher: &publishers::Publisher,
+) -> Result<Markup, ConsoleError> {
+    let months = recent_months()?;
+    let mut by_currency: std::collections::BTreeMap<String, Vec<Bar>> = Default::default();
+    for month in &months {
+        let statement =
+            statements::statement(state.db(), &publisher.id, &publisher.namespace, month).await?;
+        for currency in &statement.currencies {
+            by_currency
+                .entry(currency.currency.clone())
+                .or_default()
+                .push(Bar {
+                    label: month.key.clone(),
+                    value: currency.total.net,
+                    limit: None,
+                    text: Some(money::format(currency.total.net, &currency.currency)),
+                });
+        }
+    }
+    Ok(html! {
+        h3 { "Revenue" }
+        @if by_currency.is_empty() { p { "No revenue in the last " (REVENUE_MONTHS) " months." } }
+        @for (currency, bars) in &by_currency {
+            (bar_chart(&format!("revenue-{}-{currency}", publisher.namespace), &format!("Net revenue per month, {currency}"), bars))
+        }
+        p {
+            "Statements (CSV): "
+            @for month in &months {
+                a href=(format!("/developer/{}/statements/{}.csv", publisher.namespace, month.key)) download { (month.key) } " "
+            }
+        }
+    })
+}
+
+/// Ratings of the publisher's published plugins, each with a reply form.
+async fn ratings_to_answer(
+    state: &AppState,
+    viewer: &Viewer,
+    published: &[String],
+) -> Result<Markup, ConsoleError> {
+    let mut out = Vec::new();
+    for plugin in published {
+        let page = ratings::list(
+            state.db(),
+            plugin,
+            true,
+            Reveal::Public,
+            RATINGS_SHOWN,
+            None,
+        )
+        .await?;
+        for rating in page.items {
+            out.push(html! {
+                article.card {
+                    p.meta { strong { (plugin) } span { (rating.tenant) } span { (rating.stars) " of 5 stars" } }
+                    @if let Some(text) = &rating.text { p { (text) } }
+                    @if let Some(reply) = &rating.reply { blockquote { strong { "Your reply: " } (reply.text) } }
+                    form method="post" action=(format!("/developer/ratings/{plugin}/{}/reply", rating.tenant)) {
+                        (csrf_field(viewer))
+                        label for=(format!("reply-{plugin}-{}", rating.tenant)) { "Reply to " (rating.tenant) }
+                        textarea #(format!("reply-{plugin}-{}", rating.tenant)) name="text" required {}
+                        button.secondary type="submit" { "Reply" }
+                    }
+                }
+            });
+        }
+    }
+    Ok(html! {
+        h3 { "Ratings" }
+        @if out.is_empty() { p { "No ratings yet." } }
+        @for item in out { (item) }
+    })
+}
 
 /// A submission's status as a sentence.
 fn status_text(status: &str) -> &str {
@@ -36,15 +135,15 @@ pub fn report_table(report: &Report) -> Markup {
             p.status-ok { "Validation found nothing to report." }
         } @else {
             div.table-wrap {
-                table.findings {
+                table.findings.stack {
                     thead { tr { th scope="col" { "Severity" } th scope="col" { "Code" } th scope="col" { "Finding" } } }
                     tbody {
                         @for finding in &report.findings {
                             @let severity = if finding.severity == Severity::Error { "sev-error" } else { "sev-warning" };
                             tr {
-                                td class=(severity) { (finding.severity.to_string()) }
-                                td { code { (finding.code) } }
-                                td { (finding.message) }
+                                td class=(severity) data-label="Severity" { (finding.severity.to_string()) }
+                                td data-label="Code" { code { (finding.code) } }
+                                td data-label="Finding" { (finding.message) }
                             }
                         }
                     }
@@ -95,6 +194,15 @@ pub async fn portal(State(state): State<AppState>, viewer: Viewer) -> Result<Mar
             false,
         )
         .await?;
+        let mut published: Vec<String> = list
+            .iter()
+            .filter(|s| s.status == submissions::APPROVED)
+            .map(|s| s.plugin_id.clone())
+            .collect();
+        published.sort();
+        published.dedup();
+        let revenue = revenue(&state, &publisher).await?;
+        let ratings = ratings_to_answer(&state, &viewer, &published).await?;
         sections.push(html! {
             section.panel aria-labelledby=(format!("pub-{}", publisher.namespace)) {
                 h2 #(format!("pub-{}", publisher.namespace)) { (publisher.name) " (" (publisher.namespace) ")" }
@@ -109,20 +217,22 @@ pub async fn portal(State(state): State<AppState>, viewer: Viewer) -> Result<Mar
                 h3 { "Submissions" }
                 @if list.is_empty() { p { "Nothing submitted yet." } }
                 div.table-wrap {
-                    table {
+                    table.stack {
                         thead { tr { th scope="col" { "Plugin" } th scope="col" { "Version" } th scope="col" { "Status" } th scope="col" { "Submitted" } } }
                         tbody {
                             @for submission in &list {
                                 tr {
-                                    td { a href=(format!("/developer/submissions/{}", submission.id)) { (submission.plugin_id) } }
-                                    td { (submission.version) }
-                                    td { (status_text(&submission.status)) }
-                                    td { (rfc3339(submission.created_at)) }
+                                    td data-label="Plugin" { a href=(format!("/developer/submissions/{}", submission.id)) { (submission.plugin_id) } }
+                                    td data-label="Version" { (submission.version) }
+                                    td data-label="Status" { (status_text(&submission.status)) }
+                                    td data-label="Submitted" { (rfc3339(submission.created_at)) }
                                 }
                             }
                         }
                     }
                 }
+                (revenue)
+                (ratings)
                 h3 { "Notifications" }
                 @if inbox.is_empty() { p { "No notifications." } }
                 ul { @for item in &inbox { li { (item.message) " " span.hint { (item.created_at) } } } }
@@ -232,4 +342,53 @@ pub async fn submission(
             p { a href="/developer" { "Back to the portal" } }
         },
     ))
+}
+
+/// `GET /developer/{namespace}/statements/{month}.csv`: the month's statement as CSV, for
+/// members of the publisher (as `GET /v1/publishers/{ns}/statements?format=csv`).
+pub async fn statement_csv(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, file)): Path<(String, String)>,
+) -> Result<Response, ConsoleError> {
+    let principal = viewer.require()?;
+    let publisher = publishers::access(state.db(), principal, &namespace).await?;
+    let key = file.strip_suffix(".csv").unwrap_or(&file);
+    let month = month::parse("month", key)?;
+    let statement =
+        statements::statement(state.db(), &publisher.id, &publisher.namespace, &month).await?;
+    let disposition = format!(
+        "attachment; filename=\"{}-{}.csv\"",
+        publisher.namespace, month.key
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_owned(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        statements::to_csv(&statement),
+    )
+        .into_response())
+}
+
+/// What the reply form posts.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReplyForm {
+    text: String,
+}
+
+/// `POST /developer/ratings/{plugin}/{tenant}/reply`: the publisher's reply, through the same
+/// service as `POST /v1/plugins/{id}/ratings/{tenant}/reply`.
+pub async fn reply(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((plugin, tenant)): Path<(String, String)>,
+    Posted(form): Posted<ReplyForm>,
+) -> Result<Response, ConsoleError> {
+    let principal = viewer.require()?;
+    ratings::reply(state.db(), principal, &plugin, &tenant, &form.text).await?;
+    Ok((StatusCode::SEE_OTHER, [(LOCATION, "/developer".to_owned())]).into_response())
 }

@@ -12,7 +12,11 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
 use plinth_marketplace::catalog::{self, VersionInfo};
+use plinth_marketplace::installs;
 use plinth_marketplace::installs::manage::{self, NewInstall};
+use plinth_marketplace::tenants::{self, TenantRole};
+use plinth_marketplace::versions::updates;
+use plinth_package::PermissionDiffView;
 use plinth_package::manifest::{ConfigField, ConfigType};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -50,6 +54,20 @@ struct InstallForm {
     versions: Vec<String>,
     version: VersionInfo,
     config: BTreeMap<String, ConfigField>,
+    /// When the tenant has the plugin already: its version, and how the permissions change.
+    installed: Option<(String, PermissionDiffView)>,
+}
+
+/// The manifest of `plugin_id` `version` as published.
+async fn published_package(
+    state: &AppState,
+    plugin_id: &str,
+    version: &str,
+) -> Result<plinth_package::Package, ConsoleError> {
+    let file = catalog::package_bytes(state.db(), plugin_id, version, false).await?;
+    plinth_package::Package::from_bytes(&file.bytes).map_err(|e| {
+        plinth_marketplace::Error::Internal(format!("stored package does not read: {e}")).into()
+    })
 }
 
 /// Loads the form for `choice`, checking the viewer administers some tenant.
@@ -96,10 +114,25 @@ async fn load(
                 )
             })?,
     };
-    let file = catalog::package_bytes(state.db(), plugin_id, &version.version, false).await?;
-    let package = plinth_package::Package::from_bytes(&file.bytes).map_err(|e| {
-        plinth_marketplace::Error::Internal(format!("stored package does not read: {e}"))
-    })?;
+    let package = published_package(state, plugin_id, &version.version).await?;
+    let tenant_id = tenants::access(state.db(), principal, &tenant, TenantRole::Admin)
+        .await?
+        .id;
+    let current = installs::list(state.db(), &tenant_id)
+        .await?
+        .into_iter()
+        .find(|install| install.plugin_id == plugin_id);
+    let installed = match current {
+        Some(install) => {
+            let old = published_package(state, plugin_id, &install.version).await?;
+            let diff = plinth_package::PermissionDiff::between(
+                &old.manifest.permissions,
+                &package.manifest.permissions,
+            );
+            Some((install.version, diff.view()))
+        }
+        None => None,
+    };
     Ok(InstallForm {
         plugin_id: plugin_id.to_owned(),
         plugin_name: detail.name,
@@ -108,11 +141,13 @@ async fn load(
         versions,
         version,
         config: package.manifest.config,
+        installed,
     })
 }
 
 /// The input for configuration key `key`.
-fn config_input(key: &str, field: &ConfigField, value: Option<&str>) -> Markup {
+fn config_input(key: &str, field: &ConfigField, value: Option<&str>, updating: bool) -> Markup {
+    let required = field.required && !updating;
     let name = format!("{CONFIG_PREFIX}{key}");
     let id = format!("config-{key}");
     let hint_id = format!("{id}-hint");
@@ -121,7 +156,7 @@ fn config_input(key: &str, field: &ConfigField, value: Option<&str>) -> Markup {
         @if let Some(description) = &field.description { p.hint #(hint_id) { (description) } }
         @if field.secret {
             input #(id) type="password" name=(name) autocomplete="new-password"
-                required[field.required] aria-describedby=(hint_id);
+                required[required] aria-describedby=(hint_id);
             p.hint { "A secret: it is sealed when stored and never shown again." }
         } @else {
             @match field.r#type {
@@ -134,11 +169,11 @@ fn config_input(key: &str, field: &ConfigField, value: Option<&str>) -> Markup {
                 }
                 ConfigType::Integer => {
                     input #(id) type="number" step="1" name=(name) value=(value.unwrap_or(""))
-                        required[field.required] aria-describedby=(hint_id);
+                        required[required] aria-describedby=(hint_id);
                 }
                 ConfigType::String => {
                     input #(id) type="text" name=(name) value=(value.unwrap_or(""))
-                        required[field.required] aria-describedby=(hint_id);
+                        required[required] aria-describedby=(hint_id);
                 }
             }
         }
@@ -179,6 +214,18 @@ fn render(
                 input type="hidden" name="tenant" value=(form.tenant);
                 input type="hidden" name="version" value=(form.version.version);
                 input type="hidden" name="permissions_digest" value=(form.version.permissions_digest);
+                @if let Some((old, diff)) = &form.installed {
+                    input type="hidden" name="mode" value="update";
+                    h2 { "Update from v" (old) " to v" (form.version.version) }
+                    @if diff.added.is_empty() && diff.removed.is_empty() {
+                        p #permission-diff { "The permissions do not change." }
+                    } @else {
+                        ul.permissions #permission-diff {
+                            @for grant in &diff.added { li.added { strong { "New: " } (permission_item(&grant.capability, &grant.sentence)) } }
+                            @for grant in &diff.removed { li.removed { strong { "Dropped: " } (permission_item(&grant.capability, &grant.sentence)) } }
+                        }
+                    }
+                }
                 h2 { "Permissions of v" (form.version.version) }
                 @if form.version.permissions.is_empty() { p { "It asks for no permissions." } }
                 ul.permissions #permissions {
@@ -192,14 +239,19 @@ fn render(
                 }
                 @if !form.config.is_empty() { h2 { "Configuration" } }
                 @for (key, field) in &form.config {
-                    (config_input(key, field, values.get(key).map(String::as_str)))
+                    (config_input(key, field, values.get(key).map(String::as_str), form.installed.is_some()))
                 }
-                label for="update_policy" { "Updates" }
-                select #update_policy name="update_policy" {
-                    @for (value, text) in POLICIES { option value=(value) { (text) } }
+                @if form.installed.is_some() {
+                    p.hint { "Fields left empty keep their current values." }
+                    button type="submit" { "Update" }
+                } @else {
+                    label for="update_policy" { "Updates" }
+                    select #update_policy name="update_policy" {
+                        @for (value, text) in POLICIES { option value=(value) { (text) } }
+                    }
+                    p.hint { "An automatic update never adds permissions: one that asks for more waits for your consent." }
+                    button type="submit" { "Install" }
                 }
-                p.hint { "An automatic update never adds permissions: one that asks for more waits for your consent." }
-                button type="submit" { "Install" }
             }
         },
     )
@@ -261,6 +313,39 @@ pub async fn submit(
             "Tick the consent box: installing grants the plugin the permissions listed.".to_owned(),
             form,
         ));
+    }
+    if field("mode").as_deref() == Some("update") {
+        let tenant_row =
+            tenants::access(state.db(), &principal, &tenant, TenantRole::Admin).await?;
+        let version = version.clone().unwrap_or_default();
+        let digest = field("permissions_digest").unwrap_or_default();
+        let changes = (!config.is_empty()).then_some(&config);
+        return match updates::update(
+            &state,
+            &principal,
+            &tenant_row,
+            &id,
+            &version,
+            &digest,
+            changes,
+        )
+        .await
+        {
+            Ok(_) => Ok((
+                StatusCode::SEE_OTHER,
+                [(LOCATION, format!("/tenants/{tenant}?updated={id}"))],
+            )
+                .into_response()),
+            Err(
+                error @ (plinth_marketplace::Error::BadRequest { .. }
+                | plinth_marketplace::Error::Conflict { .. }),
+            ) => {
+                let form = load(&state, &viewer, &id, choice).await?;
+                let error = ConsoleError::from(error);
+                Ok(refused(error.status(), error.message(), form))
+            }
+            Err(error) => Err(error.into()),
+        };
     }
     let request = NewInstall {
         plugin: id.clone(),

@@ -5,6 +5,7 @@ pub mod detail;
 pub mod developer;
 pub mod install;
 pub mod login;
+pub mod operator;
 pub mod review;
 pub mod tenant;
 

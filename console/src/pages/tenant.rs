@@ -54,12 +54,16 @@ pub struct Done {
     installed: Option<String>,
     uninstalled: Option<String>,
     rolled_back: Option<String>,
+    updated: Option<String>,
 }
 
 impl Done {
     fn text(&self) -> Option<String> {
         if let Some(plugin) = &self.installed {
             return Some(format!("{plugin} is installed."));
+        }
+        if let Some(plugin) = &self.updated {
+            return Some(format!("{plugin} is updated."));
         }
         if let Some(plugin) = &self.uninstalled {
             return Some(format!("{plugin} is uninstalled; its data was removed."));
@@ -85,6 +89,14 @@ pub async fn dashboard(
         .effective_role()
         .is_some_and(|role| role >= TenantRole::Admin);
     let installs = installs::list(state.db(), &tenant.id).await?;
+    let mut latest = std::collections::HashMap::new();
+    for install in &installs {
+        if let Ok(detail) =
+            plinth_marketplace::catalog::plugin_detail(state.db(), &install.plugin_id, false).await
+        {
+            latest.insert(install.plugin_id.clone(), detail.latest_version);
+        }
+    }
     let host = state.runtime().ok().map(|runtime| runtime.host.clone());
     let plan = tenants::plan(state.db(), &tenant.plan).await?;
     let (start, _) = usage::month_of(now_ms())?;
@@ -143,7 +155,7 @@ pub async fn dashboard(
                 @if installs.is_empty() { p { "Nothing installed yet. " a href="/" { "Browse the catalog" } "." } }
                 @else {
                     div.table-wrap {
-                        table #installs {
+                        table.stack #installs {
                             thead { tr {
                                 th scope="col" { "Plugin" } th scope="col" { "Version" }
                                 th scope="col" { "Status" } th scope="col" { "Breaker" }
@@ -156,14 +168,19 @@ pub async fn dashboard(
                                         .and_then(|h| h.breaker_status(&tenant.id, &install.plugin_id))
                                         .map_or("not running", |status| status.state.as_str());
                                     tr {
-                                        td { a href=(format!("/plugins/{}", install.plugin_id)) { (install.plugin_id) } }
-                                        td { (install.version)
+                                        td data-label="Plugin" { a href=(format!("/plugins/{}", install.plugin_id)) { (install.plugin_id) } }
+                                        td data-label="Version" { (install.version)
+                                            @if let Some(newest) = latest.get(&install.plugin_id).filter(|v| **v != install.version) {
+                                                @if admin {
+                                                    br; a.update href=(format!("/plugins/{}/install?tenant={}&version={newest}", install.plugin_id, tenant.slug)) { "Update to " (newest) "…" }
+                                                } @else { br; span.hint { (newest) " available" } }
+                                            }
                                             @if let Some(previous) = &install.previous_version { br; span.hint { "before: " (previous) } } }
-                                        td.status { @if install.enabled { "active" } @else { "disabled" } }
-                                        td { (breaker) }
-                                        td { (install.update_policy) @if install.pinned { " (pinned)" } }
+                                        td.status data-label="Status" { @if install.enabled { "active" } @else { "disabled" } }
+                                        td data-label="Breaker" { (breaker) }
+                                        td data-label="Updates" { (install.update_policy) @if install.pinned { " (pinned)" } }
                                         @if admin {
-                                            td {
+                                            td data-label="Actions" {
                                                 @if install.previous_version.is_some() {
                                                     form method="post" action=(format!("/tenants/{}/installs/{}/rollback", tenant.slug, install.plugin_id))
                                                         data-confirm=(format!("Roll {} back to its previous version?", install.plugin_id)) {
@@ -215,30 +232,36 @@ pub async fn plans(
     let principal = viewer.require()?;
     let tenant = tenants::access(state.db(), principal, &slug, TenantRole::Readonly).await?;
     let plans = tenants::plans(state.db()).await?;
-    let quota = |n: i64| n.to_string();
     Ok(page(
         &viewer,
         "Plans",
         html! {
             h1 { "Plans for " (tenant.name) }
             p { "Your tenant is on the " strong { (tenant.plan) } " plan. An operator moves tenants between plans; ask yours to upgrade or downgrade." }
-            div.table-wrap {
-                table #plans {
-                    thead { tr { th scope="col" { "" } @for plan in &plans {
-                        th scope="col" { (plan.name) @if plan.name == tenant.plan { " (current)" } } } } }
-                    tbody {
-                        tr { th scope="row" { "Installs" } @for plan in &plans { td { (quota(plan.max_installs)) } } }
-                        tr { th scope="row" { "Invocations a month" } @for plan in &plans { td { (quota(plan.invocations_per_month)) } } }
-                        tr { th scope="row" { "KV bytes" } @for plan in &plans { td { (quota(plan.kv_bytes)) } } }
-                        tr { th scope="row" { "Memory per plugin (MiB)" } @for plan in &plans { td { (plan.memory_mb) } } }
-                        tr { th scope="row" { "Timeout per call (ms)" } @for plan in &plans { td { (plan.timeout_ms) } } }
-                        tr { th scope="row" { "API requests a minute" } @for plan in &plans { td { (plan.api_requests_per_minute) } } }
-                        tr { th scope="row" { "Paid plugins" } @for plan in &plans { td { @if plan.paid_plugins { "yes" } @else { "no" } } } }
-                    }
-                }
-            }
+            (plan_table(&plans, Some(&tenant.plan)))
         },
     ))
+}
+
+/// The plans side by side, marking `current`.
+pub fn plan_table(plans: &[tenants::Plan], current: Option<&str>) -> Markup {
+    html! {
+        div.table-wrap {
+            table #plans {
+                thead { tr { th scope="col" { "" } @for plan in plans {
+                    th scope="col" { (plan.name) @if current == Some(plan.name.as_str()) { " (current)" } } } } }
+                tbody {
+                    tr { th scope="row" { "Installs" } @for plan in plans { td { (plan.max_installs) } } }
+                    tr { th scope="row" { "Invocations a month" } @for plan in plans { td { (plan.invocations_per_month) } } }
+                    tr { th scope="row" { "KV bytes" } @for plan in plans { td { (plan.kv_bytes) } } }
+                    tr { th scope="row" { "Memory per plugin (MiB)" } @for plan in plans { td { (plan.memory_mb) } } }
+                    tr { th scope="row" { "Timeout per call (ms)" } @for plan in plans { td { (plan.timeout_ms) } } }
+                    tr { th scope="row" { "API requests a minute" } @for plan in plans { td { (plan.api_requests_per_minute) } } }
+                    tr { th scope="row" { "Paid plugins" } @for plan in plans { td { @if plan.paid_plugins { "yes" } @else { "no" } } } }
+                }
+            }
+        }
+    }
 }
 
 /// A redirect to the dashboard of `slug` with `query`.
