@@ -265,6 +265,12 @@ async fn console_journey_in_a_browser() -> Result<()> {
         "{installs}"
     );
     ensure!(browser.exists("svg#usage-totals").await?, "usage chart");
+    browser
+        .element_screenshot(
+            "section[aria-labelledby=usage-title]",
+            &screenshot_dir().join("usage-chart.png"),
+        )
+        .await?;
     ensure!(
         !browser.source().await?.contains("s3cr3t-hook"),
         "a secret was shown"
@@ -377,6 +383,12 @@ async fn console_journey_in_a_browser() -> Result<()> {
     session.open("/plugins/examples.webhook-notify").await?;
     browser
         .wait_for_text("main", "Publisher's reply: Thank you!")
+        .await?;
+    browser
+        .element_screenshot(
+            "section[aria-labelledby=ratings-title]",
+            &screenshot_dir().join("rating-histogram.png"),
+        )
         .await?;
     session.assert_only_local_requests().await?;
     session.log_out().await?;

@@ -40,6 +40,25 @@ fn cookie_of(response: &reqwest::Response, name: &str) -> Option<(String, String
         })
 }
 
+/// Logs `email` in through the log-in form; returns the `Cookie` header to send.
+async fn sign_in(client: &reqwest::Client, base: &str, email: &str) -> Result<String> {
+    let page = client.get(format!("{base}/login")).send().await?;
+    let (pre_session, _) = cookie_of(&page, "plinth_csrf").context("no csrf cookie")?;
+    let token = csrf_of(&page.text().await?)?;
+    let answer = client
+        .post(format!("{base}/login"))
+        .header(COOKIE, &pre_session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "email={}&password=a+long+enough+password&csrf={token}",
+            email.replace('@', "%40")
+        ))
+        .send()
+        .await?;
+    let (session, _) = cookie_of(&answer, "plinth_session").context("no session cookie")?;
+    Ok(format!("{pre_session}; {session}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
     let work = tempfile::tempdir()?;
@@ -52,6 +71,7 @@ async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
         client: client.clone(),
     };
     api.account("ada@example.com").await?;
+    api.developer("dev@example.com", "examples").await?;
     let (_, admin) = api.account("admin@acme.example").await?;
     api.ok(
         reqwest::Method::POST,
@@ -198,6 +218,44 @@ async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
             && after.headers().get(LOCATION).and_then(|v| v.to_str().ok()) == Some("/login"),
         "after log out: {}",
         after.status()
+    );
+
+    // The same authorisation as the API: reviewers' and operators' pages refuse others, and a
+    // statement is for its publisher's members only.
+    let dev = sign_in(&client, base, "dev@example.com").await?;
+    for (path, status) in [
+        ("/review", 403),
+        ("/operator", 403),
+        ("/developer/examples/statements/2026-01.csv", 200),
+        ("/developer/examples/statements/2026-13.csv", 400),
+    ] {
+        let answer = client
+            .get(format!("{base}{path}"))
+            .header(COOKIE, &dev)
+            .send()
+            .await?;
+        ensure!(answer.status() == status, "{path}: {}", answer.status());
+        if status == 200 {
+            ensure!(
+                answer
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("text/csv; charset=utf-8")
+            );
+            ensure!(answer.text().await?.contains("currency"), "statement CSV");
+        }
+    }
+    let stranger = sign_in(&client, base, "ada@example.com").await?;
+    let hidden = client
+        .get(format!("{base}/developer/examples/statements/2026-01.csv"))
+        .header(COOKIE, &stranger)
+        .send()
+        .await?;
+    ensure!(
+        hidden.status() == 404,
+        "a stranger's statement: {}",
+        hidden.status()
     );
 
     // Assets are served by plinth itself.

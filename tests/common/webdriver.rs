@@ -280,6 +280,21 @@ impl Browser {
         Ok(())
     }
 
+    /// Saves a PNG screenshot of the first element matching `css` to `path`.
+    pub async fn element_screenshot(&self, css: &str, path: &Path) -> Result<()> {
+        let element = self.find(css).await?;
+        let value = self
+            .session_command("GET", &format!("/element/{element}/screenshot"), None)
+            .await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().context("screenshot")?)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, png)?;
+        Ok(())
+    }
+
     /// Every URL the browser requested since the last call (from Chromium's performance log).
     pub async fn requested_urls(&self) -> Result<Vec<String>> {
         let value = self

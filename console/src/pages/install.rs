@@ -152,7 +152,7 @@ fn config_input(key: &str, field: &ConfigField, value: Option<&str>, updating: b
     let id = format!("config-{key}");
     let hint_id = format!("{id}-hint");
     html! {
-        label for=(id) { (key) @if field.required { " (required)" } }
+        label for=(id) { (key) @if required { " (required)" } }
         @if let Some(description) = &field.description { p.hint #(hint_id) { (description) } }
         @if field.secret {
             input #(id) type="password" name=(name) autocomplete="new-password"
