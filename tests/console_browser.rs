@@ -65,9 +65,30 @@ impl Session {
         Ok(urls.len())
     }
 
+    /// Fails if a form control of the page has no label (or a button no name).
+    async fn assert_labelled(&self) -> Result<()> {
+        let unlabelled = self
+            .browser
+            .execute(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+                   .filter(e => e.tagName === 'BUTTON'
+                     ? !(e.textContent.trim() || e.getAttribute('aria-label'))
+                     : !((e.labels && e.labels.length) || e.getAttribute('aria-label')))
+                   .map(e => e.outerHTML);",
+            )
+            .await?;
+        ensure!(
+            unlabelled.as_array().is_some_and(Vec::is_empty),
+            "controls without a label on {}: {unlabelled}",
+            self.browser.url().await?
+        );
+        Ok(())
+    }
+
     /// Screenshots of the page at desktop and phone width, named `name-desktop.png` and
-    /// `name-phone.png`.
+    /// `name-phone.png`, after checking every control of it is labelled.
     async fn screenshots(&self, name: &str) -> Result<()> {
+        self.assert_labelled().await?;
         let dir = screenshot_dir();
         self.browser
             .screenshot(&dir.join(format!("{name}-desktop.png")))
@@ -313,6 +334,27 @@ async fn console_journey_in_a_browser() -> Result<()> {
     // A developer uploads a package validation refuses, and sees why; then a good one.
     session.log_in("dev@example.com").await?;
     session.open("/developer").await?;
+    browser.type_into("#namespace", "tools").await?;
+    browser.type_into("#publisher-name", "Tools").await?;
+    browser.click("#new-publisher button").await?;
+    browser
+        .wait_for_text("main .notice", "publisher is created")
+        .await?;
+    let spare = SecretKey::generate()?;
+    browser
+        .type_into("#key-tools", &spare.public_key().to_string())
+        .await?;
+    browser
+        .click("form[action='/developer/tools/keys'] button")
+        .await?;
+    browser
+        .wait_for_text("main .notice", "key is registered")
+        .await?;
+    session.accept_confirmations().await?;
+    browser
+        .click("form[action^='/developer/tools/keys/'] button")
+        .await?;
+    browser.wait_for_text("main .notice", "revoked").await?;
     let bad = signed_package(work.path(), &UNDECLARED_HTTP, &fixtures_key)?;
     browser
         .type_into("#package", &bad.display().to_string())

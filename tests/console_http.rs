@@ -138,6 +138,26 @@ async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
         "{header}"
     );
     let cookies = format!("{pre_session}; {session}");
+    // Behind a TLS-terminating proxy the cookie is also `Secure`.
+    let page = client
+        .get(format!("{base}/login"))
+        .header(COOKIE, &pre_session)
+        .send()
+        .await?;
+    let behind_tls = client
+        .post(format!("{base}/login"))
+        .header(COOKIE, &pre_session)
+        .header("x-forwarded-proto", "https")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "{credentials}&csrf={}",
+            csrf_of(&page.text().await?)?
+        ))
+        .send()
+        .await?;
+    let (_, header) =
+        cookie_of(&behind_tls, "plinth_session").context("no session cookie over TLS")?;
+    ensure!(header.contains("; Secure"), "{header}");
 
     // Signed in, the token changes with the session; a form without it is refused.
     let tenants = client

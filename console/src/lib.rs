@@ -81,6 +81,18 @@ pub fn routes() -> Router<AppState> {
             get(pages::developer::submission),
         )
         .route(
+            "/developer/publishers",
+            post(pages::developer::create_publisher),
+        )
+        .route(
+            "/developer/{namespace}/keys",
+            post(pages::developer::add_key),
+        )
+        .route(
+            "/developer/{namespace}/keys/{key}/revoke",
+            post(pages::developer::revoke_key),
+        )
+        .route(
             "/developer/{namespace}/statements/{file}",
             get(pages::developer::statement_csv),
         )

@@ -176,8 +176,29 @@ fn timeline(submission: &Submission) -> Markup {
     }
 }
 
+/// What the portal confirms after an action.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+impl Done {
+    fn text(&self) -> Option<&'static str> {
+        Some(match self.done.as_deref()? {
+            "publisher" => "The publisher is created.",
+            "key" => "The signing key is registered.",
+            "revoked" => "The signing key is revoked: it signs nothing new.",
+            _ => return None,
+        })
+    }
+}
+
 /// `GET /developer`: the viewer's publishers, keys, submissions and inbox, and the upload form.
-pub async fn portal(State(state): State<AppState>, viewer: Viewer) -> Result<Markup, ConsoleError> {
+pub async fn portal(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    axum::extract::Query(done): axum::extract::Query<Done>,
+) -> Result<Markup, ConsoleError> {
     let user = viewer.require_user()?;
     let db = state.db();
     let mut sections = Vec::new();
@@ -208,11 +229,27 @@ pub async fn portal(State(state): State<AppState>, viewer: Viewer) -> Result<Mar
                 h2 #(format!("pub-{}", publisher.namespace)) { (publisher.name) " (" (publisher.namespace) ")" }
                 p.meta { "you are " (role.as_str()) }
                 h3 { "Signing keys" }
-                @if keys.is_empty() { p { "No key yet: register one with the API or the CLI." } }
-                ul {
+                @if keys.is_empty() { p { "No key yet: make one with " code { "plinth keygen" } " and register its .pub line." } }
+                ul.keys {
                     @for key in &keys {
-                        li { code { (key.fingerprint) } " " @if key.revoked_at.is_some() { span.tag { "revoked" } } @else { span.tag { "active" } } }
+                        li {
+                            code { (key.fingerprint) } " "
+                            @if key.revoked_at.is_some() { span.tag { "revoked" } } @else {
+                                span.tag { "active" } " "
+                                form.inline method="post" action=(format!("/developer/{}/keys/{}/revoke", publisher.namespace, key.id))
+                                    data-confirm="Revoke this key? Packages it signs are refused from now on." {
+                                    (csrf_field(&viewer))
+                                    button.secondary type="submit" aria-label=(format!("Revoke key {}", key.fingerprint)) { "Revoke" }
+                                }
+                            }
+                        }
                     }
+                }
+                form method="post" action=(format!("/developer/{}/keys", publisher.namespace)) {
+                    (csrf_field(&viewer))
+                    label for=(format!("key-{}", publisher.namespace)) { "Register a public key (the line of a .pub file)" }
+                    input #(format!("key-{}", publisher.namespace)) type="text" name="public_key" required placeholder="ed25519:…";
+                    button.secondary type="submit" { "Register key" }
                 }
                 h3 { "Submissions" }
                 @if list.is_empty() { p { "Nothing submitted yet." } }
@@ -244,6 +281,7 @@ pub async fn portal(State(state): State<AppState>, viewer: Viewer) -> Result<Mar
         "Developer portal",
         html! {
             h1 { "Developer portal" }
+            @if let Some(text) = done.text() { (crate::layout::notice(text)) }
             form.panel method="post" action="/developer/submissions" enctype="multipart/form-data" {
                 (csrf_field(&viewer))
                 h2 { "Submit a package" }
@@ -255,9 +293,18 @@ pub async fn portal(State(state): State<AppState>, viewer: Viewer) -> Result<Mar
                 button type="submit" { "Upload and validate" }
             }
             @if sections.is_empty() {
-                p { "You are not a member of any publisher. Create one with the API (POST /v1/publishers) or the CLI." }
+                p { "You are not a member of any publisher yet: create one to publish plugins." }
             }
             @for section in sections { (section) }
+            form.panel #new-publisher method="post" action="/developer/publishers" {
+                (csrf_field(&viewer))
+                h2 { "Create a publisher" }
+                label for="namespace" { "Namespace (the first part of your plugin ids)" }
+                input #namespace type="text" name="namespace" required pattern="[a-z][a-z0-9-]{1,39}";
+                label for="publisher-name" { "Display name" }
+                input #publisher-name type="text" name="name" required;
+                button type="submit" { "Create publisher" }
+            }
         },
     ))
 }
@@ -391,4 +438,82 @@ pub async fn reply(
     let principal = viewer.require()?;
     ratings::reply(state.db(), principal, &plugin, &tenant, &form.text).await?;
     Ok((StatusCode::SEE_OTHER, [(LOCATION, "/developer".to_owned())]).into_response())
+}
+
+/// A redirect to the portal confirming `done`.
+fn portal_with(done: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(LOCATION, format!("/developer?done={done}"))],
+    )
+        .into_response()
+}
+
+/// What the new-publisher form posts.
+#[derive(Debug, serde::Deserialize)]
+pub struct NewPublisher {
+    namespace: String,
+    name: String,
+}
+
+/// `POST /developer/publishers`: the viewer becomes the new publisher's owner.
+pub async fn create_publisher(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Posted(form): Posted<NewPublisher>,
+) -> Result<Response, ConsoleError> {
+    let user = viewer.require_user()?;
+    publishers::create(
+        state.db(),
+        &user.id,
+        form.namespace.trim(),
+        &form.name,
+        &state.settings().reserved_namespaces,
+    )
+    .await?;
+    Ok(portal_with("publisher"))
+}
+
+/// What the new-key form posts.
+#[derive(Debug, serde::Deserialize)]
+pub struct NewKey {
+    public_key: String,
+}
+
+/// `POST /developer/{namespace}/keys`.
+pub async fn add_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(namespace): Path<String>,
+    Posted(form): Posted<NewKey>,
+) -> Result<Response, ConsoleError> {
+    let principal = viewer.require()?;
+    let publisher = publishers::access(state.db(), principal, &namespace).await?;
+    publishers::add_key(
+        state.db(),
+        &plinth_marketplace::audit::Actor::from(principal),
+        &publisher.id,
+        form.public_key.trim(),
+    )
+    .await?;
+    Ok(portal_with("key"))
+}
+
+/// `POST /developer/{namespace}/keys/{key}/revoke`.
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, key)): Path<(String, String)>,
+    Posted(_): Posted<serde::de::IgnoredAny>,
+) -> Result<Response, ConsoleError> {
+    let principal = viewer.require()?;
+    let publisher = publishers::access(state.db(), principal, &namespace).await?;
+    publishers::revoke_key(
+        state.db(),
+        &plinth_marketplace::audit::Actor::from(principal),
+        &publisher.id,
+        &key,
+    )
+    .await?;
+    Ok(portal_with("revoked"))
 }
