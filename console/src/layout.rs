@@ -1,5 +1,8 @@
 //! The page shell: head, skip link, navigation for what the viewer may do, main content.
 
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::session::{CSRF_FIELD, Viewer};
@@ -88,4 +91,9 @@ pub fn notice(text: &str) -> Markup {
 /// An error shown in a form.
 pub fn form_error(text: &str) -> Markup {
     html! { p.error role="alert" { (text) } }
+}
+
+/// A `303 See Other` to `path`: where a form that did its work sends the browser.
+pub fn see_other(path: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, path.to_owned())]).into_response()
 }

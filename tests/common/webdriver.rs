@@ -36,6 +36,17 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Writes the base64 PNG a screenshot command answered to `path`.
+fn save_png(value: &Value, path: &Path) -> Result<()> {
+    let png =
+        base64::engine::general_purpose::STANDARD.decode(value.as_str().context("screenshot")?)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, png)?;
+    Ok(())
+}
+
 impl Browser {
     /// Starts `chromedriver` on a free port and a headless Chromium session with a fresh
     /// profile, `width`×`height` pixels.
@@ -271,13 +282,7 @@ impl Browser {
     /// Saves a PNG screenshot of the window to `path`.
     pub async fn screenshot(&self, path: &Path) -> Result<()> {
         let value = self.session_command("GET", "/screenshot", None).await?;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(value.as_str().context("screenshot")?)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, png)?;
-        Ok(())
+        save_png(&value, path)
     }
 
     /// Saves a PNG screenshot of the first element matching `css` to `path`.
@@ -286,13 +291,7 @@ impl Browser {
         let value = self
             .session_command("GET", &format!("/element/{element}/screenshot"), None)
             .await?;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(value.as_str().context("screenshot")?)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, png)?;
-        Ok(())
+        save_png(&value, path)
     }
 
     /// Every URL the browser requested since the last call (from Chromium's performance log).

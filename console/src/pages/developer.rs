@@ -2,8 +2,6 @@
 //! upload answered with the validation report, and each submission's status timeline.
 
 use axum::extract::{Multipart, Path, State};
-use axum::http::StatusCode;
-use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
@@ -18,7 +16,7 @@ use plinth_package::{Report, Severity};
 
 use crate::error::ConsoleError;
 use crate::form::Posted;
-use crate::layout::{csrf_field, page};
+use crate::layout::{csrf_field, page, see_other};
 use crate::session::{CSRF_FIELD, Viewer, csrf_matches};
 use crate::svg::{Bar, bar_chart};
 
@@ -350,14 +348,10 @@ pub async fn upload(
         match submissions::submit(state.db(), state.settings(), principal, bytes.to_vec()).await? {
             Submitted::Created(submission) | Submitted::Existing(submission) => submission,
         };
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(
-            LOCATION,
-            format!("/developer/submissions/{}", submission.id),
-        )],
-    )
-        .into_response())
+    Ok(see_other(&format!(
+        "/developer/submissions/{}",
+        submission.id
+    )))
 }
 
 /// `GET /developer/submissions/{id}`: status timeline, validation report, manifest.
@@ -437,16 +431,12 @@ pub async fn reply(
 ) -> Result<Response, ConsoleError> {
     let principal = viewer.require()?;
     ratings::reply(state.db(), principal, &plugin, &tenant, &form.text).await?;
-    Ok((StatusCode::SEE_OTHER, [(LOCATION, "/developer".to_owned())]).into_response())
+    Ok(see_other("/developer"))
 }
 
 /// A redirect to the portal confirming `done`.
 fn portal_with(done: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [(LOCATION, format!("/developer?done={done}"))],
-    )
-        .into_response()
+    see_other(&format!("/developer?done={done}"))
 }
 
 /// What the new-publisher form posts.

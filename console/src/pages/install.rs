@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
@@ -24,7 +23,7 @@ use serde_json::{Map, Value};
 use super::{admin_tenants, permission_item};
 use crate::error::ConsoleError;
 use crate::form::Posted;
-use crate::layout::{csrf_field, form_error, page};
+use crate::layout::{csrf_field, form_error, page, see_other};
 use crate::session::Viewer;
 
 /// The prefix of configuration fields in the form (`config.<key>`).
@@ -314,52 +313,41 @@ pub async fn submit(
             form,
         ));
     }
-    if field("mode").as_deref() == Some("update") {
-        let tenant_row =
-            tenants::access(state.db(), &principal, &tenant, TenantRole::Admin).await?;
-        let version = version.clone().unwrap_or_default();
+    let outcome = if field("mode").as_deref() == Some("update") {
         let digest = field("permissions_digest").unwrap_or_default();
         let changes = (!config.is_empty()).then_some(&config);
-        return match updates::update(
-            &state,
-            &principal,
-            &tenant_row,
-            &id,
-            &version,
-            &digest,
-            changes,
-        )
-        .await
-        {
-            Ok(_) => Ok((
-                StatusCode::SEE_OTHER,
-                [(LOCATION, format!("/tenants/{tenant}?updated={id}"))],
-            )
-                .into_response()),
-            Err(
-                error @ (plinth_marketplace::Error::BadRequest { .. }
-                | plinth_marketplace::Error::Conflict { .. }),
-            ) => {
-                let form = load(&state, &viewer, &id, choice).await?;
-                let error = ConsoleError::from(error);
-                Ok(refused(error.status(), error.message(), form))
+        match tenants::access(state.db(), &principal, &tenant, TenantRole::Admin).await {
+            Ok(tenant_row) => {
+                let version = version.clone().unwrap_or_default();
+                updates::update(
+                    &state,
+                    &principal,
+                    &tenant_row,
+                    &id,
+                    &version,
+                    &digest,
+                    changes,
+                )
+                .await
+                .map(|_| "updated")
             }
-            Err(error) => Err(error.into()),
+            Err(error) => Err(error),
+        }
+    } else {
+        let request = NewInstall {
+            plugin: id.clone(),
+            version,
+            permissions_digest: field("permissions_digest").unwrap_or_default(),
+            config,
+            update_policy: field("update_policy"),
         };
-    }
-    let request = NewInstall {
-        plugin: id.clone(),
-        version,
-        permissions_digest: field("permissions_digest").unwrap_or_default(),
-        config,
-        update_policy: field("update_policy"),
+        manage::install(&state, &principal, &tenant, request)
+            .await
+            .map(|_| "installed")
     };
-    match manage::install(&state, &principal, &tenant, request).await {
-        Ok(_) => Ok((
-            StatusCode::SEE_OTHER,
-            [(LOCATION, format!("/tenants/{tenant}?installed={id}"))],
-        )
-            .into_response()),
+    match outcome {
+        Ok(done) => Ok(see_other(&format!("/tenants/{tenant}?{done}={id}"))),
+        // What the admin can correct is shown on the form itself.
         Err(
             error @ (plinth_marketplace::Error::BadRequest { .. }
             | plinth_marketplace::Error::Conflict { .. }),

@@ -4,7 +4,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
@@ -18,7 +17,7 @@ use serde::Deserialize;
 use super::tenant::plan_table;
 use crate::error::ConsoleError;
 use crate::form::Posted;
-use crate::layout::{csrf_field, form_error, notice, page};
+use crate::layout::{csrf_field, form_error, notice, page, see_other};
 use crate::session::Viewer;
 
 /// How many audit entries the page shows (the newest).
@@ -209,7 +208,7 @@ pub async fn set_plan(
     let access = tenants::authorize(state.db(), principal, &slug, TenantRole::Admin).await?;
     tenants::update(state.db(), &access.tenant, None, Some(&form.plan)).await?;
     tracing::info!(tenant = %slug, plan = %form.plan, "plan set from the console");
-    Ok((StatusCode::SEE_OTHER, [(LOCATION, "/operator".to_owned())]).into_response())
+    Ok(see_other("/operator"))
 }
 
 /// What the plugin action form posts.

@@ -2,9 +2,7 @@
 //! last approved version, the manifest, and approve / reject / request changes with a reason.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::http::header::LOCATION;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use plinth_marketplace::clock::rfc3339;
 use plinth_marketplace::review::{self, Decision, REASON_CODES};
@@ -15,7 +13,7 @@ use super::developer::report_table;
 use super::permission_item;
 use crate::error::ConsoleError;
 use crate::form::Posted;
-use crate::layout::{csrf_field, notice, page};
+use crate::layout::{csrf_field, notice, page, see_other};
 use crate::session::Viewer;
 
 /// How many submissions the queue shows at once.
@@ -114,5 +112,5 @@ pub async fn decide(
         reason_code,
     )
     .await?;
-    Ok((StatusCode::SEE_OTHER, [(LOCATION, "/review".to_owned())]).into_response())
+    Ok(see_other("/review"))
 }

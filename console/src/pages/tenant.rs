@@ -3,9 +3,7 @@
 //! comparison.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::http::header::LOCATION;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
 use plinth_marketplace::clock::now_ms;
@@ -18,7 +16,7 @@ use serde::Deserialize;
 use super::visible_tenants;
 use crate::error::ConsoleError;
 use crate::form::Posted;
-use crate::layout::{csrf_field, notice, page};
+use crate::layout::{csrf_field, notice, page, see_other};
 use crate::session::Viewer;
 use crate::svg::{Bar, bar_chart};
 
@@ -264,15 +262,6 @@ pub fn plan_table(plans: &[tenants::Plan], current: Option<&str>) -> Markup {
     }
 }
 
-/// A redirect to the dashboard of `slug` with `query`.
-fn back_to(slug: &str, query: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [(LOCATION, format!("/tenants/{slug}?{query}"))],
-    )
-        .into_response()
-}
-
 /// `POST /tenants/{slug}/installs/{plugin}/uninstall`.
 pub async fn uninstall(
     State(state): State<AppState>,
@@ -282,7 +271,7 @@ pub async fn uninstall(
 ) -> Result<Response, ConsoleError> {
     let principal = viewer.require()?;
     manage::uninstall(&state, principal, &slug, &plugin).await?;
-    Ok(back_to(&slug, &format!("uninstalled={plugin}")))
+    Ok(see_other(&format!("/tenants/{slug}?uninstalled={plugin}")))
 }
 
 /// `POST /tenants/{slug}/installs/{plugin}/rollback`.
@@ -295,5 +284,5 @@ pub async fn rollback(
     let principal = viewer.require()?;
     let tenant = tenants::access(state.db(), principal, &slug, TenantRole::Admin).await?;
     tenant_rollback(&state, principal, &tenant, &plugin).await?;
-    Ok(back_to(&slug, &format!("rolled_back={plugin}")))
+    Ok(see_other(&format!("/tenants/{slug}?rolled_back={plugin}")))
 }
