@@ -21,6 +21,7 @@ mod common {
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
+use base64::Engine;
 use plinth_package::{Package, SecretKey};
 use plinth_test_artifacts::{COUNTER, HELLO, UNDECLARED_HTTP, WEBHOOK_NOTIFY};
 use reqwest::Method;
@@ -232,16 +233,27 @@ async fn console_journey_in_a_browser() -> Result<()> {
     session.open("/").await?;
     browser.wait_for_text("#results", "Hello").await?;
     browser.type_into("#q", "webhook").await?;
-    browser.wait_for_text("#results", "1 plugin shown").await?;
-    let results = browser.text("#results").await?;
+    browser.wait_for_url("/?q=webhook").await?;
+    let results = browser.wait_for_text("#results", "1 plugin shown").await?;
     ensure!(
         results.contains("Webhook notify") && !results.contains("Greets"),
         "live search: {results}"
     );
-    ensure!(
-        browser.url().await?.ends_with("/?q=webhook"),
-        "the address follows the search"
-    );
+    // Filters: only plugins that call the internet.
+    browser
+        .execute(
+            "document.getElementById('q').value = '';
+             const s = document.getElementById('permission');
+             s.value = 'http';
+             s.dispatchEvent(new Event('change', {bubbles: true}));
+             return true;",
+        )
+        .await?;
+    browser.wait_for_url("/?permission=http").await?;
+    let filtered = browser.wait_for_text("#results", "1 plugin shown").await?;
+    ensure!(filtered.contains("Webhook notify"), "{filtered}");
+    browser.type_into("#q", "webhook").await?;
+    browser.wait_for_url("/?q=webhook&permission=http").await?;
     session.screenshots("catalog").await?;
     let requests = session.assert_only_local_requests().await?;
     ensure!(requests >= 4, "the performance log saw {requests} requests");
@@ -367,10 +379,24 @@ async fn console_journey_in_a_browser() -> Result<()> {
     ensure!(report.contains("error"), "report: {report}");
     session.screenshots("submission-refused").await?;
     session.open("/developer").await?;
+    // The good package is dropped onto the drop zone (the script fills the file input).
     let good = signed_package(work.path(), &COUNTER, &key)?;
-    browser
-        .type_into("#package", &good.display().to_string())
+    let chosen = browser
+        .execute_with(
+            "const [data, name] = arguments;
+             const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+             const files = new DataTransfer();
+             files.items.add(new File([bytes], name));
+             document.querySelector('.dropzone').dispatchEvent(
+               new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));
+             return document.querySelector('.dropzone .chosen').textContent;",
+            json!([
+                base64::engine::general_purpose::STANDARD.encode(std::fs::read(&good)?),
+                "counter.plinth"
+            ]),
+        )
         .await?;
+    ensure!(chosen == "Chosen: counter.plinth", "drop zone: {chosen}");
     browser.click("form.panel button[type=submit]").await?;
     browser
         .wait_for_text("#submission-status", "waiting for review")

@@ -162,6 +162,19 @@ impl Browser {
         value.as_str().map(str::to_owned).context("url")
     }
 
+    /// Waits until the address of the page ends with `suffix`.
+    pub async fn wait_for_url(&self, suffix: &str) -> Result<()> {
+        let mut last = String::new();
+        for _ in 0..WAIT_TRIES {
+            last = self.url().await?;
+            if last.ends_with(suffix) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the address never ended with {suffix:?}; last: {last}")
+    }
+
     /// The elements matching `css`.
     pub async fn find_all(&self, css: &str) -> Result<Vec<String>> {
         let value = self
@@ -260,10 +273,15 @@ impl Browser {
 
     /// Runs `script` in the page and returns its value.
     pub async fn execute(&self, script: &str) -> Result<Value> {
+        self.execute_with(script, json!([])).await
+    }
+
+    /// Runs `script` in the page with `args` (its `arguments`) and returns its value.
+    pub async fn execute_with(&self, script: &str, args: Value) -> Result<Value> {
         self.session_command(
             "POST",
             "/execute/sync",
-            Some(json!({"script": script, "args": []})),
+            Some(json!({"script": script, "args": args})),
         )
         .await
     }
