@@ -505,6 +505,15 @@ async fn console_journey_in_a_browser() -> Result<()> {
     browser
         .wait_for_text("#tenants td[data-label=Plan]", "pro")
         .await?;
+    session.open("/tenants/acme/plans").await?;
+    browser
+        .click("form[action='/operator/tenants/acme/plan'] button")
+        .await?;
+    // The first move offered is back down to free.
+    browser
+        .wait_for_text("#plans thead", "free (current)")
+        .await?;
+    session.open("/operator").await?;
     browser.type_into("#plugin", "examples.hello").await?;
     browser.type_into("#version", "0.1.0").await?;
     browser

@@ -194,6 +194,8 @@ async fn outcome(
 #[derive(Debug, Deserialize)]
 pub struct PlanForm {
     plan: String,
+    /// `plans` to go back to the tenant's plan comparison rather than the operator page.
+    back: Option<String>,
 }
 
 /// `POST /operator/tenants/{slug}/plan`.
@@ -208,7 +210,11 @@ pub async fn set_plan(
     let access = tenants::authorize(state.db(), principal, &slug, TenantRole::Admin).await?;
     tenants::update(state.db(), &access.tenant, None, Some(&form.plan)).await?;
     tracing::info!(tenant = %slug, plan = %form.plan, "plan set from the console");
-    Ok(see_other("/operator"))
+    Ok(if form.back.as_deref() == Some("plans") {
+        see_other(&format!("/tenants/{slug}/plans"))
+    } else {
+        see_other("/operator")
+    })
 }
 
 /// What the plugin action form posts.

@@ -235,8 +235,20 @@ pub async fn plans(
         "Plans",
         html! {
             h1 { "Plans for " (tenant.name) }
-            p { "Your tenant is on the " strong { (tenant.plan) } " plan. An operator moves tenants between plans; ask yours to upgrade or downgrade." }
+            p { "The tenant is on the " strong { (tenant.plan) } " plan. Operators move tenants between plans: ask yours to upgrade or downgrade." }
             (plan_table(&plans, Some(&tenant.plan)))
+            @if principal.is_operator() {
+                div.moves {
+                    @for plan in plans.iter().filter(|p| p.name != tenant.plan) {
+                        form.inline method="post" action=(format!("/operator/tenants/{}/plan", tenant.slug)) {
+                            (csrf_field(&viewer))
+                            input type="hidden" name="plan" value=(plan.name);
+                            input type="hidden" name="back" value="plans";
+                            button.secondary type="submit" { "Move to " (plan.name) }
+                        } " "
+                    }
+                }
+            }
         },
     ))
 }
