@@ -164,7 +164,7 @@ impl Bench {
             dir.path().join("kv.db").display()
         ))
         .await?;
-        let mut config = HostConfig::new(compiled, TrustPolicy::enforce(vec![self.public_key.clone()]));
+        let mut config = HostConfig::new(compiled, TrustPolicy::enforce(vec![self.public_key]));
         config.kv = Some(kv);
         let host = Arc::new(Host::new(config)?);
         let secrets = SecretsKey::parse(&self.secrets)?;

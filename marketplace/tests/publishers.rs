@@ -17,7 +17,47 @@ on_both_backends!(
     only_owners_add_members,
     keys_are_added_listed_and_revoked,
     publisher_api_keys_submit_for_their_publisher_only,
+    a_users_publishers_are_listed_with_their_role,
 );
+
+async fn a_users_publishers_are_listed_with_their_role(app: TestApp) -> Result<()> {
+    use plinth_marketplace::publishers::{MemberRole, of_user};
+    let (ada_id, ada) = app.user("ada@example.com").await?;
+    let (grace_id, grace) = app.user("grace@example.com").await?;
+    for (token, namespace) in [(&ada, "zeta"), (&ada, "alpha"), (&grace, "other")] {
+        app.post(
+            "/v1/publishers",
+            Some(token),
+            json!({"namespace": namespace, "name": namespace}),
+        )
+        .await?
+        .expect(StatusCode::CREATED)?;
+    }
+    app.post(
+        "/v1/publishers/other/members",
+        Some(&grace),
+        json!({"email": "ada@example.com", "role": "member"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    let listed: Vec<(String, MemberRole)> = of_user(app.state.db(), &ada_id)
+        .await?
+        .into_iter()
+        .map(|(publisher, role)| (publisher.namespace, role))
+        .collect();
+    ensure!(
+        listed
+            == [
+                ("alpha".to_owned(), MemberRole::Owner),
+                ("other".to_owned(), MemberRole::Member),
+                ("zeta".to_owned(), MemberRole::Owner),
+            ],
+        "{listed:?}"
+    );
+    ensure!(of_user(app.state.db(), &grace_id).await?.len() == 1);
+    ensure!(of_user(app.state.db(), "nobody").await?.is_empty());
+    Ok(())
+}
 
 async fn namespace_rules(app: TestApp) -> Result<()> {
     let (_, token) = app.user("ada@example.com").await?;

@@ -1,4 +1,4 @@
-//! `plinth serve`: the marketplace on one port, SQLite under the data dir unless a database URL
+//! `plinth serve`: the marketplace and its web console on one port, SQLite under the data dir unless a database URL
 //! is given.
 
 use std::net::SocketAddr;
@@ -134,9 +134,15 @@ impl ServeCommand {
         let address = listener.local_addr()?;
         tracing::info!(%address, role = %self.role, marketplace_key = %state.public_key(), "plinth serve started");
         println!("plinth serve: listening on http://{address}");
-        server::serve(
+        server::serve_with(
             listener,
             state,
+            // The console is the control plane's face; hosts serve the data plane only.
+            if self.role.serves_control_plane() {
+                plinth_console::routes()
+            } else {
+                axum::Router::new()
+            },
             shutdown_signal(),
             Duration::from_secs(self.drain_secs),
         )

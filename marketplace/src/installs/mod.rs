@@ -5,6 +5,7 @@
 pub mod config;
 mod deploy;
 pub mod history;
+pub mod manage;
 mod routes;
 pub mod sync;
 

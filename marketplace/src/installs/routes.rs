@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,8 +15,7 @@ use super::{Install, UPDATE_POLICIES, config};
 use crate::auth::Principal;
 use crate::body::JsonBody;
 use crate::clock::{now_ms, rfc3339};
-use crate::error::{ApiError, ConflictOnUnique, Error, Result};
-use crate::id::new_id;
+use crate::error::{ApiError, Error, Result};
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
 
@@ -101,6 +100,18 @@ pub(crate) struct InstallRequest {
     update_policy: Option<String>,
 }
 
+impl From<InstallRequest> for super::manage::NewInstall {
+    fn from(request: InstallRequest) -> Self {
+        super::manage::NewInstall {
+            plugin: request.plugin,
+            version: request.version,
+            permissions_digest: request.permissions_digest,
+            config: request.config,
+            update_policy: request.update_policy,
+        }
+    }
+}
+
 /// An install.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct InstallView {
@@ -167,183 +178,9 @@ async fn install(
     Path(slug): Path<String>,
     JsonBody(body): JsonBody<InstallRequest>,
 ) -> Result<(StatusCode, Json<InstallView>)> {
-    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
-    let runtime = state.runtime()?;
-    let update_policy = body.update_policy.unwrap_or_else(|| "manual".to_owned());
-    if !UPDATE_POLICIES.contains(&update_policy.as_str()) {
-        return Err(Error::bad_request(
-            "invalid_body",
-            format!("field `update_policy` must be one of {UPDATE_POLICIES:?}"),
-        ));
-    }
-    let version = match body.version {
-        Some(version) => crate::catalog::version(state.db(), &body.plugin, &version, false).await?,
-        None => crate::catalog::versions(state.db(), &body.plugin, false)
-            .await?
-            .into_iter()
-            .find(|v| !v.yanked)
-            .ok_or_else(|| {
-                Error::conflict(
-                    "no_installable_version",
-                    format!("{} has no version that is not yanked", body.plugin),
-                )
-            })?,
-    };
-    if version.yanked {
-        return Err(Error::conflict(
-            "version_yanked",
-            format!(
-                "{} {} is yanked; install another version",
-                body.plugin, version.version
-            ),
-        ));
-    }
-    if body.permissions_digest != version.permissions_digest {
-        return Err(Error::Conflict {
-            code: "permissions_changed",
-            message: format!(
-                "the permissions you consented to ({}) are not those of {} {}; review the current ones and send their digest",
-                body.permissions_digest, body.plugin, version.version
-            ),
-            details: Some(json!({
-                "permissions": version.permissions,
-                "permissions_digest": version.permissions_digest,
-            })),
-        });
-    }
-    let plan = tenants::plan(state.db(), &tenant.plan).await?;
-    let (package, loaded) = load(&state, &body.plugin, &version.version).await?;
-    let manifest = &package.manifest;
-    if manifest.pricing.is_paid() && !plan.paid_plugins {
-        return Err(Error::forbidden(
-            "plan_required",
-            format!(
-                "{} is a paid plugin; the {} plan does not allow paid plugins",
-                body.plugin, plan.name
-            ),
-        ));
-    }
-    let values = config::check(manifest, &body.config, &config::Values::new())?;
-    let install_id = new_id();
-    let stored_config = config::seal(manifest, &values, &runtime.secrets, &install_id)?;
-    let now = now_ms();
-    // The host runs the plugin's `on-install` hook (up to the plan's timeout) before the
-    // transaction, so no database lock is held meanwhile; the checks are made once before it
-    // and again under the tenant's lock, and the host install is undone if the record fails.
-    {
-        let mut tx = state.db().begin().await?;
-        check_installable(&mut tx, &tenant, &plan, &body.plugin).await?;
-    }
-    runtime
-        .host
-        .install(&tenant.id, &loaded, spec_for(&plan, manifest, values))
-        .await
-        .map_err(host_error)?;
-    let recorded = async {
-        let mut tx = state.db().begin().await?;
-        tenants::lock_tenant(&mut tx, &tenant).await?;
-        check_installable(&mut tx, &tenant, &plan, &body.plugin).await?;
-        sqlx::query(
-            "INSERT INTO installs (id, tenant_id, plugin_id, version, permissions_digest, config, enabled, \
-             update_policy, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)",
-        )
-        .bind(&install_id)
-        .bind(&tenant.id)
-        .bind(&body.plugin)
-        .bind(&version.version)
-        .bind(&version.permissions_digest)
-        .bind(&stored_config)
-        .bind(&update_policy)
-        .bind(principal.user().ok().map(|u| u.id.clone()))
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .conflict_on_unique("already_installed", || format!("{} is installed already; update or uninstall it", body.plugin))?;
-        crate::ledger::subscriptions::start(&mut tx, &tenant.id, &body.plugin, &manifest.pricing)
-            .await?;
-        sqlx::query("UPDATE plugins SET installs = installs + 1 WHERE id = $1")
-            .bind(&body.plugin)
-            .execute(&mut *tx)
-            .await?;
-        super::history::opened(&mut tx, &tenant.id, &body.plugin, now).await?;
-        super::audit(
-            &mut tx,
-            &principal,
-            "install.created",
-            &tenant.id,
-            &body.plugin,
-            json!({
-                "version": version.version,
-                "permissions_digest": version.permissions_digest,
-                "permissions": version.permissions,
-                "update_policy": update_policy,
-                "config": config::public_view(&stored_config),
-            }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<(), Error>(())
-    }
-    .await;
-    if let Err(e) = recorded {
-        if let Err(undo) = runtime.host.uninstall(&tenant.id, &body.plugin).await {
-            tracing::error!(error = %undo, "cannot undo a host install after its record failed");
-        }
-        return Err(e);
-    }
-    tracing::info!(tenant = %tenant.slug, plugin = %body.plugin, version = %version.version, "installed");
-    let install = Install {
-        id: install_id,
-        tenant_id: tenant.id,
-        plugin_id: body.plugin,
-        version: version.version,
-        permissions_digest: version.permissions_digest,
-        config: stored_config,
-        enabled: true,
-        update_policy,
-        pinned: false,
-        previous_version: None,
-        previous_permissions_digest: None,
-        previous_config: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let mut view = InstallView::from(&install);
-    view.breaker = breaker_of(&runtime.host, &install.tenant_id, &install.plugin_id);
-    Ok((StatusCode::CREATED, Json(view)))
-}
-
-/// Refuses an install of `plugin` the tenant has already, or one over its plan's
-/// `max_installs`.
-async fn check_installable(
-    tx: &mut crate::db::Tx,
-    tenant: &tenants::Tenant,
-    plan: &tenants::Plan,
-    plugin: &str,
-) -> Result<()> {
-    let installed: Vec<String> =
-        sqlx::query_scalar("SELECT plugin_id FROM installs WHERE tenant_id = $1")
-            .bind(&tenant.id)
-            .fetch_all(&mut **tx)
-            .await?;
-    if installed.iter().any(|id| id == plugin) {
-        return Err(Error::conflict(
-            "already_installed",
-            format!("{plugin} is installed already; update or uninstall it"),
-        ));
-    }
-    if i64::try_from(installed.len()).unwrap_or(i64::MAX) >= plan.max_installs {
-        return Err(Error::conflict(
-            "install_limit",
-            format!(
-                "the {} plan allows {} installs and the tenant has {}",
-                plan.name,
-                plan.max_installs,
-                installed.len()
-            ),
-        ));
-    }
-    Ok(())
+    let install = super::manage::install(&state, &principal, &slug, body.into()).await?;
+    let host = state.runtime().ok().map(|runtime| runtime.host.as_ref());
+    Ok((StatusCode::CREATED, Json(InstallView::of(&install, host))))
 }
 
 /// The tenant's installs.
@@ -498,37 +335,7 @@ async fn uninstall(
     principal: Principal,
     Path((slug, plugin)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
-    let runtime = state.runtime()?;
-    let mut tx = state.db().begin().await?;
-    let install = super::find(&mut tx, &tenant.id, &plugin)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;
-    sqlx::query("DELETE FROM installs WHERE id = $1")
-        .bind(&install.id)
-        .execute(&mut *tx)
-        .await?;
-    crate::ledger::subscriptions::end(&mut tx, &tenant.id, &plugin).await?;
-    sqlx::query("UPDATE plugins SET installs = installs - 1 WHERE id = $1 AND installs > 0")
-        .bind(&plugin)
-        .execute(&mut *tx)
-        .await?;
-    super::history::closed(&mut tx, &tenant.id, &plugin, now_ms()).await?;
-    super::audit(
-        &mut tx,
-        &principal,
-        "install.removed",
-        &tenant.id,
-        &plugin,
-        json!({"version": install.version}),
-    )
-    .await?;
-    match runtime.host.uninstall(&tenant.id, &plugin).await {
-        Ok(()) | Err(plinth_host::Error::NotInstalled { .. }) => {}
-        Err(e) => return Err(host_error(e)),
-    }
-    tx.commit().await?;
-    tracing::info!(tenant = %tenant.slug, plugin, "uninstalled");
+    super::manage::uninstall(&state, &principal, &slug, &plugin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

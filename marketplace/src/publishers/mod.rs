@@ -219,6 +219,28 @@ pub async fn by_namespace(db: &Db, namespace: &str) -> Result<Option<Publisher>>
     row.as_ref().map(publisher_from_row).transpose()
 }
 
+/// The publishers user `user_id` is a member of, with their role, by namespace.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<(Publisher, MemberRole)>> {
+    let rows = sqlx::query(
+        "SELECT p.id, p.namespace, p.name, p.created_at, m.role \
+         FROM publishers p JOIN publisher_members m ON m.publisher_id = p.id \
+         WHERE m.user_id = $1 ORDER BY p.namespace",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let role = MemberRole::parse(&row.try_get::<String, _>("role")?)?;
+            Ok((publisher_from_row(row)?, role))
+        })
+        .collect()
+}
+
 /// The publisher with id `id`, if any (no access check).
 ///
 /// # Errors

@@ -67,6 +67,12 @@ fn documented_routes(role: Role) -> OpenApiRouter<AppState> {
 
 /// Every route this server's role serves, with its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes merged in before the fallback (the web console adds its
+/// pages this way); they share the state, the layers and the port.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, document) = documented_routes(state.settings().role).split_for_parts();
     let document = std::sync::Arc::new(document);
     api.route(
@@ -76,6 +82,7 @@ pub fn router(state: AppState) -> Router {
             async move { axum::Json(document.as_ref().clone()) }
         }),
     )
+    .merge(extra)
     .fallback(|| async { Error::not_found("route") })
     .layer(axum::middleware::from_fn_with_state(
         (
@@ -135,7 +142,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> Result<(), Error> {
-    let app = router(state.clone());
+    serve_with(listener, state, Router::new(), shutdown, drain).await
+}
+
+/// [`serve`], with `extra` routes merged into the API's router (see [`router_with`]).
+///
+/// # Errors
+///
+/// [`Error::Internal`] if the server fails.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: Router<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> Result<(), Error> {
+    let app = router_with(state.clone(), extra);
     let control_plane = state.settings().role.serves_control_plane();
     let housekeeping = control_plane.then(|| housekeeping::spawn(state.clone()));
     let deliverer = control_plane.then(|| crate::notifications::delivery::spawn(state.clone()));

@@ -1,0 +1,116 @@
+//! One module per page (or group of pages) of the console.
+
+pub mod catalog;
+pub mod detail;
+pub mod developer;
+pub mod install;
+pub mod login;
+pub mod operator;
+pub mod review;
+pub mod tenant;
+
+use maud::{Markup, html};
+use plinth_marketplace::AppState;
+use plinth_marketplace::auth::Principal;
+use plinth_marketplace::tenants::{self, Tenant, TenantRole};
+
+use crate::error::ConsoleError;
+
+/// How much a permission exposes a tenant, as a label tenants can scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Risk {
+    /// Reads what it is sent, or settings the tenant gives it.
+    Low,
+    /// Stores data or tells other plugins things.
+    Medium,
+    /// Reaches outside the platform.
+    High,
+}
+
+impl Risk {
+    /// The risk of a capability (`http`, `kv`, `events.subscribe`, …).
+    pub fn of(capability: &str) -> Risk {
+        match capability {
+            "http" => Risk::High,
+            "kv" | "events.emit" => Risk::Medium,
+            _ => Risk::Low,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+        }
+    }
+}
+
+/// A permission as a sentence with its risk level.
+pub fn permission_item(capability: &str, sentence: &str) -> Markup {
+    let risk = Risk::of(capability);
+    html! {
+        span class=(format!("risk risk-{}", risk.name())) { (risk.name()) " risk" }
+        span { (sentence) }
+    }
+}
+
+/// A rating as text: `★ 4.3` or `no ratings yet`.
+pub fn rating_text(average: Option<f64>) -> String {
+    average.map_or_else(
+        || "no ratings yet".to_owned(),
+        |stars| format!("★ {stars:.1} of 5"),
+    )
+}
+
+/// A pricing model as tenants read it.
+pub fn pricing_text(pricing: &str) -> &str {
+    match pricing {
+        "free" => "Free",
+        "monthly" => "Monthly subscription",
+        "per-1000-invocations" => "Pay per use",
+        other => other,
+    }
+}
+
+/// The tenants `principal` may administer (the marketplace's own access check, per tenant).
+///
+/// # Errors
+///
+/// [`ConsoleError::Marketplace`] for a database failure.
+pub async fn admin_tenants(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Vec<Tenant>, ConsoleError> {
+    let mut out = Vec::new();
+    for (tenant, _) in visible_tenants(state, principal).await? {
+        match tenants::access(state.db(), principal, &tenant.slug, TenantRole::Admin).await {
+            Ok(tenant) => out.push(tenant),
+            Err(
+                plinth_marketplace::Error::Forbidden { .. }
+                | plinth_marketplace::Error::NotFound(_),
+            ) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// The tenants `principal` can see: every tenant for an operator, else those they belong to.
+///
+/// # Errors
+///
+/// [`ConsoleError::Marketplace`] for a database failure.
+pub async fn visible_tenants(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Vec<tenants::TenantWithRole>, ConsoleError> {
+    let Ok(user) = principal.user() else {
+        return Ok(Vec::new());
+    };
+    Ok(if user.is_operator() {
+        tenants::list_all(state.db(), &user.id, false).await?
+    } else {
+        tenants::list_for_user(state.db(), &user.id).await?
+    })
+}

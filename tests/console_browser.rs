@@ -1,0 +1,547 @@
+//! The web console in a real browser: headless Chromium driven through `chromedriver` against
+//! a `plinth serve` (SQLite) seeded through the API.
+//!
+//! One journey, in order: a tenant admin logs in, searches the catalog live and opens a detail
+//! page, installs with consent (filling a secret in the generated config form) and sees the
+//! install and its usage chart on the dashboard; a tenant member sees no install button nor
+//! uninstall buttons; a developer uploads a package that validation refuses and sees its
+//! findings, then one that passes, and replies to a rating; a reviewer approves it from the
+//! queue and it is in the catalog; the admin updates to a version asking for more, seeing the
+//! permission diff, then rolls back; an operator sees the audit chain sound, changes a plan
+//! and yanks a version with confirmation. After every page, Chromium's performance log must show no request outside
+//! `plinth serve`. Screenshots of each main page, at desktop and phone width, are written to
+//! `<target>/tmp/console-screenshots/`.
+
+mod common {
+    pub mod api;
+    pub mod server;
+    pub mod webdriver;
+}
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use base64::Engine;
+use plinth_package::{Package, SecretKey};
+use plinth_test_artifacts::{COUNTER, HELLO, UNDECLARED_HTTP, WEBHOOK_NOTIFY};
+use reqwest::Method;
+use serde_json::json;
+
+use common::api::{Api, signed_package};
+use common::server::{PlinthServer, bootstrap};
+use common::webdriver::Browser;
+
+const PASSWORD: &str = "a long enough password";
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (390, 844);
+
+/// Where the screenshots go.
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
+}
+
+/// The browser and the server it must stay within.
+struct Session {
+    browser: Browser,
+    base: String,
+}
+
+impl Session {
+    /// Opens `path` on the server.
+    async fn open(&self, path: &str) -> Result<()> {
+        self.browser.goto(&format!("{}{path}", self.base)).await
+    }
+
+    /// Fails if the browser requested anything but `plinth serve` since the last check.
+    async fn assert_only_local_requests(&self) -> Result<usize> {
+        let urls = self.browser.requested_urls().await?;
+        let outside: Vec<&String> = urls
+            .iter()
+            .filter(|url| !url.starts_with(&format!("{}/", self.base)) && *url != &self.base)
+            .collect();
+        ensure!(
+            outside.is_empty(),
+            "requests outside plinth serve: {outside:?}"
+        );
+        Ok(urls.len())
+    }
+
+    /// Fails if a form control of the page has no label (or a button no name).
+    async fn assert_labelled(&self) -> Result<()> {
+        let unlabelled = self
+            .browser
+            .execute(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+                   .filter(e => e.tagName === 'BUTTON'
+                     ? !(e.textContent.trim() || e.getAttribute('aria-label'))
+                     : !((e.labels && e.labels.length) || e.getAttribute('aria-label')))
+                   .map(e => e.outerHTML);",
+            )
+            .await?;
+        ensure!(
+            unlabelled.as_array().is_some_and(Vec::is_empty),
+            "controls without a label on {}: {unlabelled}",
+            self.browser.url().await?
+        );
+        Ok(())
+    }
+
+    /// Screenshots of the page at desktop and phone width, named `name-desktop.png` and
+    /// `name-phone.png`, after checking every control of it is labelled.
+    async fn screenshots(&self, name: &str) -> Result<()> {
+        self.assert_labelled().await?;
+        let dir = screenshot_dir();
+        self.browser
+            .screenshot(&dir.join(format!("{name}-desktop.png")))
+            .await?;
+        self.browser.resize(PHONE.0, PHONE.1).await?;
+        self.browser
+            .screenshot(&dir.join(format!("{name}-phone.png")))
+            .await?;
+        self.browser.resize(DESKTOP.0, DESKTOP.1).await?;
+        Ok(())
+    }
+
+    /// Logs in as `email` through the log-in page.
+    async fn log_in(&self, email: &str) -> Result<()> {
+        self.open("/login").await?;
+        self.browser.type_into("#email", email).await?;
+        self.browser.type_into("#password", PASSWORD).await?;
+        self.browser.click("form.panel button[type=submit]").await?;
+        self.browser.wait_for_text("header .who", email).await?;
+        Ok(())
+    }
+
+    /// Accepts every `confirm()` dialog of the page shown (forms marked `data-confirm`).
+    async fn accept_confirmations(&self) -> Result<()> {
+        self.browser
+            .execute("window.confirm = () => true; return true;")
+            .await
+            .map(drop)
+    }
+
+    /// Logs out with the header's button.
+    async fn log_out(&self) -> Result<()> {
+        self.browser.click("header form button").await?;
+        self.browser
+            .wait_for_text("header .account", "Log in")
+            .await?;
+        Ok(())
+    }
+}
+
+/// webhook-notify 0.2.0, which also asks for a key-value store, signed by `key`.
+fn webhook_notify_0_2(dir: &Path, key: &SecretKey) -> Result<PathBuf> {
+    let manifest = std::fs::read_to_string(Path::new(WEBHOOK_NOTIFY.dir).join("plinth.toml"))?
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"")
+        .replace(
+            "[permissions]\n",
+            "[permissions]\nkv = { max-bytes = 65536 }\n",
+        );
+    let mut package = Package::new(
+        manifest,
+        std::fs::read(WEBHOOK_NOTIFY.wasm)?,
+        Some("# webhook-notify\n".to_owned()),
+        Some("## 0.2.0\n\nRemembers what it sent.\n".to_owned()),
+    )?;
+    package.sign(key);
+    let path = dir.join(package.file_name());
+    package.write_to(&path)?;
+    Ok(path)
+}
+
+/// Signs up `email` with [`PASSWORD`]; returns (id, token).
+async fn account(api: &Api, email: &str) -> Result<(String, String)> {
+    api.account(email).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_journey_in_a_browser() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let data_dir = work.path().join("data");
+    let server = PlinthServer::start(&data_dir, None)?;
+    let api = Api {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+    };
+    let (ok, operator, stderr) = bootstrap(&data_dir, None)?;
+    ensure!(ok, "bootstrap failed: {stderr}");
+
+    // Seed: a developer with publishers examples and fixtures; hello and webhook-notify
+    // approved; tenant acme with an admin and a member; a reviewer.
+    let (developer, key) = api.developer("dev@example.com", "examples").await?;
+    api.ok(
+        Method::POST,
+        "/v1/publishers",
+        Some(&developer),
+        Some(json!({"namespace": "fixtures", "name": "Fixtures"})),
+    )
+    .await?;
+    let fixtures_key = SecretKey::generate()?;
+    api.ok(
+        Method::POST,
+        "/v1/publishers/fixtures/keys",
+        Some(&developer),
+        Some(json!({"public_key": fixtures_key.public_key().to_string()})),
+    )
+    .await?;
+    for plugin in [&HELLO, &WEBHOOK_NOTIFY] {
+        let path = signed_package(work.path(), plugin, &key)?;
+        api.publish_and_approve(&path, &developer, &operator)
+            .await?;
+    }
+    let (_, admin) = account(&api, "admin@acme.example").await?;
+    api.ok(
+        Method::POST,
+        "/v1/tenants",
+        Some(&admin),
+        Some(json!({"slug": "acme", "name": "Acme"})),
+    )
+    .await?;
+    account(&api, "member@acme.example").await?;
+    api.ok(
+        Method::POST,
+        "/v1/tenants/acme/members",
+        Some(&admin),
+        Some(json!({"email": "member@acme.example", "role": "member"})),
+    )
+    .await?;
+    for (email, role) in [
+        ("reviewer@example.com", "reviewer"),
+        ("ops@example.com", "operator"),
+    ] {
+        let (id, _) = account(&api, email).await?;
+        api.ok(
+            Method::PUT,
+            &format!("/v1/accounts/{id}/roles"),
+            Some(&operator),
+            Some(json!({"roles": [role]})),
+        )
+        .await?;
+    }
+
+    let session = Session {
+        browser: Browser::start(DESKTOP.0, DESKTOP.1).await?,
+        base: server.base.clone(),
+    };
+    let browser = &session.browser;
+
+    // The log-in page, then the catalog with live search.
+    session.open("/login").await?;
+    session.screenshots("login").await?;
+    session.log_in("admin@acme.example").await?;
+    session.open("/").await?;
+    browser.wait_for_text("#results", "Hello").await?;
+    browser.type_into("#q", "webhook").await?;
+    browser.wait_for_url("/?q=webhook").await?;
+    let results = browser.wait_for_text("#results", "1 plugin shown").await?;
+    ensure!(
+        results.contains("Webhook notify") && !results.contains("Greets"),
+        "live search: {results}"
+    );
+    // Filters: only plugins that call the internet.
+    browser
+        .execute(
+            "document.getElementById('q').value = '';
+             const s = document.getElementById('permission');
+             s.value = 'http';
+             s.dispatchEvent(new Event('change', {bubbles: true}));
+             return true;",
+        )
+        .await?;
+    browser.wait_for_url("/?permission=http").await?;
+    let filtered = browser.wait_for_text("#results", "1 plugin shown").await?;
+    ensure!(filtered.contains("Webhook notify"), "{filtered}");
+    browser.type_into("#q", "webhook").await?;
+    browser.wait_for_url("/?q=webhook&permission=http").await?;
+    session.screenshots("catalog").await?;
+    let requests = session.assert_only_local_requests().await?;
+    ensure!(requests >= 4, "the performance log saw {requests} requests");
+
+    // The detail page: permissions as sentences with risk levels, an install button.
+    browser.click("#results .card h2 a").await?;
+    browser.wait_for_text("main h1", "Webhook notify").await?;
+    let permissions = browser.text("ul.permissions").await?;
+    ensure!(
+        permissions.contains("HIGH RISK") && permissions.contains("hooks.example.com"),
+        "permissions: {permissions}"
+    );
+    ensure!(browser.text(".readme").await?.contains("webhook-notify"));
+    session.screenshots("detail").await?;
+    session.assert_only_local_requests().await?;
+
+    // Install with consent; the secret goes into a password field.
+    browser.click("#install").await?;
+    browser
+        .wait_for_text("main h1", "Install Webhook notify")
+        .await?;
+    let field_type = browser
+        .execute("return document.getElementById('config-webhook-url').type")
+        .await?;
+    ensure!(field_type == "password", "secret field type {field_type}");
+    session.screenshots("install").await?;
+    browser
+        .type_into(
+            "#config-webhook-url",
+            "https://hooks.example.com/s3cr3t-hook",
+        )
+        .await?;
+    browser.click("#consent").await?;
+    browser.click("#consent-form button[type=submit]").await?;
+    browser
+        .wait_for_text("main .notice", "is installed")
+        .await?;
+    ensure!(browser.url().await?.contains("/tenants/acme"));
+    let installs = browser.text("#installs").await?;
+    ensure!(
+        installs.contains("examples.webhook-notify") && installs.contains("0.1.0"),
+        "{installs}"
+    );
+    ensure!(browser.exists("svg#usage-totals").await?, "usage chart");
+    browser
+        .element_screenshot(
+            "section[aria-labelledby=usage-title]",
+            &screenshot_dir().join("usage-chart.png"),
+        )
+        .await?;
+    ensure!(
+        !browser.source().await?.contains("s3cr3t-hook"),
+        "a secret was shown"
+    );
+    ensure!(browser.exists("#installs button.danger").await?);
+    session.screenshots("dashboard").await?;
+    session.open("/tenants/acme/plans").await?;
+    browser.wait_for_text("#plans", "Installs").await?;
+    session.screenshots("plans").await?;
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+    api.ok(
+        Method::PUT,
+        "/v1/plugins/examples.webhook-notify/ratings/acme",
+        Some(&admin),
+        Some(json!({"stars": 4, "text": "Does what it says."})),
+    )
+    .await?;
+
+    // A tenant member: no install button, no uninstall buttons.
+    session.log_in("member@acme.example").await?;
+    session.open("/plugins/examples.hello").await?;
+    browser.wait_for_text("main h1", "Hello").await?;
+    ensure!(
+        !browser.exists("#install").await?,
+        "a member got an install button"
+    );
+    ensure!(browser.exists("#no-install").await?);
+    session.open("/tenants/acme").await?;
+    browser
+        .wait_for_text("#installs", "examples.webhook-notify")
+        .await?;
+    ensure!(
+        !browser.exists("#installs button").await?,
+        "a member got install actions"
+    );
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // A developer uploads a package validation refuses, and sees why; then a good one.
+    session.log_in("dev@example.com").await?;
+    session.open("/developer").await?;
+    browser.type_into("#namespace", "tools").await?;
+    browser.type_into("#publisher-name", "Tools").await?;
+    browser.click("#new-publisher button").await?;
+    browser
+        .wait_for_text("main .notice", "publisher is created")
+        .await?;
+    let spare = SecretKey::generate()?;
+    browser
+        .type_into("#key-tools", &spare.public_key().to_string())
+        .await?;
+    browser
+        .click("form[action='/developer/tools/keys'] button")
+        .await?;
+    browser
+        .wait_for_text("main .notice", "key is registered")
+        .await?;
+    session.accept_confirmations().await?;
+    browser
+        .click("form[action^='/developer/tools/keys/'] button")
+        .await?;
+    browser.wait_for_text("main .notice", "revoked").await?;
+    let bad = signed_package(work.path(), &UNDECLARED_HTTP, &fixtures_key)?;
+    browser
+        .type_into("#package", &bad.display().to_string())
+        .await?;
+    browser.click("form.panel button[type=submit]").await?;
+    browser
+        .wait_for_text("#submission-status", "refused by validation")
+        .await?;
+    let report = browser.text("#report").await?;
+    ensure!(report.contains("error"), "report: {report}");
+    session.screenshots("submission-refused").await?;
+    session.open("/developer").await?;
+    // The good package is dropped onto the drop zone (the script fills the file input).
+    let good = signed_package(work.path(), &COUNTER, &key)?;
+    let chosen = browser
+        .execute_with(
+            "const [data, name] = arguments;
+             const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+             const files = new DataTransfer();
+             files.items.add(new File([bytes], name));
+             document.querySelector('.dropzone').dispatchEvent(
+               new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));
+             return document.querySelector('.dropzone .chosen').textContent;",
+            json!([
+                base64::engine::general_purpose::STANDARD.encode(std::fs::read(&good)?),
+                "counter.plinth"
+            ]),
+        )
+        .await?;
+    ensure!(chosen == "Chosen: counter.plinth", "drop zone: {chosen}");
+    browser.click("form.panel button[type=submit]").await?;
+    browser
+        .wait_for_text("#submission-status", "waiting for review")
+        .await?;
+    session.open("/developer").await?;
+    browser.wait_for_text("main", "examples.counter").await?;
+    ensure!(
+        browser.exists("a[href$='.csv'][download]").await?,
+        "statement download links"
+    );
+    browser.wait_for_text("main", "Does what it says.").await?;
+    browser
+        .type_into("textarea[name=text]", "Thank you!")
+        .await?;
+    browser.click("form[action$='/reply'] button").await?;
+    browser
+        .wait_for_text("main", "Your reply: Thank you!")
+        .await?;
+    session.screenshots("developer").await?;
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // A reviewer approves it from the queue; it is then in the catalog.
+    session.log_in("reviewer@example.com").await?;
+    session.open("/review").await?;
+    browser
+        .wait_for_text("main", "examples.counter 0.1.0")
+        .await?;
+    let diff = browser.text("article.review-item ul.permissions").await?;
+    ensure!(diff.contains("Added"), "permission diff: {diff}");
+    session.screenshots("review").await?;
+    browser
+        .click("article.review-item input[value=approve]")
+        .await?;
+    browser
+        .type_into("article.review-item textarea", "Looks right.")
+        .await?;
+    browser
+        .click("article.review-item button[type=submit]")
+        .await?;
+    browser.wait_for_text("main", "The queue is empty.").await?;
+    session.assert_only_local_requests().await?;
+    let (status, _) = api
+        .send(Method::GET, "/v1/plugins/examples.counter", None, None)
+        .await?;
+    ensure!(
+        status == 200,
+        "the approved plugin is not in the catalog: {status}"
+    );
+    session.open("/?q=counter").await?;
+    browser.wait_for_text("#results", "Counter").await?;
+    session.open("/plugins/examples.webhook-notify").await?;
+    browser
+        .wait_for_text("main", "Publisher's reply: Thank you!")
+        .await?;
+    browser
+        .element_screenshot(
+            "section[aria-labelledby=ratings-title]",
+            &screenshot_dir().join("rating-histogram.png"),
+        )
+        .await?;
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // An update that asks for more: the admin sees the difference, consents, then rolls back.
+    let update = webhook_notify_0_2(work.path(), &key)?;
+    api.publish_and_approve(&update, &developer, &operator)
+        .await?;
+    session.log_in("admin@acme.example").await?;
+    session.open("/tenants/acme").await?;
+    browser.click("#installs a.update").await?;
+    browser
+        .wait_for_text("#consent-form", "Update from v0.1.0 to v0.2.0")
+        .await?;
+    let diff = browser.text("#permission-diff").await?;
+    ensure!(
+        diff.contains("New:") && diff.contains("key-value store"),
+        "update diff: {diff}"
+    );
+    session.screenshots("update").await?;
+    browser.click("#consent").await?;
+    browser.click("#consent-form button[type=submit]").await?;
+    browser.wait_for_text("main .notice", "is updated").await?;
+    browser.wait_for_text("#installs", "0.2.0").await?;
+    session.accept_confirmations().await?;
+    browser.click("#installs button.secondary").await?;
+    browser.wait_for_text("main .notice", "rolled back").await?;
+    ensure!(browser.text("#installs").await?.contains("0.1.0"));
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // An operator: the audit chain, a plan change, a yank with confirmation.
+    session.log_in("ops@example.com").await?;
+    session.open("/operator").await?;
+    browser
+        .wait_for_text("#chain-status", "Chain sound")
+        .await?;
+    ensure!(browser.text("#audit").await?.contains("install.created"));
+    session.screenshots("operator").await?;
+    browser
+        .execute("document.getElementById('plan-acme').value = 'pro'; return true;")
+        .await?;
+    browser
+        .click("form[action='/operator/tenants/acme/plan'] button")
+        .await?;
+    browser
+        .wait_for_text("#tenants td[data-label=Plan]", "pro")
+        .await?;
+    session.open("/tenants/acme/plans").await?;
+    browser
+        .click("form[action='/operator/tenants/acme/plan'] button")
+        .await?;
+    // The first move offered is back down to free.
+    browser
+        .wait_for_text("#plans thead", "free (current)")
+        .await?;
+    session.open("/operator").await?;
+    browser.type_into("#plugin", "examples.hello").await?;
+    browser.type_into("#version", "0.1.0").await?;
+    browser
+        .execute("document.getElementById('reason_code').value = 'broken'; return true;")
+        .await?;
+    browser
+        .type_into("#reason", "Crashes on empty names.")
+        .await?;
+    // Without the confirmation box the browser will not send the form.
+    browser.click("#plugin-action button").await?;
+    ensure!(browser.url().await?.ends_with("/operator"));
+    ensure!(!browser.exists(".notice").await?);
+    browser.click("#confirm").await?;
+    session.accept_confirmations().await?;
+    browser.click("#plugin-action button").await?;
+    browser.wait_for_text("main .notice", "is yanked").await?;
+    let (_, hello) = api
+        .send(
+            Method::GET,
+            "/v1/plugins/examples.hello/versions/0.1.0",
+            None,
+            None,
+        )
+        .await?;
+    ensure!(hello["yanked"] == true, "{hello}");
+    session.assert_only_local_requests().await?;
+
+    session.browser.quit().await?;
+    server.stop().context("stopping the server")?;
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The web console over plain HTTP against `plinth serve`: forms without the CSRF token are
+//! refused (before and after logging in), the session cookie is `HttpOnly` and
+//! `SameSite=Strict`, pages carry a Content-Security-Policy that allows only this server, and
+//! the console's pages need a session where the API would need a token.
+
+mod common {
+    pub mod api;
+    pub mod server;
+}
+
+use anyhow::{Context, Result, ensure};
+use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+
+use common::api::Api;
+use common::server::PlinthServer;
+
+/// The value of the hidden `csrf` field in `html`.
+fn csrf_of(html: &str) -> Result<String> {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .context("no csrf field in the page")?;
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    Ok(rest[..rest.find('"').context("unterminated value")?].to_owned())
+}
+
+/// `name=value` of the `Set-Cookie` for `name` in `response`, and the whole header.
+fn cookie_of(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            (
+                v.split(';').next().unwrap_or_default().to_owned(),
+                v.to_owned(),
+            )
+        })
+}
+
+/// Logs `email` in through the log-in form; returns the `Cookie` header to send.
+async fn sign_in(client: &reqwest::Client, base: &str, email: &str) -> Result<String> {
+    let page = client.get(format!("{base}/login")).send().await?;
+    let (pre_session, _) = cookie_of(&page, "plinth_csrf").context("no csrf cookie")?;
+    let token = csrf_of(&page.text().await?)?;
+    let answer = client
+        .post(format!("{base}/login"))
+        .header(COOKIE, &pre_session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "email={}&password=a+long+enough+password&csrf={token}",
+            email.replace('@', "%40")
+        ))
+        .send()
+        .await?;
+    let (session, _) = cookie_of(&answer, "plinth_session").context("no session cookie")?;
+    Ok(format!("{pre_session}; {session}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let server = PlinthServer::start(&work.path().join("data"), None)?;
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()?;
+    let api = Api {
+        base: server.base.clone(),
+        client: client.clone(),
+    };
+    api.account("ada@example.com").await?;
+    api.developer("dev@example.com", "examples").await?;
+    let (_, admin) = api.account("admin@acme.example").await?;
+    api.ok(
+        reqwest::Method::POST,
+        "/v1/tenants",
+        Some(&admin),
+        Some(serde_json::json!({"slug": "acme", "name": "Acme"})),
+    )
+    .await?;
+    let base = &server.base;
+
+    // The log-in page sets the pre-session cookie its form's token comes from.
+    let page = client.get(format!("{base}/login")).send().await?;
+    ensure!(page.status() == 200);
+    let policy = page
+        .headers()
+        .get(CONTENT_SECURITY_POLICY)
+        .context("no Content-Security-Policy")?
+        .to_str()?
+        .to_owned();
+    ensure!(
+        policy.contains("default-src 'none'") && policy.contains("script-src 'self'"),
+        "{policy}"
+    );
+    let (pre_session, header) = cookie_of(&page, "plinth_csrf").context("no csrf cookie")?;
+    ensure!(header.contains("HttpOnly") && header.contains("SameSite=Strict"));
+    let token = csrf_of(&page.text().await?)?;
+    let log_in = |body: String| {
+        client
+            .post(format!("{base}/login"))
+            .header(COOKIE, &pre_session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let credentials = "email=ada%40example.com&password=a+long+enough+password";
+
+    // Without the token, with another token, or without the cookie: 403, nobody logged in.
+    let refused = log_in(credentials.to_owned()).await?;
+    ensure!(refused.status() == 403, "no token: {}", refused.status());
+    ensure!(cookie_of(&refused, "plinth_session").is_none());
+    let refused = log_in(format!("{credentials}&csrf=0000")).await?;
+    ensure!(refused.status() == 403, "wrong token: {}", refused.status());
+    let refused = client
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{credentials}&csrf={token}"))
+        .send()
+        .await?;
+    ensure!(refused.status() == 403, "no cookie: {}", refused.status());
+
+    // With it, a wrong password is a 401 page and the right one a session cookie.
+    let wrong = log_in(format!(
+        "email=ada%40example.com&password=nope&csrf={token}"
+    ))
+    .await?;
+    ensure!(wrong.status() == 401, "wrong password: {}", wrong.status());
+    let signed_in = log_in(format!("{credentials}&csrf={token}")).await?;
+    ensure!(signed_in.status() == 303, "log in: {}", signed_in.status());
+    let (session, header) = cookie_of(&signed_in, "plinth_session").context("no session cookie")?;
+    ensure!(
+        header.contains("HttpOnly")
+            && header.contains("SameSite=Strict")
+            && !header.contains("Secure"),
+        "{header}"
+    );
+    let cookies = format!("{pre_session}; {session}");
+    // Behind a TLS-terminating proxy the cookie is also `Secure`.
+    let page = client
+        .get(format!("{base}/login"))
+        .header(COOKIE, &pre_session)
+        .send()
+        .await?;
+    let behind_tls = client
+        .post(format!("{base}/login"))
+        .header(COOKIE, &pre_session)
+        .header("x-forwarded-proto", "https")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "{credentials}&csrf={}",
+            csrf_of(&page.text().await?)?
+        ))
+        .send()
+        .await?;
+    let (_, header) =
+        cookie_of(&behind_tls, "plinth_session").context("no session cookie over TLS")?;
+    ensure!(header.contains("; Secure"), "{header}");
+
+    // Signed in, the token changes with the session; a form without it is refused.
+    let tenants = client
+        .get(format!("{base}/tenants"))
+        .header(COOKIE, &cookies)
+        .send()
+        .await?;
+    ensure!(tenants.status() == 200);
+    let signed_in_token = csrf_of(&tenants.text().await?)?;
+    ensure!(
+        signed_in_token != token,
+        "the token must follow the session"
+    );
+    let logout = |body: &'static str| {
+        client
+            .post(format!("{base}/logout"))
+            .header(COOKIE, &cookies)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    ensure!(logout("").await?.status() == 403);
+    ensure!(logout("csrf=abc").await?.status() == 403);
+    // The pre-session token is not valid once logged in either.
+    let stale = client
+        .post(format!("{base}/logout"))
+        .header(COOKIE, &cookies)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={token}"))
+        .send()
+        .await?;
+    ensure!(stale.status() == 403, "stale token: {}", stale.status());
+    // Uploads are forms too.
+    let upload = client
+        .post(format!("{base}/developer/submissions"))
+        .header(COOKIE, &cookies)
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"package\"; filename=\"x.plinth\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\nnot a package\r\n--XyZ--\r\n",
+        )
+        .send()
+        .await?;
+    ensure!(
+        upload.status() == 403,
+        "upload without token: {}",
+        upload.status()
+    );
+
+    // Someone else's tenant is a 404 page, as in the API.
+    let foreign = client
+        .get(format!("{base}/tenants/acme"))
+        .header(COOKIE, &cookies)
+        .send()
+        .await?;
+    ensure!(
+        foreign.status() == 404,
+        "foreign tenant: {}",
+        foreign.status()
+    );
+
+    // Logging out revokes the session: the cookie no longer opens pages.
+    let out = client
+        .post(format!("{base}/logout"))
+        .header(COOKIE, &cookies)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={signed_in_token}"))
+        .send()
+        .await?;
+    ensure!(out.status() == 303, "log out: {}", out.status());
+    let after = client
+        .get(format!("{base}/tenants"))
+        .header(COOKIE, &cookies)
+        .send()
+        .await?;
+    ensure!(
+        after.status() == 303
+            && after.headers().get(LOCATION).and_then(|v| v.to_str().ok()) == Some("/login"),
+        "after log out: {}",
+        after.status()
+    );
+
+    // The same authorisation as the API: reviewers' and operators' pages refuse others, and a
+    // statement is for its publisher's members only.
+    let dev = sign_in(&client, base, "dev@example.com").await?;
+    for (path, status) in [
+        ("/review", 403),
+        ("/operator", 403),
+        ("/developer/examples/statements/2026-01.csv", 200),
+        ("/developer/examples/statements/2026-13.csv", 400),
+    ] {
+        let answer = client
+            .get(format!("{base}{path}"))
+            .header(COOKIE, &dev)
+            .send()
+            .await?;
+        ensure!(answer.status() == status, "{path}: {}", answer.status());
+        if status == 200 {
+            ensure!(
+                answer
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("text/csv; charset=utf-8")
+            );
+            ensure!(answer.text().await?.contains("currency"), "statement CSV");
+        }
+    }
+    let stranger = sign_in(&client, base, "ada@example.com").await?;
+    let hidden = client
+        .get(format!("{base}/developer/examples/statements/2026-01.csv"))
+        .header(COOKIE, &stranger)
+        .send()
+        .await?;
+    ensure!(
+        hidden.status() == 404,
+        "a stranger's statement: {}",
+        hidden.status()
+    );
+
+    // Assets are served by plinth itself.
+    let css = client
+        .get(format!("{base}/assets/console.css"))
+        .send()
+        .await?;
+    ensure!(css.status() == 200);
+    ensure!(
+        client
+            .get(format!("{base}/assets/nope.js"))
+            .send()
+            .await?
+            .status()
+            == 404
+    );
+    server.stop()?;
+    Ok(())
+}
