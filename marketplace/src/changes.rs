@@ -90,8 +90,11 @@ pub fn spawn(state: AppState) -> Option<JoinHandle<()>> {
         return None;
     }
     Some(tokio::spawn(async move {
+        let mut first = true;
         loop {
-            if let Err(error) = listen(&state).await {
+            let listened = listen(&state, first).await;
+            first = false;
+            if let Err(error) = listened {
                 tracing::warn!(%error, "change listener failed; connecting again");
             }
             tokio::time::sleep(RECONNECT_AFTER).await;
@@ -99,15 +102,23 @@ pub fn spawn(state: AppState) -> Option<JoinHandle<()>> {
     }))
 }
 
-/// Listens until the connection is lost, applying every change.
-async fn listen(state: &AppState) -> Result<()> {
+/// Listens until the connection is lost, applying every change. The `first` connection
+/// follows the host's restore at start, so it only retires cached reads: a full sync then
+/// would race the first requests (an install removed meanwhile could be put back from the
+/// sync's older read).
+async fn listen(state: &AppState, first: bool) -> Result<()> {
     let mut listener = PgListener::connect(state.db().url()).await?;
     listener.listen(CHANNEL).await?;
     let schema: String = sqlx::query_scalar("SELECT CAST(current_schema() AS TEXT)")
         .fetch_one(state.db().pool())
         .await?;
     // Anything missed while no one listened.
-    catch_up(state).await;
+    if first {
+        state.db().changed(Topic::Access);
+        state.db().changed(Topic::Usage);
+    } else {
+        catch_up(state).await;
+    }
     let mut full_sync = tokio::time::interval(FULL_SYNC_EVERY);
     full_sync.tick().await;
     loop {
