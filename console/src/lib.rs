@@ -18,7 +18,7 @@
 //! plinth_marketplace::server::serve_with(
 //!     listener,
 //!     state,
-//!     plinth_console::routes(),
+//!     Some(plinth_console::routes()),
 //!     std::future::pending(),
 //!     std::time::Duration::from_secs(10),
 //! )

@@ -138,11 +138,9 @@ impl ServeCommand {
             listener,
             state,
             // The console is the control plane's face; hosts serve the data plane only.
-            if self.role.serves_control_plane() {
-                plinth_console::routes()
-            } else {
-                axum::Router::new()
-            },
+            self.role
+                .serves_control_plane()
+                .then(plinth_console::routes),
             shutdown_signal(),
             Duration::from_secs(self.drain_secs),
         )

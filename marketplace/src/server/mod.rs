@@ -67,13 +67,16 @@ fn documented_routes(role: Role) -> OpenApiRouter<AppState> {
 
 /// Every route this server's role serves, with its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    router_with(state, Router::new())
+    router_with(state, None)
 }
 
 /// [`router`] with `extra` routes merged in before the fallback (the web console adds its
 /// pages this way); they share the state, the layers and the port.
-pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
-    let (api, document) = documented_routes(state.settings().role).split_for_parts();
+pub fn router_with(state: AppState, extra: Option<Router<AppState>>) -> Router {
+    let (mut api, document) = documented_routes(state.settings().role).split_for_parts();
+    if let Some(extra) = extra {
+        api = api.merge(extra);
+    }
     let document = std::sync::Arc::new(document);
     api.route(
         "/openapi.json",
@@ -82,7 +85,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             async move { axum::Json(document.as_ref().clone()) }
         }),
     )
-    .merge(extra)
     .fallback(|| async { Error::not_found("route") })
     .layer(axum::middleware::from_fn_with_state(
         (
@@ -142,7 +144,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> Result<(), Error> {
-    serve_with(listener, state, Router::new(), shutdown, drain).await
+    serve_with(listener, state, None, shutdown, drain).await
 }
 
 /// [`serve`], with `extra` routes merged into the API's router (see [`router_with`]).
@@ -153,7 +155,7 @@ pub async fn serve(
 pub async fn serve_with(
     listener: TcpListener,
     state: AppState,
-    extra: Router<AppState>,
+    extra: Option<Router<AppState>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> Result<(), Error> {
