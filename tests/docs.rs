@@ -111,10 +111,22 @@ fn fresh_clone(to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A free loopback port (released at once: the server takes it a moment later).
+/// A free loopback address for the guides' server. It is released at once (the server takes
+/// it a moment later), so it is chosen below Linux's ephemeral range (32768–60999), where the
+/// servers of other tests (bound to port 0) never land.
 fn free_address() -> Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.to_string())
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos()
+        ^ std::process::id();
+    for attempt in 0..200u32 {
+        let port = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(7_919)) % 12_000);
+        let address = format!("127.0.0.1:{port}");
+        if std::net::TcpListener::bind(&address).is_ok() {
+            return Ok(address);
+        }
+    }
+    anyhow::bail!("no free port between 20000 and 32000")
 }
 
 /// The script of the pages: their `sh` blocks, with the [`SUBSTITUTIONS`], the address and a

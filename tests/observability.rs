@@ -1,7 +1,8 @@
 //! What an operator sees of a running `plinth serve --log-format json`: `/metrics` counts each
 //! plugin's calls, failures by kind, latency and fuel, shows its circuit breakers and the
 //! queues' depths; every log line of a plugin call is JSON inside the request's span (its id)
-//! and a `plugin_call` span naming tenant, plugin and version.
+//! and a `plugin_call` span naming tenant, plugin and version. On SQLite and PostgreSQL (the
+//! queue depths are read from the database).
 
 mod common {
     pub mod api;
@@ -10,6 +11,7 @@ mod common {
 
 use anyhow::{Context, Result, ensure};
 use plinth_test_artifacts::{HELLO, TRAP};
+use plinth_test_support::TestDatabase;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -40,14 +42,14 @@ fn in_span(line: &Value, name: &str, fields: &[(&str, &str)]) -> bool {
     })
 }
 
-#[tokio::test]
-async fn metrics_and_json_logs_describe_plugin_calls() -> Result<()> {
+async fn metrics_and_json_logs_describe_plugin_calls(database: Option<TestDatabase>) -> Result<()> {
     let work = tempfile::tempdir()?;
     let data_dir = work.path().join("data");
     let log_file = work.path().join("serve.log");
+    let url = database.as_ref().map(TestDatabase::url);
     let server = PlinthServer::start_logging_with_args(
         &data_dir,
-        None,
+        url.as_deref(),
         "info",
         &log_file,
         &["--log-format", "json"],
@@ -56,7 +58,7 @@ async fn metrics_and_json_logs_describe_plugin_calls() -> Result<()> {
         base: server.base.clone(),
         client: reqwest::Client::new(),
     };
-    let (ok, operator, stderr) = bootstrap(&data_dir, None)?;
+    let (ok, operator, stderr) = bootstrap(&data_dir, url.as_deref())?;
     ensure!(ok, "bootstrap failed: {stderr}");
     // Calls on the free plan run with fuel metering, so fuel is counted.
     api.ok(
@@ -196,4 +198,17 @@ async fn metrics_and_json_logs_describe_plugin_calls() -> Result<()> {
         "{greeting}"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn metrics_and_json_logs_on_sqlite() -> Result<()> {
+    metrics_and_json_logs_describe_plugin_calls(None).await
+}
+
+#[tokio::test]
+async fn metrics_and_json_logs_on_postgres() -> Result<()> {
+    metrics_and_json_logs_describe_plugin_calls(Some(
+        TestDatabase::postgres("observability").await?,
+    ))
+    .await
 }
