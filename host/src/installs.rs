@@ -305,6 +305,15 @@ impl Host {
     /// stays (storage says it is gone, and whoever removed it there ran the hook and deleted
     /// the data). Returns whether there was one.
     pub fn detach(&self, tenant: &str, plugin: &str) -> bool {
+        let removed = self.remove(tenant, plugin);
+        if removed {
+            tracing::info!(tenant, plugin, "detached");
+        }
+        removed
+    }
+
+    /// Takes the install out of the table; whether there was one.
+    fn remove(&self, tenant: &str, plugin: &str) -> bool {
         let mut table = self
             .installs
             .write()
@@ -315,9 +324,6 @@ impl Host {
         let removed = installs.remove(plugin).is_some();
         if installs.is_empty() {
             table.remove(tenant);
-        }
-        if removed {
-            tracing::info!(tenant, plugin, "detached");
         }
         removed
     }
@@ -485,14 +491,7 @@ impl Host {
         {
             tracing::warn!(tenant, plugin, %error, "on-uninstall failed");
         }
-        if let Some(installs) = self
-            .installs
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(tenant)
-        {
-            installs.remove(plugin);
-        }
+        self.remove(tenant, plugin);
         if let Some(store) = &self.kv {
             store
                 .delete_namespace(&Namespace::new(tenant, plugin))

@@ -33,8 +33,7 @@ struct Bench {
     client: reqwest::Client,
     operator: String,
     state: AppState,
-    /// The marketplace key's public half and the secrets key (base64), for a restart.
-    public_key: plinth_package::PublicKey,
+    /// The secrets key (base64), for a restart.
     secrets: String,
 }
 
@@ -106,23 +105,40 @@ async fn run() -> Result<()> {
     Ok(())
 }
 
-async fn start(database: &TestDatabase, cache: &Path) -> Result<Bench> {
-    let db = Db::connect(&database.url()).await?;
+/// A marketplace with its host over `database` (SQLite, kv beside it), compiled components
+/// cached in `compiled`, trusting packages countersigned by `trusted`, countersigning with
+/// `key` and sealing with `secrets`.
+async fn app_state(
+    database: &TestDatabase,
+    compiled: &Path,
+    trusted: plinth_package::PublicKey,
+    key: SecretKey,
+    secrets: SecretsKey,
+) -> Result<AppState> {
     let TestDatabase::Sqlite(dir) = database else {
         anyhow::bail!("the load bench runs on SQLite");
     };
+    let db = Db::connect(&database.url()).await?;
     let kv = KvStore::connect(&format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("kv.db").display()
     ))
     .await?;
-    let key = SecretKey::generate()?;
-    let mut config = HostConfig::new(cache, TrustPolicy::enforce(vec![key.public_key()]));
+    let mut config = HostConfig::new(compiled, TrustPolicy::enforce(vec![trusted]));
     config.kv = Some(kv);
     let host = Arc::new(Host::new(config)?);
+    Ok(AppState::with_runtime(
+        db,
+        Settings::default(),
+        key,
+        Runtime { host, secrets },
+    ))
+}
+
+async fn start(database: &TestDatabase, cache: &Path) -> Result<Bench> {
     let (secrets, secrets_text) = SecretsKey::generate()?;
-    let public_key = key.public_key();
-    let state = AppState::with_runtime(db, Settings::default(), key, Runtime { host, secrets });
+    let key = SecretKey::generate()?;
+    let state = app_state(database, cache, key.public_key(), key, secrets).await?;
     let operator =
         plinth_marketplace::accounts::bootstrap_operator(state.db(), "op@bench.test", "Op")
             .await?
@@ -144,7 +160,6 @@ async fn start(database: &TestDatabase, cache: &Path) -> Result<Bench> {
         client,
         operator,
         state,
-        public_key,
         secrets: secrets_text,
     })
 }
@@ -154,26 +169,10 @@ impl Bench {
     /// compiled components cached in `compiled`; returns how many installs it restored and
     /// how long that took.
     async fn restart(&self, database: &TestDatabase, compiled: &Path) -> Result<(usize, Duration)> {
-        let TestDatabase::Sqlite(dir) = database else {
-            anyhow::bail!("the load bench runs on SQLite");
-        };
         let started = Instant::now();
-        let db = Db::connect(&database.url()).await?;
-        let kv = KvStore::connect(&format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("kv.db").display()
-        ))
-        .await?;
-        let mut config = HostConfig::new(compiled, TrustPolicy::enforce(vec![self.public_key]));
-        config.kv = Some(kv);
-        let host = Arc::new(Host::new(config)?);
         let secrets = SecretsKey::parse(&self.secrets)?;
-        let state = AppState::with_runtime(
-            db,
-            Settings::default(),
-            SecretKey::generate()?,
-            Runtime { host, secrets },
-        );
+        let trusted = self.state.public_key();
+        let state = app_state(database, compiled, trusted, SecretKey::generate()?, secrets).await?;
         let restored = plinth_marketplace::installs::restore_all(&state).await?;
         Ok((restored, started.elapsed()))
     }

@@ -114,8 +114,7 @@ async fn listen(state: &AppState, first: bool) -> Result<()> {
         .await?;
     // Anything missed while no one listened.
     if first {
-        state.db().changed(Topic::Access);
-        state.db().changed(Topic::Usage);
+        retire_cached_reads(state);
     } else {
         catch_up(state).await;
     }
@@ -134,10 +133,15 @@ async fn listen(state: &AppState, first: bool) -> Result<()> {
     }
 }
 
-/// Retires every cached read and synchronises the whole host.
-async fn catch_up(state: &AppState) {
+/// Retires every cached read: what they were read from may have changed unseen.
+fn retire_cached_reads(state: &AppState) {
     state.db().changed(Topic::Access);
     state.db().changed(Topic::Usage);
+}
+
+/// Retires every cached read and synchronises the whole host.
+async fn catch_up(state: &AppState) {
+    retire_cached_reads(state);
     if state.runtime().is_ok()
         && let Err(error) = sync::sync(state, None, None).await
     {
