@@ -1,16 +1,18 @@
 //! The web console in a real browser: headless Chromium driven through `chromedriver` against
-//! a `plinth serve` (SQLite) seeded through the API.
+//! a `plinth serve` (SQLite) seeded through the API, its operator bootstrapped with a password.
 //!
 //! One journey, in order: a tenant admin logs in, searches the catalog live and opens a detail
 //! page, installs with consent (filling a secret in the generated config form) and sees the
 //! install and its usage chart on the dashboard; a tenant member sees no install button nor
 //! uninstall buttons; a developer uploads a package that validation refuses and sees its
-//! findings, then one that passes, and replies to a rating; a reviewer approves it from the
-//! queue and it is in the catalog; the admin updates to a version asking for more, seeing the
-//! permission diff, then rolls back; an operator sees the audit chain sound, changes a plan
-//! and yanks a version with confirmation. After every page, Chromium's performance log must show no request outside
-//! `plinth serve`. Screenshots of each main page, at desktop and phone width, are written to
-//! `<target>/tmp/console-screenshots/`.
+//! findings, then one that passes, replies to a rating and sees a paid plugin's charge on the
+//! revenue chart; a reviewer approves the upload from the queue (it is then in the catalog),
+//! rejects another submission (after being told a rejection needs a reason code) and sends a
+//! third back for changes; the admin updates to a version asking for more, seeing the
+//! permission diff, then rolls back; an operator sees the audit chain sound, changes a plan,
+//! yanks a version with confirmation and runs a payout. After every page, Chromium's
+//! performance log must show no request outside `plinth serve`. Screenshots of each main page,
+//! at desktop and phone width, are written to `<target>/tmp/console-screenshots/`.
 
 mod common {
     pub mod api;
@@ -23,17 +25,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use base64::Engine;
 use plinth_package::{Package, SecretKey};
-use plinth_test_artifacts::{COUNTER, HELLO, UNDECLARED_HTTP, WEBHOOK_NOTIFY};
+use plinth_test_artifacts::{COUNTER, HELLO, PING_PONG, TRAP, UNDECLARED_HTTP, WEBHOOK_NOTIFY};
 use reqwest::Method;
 use serde_json::json;
 
-use common::api::{Api, signed_package};
-use common::server::{PlinthServer, bootstrap};
+use common::api::{Api, paid_package, signed_package};
+use common::server::{PlinthServer, bootstrap_with_password};
 use common::webdriver::Browser;
 
 const PASSWORD: &str = "a long enough password";
 const DESKTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (390, 844);
+/// The billing processor's webhook secret the server is started with.
+const WEBHOOK_SECRET: &str = "whsec_console";
 
 /// Where the screenshots go.
 fn screenshot_dir() -> PathBuf {
@@ -159,16 +163,26 @@ async fn account(api: &Api, email: &str) -> Result<(String, String)> {
 async fn console_journey_in_a_browser() -> Result<()> {
     let work = tempfile::tempdir()?;
     let data_dir = work.path().join("data");
-    let server = PlinthServer::start(&data_dir, None)?;
+    let server = PlinthServer::start_with_args(
+        &data_dir,
+        None,
+        &[
+            "--billing-webhook-secret",
+            WEBHOOK_SECRET,
+            "--payout-hold-days",
+            "0",
+        ],
+    )?;
     let api = Api {
         base: server.base.clone(),
         client: reqwest::Client::new(),
     };
-    let (ok, operator, stderr) = bootstrap(&data_dir, None)?;
+    let (ok, operator, stderr) = bootstrap_with_password(&data_dir, None, Some(PASSWORD))?;
     ensure!(ok, "bootstrap failed: {stderr}");
 
-    // Seed: a developer with publishers examples and fixtures; hello and webhook-notify
-    // approved; tenant acme with an admin and a member; a reviewer.
+    // Seed: a developer with publishers examples and fixtures; hello, webhook-notify and a paid
+    // plugin approved, the paid one installed by tenant globex and charged once; tenant acme
+    // with an admin and a member; a reviewer and an operator who log in.
     let (developer, key) = api.developer("dev@example.com", "examples").await?;
     api.ok(
         Method::POST,
@@ -190,6 +204,29 @@ async fn console_journey_in_a_browser() -> Result<()> {
         api.publish_and_approve(&path, &developer, &operator)
             .await?;
     }
+    let paid = paid_package(
+        work.path(),
+        &HELLO,
+        ("examples.paid-hello", "Paid hello"),
+        5000,
+        Some(&key),
+    )?;
+    api.publish_and_approve(&paid, &developer, &operator)
+        .await?;
+    api.tenant(&operator, "globex", Some("pro")).await?;
+    api.install(&operator, "globex", "examples.paid-hello", None, json!({}))
+        .await?;
+    let subscription = api
+        .subscription(&operator, "globex", "examples.paid-hello")
+        .await?;
+    api.invoice_paid(
+        WEBHOOK_SECRET,
+        &subscription,
+        "in_console_1",
+        5000,
+        "ch_console_1",
+    )
+    .await?;
     let (_, admin) = account(&api, "admin@acme.example").await?;
     api.ok(
         Method::POST,
@@ -206,19 +243,14 @@ async fn console_journey_in_a_browser() -> Result<()> {
         Some(json!({"email": "member@acme.example", "role": "member"})),
     )
     .await?;
-    for (email, role) in [
-        ("reviewer@example.com", "reviewer"),
-        ("ops@example.com", "operator"),
-    ] {
-        let (id, _) = account(&api, email).await?;
-        api.ok(
-            Method::PUT,
-            &format!("/v1/accounts/{id}/roles"),
-            Some(&operator),
-            Some(json!({"roles": [role]})),
-        )
-        .await?;
-    }
+    let (reviewer, _) = account(&api, "reviewer@example.com").await?;
+    api.ok(
+        Method::PUT,
+        &format!("/v1/accounts/{reviewer}/roles"),
+        Some(&operator),
+        Some(json!({"roles": ["reviewer"]})),
+    )
+    .await?;
 
     let session = Session {
         browser: Browser::start(DESKTOP.0, DESKTOP.1).await?,
@@ -415,11 +447,43 @@ async fn console_journey_in_a_browser() -> Result<()> {
     browser
         .wait_for_text("main", "Your reply: Thank you!")
         .await?;
+    // The paid plugin's charge is this month's revenue, drawn as a bar.
+    let revenue_bar = browser
+        .execute(
+            "const bar = document.querySelector('svg[id^=revenue-examples-] rect.chart-bar');
+             return bar ? Number(bar.getAttribute('width')) : -1;",
+        )
+        .await?;
+    ensure!(
+        revenue_bar.as_f64().is_some_and(|width| width > 0.0),
+        "revenue chart bar width: {revenue_bar}"
+    );
+    browser
+        .element_screenshot(
+            "figure.chart:has(svg[id^=revenue-examples-])",
+            &screenshot_dir().join("revenue-chart.png"),
+        )
+        .await?;
     session.screenshots("developer").await?;
     session.assert_only_local_requests().await?;
     session.log_out().await?;
 
-    // A reviewer approves it from the queue; it is then in the catalog.
+    // Two more submissions wait behind it: one to reject, one to send back.
+    let trap = api
+        .submit(
+            &signed_package(work.path(), &TRAP, &fixtures_key)?,
+            &developer,
+        )
+        .await?;
+    let ping_pong = api
+        .submit(
+            &signed_package(work.path(), &PING_PONG, &fixtures_key)?,
+            &developer,
+        )
+        .await?;
+
+    // A reviewer approves the counter from the queue (it is then in the catalog), rejects the
+    // trap (a rejection without a reason code is refused) and requests changes of ping-pong.
     session.log_in("reviewer@example.com").await?;
     session.open("/review").await?;
     browser
@@ -437,8 +501,74 @@ async fn console_journey_in_a_browser() -> Result<()> {
     browser
         .click("article.review-item button[type=submit]")
         .await?;
+    browser
+        .wait_for_text("article.review-item h2", "fixtures.trap")
+        .await?;
+    browser
+        .click("article.review-item input[value=reject]")
+        .await?;
+    browser
+        .type_into("article.review-item textarea", "Traps on every call.")
+        .await?;
+    browser
+        .click("article.review-item button[type=submit]")
+        .await?;
+    browser
+        .wait_for_text("p.error", "a rejection needs field `reason_code`")
+        .await?;
+    session.open("/review").await?;
+    browser
+        .click("article.review-item input[value=reject]")
+        .await?;
+    browser
+        .execute(
+            "document.querySelector('article.review-item select').value = 'broken'; return true;",
+        )
+        .await?;
+    browser
+        .type_into("article.review-item textarea", "Traps on every call.")
+        .await?;
+    browser
+        .click("article.review-item button[type=submit]")
+        .await?;
+    browser
+        .wait_for_text("article.review-item h2", "fixtures.ping-pong")
+        .await?;
+    browser
+        .click("article.review-item input[value=request_changes]")
+        .await?;
+    browser
+        .type_into(
+            "article.review-item textarea",
+            "Say in the README why it emits to itself.",
+        )
+        .await?;
+    browser
+        .click("article.review-item button[type=submit]")
+        .await?;
     browser.wait_for_text("main", "The queue is empty.").await?;
     session.assert_only_local_requests().await?;
+    for (id, status, reason) in [
+        (&trap, "rejected", "Traps on every call."),
+        (
+            &ping_pong,
+            "changes_requested",
+            "Say in the README why it emits to itself.",
+        ),
+    ] {
+        let submission = api
+            .ok(
+                Method::GET,
+                &format!("/v1/submissions/{id}"),
+                Some(&developer),
+                None,
+            )
+            .await?;
+        ensure!(
+            submission["status"] == status && submission.to_string().contains(reason),
+            "submission {id}: {submission}"
+        );
+    }
     let (status, _) = api
         .send(Method::GET, "/v1/plugins/examples.counter", None, None)
         .await?;
@@ -488,8 +618,9 @@ async fn console_journey_in_a_browser() -> Result<()> {
     session.assert_only_local_requests().await?;
     session.log_out().await?;
 
-    // An operator: the audit chain, a plan change, a yank with confirmation.
-    session.log_in("ops@example.com").await?;
+    // The operator bootstrapped with a password: the audit chain, a plan change, a yank with
+    // confirmation, a payout run.
+    session.log_in("operator@plinth.local").await?;
     session.open("/operator").await?;
     browser
         .wait_for_text("#chain-status", "Chain sound")
@@ -539,6 +670,15 @@ async fn console_journey_in_a_browser() -> Result<()> {
         )
         .await?;
     ensure!(hello["yanked"] == true, "{hello}");
+    // A payout run pays the developer for the paid plugin's charge.
+    session.accept_confirmations().await?;
+    browser.type_into("#run_id", "console-1").await?;
+    browser
+        .click("form[action='/operator/payouts'] button")
+        .await?;
+    browser
+        .wait_for_text("main .notice", "Payout run console-1: 1 payout")
+        .await?;
     session.assert_only_local_requests().await?;
 
     session.browser.quit().await?;

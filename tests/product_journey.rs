@@ -25,13 +25,12 @@ mod common {
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
-use plinth_package::Package;
 use plinth_test_artifacts::HELLO;
 use plinth_test_support::TestDatabase;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::api::Api;
+use common::api::{Api, paid_package};
 use common::cli::{plinth_ok, verify_audit_and_ledger};
 use common::server::{PlinthServer, bootstrap};
 
@@ -157,40 +156,6 @@ async fn greet(api: &Api, key: &str, tenant: &str, greeter: &str) -> Result<(Str
         result["version"].as_str().context("version")?.to_owned(),
         result["output"].clone(),
     ))
-}
-
-/// `acme.paid`: `hello`'s component under another id, billed 50.00 USD a month, unsigned.
-fn paid_package(dir: &Path) -> Result<std::path::PathBuf> {
-    let manifest = std::fs::read_to_string(Path::new(HELLO.dir).join("plinth.toml"))?
-        .replace("id = \"examples.hello\"", &format!("id = \"{PAID}\""))
-        + "\n[pricing]\nmodel = \"monthly\"\namount = 5000\ncurrency = \"USD\"\n";
-    let package = Package::new(manifest, std::fs::read(HELLO.wasm)?, None, None)?;
-    let path = dir.join(package.file_name());
-    package.write_to(&path)?;
-    Ok(path)
-}
-
-/// Sends `event` to the billing webhook, signed as the processor signs it.
-async fn billing_webhook(api: &Api, event: &Value) -> Result<()> {
-    let payload = serde_json::to_vec(event)?;
-    let now = plinth_marketplace::clock::now_ms() / 1000;
-    let signature =
-        plinth_marketplace::ledger::webhook::signature_header(WEBHOOK_SECRET, now, &payload)?;
-    let response = api
-        .client
-        .post(format!("{}/v1/billing/webhook", api.base))
-        .header("content-type", "application/json")
-        .header("Stripe-Signature", signature)
-        .body(payload)
-        .send()
-        .await?;
-    let status = response.status();
-    ensure!(
-        status.is_success(),
-        "webhook: {status} {}",
-        response.text().await?
-    );
-    Ok(())
 }
 
 async fn product_journey(database: Option<TestDatabase>) -> Result<()> {
@@ -353,7 +318,7 @@ async fn product_journey(database: Option<TestDatabase>) -> Result<()> {
     ensure!(greet(&api, &beta_key, "beta", greeter).await?.0 == "0.1.0");
 
     // 7. A paid plugin: signed with the CLI, published, installed, charged, paid out.
-    let paid = paid_package(work)?;
+    let paid = paid_package(work, &HELLO, (PAID, "Paid hello"), 5000, None)?;
     let paid = paid.to_str().context("path")?;
     plinth_ok(work, &["plugin", "sign", paid, "--key", "acme"])?;
     let published = plinth_ok(
@@ -372,30 +337,13 @@ async fn product_journey(database: Option<TestDatabase>) -> Result<()> {
     let submission: Value = serde_json::from_str(&published)?;
     approve(&api, &reviewer, submission["id"].as_str().context("id")?).await?;
     api.install(&admin, "shop", PAID, None, json!({})).await?;
-    let subscriptions = api
-        .ok(
-            Method::GET,
-            "/v1/tenants/shop/subscriptions",
-            Some(&admin),
-            None,
-        )
-        .await?;
-    let subscription = subscriptions["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|s| s["plugin_id"] == PAID))
-        .and_then(|s| s["id"].as_str())
-        .with_context(|| format!("no subscription: {subscriptions}"))?
-        .to_owned();
-    billing_webhook(
-        &api,
-        &json!({
-            "id": "evt_journey_1", "object": "event", "type": "invoice.paid",
-            "created": plinth_marketplace::clock::now_ms() / 1000,
-            "data": {"object": {
-                "id": "in_journey_1", "object": "invoice", "subscription": subscription,
-                "amount_paid": 5000, "currency": "usd", "charge": "ch_journey_1", "status": "paid",
-            }},
-        }),
+    let subscription = api.subscription(&admin, "shop", PAID).await?;
+    api.invoice_paid(
+        WEBHOOK_SECRET,
+        &subscription,
+        "in_journey_1",
+        5000,
+        "ch_journey_1",
     )
     .await?;
     let run = api

@@ -140,7 +140,7 @@ async fn start(database: &TestDatabase, cache: &Path) -> Result<Bench> {
     let key = SecretKey::generate()?;
     let state = app_state(database, cache, key.public_key(), key, secrets).await?;
     let operator =
-        plinth_marketplace::accounts::bootstrap_operator(state.db(), "op@bench.test", "Op")
+        plinth_marketplace::accounts::bootstrap_operator(state.db(), "op@bench.test", "Op", None)
             .await?
             .token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

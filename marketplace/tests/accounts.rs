@@ -16,6 +16,7 @@ on_both_backends!(
     log_out_revokes_the_token,
     only_operators_set_roles,
     bootstrap_runs_once,
+    a_bootstrapped_operator_logs_in_only_with_a_password,
 );
 
 async fn sign_up_then_log_in(app: TestApp) -> Result<()> {
@@ -222,10 +223,54 @@ async fn bootstrap_runs_once(app: TestApp) -> Result<()> {
         .expect(StatusCode::OK)?;
     ensure!(me.body["roles"] == json!(["operator"]), "{}", me.body);
     let again =
-        plinth_marketplace::accounts::bootstrap_operator(app.db(), "x@plinth.test", "X").await;
+        plinth_marketplace::accounts::bootstrap_operator(app.db(), "x@plinth.test", "X", None)
+            .await;
     ensure!(
         matches!(&again, Err(e) if e.code() == "operator_exists"),
         "{again:?}"
     );
+    // Bootstrapped without a password, the operator has no password to log in with.
+    for password in ["!", "a long enough password"] {
+        app.post(
+            "/v1/tokens",
+            None,
+            json!({"email": "operator@plinth.test", "password": password}),
+        )
+        .await?
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
+    }
+    Ok(())
+}
+
+async fn a_bootstrapped_operator_logs_in_only_with_a_password(app: TestApp) -> Result<()> {
+    use plinth_marketplace::accounts::bootstrap_operator;
+
+    let weak = bootstrap_operator(app.db(), "op@plinth.test", "Op", Some("short")).await;
+    ensure!(
+        matches!(&weak, Err(e) if e.code() == "weak_password"),
+        "{weak:?}"
+    );
+    // The refusal made no operator: bootstrap still runs, with a password that keeps the rules.
+    bootstrap_operator(
+        app.db(),
+        "op@plinth.test",
+        "Op",
+        Some("a long operator password"),
+    )
+    .await?;
+    let session = app
+        .post(
+            "/v1/tokens",
+            None,
+            json!({"email": "op@plinth.test", "password": "a long operator password"}),
+        )
+        .await?
+        .expect(StatusCode::CREATED)?;
+    let token = session.body["token"].as_str().unwrap_or_default();
+    let me = app
+        .get("/v1/accounts/me", Some(token))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(me.body["roles"] == json!(["operator"]), "{}", me.body);
     Ok(())
 }

@@ -701,7 +701,8 @@ async fn detail_versions_and_download(app: TestApp) -> Result<()> {
     ensure!(
         permissions.iter().any(|p| p["capability"] == "http"
             && p["detail"] == "hooks.slack.com"
-            && p["sentence"] == "Send HTTP requests to hooks.slack.com"),
+            && p["sentence"] == "Send HTTP requests to hooks.slack.com"
+            && p["risk"] == "high"),
         "{newest}"
     );
     let digest = newest["permissions_digest"].as_str().context("digest")?;

@@ -123,7 +123,10 @@ async fn queue_is_oldest_first_with_permission_diff(app: TestApp) -> Result<()> 
         .as_array()
         .context("added")?;
     ensure!(
-        added.len() == 1 && added[0]["capability"] == "kv" && added[0]["sentence"].is_string(),
+        added.len() == 1
+            && added[0]["capability"] == "kv"
+            && added[0]["sentence"].is_string()
+            && added[0]["risk"] == "low",
         "{item}"
     );
     ensure!(item["permission_diff"]["removed"] == json!([]), "{item}");

@@ -70,7 +70,7 @@ pub use manifest::{
 };
 pub use permissions::{
     EventsPermission, Grant, GrantDescription, HostPattern, HttpPermission, KvPermission,
-    PermissionDiff, PermissionDiffView, Permissions, PermissionsDigest, Topic,
+    PermissionDiff, PermissionDiffView, Permissions, PermissionsDigest, Risk, Topic,
 };
 pub use signing::{
     Countersignature, DeveloperSignature, PublicKey, SecretKey, SignatureFile, SignatureValue,

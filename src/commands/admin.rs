@@ -32,16 +32,29 @@ pub struct BootstrapCommand {
     /// The operator account's display name.
     #[arg(long, default_value = "Operator")]
     name: String,
+    /// Read a password from stdin (its first line), so the operator can also log in to the
+    /// web console; without it the operator acts only through the printed API token.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 impl BootstrapCommand {
     /// Creates the operator and prints the token.
     pub fn execute(self) -> anyhow::Result<()> {
+        let password = if self.password_stdin {
+            Some(read_password()?)
+        } else {
+            None
+        };
         runtime()?.block_on(async {
             let db = self.database.open().await?;
-            let made =
-                plinth_marketplace::accounts::bootstrap_operator(&db, &self.email, &self.name)
-                    .await;
+            let made = plinth_marketplace::accounts::bootstrap_operator(
+                &db,
+                &self.email,
+                &self.name,
+                password.as_deref(),
+            )
+            .await;
             db.close().await;
             let made = made.context("cannot bootstrap")?;
             eprintln!(
@@ -52,4 +65,18 @@ impl BootstrapCommand {
             Ok(())
         })
     }
+}
+
+/// The first line of stdin, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(
+        !password.is_empty(),
+        "--password-stdin: stdin held no password"
+    );
+    Ok(password.to_owned())
 }

@@ -123,6 +123,39 @@ pub fn versioned_package(
     Ok(path)
 }
 
+/// `plugin`'s component under id `id` and display name `name`, billed `amount` cents of USD a
+/// month, signed by `key` when one is given, written to `dir`.
+pub fn paid_package(
+    dir: &Path,
+    plugin: &TestPlugin,
+    (id, name): (&str, &str),
+    amount: u64,
+    key: Option<&SecretKey>,
+) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(Path::new(plugin.dir).join("plinth.toml"))?;
+    let mut manifest = String::new();
+    for line in text.lines() {
+        if line.starts_with("id = ") {
+            manifest.push_str(&format!("id = \"{id}\"\n"));
+        } else if line.starts_with("name = ") {
+            manifest.push_str(&format!("name = \"{name}\"\n"));
+        } else {
+            manifest.push_str(line);
+            manifest.push('\n');
+        }
+    }
+    manifest.push_str(&format!(
+        "\n[pricing]\nmodel = \"monthly\"\namount = {amount}\ncurrency = \"USD\"\n"
+    ));
+    let mut package = Package::new(manifest, std::fs::read(plugin.wasm)?, None, None)?;
+    if let Some(key) = key {
+        package.sign(key);
+    }
+    let path = dir.join(package.file_name());
+    package.write_to(&path)?;
+    Ok(path)
+}
+
 impl Api {
     /// Signs up `email`, creates publisher `namespace` and registers a new signing key with
     /// it; returns (session token, secret key).
@@ -146,13 +179,9 @@ impl Api {
         Ok((token, key))
     }
 
-    /// Publishes the package at `path` as the developer and has `reviewer` approve it.
-    pub async fn publish_and_approve(
-        &self,
-        path: &Path,
-        developer: &str,
-        reviewer: &str,
-    ) -> Result<()> {
+    /// Submits the package at `path` as `developer`; the id of the submission, which must
+    /// have passed validation and be waiting for review.
+    pub async fn submit(&self, path: &Path, developer: &str) -> Result<String> {
         let response = self
             .client
             .post(format!("{}/v1/submissions", self.base))
@@ -167,7 +196,20 @@ impl Api {
             status == 201 && submission["status"] == "in_review",
             "submission: {status} {submission}"
         );
-        let id = submission["id"].as_str().context("submission id")?;
+        Ok(submission["id"]
+            .as_str()
+            .context("submission id")?
+            .to_owned())
+    }
+
+    /// Publishes the package at `path` as the developer and has `reviewer` approve it.
+    pub async fn publish_and_approve(
+        &self,
+        path: &Path,
+        developer: &str,
+        reviewer: &str,
+    ) -> Result<()> {
+        let id = self.submit(path, developer).await?;
         self.ok(
             reqwest::Method::POST,
             &format!("/v1/submissions/{id}/decision"),
@@ -255,5 +297,64 @@ impl Api {
             )
             .await?;
         Ok(key["key"].as_str().context("api key")?.to_owned())
+    }
+}
+
+impl Api {
+    /// The id of `tenant`'s subscription to `plugin`, as `admin` sees it.
+    pub async fn subscription(&self, admin: &str, tenant: &str, plugin: &str) -> Result<String> {
+        let subscriptions = self
+            .ok(
+                reqwest::Method::GET,
+                &format!("/v1/tenants/{tenant}/subscriptions"),
+                Some(admin),
+                None,
+            )
+            .await?;
+        Ok(subscriptions["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|s| s["plugin_id"] == plugin))
+            .and_then(|s| s["id"].as_str())
+            .with_context(|| format!("no subscription to {plugin}: {subscriptions}"))?
+            .to_owned())
+    }
+
+    /// Tells the billing webhook, signed with `secret` as the processor signs it, that invoice
+    /// `invoice` of `subscription` was paid: `amount` cents of USD, charge `charge`.
+    pub async fn invoice_paid(
+        &self,
+        secret: &str,
+        subscription: &str,
+        invoice: &str,
+        amount: u64,
+        charge: &str,
+    ) -> Result<()> {
+        let now = plinth_marketplace::clock::now_ms() / 1000;
+        let event = json!({
+            "id": format!("evt_{invoice}"), "object": "event", "type": "invoice.paid",
+            "created": now,
+            "data": {"object": {
+                "id": invoice, "object": "invoice", "subscription": subscription,
+                "amount_paid": amount, "currency": "usd", "charge": charge, "status": "paid",
+            }},
+        });
+        let payload = serde_json::to_vec(&event)?;
+        let signature =
+            plinth_marketplace::ledger::webhook::signature_header(secret, now, &payload)?;
+        let response = self
+            .client
+            .post(format!("{}/v1/billing/webhook", self.base))
+            .header("content-type", "application/json")
+            .header("Stripe-Signature", signature)
+            .body(payload)
+            .send()
+            .await?;
+        let status = response.status();
+        ensure!(
+            status.is_success(),
+            "webhook: {status} {}",
+            response.text().await?
+        );
+        Ok(())
     }
 }

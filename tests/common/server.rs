@@ -6,7 +6,7 @@
     reason = "shared by several test binaries; each uses part of it"
 )]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -158,6 +158,16 @@ pub fn bootstrap(
     data_dir: &Path,
     database_url: Option<&str>,
 ) -> anyhow::Result<(bool, String, String)> {
+    bootstrap_with_password(data_dir, database_url, None)
+}
+
+/// Runs `plinth admin bootstrap`, with `--password-stdin` fed `password` when there is one;
+/// returns (exit ok, stdout, stderr).
+pub fn bootstrap_with_password(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    password: Option<&str>,
+) -> anyhow::Result<(bool, String, String)> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
     command
         .args(["admin", "bootstrap", "--data-dir"])
@@ -165,7 +175,18 @@ pub fn bootstrap(
     if let Some(url) = database_url {
         command.args(["--database-url", url]);
     }
-    let output = command.output()?;
+    if password.is_some() {
+        command.arg("--password-stdin");
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(mut stdin), Some(password)) = (child.stdin.take(), password) {
+        writeln!(stdin, "{password}")?;
+    }
+    let output = child.wait_with_output()?;
     Ok((
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).trim().to_owned(),

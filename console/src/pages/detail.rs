@@ -156,7 +156,7 @@ pub async fn page(
                             @if latest.permissions.is_empty() { p { "Nothing beyond its own code." } }
                             ul.permissions {
                                 @for permission in &latest.permissions {
-                                    li { (permission_item(&permission.capability, &permission.sentence)) }
+                                    li { (permission_item(permission.risk, &permission.sentence)) }
                                 }
                             }
                         }

@@ -220,8 +220,8 @@ fn render(
                         p #permission-diff { "The permissions do not change." }
                     } @else {
                         ul.permissions #permission-diff {
-                            @for grant in &diff.added { li.added { strong { "New: " } (permission_item(&grant.capability, &grant.sentence)) } }
-                            @for grant in &diff.removed { li.removed { strong { "Dropped: " } (permission_item(&grant.capability, &grant.sentence)) } }
+                            @for grant in &diff.added { li.added { strong { "New: " } (permission_item(grant.risk, &grant.sentence)) } }
+                            @for grant in &diff.removed { li.removed { strong { "Dropped: " } (permission_item(grant.risk, &grant.sentence)) } }
                         }
                     }
                 }
@@ -229,7 +229,7 @@ fn render(
                 @if form.version.permissions.is_empty() { p { "It asks for no permissions." } }
                 ul.permissions #permissions {
                     @for permission in &form.version.permissions {
-                        li { (permission_item(&permission.capability, &permission.sentence)) }
+                        li { (permission_item(permission.risk, &permission.sentence)) }
                     }
                 }
                 label.check for="consent" {

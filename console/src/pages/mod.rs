@@ -13,44 +13,14 @@ use maud::{Markup, html};
 use plinth_marketplace::AppState;
 use plinth_marketplace::auth::Principal;
 use plinth_marketplace::tenants::{self, Tenant, TenantRole};
+use plinth_package::Risk;
 
 use crate::error::ConsoleError;
 
-/// How much a permission exposes a tenant, as a label tenants can scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Risk {
-    /// Reads what it is sent, or settings the tenant gives it.
-    Low,
-    /// Stores data or tells other plugins things.
-    Medium,
-    /// Reaches outside the platform.
-    High,
-}
-
-impl Risk {
-    /// The risk of a capability (`http`, `kv`, `events.subscribe`, …).
-    pub fn of(capability: &str) -> Risk {
-        match capability {
-            "http" => Risk::High,
-            "kv" | "events.emit" => Risk::Medium,
-            _ => Risk::Low,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Risk::Low => "low",
-            Risk::Medium => "medium",
-            Risk::High => "high",
-        }
-    }
-}
-
-/// A permission as a sentence with its risk level.
-pub fn permission_item(capability: &str, sentence: &str) -> Markup {
-    let risk = Risk::of(capability);
+/// A permission as its risk level (the package's rule, as the API shows it) and its sentence.
+pub fn permission_item(risk: Risk, sentence: &str) -> Markup {
     html! {
-        span class=(format!("risk risk-{}", risk.name())) { (risk.name()) " risk" }
+        span class=(format!("risk risk-{risk}")) { (risk) " risk" }
         span { (sentence) }
     }
 }

@@ -312,11 +312,9 @@ pub async fn payout_run(
     )
     .await
     .map(|report| {
-        format!(
-            "Payout run {}: {} payouts",
-            report.run_id,
-            report.payouts.len()
-        )
+        let count = report.payouts.len();
+        let noun = if count == 1 { "payout" } else { "payouts" };
+        format!("Payout run {}: {count} {noun}", report.run_id)
     });
     outcome(&state, &viewer, result).await
 }

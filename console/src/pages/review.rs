@@ -38,12 +38,12 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Result<Mark
                 h3 { "Permission changes since the last approved version" }
                 @if diff.added.is_empty() && diff.removed.is_empty() { p { "No change." } }
                 ul.permissions {
-                    @for grant in &diff.added { li.added { strong { "Added: " } (permission_item(&grant.capability, &grant.sentence)) } }
-                    @for grant in &diff.removed { li.removed { strong { "Removed: " } (permission_item(&grant.capability, &grant.sentence)) } }
+                    @for grant in &diff.added { li.added { strong { "Added: " } (permission_item(grant.risk, &grant.sentence)) } }
+                    @for grant in &diff.removed { li.removed { strong { "Removed: " } (permission_item(grant.risk, &grant.sentence)) } }
                 }
                 h3 { "Everything it asks for" }
                 ul.permissions {
-                    @for grant in permissions.describe() { li { (permission_item(&grant.capability, &grant.sentence)) } }
+                    @for grant in permissions.describe() { li { (permission_item(grant.risk, &grant.sentence)) } }
                 }
                 h3 { "Validation findings" }
                 (report_table(&submission.report))

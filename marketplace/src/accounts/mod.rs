@@ -245,14 +245,28 @@ pub struct Bootstrap {
     pub token: String,
 }
 
-/// Creates the first operator (an account with no password that can log in: it acts through
-/// the returned API key) unless an operator exists.
+/// Creates the first operator unless an operator exists. It acts through the returned API key;
+/// with a `password` it can also log in (the web console's log-in page), without one it cannot.
 ///
 /// # Errors
 ///
-/// [`Error::Conflict`] (`operator_exists`) if there is an operator already.
-pub async fn bootstrap_operator(db: &Db, email: &str, name: &str) -> Result<Bootstrap> {
+/// [`Error::Conflict`] (`operator_exists`) if there is an operator already;
+/// [`Error::BadRequest`] for an invalid email or a password that breaks the rules.
+pub async fn bootstrap_operator(
+    db: &Db,
+    email: &str,
+    name: &str,
+    password_text: Option<&str>,
+) -> Result<Bootstrap> {
     let email = normalize_email(email)?;
+    // '!' matches no hash: an account without a password cannot log in.
+    let password_hash = match password_text {
+        Some(text) => {
+            password::check_rules(text)?;
+            password::hash(text.to_owned()).await?
+        }
+        None => "!".to_owned(),
+    };
     // Reads, then writes: take the write lock first, so a server writing at the same time
     // (housekeeping at start) makes this wait rather than fail on SQLite.
     let mut tx = db.begin_write().await?;
@@ -272,11 +286,12 @@ pub async fn bootstrap_operator(db: &Db, email: &str, name: &str) -> Result<Boot
     };
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, '!', $4)",
+        "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&user.id)
     .bind(&user.email)
     .bind(&user.name)
+    .bind(&password_hash)
     .bind(now)
     .execute(&mut *tx)
     .await?;

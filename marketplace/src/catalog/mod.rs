@@ -15,7 +15,7 @@ pub use search::{Cursor, SearchPage, SearchQuery, Sort, search};
 
 use std::collections::BTreeMap;
 
-use plinth_package::{GrantDescription, Manifest, Package, Permissions};
+use plinth_package::{GrantDescription, Manifest, Package, Permissions, Risk};
 use semver::Version;
 use serde::Serialize;
 use sqlx::{Any, Executor, Row};
@@ -75,6 +75,10 @@ pub struct PermissionView {
     pub detail: String,
     /// The sentence a tenant consents to.
     pub sentence: String,
+    /// How much it exposes the tenant: `low`, `medium` (it emits events other plugins act
+    /// on) or `high` (outbound HTTP: data can leave the platform).
+    #[schema(value_type = String, example = "high")]
+    pub risk: Risk,
 }
 
 impl From<GrantDescription> for PermissionView {
@@ -83,6 +87,7 @@ impl From<GrantDescription> for PermissionView {
             capability: grant.capability,
             detail: grant.detail,
             sentence: grant.sentence,
+            risk: grant.risk,
         }
     }
 }

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use super::Decision;
 use crate::auth::Principal;
 use crate::body::JsonBody;
+use crate::catalog::PermissionView;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
@@ -24,29 +25,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(decide))
 }
 
-/// One grant: `{capability, detail, sentence}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct GrantView {
-    capability: String,
-    detail: String,
-    sentence: String,
-}
-
-impl From<plinth_package::GrantDescription> for GrantView {
-    fn from(g: plinth_package::GrantDescription) -> GrantView {
-        GrantView {
-            capability: g.capability,
-            detail: g.detail,
-            sentence: g.sentence,
-        }
-    }
-}
-
 /// Grants added and removed against the last approved version.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DiffView {
-    added: Vec<GrantView>,
-    removed: Vec<GrantView>,
+    added: Vec<PermissionView>,
+    removed: Vec<PermissionView>,
 }
 
 /// A submission waiting for review.
@@ -64,7 +47,7 @@ pub(crate) struct QueueItem {
     permission_diff: DiffView,
     report: ReportView,
     /// Everything this version asks for.
-    permissions: Vec<GrantView>,
+    permissions: Vec<PermissionView>,
     /// The uploaded package's size.
     size_bytes: i64,
     /// The package's README.md, if any.
@@ -113,13 +96,13 @@ async fn queue(State(state): State<AppState>, principal: Principal) -> Result<Js
             publisher: submission.namespace,
             submitted_at: rfc3339(submission.created_at),
             permission_diff: DiffView {
-                added: diff.added.into_iter().map(GrantView::from).collect(),
-                removed: diff.removed.into_iter().map(GrantView::from).collect(),
+                added: diff.added.into_iter().map(PermissionView::from).collect(),
+                removed: diff.removed.into_iter().map(PermissionView::from).collect(),
             },
             permissions: permissions
                 .describe()
                 .into_iter()
-                .map(GrantView::from)
+                .map(PermissionView::from)
                 .collect(),
             size_bytes,
             readme: package.readme,

@@ -308,6 +308,7 @@ impl TestApp {
             self.db(),
             "operator@plinth.test",
             "Operator",
+            None,
         )
         .await?;
         Ok(made.token)

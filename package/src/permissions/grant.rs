@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{HostPattern, Topic};
+use super::{HostPattern, Risk, Topic};
 use crate::canonical::Canonical;
 
 /// One atomic permission. [`Permissions::grants`](super::Permissions::grants) lists them in
@@ -27,7 +27,7 @@ pub enum Grant {
     Config,
 }
 
-/// A grant as the API shows it: `{capability, detail, sentence}`.
+/// A grant as the API shows it: `{capability, detail, sentence, risk}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantDescription {
     /// Machine name of the capability: `kv`, `http`, `events.subscribe`, `events.emit`, `config`.
@@ -36,6 +36,8 @@ pub struct GrantDescription {
     pub detail: String,
     /// A sentence for the tenant, e.g. `Send HTTP requests to hooks.slack.com`.
     pub sentence: String,
+    /// How much it exposes the tenant.
+    pub risk: Risk,
 }
 
 impl Grant {
@@ -103,12 +105,23 @@ impl Grant {
         }
     }
 
-    /// The grant as `{capability, detail, sentence}`.
+    /// How much the grant exposes the tenant: outbound HTTP is high (data can leave the
+    /// platform), emitting events medium (other plugins act on them), the rest low.
+    pub fn risk(&self) -> Risk {
+        match self {
+            Grant::HttpHost(_) => Risk::High,
+            Grant::Emit(_) => Risk::Medium,
+            Grant::Kv { .. } | Grant::Subscribe(_) | Grant::Config => Risk::Low,
+        }
+    }
+
+    /// The grant as `{capability, detail, sentence, risk}`.
     pub fn describe(&self) -> GrantDescription {
         GrantDescription {
             capability: self.capability().to_owned(),
             detail: self.detail(),
             sentence: self.sentence(),
+            risk: self.risk(),
         }
     }
 
@@ -153,7 +166,28 @@ fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::{Grant, Risk, human_bytes};
+
+    #[test]
+    fn grants_carry_the_risk_tenants_see() {
+        let host = Grant::HttpHost("*.example.com".parse().unwrap());
+        let emit = Grant::Emit("order.created".parse().unwrap());
+        let subscribe = Grant::Subscribe("order.created".parse().unwrap());
+        let kv = Grant::Kv {
+            max_bytes: 1024,
+            max_keys: None,
+        };
+        assert_eq!(host.describe().risk, Risk::High);
+        assert_eq!(emit.risk(), Risk::Medium);
+        for low in [subscribe, kv, Grant::Config] {
+            assert_eq!(low.risk(), Risk::Low, "{low:?}");
+        }
+        assert!(Risk::Low < Risk::Medium && Risk::Medium < Risk::High);
+        assert_eq!(
+            serde_json::to_value(host.describe()).unwrap()["risk"],
+            "high"
+        );
+    }
 
     #[test]
     fn sizes_read_naturally() {

@@ -8,6 +8,7 @@
 mod diff;
 mod grant;
 mod host;
+mod risk;
 mod topic;
 
 use std::collections::BTreeSet;
@@ -20,6 +21,7 @@ use crate::digest::sha256_digest;
 pub use diff::{PermissionDiff, PermissionDiffView};
 pub use grant::{Grant, GrantDescription};
 pub use host::HostPattern;
+pub use risk::Risk;
 pub use topic::Topic;
 
 /// The `[permissions]` table of `plinth.toml`. Everything is optional: a plugin without
