@@ -3,7 +3,12 @@
 //! there is applied to the host without its hooks (whoever changed it ran them), one that is
 //! not there any more is detached, and a blocked plugin's installs are disabled.
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use plinth_host::LoadedPlugin;
+use plinth_package::Package;
 
 use super::config;
 use super::deploy::{host_error, load, spec_for};
@@ -41,9 +46,22 @@ pub async fn sync(
         .iter()
         .map(|(install, _)| (install.tenant_id.clone(), install.plugin_id.clone()))
         .collect();
+    // Many installs share a version: read, verify and load each version once.
+    let mut versions: HashMap<(String, String), Loaded> = HashMap::new();
     let mut applied = 0;
     for (install, plan_name) in &stored {
-        match apply(state, install, plan_name).await {
+        let key = (install.plugin_id.clone(), install.version.clone());
+        let loaded = match versions.entry(key) {
+            Entry::Occupied(known) => Ok(known.into_mut()),
+            Entry::Vacant(slot) => load(state, &install.plugin_id, &install.version)
+                .await
+                .map(|loaded| slot.insert(loaded)),
+        };
+        let applied_one = match loaded {
+            Ok((package, plugin)) => apply(state, install, plan_name, package, plugin).await,
+            Err(e) => Err(e),
+        };
+        match applied_one {
             Ok(()) => applied += 1,
             Err(e) => tracing::error!(
                 tenant = %install.tenant_id, plugin = %install.plugin_id, error = %e,
@@ -66,12 +84,20 @@ pub async fn sync(
     Ok(applied)
 }
 
-/// Applies one stored install to the host: its version, configuration, plan limits, and
-/// enabled unless it or its plugin is blocked.
-async fn apply(state: &AppState, install: &Install, plan_name: &str) -> Result<()> {
+/// A version read from storage and loaded into the host.
+type Loaded = (Package, Arc<LoadedPlugin>);
+
+/// Applies one stored install of the loaded `package` to the host: its version, configuration,
+/// plan limits, and enabled unless it or its plugin is blocked.
+async fn apply(
+    state: &AppState,
+    install: &Install,
+    plan_name: &str,
+    package: &Package,
+    loaded: &Arc<LoadedPlugin>,
+) -> Result<()> {
     let runtime = state.runtime()?;
     let plan = crate::tenants::plan(state.db(), plan_name).await?;
-    let (package, loaded) = load(state, &install.plugin_id, &install.version).await?;
     let values = config::open(&install.config, &runtime.secrets, &install.id)?;
     let spec = spec_for(&plan, &package.manifest, values);
     let blocked = crate::versions::plugin_blocked(state.db(), &install.plugin_id).await?;
@@ -79,7 +105,7 @@ async fn apply(state: &AppState, install: &Install, plan_name: &str) -> Result<(
         .host
         .apply(
             &install.tenant_id,
-            &loaded,
+            loaded,
             spec,
             install.enabled && !blocked,
         )
