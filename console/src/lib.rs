@@ -31,6 +31,7 @@
 mod assets;
 mod error;
 mod form;
+mod format;
 mod layout;
 mod markdown;
 mod pages;

@@ -2,6 +2,8 @@
 
 use maud::{Markup, html};
 
+use crate::format::count;
+
 /// One bar: a labelled amount, against a limit when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bar {
@@ -44,11 +46,11 @@ fn scaled(part: i64, whole: i64) -> i64 {
 
 /// The text after a bar: `value / limit (NN%)`, or the value.
 fn caption(bar: &Bar) -> String {
-    let value = bar.text.clone().unwrap_or_else(|| bar.value.to_string());
+    let value = bar.text.clone().unwrap_or_else(|| count(bar.value));
     match bar.limit {
         Some(limit) if limit > 0 => {
             let percent = i128::from(bar.value) * 100 / i128::from(limit);
-            format!("{value} / {limit} ({percent}%)")
+            format!("{value} / {} ({percent}%)", count(limit))
         }
         _ => value,
     }

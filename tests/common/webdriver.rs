@@ -306,6 +306,12 @@ impl Browser {
     /// Saves a PNG screenshot of the first element matching `css` to `path`.
     pub async fn element_screenshot(&self, css: &str, path: &Path) -> Result<()> {
         let element = self.find(css).await?;
+        // Chromium crops to the viewport: start the element at its top so a tall one fits.
+        self.execute_with(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'start'}); return true;",
+            json!([css]),
+        )
+        .await?;
         let value = self
             .session_command("GET", &format!("/element/{element}/screenshot"), None)
             .await?;

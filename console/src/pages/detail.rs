@@ -103,7 +103,8 @@ pub async fn page(
                 .get(&stars.to_string())
                 .copied()
                 .unwrap_or(0);
-            Bar::new(format!("{stars} stars"), count, None)
+            let noun = if stars == 1 { "star" } else { "stars" };
+            Bar::new(format!("{stars} {noun}"), count, None)
         })
         .collect();
     Ok(layout_page(

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::visible_tenants;
 use crate::error::ConsoleError;
 use crate::form::Posted;
+use crate::format::{bytes, count};
 use crate::layout::{csrf_field, notice, page, see_other};
 use crate::session::Viewer;
 use crate::svg::{Bar, bar_chart};
@@ -261,12 +262,12 @@ pub fn plan_table(plans: &[tenants::Plan], current: Option<&str>) -> Markup {
                 thead { tr { th scope="col" { "" } @for plan in plans {
                     th scope="col" { (plan.name) @if current == Some(plan.name.as_str()) { " (current)" } } } } }
                 tbody {
-                    tr { th scope="row" { "Installs" } @for plan in plans { td { (plan.max_installs) } } }
-                    tr { th scope="row" { "Invocations a month" } @for plan in plans { td { (plan.invocations_per_month) } } }
-                    tr { th scope="row" { "KV bytes" } @for plan in plans { td { (plan.kv_bytes) } } }
-                    tr { th scope="row" { "Memory per plugin (MiB)" } @for plan in plans { td { (plan.memory_mb) } } }
-                    tr { th scope="row" { "Timeout per call (ms)" } @for plan in plans { td { (plan.timeout_ms) } } }
-                    tr { th scope="row" { "API requests a minute" } @for plan in plans { td { (plan.api_requests_per_minute) } } }
+                    tr { th scope="row" { "Installs" } @for plan in plans { td { (count(plan.max_installs)) } } }
+                    tr { th scope="row" { "Invocations a month" } @for plan in plans { td { (count(plan.invocations_per_month)) } } }
+                    tr { th scope="row" { "Key-value storage" } @for plan in plans { td { (bytes(u64::try_from(plan.kv_bytes).unwrap_or(0))) } } }
+                    tr { th scope="row" { "Memory per plugin (MiB)" } @for plan in plans { td { (count(plan.memory_mb)) } } }
+                    tr { th scope="row" { "Timeout per call (ms)" } @for plan in plans { td { (count(plan.timeout_ms)) } } }
+                    tr { th scope="row" { "API requests a minute" } @for plan in plans { td { (count(plan.api_requests_per_minute)) } } }
                     tr { th scope="row" { "Paid plugins" } @for plan in plans { td { @if plan.paid_plugins { "yes" } @else { "no" } } } }
                 }
             }

@@ -145,8 +145,9 @@ impl Grant {
     }
 }
 
-/// `1.0 MiB`, `512 bytes`, `2.5 KiB`.
-fn human_bytes(n: u64) -> String {
+/// A size as people read it: `1.0 MiB`, `512 bytes`, `2.5 KiB` (the consent screen's unit,
+/// and the console's for quotas).
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return if n == 1 {

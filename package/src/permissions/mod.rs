@@ -19,7 +19,7 @@ use crate::canonical::Canonical;
 use crate::digest::sha256_digest;
 
 pub use diff::{PermissionDiff, PermissionDiffView};
-pub use grant::{Grant, GrantDescription};
+pub use grant::{Grant, GrantDescription, human_bytes};
 pub use host::HostPattern;
 pub use risk::Risk;
 pub use topic::Topic;
