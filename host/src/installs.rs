@@ -249,6 +249,7 @@ impl Host {
         self.lifecycle(tenant, &deployment, Entry::Install, "on-install")
             .await?;
         let installed = self.attach(tenant, &id, deployment, true)?;
+        self.local_changes.touch(tenant, &id);
         tracing::info!(tenant, plugin = %plugin.label(), "installed");
         Ok(installed)
     }
@@ -328,6 +329,13 @@ impl Host {
         removed
     }
 
+    /// Whether this process itself changed `tenant`'s install of `plugin` (installed,
+    /// upgraded, rolled back, reconfigured, enabled or disabled, uninstalled) in the last
+    /// `window`; [`Host::apply`] and [`Host::detach`] do not count.
+    pub fn changed_here_within(&self, tenant: &str, plugin: &str, window: Duration) -> bool {
+        self.local_changes.within(tenant, plugin, window)
+    }
+
     /// The tenants with at least one install on this host.
     pub fn tenants(&self) -> Vec<String> {
         self.installs
@@ -357,6 +365,7 @@ impl Host {
         install
             .current
             .store(Arc::new(Deployment { prepared, spec }));
+        self.local_changes.touch(tenant, plugin);
         tracing::info!(tenant, plugin, "reconfigured");
         Ok(info(&install))
     }
@@ -402,6 +411,7 @@ impl Host {
         self.find(tenant, plugin)?
             .enabled
             .store(enabled, Ordering::SeqCst);
+        self.local_changes.touch(tenant, plugin);
         tracing::info!(tenant, plugin, enabled, "install enabled state changed");
         Ok(())
     }
@@ -431,6 +441,7 @@ impl Host {
         *lock(&install.previous) = Some(old);
         *lock(&install.rollout) = Some(RolloutGuard::new(self.policies.rollout, Instant::now()));
         *lock(&install.breaker) = CircuitBreaker::new(self.policies.breaker);
+        self.local_changes.touch(tenant, &id);
         tracing::info!(tenant, plugin = %id, from, to = %to.manifest.plugin.version, "upgraded");
         Ok(info(&install))
     }
@@ -471,6 +482,7 @@ impl Host {
         install.current.store(previous);
         *lock(&install.rollout) = None;
         *lock(&install.breaker) = CircuitBreaker::new(self.policies.breaker);
+        self.local_changes.touch(tenant, plugin);
         tracing::info!(tenant, plugin, from, to, "rolled back");
         Ok(RolledBack { from, to })
     }
@@ -492,6 +504,7 @@ impl Host {
             tracing::warn!(tenant, plugin, %error, "on-uninstall failed");
         }
         self.remove(tenant, plugin);
+        self.local_changes.touch(tenant, plugin);
         if let Some(store) = &self.kv {
             store
                 .delete_namespace(&Namespace::new(tenant, plugin))

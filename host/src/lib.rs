@@ -15,6 +15,7 @@ pub mod installs;
 pub mod invoke;
 pub mod kv;
 pub mod limits;
+pub mod local_changes;
 pub mod metering;
 pub mod plugin;
 pub mod rates;

@@ -19,6 +19,7 @@ use crate::capabilities::{self, CapabilitySet};
 use crate::engine::{EngineConfig, Metering, PlinthEngine};
 use crate::installs::{HostEvent, InstallTable};
 use crate::kv::KvStore;
+use crate::local_changes::LocalChanges;
 use crate::metering::Meter;
 use crate::plugin::{LoadedPlugin, PreparedPlugin};
 use crate::rates::TenantRates;
@@ -94,6 +95,8 @@ pub struct Host {
     /// Tenant-wide rates (outbound requests per minute) all calls share.
     pub(crate) rates: Arc<TenantRates>,
     pub(crate) events: broadcast::Sender<HostEvent>,
+    /// Installs this process changed itself, and when.
+    pub(crate) local_changes: LocalChanges,
     linkers: LinkerCache,
 }
 
@@ -124,6 +127,7 @@ impl Host {
             meter: Meter::new(),
             rates: Arc::new(TenantRates::new()),
             events: broadcast::channel(1024).0,
+            local_changes: LocalChanges::default(),
             linkers: Mutex::new(HashMap::new()),
         })
     }

@@ -27,6 +27,11 @@ pub const CHANNEL: &str = "plinth_changes";
 /// How often the whole host is synchronised even without notifications.
 pub const FULL_SYNC_EVERY: Duration = Duration::from_secs(300);
 
+/// A full synchronisation leaves alone the installs this process changed itself within this
+/// long: its read of storage may be older than their change. Far longer than a transaction or
+/// a full synchronisation takes; far shorter than [`FULL_SYNC_EVERY`].
+pub const SPARE_LOCAL_CHANGES: Duration = Duration::from_secs(30);
+
 /// How long to wait before connecting again after the listener failed.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
@@ -139,11 +144,12 @@ fn retire_cached_reads(state: &AppState) {
     state.db().changed(Topic::Usage);
 }
 
-/// Retires every cached read and synchronises the whole host.
+/// Retires every cached read and synchronises the whole host, sparing what this process
+/// changed itself in the last [`SPARE_LOCAL_CHANGES`].
 async fn catch_up(state: &AppState) {
     retire_cached_reads(state);
     if state.runtime().is_ok()
-        && let Err(error) = sync::sync(state, None, None).await
+        && let Err(error) = sync::sync_all_sparing_local(state, SPARE_LOCAL_CHANGES).await
     {
         tracing::error!(%error, "cannot synchronise the host with storage");
     }

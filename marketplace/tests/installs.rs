@@ -27,6 +27,7 @@ on_both_backends_with_host!(
     yanked_versions_and_plan_limits_stop_installs,
     uninstall_deletes_kv_data,
     an_adversarial_plugin_never_blocks_another_tenant,
+    a_full_sync_spares_what_this_process_just_changed,
 );
 
 /// The operator, a developer publishing as `labs`, and tenant `acme` owned by `admin`.
@@ -872,5 +873,34 @@ async fn an_adversarial_plugin_never_blocks_another_tenant(app: TestApp) -> Resu
         }
     }
     ensure!(timeouts >= 1, "acme's spinning plugin never timed out");
+    Ok(())
+}
+
+/// A whole-host synchronisation reads storage before it applies; an install this process made
+/// meanwhile is missing from that read and must survive it. Storage still wins otherwise.
+async fn a_full_sync_spares_what_this_process_just_changed(app: TestApp) -> Result<()> {
+    use plinth_marketplace::installs::sync;
+
+    let w = world(&app).await?;
+    let hello = publish(&app, &w, &HELLO, "hello").await?;
+    let key = api_key(&app, &w.admin, "acme").await?;
+    install(&app, &w.admin, "acme", &hello, json!({}))
+        .await?
+        .expect(StatusCode::CREATED)?;
+    // What a read taken just before the install committed sees: no install.
+    sqlx::query("DELETE FROM installs WHERE plugin_id = $1")
+        .bind(&hello)
+        .execute(app.db().pool())
+        .await?;
+    sync::sync_all_sparing_local(&app.state, std::time::Duration::from_secs(30)).await?;
+    let greeted = event(&app, &key, "acme", "greet", json!("Ada")).await?;
+    ensure!(
+        greeted.len() == 1 && greeted[0]["error"].is_null(),
+        "the full sync undid the install made here: {greeted:?}"
+    );
+    // A sync that spares nothing (a notification's) makes the host what storage says.
+    sync::sync(&app.state, None, None).await?;
+    let after = event(&app, &key, "acme", "greet", json!("Ada")).await?;
+    ensure!(after.is_empty(), "storage has no install: {after:?}");
     Ok(())
 }

@@ -6,6 +6,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use plinth_host::LoadedPlugin;
 use plinth_package::Package;
@@ -26,7 +27,7 @@ use crate::state::AppState;
 /// [`crate::error::Error::Database`] if the installs cannot be read;
 /// [`crate::error::Error::Unavailable`] without a host.
 pub async fn restore_all(state: &AppState) -> Result<usize> {
-    sync(state, None, None).await
+    sync_sparing(state, None, None, None).await
 }
 
 /// Makes the host's installs of `tenant_id` and/or `plugin_id` (`None`: all) what storage
@@ -40,7 +41,34 @@ pub async fn sync(
     tenant_id: Option<&str>,
     plugin_id: Option<&str>,
 ) -> Result<usize> {
+    sync_sparing(state, tenant_id, plugin_id, None).await
+}
+
+/// Makes every install of the host what storage says, except those this process changed
+/// itself in the last `window` (see [`plinth_host::local_changes`]): a whole-host read can be
+/// older than such a change, and applying it would undo the change (an uninstalled plugin
+/// attached again, say). What another process changes meanwhile arrives as a notification,
+/// and the next full synchronisation takes the spared installs too. Returns how many installs
+/// were applied.
+///
+/// # Errors
+///
+/// As [`restore_all`].
+pub async fn sync_all_sparing_local(state: &AppState, window: Duration) -> Result<usize> {
+    sync_sparing(state, None, None, Some(window)).await
+}
+
+/// [`sync`], leaving alone the installs this process changed within `spare`, if given.
+async fn sync_sparing(
+    state: &AppState,
+    tenant_id: Option<&str>,
+    plugin_id: Option<&str>,
+    spare: Option<Duration>,
+) -> Result<usize> {
     let runtime = state.runtime()?;
+    let spared = |tenant: &str, plugin: &str| {
+        spare.is_some_and(|window| runtime.host.changed_here_within(tenant, plugin, window))
+    };
     let stored = live_where(state.db(), tenant_id, plugin_id).await?;
     let wanted: BTreeSet<(String, String)> = stored
         .iter()
@@ -50,6 +78,9 @@ pub async fn sync(
     let mut versions: HashMap<(String, String), Loaded> = HashMap::new();
     let mut applied = 0;
     for (install, plan_name) in &stored {
+        if spared(&install.tenant_id, &install.plugin_id) {
+            continue;
+        }
         let key = (install.plugin_id.clone(), install.version.clone());
         let loaded = match versions.entry(key) {
             Entry::Occupied(known) => Ok(known.into_mut()),
@@ -76,7 +107,10 @@ pub async fn sync(
     for tenant in tenants {
         for running in runtime.host.installs(&tenant) {
             let in_scope = plugin_id.is_none_or(|plugin| plugin == running.plugin);
-            if in_scope && !wanted.contains(&(tenant.clone(), running.plugin.clone())) {
+            if in_scope
+                && !wanted.contains(&(tenant.clone(), running.plugin.clone()))
+                && !spared(&tenant, &running.plugin)
+            {
                 runtime.host.detach(&tenant, &running.plugin);
             }
         }
