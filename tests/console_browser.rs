@@ -124,6 +124,29 @@ impl Session {
             .map(drop)
     }
 
+    /// Records `decision` (with `reason_code` picked, if given, and `reason`) on the first
+    /// submission of the review queue shown.
+    async fn decide(&self, decision: &str, reason_code: Option<&str>, reason: &str) -> Result<()> {
+        let item = "article.review-item";
+        self.browser
+            .click(&format!("{item} input[value={decision}]"))
+            .await?;
+        if let Some(code) = reason_code {
+            self.browser
+                .execute_with(
+                    "document.querySelector(arguments[0]).value = arguments[1]; return true;",
+                    json!([format!("{item} select"), code]),
+                )
+                .await?;
+        }
+        self.browser
+            .type_into(&format!("{item} textarea"), reason)
+            .await?;
+        self.browser
+            .click(&format!("{item} button[type=submit]"))
+            .await
+    }
+
     /// Logs out with the header's button.
     async fn log_out(&self) -> Result<()> {
         self.browser.click("header form button").await?;
@@ -492,59 +515,29 @@ async fn console_journey_in_a_browser() -> Result<()> {
     let diff = browser.text("article.review-item ul.permissions").await?;
     ensure!(diff.contains("Added"), "permission diff: {diff}");
     session.screenshots("review").await?;
-    browser
-        .click("article.review-item input[value=approve]")
-        .await?;
-    browser
-        .type_into("article.review-item textarea", "Looks right.")
-        .await?;
-    browser
-        .click("article.review-item button[type=submit]")
-        .await?;
+    session.decide("approve", None, "Looks right.").await?;
     browser
         .wait_for_text("article.review-item h2", "fixtures.trap")
         .await?;
-    browser
-        .click("article.review-item input[value=reject]")
-        .await?;
-    browser
-        .type_into("article.review-item textarea", "Traps on every call.")
-        .await?;
-    browser
-        .click("article.review-item button[type=submit]")
+    session
+        .decide("reject", None, "Traps on every call.")
         .await?;
     browser
         .wait_for_text("p.error", "a rejection needs field `reason_code`")
         .await?;
     session.open("/review").await?;
-    browser
-        .click("article.review-item input[value=reject]")
-        .await?;
-    browser
-        .execute(
-            "document.querySelector('article.review-item select').value = 'broken'; return true;",
-        )
-        .await?;
-    browser
-        .type_into("article.review-item textarea", "Traps on every call.")
-        .await?;
-    browser
-        .click("article.review-item button[type=submit]")
+    session
+        .decide("reject", Some("broken"), "Traps on every call.")
         .await?;
     browser
         .wait_for_text("article.review-item h2", "fixtures.ping-pong")
         .await?;
-    browser
-        .click("article.review-item input[value=request_changes]")
-        .await?;
-    browser
-        .type_into(
-            "article.review-item textarea",
+    session
+        .decide(
+            "request_changes",
+            None,
             "Say in the README why it emits to itself.",
         )
-        .await?;
-    browser
-        .click("article.review-item button[type=submit]")
         .await?;
     browser.wait_for_text("main", "The queue is empty.").await?;
     session.assert_only_local_requests().await?;

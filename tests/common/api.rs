@@ -95,6 +95,45 @@ pub fn signed_package(dir: &Path, plugin: &TestPlugin, key: &SecretKey) -> Resul
     Ok(path)
 }
 
+/// `plugin`'s `plinth.toml` with the top-level `fields` (e.g. `("version", "0.2.0")`) given
+/// new string values and `extra` appended (to `[permissions]`, the examples' last table).
+fn rewritten_manifest(plugin: &TestPlugin, fields: &[(&str, &str)], extra: &str) -> Result<String> {
+    let text = std::fs::read_to_string(Path::new(plugin.dir).join("plinth.toml"))?;
+    let mut manifest = String::new();
+    for line in text.lines() {
+        let field = fields
+            .iter()
+            .find(|(name, _)| line.starts_with(&format!("{name} = ")));
+        match field {
+            Some((name, value)) => manifest.push_str(&format!("{name} = \"{value}\"\n")),
+            None => {
+                manifest.push_str(line);
+                manifest.push('\n');
+            }
+        }
+    }
+    manifest.push_str(extra);
+    manifest.push('\n');
+    Ok(manifest)
+}
+
+/// A package of `plugin`'s component with `manifest`, signed by `key` when one is given,
+/// written to `dir`.
+fn write_package(
+    dir: &Path,
+    plugin: &TestPlugin,
+    manifest: String,
+    key: Option<&SecretKey>,
+) -> Result<PathBuf> {
+    let mut package = Package::new(manifest, std::fs::read(plugin.wasm)?, None, None)?;
+    if let Some(key) = key {
+        package.sign(key);
+    }
+    let path = dir.join(package.file_name());
+    package.write_to(&path)?;
+    Ok(path)
+}
+
 /// `plugin` as `version`, with `extra` appended to its `[permissions]`, signed by `key`,
 /// written to `dir`.
 pub fn versioned_package(
@@ -104,23 +143,8 @@ pub fn versioned_package(
     version: &str,
     extra: &str,
 ) -> Result<PathBuf> {
-    let text = std::fs::read_to_string(Path::new(plugin.dir).join("plinth.toml"))?;
-    let mut manifest = String::new();
-    for line in text.lines() {
-        if line.starts_with("version = ") {
-            manifest.push_str(&format!("version = \"{version}\"\n"));
-        } else {
-            manifest.push_str(line);
-            manifest.push('\n');
-        }
-    }
-    manifest.push_str(extra);
-    manifest.push('\n');
-    let mut package = Package::new(manifest, std::fs::read(plugin.wasm)?, None, None)?;
-    package.sign(key);
-    let path = dir.join(package.file_name());
-    package.write_to(&path)?;
-    Ok(path)
+    let manifest = rewritten_manifest(plugin, &[("version", version)], extra)?;
+    write_package(dir, plugin, manifest, Some(key))
 }
 
 /// `plugin`'s component under id `id` and display name `name`, billed `amount` cents of USD a
@@ -132,28 +156,10 @@ pub fn paid_package(
     amount: u64,
     key: Option<&SecretKey>,
 ) -> Result<PathBuf> {
-    let text = std::fs::read_to_string(Path::new(plugin.dir).join("plinth.toml"))?;
-    let mut manifest = String::new();
-    for line in text.lines() {
-        if line.starts_with("id = ") {
-            manifest.push_str(&format!("id = \"{id}\"\n"));
-        } else if line.starts_with("name = ") {
-            manifest.push_str(&format!("name = \"{name}\"\n"));
-        } else {
-            manifest.push_str(line);
-            manifest.push('\n');
-        }
-    }
-    manifest.push_str(&format!(
-        "\n[pricing]\nmodel = \"monthly\"\namount = {amount}\ncurrency = \"USD\"\n"
-    ));
-    let mut package = Package::new(manifest, std::fs::read(plugin.wasm)?, None, None)?;
-    if let Some(key) = key {
-        package.sign(key);
-    }
-    let path = dir.join(package.file_name());
-    package.write_to(&path)?;
-    Ok(path)
+    let pricing =
+        format!("\n[pricing]\nmodel = \"monthly\"\namount = {amount}\ncurrency = \"USD\"");
+    let manifest = rewritten_manifest(plugin, &[("id", id), ("name", name)], &pricing)?;
+    write_package(dir, plugin, manifest, key)
 }
 
 impl Api {
