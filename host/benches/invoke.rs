@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use plinth_host::cache::{CacheOutcome, CompiledCache};
-use plinth_host::{EngineConfig, Host, Limits, Metering, PlinthEngine, PreparedPlugin};
+use plinth_host::{
+    EngineConfig, EventBudget, Host, Limits, Metering, PlinthEngine, PreparedPlugin,
+};
 use plinth_test_artifacts::{COUNTER, HELLO};
 use tokio::runtime::Runtime;
 use wasmtime::component::{
@@ -190,7 +192,7 @@ impl Bare {
 // ------------------------------------------------------------------------------------------
 
 /// One `greet "Ada"` through the host; panics unless it greets.
-async fn invoke_hello(host: &Host, hello: &PreparedPlugin, limits: Limits) {
+async fn invoke_hello(host: &Host, hello: &Arc<PreparedPlugin>, limits: Limits) {
     let invocation = host.invoke(hello, call("greet", "\"Ada\"", limits)).await;
     match invocation.result {
         Ok(Some(output)) => {
@@ -457,7 +459,7 @@ fn dispatch(c: &mut Criterion) {
         payload: b"\"Ada\"".to_vec(),
         depth: 0,
     };
-    let check = runtime.block_on(host.dispatch("acme", event()));
+    let check = runtime.block_on(host.dispatch("acme", event(), &Arc::new(EventBudget::new(1000))));
     assert_eq!(check.len(), 10, "all ten installs receive the event");
     assert!(
         check
@@ -467,8 +469,10 @@ fn dispatch(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("dispatch");
     group.bench_function("dispatch_to_10", |b| {
-        b.to_async(&runtime)
-            .iter(|| async { host.dispatch("acme", event()).await })
+        b.to_async(&runtime).iter(|| async {
+            host.dispatch("acme", event(), &Arc::new(EventBudget::new(1000)))
+                .await
+        })
     });
     group.bench_function("sequential_invoke_x10", |b| {
         b.to_async(&runtime).iter(|| async {

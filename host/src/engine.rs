@@ -15,11 +15,20 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::Error;
 
-/// How the engines are sized.
+/// How the engines are sized. The pool's slots are the hard ceiling of what runs at once; the
+/// host's admission ([`crate::capacity`]) keeps every call within them.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// Component instances that may be alive at once (pool slots).
+    /// Component instances that may be alive at once (pool slots): the most calls at once.
     pub max_instances: u32,
+    /// Core module instances that may be alive at once, over all component instances. Sized
+    /// apart from `max_instances`: a component built by a language runtime instantiates
+    /// dozens of core modules (componentize-py: 14 to 38).
+    pub max_core_instances: u32,
+    /// Linear memories that may be alive at once.
+    pub max_memories: u32,
+    /// Tables that may be alive at once.
+    pub max_tables: u32,
     /// The largest linear memory any instance may have, in bytes (per-call limits are lower).
     pub max_memory_bytes: u64,
     /// How often the epoch advances: the granularity of wall-clock deadlines.
@@ -32,6 +41,9 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_instances: 256,
+            max_core_instances: 4096,
+            max_memories: 512,
+            max_tables: 4096,
             max_memory_bytes: 1 << 30,
             epoch_tick: Duration::from_millis(10),
             max_wasm_stack: 1 << 20,
@@ -102,6 +114,13 @@ impl Drop for PlinthEngine {
     }
 }
 
+/// The most core module instances one component may instantiate.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 256;
+/// The most linear memories one component may have.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 16;
+/// The most tables one component may have.
+pub const MAX_TABLES_PER_COMPONENT: u32 = 256;
+
 /// The wasmtime configuration of the engine for `metering`. Public so that benchmarks can
 /// measure bare wasmtime with exactly the host's settings.
 pub fn wasmtime_config(config: &EngineConfig, metering: Metering) -> Config {
@@ -116,12 +135,14 @@ pub fn wasmtime_config(config: &EngineConfig, metering: Metering) -> Config {
     if metering == Metering::Epoch {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(config.max_instances)
-            .total_core_instances(config.max_instances.saturating_mul(2))
-            .total_memories(config.max_instances)
-            .total_tables(config.max_instances.saturating_mul(2))
+            .total_stacks(config.max_instances)
+            .total_core_instances(config.max_core_instances)
+            .total_memories(config.max_memories)
+            .total_tables(config.max_tables)
             .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX))
-            .max_memories_per_component(2)
-            .max_tables_per_component(4)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
             // Keep the first pages of a slot's memory, tables and fiber stack mapped when the
             // slot is reused: a fresh instance then skips most page faults (measured: ~41 µs
             // → ~34 µs per instantiate-and-call of `hello`; 1 MiB was slower than 64 KiB).

@@ -153,9 +153,52 @@ pub enum InvokeError {
         /// When the rate allows more.
         retry_after_ms: u64,
     },
+    /// The call was not run: the host's capacity or the tenant's share of it is in use (or
+    /// one call needs more than all of it). Not the plugin's fault: it never counts against
+    /// its circuit breaker.
+    #[error("not run for lack of capacity: {message}")]
+    Capacity {
+        /// What was short.
+        message: String,
+        /// When trying again makes sense; `None` when it never will (the call is larger than
+        /// the whole budget).
+        retry_after_ms: Option<u64>,
+    },
+    /// The call was not run: the tenant has used its plan's invocations this month.
+    #[error("not run: the tenant has used {used} of its {limit} invocations this month")]
+    QuotaExceeded {
+        /// Invocations counted this month.
+        used: u64,
+        /// The plan's monthly invocations.
+        limit: u64,
+    },
+    /// The call was not run: the inbound event that led to it spent its budget (invocations
+    /// across all emit hops, or bytes of results). The cascade ended here.
+    #[error("not run: the event spent its budget of {budget}; {skipped} deliveries were not made")]
+    EventBudgetExhausted {
+        /// The budget spent, e.g. `32 invocations`.
+        budget: String,
+        /// Deliveries the cascade would still have made.
+        skipped: u64,
+    },
     /// The host failed (not the plugin): instantiation or a host resource failed.
     #[error("host error: {0}")]
     Internal(String),
+}
+
+impl From<crate::capacity::CapacityError> for InvokeError {
+    fn from(error: crate::capacity::CapacityError) -> Self {
+        let retry_after_ms = match &error {
+            crate::capacity::CapacityError::TooLarge { .. } => None,
+            crate::capacity::CapacityError::Busy { retry_after, .. } => {
+                Some(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX))
+            }
+        };
+        InvokeError::Capacity {
+            message: error.to_string(),
+            retry_after_ms,
+        }
+    }
 }
 
 impl InvokeError {
@@ -172,7 +215,22 @@ impl InvokeError {
             InvokeError::NotSubscribed { .. } => "not_subscribed",
             InvokeError::CircuitOpen { .. } => "circuit_open",
             InvokeError::RateLimited { .. } => "rate_limited",
+            InvokeError::Capacity { .. } => "capacity",
+            InvokeError::QuotaExceeded { .. } => "quota_exceeded",
+            InvokeError::EventBudgetExhausted { .. } => "event_budget_exhausted",
             InvokeError::Internal(_) => "internal",
         }
+    }
+
+    /// Whether the call was refused before it ran (breaker open, capacity, quota, the event's
+    /// budget): such a call used nothing, is not metered and says nothing about the plugin.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            InvokeError::CircuitOpen { .. }
+                | InvokeError::Capacity { .. }
+                | InvokeError::QuotaExceeded { .. }
+                | InvokeError::EventBudgetExhausted { .. }
+        )
     }
 }

@@ -17,17 +17,13 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use plinth_package::Permissions;
 use serde::Serialize;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-use tracing::Instrument as _;
 
-use crate::breaker::{Admission, BreakerState, CircuitBreaker, RolloutGuard, RolloutVerdict};
+use crate::breaker::{BreakerState, CircuitBreaker, RolloutGuard};
 use crate::engine::Metering;
 use crate::error::{Error, InvokeError};
-use crate::invoke::{Entry, Event, HttpExchange, Invocation};
+use crate::invoke::{CallSpec, Entry, Invocation};
 use crate::kv::Namespace;
 use crate::limits::Limits;
-use crate::metering::CallRecord;
 use crate::plugin::{LoadedPlugin, PreparedPlugin};
 use crate::runtime::{Host, lock};
 
@@ -47,12 +43,12 @@ pub struct InstallSpec {
 /// A version deployed for an install: the prepared plugin and the spec it runs with.
 #[derive(Debug)]
 pub(crate) struct Deployment {
-    prepared: Arc<PreparedPlugin>,
-    spec: InstallSpec,
+    pub(crate) prepared: Arc<PreparedPlugin>,
+    pub(crate) spec: InstallSpec,
 }
 
 impl Deployment {
-    fn version(&self) -> String {
+    pub(crate) fn version(&self) -> String {
         self.prepared.plugin.manifest.plugin.version.to_string()
     }
 }
@@ -60,12 +56,12 @@ impl Deployment {
 /// One tenant's install of one plugin.
 #[derive(Debug)]
 pub(crate) struct Install {
-    current: ArcSwap<Deployment>,
-    previous: Mutex<Option<Arc<Deployment>>>,
-    enabled: AtomicBool,
-    breaker: Mutex<CircuitBreaker>,
-    failures: Mutex<FailureLog>,
-    rollout: Mutex<Option<RolloutGuard>>,
+    pub(crate) current: ArcSwap<Deployment>,
+    pub(crate) previous: Mutex<Option<Arc<Deployment>>>,
+    pub(crate) enabled: AtomicBool,
+    pub(crate) breaker: Mutex<CircuitBreaker>,
+    pub(crate) failures: Mutex<FailureLog>,
+    pub(crate) rollout: Mutex<Option<RolloutGuard>>,
 }
 
 /// How many recent failures an install keeps for [`Host::breaker_status`].
@@ -73,11 +69,11 @@ pub const RECENT_FAILURES: usize = 5;
 
 /// What the breaker's wall-clock view needs: recent failures and when and why it opened.
 #[derive(Debug, Default)]
-struct FailureLog {
+pub(crate) struct FailureLog {
     /// The latest failures that count against the plugin, oldest first.
-    recent: VecDeque<CallFailure>,
+    pub(crate) recent: VecDeque<CallFailure>,
     /// When the breaker last opened, and why.
-    opened: Option<(SystemTime, String)>,
+    pub(crate) opened: Option<(SystemTime, String)>,
 }
 
 /// A failed call of an install that counted against its circuit breaker.
@@ -201,17 +197,6 @@ pub struct HttpServed {
     pub response: Result<http::Response<Bytes>, InvokeError>,
     /// The call's logs and usage (its `result` carries no output for HTTP calls).
     pub invocation: Invocation,
-}
-
-/// wasi-http needs an authority; a request routed by path alone gets `Host: localhost`.
-fn with_host_header(mut request: http::Request<Bytes>) -> http::Request<Bytes> {
-    if request.uri().authority().is_none() && !request.headers().contains_key(http::header::HOST) {
-        request.headers_mut().insert(
-            http::header::HOST,
-            http::HeaderValue::from_static("localhost"),
-        );
-    }
-    request
 }
 
 /// A rollback that happened.
@@ -435,8 +420,13 @@ impl Host {
         let prepared = self.prepare(to, &spec.grants, spec.metering)?;
         let deployment = Deployment { prepared, spec };
         let from = install.current.load().version();
-        self.lifecycle(tenant, &deployment, Entry::Upgrade(&from), "on-upgrade")
-            .await?;
+        self.lifecycle(
+            tenant,
+            &deployment,
+            Entry::Upgrade(from.clone()),
+            "on-upgrade",
+        )
+        .await?;
         let old = install.current.swap(Arc::new(deployment));
         *lock(&install.previous) = Some(old);
         *lock(&install.rollout) = Some(RolloutGuard::new(self.policies.rollout, Instant::now()));
@@ -458,7 +448,7 @@ impl Host {
         self.roll_back_install(tenant, plugin, &install).await
     }
 
-    async fn roll_back_install(
+    pub(crate) async fn roll_back_install(
         &self,
         tenant: &str,
         plugin: &str,
@@ -473,7 +463,12 @@ impl Host {
         let from = install.current.load().version();
         // A failing hook does not stop a rollback: getting off a bad version matters more.
         if let Err(error) = self
-            .lifecycle(tenant, &previous, Entry::Upgrade(&from), "on-upgrade")
+            .lifecycle(
+                tenant,
+                &previous,
+                Entry::Upgrade(from.clone()),
+                "on-upgrade",
+            )
             .await
         {
             tracing::warn!(tenant, plugin, %error, "on-upgrade failed during rollback");
@@ -505,7 +500,7 @@ impl Host {
         }
         self.remove(tenant, plugin);
         self.local_changes.touch(tenant, plugin);
-        if let Some(store) = &self.kv {
+        if let Some(store) = &self.sandboxes.kv {
             store
                 .delete_namespace(&Namespace::new(tenant, plugin))
                 .await?;
@@ -532,8 +527,8 @@ impl Host {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(tenant);
-        self.rates.forget(tenant);
-        let deleted = match &self.kv {
+        self.sandboxes.rates.forget(tenant);
+        let deleted = match &self.sandboxes.kv {
             Some(store) => store.delete_tenant(tenant).await?,
             None => 0,
         };
@@ -552,323 +547,26 @@ impl Host {
         list
     }
 
-    /// Serves an HTTP request with the plugin's `wasi:http/incoming-handler` under the
-    /// install's grant, config and limits (the response body counts against the output
-    /// limit). The request's path is what the plugin sees: routing prefixes already removed.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotInstalled`] if the tenant has no enabled install of the plugin;
-    /// [`Error::NotServingHttp`] if the plugin exports no HTTP handler. How the call itself
-    /// ended is in [`HttpServed::response`].
-    pub async fn serve_http(
-        &self,
-        tenant: &str,
-        plugin: &str,
-        request: http::Request<Bytes>,
-    ) -> Result<HttpServed, Error> {
-        let install = self.find(tenant, plugin)?;
-        if !install.enabled.load(Ordering::SeqCst) {
-            return Err(Error::NotInstalled {
-                tenant: tenant.to_string(),
-                plugin: plugin.to_string(),
-            });
-        }
-        let deployment = install.current.load_full();
-        if !deployment.prepared.serves_http() {
-            return Err(Error::NotServingHttp {
-                plugin: deployment.prepared.plugin.label(),
-            });
-        }
-        let version = deployment.version();
-        if let Admission::Refused { retry_after } = lock(&install.breaker).admit(Instant::now()) {
-            let error = circuit_open(retry_after);
-            return Ok(HttpServed {
-                version,
-                response: Err(error.clone()),
-                invocation: Invocation::failed(error, Instant::now()),
-            });
-        }
-        let mut exchange = HttpExchange {
-            request: Some(with_host_header(request)),
-            response: None,
-        };
-        let invocation = self
-            .run(
-                &deployment.prepared,
-                tenant,
-                &deployment.spec.config,
-                &deployment.spec.limits,
-                0,
-                Entry::Http(&mut exchange),
-            )
-            .await;
-        self.account(tenant, plugin, &install, &version, &invocation)
-            .await;
-        let response = match (invocation.result.clone(), exchange.response) {
-            (Ok(_), Some(response)) => Ok(response),
-            (Ok(_), None) => Err(InvokeError::Internal(
-                "the plugin's HTTP handler sent no response".to_string(),
-            )),
-            (Err(error), _) => Err(error),
-        };
-        Ok(HttpServed {
-            version,
-            response,
-            invocation,
-        })
-    }
-
-    /// Delivers `event` to every enabled install of `tenant` subscribed to its topic,
-    /// concurrently (bounded), and then the events those plugins emitted, depth by depth.
-    /// One plugin's failure never fails the others; every delivery's result is returned.
-    pub async fn dispatch(self: &Arc<Self>, tenant: &str, event: Event) -> Vec<Delivery> {
-        let mut deliveries = Vec::new();
-        let mut wave = vec![event];
-        while !wave.is_empty() {
-            let mut next = Vec::new();
-            for event in wave {
-                let results = self.deliver(tenant, &event).await;
-                for delivery in &results {
-                    next.extend(delivery.invocation.emitted.iter().enumerate().map(
-                        |(index, emitted)| Event {
-                            id: format!("{}/{}/{index}", event.id, delivery.plugin),
-                            topic: emitted.topic.clone(),
-                            payload: emitted.payload.clone(),
-                            depth: emitted.depth,
-                        },
-                    ));
-                }
-                deliveries.extend(results);
-            }
-            wave = next;
-        }
-        deliveries
-    }
-
-    /// Delivers one event to the tenant's subscribed installs, concurrently.
-    async fn deliver(self: &Arc<Self>, tenant: &str, event: &Event) -> Vec<Delivery> {
-        let targets: Vec<(String, Arc<Install>)> = {
-            let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);
-            let mut targets: Vec<_> = table
-                .get(tenant)
-                .into_iter()
-                .flatten()
-                .filter(|(_, install)| install.enabled.load(Ordering::SeqCst))
-                .filter(|(_, install)| {
-                    install
-                        .current
-                        .load()
-                        .prepared
-                        .plugin
-                        .manifest
-                        .permissions
-                        .subscribes(&event.topic)
-                })
-                .map(|(id, install)| (id.clone(), Arc::clone(install)))
-                .collect();
-            targets.sort_by(|a, b| a.0.cmp(&b.0));
-            targets
-        };
-        let semaphore = Arc::new(Semaphore::new(
-            self.policies.max_concurrent_deliveries.max(1),
-        ));
-        let mut tasks = JoinSet::new();
-        for (index, (plugin, install)) in targets.into_iter().enumerate() {
-            let host = Arc::clone(self);
-            let semaphore = Arc::clone(&semaphore);
-            let tenant = tenant.to_string();
-            let event = event.clone();
-            // In the caller's span (the request's), so the call's logs carry its id.
-            tasks.spawn(
-                async move {
-                    // The semaphore is never closed, so acquiring can only wait.
-                    let _permit = semaphore.acquire_owned().await.ok();
-                    let delivery = host.deliver_to(&tenant, &plugin, &install, &event).await;
-                    (index, delivery)
-                }
-                .in_current_span(),
-            );
-        }
-        let mut deliveries: Vec<(usize, Delivery)> = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(delivery) => deliveries.push(delivery),
-                // A delivery task only ends abnormally if the host itself panicked.
-                Err(error) => tracing::error!(%error, "a delivery task failed"),
-            }
-        }
-        deliveries.sort_by_key(|(index, _)| *index);
-        deliveries
-            .into_iter()
-            .map(|(_, delivery)| delivery)
-            .collect()
-    }
-
-    /// One delivery: breaker, call, metering, breaker and rollout bookkeeping.
-    async fn deliver_to(
-        &self,
-        tenant: &str,
-        plugin: &str,
-        install: &Install,
-        event: &Event,
-    ) -> Delivery {
-        let deployment = install.current.load_full();
-        let version = deployment.version();
-        let admission = lock(&install.breaker).admit(Instant::now());
-        let invocation = match admission {
-            Admission::Refused { retry_after } => {
-                Invocation::failed(circuit_open(retry_after), Instant::now())
-            }
-            Admission::Allowed | Admission::Trial => {
-                self.run(
-                    &deployment.prepared,
-                    tenant,
-                    &deployment.spec.config,
-                    &deployment.spec.limits,
-                    event.depth,
-                    Entry::Event(&crate::bindings::types::Event {
-                        id: event.id.clone(),
-                        topic: event.topic.clone(),
-                        payload: event.payload.clone(),
-                        tenant: tenant.to_string(),
-                        depth: event.depth,
-                    }),
-                )
-                .await
-            }
-        };
-        if !matches!(admission, Admission::Refused { .. }) {
-            self.account(tenant, plugin, install, &version, &invocation)
-                .await;
-        }
-        Delivery {
-            plugin: plugin.to_string(),
-            version,
-            topic: event.topic.clone(),
-            depth: event.depth,
-            invocation,
-        }
-    }
-
-    /// Meters a call and feeds the breaker and any rollout guard; rolls back if the rollout
-    /// verdict says so.
-    async fn account(
-        &self,
-        tenant: &str,
-        plugin: &str,
-        install: &Install,
-        version: &str,
-        invocation: &Invocation,
-    ) {
-        let error_code = invocation.result.as_ref().err().map(InvokeError::code);
-        self.meter.record(
-            (tenant, plugin, version),
-            &CallRecord {
-                wall: invocation.usage.wall,
-                fuel: invocation.usage.fuel,
-                kv_bytes_written: invocation.usage.kv_bytes_written,
-                outbound_requests: invocation.usage.outbound_requests,
-                error_code,
-            },
-        );
-        // Only failures that are the plugin's fault count against it.
-        let success = !matches!(
-            invocation.result,
-            Err(InvokeError::OutOfFuel { .. }
-                | InvokeError::Timeout { .. }
-                | InvokeError::MemoryLimit { .. }
-                | InvokeError::Trap { .. }
-                | InvokeError::OutputTooLarge { .. })
-        );
-        let now = Instant::now();
-        if let (false, Err(error)) = (success, &invocation.result) {
-            let mut log = lock(&install.failures);
-            if log.recent.len() >= RECENT_FAILURES {
-                log.recent.pop_front();
-            }
-            log.recent.push_back(CallFailure {
-                code: error.code().to_string(),
-                message: error.to_string(),
-                at: SystemTime::now(),
-            });
-        }
-        {
-            let mut breaker = lock(&install.breaker);
-            let was_open = matches!(breaker.state(now), BreakerState::Open { .. });
-            breaker.record(now, success);
-            if !was_open && matches!(breaker.state(now), BreakerState::Open { .. }) {
-                let policy = breaker.policy();
-                let reason = format!(
-                    "{} failures within {} s{}",
-                    policy.failure_threshold.max(1),
-                    policy.window.as_secs(),
-                    invocation
-                        .result
-                        .as_ref()
-                        .err()
-                        .map(|error| format!("; the last: {error}"))
-                        .unwrap_or_default()
-                );
-                lock(&install.failures).opened = Some((SystemTime::now(), reason));
-                let _ = self.events.send(HostEvent::CircuitOpened {
-                    tenant: tenant.to_string(),
-                    plugin: plugin.to_string(),
-                    version: version.to_string(),
-                });
-            }
-        }
-        let verdict = {
-            let mut rollout = lock(&install.rollout);
-            match rollout.as_mut() {
-                // Only calls on the version being rolled out count toward its verdict.
-                Some(guard) if install.current.load().version() == version => {
-                    let verdict = guard.record(now, success);
-                    if !matches!(verdict, RolloutVerdict::Watching) {
-                        *rollout = None;
-                    }
-                    verdict
-                }
-                _ => RolloutVerdict::Watching,
-            }
-        };
-        if let RolloutVerdict::RollBack { failures, calls } = verdict {
-            match self.roll_back_install(tenant, plugin, install).await {
-                Ok(rolled) => {
-                    tracing::warn!(tenant, plugin, from = %rolled.from, to = %rolled.to, failures, calls, "automatic rollback");
-                    let _ = self.events.send(HostEvent::AutoRolledBack {
-                        tenant: tenant.to_string(),
-                        plugin: plugin.to_string(),
-                        from: rolled.from,
-                        to: rolled.to,
-                        failures,
-                        calls,
-                    });
-                }
-                Err(error) => tracing::error!(tenant, plugin, %error, "automatic rollback failed"),
-            }
-        }
-    }
-
     /// Runs a lifecycle hook of `deployment`, turning its failure into [`Error::Lifecycle`].
     async fn lifecycle(
         &self,
         tenant: &str,
         deployment: &Deployment,
-        entry: Entry<'_>,
+        entry: Entry,
         hook: &'static str,
     ) -> Result<(), Error> {
-        let invocation = self
-            .run(
-                &deployment.prepared,
-                tenant,
-                &deployment.spec.config,
-                &deployment.spec.limits,
-                0,
+        let ran = self
+            .run(CallSpec {
+                prepared: Arc::clone(&deployment.prepared),
+                tenant: tenant.to_string(),
+                config: Arc::clone(&deployment.spec.config),
+                limits: deployment.spec.limits.clone(),
+                depth: 0,
                 entry,
-            )
+                metered: None,
+            })
             .await;
-        invocation
+        ran.invocation
             .result
             .map(|_| ())
             .map_err(|error| Error::Lifecycle {
@@ -943,7 +641,7 @@ impl Host {
             })
     }
 
-    fn find(&self, tenant: &str, plugin: &str) -> Result<Arc<Install>, Error> {
+    pub(crate) fn find(&self, tenant: &str, plugin: &str) -> Result<Arc<Install>, Error> {
         self.installs
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -954,13 +652,6 @@ impl Host {
                 tenant: tenant.to_string(),
                 plugin: plugin.to_string(),
             })
-    }
-}
-
-/// The error of a call refused by an open breaker that lets a trial through in `retry_after`.
-fn circuit_open(retry_after: Duration) -> InvokeError {
-    InvokeError::CircuitOpen {
-        retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
     }
 }
 

@@ -9,23 +9,28 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use serde::Serialize;
 use tracing::Instrument as _;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
 
 use crate::bindings::types;
+use crate::budget::QuotaGrant;
 use crate::capabilities::config::ConfigState;
 use crate::capabilities::events::{EmittedEvent, EventsState};
 use crate::capabilities::http::{Denial, DenialReason, OutboundHttp, TenantRate};
 use crate::capabilities::kv::KvState;
 use crate::capabilities::log::{LogLine, LogState};
-use crate::engine::Metering;
+use crate::capacity::{Capacity, Footprint, TenantShare};
+use crate::engine::{Metering, PlinthEngine};
 use crate::error::InvokeError;
-use crate::kv::{KvQuota, Namespace};
+use crate::kv::{KvQuota, KvStore, Namespace};
 use crate::limits::Limits;
+use crate::metering::{CallRecord, Meter};
 use crate::plugin::PreparedPlugin;
+use crate::rates::TenantRates;
 use crate::runtime::Host;
 use crate::sandbox::{CallIdentity, SandboxState};
+use crate::workers::Workers;
 
 /// Fuel a metered call gets when its limits name none.
 pub const DEFAULT_FUEL: u64 = 1_000_000_000;
@@ -88,17 +93,17 @@ pub struct Invocation {
 }
 
 /// Which export a sandboxed run calls.
-pub(crate) enum Entry<'a> {
+pub(crate) enum Entry {
     /// `handler.on-event`.
-    Event(&'a types::Event),
+    Event(types::Event),
     /// `lifecycle.on-install`.
     Install,
     /// `lifecycle.on-upgrade(from)`.
-    Upgrade(&'a str),
+    Upgrade(String),
     /// `lifecycle.on-uninstall`.
     Uninstall,
     /// `wasi:http/incoming-handler.handle`: the request goes in, the response comes out.
-    Http(&'a mut HttpExchange),
+    Http(HttpExchange),
 }
 
 /// A request for a plugin's HTTP handler and, after the call, its response.
@@ -108,12 +113,67 @@ pub(crate) struct HttpExchange {
     pub(crate) response: Option<http::Response<Bytes>>,
 }
 
+/// One call to make: what runs, for whom, under which limits, through which export.
+pub(crate) struct CallSpec {
+    /// The prepared plugin.
+    pub(crate) prepared: Arc<PreparedPlugin>,
+    /// The tenant's slug or id.
+    pub(crate) tenant: String,
+    /// The install's configuration values.
+    pub(crate) config: Arc<BTreeMap<String, String>>,
+    /// The plan's limits (capped by the manifest before use).
+    pub(crate) limits: Limits,
+    /// Emit hops that led to the call.
+    pub(crate) depth: u32,
+    /// The export to call.
+    pub(crate) entry: Entry,
+    /// Whether the call is metered, and against which monthly quota.
+    pub(crate) metered: Option<Metered>,
+}
+
+/// A metered call: counted by the meter as it starts, within the tenant's quota if given.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Metered {
+    /// The tenant's monthly invocation quota, if it has one.
+    pub(crate) quota: Option<QuotaGrant>,
+}
+
+/// How a call ended, and the response of an HTTP call.
+pub(crate) struct Ran {
+    pub(crate) invocation: Invocation,
+    pub(crate) response: Option<http::Response<Bytes>>,
+}
+
+/// What runs calls: the engine, the capabilities' shared state, the host's capacity, the meter
+/// and the plugin runtime. Shared by the host and every call in flight.
+pub(crate) struct Sandboxes {
+    pub(crate) engine: PlinthEngine,
+    pub(crate) kv: Option<KvStore>,
+    pub(crate) allow_private_http: bool,
+    /// Tenant-wide rates (outbound requests per minute) all calls share.
+    pub(crate) rates: Arc<TenantRates>,
+    pub(crate) capacity: Capacity,
+    pub(crate) meter: Meter,
+    pub(crate) workers: Workers,
+}
+
+impl std::fmt::Debug for Sandboxes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandboxes")
+            .field("engine", &self.engine)
+            .field("allow_private_http", &self.allow_private_http)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Host {
-    /// Runs `call.event` through `prepared` in a fresh sandbox for `call.tenant`.
+    /// Runs `call.event` through `prepared` in a fresh sandbox for `call.tenant`, once the
+    /// host's capacity (and the tenant's share in `call.limits`) allows. Not metered.
     ///
-    /// Never fails the host: a trap, timeout, exhaustion or plugin error ends only this call,
-    /// as the [`Invocation`]'s `result`.
-    pub async fn invoke(&self, prepared: &PreparedPlugin, call: Call) -> Invocation {
+    /// Never fails the host: a trap, timeout, exhaustion, plugin error or refusal (`capacity`)
+    /// ends only this call, as the [`Invocation`]'s `result`.
+    pub async fn invoke(&self, prepared: &Arc<PreparedPlugin>, call: Call) -> Invocation {
         let manifest = &prepared.plugin.manifest;
         if !manifest.permissions.subscribes(&call.event.topic) {
             return Invocation::failed(
@@ -130,51 +190,128 @@ impl Host {
             tenant: call.tenant.clone(),
             depth: call.event.depth,
         };
-        self.run(
-            prepared,
-            &call.tenant,
-            &call.config,
-            &call.limits,
-            event.depth,
-            Entry::Event(&event),
-        )
+        self.run(CallSpec {
+            prepared: Arc::clone(prepared),
+            tenant: call.tenant,
+            config: call.config,
+            limits: call.limits,
+            depth: event.depth,
+            entry: Entry::Event(event),
+            metered: None,
+        })
         .await
+        .invocation
     }
 
-    /// Calls one export of `prepared` in a fresh sandbox under `limits` (capped by the
-    /// manifest) and classifies how it ended. Everything the call logs (the plugin's own lines
-    /// included) is inside a `plugin_call` span naming the tenant, plugin and version.
-    pub(crate) async fn run(
-        &self,
-        prepared: &PreparedPlugin,
-        tenant: &str,
-        config: &Arc<BTreeMap<String, String>>,
-        limits: &Limits,
-        depth: u32,
-        entry: Entry<'_>,
-    ) -> Invocation {
-        let manifest = &prepared.plugin.manifest;
+    /// Makes one call on the plugin runtime: waits for capacity, counts it (if metered), runs
+    /// it in a fresh sandbox and classifies how it ended. Everything the call logs (the
+    /// plugin's own lines included) is inside a `plugin_call` span naming the tenant, plugin
+    /// and version. The call runs to its end even if the caller stops waiting, so capacity and
+    /// usage are always accounted.
+    pub(crate) async fn run(&self, spec: CallSpec) -> Ran {
+        let manifest = &spec.prepared.plugin.manifest;
         let span = tracing::info_span!(
             "plugin_call",
-            tenant,
+            tenant = %spec.tenant,
             plugin = %manifest.plugin.id,
             version = %manifest.plugin.version,
         );
-        let invocation = self
-            .run_sandboxed(prepared, tenant, config, limits, depth, entry)
-            .instrument(span.clone())
-            .await;
+        let sandboxes = Arc::clone(&self.sandboxes);
+        let call = async move { sandboxes.admit_and_run(spec).await }.instrument(span.clone());
+        let ran = match self.sandboxes.workers.spawn(call).await {
+            Ok(ran) => ran,
+            Err(error) => Ran {
+                invocation: Invocation::failed(
+                    InvokeError::Internal(format!("the call's task failed: {error}")),
+                    Instant::now(),
+                ),
+                response: None,
+            },
+        };
         span.in_scope(|| {
-            let wall_ms = invocation.usage.wall.as_millis();
-            match &invocation.result {
+            let wall_ms = ran.invocation.usage.wall.as_millis();
+            match &ran.invocation.result {
                 Ok(_) => tracing::debug!(wall_ms, "plugin call succeeded"),
                 Err(error) => tracing::info!(code = error.code(), wall_ms, "plugin call failed"),
             }
         });
-        invocation
+        ran
+    }
+}
+
+impl Sandboxes {
+    /// Capacity, quota, the call, metering: [`Host::run`] on the plugin runtime.
+    async fn admit_and_run(&self, spec: CallSpec) -> Ran {
+        let started = Instant::now();
+        let manifest = &spec.prepared.plugin.manifest;
+        let limits = spec.limits.clone().capped_by(manifest);
+        let footprint = Footprint {
+            memory_bytes: limits.memory_bytes,
+            ..spec.prepared.plugin.footprint
+        };
+        let share = limits.share.unwrap_or(TenantShare::UNBOUNDED);
+        let refused = |error: InvokeError| Ran {
+            invocation: Invocation::failed(error, started),
+            response: None,
+        };
+        let permit = match self
+            .capacity
+            .acquire(&spec.tenant, &footprint, &share)
+            .await
+        {
+            Ok(permit) => permit,
+            Err(error) => {
+                tracing::info!(tenant = %spec.tenant, %error, "call refused for capacity");
+                return refused(InvokeError::from(error));
+            }
+        };
+        let plugin = manifest.plugin.id.to_string();
+        let version = manifest.plugin.version.to_string();
+        let key = (spec.tenant.as_str(), plugin.as_str(), version.as_str());
+        if let Some(metered) = &spec.metered {
+            match &metered.quota {
+                Some(quota) => {
+                    if let Err(refusal) = self.meter.try_begin(key, quota) {
+                        return refused(InvokeError::QuotaExceeded {
+                            used: refusal.used,
+                            limit: refusal.limit,
+                        });
+                    }
+                }
+                None => self.meter.begin(key),
+            }
+        }
+        let ran = self
+            .run_sandboxed(
+                &spec.prepared,
+                &spec.tenant,
+                &spec.config,
+                &limits,
+                spec.depth,
+                spec.entry,
+            )
+            .await;
+        drop(permit);
+        if spec.metered.is_some() {
+            let invocation = &ran.invocation;
+            self.meter.finish(
+                key,
+                &CallRecord {
+                    wall: invocation.usage.wall,
+                    fuel: invocation.usage.fuel,
+                    kv_bytes_written: invocation.usage.kv_bytes_written,
+                    outbound_requests: invocation.usage.outbound_requests,
+                    error_code: invocation.result.as_ref().err().map(InvokeError::code),
+                },
+            );
+        }
+        ran
     }
 
-    /// [`Host::run`] without its span.
+    /// Calls one export of `prepared` in a fresh sandbox under `limits` (already capped by the
+    /// manifest) and classifies how it ended. The call yields to the plugin runtime at every
+    /// epoch tick, so a busy plugin never holds a thread past a tick, and is interrupted at its
+    /// deadline.
     async fn run_sandboxed(
         &self,
         prepared: &PreparedPlugin,
@@ -182,11 +319,10 @@ impl Host {
         config: &Arc<BTreeMap<String, String>>,
         limits: &Limits,
         depth: u32,
-        entry: Entry<'_>,
-    ) -> Invocation {
+        entry: Entry,
+    ) -> Ran {
         let started = Instant::now();
         let manifest = &prepared.plugin.manifest;
-        let limits = limits.clone().capped_by(manifest);
         let identity = CallIdentity {
             tenant: tenant.to_string(),
             plugin: manifest.plugin.id.to_string(),
@@ -234,64 +370,81 @@ impl Host {
 
         let mut store = Store::new(self.engine.engine(prepared.metering), state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(self.engine.deadline_ticks(limits.timeout));
-        store.epoch_deadline_trap();
+        // Yield at every tick until the deadline, then interrupt (a trap classified as a
+        // timeout). After a yield the next deadline is a tick after the call resumes, so a call
+        // always makes progress however long it waited to be polled again.
+        let deadline = started + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         let fuel = match prepared.metering {
             Metering::Epoch => None,
             Metering::Fuel => {
                 let fuel = limits.fuel.unwrap_or(DEFAULT_FUEL);
                 if let Err(error) = store.set_fuel(fuel) {
-                    return Invocation::failed(
-                        InvokeError::Internal(format!("cannot set fuel: {error:#}")),
-                        started,
-                    );
+                    return Ran {
+                        invocation: Invocation::failed(
+                            InvokeError::Internal(format!("cannot set fuel: {error:#}")),
+                            started,
+                        ),
+                        response: None,
+                    };
                 }
                 Some(fuel)
             }
         };
 
+        let mut exchange = None;
         let run = async {
             let instance = prepared.pre.instantiate_async(&mut store).await?;
-            if let Entry::Http(exchange) = entry {
-                let Some(indices) = &prepared.incoming else {
-                    return Ok(Err(types::PluginError::Failed(
-                        "the plugin does not serve HTTP".to_string(),
-                    )));
-                };
-                let handler = indices.load(&mut store, &instance)?;
-                return serve(&mut store, &handler, exchange, limits.max_output_bytes).await;
-            }
             let hooks = match (&entry, &prepared.lifecycle) {
-                (Entry::Event(_), _) => None,
+                (Entry::Event(_) | Entry::Http(_), _) => None,
                 (_, Some(indices)) => Some(indices.load(&mut store, &instance)?),
                 // A plugin without lifecycle hooks has nothing to run: that is a success.
                 (_, None) => return Ok(Ok(None)),
             };
             match (entry, hooks) {
+                (Entry::Http(mut served), _) => {
+                    let Some(indices) = &prepared.incoming else {
+                        return Ok(Err(types::PluginError::Failed(
+                            "the plugin does not serve HTTP".to_string(),
+                        )));
+                    };
+                    let handler = indices.load(&mut store, &instance)?;
+                    let result =
+                        serve(&mut store, &handler, &mut served, limits.max_output_bytes).await;
+                    exchange = Some(served);
+                    result
+                }
                 (Entry::Event(event), _) => {
                     let handler = prepared.handler.load(&mut store, &instance)?;
-                    handler.call_on_event(&mut store, event).await
+                    handler.call_on_event(&mut store, &event).await
                 }
                 (Entry::Install, Some(hooks)) => hooks
                     .call_on_install(&mut store)
                     .await
                     .map(|result| result.map(|()| None)),
                 (Entry::Upgrade(from), Some(hooks)) => hooks
-                    .call_on_upgrade(&mut store, from)
+                    .call_on_upgrade(&mut store, &from)
                     .await
                     .map(|result| result.map(|()| None)),
                 (Entry::Uninstall, Some(hooks)) => hooks
                     .call_on_uninstall(&mut store)
                     .await
                     .map(|result| result.map(|()| None)),
-                (Entry::Http(_), _) | (_, None) => Ok(Ok(None)),
+                (_, None) => Ok(Ok(None)),
             }
         };
         let outcome = tokio::time::timeout(limits.timeout, run).await;
 
         let fuel_used = fuel.map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
         let result = match outcome {
-            Err(_elapsed) => Err(timeout(&limits)),
+            Err(_elapsed) => Err(timeout(limits)),
             Ok(Err(error)) if error.downcast_ref::<ResponseTooLarge>().is_some() => {
                 Err(InvokeError::OutputTooLarge {
                     size: error
@@ -300,7 +453,11 @@ impl Host {
                     limit: limits.max_output_bytes,
                 })
             }
-            Ok(Err(error)) => Err(classify_trap(&error, &store, &limits, fuel)),
+            Ok(Err(error)) if is_pool_exhausted(&error) => Err(InvokeError::Capacity {
+                message: format!("the host's instance pool is full: {error:#}"),
+                retry_after_ms: Some(1000),
+            }),
+            Ok(Err(error)) => Err(classify_trap(&error, &store, limits, fuel)),
             Ok(Ok(Err(plugin_error))) => Err(match denials.first() {
                 // The plugin failed after its tenant ran out of requests for the minute.
                 Some(Denial {
@@ -348,20 +505,29 @@ impl Host {
         } else {
             Vec::new()
         };
-        Invocation {
-            result,
-            emitted,
-            logs,
-            logs_dropped,
-            usage: Usage {
-                wall: started.elapsed(),
-                fuel: fuel_used,
-                memory_bytes,
-                outbound_requests: outbound.requests_sent(),
-                kv_bytes_written,
+        Ran {
+            invocation: Invocation {
+                result,
+                emitted,
+                logs,
+                logs_dropped,
+                usage: Usage {
+                    wall: started.elapsed(),
+                    fuel: fuel_used,
+                    memory_bytes,
+                    outbound_requests: outbound.requests_sent(),
+                    kv_bytes_written,
+                },
             },
+            response: exchange.and_then(|served| served.response),
         }
     }
+}
+
+/// Whether instantiation failed because the pooling allocator had no free slot (admission
+/// should prevent it; if it happens, it is the host's capacity, not the plugin's fault).
+fn is_pool_exhausted(error: &wasmtime::Error) -> bool {
+    error.downcast_ref::<Trap>().is_none() && format!("{error:#}").contains("maximum concurrent")
 }
 
 impl Invocation {

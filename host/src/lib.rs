@@ -7,10 +7,14 @@
 
 pub mod bindings;
 pub mod breaker;
+pub mod budget;
 pub mod cache;
 pub mod capabilities;
+pub mod capacity;
+mod dispatch;
 pub mod engine;
 pub mod error;
+mod footprint;
 pub mod installs;
 pub mod invoke;
 pub mod kv;
@@ -22,7 +26,10 @@ pub mod rates;
 pub mod runtime;
 pub mod sandbox;
 pub mod trust;
+mod workers;
 
+pub use budget::{EventBudget, QuotaGrant};
+pub use capacity::{Capacity, CapacityConfig, Footprint, TenantShare};
 pub use engine::{EngineConfig, Metering, PlinthEngine};
 pub use error::{Error, InvokeError};
 pub use installs::{
@@ -32,4 +39,4 @@ pub use installs::{
 pub use invoke::{Call, Event, Invocation, Usage};
 pub use limits::Limits;
 pub use plugin::{LoadedPlugin, PreparedPlugin};
-pub use runtime::{Host, HostConfig, HostPolicies};
+pub use runtime::{Host, HostConfig, HostPolicies, PoolInUse};

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use plinth_package::Manifest;
 
+use crate::capacity::TenantShare;
+
 /// Limits for one invocation. Build it from the tenant's plan with [`Limits::default`] and the
 /// `with_*` setters, then cap it by the plugin's manifest with [`Limits::capped_by`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +34,9 @@ pub struct Limits {
     /// Bytes all of the tenant's installs together may hold in kv (the plan's quota, shared by
     /// its installs; each install is also held to its own grant); `None`: no tenant-wide quota.
     pub tenant_kv_bytes: Option<u64>,
+    /// The tenant's share of the host (concurrent calls, instance slots, memory), from its
+    /// plan; `None`: only the host-wide budget applies.
+    pub share: Option<TenantShare>,
 }
 
 impl Default for Limits {
@@ -49,6 +54,7 @@ impl Default for Limits {
             max_log_line_bytes: 4096,
             tenant_outbound_per_minute: None,
             tenant_kv_bytes: None,
+            share: None,
         }
     }
 }
@@ -87,6 +93,12 @@ impl Limits {
     /// Sets the tenant-wide kv quota in bytes.
     pub fn with_tenant_kv_bytes(mut self, bytes: u64) -> Self {
         self.tenant_kv_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the tenant's share of the host.
+    pub fn with_share(mut self, share: TenantShare) -> Self {
+        self.share = Some(share);
         self
     }
 

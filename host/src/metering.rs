@@ -46,6 +46,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::budget::QuotaGrant;
+
 /// Whose usage a counter holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MeterKey {
@@ -116,9 +118,8 @@ impl UsageCounters {
             .saturating_add(other.outbound_requests);
     }
 
-    /// Counts one call.
-    fn add_call(&mut self, call: &CallRecord<'_>) {
-        self.invocations = self.invocations.saturating_add(1);
+    /// Adds what one started call used (its invocation was counted when it began).
+    fn add_usage(&mut self, call: &CallRecord<'_>) {
         if let Some(code) = call.error_code {
             add_failures(&mut self.failures, code, 1);
         }
@@ -254,6 +255,28 @@ type UsageMap = HashMap<String, HashMap<String, HashMap<String, UsageCounters>>>
 struct MeterState {
     period_start: SystemTime,
     usage: UsageMap,
+    /// Per tenant: invocations counted here and not yet confirmed stored, and those confirmed.
+    tenants: HashMap<String, TenantInvocations>,
+}
+
+/// A tenant's invocations as this meter knows them.
+#[derive(Clone, Copy, Debug, Default)]
+struct TenantInvocations {
+    /// Counted and not yet stored by a confirmed flush (pending, being flushed, or merged
+    /// back after a failed flush).
+    unflushed: u64,
+    /// Stored by confirmed flushes since the meter started (only ever grows).
+    flushed: u64,
+}
+
+/// A call the tenant's monthly quota does not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the tenant has used {used} of its {limit} invocations this month")]
+pub struct QuotaRefused {
+    /// Invocations counted this month (at least; see [`QuotaGrant`]).
+    pub used: u64,
+    /// The monthly limit.
+    pub limit: u64,
 }
 
 /// Usage counters for every (tenant, plugin, version), shared by clones of this handle.
@@ -287,6 +310,7 @@ impl Meter {
             state: Arc::new(Mutex::new(MeterState {
                 period_start: SystemTime::now(),
                 usage: HashMap::new(),
+                tenants: HashMap::new(),
             })),
             observer: Arc::new(OnceLock::new()),
         }
@@ -298,17 +322,71 @@ impl Meter {
         self.observer.set(observer).is_ok()
     }
 
-    /// Counts one call of `(tenant, plugin, version)`.
-    pub fn record(&self, (tenant, plugin, version): (&str, &str, &str), call: &CallRecord<'_>) {
+    /// Counts one whole call of `(tenant, plugin, version)`: [`Meter::begin`] and
+    /// [`Meter::finish`] at once.
+    pub fn record(&self, key: (&str, &str, &str), call: &CallRecord<'_>) {
+        self.begin(key);
+        self.finish(key, call);
+    }
+
+    /// Counts the invocation of a call that starts now (before it runs, so quota checks see
+    /// the calls in flight). Finish it with [`Meter::finish`].
+    pub fn begin(&self, (tenant, plugin, version): (&str, &str, &str)) {
+        let mut state = self.lock();
+        count_invocation(&mut state, tenant, plugin, version);
+    }
+
+    /// [`Meter::begin`], only if `tenant`'s invocations this month stay within `quota`: the
+    /// check and the count are one step, so concurrent calls never pass the limit together.
+    ///
+    /// # Errors
+    ///
+    /// [`QuotaRefused`] when the tenant has used its invocations; nothing is counted.
+    pub fn try_begin(
+        &self,
+        (tenant, plugin, version): (&str, &str, &str),
+        quota: &QuotaGrant,
+    ) -> Result<(), QuotaRefused> {
+        let mut state = self.lock();
+        let known = state.tenants.get(tenant).copied().unwrap_or_default();
+        let used = quota
+            .stored
+            .saturating_add(known.flushed.saturating_sub(quota.flushed_mark))
+            .saturating_add(known.unflushed);
+        if used >= quota.limit {
+            return Err(QuotaRefused {
+                used,
+                limit: quota.limit,
+            });
+        }
+        count_invocation(&mut state, tenant, plugin, version);
+        Ok(())
+    }
+
+    /// Adds what a call started with [`Meter::begin`] used: its time, fuel, kv bytes, outbound
+    /// requests and failure.
+    pub fn finish(&self, (tenant, plugin, version): (&str, &str, &str), call: &CallRecord<'_>) {
         {
             let mut state = self.lock();
             counters_mut(&mut state.usage, tenant, plugin, version, |counters| {
-                counters.add_call(call);
+                counters.add_usage(call);
             });
         }
         if let Some(observer) = self.observer.get() {
             observer.observe((tenant, plugin, version), call);
         }
+    }
+
+    /// `tenant`'s invocations counted here that no confirmed flush has stored yet (in flight,
+    /// pending or being flushed). Read it, and [`Meter::flushed_invocations`], *before* reading
+    /// what is stored: a flush then never falls between the two reads unseen.
+    pub fn unflushed_invocations(&self, tenant: &str) -> u64 {
+        self.lock().tenants.get(tenant).map_or(0, |t| t.unflushed)
+    }
+
+    /// `tenant`'s invocations stored by confirmed flushes since this meter started.
+    pub fn flushed_invocations(&self, tenant: &str) -> u64 {
+        self.lock().tenants.get(tenant).map_or(0, |t| t.flushed)
     }
 
     /// The usage counted since the last drain, without draining it; `period_end` is now.
@@ -402,6 +480,7 @@ impl Meter {
             records: batch.clone(),
         };
         sink.flush(batch).await?;
+        self.confirm(&unconfirmed.records);
         unconfirmed.records.clear();
         tracing::debug!(records = count, "usage flushed");
         Ok(count)
@@ -449,6 +528,17 @@ impl Meter {
         }
     }
 
+    /// Moves the invocations of a batch the sink stored from unflushed to flushed.
+    fn confirm(&self, records: &[UsageRecord]) {
+        let mut state = self.lock();
+        for record in records {
+            let tenant = state.tenants.entry(record.key.tenant.clone()).or_default();
+            let invocations = record.counters.invocations;
+            tenant.unflushed = tenant.unflushed.saturating_sub(invocations);
+            tenant.flushed = tenant.flushed.saturating_add(invocations);
+        }
+    }
+
     /// Adds records back after a flush that did not go through; the current period then
     /// starts no later than theirs.
     fn merge_back(&self, records: &[UsageRecord]) {
@@ -471,6 +561,18 @@ impl Meter {
     fn lock(&self) -> MutexGuard<'_, MeterState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Counts one invocation of the key, and of its tenant.
+fn count_invocation(state: &mut MeterState, tenant: &str, plugin: &str, version: &str) {
+    counters_mut(&mut state.usage, tenant, plugin, version, |counters| {
+        counters.invocations = counters.invocations.saturating_add(1);
+    });
+    let totals = match state.tenants.get_mut(tenant) {
+        Some(totals) => totals,
+        None => state.tenants.entry(tenant.to_owned()).or_default(),
+    };
+    totals.unflushed = totals.unflushed.saturating_add(1);
 }
 
 /// Applies `update` to the key's counters, creating them (and allocating the key) only when

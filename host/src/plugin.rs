@@ -15,6 +15,7 @@ use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
 
 use crate::bindings::{handler, lifecycle};
 use crate::capabilities::CapabilitySet;
+use crate::capacity::Footprint;
 use crate::engine::Metering;
 use crate::sandbox::SandboxState;
 
@@ -26,6 +27,8 @@ pub struct LoadedPlugin {
     /// Compiled for the standard engine at load; for the fuel engine on first use.
     pub(crate) components: [OnceLock<Component>; 2],
     pub(crate) prepared: Mutex<HashMap<(Metering, PermissionsDigest), Arc<PreparedPlugin>>>,
+    /// The pool slots one instantiation holds (`memory_bytes` is the call's, set per call).
+    pub(crate) footprint: Footprint,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -46,6 +49,11 @@ impl LoadedPlugin {
     /// The package digest.
     pub fn digest(&self) -> PackageDigest {
         self.digest
+    }
+
+    /// The core instances, memories and tables one call of it holds in the host's pool.
+    pub fn footprint(&self) -> Footprint {
+        self.footprint
     }
 
     /// `<id>@<version>`, for messages.

@@ -16,8 +16,14 @@ use crate::bindings::{handler, lifecycle};
 use crate::breaker::{BreakerPolicy, RolloutPolicy};
 use crate::cache::CompiledCache;
 use crate::capabilities::{self, CapabilitySet};
-use crate::engine::{EngineConfig, Metering, PlinthEngine};
+use crate::capacity::{Capacity, CapacityConfig, Footprint};
+use crate::engine::{
+    EngineConfig, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
+    MAX_TABLES_PER_COMPONENT, Metering, PlinthEngine,
+};
+use crate::footprint;
 use crate::installs::{HostEvent, InstallTable};
+use crate::invoke::Sandboxes;
 use crate::kv::KvStore;
 use crate::local_changes::LocalChanges;
 use crate::metering::Meter;
@@ -25,6 +31,7 @@ use crate::plugin::{LoadedPlugin, PreparedPlugin};
 use crate::rates::TenantRates;
 use crate::sandbox::SandboxState;
 use crate::trust::TrustPolicy;
+use crate::workers::Workers;
 
 /// How a [`Host`] is set up. Start from [`HostConfig::new`].
 #[derive(Debug)]
@@ -41,6 +48,10 @@ pub struct HostConfig {
     pub allow_private_http: bool,
     /// Circuit breaker, rollout and dispatch policies.
     pub policies: HostPolicies,
+    /// The budget all calls share (clamped to the engine's pool).
+    pub capacity: CapacityConfig,
+    /// Threads of the plugin runtime; `None`: one per available core.
+    pub worker_threads: Option<usize>,
 }
 
 impl HostConfig {
@@ -54,6 +65,8 @@ impl HostConfig {
             kv: None,
             allow_private_http: false,
             policies: HostPolicies::default(),
+            capacity: CapacityConfig::default(),
+            worker_threads: None,
         }
     }
 }
@@ -79,21 +92,30 @@ impl Default for HostPolicies {
     }
 }
 
+/// Slots of the pooling allocator in use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolInUse {
+    /// Component instances (calls).
+    pub component_instances: u64,
+    /// Core module instances.
+    pub core_instances: u64,
+    /// Linear memories.
+    pub memories: u64,
+    /// Tables.
+    pub tables: u64,
+}
+
 /// Linkers built so far, one per (metering, capability set).
 type LinkerCache = Mutex<HashMap<(Metering, CapabilitySet), Arc<Linker<SandboxState>>>>;
 
 /// The data plane: one per process.
 pub struct Host {
-    pub(crate) engine: PlinthEngine,
+    /// What runs calls; shared with the calls in flight.
+    pub(crate) sandboxes: Arc<Sandboxes>,
     cache: CompiledCache,
     trust: TrustPolicy,
-    pub(crate) kv: Option<KvStore>,
-    pub(crate) allow_private_http: bool,
     pub(crate) policies: HostPolicies,
     pub(crate) installs: InstallTable,
-    pub(crate) meter: Meter,
-    /// Tenant-wide rates (outbound requests per minute) all calls share.
-    pub(crate) rates: Arc<TenantRates>,
     pub(crate) events: broadcast::Sender<HostEvent>,
     /// Installs this process changed itself, and when.
     pub(crate) local_changes: LocalChanges,
@@ -103,8 +125,7 @@ pub struct Host {
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host")
-            .field("engine", &self.engine)
-            .field("allow_private_http", &self.allow_private_http)
+            .field("sandboxes", &self.sandboxes)
             .finish_non_exhaustive()
     }
 }
@@ -116,16 +137,36 @@ impl Host {
     ///
     /// If the engine configuration is refused or the cache directory cannot be created.
     pub fn new(config: HostConfig) -> Result<Self, Error> {
-        Ok(Host {
+        let pool = &config.engine;
+        // Admission keeps calls within the pool, so the pool itself never refuses one.
+        let capacity = CapacityConfig {
+            max_calls: config.capacity.max_calls.min(pool.max_instances),
+            max_core_instances: config
+                .capacity
+                .max_core_instances
+                .min(pool.max_core_instances),
+            max_memories: config.capacity.max_memories.min(pool.max_memories),
+            max_tables: config.capacity.max_tables.min(pool.max_tables),
+            ..config.capacity
+        };
+        let threads = config.worker_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        let sandboxes = Sandboxes {
             engine: PlinthEngine::new(&config.engine)?,
-            cache: CompiledCache::new(config.cache_dir)?,
-            trust: config.trust,
             kv: config.kv,
             allow_private_http: config.allow_private_http,
+            rates: Arc::new(TenantRates::new()),
+            capacity: Capacity::new(capacity),
+            meter: Meter::new(),
+            workers: Workers::new(threads)?,
+        };
+        Ok(Host {
+            sandboxes: Arc::new(sandboxes),
+            cache: CompiledCache::new(config.cache_dir)?,
+            trust: config.trust,
             policies: config.policies,
             installs: InstallTable::default(),
-            meter: Meter::new(),
-            rates: Arc::new(TenantRates::new()),
             events: broadcast::channel(1024).0,
             local_changes: LocalChanges::default(),
             linkers: Mutex::new(HashMap::new()),
@@ -134,7 +175,28 @@ impl Host {
 
     /// Usage counters of every call dispatched through installs; flush them to storage.
     pub fn meter(&self) -> &Meter {
-        &self.meter
+        &self.sandboxes.meter
+    }
+
+    /// The host's capacity: its budget and what is in use.
+    pub fn capacity(&self) -> &Capacity {
+        &self.sandboxes.capacity
+    }
+
+    /// The slots of the standard engine's pooling allocator in use now (as wasmtime counts
+    /// them), for metrics and to check admission against.
+    pub fn pool_in_use(&self) -> PoolInUse {
+        let metrics = self
+            .sandboxes
+            .engine
+            .engine(Metering::Epoch)
+            .pooling_allocator_metrics();
+        metrics.map_or_else(PoolInUse::default, |pool| PoolInUse {
+            component_instances: pool.component_instances(),
+            core_instances: pool.core_instances(),
+            memories: pool.memories() as u64,
+            tables: pool.tables() as u64,
+        })
     }
 
     /// Lifecycle events (automatic rollbacks, opened breakers) from now on.
@@ -150,15 +212,38 @@ impl Host {
     /// [`Error::Trust`] if the package is not trusted; [`Error::Cache`] if it does not compile.
     pub fn load(&self, package: &Package) -> Result<Arc<LoadedPlugin>, Error> {
         self.trust.check(package)?;
-        let plugin = LoadedPlugin {
+        let mut plugin = LoadedPlugin {
             manifest: Arc::new(package.manifest.clone()),
             digest: package.digest(),
             wasm: Arc::from(package.wasm.as_slice()),
             components: [OnceLock::new(), OnceLock::new()],
             prepared: Mutex::new(HashMap::new()),
+            footprint: Footprint::default(),
         };
-        self.component(&plugin, Metering::Epoch)?;
-        tracing::info!(plugin = %plugin.label(), digest = %plugin.digest, "loaded");
+        let component = self.component(&plugin, Metering::Epoch)?;
+        plugin.footprint = footprint::of(&component, &plugin.wasm);
+        let too_many = [
+            (
+                plugin.footprint.core_instances,
+                MAX_CORE_INSTANCES_PER_COMPONENT,
+                "core instances",
+            ),
+            (
+                plugin.footprint.memories,
+                MAX_MEMORIES_PER_COMPONENT,
+                "memories",
+            ),
+            (plugin.footprint.tables, MAX_TABLES_PER_COMPONENT, "tables"),
+        ]
+        .into_iter()
+        .find(|(has, max, _)| has > max);
+        if let Some((has, max, what)) = too_many {
+            return Err(Error::Link {
+                plugin: plugin.label(),
+                message: format!("the component has {has} {what}; a host runs at most {max}"),
+            });
+        }
+        tracing::info!(plugin = %plugin.label(), digest = %plugin.digest, footprint = ?plugin.footprint, "loaded");
         Ok(Arc::new(plugin))
     }
 
@@ -192,7 +277,7 @@ impl Host {
             });
         }
         let capabilities = CapabilitySet::granted(grants);
-        if capabilities.kv && self.kv.is_none() {
+        if capabilities.kv && self.sandboxes.kv.is_none() {
             return Err(Error::NoKvStore);
         }
         let component = self.component(plugin, metering)?;
@@ -231,7 +316,7 @@ impl Host {
         }
         let (component, outcome) = self
             .cache
-            .load_or_compile(self.engine.engine(metering), &plugin.wasm)?;
+            .load_or_compile(self.sandboxes.engine.engine(metering), &plugin.wasm)?;
         tracing::debug!(plugin = %plugin.label(), ?metering, ?outcome, "compiled component ready");
         Ok(slot.get_or_init(|| component).clone())
     }
@@ -247,7 +332,7 @@ impl Host {
             return Ok(Arc::clone(linker));
         }
         let linker = Arc::new(
-            capabilities::linker(self.engine.engine(metering), set)
+            capabilities::linker(self.sandboxes.engine.engine(metering), set)
                 .map_err(|e| Error::Engine(format!("linking capabilities: {e:#}")))?,
         );
         linkers.insert((metering, set), Arc::clone(&linker));

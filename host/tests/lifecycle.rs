@@ -10,8 +10,8 @@ use plinth_host::breaker::{BreakerPolicy, RolloutPolicy};
 use plinth_host::kv::KvStore;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{
-    BreakerStateName, Delivery, EngineConfig, Error, Event, Host, HostConfig, HostEvent,
-    InstallSpec, InvokeError, Limits, LoadedPlugin, Metering,
+    BreakerStateName, Delivery, EngineConfig, Error, Event, EventBudget, Host, HostConfig,
+    HostEvent, InstallSpec, InvokeError, Limits, LoadedPlugin, Metering,
 };
 use plinth_package::Package;
 use plinth_test_artifacts::{COUNTER, HELLO, HTTP_ECHO, PING_PONG, SPIN_FOREVER, TRAP, TestPlugin};
@@ -94,6 +94,7 @@ impl Fixture {
                     payload: payload.as_bytes().to_vec(),
                     depth: 0,
                 },
+                &Arc::new(EventBudget::new(1000)),
             )
             .await
     }
@@ -223,6 +224,7 @@ async fn in_flight_calls_finish_on_the_version_they_started_with() {
                 payload: b"null".to_vec(),
                 depth: 0,
             },
+            &Arc::new(EventBudget::new(1000)),
         )
         .await
     });
@@ -422,7 +424,12 @@ async fn a_plugin_serves_http_through_its_incoming_handler() {
     f.install("alpha", &package(&HTTP_ECHO)).await;
     let served = f
         .host
-        .serve_http("alpha", "examples.http-echo", echo_request("hello there"))
+        .serve_http(
+            "alpha",
+            "examples.http-echo",
+            echo_request("hello there"),
+            None,
+        )
         .await
         .unwrap_or_else(|e| panic!("serve: {e}"));
     let response = served
@@ -445,7 +452,7 @@ async fn http_to_a_plugin_without_a_handler_or_install_is_refused() {
     f.install("alpha", &package(&HELLO)).await;
     let result = f
         .host
-        .serve_http("alpha", "examples.hello", echo_request(""))
+        .serve_http("alpha", "examples.hello", echo_request(""), None)
         .await;
     assert!(
         matches!(result, Err(Error::NotServingHttp { .. })),
@@ -453,7 +460,7 @@ async fn http_to_a_plugin_without_a_handler_or_install_is_refused() {
     );
     let result = f
         .host
-        .serve_http("beta", "examples.http-echo", echo_request(""))
+        .serve_http("beta", "examples.http-echo", echo_request(""), None)
         .await;
     assert!(
         matches!(result, Err(Error::NotInstalled { .. })),
@@ -480,6 +487,7 @@ async fn an_http_response_past_the_output_limit_is_refused() {
             "alpha",
             "examples.http-echo",
             echo_request("a body long enough"),
+            None,
         )
         .await
         .unwrap_or_else(|e| panic!("serve: {e}"));

@@ -395,7 +395,8 @@ impl Bench {
                         payload: b"\"Ada\"".to_vec(),
                         depth: 0,
                     };
-                    let delivered = host.dispatch(&tenant_id, event).await;
+                    let budget = Arc::new(plinth_host::EventBudget::new(1000));
+                    let delivered = host.dispatch(&tenant_id, event, &budget).await;
                     ensure!(
                         delivered.len() == 1 && delivered[0].invocation.result.is_ok(),
                         "in-process dispatch failed"

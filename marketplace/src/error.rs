@@ -86,6 +86,17 @@ pub enum Error {
         /// Seconds until a trial call is let through.
         retry_after_secs: u64,
     },
+    /// The host has no capacity for the call now, or the tenant is using its plan's share of
+    /// it (503 `capacity`, with `Retry-After` when trying again makes sense). Not the plugin's
+    /// fault: it never counts against its circuit breaker.
+    #[error("{message}")]
+    Capacity {
+        /// What was short.
+        message: String,
+        /// Seconds until trying again makes sense; `None` when the call can never run under
+        /// the plan (it needs more than the whole share).
+        retry_after_secs: Option<u64>,
+    },
     /// A part of the platform this server does not run (503).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -146,7 +157,9 @@ impl Error {
             Error::RateLimited { .. } | Error::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Error::Unavailable(_) | Error::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::CircuitOpen { .. } | Error::Capacity { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Plugin { status, .. } => *status,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -168,6 +181,7 @@ impl Error {
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::Unavailable(_) => "unavailable",
             Error::CircuitOpen { .. } => "circuit_open",
+            Error::Capacity { .. } => "capacity",
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
         }
     }
@@ -204,6 +218,10 @@ impl IntoResponse for Error {
         }
         | Error::CircuitOpen {
             retry_after_secs, ..
+        }
+        | Error::Capacity {
+            retry_after_secs: Some(retry_after_secs),
+            ..
         } = self
         {
             response

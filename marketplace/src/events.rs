@@ -1,23 +1,23 @@
 //! `POST /v1/tenants/{tenant}/events`: an event dispatched to every active install of the
 //! tenant subscribed to its topic, and onward to what those plugins emit (depth-limited by the
-//! host); each plugin's result or typed error comes back. A tenant that has used its plan's
-//! invocations this month gets 429 `quota_exceeded` instead ([`crate::usage`]).
+//! host, and within the event's budget); each plugin's result or typed error comes back. The
+//! request passes the admission gate ([`crate::admission`]) first: 429 `rate_limited` or
+//! `quota_exceeded`, and 503 `capacity` when no call could run.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use plinth_host::InvokeError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::admission;
 use crate::auth::Principal;
 use crate::body::JsonBody;
 use crate::error::{ApiError, Error, Result};
 use crate::id::new_id;
 use crate::state::AppState;
-use crate::tenants::{self, TenantRole};
 
 /// The longest topic accepted.
 const MAX_TOPIC_BYTES: usize = 256;
@@ -59,20 +59,26 @@ pub(crate) struct EventResult {
 pub(crate) struct EventResults {
     /// The event's id.
     id: String,
+    /// The plugin calls the event started, across all emit hops (each counted against the
+    /// month's invocations; at most the plan's `max_invocations_per_event`).
+    invocations: u32,
+    /// One entry per delivery; when the event's budget or the month's quota ended the cascade
+    /// early, a last entry (error `event_budget_exhausted` or `quota_exceeded`) says how many
+    /// deliveries were not made.
     results: Vec<EventResult>,
 }
 
 /// Dispatches an event to the tenant's subscribed installs (tenant API key or member).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/events", tag = "events", security(("bearer" = [])),
     params(("tenant" = String, Path, description = "Tenant slug")), request_body = EventRequest,
-    responses((status = 200, body = EventResults), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError), (status = 429, body = ApiError)))]
+    responses((status = 200, body = EventResults), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
 async fn dispatch(
     State(state): State<AppState>,
     principal: Principal,
     Path(slug): Path<String>,
     JsonBody(body): JsonBody<EventRequest>,
 ) -> Result<Json<EventResults>> {
-    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Member).await?;
+    let admitted = admission::admit(&state, &principal, &slug).await?;
     let runtime = state.runtime()?;
     if body.topic.is_empty()
         || body.topic.len() > MAX_TOPIC_BYTES
@@ -83,15 +89,6 @@ async fn dispatch(
             format!("field `topic` must be 1 to {MAX_TOPIC_BYTES} bytes of printable text"),
         ));
     }
-    let plan = tenants::plan(state.db(), &tenant.plan).await?;
-    crate::usage::check_invocation_quota(
-        state.db(),
-        runtime.host.meter(),
-        &tenant,
-        &plan,
-        crate::clock::now_ms(),
-    )
-    .await?;
     let id = new_id();
     let event = plinth_host::Event {
         id: id.clone(),
@@ -99,8 +96,16 @@ async fn dispatch(
         payload: body.payload.to_string().into_bytes(),
         depth: 0,
     };
-    let deliveries = runtime.host.dispatch(&tenant.id, event).await;
-    if let Some(error) = all_rate_limited(&deliveries) {
+    let budget = admitted.event_budget();
+    let deliveries = runtime
+        .host
+        .dispatch(&admitted.tenant.id, event, &budget)
+        .await;
+    let errors: Vec<_> = deliveries
+        .iter()
+        .map(|delivery| delivery.invocation.result.as_ref().err())
+        .collect();
+    if let Some(error) = admission::whole_event_refusal(&errors) {
         return Err(error);
     }
     let results = deliveries
@@ -129,24 +134,9 @@ async fn dispatch(
             }
         })
         .collect();
-    Ok(Json(EventResults { id, results }))
-}
-
-/// When every plugin the event reached failed on a rate of the tenant's plan, the request as a
-/// whole is over that rate: a 429 with the longest wait among them.
-fn all_rate_limited(deliveries: &[plinth_host::Delivery]) -> Option<Error> {
-    let mut longest = None;
-    for delivery in deliveries {
-        match &delivery.invocation.result {
-            Err(error @ InvokeError::RateLimited { retry_after_ms, .. }) => {
-                let (wait, _) = longest.get_or_insert((*retry_after_ms, error.to_string()));
-                *wait = (*wait).max(*retry_after_ms);
-            }
-            _ => return None,
-        }
-    }
-    longest.map(|(wait_ms, message)| Error::RateLimited {
-        message,
-        retry_after_secs: wait_ms.div_ceil(1000).max(1),
-    })
+    Ok(Json(EventResults {
+        id,
+        invocations: budget.invocations(),
+        results,
+    }))
 }

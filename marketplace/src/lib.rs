@@ -22,6 +22,7 @@
 //! ```
 
 pub mod accounts;
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod body;

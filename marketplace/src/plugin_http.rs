@@ -1,8 +1,9 @@
 //! `ANY /p/{tenant}/{plugin}/{*path}`: HTTP requests served by an install's
 //! `wasi:http/incoming-handler`.
 //!
-//! The caller authenticates as for events (the tenant's API key or a member's token); another
-//! tenant's install, or none, answers 404. The plugin sees the method, the path below its
+//! The request passes the admission gate as events do ([`crate::admission`]: the tenant's API
+//! key or a member's token, the API rate, the monthly quota; the call itself waits for the
+//! tenant's share of the host); another tenant's install, or none, answers 404. The plugin sees the method, the path below its
 //! prefix with the query, the headers without `authorization`, and the body (at most
 //! [`MAX_REQUEST_BYTES`], else 413). Its response is returned as it is; the host caps its body
 //! at the install's output limit. A plugin that serves no HTTP answers 501
@@ -19,11 +20,11 @@ use axum::routing::any;
 use plinth_host::InvokeError;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::admission;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::installs::host_error;
 use crate::state::AppState;
-use crate::tenants::{self, TenantRole};
 
 /// The largest request body forwarded to a plugin.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -67,7 +68,8 @@ async fn serve(
         (Some(slug), Some(plugin)) => (slug, plugin),
         _ => return Err(Error::not_found("route")),
     };
-    let tenant = tenants::access(state.db(), &principal, slug, TenantRole::Member).await?;
+    let admitted = admission::admit(&state, &principal, slug).await?;
+    let tenant = admitted.tenant;
     let runtime = state.runtime()?;
     let (parts, body) = request.into_parts();
     let declared = parts
@@ -107,7 +109,11 @@ async fn serve(
     *forwarded.method_mut() = parts.method;
     *forwarded.uri_mut() = plugin_uri(&parts.uri)?;
     *forwarded.headers_mut() = headers;
-    let served = match runtime.host.serve_http(&tenant.id, plugin, forwarded).await {
+    let served = match runtime
+        .host
+        .serve_http(&tenant.id, plugin, forwarded, Some(admitted.quota))
+        .await
+    {
         Ok(served) => served,
         Err(plinth_host::Error::NotServingHttp { plugin }) => {
             return Err(Error::Plugin {
@@ -121,20 +127,22 @@ async fn serve(
         }
         Err(e) => return Err(host_error(e)),
     };
-    match served.response {
-        Ok(response) => Ok(response.map(Body::from)),
-        Err(error @ InvokeError::RateLimited { retry_after_ms, .. }) => Err(Error::RateLimited {
-            message: format!("{plugin} {} failed: {error}", served.version),
-            retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
-        }),
-        Err(error @ InvokeError::CircuitOpen { retry_after_ms }) => Err(Error::CircuitOpen {
+    let error = match served.response {
+        Ok(response) => return Ok(response.map(Body::from)),
+        Err(error) => error,
+    };
+    if let Some(refused) = admission::refusal(&error) {
+        return Err(refused);
+    }
+    match error {
+        InvokeError::CircuitOpen { retry_after_ms } => Err(Error::CircuitOpen {
             message: format!(
                 "{plugin} {} is not called: {error}; a tenant admin can reset its breaker",
                 served.version
             ),
             retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
         }),
-        Err(error) => {
+        error => {
             tracing::info!(tenant = %tenant.slug, plugin, version = %served.version, code = error.code(), "plugin HTTP call failed");
             Err(Error::Plugin {
                 status: StatusCode::BAD_GATEWAY,

@@ -1,5 +1,7 @@
 //! Per-tenant API rate limits: a token bucket per tenant, sized from its plan's
-//! `api_requests_per_minute`, in front of every `/v1/tenants/{tenant}…` route.
+//! `api_requests_per_minute`, in front of every `/v1/tenants/{tenant}…` route; the entrances
+//! that run plugin code are counted by their admission gate instead ([`crate::admission`]),
+//! against the same buckets.
 //!
 //! Only requests that authenticate and may see the tenant are counted, so nobody can spend a
 //! tenant's requests by calling its routes with bad or foreign credentials; operators are not
@@ -7,7 +9,7 @@
 //! database's short read cache ([`crate::db::cache`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -106,12 +108,12 @@ fn tenant_slug(path: &str) -> Option<&str> {
 /// answers 429 `rate_limited` with `Retry-After` when it is empty. Anything the handler would
 /// refuse (no credentials, unknown tenant, someone else's tenant) passes through uncounted so
 /// the handler answers it as usual.
-pub async fn enforce(
-    State((state, limiter)): State<(AppState, Arc<RateLimiter>)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(slug) = tenant_slug(request.uri().path()).map(str::to_owned) else {
+pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if crate::admission::is_gated(path) {
+        return next.run(request).await;
+    }
+    let Some(slug) = tenant_slug(path).map(str::to_owned) else {
         return next.run(request).await;
     };
     let (mut parts, body) = request.into_parts();
@@ -134,7 +136,10 @@ pub async fn enforce(
         Ok(plan) => u64::try_from(plan.api_requests_per_minute).unwrap_or(1),
         Err(e) => return e.into_response(),
     };
-    match limiter.check(&tenant.id, &tenant.slug, limit, Instant::now()) {
+    match state
+        .rate_limiter()
+        .check(&tenant.id, &tenant.slug, limit, Instant::now())
+    {
         Ok(()) => next.run(request).await,
         Err(e) => {
             tracing::info!(tenant = %tenant.id, limit, "API rate limit reached");

@@ -6,6 +6,7 @@ use plinth_host::Host;
 use plinth_package::{PublicKey, SecretKey};
 
 use crate::db::Db;
+use crate::rate_limit::RateLimiter;
 use crate::secrets::SecretsKey;
 use crate::server::metrics::Metrics;
 use crate::settings::Settings;
@@ -19,6 +20,7 @@ struct Inner {
     settings: Settings,
     signing_key: SecretKey,
     metrics: Metrics,
+    rate_limiter: RateLimiter,
     runtime: Option<Runtime>,
 }
 
@@ -51,6 +53,7 @@ impl AppState {
             settings,
             signing_key,
             metrics: Metrics::new(),
+            rate_limiter: RateLimiter::new(),
             runtime: None,
         }))
     }
@@ -67,6 +70,7 @@ impl AppState {
             settings,
             signing_key,
             metrics: Metrics::new(),
+            rate_limiter: RateLimiter::new(),
             runtime: Some(runtime),
         }))
     }
@@ -108,5 +112,10 @@ impl AppState {
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The tenants' API rate buckets (this process's).
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.0.rate_limiter
     }
 }

@@ -66,6 +66,26 @@ pub struct ServeCommand {
     /// HTTP, following installs through the database's change notifications).
     #[arg(long, env = "PLINTH_ROLE", default_value = "all", value_name = "ROLE")]
     role: Role,
+    /// Memory all running plugin calls together may reserve, in MiB (each call reserves its
+    /// memory limit; calls beyond it wait briefly, then are refused with 503 `capacity`).
+    #[arg(
+        long,
+        env = "PLINTH_PLUGIN_MEMORY_MB",
+        default_value_t = 4096,
+        value_name = "MIB"
+    )]
+    plugin_memory_mb: u64,
+    /// Plugin calls that may run at once on this host (each tenant also has its plan's share).
+    #[arg(
+        long,
+        env = "PLINTH_PLUGIN_CALLS",
+        default_value_t = 256,
+        value_name = "N"
+    )]
+    plugin_calls: u32,
+    /// Threads that run plugin code, apart from those serving the API; default one per core.
+    #[arg(long, env = "PLINTH_PLUGIN_THREADS", value_name = "N")]
+    plugin_threads: Option<usize>,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line, with
     /// the request id, tenant, plugin and version of the spans it is in) for log collectors.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -102,7 +122,18 @@ impl ServeCommand {
             .marketplace_key
             .unwrap_or_else(|| self.data_dir.join(signing_key::FILE_NAME));
         let key = signing_key::load_or_create_file(&key_path)?;
-        let runtime = start_host(&self.data_dir, self.database_url.as_deref(), &key).await?;
+        let capacity = HostCapacity {
+            memory_mb: self.plugin_memory_mb,
+            calls: self.plugin_calls,
+            threads: self.plugin_threads,
+        };
+        let runtime = start_host(
+            &self.data_dir,
+            self.database_url.as_deref(),
+            &key,
+            &capacity,
+        )
+        .await?;
         anyhow::ensure!(
             self.role == Role::All || db.backend() == Backend::Postgres,
             "--role {} needs a PostgreSQL --database-url: the processes share its database",
@@ -150,13 +181,26 @@ impl ServeCommand {
     }
 }
 
+/// How much of the machine the host's plugin calls may take.
+#[derive(Debug)]
+struct HostCapacity {
+    memory_mb: u64,
+    calls: u32,
+    threads: Option<usize>,
+}
+
 /// The host, trusting only packages countersigned by this marketplace's key; its kv data in
 /// `DIR/kv.db` (or the PostgreSQL database), compiled components cached in `DIR/compiled`.
 async fn start_host(
     data_dir: &std::path::Path,
     database_url: Option<&str>,
     key: &plinth_package::SecretKey,
+    capacity: &HostCapacity,
 ) -> anyhow::Result<Runtime> {
+    anyhow::ensure!(
+        capacity.calls > 0 && capacity.memory_mb > 0 && capacity.threads != Some(0),
+        "--plugin-calls, --plugin-memory-mb and --plugin-threads must be more than 0"
+    );
     let kv_url = match database_url {
         Some(url) => url.to_owned(),
         None => format!("sqlite://{}?mode=rwc", data_dir.join("kv.db").display()),
@@ -170,6 +214,10 @@ async fn start_host(
     );
     config.kv = Some(kv);
     config.allow_private_http = allow_private_http();
+    config.engine.max_instances = capacity.calls;
+    config.capacity.max_calls = capacity.calls;
+    config.capacity.max_memory_bytes = capacity.memory_mb.saturating_mul(1 << 20);
+    config.worker_threads = capacity.threads;
     let host = Host::new(config).context("cannot start the host")?;
     let secrets = SecretsKey::load_or_create(data_dir)?;
     Ok(Runtime {

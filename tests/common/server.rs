@@ -122,6 +122,11 @@ impl PlinthServer {
         })
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill()?;

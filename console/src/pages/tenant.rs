@@ -268,6 +268,8 @@ pub fn plan_table(plans: &[tenants::Plan], current: Option<&str>) -> Markup {
                     tr { th scope="row" { "Memory per plugin (MiB)" } @for plan in plans { td { (count(plan.memory_mb)) } } }
                     tr { th scope="row" { "Timeout per call (ms)" } @for plan in plans { td { (count(plan.timeout_ms)) } } }
                     tr { th scope="row" { "API requests a minute" } @for plan in plans { td { (count(plan.api_requests_per_minute)) } } }
+                    tr { th scope="row" { "Plugin calls at once" } @for plan in plans { td { (count(plan.max_concurrent_calls)) } } }
+                    tr { th scope="row" { "Calls one event may start" } @for plan in plans { td { (count(plan.max_invocations_per_event)) } } }
                     tr { th scope="row" { "Paid plugins" } @for plan in plans { td { @if plan.paid_plugins { "yes" } @else { "no" } } } }
                 }
             }

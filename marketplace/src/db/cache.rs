@@ -203,6 +203,10 @@ mod tests {
             outbound_requests_per_minute: 1,
             api_requests_per_minute: 1,
             paid_plugins: false,
+            max_invocations_per_event: 1,
+            max_concurrent_calls: 1,
+            max_instance_slots: 1,
+            memory_share_mb: 1,
         }
     }
 }

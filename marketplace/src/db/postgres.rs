@@ -44,6 +44,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "change_notifications",
         include_str!("../../migrations/postgres/0008_change_notifications.sql"),
     ),
+    (
+        9,
+        "plan_shares",
+        include_str!("../../migrations/postgres/0009_plan_shares.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

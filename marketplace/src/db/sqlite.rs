@@ -39,6 +39,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "ratings_notifications",
         include_str!("../../migrations/sqlite/0007_ratings_notifications.sql"),
     ),
+    (
+        9,
+        "plan_shares",
+        include_str!("../../migrations/sqlite/0009_plan_shares.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use plinth_host::{InstallSpec, Limits, LoadedPlugin, Metering};
+use plinth_host::{InstallSpec, Limits, LoadedPlugin, Metering, TenantShare};
 use plinth_package::{Manifest, Package, PricingModel};
 
 use super::config;
@@ -38,12 +38,31 @@ pub fn spec_for(plan: &Plan, manifest: &Manifest, values: config::Values) -> Ins
         .with_tenant_outbound_per_minute(
             u32::try_from(plan.outbound_requests_per_minute.max(0)).unwrap_or(u32::MAX),
         )
-        .with_tenant_kv_bytes(u64::try_from(plan.kv_bytes.max(0)).unwrap_or(0));
+        .with_tenant_kv_bytes(u64::try_from(plan.kv_bytes.max(0)).unwrap_or(0))
+        .with_share(share_of(plan));
     InstallSpec {
         grants: manifest.permissions.clone(),
         config: Arc::new(values),
         limits: limits.capped_by(manifest),
         metering,
+    }
+}
+
+/// How many of a tenant's calls may wait for capacity, per call it may run at once.
+const QUEUED_PER_CONCURRENT_CALL: u32 = 4;
+
+/// The tenant's share of a host under `plan`: its concurrent calls, instance slots and memory,
+/// and a queue of [`QUEUED_PER_CONCURRENT_CALL`] waiting calls per concurrent one.
+pub fn share_of(plan: &Plan) -> TenantShare {
+    let positive = |value: i64| u32::try_from(value.max(1)).unwrap_or(u32::MAX);
+    let max_calls = positive(plan.max_concurrent_calls);
+    TenantShare {
+        max_calls,
+        max_core_instances: positive(plan.max_instance_slots),
+        max_memory_bytes: u64::try_from(plan.memory_share_mb.max(1))
+            .unwrap_or(u64::MAX)
+            .saturating_mul(1 << 20),
+        max_queued: max_calls.saturating_mul(QUEUED_PER_CONCURRENT_CALL),
     }
 }
 
@@ -75,9 +94,25 @@ pub async fn load(
 /// The marketplace's answer to a host error.
 pub(crate) fn host_error(error: plinth_host::Error) -> Error {
     match error {
-        plinth_host::Error::Lifecycle { .. } => {
-            Error::conflict("lifecycle_failed", format!("the plugin refused: {error}"))
-        }
+        plinth_host::Error::Lifecycle {
+            plugin,
+            hook,
+            error,
+        } => match crate::admission::refusal(&error) {
+            // A hook the host had no capacity for did not run: the plugin refused nothing.
+            Some(refused) => refused,
+            None => Error::conflict(
+                "lifecycle_failed",
+                format!(
+                    "the plugin refused: {}",
+                    plinth_host::Error::Lifecycle {
+                        plugin,
+                        hook,
+                        error
+                    }
+                ),
+            ),
+        },
         plinth_host::Error::AlreadyInstalled { .. } => {
             Error::conflict("already_installed", error.to_string())
         }

@@ -87,10 +87,7 @@ pub fn router_with(state: AppState, extra: Option<Router<AppState>>) -> Router {
     )
     .fallback(|| async { Error::not_found("route") })
     .layer(axum::middleware::from_fn_with_state(
-        (
-            state.clone(),
-            std::sync::Arc::new(crate::rate_limit::RateLimiter::new()),
-        ),
+        state.clone(),
         crate::rate_limit::enforce,
     ))
     .layer(axum::middleware::from_fn_with_state(

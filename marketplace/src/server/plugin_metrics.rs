@@ -87,6 +87,13 @@ impl CallObserver for PluginCalls {
 struct Snapshots {
     breakers: Family<BreakerLabels, Gauge>,
     queues: Family<QueueLabels, Gauge>,
+    capacity: Family<CapacityLabels, Gauge>,
+}
+
+/// What of the host's capacity a gauge counts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapacityLabels {
+    resource: &'static str,
 }
 
 /// The plugin and queue metrics of one server.
@@ -140,6 +147,12 @@ impl PluginMetrics {
              usage records to store",
             snapshots.queues.clone(),
         );
+        registry.register(
+            "host_capacity_in_use",
+            "The host's capacity held by running calls (calls, core instance slots, reserved \
+             memory bytes), calls waiting for it, and tenants running or waiting",
+            snapshots.capacity.clone(),
+        );
         PluginMetrics {
             calls: Arc::new(calls),
             snapshots,
@@ -185,6 +198,19 @@ impl PluginMetrics {
                 queue: "usage_records",
             })
             .set(i64::try_from(unflushed).unwrap_or(i64::MAX));
+        let in_use = host.capacity().in_use();
+        for (resource, value) in [
+            ("calls", in_use.calls),
+            ("core_instances", in_use.core_instances),
+            ("memory_bytes", in_use.memory_bytes),
+            ("queued_calls", in_use.queued),
+            ("tenants", in_use.tenants),
+        ] {
+            self.snapshots
+                .capacity
+                .get_or_create(&CapacityLabels { resource })
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
         // Plugins no longer installed drop out rather than keep their last count.
         self.snapshots.breakers.clear();
         for ((plugin, state), installs) in host.breaker_states() {

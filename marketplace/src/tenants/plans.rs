@@ -38,6 +38,15 @@ pub struct Plan {
     pub api_requests_per_minute: i64,
     /// Feature gate: whether the tenant may install paid plugins.
     pub paid_plugins: bool,
+    /// Invocations one inbound event may start across all its emit hops.
+    pub max_invocations_per_event: i64,
+    /// The tenant's plugin calls running at once on a host.
+    pub max_concurrent_calls: i64,
+    /// Core instance slots of a host's pool the tenant's running calls may hold together.
+    pub max_instance_slots: i64,
+    /// Memory the tenant's running calls may reserve together on a host, in MiB (each call
+    /// reserves its own memory limit).
+    pub memory_share_mb: i64,
 }
 
 /// A change to a plan: each `Some` field replaces the stored value.
@@ -61,6 +70,14 @@ pub struct PlanChange {
     pub api_requests_per_minute: Option<i64>,
     /// New [`Plan::paid_plugins`].
     pub paid_plugins: Option<bool>,
+    /// New [`Plan::max_invocations_per_event`].
+    pub max_invocations_per_event: Option<i64>,
+    /// New [`Plan::max_concurrent_calls`].
+    pub max_concurrent_calls: Option<i64>,
+    /// New [`Plan::max_instance_slots`].
+    pub max_instance_slots: Option<i64>,
+    /// New [`Plan::memory_share_mb`].
+    pub memory_share_mb: Option<i64>,
 }
 
 impl PlanChange {
@@ -82,6 +99,10 @@ impl PlanChange {
                 self.outbound_requests_per_minute,
             ),
             ("api_requests_per_minute", self.api_requests_per_minute),
+            ("max_invocations_per_event", self.max_invocations_per_event),
+            ("max_concurrent_calls", self.max_concurrent_calls),
+            ("max_instance_slots", self.max_instance_slots),
+            ("memory_share_mb", self.memory_share_mb),
         ];
         for (field, value) in fields {
             if let Some(value) = value
@@ -115,6 +136,13 @@ impl PlanChange {
             &mut plan.api_requests_per_minute,
             self.api_requests_per_minute,
         );
+        set(
+            &mut plan.max_invocations_per_event,
+            self.max_invocations_per_event,
+        );
+        set(&mut plan.max_concurrent_calls, self.max_concurrent_calls);
+        set(&mut plan.max_instance_slots, self.max_instance_slots);
+        set(&mut plan.memory_share_mb, self.memory_share_mb);
         if let Some(fuel) = self.fuel_per_call {
             plan.fuel_per_call = fuel;
         }
@@ -129,7 +157,8 @@ macro_rules! columns {
     () => {
         "name, position, max_installs, invocations_per_month, kv_bytes, memory_mb, \
          fuel_per_call, timeout_ms, outbound_requests_per_minute, api_requests_per_minute, \
-         paid_plugins"
+         paid_plugins, max_invocations_per_event, max_concurrent_calls, max_instance_slots, \
+         memory_share_mb"
     };
 }
 
@@ -146,6 +175,10 @@ fn from_row(row: &AnyRow) -> Result<Plan> {
         outbound_requests_per_minute: row.try_get("outbound_requests_per_minute")?,
         api_requests_per_minute: row.try_get("api_requests_per_minute")?,
         paid_plugins: row.try_get::<i64, _>("paid_plugins")? != 0,
+        max_invocations_per_event: row.try_get("max_invocations_per_event")?,
+        max_concurrent_calls: row.try_get("max_concurrent_calls")?,
+        max_instance_slots: row.try_get("max_instance_slots")?,
+        memory_share_mb: row.try_get("memory_share_mb")?,
     })
 }
 
@@ -234,8 +267,10 @@ pub async fn update_plan(db: &Db, name: &str, change: &PlanChange) -> Result<Pla
     sqlx::query(
         "UPDATE plans SET max_installs = $1, invocations_per_month = $2, kv_bytes = $3, \
              memory_mb = $4, fuel_per_call = $5, timeout_ms = $6, \
-             outbound_requests_per_minute = $7, api_requests_per_minute = $8, paid_plugins = $9 \
-         WHERE name = $10",
+             outbound_requests_per_minute = $7, api_requests_per_minute = $8, paid_plugins = $9, \
+             max_invocations_per_event = $10, max_concurrent_calls = $11, \
+             max_instance_slots = $12, memory_share_mb = $13 \
+         WHERE name = $14",
     )
     .bind(plan.max_installs)
     .bind(plan.invocations_per_month)
@@ -246,6 +281,10 @@ pub async fn update_plan(db: &Db, name: &str, change: &PlanChange) -> Result<Pla
     .bind(plan.outbound_requests_per_minute)
     .bind(plan.api_requests_per_minute)
     .bind(i64::from(plan.paid_plugins))
+    .bind(plan.max_invocations_per_event)
+    .bind(plan.max_concurrent_calls)
+    .bind(plan.max_instance_slots)
+    .bind(plan.memory_share_mb)
     .bind(name)
     .execute(&mut *tx)
     .await?;

@@ -47,6 +47,15 @@ pub(crate) struct Quotas {
     timeout_ms: i64,
     outbound_requests_per_minute: i64,
     api_requests_per_minute: i64,
+    /// Invocations one inbound event may start across all its emit hops.
+    max_invocations_per_event: i64,
+    /// The tenant's plugin calls running at once on a host.
+    max_concurrent_calls: i64,
+    /// Core instance slots the tenant's running calls may hold together on a host.
+    max_instance_slots: i64,
+    /// Memory the tenant's running calls may reserve together on a host (each reserves its
+    /// own `memory_mb`).
+    memory_share_mb: i64,
 }
 
 /// A plan's feature gates.
@@ -77,6 +86,10 @@ impl From<&Plan> for Quotas {
             timeout_ms: plan.timeout_ms,
             outbound_requests_per_minute: plan.outbound_requests_per_minute,
             api_requests_per_minute: plan.api_requests_per_minute,
+            max_invocations_per_event: plan.max_invocations_per_event,
+            max_concurrent_calls: plan.max_concurrent_calls,
+            max_instance_slots: plan.max_instance_slots,
+            memory_share_mb: plan.memory_share_mb,
         }
     }
 }
@@ -131,6 +144,10 @@ pub(crate) struct PlanUpdate {
     outbound_requests_per_minute: Option<i64>,
     api_requests_per_minute: Option<i64>,
     paid_plugins: Option<bool>,
+    max_invocations_per_event: Option<i64>,
+    max_concurrent_calls: Option<i64>,
+    max_instance_slots: Option<i64>,
+    memory_share_mb: Option<i64>,
 }
 
 /// Changes a plan's quotas and feature gates (operator). Quotas are positive integers.
@@ -155,6 +172,10 @@ async fn update_plan(
         outbound_requests_per_minute: body.outbound_requests_per_minute,
         api_requests_per_minute: body.api_requests_per_minute,
         paid_plugins: body.paid_plugins,
+        max_invocations_per_event: body.max_invocations_per_event,
+        max_concurrent_calls: body.max_concurrent_calls,
+        max_instance_slots: body.max_instance_slots,
+        memory_share_mb: body.memory_share_mb,
     };
     let plan = super::plans::update_plan(state.db(), &name, &change).await?;
     tracing::info!(operator = %operator.id, plan = %name, ?change, "plan updated");

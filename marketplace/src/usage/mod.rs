@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use plinth_host::QuotaGrant;
 use plinth_host::metering::{Meter, SinkError, UsageRecord, UsageSink};
 use sqlx::Row;
 
@@ -244,36 +245,37 @@ async fn stored_invocations(db: &Db, tenant_id: &str, month: &str) -> Result<i64
     Ok(invocations)
 }
 
-/// Refuses a dispatch once `tenant` has used its plan's monthly invocations.
+/// The tenant's monthly invocation quota as it stands now, for the admission gate: refused at
+/// once when it is used up; otherwise the grant the host checks every call against as it
+/// starts ([`plinth_host::metering::Meter::try_begin`]).
+///
+/// The meter is read before storage, so a flush committing in between is counted (at worst
+/// twice, for an instant), never missed.
 ///
 /// # Errors
 ///
 /// [`Error::QuotaExceeded`] with the seconds until the next month (UTC) when this month's
-/// invocations (persisted and unflushed) have reached `plan.invocations_per_month`;
-/// [`Error::Database`].
-pub async fn check_invocation_quota(
+/// invocations (stored, and counted here but not yet stored) have reached
+/// `plan.invocations_per_month`; [`Error::Database`].
+pub async fn quota_grant(
     db: &Db,
     meter: &Meter,
     tenant: &Tenant,
     plan: &Plan,
     now_ms: i64,
-) -> Result<()> {
+) -> Result<QuotaGrant> {
     let month = month_key(now_ms)?;
+    let flushed_mark = meter.flushed_invocations(&tenant.id);
+    let unflushed = meter.unflushed_invocations(&tenant.id);
     let stored = stored_invocations(db, &tenant.id, &month).await?;
-    let pending: u64 = meter
-        .snapshot_tenant(&tenant.id)
-        .iter()
-        .map(|record| record.counters.invocations)
-        .sum();
-    let used = stored.saturating_add(db_count(pending));
+    let used = stored.saturating_add(db_count(unflushed));
     if used < plan.invocations_per_month {
-        return Ok(());
+        return Ok(QuotaGrant {
+            limit: u64::try_from(plan.invocations_per_month).unwrap_or(0),
+            stored: u64::try_from(stored).unwrap_or(0),
+            flushed_mark,
+        });
     }
-    let (_, next_month) = crate::tenants::usage::month_of(now_ms)?;
-    let retry_after_secs = u64::try_from(next_month - now_ms)
-        .unwrap_or(0)
-        .div_ceil(1000)
-        .max(1);
     tracing::info!(tenant = %tenant.id, used, limit = plan.invocations_per_month, "invocation quota reached");
     Err(Error::QuotaExceeded {
         message: format!(
@@ -281,8 +283,18 @@ pub async fn check_invocation_quota(
              resets at the start of next month (UTC)",
             tenant.slug, plan.invocations_per_month, plan.name
         ),
-        retry_after_secs,
+        retry_after_secs: secs_to_next_month(now_ms),
     })
+}
+
+/// Seconds from `now_ms` until the next month begins (UTC), at least 1: when a monthly quota
+/// resets.
+pub fn secs_to_next_month(now_ms: i64) -> u64 {
+    let next_month = crate::tenants::usage::month_of(now_ms).map_or(now_ms, |(_, end)| end);
+    u64::try_from(next_month.saturating_sub(now_ms))
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1)
 }
 
 #[cfg(test)]

@@ -79,8 +79,13 @@ impl RunCommand {
             .context("cannot open the kv store")?;
         let mut host_config =
             HostConfig::new(self.data_dir.join("compiled"), TrustPolicy::development());
+        // One call at a time, but room for a component built by a language runtime (dozens of
+        // core instances).
         host_config.engine = EngineConfig {
             max_instances: 4,
+            max_core_instances: 512,
+            max_memories: 32,
+            max_tables: 512,
             ..EngineConfig::default()
         };
         host_config.kv = Some(kv);

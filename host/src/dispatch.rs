@@ -1,0 +1,478 @@
+//! Calls through installs: an event dispatched to a tenant's subscribed installs and onward to
+//! what they emit, within the event's [`EventBudget`]; a request served by an install's HTTP
+//! handler; and the bookkeeping after each call (circuit breaker, failures, rollout guard).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use crate::breaker::{Admission, BreakerState, RolloutVerdict};
+use crate::budget::{EventBudget, QuotaGrant, Spent};
+use crate::error::{Error, InvokeError};
+use crate::installs::{CallFailure, Delivery, HostEvent, HttpServed, Install, RECENT_FAILURES};
+use crate::invoke::{CallSpec, Entry, Event, HttpExchange, Invocation, Metered};
+use crate::runtime::{Host, lock};
+
+/// A delivery the cascade did not make.
+struct Skipped {
+    plugin: String,
+    version: String,
+    topic: String,
+    depth: u32,
+}
+
+impl Host {
+    /// Serves an HTTP request with the plugin's `wasi:http/incoming-handler` under the
+    /// install's grant, config and limits (the response body counts against the output
+    /// limit). The request's path is what the plugin sees: routing prefixes already removed.
+    /// The call is metered, and counted against `quota` when given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`] if the tenant has no enabled install of the plugin;
+    /// [`Error::NotServingHttp`] if the plugin exports no HTTP handler. How the call itself
+    /// ended (refusals included) is in [`HttpServed::response`].
+    pub async fn serve_http(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        request: http::Request<Bytes>,
+        quota: Option<QuotaGrant>,
+    ) -> Result<HttpServed, Error> {
+        let install = self.find(tenant, plugin)?;
+        if !install.enabled.load(Ordering::SeqCst) {
+            return Err(Error::NotInstalled {
+                tenant: tenant.to_string(),
+                plugin: plugin.to_string(),
+            });
+        }
+        let deployment = install.current.load_full();
+        if !deployment.prepared.serves_http() {
+            return Err(Error::NotServingHttp {
+                plugin: deployment.prepared.plugin.label(),
+            });
+        }
+        let version = deployment.version();
+        if let Admission::Refused { retry_after } = lock(&install.breaker).admit(Instant::now()) {
+            let error = circuit_open(retry_after);
+            return Ok(HttpServed {
+                version,
+                response: Err(error.clone()),
+                invocation: Invocation::failed(error, Instant::now()),
+            });
+        }
+        let exchange = HttpExchange {
+            request: Some(with_host_header(request)),
+            response: None,
+        };
+        let ran = self
+            .run(CallSpec {
+                prepared: Arc::clone(&deployment.prepared),
+                tenant: tenant.to_string(),
+                config: Arc::clone(&deployment.spec.config),
+                limits: deployment.spec.limits.clone(),
+                depth: 0,
+                entry: Entry::Http(exchange),
+                metered: Some(Metered { quota }),
+            })
+            .await;
+        let invocation = ran.invocation;
+        self.account(tenant, plugin, &install, &version, &invocation)
+            .await;
+        let response = match (invocation.result.clone(), ran.response) {
+            (Ok(_), Some(response)) => Ok(response),
+            (Ok(_), None) => Err(InvokeError::Internal(
+                "the plugin's HTTP handler sent no response".to_string(),
+            )),
+            (Err(error), _) => Err(error),
+        };
+        Ok(HttpServed {
+            version,
+            response,
+            invocation,
+        })
+    }
+
+    /// Delivers `event` to every enabled install of `tenant` subscribed to its topic,
+    /// concurrently (bounded), and then the events those plugins emitted, depth by depth,
+    /// within `budget`. One plugin's failure never fails the others; every delivery's result
+    /// is returned. When the budget (or the tenant's monthly quota) runs out the cascade ends,
+    /// and one last entry says why and how many deliveries were not made.
+    pub async fn dispatch(
+        self: &Arc<Self>,
+        tenant: &str,
+        event: Event,
+        budget: &Arc<EventBudget>,
+    ) -> Vec<Delivery> {
+        let mut deliveries = Vec::new();
+        let mut queue = VecDeque::from([event]);
+        let mut first_skipped: Option<Skipped> = None;
+        let mut skipped: u64 = 0;
+        let mut stop: Option<InvokeError> = None;
+        while let Some(event) = queue.pop_front() {
+            if stop.is_some() {
+                for (plugin, install) in self.targets(tenant, &event.topic) {
+                    skipped += 1;
+                    first_skipped.get_or_insert_with(|| Skipped {
+                        plugin,
+                        version: install.current.load().version(),
+                        topic: event.topic.clone(),
+                        depth: event.depth,
+                    });
+                }
+                continue;
+            }
+            let (results, refused) = self.deliver(tenant, &event, budget).await;
+            if !refused.is_empty() {
+                stop.get_or_insert(budget_exhausted(Spent::Invocations(
+                    budget.max_invocations(),
+                )));
+            }
+            for not_made in refused {
+                skipped += 1;
+                first_skipped.get_or_insert(not_made);
+            }
+            for mut delivery in results {
+                if let Err(InvokeError::QuotaExceeded { used, limit }) = &delivery.invocation.result
+                {
+                    stop.get_or_insert(InvokeError::QuotaExceeded {
+                        used: *used,
+                        limit: *limit,
+                    });
+                }
+                if let Err(spent) = budget.charge_bytes(result_bytes(&delivery.invocation)) {
+                    let error = budget_exhausted(spent);
+                    delivery.invocation.result = Err(error.clone());
+                    delivery.invocation.emitted.clear();
+                    stop.get_or_insert(error);
+                }
+                // The emitted payloads move on to the queue; the delivery keeps its topics.
+                let emitted = std::mem::take(&mut delivery.invocation.emitted);
+                for (index, mut emitted) in emitted.into_iter().enumerate() {
+                    queue.push_back(Event {
+                        id: format!("{}/{}/{index}", event.id, delivery.plugin),
+                        topic: emitted.topic.clone(),
+                        payload: std::mem::take(&mut emitted.payload),
+                        depth: emitted.depth,
+                    });
+                    delivery.invocation.emitted.push(emitted);
+                }
+                deliveries.push(delivery);
+            }
+        }
+        if let Some(stop) = stop.filter(|_| skipped > 0) {
+            budget.exhaust();
+            let error = match stop {
+                InvokeError::EventBudgetExhausted { budget, .. } => {
+                    InvokeError::EventBudgetExhausted { budget, skipped }
+                }
+                other => other,
+            };
+            tracing::info!(
+                tenant,
+                skipped,
+                code = error.code(),
+                "event cascade ended early"
+            );
+            let first = first_skipped.unwrap_or(Skipped {
+                plugin: String::new(),
+                version: String::new(),
+                topic: String::new(),
+                depth: 0,
+            });
+            deliveries.push(Delivery {
+                plugin: first.plugin,
+                version: first.version,
+                topic: first.topic,
+                depth: first.depth,
+                invocation: Invocation::failed(error, Instant::now()),
+            });
+        }
+        deliveries
+    }
+
+    /// The enabled installs of `tenant` subscribed to `topic`, sorted by plugin id.
+    fn targets(&self, tenant: &str, topic: &str) -> Vec<(String, Arc<Install>)> {
+        let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);
+        let mut targets: Vec<_> = table
+            .get(tenant)
+            .into_iter()
+            .flatten()
+            .filter(|(_, install)| install.enabled.load(Ordering::SeqCst))
+            .filter(|(_, install)| {
+                install
+                    .current
+                    .load()
+                    .prepared
+                    .plugin
+                    .manifest
+                    .permissions
+                    .subscribes(topic)
+            })
+            .map(|(id, install)| (id.clone(), Arc::clone(install)))
+            .collect();
+        targets.sort_by(|a, b| a.0.cmp(&b.0));
+        targets
+    }
+
+    /// Delivers one event to the tenant's subscribed installs, concurrently; returns the
+    /// deliveries made and those the budget did not allow.
+    async fn deliver(
+        self: &Arc<Self>,
+        tenant: &str,
+        event: &Event,
+        budget: &Arc<EventBudget>,
+    ) -> (Vec<Delivery>, Vec<Skipped>) {
+        let semaphore = Arc::new(Semaphore::new(
+            self.policies.max_concurrent_deliveries.max(1),
+        ));
+        let mut tasks = JoinSet::new();
+        let mut refused = Vec::new();
+        for (index, (plugin, install)) in self.targets(tenant, &event.topic).into_iter().enumerate()
+        {
+            if budget.take_invocation().is_err() {
+                refused.push(Skipped {
+                    plugin,
+                    version: install.current.load().version(),
+                    topic: event.topic.clone(),
+                    depth: event.depth,
+                });
+                continue;
+            }
+            let host = Arc::clone(self);
+            let semaphore = Arc::clone(&semaphore);
+            let tenant = tenant.to_string();
+            let event = event.clone();
+            let budget = Arc::clone(budget);
+            // In the caller's span (the request's), so the call's logs carry its id.
+            tasks.spawn(
+                async move {
+                    // The semaphore is never closed, so acquiring can only wait.
+                    let _permit = semaphore.acquire_owned().await.ok();
+                    let delivery = host
+                        .deliver_to(&tenant, &plugin, &install, &event, budget.quota().copied())
+                        .await;
+                    if delivery
+                        .invocation
+                        .result
+                        .as_ref()
+                        .is_err_and(InvokeError::is_refusal)
+                    {
+                        budget.return_invocation();
+                    }
+                    (index, delivery)
+                }
+                .in_current_span(),
+            );
+        }
+        let mut deliveries: Vec<(usize, Delivery)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(delivery) => deliveries.push(delivery),
+                // A delivery task only ends abnormally if the host itself panicked.
+                Err(error) => tracing::error!(%error, "a delivery task failed"),
+            }
+        }
+        deliveries.sort_by_key(|(index, _)| *index);
+        (
+            deliveries
+                .into_iter()
+                .map(|(_, delivery)| delivery)
+                .collect(),
+            refused,
+        )
+    }
+
+    /// One delivery: breaker, call (capacity, quota, metering), breaker and rollout
+    /// bookkeeping.
+    async fn deliver_to(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        install: &Install,
+        event: &Event,
+        quota: Option<QuotaGrant>,
+    ) -> Delivery {
+        let deployment = install.current.load_full();
+        let version = deployment.version();
+        let admission = lock(&install.breaker).admit(Instant::now());
+        let invocation = match admission {
+            Admission::Refused { retry_after } => {
+                Invocation::failed(circuit_open(retry_after), Instant::now())
+            }
+            Admission::Allowed | Admission::Trial => {
+                self.run(CallSpec {
+                    prepared: Arc::clone(&deployment.prepared),
+                    tenant: tenant.to_string(),
+                    config: Arc::clone(&deployment.spec.config),
+                    limits: deployment.spec.limits.clone(),
+                    depth: event.depth,
+                    entry: Entry::Event(crate::bindings::types::Event {
+                        id: event.id.clone(),
+                        topic: event.topic.clone(),
+                        payload: event.payload.clone(),
+                        tenant: tenant.to_string(),
+                        depth: event.depth,
+                    }),
+                    metered: Some(Metered { quota }),
+                })
+                .await
+                .invocation
+            }
+        };
+        self.account(tenant, plugin, install, &version, &invocation)
+            .await;
+        Delivery {
+            plugin: plugin.to_string(),
+            version,
+            topic: event.topic.clone(),
+            depth: event.depth,
+            invocation,
+        }
+    }
+
+    /// Feeds a call's outcome to the install's breaker, failure log and rollout guard; rolls
+    /// back if the rollout verdict says so. A call that was refused before it ran (breaker,
+    /// capacity, quota, budget) says nothing about the plugin and is not counted.
+    async fn account(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        install: &Install,
+        version: &str,
+        invocation: &Invocation,
+    ) {
+        if invocation
+            .result
+            .as_ref()
+            .is_err_and(InvokeError::is_refusal)
+        {
+            return;
+        }
+        // Only failures that are the plugin's fault count against it.
+        let success = !matches!(
+            invocation.result,
+            Err(InvokeError::OutOfFuel { .. }
+                | InvokeError::Timeout { .. }
+                | InvokeError::MemoryLimit { .. }
+                | InvokeError::Trap { .. }
+                | InvokeError::OutputTooLarge { .. })
+        );
+        let now = Instant::now();
+        if let (false, Err(error)) = (success, &invocation.result) {
+            let mut log = lock(&install.failures);
+            if log.recent.len() >= RECENT_FAILURES {
+                log.recent.pop_front();
+            }
+            log.recent.push_back(CallFailure {
+                code: error.code().to_string(),
+                message: error.to_string(),
+                at: SystemTime::now(),
+            });
+        }
+        {
+            let mut breaker = lock(&install.breaker);
+            let was_open = matches!(breaker.state(now), BreakerState::Open { .. });
+            breaker.record(now, success);
+            if !was_open && matches!(breaker.state(now), BreakerState::Open { .. }) {
+                let policy = breaker.policy();
+                let reason = format!(
+                    "{} failures within {} s{}",
+                    policy.failure_threshold.max(1),
+                    policy.window.as_secs(),
+                    invocation
+                        .result
+                        .as_ref()
+                        .err()
+                        .map(|error| format!("; the last: {error}"))
+                        .unwrap_or_default()
+                );
+                lock(&install.failures).opened = Some((SystemTime::now(), reason));
+                let _ = self.events.send(HostEvent::CircuitOpened {
+                    tenant: tenant.to_string(),
+                    plugin: plugin.to_string(),
+                    version: version.to_string(),
+                });
+            }
+        }
+        let verdict = {
+            let mut rollout = lock(&install.rollout);
+            match rollout.as_mut() {
+                // Only calls on the version being rolled out count toward its verdict.
+                Some(guard) if install.current.load().version() == version => {
+                    let verdict = guard.record(now, success);
+                    if !matches!(verdict, RolloutVerdict::Watching) {
+                        *rollout = None;
+                    }
+                    verdict
+                }
+                _ => RolloutVerdict::Watching,
+            }
+        };
+        if let RolloutVerdict::RollBack { failures, calls } = verdict {
+            match self.roll_back_install(tenant, plugin, install).await {
+                Ok(rolled) => {
+                    tracing::warn!(tenant, plugin, from = %rolled.from, to = %rolled.to, failures, calls, "automatic rollback");
+                    let _ = self.events.send(HostEvent::AutoRolledBack {
+                        tenant: tenant.to_string(),
+                        plugin: plugin.to_string(),
+                        from: rolled.from,
+                        to: rolled.to,
+                        failures,
+                        calls,
+                    });
+                }
+                Err(error) => tracing::error!(tenant, plugin, %error, "automatic rollback failed"),
+            }
+        }
+    }
+}
+
+/// Bytes a delivery's result holds while the cascade collects it: its output or error text,
+/// and the payloads it emitted.
+fn result_bytes(invocation: &Invocation) -> u64 {
+    let result = match &invocation.result {
+        Ok(output) => output.as_ref().map_or(0, Vec::len),
+        Err(error) => error.to_string().len(),
+    };
+    invocation
+        .emitted
+        .iter()
+        .fold(result as u64, |total, emitted| {
+            total.saturating_add(emitted.payload.len() as u64)
+        })
+}
+
+/// The error of deliveries an event's spent budget did not allow (`skipped` is filled in
+/// when the cascade ends).
+fn budget_exhausted(spent: Spent) -> InvokeError {
+    let budget = match spent {
+        Spent::Invocations(limit) => format!("{limit} invocations"),
+        Spent::Bytes(limit) => format!("{limit} bytes of results"),
+    };
+    InvokeError::EventBudgetExhausted { budget, skipped: 0 }
+}
+
+/// The error of a call refused by an open breaker that lets a trial through in `retry_after`.
+pub(crate) fn circuit_open(retry_after: std::time::Duration) -> InvokeError {
+    InvokeError::CircuitOpen {
+        retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// wasi-http needs an authority; a request routed by path alone gets `Host: localhost`.
+fn with_host_header(mut request: http::Request<Bytes>) -> http::Request<Bytes> {
+    if request.uri().authority().is_none() && !request.headers().contains_key(http::header::HOST) {
+        request.headers_mut().insert(
+            http::header::HOST,
+            http::HeaderValue::from_static("localhost"),
+        );
+    }
+    request
+}
