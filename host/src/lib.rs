@@ -11,6 +11,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod engine;
 pub mod error;
+pub mod guest_text;
 pub mod installs;
 pub mod invoke;
 pub mod kv;
