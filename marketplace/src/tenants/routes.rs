@@ -156,7 +156,7 @@ async fn update_plan(
         api_requests_per_minute: body.api_requests_per_minute,
         paid_plugins: body.paid_plugins,
     };
-    let plan = super::plans::update_plan(state.db(), &name, &change).await?;
+    let plan = super::plans::update_plan(&state, &name, &change).await?;
     tracing::info!(operator = %operator.id, plan = %name, ?change, "plan updated");
     Ok(Json(PlanView::from(&plan)))
 }
@@ -344,7 +344,7 @@ async fn update_tenant(
         ));
     }
     let tenant = super::update(
-        state.db(),
+        &state,
         &access.tenant,
         body.name.as_deref(),
         body.plan.as_deref(),
