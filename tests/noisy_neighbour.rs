@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use plinth_test_artifacts::{HELLO, NOISY};
+use plinth_test_artifacts::{HELLO, LOG_BOMB, NOISY};
 use plinth_test_support::TestDatabase;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -67,7 +67,7 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
     let (ok, operator, stderr) = bootstrap(&data_dir, url.as_deref())?;
     ensure!(ok, "bootstrap failed: {stderr}");
     let (developer, key) = api.developer("dev@example.com", "fixtures").await?;
-    for plugin in [&HELLO, &NOISY] {
+    for plugin in [&HELLO, &NOISY, &LOG_BOMB] {
         let path = signed_package(work.path(), plugin, &key)?;
         api.publish_and_approve(&path, &developer, &operator)
             .await?;
@@ -80,8 +80,8 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
         Some(json!({"api_requests_per_minute": 10_000_000})),
     )
     .await?;
-    let a = tenant(&api, "noisy", "fixtures.noisy").await?;
-    let b = tenant(&api, "quiet", "fixtures.hello").await?;
+    let a = tenant(&api, "noisy", &["fixtures.noisy", "fixtures.log-bomb"]).await?;
+    let b = tenant(&api, "quiet", &["fixtures.hello"]).await?;
 
     let attacks = [
         Attack {
@@ -200,7 +200,7 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
     }
 
     // The storm ends at the free plan's budget, and usage shows exactly the calls that ran.
-    let c = tenant(&api, "stormy", "fixtures.noisy").await?;
+    let c = tenant(&api, "stormy", &["fixtures.noisy"]).await?;
     let mut ran = 0;
     for _ in 0..3 {
         let answer = api
@@ -245,7 +245,7 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
         logged.len() >> 20
     );
     ensure!(
-        !logged.lines().any(|line| line.starts_with("FORGED")),
+        !logged.lines().any(|line| line.starts_with("FORGED-LINE")),
         "a plugin forged a server log line"
     );
     let status = server.stop()?;
@@ -253,11 +253,13 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
     Ok(())
 }
 
-/// Creates tenant `slug` with a new owner, installs `plugin` and returns an API key.
-async fn tenant(api: &Api, slug: &str, plugin: &str) -> Result<String> {
+/// Creates tenant `slug` with a new owner, installs `plugins` and returns an API key.
+async fn tenant(api: &Api, slug: &str, plugins: &[&str]) -> Result<String> {
     let (_, owner) = api.account(&format!("owner@{slug}.example")).await?;
     api.tenant(&owner, slug, None).await?;
-    api.install(&owner, slug, plugin, None, json!({})).await?;
+    for plugin in plugins {
+        api.install(&owner, slug, plugin, None, json!({})).await?;
+    }
     api.api_key(&owner, slug).await
 }
 

@@ -357,7 +357,7 @@ impl Sandboxes {
             identity,
             limits.memory_bytes,
             Box::new(outbound.clone()),
-            LogState::new(limits.max_log_lines, limits.max_log_line_bytes),
+            LogState::new(&limits),
             kv,
             ConfigState::new(manifest, Arc::clone(config)),
             EventsState::new(
@@ -641,7 +641,8 @@ fn classify_trap(
             message: "stack overflow: the plugin exhausted its call stack".to_string(),
         },
         Some(trap) => {
-            // A Rust guest prints its panic message to stderr before trapping.
+            // A Rust guest prints its panic message to stderr before trapping; it is the
+            // guest's text, so it is escaped and bounded like any error text of a guest.
             let panic = state
                 .stderr_text()
                 .lines()
@@ -649,13 +650,15 @@ fn classify_trap(
                 .map(|line| format!(" ({})", line.trim()))
                 .unwrap_or_default();
             InvokeError::Trap {
-                message: format!("{trap}{panic}"),
+                message: crate::guest_text::bounded_error(&format!("{trap}{panic}")),
             }
         }
-        None => InvokeError::Internal(format!("{error:#}")),
+        // A fault's chain may quote the guest (e.g. names from its wasm backtrace).
+        None => InvokeError::Internal(crate::guest_text::bounded_error(&format!("{error:#}"))),
     }
 }
 
+/// The typed error of a plugin that returned `plugin-error`, its text escaped and bounded.
 fn plugin_failure(error: types::PluginError) -> InvokeError {
     let (kind, message) = match error {
         types::PluginError::InvalidPayload(message) => ("invalid-payload", message),
@@ -665,6 +668,6 @@ fn plugin_failure(error: types::PluginError) -> InvokeError {
     };
     InvokeError::PluginError {
         kind: kind.to_string(),
-        message,
+        message: crate::guest_text::bounded_error(&message),
     }
 }

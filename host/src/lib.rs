@@ -15,6 +15,7 @@ mod dispatch;
 pub mod engine;
 pub mod error;
 mod footprint;
+pub mod guest_text;
 pub mod installs;
 pub mod invoke;
 pub mod kv;

@@ -24,10 +24,17 @@ pub struct Limits {
     pub max_emitted_events: u32,
     /// Largest payload of one emitted event, in bytes.
     pub max_event_payload_bytes: u64,
-    /// Log lines kept per call; further lines are dropped and counted.
+    /// Log lines kept per call (stdout and stderr lines included); further lines are dropped
+    /// and counted.
     pub max_log_lines: u32,
-    /// Longest log line kept, in bytes; longer lines are truncated.
+    /// Longest log line kept, in bytes: its message and every field key and value together.
+    /// What does not fit is cut and the line marked truncated.
     pub max_log_line_bytes: u32,
+    /// Fields kept per log line; further fields are dropped and the line marked truncated.
+    pub max_log_fields: u32,
+    /// Bytes of log kept per call, over every kept line's message, keys and values; a line
+    /// that would pass it is dropped and counted, like lines past `max_log_lines`.
+    pub max_log_bytes: u64,
     /// Outbound HTTP requests all of the tenant's calls together may send per minute (the
     /// plan's rate, shared by its installs); `None`: no tenant-wide rate.
     pub tenant_outbound_per_minute: Option<u32>,
@@ -51,7 +58,9 @@ impl Default for Limits {
             max_emitted_events: 16,
             max_event_payload_bytes: 256 << 10,
             max_log_lines: 100,
-            max_log_line_bytes: 4096,
+            max_log_line_bytes: 4 << 10,
+            max_log_fields: 16,
+            max_log_bytes: 64 << 10,
             tenant_outbound_per_minute: None,
             tenant_kv_bytes: None,
             share: None,

@@ -14,8 +14,8 @@ use plinth_host::{
 };
 use plinth_package::{Package, Permissions, SecretKey};
 use plinth_test_artifacts::{
-    BAD_HOST, COUNTER, DEEP_RECURSION, HELLO, HUGE_OUTPUT, MEMORY_HOG, SPIN_FOREVER, TRAP,
-    TestPlugin, UNDECLARED_HTTP,
+    BAD_HOST, COUNTER, DEEP_RECURSION, HELLO, HUGE_OUTPUT, LOG_BOMB, MEMORY_HOG, SPIN_FOREVER,
+    TRAP, TestPlugin, UNDECLARED_HTTP,
 };
 
 /// A host with a small pool, a kv store on SQLite in a temp dir, and the given trust policy.
@@ -439,4 +439,203 @@ async fn enforced_trust_loads_only_countersigned_packages() {
     let mut tampered = signed.clone();
     tampered.wasm.push(0);
     assert!(matches!(fixture.host.load(&tampered), Err(Error::Trust(_))));
+}
+
+/// Everything a test's `tracing` subscriber writes, kept for inspection.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Captures this thread's `tracing` output (plain text, no colours) until the guard drops.
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(self.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// What the log bomb tries to slip into the server log as a line of its own.
+const FORGED: &str = "FORGED-LINE level=INFO operator logged in";
+
+/// The bytes a kept log line counts against the per-call cap.
+fn line_bytes(line: &plinth_host::capabilities::log::LogLine) -> usize {
+    line.message.len()
+        + line
+            .fields
+            .iter()
+            .map(|(key, value)| key.len() + value.len())
+            .sum::<usize>()
+}
+
+fn has_raw_controls(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+#[tokio::test]
+async fn a_log_bomb_keeps_the_call_within_its_log_caps_and_cuts_its_error() {
+    let captured = Captured::default();
+    let _tracing = captured.install();
+    let fixture = Fixture::development().await;
+    let bomb = fixture.prepare(&LOG_BOMB, Metering::Epoch);
+    let limits = Limits::default();
+    let invocation = fixture
+        .host
+        .invoke(&bomb, call("mallory", "run", "null", limits.clone()))
+        .await;
+
+    // The 8 MiB error comes back cut to a few KiB, escaped, with the original size.
+    match error(&invocation) {
+        InvokeError::PluginError { kind, message } => {
+            assert_eq!(kind, "failed");
+            assert!(message.len() <= 4096, "{} bytes kept", message.len());
+            assert!(
+                message.ends_with("… [cut: 8388608 bytes in all]"),
+                "{}",
+                &message[message.len().saturating_sub(80)..]
+            );
+            assert!(
+                message.starts_with(&format!("failed\\n{FORGED}")),
+                "{message:.80}"
+            );
+            assert!(!has_raw_controls(message));
+        }
+        other => panic!("expected the plugin's error, got {other:?}"),
+    }
+
+    // The log: 100 lines and a stdout and a stderr line were written; what is kept fits the
+    // per-call cap, every kept line the per-line caps, and the rest is counted as dropped.
+    let kept: usize = invocation.logs.iter().map(line_bytes).sum();
+    assert!(kept as u64 <= limits.max_log_bytes, "{kept} bytes kept");
+    assert!(!invocation.logs.is_empty());
+    assert_eq!(
+        invocation.logs.len() + invocation.logs_dropped as usize,
+        102,
+        "every line is kept or counted"
+    );
+    for line in &invocation.logs {
+        assert!(line_bytes(line) <= limits.max_log_line_bytes as usize);
+        assert!(line.fields.len() <= limits.max_log_fields as usize);
+        assert!(line.truncated, "the bomb's lines are all over the caps");
+        assert!(line.message.starts_with("bomb "), "{}", line.message);
+        assert!(
+            line.message
+                .contains(&format!("\\n{FORGED}\\r\\u{{1b}}[31m"))
+        );
+        assert!(!has_raw_controls(&line.message));
+        assert_eq!(line.fields[0].0, "blob");
+    }
+
+    // What reached the server's log: no raw escape, no line of the plugin's making, nothing
+    // near the 100 MiB the plugin sent.
+    let text = captured.text();
+    assert!(text.contains("bomb 0"), "the plugin's lines are logged");
+    assert!(!text.contains('\u{1b}'), "a raw escape reached the log");
+    assert!(
+        !text.contains('\r'),
+        "a raw carriage return reached the log"
+    );
+    for line in text.lines() {
+        assert!(
+            !line.starts_with(FORGED) && !line.starts_with("failed"),
+            "a forged line: {line:.120}"
+        );
+    }
+    assert!(text.len() < 512 << 10, "{} bytes of log", text.len());
+    assert!(
+        !text.contains(&"x".repeat(4097)),
+        "a field passed the line cap"
+    );
+}
+
+#[tokio::test]
+async fn log_caps_come_from_the_limits_and_stdio_lines_are_escaped_too() {
+    let fixture = Fixture::development().await;
+    let bomb = fixture.prepare(&LOG_BOMB, Metering::Epoch);
+    let mut limits = Limits::default();
+    limits.max_log_line_bytes = 300;
+    limits.max_log_fields = 3;
+    limits.max_log_lines = 200;
+    limits.max_log_bytes = 1 << 20;
+    let invocation = fixture
+        .host
+        .invoke(&bomb, call("mallory", "run", "null", limits))
+        .await;
+    assert_eq!(invocation.logs.len(), 102, "all lines fit the per-call cap");
+    assert_eq!(invocation.logs_dropped, 0);
+    for line in &invocation.logs {
+        assert!(line_bytes(line) <= 300, "{line:?}");
+        assert!(line.fields.len() <= 3, "{line:?}");
+        assert!(
+            line.fields
+                .iter()
+                .all(|(key, value)| !has_raw_controls(key) && !has_raw_controls(value))
+        );
+    }
+    let stdio: Vec<_> = invocation
+        .logs
+        .iter()
+        .filter(|line| line.message.contains("says"))
+        .collect();
+    assert_eq!(stdio.len(), 2, "{stdio:?}");
+    assert_eq!(
+        stdio[0].message,
+        format!("stdout says\\r{FORGED}\\u{{1b}}[0m")
+    );
+    assert_eq!(stdio[0].level, "info");
+    assert_eq!(stdio[1].message, format!("stderr says\\u{{1b}}[1m{FORGED}"));
+    assert_eq!(stdio[1].level, "warn");
+}
+
+#[tokio::test]
+async fn a_panic_line_is_escaped_and_cut_in_the_trap() {
+    let fixture = Fixture::development().await;
+    let bomb = fixture.prepare(&LOG_BOMB, Metering::Epoch);
+    let invocation = fixture
+        .host
+        .invoke(&bomb, call("mallory", "panic", "null", Limits::default()))
+        .await;
+    // The plugin wrote an 8 KiB line holding `panicked`, controls and a forged line to stderr
+    // before panicking: the trap quotes it escaped and cut.
+    match error(&invocation) {
+        InvokeError::Trap { message } => {
+            assert!(
+                message.contains(&format!("panicked\\r\\u{{1b}}[2J{FORGED}")),
+                "{message:.200}"
+            );
+            assert!(!has_raw_controls(message), "{message:?}");
+            assert!(message.len() <= 4096, "{} bytes", message.len());
+            assert!(message.contains("… [cut: "), "{message:.200}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
 }

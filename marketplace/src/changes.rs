@@ -51,7 +51,10 @@ pub enum Change {
         tenant_id: String,
     },
     /// A plan's quotas changed.
-    Plan,
+    Plan {
+        /// The plan's name.
+        name: String,
+    },
     /// A plugin was blocked or unblocked.
     Plugin {
         /// The plugin's id.
@@ -79,7 +82,9 @@ impl Change {
             "tenant" => Change::Tenant {
                 tenant_id: first.to_owned(),
             },
-            "plan" => Change::Plan,
+            "plan" => Change::Plan {
+                name: second.to_owned(),
+            },
             "plugin" => Change::Plugin {
                 plugin_id: second.to_owned(),
             },
@@ -172,9 +177,11 @@ async fn handle(state: &AppState, schema: &str, notification: &PgNotification) {
             state.db().changed(Topic::Access);
             (Some(tenant_id.as_str()), None)
         }
-        Change::Plan => {
+        Change::Plan { name } => {
             state.db().changed(Topic::Access);
-            (None, None)
+            // Only the limits of that plan's installs change: re-apply those, nothing else.
+            sync::apply_plan(state, sync::PlanScope::Plan(name)).await;
+            return;
         }
         Change::Plugin { plugin_id } => (None, Some(plugin_id.as_str())),
         Change::Access => {
@@ -209,7 +216,10 @@ mod tests {
                 tenant_id: "t1".into()
             })
         );
-        assert_eq!(Change::parse("s1|plan||pro", "s1"), Some(Change::Plan));
+        assert_eq!(
+            Change::parse("s1|plan||pro", "s1"),
+            Some(Change::Plan { name: "pro".into() })
+        );
         assert_eq!(
             Change::parse("s1|plugin||acme.hello", "s1"),
             Some(Change::Plugin {

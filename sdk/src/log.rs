@@ -1,7 +1,8 @@
 //! Leveled, structured log lines. Always granted.
 //!
-//! The host tags each line with the tenant, plugin and version, caps the size of a line and
-//! the number of lines per call (lines past the cap are dropped, never failing the plugin).
+//! The host tags each line with the tenant, plugin and version, caps each line (message and
+//! fields together, and the number of fields) and each call (lines and bytes; lines past the
+//! cap are dropped, never failing the plugin), and escapes control characters and line breaks.
 //!
 //! ```no_run
 //! use plinth_sdk::log;

@@ -25,6 +25,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("undeclared-http", "UNDECLARED_HTTP"),
     ("ping-pong", "PING_PONG"),
     ("noisy", "NOISY"),
+    ("log-bomb", "LOG_BOMB"),
 ];
 
 /// Environment variables of the outer cargo that must not reach the guest build: flags and

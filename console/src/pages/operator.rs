@@ -208,7 +208,7 @@ pub async fn set_plan(
     let principal = viewer.require()?;
     principal.operator()?;
     let access = tenants::authorize(state.db(), principal, &slug, TenantRole::Admin).await?;
-    tenants::update(state.db(), &access.tenant, None, Some(&form.plan)).await?;
+    tenants::update(&state, &access.tenant, None, Some(&form.plan)).await?;
     tracing::info!(tenant = %slug, plan = %form.plan, "plan set from the console");
     Ok(if form.back.as_deref() == Some("plans") {
         see_other(&format!("/tenants/{slug}/plans"))

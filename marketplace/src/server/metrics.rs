@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -103,14 +103,39 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts and times every request by its matched route.
+/// The route label of a request no route matched (the fallback's 404s, whatever the path).
+const UNMATCHED: &str = "unmatched";
+
+/// The method label of a request with a method outside the standard set.
+const OTHER_METHOD: &str = "other";
+
+/// The method label of `method`: its name for the standard methods, [`OTHER_METHOD`] for any
+/// extension method a client makes up, so clients cannot grow the label set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => OTHER_METHOD,
+    }
+}
+
+/// Middleware: counts and times every request by its method label and matched route (the
+/// route's template, never the raw path; [`UNMATCHED`] when no route matched), so the label
+/// set is fixed by the routes, whatever clients send.
 pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let metrics = state.metrics();
     metrics

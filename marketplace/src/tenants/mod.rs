@@ -28,6 +28,8 @@ use crate::db::cache::Topic;
 use crate::db::{Db, Tx};
 use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
+use crate::installs::sync::{self, PlanScope};
+use crate::state::AppState;
 
 /// A role within a tenant, ordered `Readonly < Member < Admin < Owner`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -476,18 +478,20 @@ fn with_role(row: &AnyRow) -> Result<TenantWithRole> {
 }
 
 /// Renames `tenant` and/or moves it to another plan; returns it as it now is. Who may do which
-/// is for the caller to check.
+/// is for the caller to check. A move reaches the tenant's running installs at once: their
+/// next calls run under the new plan's limits ([`crate::installs::sync::apply_plan`]).
 ///
 /// # Errors
 ///
 /// [`Error::BadRequest`] (`invalid_name`, `unknown_plan`); [`Error::NotFound`] if it was
 /// deleted meanwhile.
 pub async fn update(
-    db: &Db,
+    state: &AppState,
     tenant: &Tenant,
     name: Option<&str>,
     plan: Option<&str>,
 ) -> Result<Tenant> {
+    let db = state.db();
     let name = name.map(validate_name).transpose()?;
     let mut tx = db.begin().await?;
     lock_tenant(&mut tx, tenant).await?;
@@ -511,6 +515,9 @@ pub async fn update(
         .await?;
     tx.commit().await?;
     db.changed(Topic::Access);
+    if plan.is_some() {
+        sync::apply_plan(state, PlanScope::Tenant(&updated.id)).await;
+    }
     Ok(updated)
 }
 

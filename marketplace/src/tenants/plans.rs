@@ -9,6 +9,8 @@ use sqlx::any::AnyRow;
 use crate::db::cache::Topic;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
+use crate::installs::sync::{self, PlanScope};
+use crate::state::AppState;
 
 /// The plan a tenant gets unless an operator chooses another.
 pub const DEFAULT_PLAN: &str = "free";
@@ -237,13 +239,16 @@ pub async fn plans(db: &Db) -> Result<Vec<Plan>> {
     rows.iter().map(from_row).collect()
 }
 
-/// Applies `change` to plan `name` and returns the plan as it now is.
+/// Applies `change` to plan `name` and returns the plan as it now is. The change reaches the
+/// running installs of the plan's tenants at once: their next calls run under the new limits
+/// ([`crate::installs::sync::apply_plan`]).
 ///
 /// # Errors
 ///
 /// [`Error::BadRequest`] (`invalid_quota`) naming a quota that is not a positive integer;
 /// [`Error::NotFound`] for an unknown plan; [`Error::Database`].
-pub async fn update_plan(db: &Db, name: &str, change: &PlanChange) -> Result<Plan> {
+pub async fn update_plan(state: &AppState, name: &str, change: &PlanChange) -> Result<Plan> {
+    let db = state.db();
     change.validate()?;
     let mut tx = db.begin().await?;
     // Take the row's write lock first, so concurrent partial updates do not undo each other.
@@ -290,6 +295,7 @@ pub async fn update_plan(db: &Db, name: &str, change: &PlanChange) -> Result<Pla
     .await?;
     tx.commit().await?;
     db.changed(Topic::Access);
+    sync::apply_plan(state, PlanScope::Plan(name)).await;
     Ok(plan)
 }
 

@@ -177,7 +177,7 @@ async fn update_plan(
         max_instance_slots: body.max_instance_slots,
         memory_share_mb: body.memory_share_mb,
     };
-    let plan = super::plans::update_plan(state.db(), &name, &change).await?;
+    let plan = super::plans::update_plan(&state, &name, &change).await?;
     tracing::info!(operator = %operator.id, plan = %name, ?change, "plan updated");
     Ok(Json(PlanView::from(&plan)))
 }
@@ -365,7 +365,7 @@ async fn update_tenant(
         ));
     }
     let tenant = super::update(
-        state.db(),
+        &state,
         &access.tenant,
         body.name.as_deref(),
         body.plan.as_deref(),

@@ -6,14 +6,14 @@
 //! - `sleep` `{"ms": N}`: waits N ms without using the CPU.
 //! - `hold` `{"mb": M, "ms": N}`: grows and touches M MiB of memory, then holds it N ms.
 //! - `storm` `{"pad": B}`: emits as many `storm` events as it may, each padded to B bytes.
-//! - `log-bomb` `{"lines": L, "field_bytes": F}`: logs L lines with an F-byte field and
-//!   newlines and escape characters in the message.
+//!
+//! Its log bomb is the `log-bomb` fixture's.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use plinth_sdk::events::{self, EmitError};
-use plinth_sdk::{Event, Plugin, PluginError, log};
+use plinth_sdk::{Event, Plugin, PluginError};
 use serde::Deserialize;
 
 /// The plugin type.
@@ -26,8 +26,6 @@ struct Knobs {
     ms: u64,
     mb: usize,
     pad: usize,
-    lines: usize,
-    field_bytes: usize,
 }
 
 impl Plugin for Noisy {
@@ -63,14 +61,6 @@ impl Plugin for Noisy {
                     }
                 }
                 plinth_sdk::json(&serde_json::json!({"emitted": emitted, "depth": event.depth}))
-            }
-            "log-bomb" => {
-                let field = "x".repeat(knobs.field_bytes);
-                for line in 0..knobs.lines {
-                    let message = format!("line {line}\nFORGED 2026-01-01T00:00:00Z ERROR \x1b[31mroot\x1b[0m");
-                    log::write(log::Level::Warn, &message, &[("field", &field)]);
-                }
-                plinth_sdk::json(&serde_json::json!({"lines": knobs.lines}))
             }
             other => Err(PluginError::invalid_payload(format!("unknown topic {other:?}"))),
         }
