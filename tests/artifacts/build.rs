@@ -24,6 +24,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("bad-host", "BAD_HOST"),
     ("undeclared-http", "UNDECLARED_HTTP"),
     ("ping-pong", "PING_PONG"),
+    ("slow-hooks", "SLOW_HOOKS"),
 ];
 
 /// Environment variables of the outer cargo that must not reach the guest build: flags and
