@@ -61,6 +61,16 @@ pub enum Error {
         /// The plugin id.
         plugin: String,
     },
+    /// The install changed between a lifecycle hook and the change it prepared (another
+    /// upgrade, rollback, reconfiguration or removal got there first), so that change was not
+    /// applied.
+    #[error("{tenant}'s install of {plugin} changed while its hook ran; nothing was applied")]
+    InstallChanged {
+        /// The tenant.
+        tenant: String,
+        /// The plugin id.
+        plugin: String,
+    },
     /// A lifecycle hook of the plugin failed, so the install or upgrade did not happen.
     #[error("{plugin} failed its {hook} hook: {error}")]
     Lifecycle {

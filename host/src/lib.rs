@@ -35,7 +35,7 @@ pub use engine::{EngineConfig, Metering, PlinthEngine};
 pub use error::{Error, InvokeError};
 pub use installs::{
     BreakerStateName, BreakerStatus, CallFailure, Delivery, HostEvent, HttpServed, InstallInfo,
-    InstallSpec, RolledBack,
+    InstallSpec, RollbackReady, RolledBack, Swapped, UpgradeReady,
 };
 pub use invoke::{Call, Event, Invocation, Usage};
 pub use limits::Limits;

@@ -202,6 +202,125 @@ async fn upgrade_swaps_versions_and_rollback_returns() {
     assert_eq!(output(&delivered[0]), serde_json::json!("Hello, Ada!"));
 }
 
+/// The hook halves change nothing; the swap halves run no hook, refuse an install that
+/// changed since its hook ran, and are undone by `revert`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_apart_from_swaps_that_refuse_a_changed_install() {
+    let f = fixture(|_| {}).await;
+    let v1_package = package(&COUNTER);
+    f.install("alpha", &v1_package).await;
+    let v2_manifest = std::fs::read_to_string(format!("{}/plinth.toml", COUNTER.dir))
+        .unwrap_or_else(|e| panic!("manifest: {e}"))
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let v2_package = package_with(&COUNTER, &v2_manifest);
+    let v2 = f.load(&v2_package);
+    let version = |f: &Fixture| {
+        let installs = f.host.installs("alpha");
+        (
+            installs[0].version.clone(),
+            installs[0].previous_version.clone(),
+        )
+    };
+
+    let ready = f
+        .host
+        .run_upgrade_hook("alpha", &v2, spec(&v2_package, Limits::default()))
+        .await
+        .unwrap_or_else(|e| panic!("upgrade hook: {e}"));
+    assert_eq!(
+        (ready.from_version(), ready.to_version()),
+        ("0.1.0".into(), "0.2.0".into())
+    );
+    assert_eq!(
+        version(&f),
+        ("0.1.0".into(), None),
+        "the hook changed nothing"
+    );
+    f.host
+        .reconfigure(
+            "alpha",
+            "examples.counter",
+            spec(&v1_package, Limits::default()),
+        )
+        .unwrap_or_else(|e| panic!("reconfigure: {e}"));
+    assert!(!ready.is_current());
+    assert!(matches!(
+        f.host.finish_upgrade(&ready),
+        Err(Error::InstallChanged { .. })
+    ));
+    assert_eq!(version(&f), ("0.1.0".into(), None));
+
+    let ready = f
+        .host
+        .run_upgrade_hook("alpha", &v2, spec(&v2_package, Limits::default()))
+        .await
+        .unwrap_or_else(|e| panic!("upgrade hook: {e}"));
+    let swapped = f
+        .host
+        .finish_upgrade(&ready)
+        .unwrap_or_else(|e| panic!("finish upgrade: {e}"));
+    assert_eq!(swapped.info.version, "0.2.0");
+    assert_eq!(version(&f), ("0.2.0".into(), Some("0.1.0".into())));
+    f.host
+        .revert(&swapped)
+        .unwrap_or_else(|e| panic!("revert: {e}"));
+    assert_eq!(version(&f), ("0.1.0".into(), None), "reverted");
+    assert_eq!(
+        f.dispatch("alpha", "count", "null").await[0].version,
+        "0.1.0"
+    );
+    assert!(matches!(
+        f.host.revert(&swapped),
+        Err(Error::InstallChanged { .. })
+    ));
+
+    f.host
+        .finish_upgrade(&ready)
+        .unwrap_or_else(|e| panic!("finish upgrade again: {e}"));
+    let back = f
+        .host
+        .run_rollback_hook("alpha", "examples.counter")
+        .await
+        .unwrap_or_else(|e| panic!("rollback hook: {e}"));
+    assert_eq!(back.to_version(), "0.1.0");
+    assert_eq!(version(&f), ("0.2.0".into(), Some("0.1.0".into())));
+    f.host
+        .finish_rollback(&back)
+        .unwrap_or_else(|e| panic!("finish rollback: {e}"));
+    assert_eq!(version(&f), ("0.1.0".into(), None));
+    assert!(matches!(
+        f.host.finish_rollback(&back),
+        Err(Error::InstallChanged { .. })
+    ));
+
+    assert_eq!(
+        output(&f.dispatch("alpha", "count", "null").await[0])["count"],
+        2
+    );
+    f.host
+        .run_uninstall_hook("alpha", "examples.counter")
+        .await
+        .unwrap_or_else(|e| panic!("uninstall hook: {e}"));
+    assert_eq!(
+        f.host.installs("alpha").len(),
+        1,
+        "the hook removed nothing"
+    );
+    assert!(
+        f.host
+            .remove_install("alpha", "examples.counter")
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"))
+    );
+    assert!(f.host.installs("alpha").is_empty());
+    f.install("alpha", &v1_package).await;
+    assert_eq!(
+        output(&f.dispatch("alpha", "count", "null").await[0])["count"],
+        1,
+        "kv data went with the removal"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_calls_finish_on_the_version_they_started_with() {
     let f = fixture(|_| {}).await;

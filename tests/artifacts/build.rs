@@ -26,6 +26,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("ping-pong", "PING_PONG"),
     ("noisy", "NOISY"),
     ("log-bomb", "LOG_BOMB"),
+    ("slow-hooks", "SLOW_HOOKS"),
 ];
 
 /// Environment variables of the outer cargo that must not reach the guest build: flags and

@@ -120,6 +120,9 @@ pub(crate) fn host_error(error: plinth_host::Error) -> Error {
         plinth_host::Error::NothingToRollBack { .. } => {
             Error::conflict("nothing_to_roll_back", error.to_string())
         }
+        plinth_host::Error::InstallChanged { .. } => {
+            Error::conflict("install_changed", format!("{error}; try again"))
+        }
         other => Error::Internal(format!("host: {other}")),
     }
 }

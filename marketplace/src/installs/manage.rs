@@ -192,9 +192,16 @@ pub async fn install(
 /// Uninstalls `plugin` from tenant `slug` as `principal` (a tenant admin): the install and its
 /// kv data are removed.
 ///
+/// The plugin's `on-uninstall` hook runs first, with no transaction open (its failure is
+/// logged, not fatal); the removal is then recorded in one transaction, which refuses with
+/// `install_changed` if the install changed while the hook ran; once it is committed the host
+/// drops the install and deletes its kv data, running no plugin code. If the removal is not
+/// recorded, what the hook did itself (kv writes, outbound requests) stays done.
+///
 /// # Errors
 ///
-/// 404 for a tenant the caller may not see or a plugin it has not installed; 403 below admin.
+/// 404 for a tenant the caller may not see or a plugin it has not installed; 403 below admin;
+/// 409 `install_changed`; 500 if the install is removed but its kv data could not be deleted.
 pub async fn uninstall(
     state: &AppState,
     principal: &Principal,
@@ -203,14 +210,37 @@ pub async fn uninstall(
 ) -> Result<()> {
     let tenant = tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
     let runtime = state.runtime()?;
-    let mut tx = state.db().begin().await?;
+    let seen = {
+        let mut tx = state.db().begin().await?;
+        super::find(&mut tx, &tenant.id, plugin).await?
+    }
+    .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;
+    match runtime.host.run_uninstall_hook(&tenant.id, plugin).await {
+        Ok(()) | Err(plinth_host::Error::NotInstalled { .. }) => {}
+        Err(error) => {
+            tracing::warn!(tenant = %tenant.slug, plugin, %error, "on-uninstall failed");
+        }
+    }
+
+    let mut tx = state.db().begin_write().await?;
     let install = super::find(&mut tx, &tenant.id, plugin)
         .await?
         .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;
-    sqlx::query("DELETE FROM installs WHERE id = $1")
-        .bind(&install.id)
-        .execute(&mut *tx)
-        .await?;
+    let deleted = sqlx::query(
+        "DELETE FROM installs WHERE id = $1 AND version = $2 AND config = $3 AND updated_at = $4",
+    )
+    .bind(&seen.id)
+    .bind(&seen.version)
+    .bind(&seen.config)
+    .bind(seen.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    if deleted.rows_affected() != 1 {
+        return Err(Error::conflict(
+            "install_changed",
+            format!("the install of {plugin} changed while its uninstall hook ran; try again"),
+        ));
+    }
     crate::ledger::subscriptions::end(&mut tx, &tenant.id, plugin).await?;
     sqlx::query("UPDATE plugins SET installs = installs - 1 WHERE id = $1 AND installs > 0")
         .bind(plugin)
@@ -226,11 +256,13 @@ pub async fn uninstall(
         json!({"version": install.version}),
     )
     .await?;
-    match runtime.host.uninstall(&tenant.id, plugin).await {
-        Ok(()) | Err(plinth_host::Error::NotInstalled { .. }) => {}
-        Err(e) => return Err(host_error(e)),
-    }
     tx.commit().await?;
+    if let Err(error) = runtime.host.remove_install(&tenant.id, plugin).await {
+        tracing::error!(tenant = %tenant.slug, plugin, %error, "an uninstalled plugin's kv data could not be deleted");
+        return Err(Error::Internal(format!(
+            "{plugin} is uninstalled, but its kv data could not be deleted: {error}"
+        )));
+    }
     tracing::info!(tenant = %tenant.slug, plugin, "uninstalled");
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! Installs: a tenant's consent to one version's exact permission set, its configuration, and
-//! the host that runs it. Every change is stored and applied to the host together: the host
-//! change happens inside the storage transaction and is undone if the commit fails.
+//! the host that runs it. Every change is stored and applied to the host together. No plugin
+//! code runs while a transaction is open: a lifecycle hook (`on-install`, `on-upgrade`,
+//! `on-uninstall`) runs before the transaction that records its change, which checks again
+//! that the install is as the hook saw it; the host change itself runs no plugin code and is
+//! applied next to the transaction (undone if it does not commit, or made once it has).
 
 pub mod config;
 mod deploy;

@@ -12,12 +12,17 @@
 //!
 //! Every change is one transaction that first locks the plugin's row (SQLite: the write lock of
 //! [`Db::begin_write`](crate::db::Db::begin_write)), so an approval, a yank and an update of
-//! the same plugin never interleave; host changes are applied inside that transaction, after
-//! the storage writes, and undone if the commit fails.
+//! the same plugin never interleave. The plugins' `on-upgrade` hooks run before that
+//! transaction opens (no plugin code runs while a transaction or lock is held); the
+//! transaction reads again what the hooks were run for and refuses with `install_changed` if
+//! it changed (automatic updates, security yanks and operator rollbacks try again a few
+//! times). Host changes (no plugin code) are applied inside the transaction, after the storage
+//! writes, and undone if it does not commit (see `moves`).
 
 pub mod appeals;
 pub mod block;
 pub mod control;
+mod hooks;
 mod moves;
 pub mod policy;
 pub mod rollback;

@@ -13,11 +13,13 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
-use super::moves::{self, Loader, Outcome, Previous, Staged};
-use super::{find_version, lock_plugin, plugin_row, version_rows};
+use super::hooks::Hooks;
+use super::moves::{self, Choice, Loader, Outcome, Previous, Target};
+use super::{VersionRow, find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
 use crate::auth::{Principal, UserCaller};
 use crate::clock::now_ms;
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::installs::{self, Install};
 use crate::notifications::notify;
@@ -44,51 +46,33 @@ pub async fn tenant_rollback(
     plugin_id: &str,
 ) -> Result<Install> {
     let runtime = state.runtime()?;
-    let peek = {
+    // The hook runs with no transaction open; the transaction checks everything again and
+    // refuses with `install_changed` if the install changed meanwhile.
+    let first = {
         let mut tx = state.db().begin().await?;
-        installs::find(&mut tx, &tenant.id, plugin_id).await?
-    }
-    .ok_or_else(|| Error::not_found(format!("install of {plugin_id}")))?;
-    let previous = peek
-        .previous_version
-        .ok_or_else(|| nothing_to_roll_back(plugin_id))?;
+        rollback_choice(&mut tx, tenant, plugin_id).await?
+    };
     let mut loader = Loader::default();
-    loader.get(state, plugin_id, &previous).await?;
+    let planned = moves::plan(state, &mut loader, first, None).await?;
+    let mut hooks = Hooks::default();
+    hooks
+        .run(&runtime.host, std::slice::from_ref(&planned), false)
+        .await?;
 
     let mut tx = state.db().begin_write().await?;
     lock_plugin(&mut tx, plugin_id).await?;
-    let install = installs::find(&mut tx, &tenant.id, plugin_id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("install of {plugin_id}")))?;
-    let previous = install
-        .previous_version
-        .clone()
-        .ok_or_else(|| nothing_to_roll_back(plugin_id))?;
-    let rows = version_rows(&mut tx, plugin_id).await?;
-    let to = find_version(&rows, plugin_id, &previous)?;
-    if to.yanked() {
-        return Err(Error::conflict(
-            "version_yanked",
-            format!(
-                "{plugin_id} {} was yanked; the install cannot return to it",
-                to.version
-            ),
-        ));
-    }
-    let mut staged = vec![
-        moves::stage_move(
-            &mut tx,
-            state,
-            &mut loader,
-            &install,
-            to,
-            Previous::Clear,
-            None,
-        )
-        .await?,
-    ];
-    moves::apply(&mut tx, runtime, &mut staged, false).await?;
-    let details = json!({"from": install.version, "to": to.version, "by": "tenant"});
+    let choice = rollback_choice(&mut tx, tenant, plugin_id).await?;
+    moves::check_unchanged(
+        std::slice::from_ref(&planned),
+        std::slice::from_ref(&choice),
+    )?;
+    let moves = moves::stage(&mut tx, &runtime.host, vec![planned], &hooks).await?;
+    let from = &choice.install.version;
+    let to = match &choice.target {
+        Target::Version { to, .. } => to.version.as_str(),
+        Target::Disable(_) => return Err(Error::Internal("a rollback that disables".into())),
+    };
+    let details = json!({"from": from, "to": to, "by": "tenant"});
     installs::audit(
         &mut tx,
         principal,
@@ -103,19 +87,40 @@ pub async fn tenant_rollback(
         "tenant",
         &tenant.id,
         "install_rolled_back",
-        &format!(
-            "{plugin_id} was rolled back from {} to {}.",
-            install.version, to.version
-        ),
+        &format!("{plugin_id} was rolled back from {from} to {to}."),
         with_plugin(details, plugin_id),
     )
     .await?;
-    moves::commit(tx, Some(runtime), &staged).await?;
-    tracing::info!(tenant = %tenant.slug, plugin = plugin_id, from = %install.version, to = %to.version, "rolled back");
+    let mut staged = moves.commit(tx).await?;
+    tracing::info!(tenant = %tenant.slug, plugin = plugin_id, from = %from, to = %to, "rolled back");
     let Some(step) = staged.pop() else {
         return Err(Error::Internal("no staged rollback".into()));
     };
     Ok(step.install)
+}
+
+/// The tenant's install of `plugin_id` and its return to its previous version, if `tx` reads
+/// that it has one that is not yanked.
+async fn rollback_choice(tx: &mut Tx, tenant: &Tenant, plugin_id: &str) -> Result<Choice> {
+    let install = installs::find(tx, &tenant.id, plugin_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("install of {plugin_id}")))?;
+    let previous = install
+        .previous_version
+        .clone()
+        .ok_or_else(|| nothing_to_roll_back(plugin_id))?;
+    let rows = version_rows(tx, plugin_id).await?;
+    let to = find_version(&rows, plugin_id, &previous)?;
+    if to.yanked() {
+        return Err(Error::conflict(
+            "version_yanked",
+            format!(
+                "{plugin_id} {} was yanked; the install cannot return to it",
+                to.version
+            ),
+        ));
+    }
+    Ok(Choice::move_to(&install, to, Previous::Clear))
 }
 
 fn with_plugin(mut details: Value, plugin_id: &str) -> Value {
@@ -150,140 +155,170 @@ pub async fn operator_rollback(
         Some(reason) => super::check_text("reason", Some(reason))?,
         None => "no reason given".to_owned(),
     };
-    let runtime = state.runtime()?;
-    let mut tx = state.db().begin_write().await?;
-    if !lock_plugin(&mut tx, plugin_id).await? {
-        return Err(Error::not_found(format!("plugin {plugin_id:?}")));
-    }
-    let plugin = plugin_row(&mut tx, plugin_id).await?;
-    let rows = version_rows(&mut tx, plugin_id).await?;
-    let to = find_version(&rows, plugin_id, to_version)?;
-    if to.yanked() {
-        return Err(Error::conflict(
-            "version_yanked",
-            format!(
-                "{plugin_id} {} is yanked; roll back to a good version",
-                to.version
-            ),
-        ));
-    }
     let mut loader = Loader::default();
-    let mut staged: Vec<Staged> = Vec::new();
-    for install in moves::installs_of(&mut tx, plugin_id, None).await? {
-        let Ok(from) = find_version(&rows, plugin_id, &install.version) else {
-            continue;
-        };
-        if from.semver <= to.semver {
-            continue;
-        }
-        let step = if to
-            .manifest
-            .permissions
-            .is_subset_of(&from.manifest.permissions)
-        {
-            match moves::stage_move(
-                &mut tx,
-                state,
-                &mut loader,
-                &install,
-                to,
-                Previous::Clear,
-                None,
-            )
-            .await
-            {
-                Ok(step) => step,
-                Err(error) => {
-                    moves::stage_disable(
-                        &mut tx,
-                        &install,
-                        format!("it cannot move to {}: {error}", to.version),
-                    )
-                    .await?
-                }
-            }
-        } else {
-            moves::stage_disable(
-                &mut tx,
-                &install,
-                format!(
-                    "{} asks for permissions the install was not granted",
-                    to.version
-                ),
-            )
-            .await?
-        };
-        staged.push(step);
-    }
-    moves::apply(&mut tx, runtime, &mut staged, true).await?;
-    let actor = Actor::User(operator.id.clone());
-    let mut summaries = Vec::new();
-    for step in &staged {
-        let mut details = step.summary();
-        details["by"] = Value::String("operator".into());
-        details["reason"] = Value::String(reason.clone());
-        installs::audit(
-            &mut tx,
-            &actor,
-            step.audit_action(),
-            &step.install.tenant_id,
+    let mut hooks = Hooks::default();
+    let mut attempt = 1;
+    loop {
+        let rollback = OperatorRollbackOnce {
+            state,
+            operator,
             plugin_id,
-            details.clone(),
+            to_version,
+            reason: &reason,
+        };
+        match rollback.run(&mut loader, &mut hooks).await {
+            Err(error) if moves::retry(&error, attempt) => attempt += 1,
+            done => return done,
+        }
+    }
+}
+
+/// One attempt at an operator rollback: hooks first, then one transaction.
+struct OperatorRollbackOnce<'a> {
+    state: &'a AppState,
+    operator: &'a UserCaller,
+    plugin_id: &'a str,
+    to_version: &'a str,
+    reason: &'a str,
+}
+
+impl OperatorRollbackOnce<'_> {
+    async fn run(&self, loader: &mut Loader, hooks: &mut Hooks) -> Result<OperatorRollback> {
+        let (state, plugin_id, reason) = (self.state, self.plugin_id, self.reason);
+        let runtime = state.runtime()?;
+        let first = {
+            let mut tx = state.db().begin().await?;
+            plugin_row(&mut tx, plugin_id).await?;
+            self.choices(&mut tx).await?.1
+        };
+        let mut planned = Vec::with_capacity(first.len());
+        for choice in first {
+            planned.push(moves::plan_forced(state, loader, choice).await);
+        }
+        hooks.run(&runtime.host, &planned, true).await?;
+
+        let mut tx = state.db().begin_write().await?;
+        if !lock_plugin(&mut tx, plugin_id).await? {
+            return Err(Error::not_found(format!("plugin {plugin_id:?}")));
+        }
+        let plugin = plugin_row(&mut tx, plugin_id).await?;
+        let (to, choices) = self.choices(&mut tx).await?;
+        moves::check_unchanged(&planned, &choices)?;
+        let moves = moves::stage(&mut tx, &runtime.host, planned, hooks).await?;
+        let actor = Actor::User(self.operator.id.clone());
+        let mut summaries = Vec::new();
+        for step in moves.steps() {
+            let mut details = step.summary();
+            details["by"] = Value::String("operator".into());
+            details["reason"] = Value::String(reason.to_owned());
+            installs::audit(
+                &mut tx,
+                &actor,
+                step.audit_action(),
+                &step.install.tenant_id,
+                plugin_id,
+                details.clone(),
+            )
+            .await?;
+            notify(
+                &mut tx,
+                "tenant",
+                &step.install.tenant_id,
+                "install_rolled_back",
+                &match &step.outcome {
+                    Outcome::Moved => format!(
+                        "An operator rolled {plugin_id} back from {} to {}: {reason}",
+                        step.from, step.install.version
+                    ),
+                    Outcome::Disabled(why) => format!(
+                        "An operator rolled {plugin_id} back to {}; your install was disabled because {why}. Reason: {reason}",
+                        to.version
+                    ),
+                },
+                with_plugin(details, plugin_id),
+            )
+            .await?;
+            let mut summary = step.summary();
+            summary["tenant"] = Value::String(tenant_slug(&mut tx, &step.install.tenant_id).await?);
+            summaries.push(summary);
+        }
+        let details = json!({"to": to.version, "reason": reason, "installs": summaries});
+        crate::audit::record(
+            &mut tx,
+            crate::audit::Entry {
+                actor: actor.clone(),
+                action: "plugin.rolled_back",
+                tenant_id: None,
+                subject: format!("plugin:{plugin_id}"),
+                details: details.clone(),
+            },
         )
         .await?;
         notify(
             &mut tx,
-            "tenant",
-            &step.install.tenant_id,
-            "install_rolled_back",
-            &match &step.outcome {
-                Outcome::Moved => format!(
-                    "An operator rolled {plugin_id} back from {} to {}: {reason}",
-                    step.from, step.install.version
-                ),
-                Outcome::Disabled(why) => format!(
-                    "An operator rolled {plugin_id} back to {}; your install was disabled because {why}. Reason: {reason}",
-                    to.version
-                ),
-            },
+            "publisher",
+            &plugin.publisher_id,
+            "plugin_rolled_back",
+            &format!(
+                "An operator rolled {plugin_id} back to {} for {} install(s): {reason}",
+                to.version,
+                moves.steps().len()
+            ),
             with_plugin(details, plugin_id),
         )
         .await?;
-        let mut summary = step.summary();
-        summary["tenant"] = Value::String(tenant_slug(&mut tx, &step.install.tenant_id).await?);
-        summaries.push(summary);
+        let staged = moves.commit(tx).await?;
+        tracing::info!(plugin = plugin_id, to = %to.version, installs = staged.len(), "operator rollback");
+        Ok(OperatorRollback {
+            to_version: to.version.clone(),
+            installs: summaries,
+        })
     }
-    let details = json!({"to": to.version, "reason": reason, "installs": summaries});
-    crate::audit::record(
-        &mut tx,
-        crate::audit::Entry {
-            actor: actor.clone(),
-            action: "plugin.rolled_back",
-            tenant_id: None,
-            subject: format!("plugin:{plugin_id}"),
-            details: details.clone(),
-        },
-    )
-    .await?;
-    notify(
-        &mut tx,
-        "publisher",
-        &plugin.publisher_id,
-        "plugin_rolled_back",
-        &format!(
-            "An operator rolled {plugin_id} back to {} for {} install(s): {reason}",
-            to.version,
-            staged.len()
-        ),
-        with_plugin(details, plugin_id),
-    )
-    .await?;
-    moves::commit(tx, Some(runtime), &staged).await?;
-    tracing::info!(plugin = plugin_id, to = %to.version, installs = staged.len(), "operator rollback");
-    Ok(OperatorRollback {
-        to_version: to.version.clone(),
-        installs: summaries,
-    })
+
+    /// The version rolled back to and, for every install on a newer one, the move there (or
+    /// its disabling when the version asks for permissions it was not granted), as `tx`
+    /// reads them.
+    async fn choices(&self, tx: &mut Tx) -> Result<(VersionRow, Vec<Choice>)> {
+        let plugin_id = self.plugin_id;
+        let rows = version_rows(tx, plugin_id).await?;
+        let to = find_version(&rows, plugin_id, self.to_version)?.clone();
+        if to.yanked() {
+            return Err(Error::conflict(
+                "version_yanked",
+                format!(
+                    "{plugin_id} {} is yanked; roll back to a good version",
+                    to.version
+                ),
+            ));
+        }
+        let mut choices = Vec::new();
+        for install in moves::installs_of(tx, plugin_id, None).await? {
+            let Ok(from) = find_version(&rows, plugin_id, &install.version) else {
+                continue;
+            };
+            if from.semver <= to.semver {
+                continue;
+            }
+            choices.push(
+                if to
+                    .manifest
+                    .permissions
+                    .is_subset_of(&from.manifest.permissions)
+                {
+                    Choice::move_to(&install, &to, Previous::Clear)
+                } else {
+                    Choice::disable(
+                        &install,
+                        format!(
+                            "{} asks for permissions the install was not granted",
+                            to.version
+                        ),
+                    )
+                },
+            );
+        }
+        Ok((to, choices))
+    }
 }
 
 /// The slug of tenant `id`.

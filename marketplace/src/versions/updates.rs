@@ -2,8 +2,9 @@
 //! manual ones that consent to a new permission set.
 //!
 //! [`after_approval`] runs after the approval's transaction commits: each install whose policy
-//! accepts the new version is updated in its own transaction (one failing install does not
-//! undo the approval or the others; its failure is audited and the tenant notified). An update
+//! accepts the new version is updated in its own transaction, its `on-upgrade` hook run just
+//! before it (one failing install does not undo the approval or the others; its failure is
+//! audited and the tenant notified). An update
 //! that needs a permission the tenant did not grant is not applied: the tenant gets an
 //! `update_needs_consent` notification with the permission diff, and [`update`] with the new
 //! permissions digest applies it. Automatic updates skip pinned installs and blocked plugins.
@@ -16,9 +17,10 @@
 use plinth_package::PermissionDiff;
 use serde_json::{Map, Value, json};
 
-use super::moves::{self, Loader, Previous};
+use super::hooks::Hooks;
+use super::moves::{self, Choice, Loader, Planned, Previous, Target};
 use super::policy::UpdatePolicy;
-use super::{find_version, lock_plugin, plugin_row, version_rows};
+use super::{VersionRow, find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::db::Tx;
@@ -26,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::installs::{self, Install};
 use crate::notifications::notify;
 use crate::state::AppState;
-use crate::tenants::Tenant;
+use crate::tenants::{Plan, Tenant};
 
 /// What an automatic update did to one install.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +69,26 @@ pub async fn after_approval(state: &AppState, plugin_id: &str, version: &str, he
         return;
     }
     let mut loader = Loader::default();
+    let mut hooks = Hooks::default();
     for install_id in candidates {
-        match update_one(state, &mut loader, &install_id, plugin_id, version, held).await {
+        let mut attempt = 1;
+        let updated = loop {
+            match update_one(
+                state,
+                &mut loader,
+                &mut hooks,
+                &install_id,
+                plugin_id,
+                version,
+                held,
+            )
+            .await
+            {
+                Err(error) if moves::retry(&error, attempt) => attempt += 1,
+                updated => break updated,
+            }
+        };
+        match updated {
             Ok(outcome) => {
                 tracing::info!(install = %install_id, plugin = plugin_id, version, ?outcome, "automatic update");
             }
@@ -82,117 +102,195 @@ pub async fn after_approval(state: &AppState, plugin_id: &str, version: &str, he
     }
 }
 
-/// Updates one install to `version` if its policy, pin and grant allow, in one transaction.
-async fn update_one(
-    state: &AppState,
-    loader: &mut Loader,
+/// What an automatic update of one install would do, read in a transaction.
+enum Decision {
+    /// Nothing: policy, pin, yank, block, or the install or plugin is gone.
+    Skip,
+    /// Tell the tenant the update is held after a change of control.
+    Held {
+        install: Install,
+        from: VersionRow,
+        to: VersionRow,
+    },
+    /// Ask the tenant to consent to the new permissions.
+    NeedsConsent {
+        install: Install,
+        from: VersionRow,
+        to: VersionRow,
+    },
+    /// Move the install.
+    Update { choice: Choice, from: VersionRow },
+}
+
+/// Decides what the update of install `install_id` to `version` does, from what `tx` reads.
+async fn decide(
+    tx: &mut Tx,
     install_id: &str,
     plugin_id: &str,
     version: &str,
     held: bool,
-) -> Result<AutoUpdate> {
-    let runtime = state.runtime()?;
-    let mut tx = state.db().begin_write().await?;
-    if !lock_plugin(&mut tx, plugin_id).await? {
-        return Ok(AutoUpdate::Skipped);
-    }
-    let plugin = plugin_row(&mut tx, plugin_id).await?;
+) -> Result<Decision> {
+    let Some(plugin) = plugin_row(tx, plugin_id)
+        .await
+        .map(Some)
+        .or_else(|error| match error {
+            Error::NotFound(_) => Ok(None),
+            other => Err(other),
+        })?
+    else {
+        return Ok(Decision::Skip);
+    };
     if plugin.blocked_at.is_some() || plugin.full_review_reason.is_some() {
-        return Ok(AutoUpdate::Skipped);
+        return Ok(Decision::Skip);
     }
-    let Some(install) = moves::find_by_id(&mut tx, install_id).await? else {
-        return Ok(AutoUpdate::Skipped);
+    let Some(install) = moves::find_by_id(tx, install_id).await? else {
+        return Ok(Decision::Skip);
     };
     let policy = UpdatePolicy::parse(&install.update_policy)?;
-    let rows = version_rows(&mut tx, plugin_id).await?;
-    let to = find_version(&rows, plugin_id, version)?;
-    let from = find_version(&rows, plugin_id, &install.version)?;
+    let rows = version_rows(tx, plugin_id).await?;
+    let to = find_version(&rows, plugin_id, version)?.clone();
+    let from = find_version(&rows, plugin_id, &install.version)?.clone();
     if install.pinned || to.yanked() || !policy.allows(&from.semver, &to.semver) {
-        return Ok(AutoUpdate::Skipped);
+        return Ok(Decision::Skip);
     }
     if held {
-        let details = json!({
-            "from": from.version,
-            "to": to.version,
-            "permissions_digest": to.permissions_digest,
-            "reason": "change_of_control",
-        });
-        tell_tenant(
-            &mut tx,
-            &install.tenant_id,
-            plugin_id,
-            "install.update_held",
-            "update_held",
-            &format!(
-                "{plugin_id} {} is the first version since its publisher changed control; it was \
-                 not applied automatically. Review it and update by hand (permissions digest {}).",
-                to.version, to.permissions_digest
-            ),
-            details,
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(AutoUpdate::Held);
+        return Ok(Decision::Held { install, from, to });
     }
     if !to
         .manifest
         .permissions
         .is_subset_of(&from.manifest.permissions)
     {
-        let diff = PermissionDiff::between(&from.manifest.permissions, &to.manifest.permissions);
-        let view = diff.view();
-        let added: Vec<String> = view.added.iter().map(|g| g.sentence.clone()).collect();
-        let details = json!({
-            "from": from.version,
-            "to": to.version,
-            "permissions_digest": to.permissions_digest,
-            "permission_diff": view,
-        });
-        tell_tenant(
-            &mut tx,
-            &install.tenant_id,
-            plugin_id,
-            "install.update_needs_consent",
-            "update_needs_consent",
-            &format!(
-                "{plugin_id} {} needs your consent: it asks for more than you granted to {} ({}). \
-                 Update with its permissions digest {} to apply it.",
-                to.version,
-                from.version,
-                added.join("; "),
-                to.permissions_digest
-            ),
-            details,
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(AutoUpdate::NeedsConsent);
+        return Ok(Decision::NeedsConsent { install, from, to });
     }
-    let mut staged =
-        vec![moves::stage_move(&mut tx, state, loader, &install, to, Previous::Keep, None).await?];
-    moves::apply(&mut tx, runtime, &mut staged, false).await?;
-    let details = json!({
-        "from": from.version,
-        "to": to.version,
-        "permissions_digest": to.permissions_digest,
-        "automatic": true,
-        "update_policy": install.update_policy,
-    });
-    tell_tenant(
-        &mut tx,
-        &install.tenant_id,
-        plugin_id,
-        "install.updated",
-        "install_updated",
-        &format!(
-            "{plugin_id} was updated from {} to {} ({} policy).",
-            from.version, to.version, install.update_policy
-        ),
-        details,
-    )
-    .await?;
-    moves::commit(tx, Some(runtime), &staged).await?;
-    Ok(AutoUpdate::Updated)
+    let choice = Choice::move_to(&install, &to, Previous::Keep);
+    Ok(Decision::Update { choice, from })
+}
+
+/// Updates one install to `version` if its policy, pin and grant allow: its hook runs first,
+/// then the update is recorded in one transaction that decides again.
+async fn update_one(
+    state: &AppState,
+    loader: &mut Loader,
+    hooks: &mut Hooks,
+    install_id: &str,
+    plugin_id: &str,
+    version: &str,
+    held: bool,
+) -> Result<AutoUpdate> {
+    let runtime = state.runtime()?;
+    let first = {
+        let mut tx = state.db().begin().await?;
+        decide(&mut tx, install_id, plugin_id, version, held).await?
+    };
+    let planned = match first {
+        Decision::Update { choice, .. } => {
+            let planned = moves::plan(state, loader, choice, None).await?;
+            hooks
+                .run(&runtime.host, std::slice::from_ref(&planned), false)
+                .await?;
+            Some(planned)
+        }
+        _ => None,
+    };
+
+    let mut tx = state.db().begin_write().await?;
+    if !lock_plugin(&mut tx, plugin_id).await? {
+        return Ok(AutoUpdate::Skipped);
+    }
+    match decide(&mut tx, install_id, plugin_id, version, held).await? {
+        Decision::Skip => Ok(AutoUpdate::Skipped),
+        Decision::Held { install, from, to } => {
+            let details = json!({
+                "from": from.version,
+                "to": to.version,
+                "permissions_digest": to.permissions_digest,
+                "reason": "change_of_control",
+            });
+            tell_tenant(
+                &mut tx,
+                &install.tenant_id,
+                plugin_id,
+                "install.update_held",
+                "update_held",
+                &format!(
+                    "{plugin_id} {} is the first version since its publisher changed control; it \
+                     was not applied automatically. Review it and update by hand (permissions \
+                     digest {}).",
+                    to.version, to.permissions_digest
+                ),
+                details,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(AutoUpdate::Held)
+        }
+        Decision::NeedsConsent { install, from, to } => {
+            let diff =
+                PermissionDiff::between(&from.manifest.permissions, &to.manifest.permissions);
+            let view = diff.view();
+            let added: Vec<String> = view.added.iter().map(|g| g.sentence.clone()).collect();
+            let details = json!({
+                "from": from.version,
+                "to": to.version,
+                "permissions_digest": to.permissions_digest,
+                "permission_diff": view,
+            });
+            tell_tenant(
+                &mut tx,
+                &install.tenant_id,
+                plugin_id,
+                "install.update_needs_consent",
+                "update_needs_consent",
+                &format!(
+                    "{plugin_id} {} needs your consent: it asks for more than you granted to {} \
+                     ({}). Update with its permissions digest {} to apply it.",
+                    to.version,
+                    from.version,
+                    added.join("; "),
+                    to.permissions_digest
+                ),
+                details,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(AutoUpdate::NeedsConsent)
+        }
+        Decision::Update { choice, from } => {
+            let planned: Vec<Planned> = planned.into_iter().collect();
+            moves::check_unchanged(&planned, std::slice::from_ref(&choice))?;
+            let moves = moves::stage(&mut tx, &runtime.host, planned, hooks).await?;
+            let install = &choice.install;
+            let to = match &choice.target {
+                Target::Version { to, .. } => to,
+                Target::Disable(_) => {
+                    return Err(Error::Internal("an update that disables".into()));
+                }
+            };
+            let details = json!({
+                "from": from.version,
+                "to": to.version,
+                "permissions_digest": to.permissions_digest,
+                "automatic": true,
+                "update_policy": install.update_policy,
+            });
+            tell_tenant(
+                &mut tx,
+                &install.tenant_id,
+                plugin_id,
+                "install.updated",
+                "install_updated",
+                &format!(
+                    "{plugin_id} was updated from {} to {} ({} policy).",
+                    from.version, to.version, install.update_policy
+                ),
+                details,
+            )
+            .await?;
+            moves.commit(tx).await?;
+            Ok(AutoUpdate::Updated)
+        }
+    }
 }
 
 /// Audits a failed automatic update and tells the tenant.
@@ -269,62 +367,45 @@ pub async fn update(
     let mut loader = Loader::default();
     loader.get(state, plugin_id, &shown.version).await?;
     let plan = crate::tenants::plan(state.db(), &tenant.plan).await?;
+    let wanted = ManualUpdate {
+        tenant,
+        plugin_id,
+        version: &shown.version,
+        permissions_digest,
+        plan: &plan,
+    };
+
+    // The hook runs with no transaction open; the transaction checks everything again and
+    // refuses with `install_changed` if the install changed meanwhile.
+    let (first, _) = {
+        let mut tx = state.db().begin().await?;
+        wanted.check(&mut tx).await?
+    };
+    let planned = moves::plan(state, &mut loader, first, config).await?;
+    let mut hooks = Hooks::default();
+    hooks
+        .run(&runtime.host, std::slice::from_ref(&planned), false)
+        .await?;
 
     let mut tx = state.db().begin_write().await?;
     lock_plugin(&mut tx, plugin_id).await?;
-    let install = installs::find(&mut tx, &tenant.id, plugin_id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("install of {plugin_id}")))?;
-    let rows = version_rows(&mut tx, plugin_id).await?;
-    let to = find_version(&rows, plugin_id, &shown.version)?;
-    let from = find_version(&rows, plugin_id, &install.version)?;
-    if to.yanked() {
-        return Err(yanked(plugin_id, &to.version));
-    }
-    if to.permissions_digest != permissions_digest {
-        return Err(Error::conflict(
-            "permissions_changed",
-            format!(
-                "the permissions of {plugin_id} {} changed; review them again",
-                to.version
-            ),
-        ));
-    }
-    if to.semver <= from.semver {
-        return Err(Error::conflict(
-            "not_an_update",
-            format!(
-                "{plugin_id} {} is not newer than the installed {}; roll back instead",
-                to.version, from.version
-            ),
-        ));
-    }
-    if to.manifest.pricing.is_paid() && !plan.paid_plugins {
-        return Err(Error::forbidden(
-            "plan_required",
-            format!(
-                "{plugin_id} {} is paid; the {} plan does not allow paid plugins",
-                to.version, plan.name
-            ),
-        ));
-    }
-    let mut staged = vec![
-        moves::stage_move(
-            &mut tx,
-            state,
-            &mut loader,
-            &install,
-            to,
-            Previous::Keep,
-            config,
-        )
-        .await?,
-    ];
-    moves::apply(&mut tx, runtime, &mut staged, false).await?;
+    let (choice, from) = wanted.check(&mut tx).await?;
+    moves::check_unchanged(
+        std::slice::from_ref(&planned),
+        std::slice::from_ref(&choice),
+    )?;
+    let Target::Version { to, .. } = &choice.target else {
+        return Err(Error::Internal("an update that disables".into()));
+    };
+    let moves = moves::stage(&mut tx, &runtime.host, vec![planned], &hooks).await?;
     let granted_more = !to
         .manifest
         .permissions
         .is_subset_of(&from.manifest.permissions);
+    let stored_config = moves
+        .steps()
+        .first()
+        .map(|step| installs::config::public_view(&step.install.config));
     installs::audit(
         &mut tx,
         principal,
@@ -338,16 +419,71 @@ pub async fn update(
             "permissions": shown.permissions,
             "new_grants": granted_more,
             "automatic": false,
-            "config": config.map(|_| installs::config::public_view(&staged[0].install.config)),
+            "config": config.and(stored_config),
         }),
     )
     .await?;
-    moves::commit(tx, Some(runtime), &staged).await?;
+    let mut staged = moves.commit(tx).await?;
     tracing::info!(tenant = %tenant.slug, plugin = plugin_id, from = %from.version, to = %to.version, "updated");
     let Some(step) = staged.pop() else {
         return Err(Error::Internal("no staged update".into()));
     };
     Ok(step.install)
+}
+
+/// A manual update as asked: what is checked before its hook runs and again in its
+/// transaction.
+struct ManualUpdate<'a> {
+    tenant: &'a Tenant,
+    plugin_id: &'a str,
+    version: &'a str,
+    permissions_digest: &'a str,
+    plan: &'a Plan,
+}
+
+impl ManualUpdate<'_> {
+    /// The tenant's install and the move asked of it, with the version it leaves, if the
+    /// update is allowed by what `tx` reads.
+    async fn check(&self, tx: &mut Tx) -> Result<(Choice, VersionRow)> {
+        let plugin_id = self.plugin_id;
+        let install = installs::find(tx, &self.tenant.id, plugin_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("install of {plugin_id}")))?;
+        let rows = version_rows(tx, plugin_id).await?;
+        let to = find_version(&rows, plugin_id, self.version)?;
+        let from = find_version(&rows, plugin_id, &install.version)?;
+        if to.yanked() {
+            return Err(yanked(plugin_id, &to.version));
+        }
+        if to.permissions_digest != self.permissions_digest {
+            return Err(Error::conflict(
+                "permissions_changed",
+                format!(
+                    "the permissions of {plugin_id} {} changed; review them again",
+                    to.version
+                ),
+            ));
+        }
+        if to.semver <= from.semver {
+            return Err(Error::conflict(
+                "not_an_update",
+                format!(
+                    "{plugin_id} {} is not newer than the installed {}; roll back instead",
+                    to.version, from.version
+                ),
+            ));
+        }
+        if to.manifest.pricing.is_paid() && !self.plan.paid_plugins {
+            return Err(Error::forbidden(
+                "plan_required",
+                format!(
+                    "{plugin_id} {} is paid; the {} plan does not allow paid plugins",
+                    to.version, self.plan.name
+                ),
+            ));
+        }
+        Ok((Choice::move_to(&install, to, Previous::Keep), from.clone()))
+    }
 }
 
 fn yanked(plugin_id: &str, version: &str) -> Error {

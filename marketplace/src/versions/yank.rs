@@ -3,11 +3,14 @@
 //! transaction moves every install on it to the newest good version (approved, not yanked)
 //! whose permissions are within what the install was granted, or disables the install when
 //! there is none (a newer version needing more permissions is not chosen: it needs the
-//! tenant's consent). The plugin's `latest_version` becomes its newest non-yanked version.
+//! tenant's consent). The moves' hooks run before that transaction; if the installs change
+//! meanwhile, the yank is tried again. The plugin's `latest_version` becomes its newest
+//! non-yanked version.
 
 use serde_json::{Value, json};
 
-use super::moves::{self, Loader, Outcome, Previous, Staged};
+use super::hooks::Hooks;
+use super::moves::{self, Choice, Loader, Moves, Outcome, Previous, Staged};
 use super::rollback::tenant_slug;
 use super::{VersionRow, check_reason, find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
@@ -46,146 +49,202 @@ pub async fn yank(
     security: bool,
 ) -> Result<Yanked> {
     let (reason_code, reason) = check_reason(reason_code, reason)?;
-    let runtime = state.runtime().ok();
-    let mut tx = state.db().begin_write().await?;
-    if !lock_plugin(&mut tx, plugin_id).await? {
-        return Err(Error::not_found(format!("plugin {plugin_id:?}")));
-    }
-    let plugin = plugin_row(&mut tx, plugin_id).await?;
-    let rows = version_rows(&mut tx, plugin_id).await?;
-    let target = find_version(&rows, plugin_id, version)?.clone();
-    if target.yanked() {
-        return Err(Error::conflict(
-            "already_yanked",
-            format!("{plugin_id} {} is yanked already", target.version),
-        ));
-    }
-    let now = now_ms();
-    sqlx::query(
-        "UPDATE versions SET yanked_at = $1, yank_reason = $2, yank_reason_code = $3, \
-         yank_security = $4, yanked_by = $5 WHERE plugin_id = $6 AND version = $7",
-    )
-    .bind(now)
-    .bind(&reason)
-    .bind(&reason_code)
-    .bind(i64::from(security))
-    .bind(&operator.id)
-    .bind(plugin_id)
-    .bind(&target.version)
-    .execute(&mut *tx)
-    .await?;
-    super::refresh_latest(&mut tx, plugin_id).await?;
-    let affected = moves::installs_of(&mut tx, plugin_id, Some(&target.version)).await?;
-
-    let mut staged: Vec<Staged> = Vec::new();
-    if security && !affected.is_empty() {
-        let runtime = state.runtime()?;
-        let good: Vec<&VersionRow> = rows
-            .iter()
-            .filter(|row| !row.yanked() && row.version != target.version)
-            .collect();
-        let mut loader = Loader::default();
-        for install in &affected {
-            // The install was granted the yanked version's permission set.
-            let destination = good.iter().find(|row| {
-                row.manifest
-                    .permissions
-                    .is_subset_of(&target.manifest.permissions)
-            });
-            let step = match destination {
-                Some(to) => match moves::stage_move(
-                    &mut tx,
-                    state,
-                    &mut loader,
-                    install,
-                    to,
-                    Previous::Clear,
-                    None,
-                )
-                .await
-                {
-                    Ok(step) => step,
-                    Err(error) => {
-                        moves::stage_disable(
-                            &mut tx,
-                            install,
-                            format!("it cannot move to {}: {error}", to.version),
-                        )
-                        .await?
-                    }
-                },
-                None => {
-                    moves::stage_disable(
-                        &mut tx,
-                        install,
-                        "no other good version is within the permissions granted".to_owned(),
-                    )
-                    .await?
-                }
-            };
-            staged.push(step);
-        }
-        moves::apply(&mut tx, runtime, &mut staged, true).await?;
-    }
-
-    let actor = Actor::User(operator.id.clone());
-    let mut summaries = Vec::new();
-    for step in &staged {
-        let mut summary = step.summary();
-        summary["tenant"] = Value::String(tenant_slug(&mut tx, &step.install.tenant_id).await?);
-        summaries.push(summary);
-    }
-    let details = json!({
-        "version": target.version,
-        "reason_code": reason_code,
-        "reason": reason,
-        "security": security,
-        "installs": summaries,
-    });
-    crate::audit::record(
-        &mut tx,
-        crate::audit::Entry {
-            actor: actor.clone(),
-            action: "version.yanked",
-            tenant_id: None,
-            subject: format!("plugin:{plugin_id}@{}", target.version),
-            details: details.clone(),
-        },
-    )
-    .await?;
-    for step in &staged {
-        let mut details = step.summary();
-        details["by"] = Value::String("security_yank".into());
-        details["reason_code"] = Value::String(reason_code.clone());
-        installs::audit(
-            &mut tx,
-            &actor,
-            step.audit_action(),
-            &step.install.tenant_id,
+    let mut loader = Loader::default();
+    let mut hooks = Hooks::default();
+    let mut attempt = 1;
+    loop {
+        let yank = YankOnce {
+            state,
+            operator,
             plugin_id,
-            details,
+            version,
+            reason_code: &reason_code,
+            reason: &reason,
+            security,
+        };
+        match yank.run(&mut loader, &mut hooks).await {
+            Err(error) if moves::retry(&error, attempt) => attempt += 1,
+            done => return done,
+        }
+    }
+}
+
+/// One attempt at a yank: the hooks of a security yank's moves first, then one transaction.
+struct YankOnce<'a> {
+    state: &'a AppState,
+    operator: &'a UserCaller,
+    plugin_id: &'a str,
+    version: &'a str,
+    reason_code: &'a str,
+    reason: &'a str,
+    security: bool,
+}
+
+impl YankOnce<'_> {
+    async fn run(&self, loader: &mut Loader, hooks: &mut Hooks) -> Result<Yanked> {
+        let (state, plugin_id, reason_code, reason, security) = (
+            self.state,
+            self.plugin_id,
+            self.reason_code,
+            self.reason,
+            self.security,
+        );
+        let mut planned = Vec::new();
+        if security {
+            let first = {
+                let mut tx = state.db().begin().await?;
+                plugin_row(&mut tx, plugin_id).await?;
+                let rows = version_rows(&mut tx, plugin_id).await?;
+                let target = self.target(&rows)?;
+                let affected =
+                    moves::installs_of(&mut tx, plugin_id, Some(&target.version)).await?;
+                choices(&rows, target, &affected)
+            };
+            if !first.is_empty() {
+                let runtime = state.runtime()?;
+                for choice in first {
+                    planned.push(moves::plan_forced(state, loader, choice).await);
+                }
+                hooks.run(&runtime.host, &planned, true).await?;
+            }
+        }
+
+        let mut tx = state.db().begin_write().await?;
+        if !lock_plugin(&mut tx, plugin_id).await? {
+            return Err(Error::not_found(format!("plugin {plugin_id:?}")));
+        }
+        let plugin = plugin_row(&mut tx, plugin_id).await?;
+        let rows = version_rows(&mut tx, plugin_id).await?;
+        let target = self.target(&rows)?.clone();
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE versions SET yanked_at = $1, yank_reason = $2, yank_reason_code = $3, \
+             yank_security = $4, yanked_by = $5 WHERE plugin_id = $6 AND version = $7",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(reason_code)
+        .bind(i64::from(security))
+        .bind(&self.operator.id)
+        .bind(plugin_id)
+        .bind(&target.version)
+        .execute(&mut *tx)
+        .await?;
+        super::refresh_latest(&mut tx, plugin_id).await?;
+        let affected = moves::installs_of(&mut tx, plugin_id, Some(&target.version)).await?;
+
+        let moves = if security {
+            let now = choices(&rows, &target, &affected);
+            moves::check_unchanged(&planned, &now)?;
+            match state.runtime() {
+                Ok(runtime) if !planned.is_empty() => {
+                    moves::stage(&mut tx, &runtime.host, planned, hooks).await?
+                }
+                _ => Moves::none(),
+            }
+        } else {
+            Moves::none()
+        };
+
+        let actor = Actor::User(self.operator.id.clone());
+        let mut summaries = Vec::new();
+        for step in moves.steps() {
+            let mut summary = step.summary();
+            summary["tenant"] = Value::String(tenant_slug(&mut tx, &step.install.tenant_id).await?);
+            summaries.push(summary);
+        }
+        let details = json!({
+            "version": target.version,
+            "reason_code": reason_code,
+            "reason": reason,
+            "security": security,
+            "installs": summaries,
+        });
+        crate::audit::record(
+            &mut tx,
+            crate::audit::Entry {
+                actor: actor.clone(),
+                action: "version.yanked",
+                tenant_id: None,
+                subject: format!("plugin:{plugin_id}@{}", target.version),
+                details: details.clone(),
+            },
         )
         .await?;
+        for step in moves.steps() {
+            let mut details = step.summary();
+            details["by"] = Value::String("security_yank".into());
+            details["reason_code"] = Value::String(reason_code.to_owned());
+            installs::audit(
+                &mut tx,
+                &actor,
+                step.audit_action(),
+                &step.install.tenant_id,
+                plugin_id,
+                details,
+            )
+            .await?;
+        }
+        notify_yank(
+            &mut tx,
+            plugin_id,
+            &plugin.publisher_id,
+            &target.version,
+            reason_code,
+            reason,
+            security,
+            &affected,
+            moves.steps(),
+        )
+        .await?;
+        moves.commit(tx).await?;
+        tracing::warn!(plugin = plugin_id, version = %target.version, security, reason_code, "version yanked");
+        Ok(Yanked {
+            version: target.version,
+            yanked_at: rfc3339(now),
+            installs: summaries,
+        })
     }
-    notify_yank(
-        &mut tx,
-        plugin_id,
-        &plugin.publisher_id,
-        &target.version,
-        &reason_code,
-        &reason,
-        security,
-        &affected,
-        &staged,
-    )
-    .await?;
-    moves::commit(tx, runtime, &staged).await?;
-    tracing::warn!(plugin = plugin_id, version = %target.version, security, reason_code, "version yanked");
-    Ok(Yanked {
-        version: target.version,
-        yanked_at: rfc3339(now),
-        installs: summaries,
-    })
+
+    /// The version to yank among `rows`, if it is not yanked already.
+    fn target<'r>(&self, rows: &'r [VersionRow]) -> Result<&'r VersionRow> {
+        let target = find_version(rows, self.plugin_id, self.version)?;
+        if target.yanked() {
+            return Err(Error::conflict(
+                "already_yanked",
+                format!("{} {} is yanked already", self.plugin_id, target.version),
+            ));
+        }
+        Ok(target)
+    }
+}
+
+/// Where a security yank of `target` sends each of the installs on it: the newest good
+/// version (approved, not yanked) within the permissions granted, or else disabled.
+fn choices(
+    rows: &[VersionRow],
+    target: &VersionRow,
+    affected: &[installs::Install],
+) -> Vec<Choice> {
+    // The installs were granted the yanked version's permission set.
+    let destination = rows.iter().find(|row| {
+        !row.yanked()
+            && row.version != target.version
+            && row
+                .manifest
+                .permissions
+                .is_subset_of(&target.manifest.permissions)
+    });
+    affected
+        .iter()
+        .map(|install| match destination {
+            Some(to) => Choice::move_to(install, to, Previous::Clear),
+            None => Choice::disable(
+                install,
+                "no other good version is within the permissions granted".to_owned(),
+            ),
+        })
+        .collect()
 }
 
 /// Tells the publisher, and every tenant with an install on the version what it means for
