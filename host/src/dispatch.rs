@@ -78,7 +78,7 @@ impl Host {
                 config: Arc::clone(&deployment.spec.config),
                 limits: deployment.spec.limits.clone(),
                 depth: 0,
-                entry: Entry::Http(exchange),
+                entry: Entry::Http(Box::new(exchange)),
                 metered: Some(Metered { quota }),
             })
             .await;

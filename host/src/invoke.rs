@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use serde::Serialize;
 use tracing::Instrument as _;
+use tracing::instrument::WithSubscriber as _;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
@@ -103,7 +104,7 @@ pub(crate) enum Entry {
     /// `lifecycle.on-uninstall`.
     Uninstall,
     /// `wasi:http/incoming-handler.handle`: the request goes in, the response comes out.
-    Http(HttpExchange),
+    Http(Box<HttpExchange>),
 }
 
 /// A request for a plugin's HTTP handler and, after the call, its response.
@@ -217,7 +218,10 @@ impl Host {
             version = %manifest.plugin.version,
         );
         let sandboxes = Arc::clone(&self.sandboxes);
-        let call = async move { sandboxes.admit_and_run(spec).await }.instrument(span.clone());
+        // The call logs where its caller logs: its span, and its subscriber (a test's, say).
+        let call = async move { sandboxes.admit_and_run(spec).await }
+            .instrument(span.clone())
+            .with_current_subscriber();
         let ran = match self.sandboxes.workers.spawn(call).await {
             Ok(ran) => ran,
             Err(error) => Ran {
@@ -357,7 +361,7 @@ impl Sandboxes {
             identity,
             limits.memory_bytes,
             Box::new(outbound.clone()),
-            LogState::new(&limits),
+            LogState::new(limits),
             kv,
             ConfigState::new(manifest, Arc::clone(config)),
             EventsState::new(
@@ -418,7 +422,7 @@ impl Sandboxes {
                     let handler = indices.load(&mut store, &instance)?;
                     let result =
                         serve(&mut store, &handler, &mut served, limits.max_output_bytes).await;
-                    exchange = Some(served);
+                    exchange = Some(*served);
                     result
                 }
                 (Entry::Event(event), _) => {

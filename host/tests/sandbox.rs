@@ -581,11 +581,13 @@ async fn a_log_bomb_keeps_the_call_within_its_log_caps_and_cuts_its_error() {
 async fn log_caps_come_from_the_limits_and_stdio_lines_are_escaped_too() {
     let fixture = Fixture::development().await;
     let bomb = fixture.prepare(&LOG_BOMB, Metering::Epoch);
-    let mut limits = Limits::default();
-    limits.max_log_line_bytes = 300;
-    limits.max_log_fields = 3;
-    limits.max_log_lines = 200;
-    limits.max_log_bytes = 1 << 20;
+    let limits = Limits {
+        max_log_line_bytes: 300,
+        max_log_fields: 3,
+        max_log_lines: 200,
+        max_log_bytes: 1 << 20,
+        ..Limits::default()
+    };
     let invocation = fixture
         .host
         .invoke(&bomb, call("mallory", "run", "null", limits))
