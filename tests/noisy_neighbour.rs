@@ -1,11 +1,12 @@
 //! A noisy neighbour cannot hurt another tenant, end to end through `plinth serve`, on SQLite
 //! and PostgreSQL. Tenant A (free plan, its API rate raised so that its calls reach the host)
-//! runs, phase after phase and at full tilt: a plugin that spins forever, a CPU burner,
+//! runs, phase after phase and at full tilt (its clients send again at once, 200 ms after a
+//! refusal): a plugin that spins forever, a CPU burner,
 //! hundreds of sleepers, memory holders, a self-re-emitting storm and a log bomb. Meanwhile
 //! tenant B (free plan too) sends `hello`:
 //!
-//! - B gets every answer right, and `/healthz` answers every time, well within a bound a
-//!   starved server would pass (seconds; the latencies themselves are measured by the
+//! - B gets every answer right, and `/healthz` answers every time within a second, a bound a
+//!   server whose threads plugins hold fails (the latencies themselves are measured by the
 //!   `noisy_neighbour` benchmark);
 //! - everything A gets back is a result or a typed refusal (429 / 503 with `Retry-After`);
 //! - A's memory holders never take the server past its share;
@@ -14,6 +15,7 @@
 
 mod common {
     pub mod api;
+    pub mod neighbours;
     pub mod server;
 }
 
@@ -22,38 +24,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use plinth_test_artifacts::{HELLO, LOG_BOMB, NOISY};
 use plinth_test_support::TestDatabase;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::api::{Api, signed_package};
+use common::api::Api;
+use common::neighbours::{self, Attack};
 use common::server::{PlinthServer, bootstrap};
 
 /// `/healthz` must answer within this even while A saturates the host (before the fair data
 /// plane it took 2.5 s under 8 CPU-bound calls).
 const HEALTH_BOUND: Duration = Duration::from_secs(1);
-
-/// How soon A's clients send again after a refusal.
-const RETRY_AFTER_REFUSAL: Duration = Duration::from_millis(200);
-
-/// One phase of A's attack: a topic and payload, and how many requests A keeps in flight.
-struct Attack {
-    name: &'static str,
-    topic: &'static str,
-    payload: Value,
-    in_flight: usize,
-}
-
-/// What A got back during a phase.
-#[derive(Debug, Default)]
-struct Outcomes {
-    ok: usize,
-    refused: usize,
-    codes: std::collections::BTreeMap<String, usize>,
-    /// The start of one answer, for the report.
-    sample: String,
-}
 
 /// The two backends' runs take turns: each saturates the machine on its own.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -71,67 +52,18 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
     };
     let (ok, operator, stderr) = bootstrap(&data_dir, url.as_deref())?;
     ensure!(ok, "bootstrap failed: {stderr}");
-    for (namespace, plugins) in [
-        ("examples", vec![&HELLO]),
-        ("fixtures", vec![&NOISY, &LOG_BOMB]),
-    ] {
-        let (developer, key) = api
-            .developer(&format!("dev@{namespace}.example"), namespace)
-            .await?;
-        for plugin in plugins {
-            let path = signed_package(work.path(), plugin, &key)?;
-            api.publish_and_approve(&path, &developer, &operator)
-                .await?;
-        }
-    }
-    // A's own requests must reach the host for the host's bounds to be what stops them.
-    api.ok(
-        Method::PUT,
-        "/v1/plans/free",
-        Some(&operator),
-        Some(json!({"api_requests_per_minute": 10_000_000})),
-    )
-    .await?;
-    let (a, a_admin) = tenant(&api, "noisy", &["fixtures.noisy", "fixtures.log-bomb"]).await?;
-    let (b, _) = tenant(&api, "quiet", &["examples.hello"]).await?;
+    neighbours::publish_fixtures(&api, work.path(), &operator).await?;
+    let (a, a_admin) =
+        neighbours::tenant(&api, "noisy", &["fixtures.noisy", "fixtures.log-bomb"]).await?;
+    let (b, _) = neighbours::tenant(&api, "quiet", &["examples.hello"]).await?;
 
     let attacks = [
-        Attack {
-            name: "spin forever",
-            topic: "spin",
-            payload: json!(null),
-            in_flight: 8,
-        },
-        Attack {
-            name: "CPU burner",
-            topic: "burn",
-            payload: json!({"ms": 900}),
-            in_flight: 8,
-        },
-        Attack {
-            name: "sleepers",
-            topic: "sleep",
-            payload: json!({"ms": 900}),
-            in_flight: 300,
-        },
-        Attack {
-            name: "memory holders",
-            topic: "hold",
-            payload: json!({"mb": 56, "ms": 500}),
-            in_flight: 40,
-        },
-        Attack {
-            name: "storm",
-            topic: "storm",
-            payload: json!({"pad": 4096}),
-            in_flight: 8,
-        },
-        Attack {
-            name: "log bomb",
-            topic: "run",
-            payload: json!(null),
-            in_flight: 4,
-        },
+        Attack::new("spin forever", "spin", json!(null), 8),
+        Attack::new("CPU burner", "burn", json!({"ms": 900}), 8),
+        Attack::new("sleepers", "sleep", json!({"ms": 900}), 300),
+        Attack::new("memory holders", "hold", json!({"mb": 56, "ms": 500}), 40),
+        Attack::new("storm", "storm", json!({"pad": 4096}), 8),
+        Attack::new("log bomb", "run", json!(null), 4),
     ];
     let baseline_rss = rss_mib(server.pid())?;
     for attack in &attacks {
@@ -146,16 +78,7 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
             .await?;
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let load: Vec<_> = (0..attack.in_flight)
-            .map(|_| {
-                let client = api.client.clone();
-                let url = format!("{}/v1/tenants/noisy/events", api.base);
-                let key = a.clone();
-                let body = json!({"topic": attack.topic, "payload": attack.payload});
-                let stop = Arc::clone(&stop);
-                tokio::spawn(async move { hammer(&client, &url, &key, &body, &stop).await })
-            })
-            .collect();
+        let load = neighbours::start(&api, "noisy", &a, attack, &stop);
         let mut peak_rss = 0.0_f64;
         // B's calls and the health check, while A's load runs.
         for i in 0..10 {
@@ -194,18 +117,7 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         stop.store(true, Ordering::SeqCst);
-        let mut outcomes = Outcomes::default();
-        for task in load {
-            let seen = task.await??;
-            outcomes.ok += seen.ok;
-            outcomes.refused += seen.refused;
-            if outcomes.sample.is_empty() {
-                outcomes.sample = seen.sample;
-            }
-            for (code, n) in seen.codes {
-                *outcomes.codes.entry(code).or_default() += n;
-            }
-        }
+        let outcomes = neighbours::finish(load).await?;
         eprintln!(
             "{}: A got {outcomes:?}; server RSS peak {peak_rss:.0} MiB",
             attack.name
@@ -225,7 +137,7 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
     }
 
     // The storm ends at the free plan's budget, and usage shows exactly the calls that ran.
-    let (c, _) = tenant(&api, "stormy", &["fixtures.noisy"]).await?;
+    let (c, _) = neighbours::tenant(&api, "stormy", &["fixtures.noisy"]).await?;
     let mut ran = 0;
     for _ in 0..3 {
         let answer = api
@@ -276,66 +188,6 @@ async fn noisy_neighbour(database: Option<TestDatabase>) -> Result<()> {
     let status = server.stop()?;
     ensure!(status.success(), "plinth serve exited with {status}");
     Ok(())
-}
-
-/// Creates tenant `slug` with a new owner, installs `plugins`; returns an API key and the
-/// owner's token.
-async fn tenant(api: &Api, slug: &str, plugins: &[&str]) -> Result<(String, String)> {
-    let (_, owner) = api.account(&format!("owner@{slug}.example")).await?;
-    api.tenant(&owner, slug, None).await?;
-    for plugin in plugins {
-        api.install(&owner, slug, plugin, None, json!({})).await?;
-    }
-    Ok((api.api_key(&owner, slug).await?, owner))
-}
-
-/// Sends `body` to `url` as fast as answers come back (soon again after a refusal), until
-/// `stop`; every answer must be a result or a typed refusal with `Retry-After`.
-async fn hammer(
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
-    body: &Value,
-    stop: &AtomicBool,
-) -> Result<Outcomes> {
-    let mut outcomes = Outcomes::default();
-    while !stop.load(Ordering::SeqCst) {
-        let response = client.post(url).bearer_auth(key).json(body).send().await?;
-        let status = response.status();
-        let retry_after = response.headers().contains_key("retry-after");
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
-        match status.as_u16() {
-            200 => {
-                outcomes.ok += 1;
-                if outcomes.sample.is_empty() {
-                    outcomes.sample = answer.to_string().chars().take(300).collect();
-                }
-                for result in answer["results"].as_array().into_iter().flatten() {
-                    if let Some(code) = result["error"]["code"].as_str() {
-                        *outcomes.codes.entry(code.to_owned()).or_default() += 1;
-                    }
-                }
-            }
-            429 | 503 => {
-                let code = answer["error"]["code"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                ensure!(
-                    retry_after
-                        && ["rate_limited", "quota_exceeded", "capacity"].contains(&code.as_str()),
-                    "A got an untyped refusal: {status} {answer}"
-                );
-                outcomes.refused += 1;
-                *outcomes.codes.entry(code).or_default() += 1;
-                // Back after a moment rather than the `Retry-After` asked for; a client that
-                // floods requests is the API rate's to stop, and this test raised A's.
-                tokio::time::sleep(RETRY_AFTER_REFUSAL).await;
-            }
-            _ => anyhow::bail!("A got {status}: {answer}"),
-        }
-    }
-    Ok(outcomes)
 }
 
 /// The resident set of process `pid`, in MiB.

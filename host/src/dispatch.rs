@@ -16,7 +16,7 @@ use crate::breaker::{Admission, BreakerState, RolloutVerdict};
 use crate::budget::{EventBudget, QuotaGrant, Spent};
 use crate::error::{Error, InvokeError};
 use crate::installs::{CallFailure, Delivery, HostEvent, HttpServed, Install, RECENT_FAILURES};
-use crate::invoke::{CallSpec, Entry, Event, HttpExchange, Invocation, Metered};
+use crate::invoke::{Entry, Event, HttpExchange, Invocation, Metered};
 use crate::runtime::{Host, lock};
 
 /// A delivery the cascade did not make.
@@ -71,16 +71,9 @@ impl Host {
             request: Some(with_host_header(request)),
             response: None,
         };
+        let entry = Entry::Http(Box::new(exchange));
         let ran = self
-            .run(CallSpec {
-                prepared: Arc::clone(&deployment.prepared),
-                tenant: tenant.to_string(),
-                config: Arc::clone(&deployment.spec.config),
-                limits: deployment.spec.limits.clone(),
-                depth: 0,
-                entry: Entry::Http(Box::new(exchange)),
-                metered: Some(Metered { quota }),
-            })
+            .run(deployment.call(tenant, 0, entry, Some(Metered { quota })))
             .await;
         let invocation = ran.invocation;
         self.account(tenant, plugin, &install, &version, &invocation)
@@ -307,23 +300,15 @@ impl Host {
                 Invocation::failed(circuit_open(retry_after), Instant::now())
             }
             Admission::Allowed | Admission::Trial => {
-                self.run(CallSpec {
-                    prepared: Arc::clone(&deployment.prepared),
+                let entry = Entry::Event(crate::bindings::types::Event {
+                    id: event.id.clone(),
+                    topic: event.topic.clone(),
+                    payload: event.payload.clone(),
                     tenant: tenant.to_string(),
-                    config: Arc::clone(&deployment.spec.config),
-                    limits: deployment.spec.limits.clone(),
                     depth: event.depth,
-                    entry: Entry::Event(crate::bindings::types::Event {
-                        id: event.id.clone(),
-                        topic: event.topic.clone(),
-                        payload: event.payload.clone(),
-                        tenant: tenant.to_string(),
-                        depth: event.depth,
-                    }),
-                    metered: Some(Metered { quota }),
-                })
-                .await
-                .invocation
+                });
+                let call = deployment.call(tenant, event.depth, entry, Some(Metered { quota }));
+                self.run(call).await.invocation
             }
         };
         self.account(tenant, plugin, install, &version, &invocation)

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::breaker::{BreakerState, CircuitBreaker, RolloutGuard};
 use crate::engine::Metering;
 use crate::error::{Error, InvokeError};
-use crate::invoke::{CallSpec, Entry, Invocation};
+use crate::invoke::{CallSpec, Entry, Invocation, Metered};
 use crate::kv::Namespace;
 use crate::limits::Limits;
 use crate::plugin::{LoadedPlugin, PreparedPlugin};
@@ -48,6 +48,25 @@ pub(crate) struct Deployment {
 }
 
 impl Deployment {
+    /// A call of this deployment for `tenant`, with its config and limits.
+    pub(crate) fn call(
+        &self,
+        tenant: &str,
+        depth: u32,
+        entry: Entry,
+        metered: Option<Metered>,
+    ) -> CallSpec {
+        CallSpec {
+            prepared: Arc::clone(&self.prepared),
+            tenant: tenant.to_string(),
+            config: Arc::clone(&self.spec.config),
+            limits: self.spec.limits.clone(),
+            depth,
+            entry,
+            metered,
+        }
+    }
+
     pub(crate) fn version(&self) -> String {
         self.prepared.plugin.manifest.plugin.version.to_string()
     }
@@ -888,17 +907,7 @@ impl Host {
         entry: Entry,
         hook: &'static str,
     ) -> Result<(), Error> {
-        let ran = self
-            .run(CallSpec {
-                prepared: Arc::clone(&deployment.prepared),
-                tenant: tenant.to_string(),
-                config: Arc::clone(&deployment.spec.config),
-                limits: deployment.spec.limits.clone(),
-                depth: 0,
-                entry,
-                metered: None,
-            })
-            .await;
+        let ran = self.run(deployment.call(tenant, 0, entry, None)).await;
         ran.invocation
             .result
             .map(|_| ())

@@ -2,16 +2,18 @@
 //! exhausted (calls wait for capacity or are refused with a typed error), a tenant's share
 //! bounds it alone, and an event's cascade ends at its budget or the tenant's monthly quota.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{call, package};
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{
-    Call, CapacityConfig, Delivery, EngineConfig, Event, EventBudget, Host, HostConfig,
-    InstallSpec, InvokeError, Limits, Metering, PreparedPlugin, QuotaGrant, TenantShare,
+    CapacityConfig, Delivery, EngineConfig, Event, EventBudget, Host, HostConfig, InstallSpec,
+    InvokeError, Limits, Metering, PreparedPlugin, QuotaGrant, TenantShare,
 };
-use plinth_package::Package;
 use plinth_test_artifacts::{HELLO, NOISY, TestPlugin};
 
 struct Fixture {
@@ -28,15 +30,6 @@ fn fixture(configure: impl FnOnce(&mut HostConfig)) -> Fixture {
         host: Arc::new(host),
         _dir: dir,
     }
-}
-
-fn package(plugin: &TestPlugin) -> Package {
-    let manifest = std::fs::read_to_string(format!("{}/plinth.toml", plugin.dir))
-        .unwrap_or_else(|e| panic!("manifest of {}: {e}", plugin.name));
-    let wasm =
-        std::fs::read(plugin.wasm).unwrap_or_else(|e| panic!("wasm of {}: {e}", plugin.name));
-    Package::new(manifest, wasm, None, None)
-        .unwrap_or_else(|e| panic!("package {}: {e}", plugin.name))
 }
 
 impl Fixture {
@@ -82,20 +75,6 @@ impl Fixture {
             depth: 0,
         };
         self.host.dispatch(tenant, event, budget).await
-    }
-}
-
-fn call(tenant: &str, topic: &str, payload: &str, limits: Limits) -> Call {
-    Call {
-        tenant: tenant.into(),
-        event: Event {
-            id: format!("evt-{tenant}-{topic}"),
-            topic: topic.into(),
-            payload: payload.as_bytes().to_vec(),
-            depth: 0,
-        },
-        config: Arc::new(BTreeMap::new()),
-        limits,
     }
 }
 

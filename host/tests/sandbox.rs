@@ -2,17 +2,19 @@
 //! each failure ends only its own call, with the right typed error, while other tenants' calls
 //! go on succeeding.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{call, package};
 use plinth_host::kv::KvStore;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{
-    Call, EngineConfig, Error, Event, Host, HostConfig, Invocation, InvokeError, Limits, Metering,
+    EngineConfig, Error, Host, HostConfig, Invocation, InvokeError, Limits, Metering,
     PreparedPlugin,
 };
-use plinth_package::{Package, Permissions, SecretKey};
+use plinth_package::{Permissions, SecretKey};
 use plinth_test_artifacts::{
     BAD_HOST, COUNTER, DEEP_RECURSION, HELLO, HUGE_OUTPUT, LOG_BOMB, MEMORY_HOG, SPIN_FOREVER,
     TRAP, TestPlugin, UNDECLARED_HTTP,
@@ -55,29 +57,6 @@ impl Fixture {
         self.host
             .prepare(&loaded, &package.manifest.permissions, metering)
             .unwrap_or_else(|e| panic!("prepare {}: {e}", plugin.name))
-    }
-}
-
-fn package(plugin: &TestPlugin) -> Package {
-    let manifest = std::fs::read_to_string(format!("{}/plinth.toml", plugin.dir))
-        .unwrap_or_else(|e| panic!("manifest of {}: {e}", plugin.name));
-    let wasm =
-        std::fs::read(plugin.wasm).unwrap_or_else(|e| panic!("wasm of {}: {e}", plugin.name));
-    Package::new(manifest, wasm, None, None)
-        .unwrap_or_else(|e| panic!("package {}: {e}", plugin.name))
-}
-
-fn call(tenant: &str, topic: &str, payload: &str, limits: Limits) -> Call {
-    Call {
-        tenant: tenant.to_string(),
-        event: Event {
-            id: format!("evt-{tenant}-{topic}"),
-            topic: topic.to_string(),
-            payload: payload.as_bytes().to_vec(),
-            depth: 0,
-        },
-        config: Arc::new(BTreeMap::new()),
-        limits,
     }
 }
 
