@@ -39,6 +39,16 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "ratings_notifications",
         include_str!("../../migrations/sqlite/0007_ratings_notifications.sql"),
     ),
+    (
+        10,
+        "audit_seals",
+        include_str!("../../migrations/sqlite/0010_audit_seals.sql"),
+    ),
+    (
+        11,
+        "ledger_exact",
+        include_str!("../../migrations/sqlite/0011_ledger_exact.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy
