@@ -38,7 +38,7 @@ use crate::common::TestApp;
 use crate::ledger_support::{self, SECRET};
 
 /// Cases per backend: a few seconds each.
-const CASES: u32 = 24;
+const CASES: u32 = 40;
 /// Tasks delivering at once.
 const SENDERS: usize = 4;
 
