@@ -111,7 +111,7 @@ mod tests {
         let path = dir.path().join("nested/test.key");
         let source = KeySource {
             what: "the test key",
-            env_var: "PLINTH_KEY_FILE_TEST_UNSET",
+            env_var: "KEY_FILE_TEST_VARIABLE_NEVER_SET",
             path: &path,
         };
         assert_eq!(load(source).unwrap(), None);

@@ -19,6 +19,7 @@ on_both_backends_ledger!(without_host:
     verify_names_a_refund_posted_from_a_stale_start,
     verify_names_a_balanced_move_inside_one_charge,
     verify_names_a_split_its_policy_does_not_give,
+    verify_names_money_moved_outside_charges_and_payouts,
     a_statement_shows_failed_payouts_and_reconciles,
     money_changes_are_in_the_audit_log,
 );
@@ -158,6 +159,49 @@ async fn verify_names_a_split_its_policy_does_not_give(ledger: Ledger) -> Result
         violation["problem"]
             .as_str()
             .is_some_and(|p| p.contains("750") && p.contains("749")),
+        "{violation}"
+    );
+    Ok(())
+}
+
+/// A balanced transaction of neither a charge nor a payout — platform revenue moved to a
+/// publisher's available balance — is named, though it balances and its balances are cached.
+async fn verify_names_money_moved_outside_charges_and_payouts(ledger: Ledger) -> Result<()> {
+    let app = &ledger.app;
+    let (w, subscription) = subscribed(&ledger).await?;
+    deliver(
+        app,
+        &invoice_paid("evt_1", "in_1", &subscription, 10_000, "ch_1"),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    let mut tx = lock::begin(app.db()).await?;
+    posting::post(
+        &mut tx,
+        NewTransaction {
+            idempotency_key: "gift:1".to_owned(),
+            kind: "release",
+            memo: "a gift".to_owned(),
+            postings: vec![
+                Posting::debit(
+                    AccountKey::platform(AccountKind::PlatformRevenue, "USD"),
+                    5_000,
+                ),
+                Posting::credit(
+                    AccountKey::owned(AccountKind::PublisherAvailable, "someone", "USD"),
+                    5_000,
+                ),
+            ],
+            ..NewTransaction::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let violation = broken(app, &w.operator, "unattached").await?;
+    ensure!(
+        violation["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("gift:1")),
         "{violation}"
     );
     Ok(())

@@ -28,7 +28,7 @@ struct StoredDispute {
 /// What [`derived`] reads.
 pub(super) struct Recorded {
     /// Every charge, oldest first.
-    pub(super) charges: Vec<Charge>,
+    charges: Vec<Charge>,
     policies: BTreeMap<i64, SplitPolicy>,
     /// Per charge id: its disputes.
     disputes: BTreeMap<String, Vec<StoredDispute>>,

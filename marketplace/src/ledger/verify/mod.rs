@@ -173,7 +173,7 @@ async fn derived(db: &Db) -> Result<Option<Violation>> {
         Ok(total) => total,
         Err(v) => return Ok(Some(v)),
     };
-    if let Some(v) = payouts::payout_postings(db, &recorded, &mut total).await? {
+    if let Some(v) = payouts::payout_postings(db, &mut total).await? {
         return Ok(Some(v));
     }
     derived_balances(db, &total).await
