@@ -1,5 +1,7 @@
-//! `plinth audit verify` through the binary: sound after real activity, and a row edited in the
-//! database directly makes it fail naming that entry. On SQLite and PostgreSQL.
+//! `plinth audit verify` through the binary: sound after real activity under the audit key the
+//! server made in its data dir; failing under another key (`PLINTH_AUDIT_KEY`) at the first
+//! seal, and refusing to run without a key; a row edited in the database directly makes it fail
+//! naming that entry. On SQLite and PostgreSQL.
 
 mod common {
     pub mod api;
@@ -20,12 +22,25 @@ use common::server::{PlinthServer, bootstrap};
 
 /// Runs `plinth audit verify --json` against the storage; returns (success, stdout, stderr).
 fn verify(data_dir: &Path, url: Option<&str>) -> Result<(bool, String, String)> {
+    verify_with_key(data_dir, url, None)
+}
+
+/// As [`verify`], with `PLINTH_AUDIT_KEY` set to `key` if given (else unset).
+fn verify_with_key(
+    data_dir: &Path,
+    url: Option<&str>,
+    key: Option<&str>,
+) -> Result<(bool, String, String)> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
     command
         .args(["audit", "verify", "--json", "--data-dir"])
-        .arg(data_dir);
+        .arg(data_dir)
+        .env_remove("PLINTH_AUDIT_KEY");
     if let Some(url) = url {
         command.args(["--database-url", url]);
+    }
+    if let Some(key) = key {
+        command.env("PLINTH_AUDIT_KEY", key);
     }
     let output = command.output()?;
     Ok((
@@ -67,6 +82,22 @@ async fn tampering_is_detected(database: Option<TestDatabase>) -> Result<()> {
     ensure!(sound, "verify failed on an untouched log: {out} {err}");
     let report: serde_json::Value = serde_json::from_str(out.trim())?;
     ensure!(report["entries"] == json!(entries.len()), "{report}");
+
+    // Under another key the first seal does not match; without one it does not run.
+    let (_, other) = plinth_marketplace::audit::key::AuditKey::generate()?;
+    let (sound, out, err) = verify_with_key(&data_dir, url.as_deref(), Some(&other))?;
+    ensure!(!sound, "verify passed under another key: {out}");
+    ensure!(
+        err.contains("audit entry 1") && err.contains("seal does not match"),
+        "{err}"
+    );
+    let key_file = data_dir.join("audit.key");
+    let aside = work.path().join("audit.key.aside");
+    std::fs::rename(&key_file, &aside)?;
+    let (sound, _, err) = verify(&data_dir, url.as_deref())?;
+    ensure!(!sound && err.contains("no audit key"), "{err}");
+    ensure!(!key_file.exists(), "verify made a key");
+    std::fs::rename(&aside, &key_file)?;
 
     // Edit the second entry behind the marketplace's back.
     let target = &entries[1];

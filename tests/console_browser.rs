@@ -619,6 +619,13 @@ async fn console_journey_in_a_browser() -> Result<()> {
         .wait_for_text("#chain-status", "Chain sound")
         .await?;
     ensure!(browser.text("#audit").await?.contains("install.created"));
+    ensure!(
+        browser
+            .text("#billing-events-status")
+            .await?
+            .starts_with("0 waiting for what they concern, 0 unmatched."),
+        "processor events on the operator page"
+    );
     session.screenshots("operator").await?;
     browser
         .execute("document.getElementById('plan-acme').value = 'pro'; return true;")

@@ -81,7 +81,9 @@ fn error_line(output: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_submits_and_reports() -> Result<()> {
     let database = TestDatabase::sqlite()?;
-    let db = Db::connect(&database.url()).await?;
+    let db = Db::connect(&database.url())
+        .await?
+        .with_audit_key(plinth_marketplace::audit::key::AuditKey::generate()?.0);
     let state = AppState::new(db.clone(), Settings::default(), SecretKey::generate()?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = format!("http://{}", listener.local_addr()?);

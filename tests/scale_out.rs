@@ -36,12 +36,16 @@ async fn two_hosts_follow_one_marketplace_on_postgres() -> Result<()> {
     let key_file = work.path().join("marketplace.key");
     let key_arg = key_file.to_string_lossy().into_owned();
     let (_, secrets) = SecretsKey::generate()?;
+    let (_, audit_key) = plinth_marketplace::audit::key::AuditKey::generate()?;
     let start = |name: &str, role: &str| {
         PlinthServer::start_configured(
             &work.path().join(name),
             Some(&url),
             &["--role", role, "--marketplace-key", &key_arg],
-            &[("PLINTH_SECRETS_KEY", secrets.as_str())],
+            &[
+                ("PLINTH_SECRETS_KEY", secrets.as_str()),
+                ("PLINTH_AUDIT_KEY", audit_key.as_str()),
+            ],
         )
     };
     let marketplace = start("marketplace", "marketplace")?;

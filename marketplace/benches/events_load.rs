@@ -118,7 +118,9 @@ async fn app_state(
     let TestDatabase::Sqlite(dir) = database else {
         anyhow::bail!("the load bench runs on SQLite");
     };
-    let db = Db::connect(&database.url()).await?;
+    let db = Db::connect(&database.url())
+        .await?
+        .with_audit_key(plinth_marketplace::audit::key::AuditKey::generate()?.0);
     let kv = KvStore::connect(&format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("kv.db").display()

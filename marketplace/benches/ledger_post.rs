@@ -1,8 +1,9 @@
 //! Ledger posting throughput: charges recorded through `ledger::charges::record` (the split,
 //! the charge row and a four-posting balanced transaction with cached balances, one database
-//! transaction each — what an `invoice.paid` webhook writes), sequentially and from 8 concurrent
-//! writers, on SQLite (a temporary file) and PostgreSQL (a fresh schema). Prints transactions
-//! per second, then runs `ledger::verify` over the result.
+//! transaction each under the ledger lock, with its audit entry — what an `invoice.paid` webhook
+//! writes), sequentially and from 8 concurrent writers, on SQLite (a temporary file) and
+//! PostgreSQL (a fresh schema). Prints transactions per second, then runs `ledger::verify` over
+//! the result.
 //!
 //! `cargo bench -p plinth-marketplace --bench ledger_post` (`PLINTH_BENCH_CHARGES=N` to change
 //! the count; `PLINTH_BENCH_SKIP_POSTGRES=1` for SQLite only; PostgreSQL is skipped with a note
@@ -28,7 +29,7 @@ async fn post_charges(
     for i in 0..count {
         let reference = format!("{prefix}-{writer}-{i}");
         let publisher = format!("pub-{}", (writer * 7 + i) % PUBLISHERS);
-        let mut tx = db.begin_write().await?;
+        let mut tx = plinth_marketplace::ledger::lock::begin(db).await?;
         charges::record(
             &mut tx,
             settings,
@@ -55,7 +56,9 @@ async fn post_charges(
 }
 
 async fn run(backend: &str, url: &str, count: usize) -> Result<()> {
-    let db = Db::connect(url).await?;
+    let db = Db::connect(url)
+        .await?
+        .with_audit_key(plinth_marketplace::audit::key::AuditKey::generate()?.0);
     let mut settings = LedgerSettings::default();
     settings.fees.basis_points = 290;
     settings.fees.fixed = 30;

@@ -438,7 +438,9 @@ async fn measure(backend: &str, db: &Db) -> Result<()> {
 }
 
 async fn run(backend: &str, url: &str, plugins: usize) -> Result<()> {
-    let db = Db::connect(url).await?;
+    let db = Db::connect(url)
+        .await?
+        .with_audit_key(plinth_marketplace::audit::key::AuditKey::generate()?.0);
     let start = Instant::now();
     seed(&db, plugins).await?;
     eprintln!(

@@ -34,7 +34,9 @@ fn main() -> Result<()> {
 }
 
 async fn run(name: &str, database: &TestDatabase, concurrency: usize) -> Result<()> {
-    let db = Db::connect(&database.url()).await?;
+    let db = Db::connect(&database.url())
+        .await?
+        .with_audit_key(plinth_marketplace::audit::key::AuditKey::generate()?.0);
     let state = AppState::new(db, Settings::default(), SecretKey::generate()?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

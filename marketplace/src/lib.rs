@@ -11,8 +11,10 @@
 //! ```no_run
 //! # async fn run() -> Result<(), plinth_marketplace::Error> {
 //! use plinth_marketplace::{AppState, Db, Settings, server};
-//! let db = Db::open_data_dir(std::path::Path::new("./plinth-data")).await?;
-//! let key = plinth_marketplace::signing_key::load_or_create(std::path::Path::new("./plinth-data"))?;
+//! use plinth_marketplace::audit::key::AuditKey;
+//! let data_dir = std::path::Path::new("./plinth-data");
+//! let db = Db::open_data_dir(data_dir).await?.with_audit_key(AuditKey::load_or_create(data_dir)?);
+//! let key = plinth_marketplace::signing_key::load_or_create(data_dir)?;
 //! let state = AppState::new(db, Settings::default(), key);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.map_err(|e| {
 //!     plinth_marketplace::Error::Internal(e.to_string())
@@ -34,6 +36,7 @@ pub mod error;
 pub mod events;
 pub mod id;
 pub mod installs;
+mod key_file;
 pub mod ledger;
 pub mod month;
 pub mod notifications;

@@ -96,14 +96,21 @@ pub struct NotificationList {
     pub unread_count: i64,
 }
 
-/// Whose inbox: `publisher` or `tenant`, and its id.
+/// Whose inbox: `publisher`, `tenant` or `operator`, and its id.
 #[derive(Debug, Clone, Copy)]
 pub struct Inbox<'a> {
-    /// `publisher` or `tenant`.
+    /// `publisher`, `tenant` or `operator`.
     pub kind: &'a str,
-    /// The publisher's or tenant's id.
+    /// The publisher's or tenant's id (`platform` for the operators').
     pub id: &'a str,
 }
+
+/// The operators' shared inbox: what the platform needs a person to look at (e.g. a processor
+/// event that matches nothing in the ledger).
+pub const OPERATORS: Inbox<'static> = Inbox {
+    kind: "operator",
+    id: "platform",
+};
 
 const COLUMNS: &str = "id, kind, message, payload, created_at, read_at";
 

@@ -7,7 +7,6 @@
 //! `v1:<base64 of 24-byte nonce ‖ ciphertext ‖ tag>`; the install it belongs to is bound in as
 //! associated data, so a sealed value copied to another install does not open.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
@@ -16,6 +15,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use crate::error::{Error, Result};
+use crate::key_file::{self, KeySource};
 
 /// The key file's name inside the data directory.
 pub const FILE_NAME: &str = "secrets.key";
@@ -46,9 +46,8 @@ impl SecretsKey {
     ///
     /// [`Error::Internal`] if the system's random source fails.
     pub fn generate() -> Result<(SecretsKey, String)> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("random: {e}")))?;
-        Ok((SecretsKey::from_bytes(bytes), STANDARD.encode(bytes)))
+        let (bytes, text) = key_file::generate()?;
+        Ok((SecretsKey::from_bytes(bytes), text))
     }
 
     /// The key in base64 text (as in the key file or the env var).
@@ -57,13 +56,7 @@ impl SecretsKey {
     ///
     /// [`Error::Internal`] if it is not base64 of exactly 32 bytes.
     pub fn parse(text: &str) -> Result<SecretsKey> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|e| Error::Internal(format!("the secrets key is not base64: {e}")))?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-            Error::Internal(format!("the secrets key must be 32 bytes, not {}", b.len()))
-        })?;
-        Ok(SecretsKey::from_bytes(bytes))
+        key_file::parse("the secrets key", text).map(SecretsKey::from_bytes)
     }
 
     /// The key from [`ENV_VAR`] if set, else `<data_dir>/secrets.key`, created if missing.
@@ -72,31 +65,12 @@ impl SecretsKey {
     ///
     /// [`Error::Internal`] if the key cannot be read, parsed or created.
     pub fn load_or_create(data_dir: &Path) -> Result<SecretsKey> {
-        if let Ok(text) = std::env::var(ENV_VAR) {
-            return SecretsKey::parse(&text);
-        }
-        let path = data_dir.join(FILE_NAME);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => SecretsKey::parse(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let fail = |e: std::io::Error| {
-                    Error::Internal(format!("cannot create {}: {e}", path.display()))
-                };
-                std::fs::create_dir_all(data_dir).map_err(fail)?;
-                let (key, text) = SecretsKey::generate()?;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(&path).map_err(fail)?;
-                writeln!(file, "{text}").map_err(fail)?;
-                Ok(key)
-            }
-            Err(e) => Err(Error::Internal(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
-        }
+        key_file::load_or_create(KeySource {
+            what: "the secrets key",
+            env_var: ENV_VAR,
+            path: &data_dir.join(FILE_NAME),
+        })
+        .map(SecretsKey::from_bytes)
     }
 
     /// Seals `plaintext` for the owner `context` (e.g. the install id).

@@ -1,8 +1,10 @@
 //! The revenue-share ledger over HTTP, on both backends: a paid install to a payout end to end,
 //! the webhook's signature checks, duplicates and reconciliation, refunds, disputes, payout
-//! runs retried after a crash, usage statements, statements' privacy, and `verify`.
+//! runs retried after a crash, usage statements, statements' privacy, and `verify`; and in
+//! [`ledger_cases`], money under concurrency, disorder and tampering.
 
 mod common;
+mod ledger_cases;
 mod ledger_support;
 mod publishing;
 
@@ -16,7 +18,7 @@ use sqlx::Row;
 
 use ledger_support::{
     Ledger, SECRET, assert_sound, charge_refunded, deliver, deliver_signed, dispute, end_holds,
-    invoice_paid, now_secs, pricing, publish_paid, scalar, send, subscribe, this_month,
+    invoice_paid, now_secs, pricing, publish_paid, scalar, send, subscribe, subscribed, this_month,
     transactions, world,
 };
 use publishing::developer;
@@ -287,18 +289,6 @@ async fn paid_install_to_payout_end_to_end(ledger: Ledger) -> Result<()> {
     assert_sound(app).await
 }
 
-async fn subscribed(ledger: &Ledger) -> Result<(ledger_support::World, String)> {
-    let w = world(&ledger.app).await?;
-    let subscription = subscribe(
-        &ledger.app,
-        &w.tenant_id,
-        &w.plugin,
-        &pricing(PricingModel::Monthly, 10_000)?,
-    )
-    .await?;
-    Ok((w, subscription))
-}
-
 async fn nothing_stored(ledger: &Ledger) -> Result<()> {
     let app = &ledger.app;
     ensure!(transactions(app).await? == 0, "a transaction was posted");
@@ -407,17 +397,18 @@ async fn the_same_event_five_times_at_once_posts_once(ledger: Ledger) -> Result<
 async fn unknown_subscriptions_are_kept_for_reconciliation(ledger: Ledger) -> Result<()> {
     let app = &ledger.app;
     world(app).await?;
+    // An invoice of a subscription not known waits for it (202), stored.
     let reply = deliver(
         app,
         &invoice_paid("evt_x", "in_x", "sub_unknown", 500, "ch_x"),
     )
     .await?
-    .expect(StatusCode::OK)?;
-    ensure!(reply.body["status"] == "unmatched", "{}", reply.body);
+    .expect(StatusCode::ACCEPTED)?;
+    ensure!(reply.body["status"] == "pending", "{}", reply.body);
     let stored = sqlx::query("SELECT status, payload FROM billing_events WHERE id = 'evt_x'")
         .fetch_one(app.db().pool())
         .await?;
-    ensure!(stored.try_get::<String, _>("status")? == "unmatched");
+    ensure!(stored.try_get::<String, _>("status")? == "pending");
     ensure!(
         stored
             .try_get::<String, _>("payload")?
@@ -425,8 +416,13 @@ async fn unknown_subscriptions_are_kept_for_reconciliation(ledger: Ledger) -> Re
     );
     let refund = deliver(app, &charge_refunded("evt_y", "ch_unknown", 100))
         .await?
-        .expect(StatusCode::OK)?;
-    ensure!(refund.body["status"] == "unmatched");
+        .expect(StatusCode::ACCEPTED)?;
+    ensure!(refund.body["status"] == "pending");
+    // One that names no subscription can never match: stored unmatched at once.
+    let mut nameless = invoice_paid("evt_n", "in_n", "x", 500, "ch_n");
+    nameless["data"]["object"]["subscription"] = serde_json::Value::Null;
+    let reply = deliver(app, &nameless).await?.expect(StatusCode::OK)?;
+    ensure!(reply.body["status"] == "unmatched", "{}", reply.body);
     let other = json!({"id": "evt_z", "type": "customer.created", "created": now_secs(),
                        "data": {"object": {"id": "cus_1"}}});
     let ignored = deliver(app, &other).await?.expect(StatusCode::OK)?;
@@ -474,13 +470,13 @@ async fn a_refund_larger_than_the_charge_is_refused(ledger: Ledger) -> Result<()
             .is_some_and(|n| n.contains("nothing new"))
     );
     let charge = sqlx::query(
-        "SELECT refunded, refunded_platform, platform_share FROM ledger_charges WHERE reference = 'in_p'",
+        "SELECT refunded, reversed_platform, platform_share FROM ledger_charges WHERE reference = 'in_p'",
     )
     .fetch_one(app.db().pool())
     .await?;
     ensure!(charge.try_get::<i64, _>("refunded")? == 10_000);
     ensure!(
-        charge.try_get::<i64, _>("refunded_platform")?
+        charge.try_get::<i64, _>("reversed_platform")?
             == charge.try_get::<i64, _>("platform_share")?
     );
     // The publisher is left owing only the fee it bore.
@@ -531,9 +527,11 @@ async fn a_dispute_freezes_the_publishers_part_until_closed(ledger: Ledger) -> R
         .await?
             == 9_220
     );
-    deliver(app, &charge_refunded("evt_d2", "ch_a", 100))
+    // A refund reported while the dispute is open waits for it to close.
+    let waiting = deliver(app, &charge_refunded("evt_d2", "ch_a", 100))
         .await?
-        .expect_error(StatusCode::CONFLICT, "charge_disputed")?;
+        .expect(StatusCode::ACCEPTED)?;
+    ensure!(waiting.body["status"] == "pending", "{}", waiting.body);
     // After the hold only the undisputed charge is paid.
     end_holds(app).await?;
     let run = app
@@ -546,7 +544,8 @@ async fn a_dispute_freezes_the_publishers_part_until_closed(ledger: Ledger) -> R
         .expect(StatusCode::OK)?;
     // ch_b: 10000 at 15% (lifetime above 50.00) = 1500 platform, 8500 − 30 = 8470.
     ensure!(run.body["payouts"][0]["amount"] == 8_470, "{}", run.body);
-    // Won: the frozen part returns and is paid next time.
+    // Won: the frozen part returns, the waiting refund of 1.00 is applied (floor(750 × 100 /
+    // 10000) = 7 from the platform, 93 from the publisher), and the rest is paid next time.
     deliver(
         app,
         &dispute(
@@ -568,7 +567,15 @@ async fn a_dispute_freezes_the_publishers_part_until_closed(ledger: Ledger) -> R
         )
         .await?
         .expect(StatusCode::OK)?;
-    ensure!(run.body["payouts"][0]["amount"] == 9_220, "{}", run.body);
+    ensure!(run.body["payouts"][0]["amount"] == 9_127, "{}", run.body);
+    ensure!(
+        scalar(
+            app,
+            "SELECT COUNT(*) AS n FROM billing_events WHERE id = 'evt_d2' AND status = 'applied'"
+        )
+        .await?
+            == 1
+    );
 
     // Lost: a third charge, disputed and lost, is reversed like a full refund.
     deliver(
@@ -603,10 +610,10 @@ async fn a_dispute_freezes_the_publishers_part_until_closed(ledger: Ledger) -> R
     )
     .await?
     .expect(StatusCode::OK)?;
-    let charge = sqlx::query("SELECT refunded FROM ledger_charges WHERE reference = 'in_c'")
+    let charge = sqlx::query("SELECT charged_back FROM ledger_charges WHERE reference = 'in_c'")
         .fetch_one(app.db().pool())
         .await?;
-    ensure!(charge.try_get::<i64, _>("refunded")? == 10_000);
+    ensure!(charge.try_get::<i64, _>("charged_back")? == 10_000);
     ensure!(
         scalar(
             app,

@@ -47,7 +47,7 @@ impl BootstrapCommand {
             None
         };
         runtime()?.block_on(async {
-            let db = self.database.open().await?;
+            let db = self.database.open_with_audit_key(true).await?;
             let made = plinth_marketplace::accounts::bootstrap_operator(
                 &db,
                 &self.email,

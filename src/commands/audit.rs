@@ -21,8 +21,9 @@ impl AuditCommand {
 }
 
 /// Check that the audit log is the one written: every entry's hash matches its contents and
-/// names the entry before it, and none is missing at the end. Exits 0 only if it is sound;
-/// otherwise names the first entry where the chain breaks.
+/// names the entry before it, every entry's seal matches its hash under the audit key
+/// (`PLINTH_AUDIT_KEY`, else `DIR/audit.key`), and none is missing at the end. Exits 0 only if
+/// it is sound; otherwise names the first entry where the chain breaks.
 #[derive(Debug, clap::Args)]
 pub struct VerifyCommand {
     #[command(flatten)]
@@ -36,7 +37,7 @@ impl VerifyCommand {
     /// Verifies the chain.
     pub fn execute(self) -> anyhow::Result<()> {
         runtime()?.block_on(async {
-            let db = self.database.open().await?;
+            let db = self.database.open_with_audit_key(false).await?;
             let outcome = chain::verify(&db).await;
             db.close().await;
             print_verdict(
@@ -44,8 +45,8 @@ impl VerifyCommand {
                 self.json,
                 |report| {
                     format!(
-                        "audit log sound: {} entries, head {}",
-                        report.entries, report.head_hash
+                        "audit log sound: {} entries ({} from before seals), head {}",
+                        report.entries, report.unsealed_entries, report.head_hash
                     )
                 },
                 |violation| format!("audit log broken at {violation}"),

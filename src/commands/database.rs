@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use plinth_marketplace::Db;
+use plinth_marketplace::audit::key::AuditKey;
 
 /// Where the marketplace's database is: SQLite under the data dir, or a PostgreSQL URL.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,11 +27,23 @@ impl DatabaseArgs {
     pub async fn open(&self) -> anyhow::Result<Db> {
         super::serve::open_database(&self.data_dir, self.database_url.as_deref()).await
     }
+
+    /// Opens the database with the audit key (`PLINTH_AUDIT_KEY`, else `DIR/audit.key`), for
+    /// commands that append to the audit log (`create`: make the key if there is none) or
+    /// verify it (the key must exist).
+    pub async fn open_with_audit_key(&self, create: bool) -> anyhow::Result<Db> {
+        let key = if create {
+            AuditKey::load_or_create(&self.data_dir)
+        } else {
+            AuditKey::load(&self.data_dir)
+        }
+        .context("cannot load the audit key")?;
+        Ok(self.open().await?.with_audit_key(key))
+    }
 }
 
 /// A current-thread async runtime for a one-shot command.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    use anyhow::Context as _;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

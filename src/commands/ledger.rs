@@ -22,8 +22,11 @@ impl LedgerCommand {
 
 /// Check every invariant of the ledger: each transaction balances per currency, no posting is
 /// orphaned, cached balances equal the sums of postings, no payout exceeded the available
-/// balance, and every split sums to its charge. Exits 0 only if all hold; otherwise names the
-/// first violation.
+/// balance; and, re-derived from what is recorded of each charge (its split policy and
+/// lifetime, fee, refunds, disputes and release) and each payout, what every account should
+/// hold, compared posting by posting and balance by balance. Exits 0 only if all hold;
+/// otherwise names the first violation (for a charge: the charge, the account, and what it
+/// should and does hold).
 #[derive(Debug, clap::Args)]
 pub struct VerifyCommand {
     #[command(flatten)]

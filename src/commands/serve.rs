@@ -11,6 +11,7 @@ use std::sync::Arc;
 use plinth_host::kv::KvStore;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{Host, HostConfig};
+use plinth_marketplace::audit::{self, key::AuditKey};
 use plinth_marketplace::db::Backend;
 use plinth_marketplace::secrets::SecretsKey;
 use plinth_marketplace::server::Role;
@@ -117,7 +118,13 @@ impl ServeCommand {
     }
 
     async fn run(self) -> anyhow::Result<()> {
-        let db = open_database(&self.data_dir, self.database_url.as_deref()).await?;
+        let audit_key = AuditKey::load_or_create(&self.data_dir)?;
+        let db = open_database(&self.data_dir, self.database_url.as_deref())
+            .await?
+            .with_audit_key(audit_key);
+        audit::seal_unsealed_log(&db)
+            .await
+            .context("cannot seal the audit log")?;
         let key_path = self
             .marketplace_key
             .unwrap_or_else(|| self.data_dir.join(signing_key::FILE_NAME));

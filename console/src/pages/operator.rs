@@ -1,6 +1,6 @@
 //! `/operator…`: tenants and plans, yank / security yank / block / rollback with
-//! confirmation, payout runs, and the audit log with its chain status. Operators only, as in
-//! the API; every action calls the API's own service.
+//! confirmation, payout runs, processor events waiting or unmatched, and the audit log with its
+//! chain status. Operators only, as in the API; every action calls the API's own service.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use plinth_marketplace::AppState;
 use plinth_marketplace::audit::{self, Actor, Filter, chain};
 use plinth_marketplace::clock::now_ms;
-use plinth_marketplace::ledger::payouts;
+use plinth_marketplace::ledger::{payouts, processor_events};
 use plinth_marketplace::tenants::{self, TenantRole};
 use plinth_marketplace::versions::{self, block, rollback, yank};
 use serde::Deserialize;
@@ -22,6 +22,9 @@ use crate::session::Viewer;
 
 /// How many audit entries the page shows (the newest).
 const AUDIT_SHOWN: i64 = 50;
+
+/// How many unmatched processor events the page lists (the oldest).
+const UNMATCHED_SHOWN: i64 = 20;
 
 /// Actions on a plugin, with their labels.
 const ACTIONS: [(&str, &str); 4] = [
@@ -50,6 +53,13 @@ async fn render(
         Ok(report) => report.entries,
         Err(violation) => violation.seq,
     };
+    let (pending, unmatched_count) = processor_events::waiting_counts(db).await?;
+    let unmatched = processor_events::list(
+        db,
+        Some(processor_events::Status::Unmatched),
+        UNMATCHED_SHOWN,
+    )
+    .await?;
     let log = audit::list(
         db,
         &Filter {
@@ -133,6 +143,31 @@ async fn render(
                     label for="run_id" { "Run id (repeating one pays nobody twice)" }
                     input #run_id type="text" name="run_id" required pattern="[A-Za-z0-9_-]{1,64}";
                     button type="submit" { "Run payouts" }
+                }
+            }
+            section.panel aria-labelledby="billing-events-title" {
+                h2 #billing-events-title { "Processor events" }
+                p #billing-events-status {
+                    (pending) " waiting for what they concern, " (unmatched_count) " unmatched. "
+                    "Waiting events are applied when their charge arrives and retried every hour; "
+                    "those still waiting after the deadline are reported unmatched."
+                }
+                @if !unmatched.is_empty() {
+                    div.table-wrap {
+                        table.stack #unmatched-events {
+                            thead { tr { th scope="col" { "Event" } th scope="col" { "Type" } th scope="col" { "Received" } th scope="col" { "Why" } } }
+                            tbody {
+                                @for event in &unmatched {
+                                    tr {
+                                        td data-label="Event" { code { (event.id) } }
+                                        td data-label="Type" { (event.kind) }
+                                        td data-label="Received" { (event.received_at) }
+                                        td data-label="Why" { (event.note) }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
             section.panel aria-labelledby="audit-title" {

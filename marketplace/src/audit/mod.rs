@@ -1,12 +1,16 @@
-//! The audit log: who did what, append-only and hash-chained.
+//! The audit log: who did what, append-only, hash-chained and sealed.
 //!
 //! Every module that changes something worth proving (keys, submissions, review decisions,
 //! installs and grants, configuration, updates, rollbacks, yanks, blocks, rating moderation,
-//! payouts) calls [`record`] in the transaction of the change, so an entry exists exactly when
-//! the change does. Entries never hold a secret value. [`chain::verify`] (and `plinth audit
-//! verify`) proves the stored log is the one written; `GET /v1/audit` lists it.
+//! paid invoices, refunds, disputes, payouts) calls [`record`] in the transaction of the
+//! change, so an entry exists exactly when the change does. Entries never hold a secret value.
+//! Each entry's hash covers its fields and the previous entry's hash ([`chain`]); its seal, an
+//! HMAC of that hash under a key kept outside the database ([`key`]), makes a rewritten tail
+//! show even when every hash was recomputed. [`chain::verify`] (and `plinth audit verify`)
+//! proves the stored log is the one written; `GET /v1/audit` lists it.
 
 pub mod chain;
+pub mod key;
 mod routes;
 
 use serde::Serialize;
@@ -83,16 +87,23 @@ pub struct Entry<'a> {
     pub details: serde_json::Value,
 }
 
-/// Appends `entry` to the log in `tx`, the transaction of the change it records.
+/// Appends `entry` to the log in `tx`, the transaction of the change it records, sealed with
+/// the audit key of the transaction's [`Db`].
 ///
 /// Appends are serialized through the log's head row: on SQLite the first write takes the
 /// database's write lock, on PostgreSQL the head row stays locked until `tx` ends.
 ///
 /// # Errors
 ///
-/// [`Error::Database`]; [`Error::Internal`] if the details cannot be serialized or the head
-/// row is missing.
+/// [`Error::Database`]; [`Error::Internal`] if the database handle has no audit key
+/// ([`Db::with_audit_key`]), the details cannot be serialized or the head row is missing.
 pub async fn record(tx: &mut Tx, entry: Entry<'_>) -> Result<()> {
+    if tx.audit_key().is_none() {
+        return Err(Error::Internal(
+            "this database handle has no audit key, so it cannot append to the audit log"
+                .to_owned(),
+        ));
+    }
     let details = serde_json::to_string(&entry.details)
         .map_err(|e| Error::Internal(format!("audit details: {e}")))?;
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
@@ -103,7 +114,7 @@ pub async fn record(tx: &mut Tx, entry: Entry<'_>) -> Result<()> {
     let prev_hash: String = head.try_get("hash")?;
     let id = new_id();
     let at = now_ms();
-    let sealed = chain::Sealed {
+    let hashed = chain::Hashed {
         seq,
         id: &id,
         at,
@@ -115,30 +126,73 @@ pub async fn record(tx: &mut Tx, entry: Entry<'_>) -> Result<()> {
         details: &details,
         prev_hash: &prev_hash,
     };
-    let hash = sealed.hash();
+    let hash = hashed.hash();
+    let (seal, head_seal) = match tx.audit_key() {
+        Some(key) => (key.seal_entry(&hash)?, key.seal_head(seq, &hash)?),
+        None => return Err(Error::Internal("the audit key vanished".to_owned())),
+    };
     sqlx::query(
         "INSERT INTO audit_log (seq, id, at, actor_kind, actor_id, action, tenant_id, subject, \
-                                details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                details, prev_hash, hash, seal) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(seq)
     .bind(&id)
     .bind(at)
-    .bind(sealed.actor_kind)
-    .bind(sealed.actor_id)
+    .bind(hashed.actor_kind)
+    .bind(hashed.actor_id)
     .bind(entry.action)
     .bind(entry.tenant_id)
     .bind(&entry.subject)
     .bind(&details)
     .bind(&prev_hash)
     .bind(&hash)
+    .bind(&seal)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+    sqlx::query("UPDATE audit_head SET hash = $1, seal = $2 WHERE id = 1")
         .bind(&hash)
+        .bind(&head_seal)
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Seals a log written before entries were sealed: when the log has entries but its head no
+/// seal, appends an `audit.sealed` entry, whose seal vouches through its hash for every entry
+/// before it. `plinth serve` calls it at start; answers whether it appended.
+///
+/// # Errors
+///
+/// As [`record`].
+pub async fn seal_unsealed_log(db: &Db) -> Result<bool> {
+    let mut tx = db.begin_write().await?;
+    let head = sqlx::query("SELECT seq, seal FROM audit_head WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::Internal("the audit log's head row is missing".to_owned()))?;
+    let seq: i64 = head.try_get("seq")?;
+    let seal: Option<String> = head.try_get("seal")?;
+    if seq == 0 || seal.is_some() {
+        return Ok(false);
+    }
+    record(
+        &mut tx,
+        Entry {
+            actor: Actor::System,
+            action: "audit.sealed",
+            tenant_id: None,
+            subject: "audit:log".to_owned(),
+            details: serde_json::json!({ "unsealed_entries": seq }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(
+        unsealed_entries = seq,
+        "sealed an audit log written before seals"
+    );
+    Ok(true)
 }
 
 /// One entry as listed.

@@ -10,14 +10,16 @@ pub mod sqlite;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Any, AnyPool, SqlSafeStr, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, SqlSafeStr, Transaction};
 
+use crate::audit::key::AuditKey;
 use crate::error::{Error, Result};
 use cache::{ReadCache, Topic};
 
@@ -43,6 +45,9 @@ pub struct Db {
     /// PostgreSQL: the server process ids of this pool's connections, so that this process
     /// can tell its own change notifications from other processes'.
     own_backends: Arc<Mutex<HashSet<u32>>>,
+    /// The key audit entries written through this handle are sealed with
+    /// ([`Db::with_audit_key`]); without one, appending to the audit log fails.
+    audit_key: Option<Arc<AuditKey>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -56,7 +61,73 @@ impl std::fmt::Debug for Db {
 }
 
 /// A transaction on the marketplace's database.
-pub type Tx = Transaction<'static, Any>;
+///
+/// It dereferences to the connection, so `&mut *tx` (or `&mut **tx` through a `&mut Tx`) is
+/// what a query executes on, and it carries what writes in it need from their [`Db`]: the key
+/// that seals audit entries ([`crate::audit`]) and whether it holds the ledger lock
+/// ([`crate::ledger::lock`]). Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    audit_key: Option<Arc<AuditKey>>,
+    holds_ledger_lock: bool,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("holds_ledger_lock", &self.holds_ledger_lock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tx {
+    /// Commits the transaction.
+    ///
+    /// # Errors
+    ///
+    /// The database's error if the commit fails (nothing was written then).
+    pub async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    /// Rolls the transaction back.
+    ///
+    /// # Errors
+    ///
+    /// The database's error if the rollback fails.
+    pub async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+
+    /// The key audit entries written in this transaction are sealed with, if its [`Db`] has one.
+    pub fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.as_deref()
+    }
+
+    /// Records that this transaction took the ledger lock.
+    pub(crate) fn note_ledger_lock(&mut self) {
+        self.holds_ledger_lock = true;
+    }
+
+    /// Whether this transaction took the ledger lock.
+    pub(crate) fn holds_ledger_lock(&self) -> bool {
+        self.holds_ledger_lock
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
 
 impl Db {
     /// Connects to `url` (`sqlite://FILE?mode=rwc` or `postgres://…`) and applies the
@@ -125,6 +196,7 @@ impl Db {
             url: url.to_owned(),
             cache: Arc::default(),
             own_backends,
+            audit_key: None,
         };
         db.migrate().await?;
         Ok(db)
@@ -181,13 +253,34 @@ impl Db {
         self.cache.changed(topic);
     }
 
+    /// This handle, sealing the audit entries written through it with `key`
+    /// ([`crate::audit::key`]).
+    #[must_use]
+    pub fn with_audit_key(mut self, key: AuditKey) -> Db {
+        self.audit_key = Some(Arc::new(key));
+        self
+    }
+
+    /// The key audit entries are sealed and verified with, if this handle has one.
+    pub fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.as_deref()
+    }
+
+    fn transaction(&self, inner: Transaction<'static, Any>) -> Tx {
+        Tx {
+            inner,
+            audit_key: self.audit_key.clone(),
+            holds_ledger_lock: false,
+        }
+    }
+
     /// Starts a transaction.
     ///
     /// # Errors
     ///
     /// [`Error::Database`] if no connection can be had.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(self.transaction(self.pool.begin().await?))
     }
 
     /// Starts a transaction that will write, taking SQLite's write lock at once (`BEGIN
@@ -199,10 +292,11 @@ impl Db {
     ///
     /// [`Error::Database`] if no connection can be had or the lock is not had in time.
     pub async fn begin_write(&self) -> Result<Tx> {
-        Ok(match self.backend {
+        let inner = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
-        })
+        };
+        Ok(self.transaction(inner))
     }
 
     /// Applies the migrations of this backend that are not applied yet.

@@ -49,6 +49,16 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "plan_shares",
         include_str!("../../migrations/postgres/0009_plan_shares.sql"),
     ),
+    (
+        10,
+        "audit_seals",
+        include_str!("../../migrations/postgres/0010_audit_seals.sql"),
+    ),
+    (
+        11,
+        "ledger_exact",
+        include_str!("../../migrations/postgres/0011_ledger_exact.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

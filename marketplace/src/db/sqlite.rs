@@ -44,6 +44,16 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "plan_shares",
         include_str!("../../migrations/sqlite/0009_plan_shares.sql"),
     ),
+    (
+        10,
+        "audit_seals",
+        include_str!("../../migrations/sqlite/0010_audit_seals.sql"),
+    ),
+    (
+        11,
+        "ledger_exact",
+        include_str!("../../migrations/sqlite/0011_ledger_exact.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy

@@ -8,7 +8,6 @@
 
 use sqlx::Row;
 
-use crate::clock::now_ms;
 use crate::db::Tx;
 use crate::error::Result;
 
@@ -121,26 +120,6 @@ impl AccountKey {
     }
 }
 
-/// Creates the account if it does not exist yet.
-///
-/// # Errors
-///
-/// [`crate::Error::Database`].
-pub async fn ensure(tx: &mut Tx, key: &AccountKey) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ledger_accounts (id, kind, owner_id, currency, balance, created_at) \
-         VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(key.id())
-    .bind(key.kind.as_str())
-    .bind(key.owner.as_deref())
-    .bind(&key.currency)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Adds `amount` to the account's cached balance, creating the account first if needed, in one
 /// statement.
 ///
@@ -166,22 +145,6 @@ pub(crate) async fn add_to_balance(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// Creates the account if needed and locks its row until `tx` ends (on PostgreSQL; on SQLite
-/// a write transaction holds the database already), so that what is read of it next stays
-/// true until `tx` commits.
-///
-/// # Errors
-///
-/// [`crate::Error::Database`].
-pub async fn lock(tx: &mut Tx, key: &AccountKey) -> Result<()> {
-    ensure(tx, key).await?;
-    sqlx::query("UPDATE ledger_accounts SET balance = balance WHERE id = $1")
-        .bind(key.id())
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 

@@ -8,13 +8,19 @@
 //! instead and takes no fee; [`settle`] later moves the receivable to clearing and takes the
 //! fee. The publisher's part is released to *available* by [`release_due`] once
 //! `available_at` (paid + hold) has passed and no dispute is open.
+//!
+//! Every change here happens under the ledger lock ([`super::lock`]) and re-reads the charge
+//! after taking it; each records an audit entry.
 
+use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::LedgerSettings;
-use super::accounts::{self, AccountKey, AccountKind};
+use super::accounts::{AccountKey, AccountKind};
+use super::lock::{self, one_row};
 use super::posting::{self, NewTransaction, Posting};
+use crate::audit::{self, Actor};
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::id::new_id;
@@ -54,10 +60,15 @@ pub struct Charge {
     pub publisher_fee: i64,
     /// The split policy version it was split by.
     pub policy_version: i64,
-    /// Refunded so far (cumulative), minor units.
+    /// The publisher's lifetime gross in this currency before this charge: where in the
+    /// policy's tiers it was split.
+    pub lifetime_before: i64,
+    /// Refunded so far (the processor's cumulative `amount_refunded`), minor units.
     pub refunded: i64,
-    /// The platform's part of `refunded`.
-    pub refunded_platform: i64,
+    /// Taken back by lost disputes so far, minor units.
+    pub charged_back: i64,
+    /// The platform's part of everything reversed (`refunded + charged_back`).
+    pub reversed_platform: i64,
     /// `billed` (usage, unpaid) or `paid`.
     pub status: String,
     /// When it was paid (Unix ms).
@@ -73,27 +84,42 @@ pub struct Charge {
 }
 
 impl Charge {
+    /// Everything reversed so far: refunds and lost disputes.
+    pub fn reversed(&self) -> i64 {
+        self.refunded + self.charged_back
+    }
+
     /// What the publisher still holds of this charge: its part, less the fee it bore and the
-    /// refunds taken from it.
+    /// publisher's part of every refund and lost dispute (negative when a full reversal leaves
+    /// the publisher owing the fee it bore).
     pub fn publisher_remaining(&self) -> i64 {
-        self.publisher_share - self.publisher_fee - (self.refunded - self.refunded_platform)
+        self.publisher_share - self.publisher_fee - (self.reversed() - self.reversed_platform)
+    }
+
+    /// The kind of account where the publisher's part of this charge sits (frozen aside):
+    /// available once released, held before.
+    pub fn publisher_location(&self) -> AccountKind {
+        if self.released_at.is_some() {
+            AccountKind::PublisherAvailable
+        } else {
+            AccountKind::PublisherHeld
+        }
     }
 
     /// The account where the publisher's part of this charge sits now (frozen aside).
     pub fn publisher_account(&self) -> AccountKey {
-        let kind = if self.released_at.is_some() {
-            AccountKind::PublisherAvailable
-        } else {
-            AccountKind::PublisherHeld
-        };
-        AccountKey::owned(kind, &self.publisher_id, &self.currency)
+        AccountKey::owned(
+            self.publisher_location(),
+            &self.publisher_id,
+            &self.currency,
+        )
     }
 }
 
 const COLUMNS: &str = "id, reference, processor_charge, processor_invoice, source, subscription_id, tenant_id, plugin_id, \
     publisher_id, currency, gross, platform_share, publisher_share, fee, publisher_fee, \
-    policy_version, refunded, refunded_platform, status, paid_at, available_at, released_at, \
-    period, created_at";
+    policy_version, lifetime_before, refunded, charged_back, reversed_platform, status, paid_at, \
+    available_at, released_at, period, created_at";
 
 fn from_row(row: &AnyRow) -> Result<Charge> {
     Ok(Charge {
@@ -113,8 +139,10 @@ fn from_row(row: &AnyRow) -> Result<Charge> {
         fee: row.try_get("fee")?,
         publisher_fee: row.try_get("publisher_fee")?,
         policy_version: row.try_get("policy_version")?,
+        lifetime_before: row.try_get("lifetime_before")?,
         refunded: row.try_get("refunded")?,
-        refunded_platform: row.try_get("refunded_platform")?,
+        charged_back: row.try_get("charged_back")?,
+        reversed_platform: row.try_get("reversed_platform")?,
         status: row.try_get("status")?,
         paid_at: row.try_get("paid_at")?,
         available_at: row.try_get("available_at")?,
@@ -215,18 +243,34 @@ pub struct NewCharge<'a> {
     pub period: Option<&'a str>,
 }
 
-/// Records a charge and posts its split, in `tx`; a charge with the same reference recorded
-/// before is answered as it is (`false`: nothing new).
+/// The charge `id` as it is now, in a transaction holding the ledger lock: what every money
+/// change of a charge starts from.
 ///
 /// # Errors
 ///
-/// [`Error::BadRequest`] (`invalid_amount`) for a gross of 0 or less; [`Error::Database`].
+/// [`Error::Internal`] without the ledger lock or for an unknown charge; [`Error::Database`].
+pub async fn current(tx: &mut Tx, id: &str) -> Result<Charge> {
+    lock::held(tx)?;
+    by_id(tx, id)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("charge {id} vanished")))
+}
+
+/// Records a charge and posts its split, in `tx` (which holds the ledger lock); a charge with
+/// the same reference recorded before is answered as it is (`false`: nothing new).
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] (`invalid_amount`) for a gross of 0 or less; [`Error::Internal`]
+/// without the ledger lock or if the split policy's version was stored with other tiers;
+/// [`Error::Database`].
 pub async fn record(
     tx: &mut Tx,
     settings: &LedgerSettings,
     charge: NewCharge<'_>,
     now: i64,
 ) -> Result<(Charge, bool)> {
+    lock::held(tx)?;
     if charge.gross <= 0 {
         return Err(Error::bad_request(
             "invalid_amount",
@@ -236,14 +280,8 @@ pub async fn record(
     if let Some(existing) = by_reference(tx, charge.reference).await? {
         return Ok((existing, false));
     }
-    let held = AccountKey::owned(
-        AccountKind::PublisherHeld,
-        charge.publisher_id,
-        charge.currency,
-    );
-    // Serializes charges of one publisher and currency, so lifetime gross is read once per
-    // charge.
-    accounts::lock(tx, &held).await?;
+    super::policies::register(tx, &settings.split).await?;
+    // The ledger lock keeps this sum true until the charge is inserted.
     let lifetime: i64 = sqlx::query(
         "SELECT COALESCE(CAST(SUM(gross) AS BIGINT), 0) AS lifetime FROM ledger_charges \
          WHERE publisher_id = $1 AND currency = $2",
@@ -271,10 +309,11 @@ pub async fn record(
     sqlx::query(
         "INSERT INTO ledger_charges (id, reference, processor_charge, processor_invoice, source, \
          subscription_id, tenant_id, plugin_id, publisher_id, currency, gross, platform_share, \
-         publisher_share, fee, publisher_fee, policy_version, refunded, refunded_platform, status, \
-         paid_at, available_at, released_at, period, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, 0, $17, \
-         $18, $19, NULL, $20, $21)",
+         publisher_share, fee, publisher_fee, policy_version, lifetime_before, refunded, \
+         charged_back, reversed_platform, status, paid_at, available_at, released_at, period, \
+         created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 0, 0, \
+         0, $18, $19, $20, NULL, $21, $22)",
     )
     .bind(&id)
     .bind(charge.reference)
@@ -292,6 +331,7 @@ pub async fn record(
     .bind(fee.fee)
     .bind(fee.publisher)
     .bind(settings.split.version)
+    .bind(lifetime)
     .bind(if charge.paid { "paid" } else { "billed" })
     .bind(paid_at)
     .bind(available_at)
@@ -311,7 +351,12 @@ pub async fn record(
             split.gross,
         )
     };
-    posting::post(
+    let what = if charge.paid {
+        "charge"
+    } else {
+        "usage billed"
+    };
+    let posted = posting::post(
         tx,
         NewTransaction {
             idempotency_key: format!("charge:{}", charge.reference),
@@ -326,12 +371,7 @@ pub async fn record(
             charge_id: Some(id.clone()),
             reverses: None,
             memo: format!(
-                "{} of {} {cur} for {} (policy v{}: platform {}, publisher {}, fee {})",
-                if charge.paid {
-                    "charge"
-                } else {
-                    "usage billed"
-                },
+                "{what} of {} {cur} for {} (policy v{}: platform {}, publisher {}, fee {})",
                 split.gross,
                 charge.plugin_id,
                 settings.split.version,
@@ -349,56 +389,61 @@ pub async fn record(
                     AccountKey::platform(AccountKind::PlatformRevenue, cur),
                     split.platform + fee.publisher,
                 ),
-                Posting::credit(held, split.publisher - fee.publisher),
+                Posting::credit(
+                    AccountKey::owned(AccountKind::PublisherHeld, charge.publisher_id, cur),
+                    split.publisher - fee.publisher,
+                ),
             ],
         },
     )
     .await?;
-    let recorded = Charge {
-        id,
-        reference: charge.reference.to_owned(),
-        processor_charge: charge.processor_charge.map(str::to_owned),
-        processor_invoice: charge.processor_invoice.map(str::to_owned),
-        source: charge.source.to_owned(),
-        subscription_id: charge.subscription_id.map(str::to_owned),
-        tenant_id: charge.tenant_id.to_owned(),
-        plugin_id: charge.plugin_id.to_owned(),
-        publisher_id: charge.publisher_id.to_owned(),
-        currency: charge.currency.to_owned(),
-        gross: split.gross,
-        platform_share: split.platform,
-        publisher_share: split.publisher,
-        fee: fee.fee,
-        publisher_fee: fee.publisher,
-        policy_version: settings.split.version,
-        refunded: 0,
-        refunded_platform: 0,
-        status: if charge.paid { "paid" } else { "billed" }.to_owned(),
-        paid_at,
-        available_at,
-        released_at: None,
-        period: charge.period.map(str::to_owned),
-        created_at: now,
-    };
-    Ok((recorded, true))
+    audit::record(
+        tx,
+        audit::Entry {
+            actor: Actor::System,
+            action: if charge.paid {
+                "ledger.charged"
+            } else {
+                "ledger.usage_billed"
+            },
+            tenant_id: Some(charge.tenant_id),
+            subject: format!("charge:{}", charge.reference),
+            details: json!({
+                "charge": id,
+                "plugin": charge.plugin_id,
+                "currency": cur,
+                "gross": split.gross,
+                "platform": split.platform,
+                "publisher": split.publisher,
+                "fee": fee.fee,
+                "publisher_fee": fee.publisher,
+                "policy_version": settings.split.version,
+                "invoice": charge.processor_invoice,
+                "transaction": posted.id(),
+            }),
+        },
+    )
+    .await?;
+    Ok((current(tx, &id).await?, true))
 }
 
-/// Settles a billed (usage) charge that the processor reports paid: receivable to clearing,
-/// the fee taken, the hold started. A charge paid already is answered as it is.
+/// Settles billed (usage) charge `charge_id`, which the processor reports paid: receivable to
+/// clearing, the fee taken, the hold started. A charge paid already is answered as it is.
 ///
 /// # Errors
 ///
-/// [`Error::Database`].
+/// [`Error::Internal`] without the ledger lock; [`Error::Database`].
 pub async fn settle(
     tx: &mut Tx,
     settings: &LedgerSettings,
-    charge: &Charge,
+    charge_id: &str,
     processor_charge: Option<&str>,
     processor_invoice: &str,
     now: i64,
 ) -> Result<Charge> {
+    let charge = current(tx, charge_id).await?;
     if charge.status != "billed" {
-        return Ok(charge.clone());
+        return Ok(charge);
     }
     let split = super::split::Split {
         gross: charge.gross,
@@ -407,7 +452,7 @@ pub async fn settle(
     };
     let fee = settings.fees.fee(&split);
     let cur = charge.currency.as_str();
-    posting::post(
+    let posted = posting::post(
         tx,
         NewTransaction {
             idempotency_key: format!("settle:{}", charge.reference),
@@ -443,7 +488,7 @@ pub async fn settle(
         },
     )
     .await?;
-    sqlx::query(
+    let settled = sqlx::query(
         "UPDATE ledger_charges SET status = 'paid', fee = $1, publisher_fee = $2, paid_at = $3, \
          available_at = $4, processor_charge = $5, processor_invoice = $6 \
          WHERE id = $7 AND status = 'billed'",
@@ -457,33 +502,41 @@ pub async fn settle(
     .bind(&charge.id)
     .execute(&mut **tx)
     .await?;
-    by_id(tx, &charge.id)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("charge {} vanished", charge.id)))
+    one_row(&settled, &format!("settling charge {}", charge.reference))?;
+    audit::record(
+        tx,
+        audit::Entry {
+            actor: Actor::System,
+            action: "ledger.settled",
+            tenant_id: Some(&charge.tenant_id),
+            subject: format!("charge:{}", charge.reference),
+            details: json!({
+                "charge": charge.id,
+                "plugin": charge.plugin_id,
+                "currency": cur,
+                "gross": charge.gross,
+                "fee": fee.fee,
+                "publisher_fee": fee.publisher,
+                "invoice": processor_invoice,
+                "transaction": posted.id(),
+            }),
+        },
+    )
+    .await?;
+    current(tx, charge_id).await
 }
 
 /// Releases to *available* the publisher's remaining part of every paid charge whose hold
 /// ended by `now` and that has no open dispute; answers how many charges were released.
-/// Each release is its own idempotent transaction (`release:<reference>`).
+/// Each release is its own transaction under the ledger lock (`release:<reference>`).
 ///
 /// # Errors
 ///
 /// [`Error::Database`].
 pub async fn release_due(db: &crate::Db, now: i64) -> Result<u64> {
-    let due: Vec<String> = sqlx::query(
-        "SELECT c.id FROM ledger_charges c WHERE c.status = 'paid' AND c.released_at IS NULL \
-         AND c.available_at <= $1 AND NOT EXISTS (SELECT 1 FROM ledger_disputes d \
-         WHERE d.charge_id = c.id AND d.status = 'open') ORDER BY c.available_at, c.id",
-    )
-    .bind(now)
-    .fetch_all(db.pool())
-    .await?
-    .iter()
-    .map(|row| row.try_get("id"))
-    .collect::<Result<_, _>>()?;
     let mut released = 0;
-    for id in due {
-        let mut tx = db.begin_write().await?;
+    for id in due(db.pool(), now).await? {
+        let mut tx = lock::begin(db).await?;
         if release(&mut tx, &id, now).await? {
             released += 1;
         }
@@ -492,20 +545,48 @@ pub async fn release_due(db: &crate::Db, now: i64) -> Result<u64> {
     Ok(released)
 }
 
+/// As [`release_due`], in `tx` (which holds the ledger lock).
+///
+/// # Errors
+///
+/// [`Error::Internal`] without the ledger lock; [`Error::Database`].
+pub async fn release_due_in(tx: &mut Tx, now: i64) -> Result<u64> {
+    lock::held(tx)?;
+    let mut released = 0;
+    for id in due(&mut **tx, now).await? {
+        if release(tx, &id, now).await? {
+            released += 1;
+        }
+    }
+    Ok(released)
+}
+
+/// The ids of the charges due for release at `now`, oldest hold first.
+async fn due<'e, E>(executor: E, now: i64) -> Result<Vec<String>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows = sqlx::query(
+        "SELECT c.id FROM ledger_charges c WHERE c.status = 'paid' AND c.released_at IS NULL \
+         AND c.available_at <= $1 AND NOT EXISTS (SELECT 1 FROM ledger_disputes d \
+         WHERE d.charge_id = c.id AND d.status = 'open') ORDER BY c.available_at, c.id",
+    )
+    .bind(now)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()?)
+}
+
 /// Releases one charge if it is still due; answers whether it did.
 async fn release(tx: &mut Tx, charge_id: &str, now: i64) -> Result<bool> {
-    let Some(charge) = by_id(tx, charge_id).await? else {
-        return Ok(false);
-    };
-    let open_dispute: Option<AnyRow> =
-        sqlx::query("SELECT id FROM ledger_disputes WHERE charge_id = $1 AND status = 'open'")
-            .bind(charge_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let charge = current(tx, charge_id).await?;
     if charge.released_at.is_some()
         || charge.status != "paid"
         || charge.available_at.is_none_or(|at| at > now)
-        || open_dispute.is_some()
+        || super::disputes::open_for(tx, charge_id).await?.is_some()
     {
         return Ok(false);
     }
@@ -541,10 +622,13 @@ async fn release(tx: &mut Tx, charge_id: &str, now: i64) -> Result<bool> {
         )
         .await?;
     }
-    sqlx::query("UPDATE ledger_charges SET released_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(charge_id)
-        .execute(&mut **tx)
-        .await?;
+    let released = sqlx::query(
+        "UPDATE ledger_charges SET released_at = $1 WHERE id = $2 AND released_at IS NULL",
+    )
+    .bind(now)
+    .bind(charge_id)
+    .execute(&mut **tx)
+    .await?;
+    one_row(&released, &format!("releasing charge {}", charge.reference))?;
     Ok(true)
 }

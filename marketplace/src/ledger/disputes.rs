@@ -1,12 +1,17 @@
 //! Disputes (chargebacks): an open dispute freezes the publisher's remaining part of the
 //! charge; closing it unfreezes that part back where it came from, and a lost dispute is then
-//! reversed like a refund of the disputed amount ([`super::refunds`], kind `chargeback`).
+//! reversed like a refund of the disputed amount ([`super::refunds::charge_back`]).
+//!
+//! A charge has at most one open dispute. While it is open the charge is neither released nor
+//! refunded, so the frozen part stays what it was when frozen. Both changes run in a
+//! transaction holding the ledger lock and start from the charge as it is then.
 
 use serde_json::json;
 use sqlx::Row;
 
 use super::accounts::{AccountKey, AccountKind};
-use super::charges::Charge;
+use super::charges;
+use super::lock::one_row;
 use super::posting::{self, NewTransaction, Posting};
 use crate::audit::{self, Actor};
 use crate::clock::now_ms;
@@ -35,35 +40,44 @@ pub async fn open_for(tx: &mut Tx, charge_id: &str) -> Result<Option<(String, i6
     })
 }
 
-/// Opens dispute `dispute_id` of `amount` on `charge`: freezes the publisher's remaining part.
-/// A dispute opened before changes nothing.
+/// Opens dispute `dispute_id` of `amount` on charge `charge_id`: freezes the publisher's
+/// remaining part. Answers `false` for a dispute opened before (nothing changes).
 ///
 /// # Errors
 ///
-/// [`Error::Conflict`] `dispute_exceeds_charge` when the amount is more than the charge not yet
-/// refunded; [`Error::Database`].
-pub async fn open(tx: &mut Tx, charge: &Charge, dispute_id: &str, amount: i64) -> Result<()> {
-    let known = sqlx::query("SELECT id FROM ledger_disputes WHERE id = $1")
+/// [`Error::Conflict`] `dispute_exceeds_charge` for an amount of 0 or less or above the gross,
+/// `dispute_open` while another dispute of the charge is open, `dispute_of_another_charge`;
+/// [`Error::Internal`] without the ledger lock; [`Error::Database`].
+pub async fn open(tx: &mut Tx, charge_id: &str, dispute_id: &str, amount: i64) -> Result<bool> {
+    let charge = charges::current(tx, charge_id).await?;
+    let known = sqlx::query("SELECT charge_id FROM ledger_disputes WHERE id = $1")
         .bind(dispute_id)
         .fetch_optional(&mut **tx)
         .await?;
-    if known.is_some() {
-        return Ok(());
+    if let Some(row) = known {
+        let of: String = row.try_get("charge_id")?;
+        return if of == charge.id {
+            Ok(false)
+        } else {
+            Err(of_another_charge(dispute_id, &charge.reference))
+        };
     }
-    if amount <= 0 || amount > charge.gross - charge.refunded {
+    if amount <= 0 || amount > charge.gross {
         return Err(Error::conflict(
             "dispute_exceeds_charge",
             format!(
-                "dispute {dispute_id} of {amount} is not within what charge {} has not refunded ({})",
-                charge.reference,
-                charge.gross - charge.refunded
+                "dispute {dispute_id} of {amount} is not within charge {} of {}",
+                charge.reference, charge.gross
             ),
         ));
     }
-    if open_for(tx, &charge.id).await?.is_some() {
+    if let Some((open, _, _)) = open_for(tx, &charge.id).await? {
         return Err(Error::conflict(
             "dispute_open",
-            format!("charge {} already has an open dispute", charge.reference),
+            format!(
+                "charge {} already has dispute {open} open",
+                charge.reference
+            ),
         ));
     }
     let from = charge.publisher_account();
@@ -114,25 +128,53 @@ pub async fn open(tx: &mut Tx, charge: &Charge, dispute_id: &str, amount: i64) -
             details: json!({"dispute": dispute_id, "amount": amount, "frozen": frozen}),
         },
     )
-    .await
+    .await?;
+    Ok(true)
 }
 
-/// Closes dispute `dispute_id`: unfreezes, then, if `lost`, reverses the disputed amount like
-/// a refund. A dispute closed before (or unknown) changes nothing and answers `false`.
+fn of_another_charge(dispute_id: &str, reference: &str) -> Error {
+    Error::conflict(
+        "dispute_of_another_charge",
+        format!("dispute {dispute_id} belongs to another charge than {reference}"),
+    )
+}
+
+/// What closing a dispute did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Closed now: unfrozen, and reversed if lost.
+    Closed,
+    /// It was closed before: nothing changed.
+    ClosedBefore,
+    /// It was never opened (its opening has not arrived yet): nothing changed.
+    NotOpened,
+}
+
+/// Closes dispute `dispute_id` of charge `charge_id`: unfreezes, then, if `lost`, reverses the
+/// disputed amount like a refund.
 ///
 /// # Errors
 ///
+/// [`Error::Conflict`] `dispute_of_another_charge`, or as
+/// [`super::refunds::charge_back`]; [`Error::Internal`] without the ledger lock;
 /// [`Error::Database`].
-pub async fn close(tx: &mut Tx, charge: &Charge, dispute_id: &str, lost: bool) -> Result<bool> {
+pub async fn close(tx: &mut Tx, charge_id: &str, dispute_id: &str, lost: bool) -> Result<Closing> {
+    let charge = charges::current(tx, charge_id).await?;
     let row = sqlx::query(
-        "SELECT amount, frozen, frozen_from FROM ledger_disputes WHERE id = $1 AND status = 'open'",
+        "SELECT charge_id, amount, frozen, frozen_from, status FROM ledger_disputes WHERE id = $1",
     )
     .bind(dispute_id)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {
-        return Ok(false);
+        return Ok(Closing::NotOpened);
     };
+    if row.try_get::<String, _>("charge_id")? != charge.id {
+        return Err(of_another_charge(dispute_id, &charge.reference));
+    }
+    if row.try_get::<String, _>("status")? != "open" {
+        return Ok(Closing::ClosedBefore);
+    }
     let amount: i64 = row.try_get("amount")?;
     let frozen: i64 = row.try_get("frozen")?;
     let from: String = row.try_get("frozen_from")?;
@@ -166,15 +208,17 @@ pub async fn close(tx: &mut Tx, charge: &Charge, dispute_id: &str, lost: bool) -
         )
         .await?;
     }
-    sqlx::query("UPDATE ledger_disputes SET status = $1, closed_at = $2 WHERE id = $3")
-        .bind(if lost { "lost" } else { "won" })
-        .bind(now_ms())
-        .bind(dispute_id)
-        .execute(&mut **tx)
-        .await?;
+    let closed = sqlx::query(
+        "UPDATE ledger_disputes SET status = $1, closed_at = $2 WHERE id = $3 AND status = 'open'",
+    )
+    .bind(if lost { "lost" } else { "won" })
+    .bind(now_ms())
+    .bind(dispute_id)
+    .execute(&mut **tx)
+    .await?;
+    one_row(&closed, &format!("closing dispute {dispute_id}"))?;
     if lost {
-        let total = (charge.refunded + amount).min(charge.gross);
-        super::refunds::refund_to(tx, charge, total, "chargeback", Actor::System).await?;
+        super::refunds::charge_back(tx, &charge.id, dispute_id, amount).await?;
     }
     audit::record(
         tx,
@@ -187,5 +231,5 @@ pub async fn close(tx: &mut Tx, charge: &Charge, dispute_id: &str, lost: bool) -
         },
     )
     .await?;
-    Ok(true)
+    Ok(Closing::Closed)
 }

@@ -1,18 +1,22 @@
 //! Payouts: pay every publisher whose available balance reaches the threshold, once per run.
 //!
-//! A run ([`run`]) goes in steps, each idempotent so that a run retried after a crash pays
-//! every publisher exactly once:
+//! A run ([`run`]) is one database transaction under the ledger lock, then its files:
 //!
-//! 1. [`start_run`] records the run id (a finished run answers its stored result and does
-//!    nothing more);
-//! 2. [`charges::release_due`] releases charges whose hold has ended;
-//! 3. [`pay`] per publisher and currency, one database transaction each: the payout row
-//!    (unique per run, publisher and currency), the ledger transaction moving the available
-//!    balance to *payouts in transit* (idempotency key `payout:<run>:<publisher>:<currency>`),
-//!    the audit entry and the publisher's notification;
-//! 4. [`write_files`] writes `<run id>.csv` and `<run id>.json` (one line per payout of the run,
-//!    from the stored payouts, so a rewrite is identical) under the payout directory;
+//! 1. the run id is recorded; a run whose payouts were made before makes none now;
+//! 2. charges whose hold has ended are released ([`charges::release_due_in`]);
+//! 3. every publisher and currency whose available balance reaches the threshold is paid
+//!    ([`pay_in`]): the payout row (unique per run, publisher and currency), the ledger
+//!    transaction moving the available balance to *payouts in transit* (idempotency key
+//!    `payout:<run>:<publisher>:<currency>`), the audit entry and the publisher's notification;
+//!    the run is marked paid and the transaction commits — all of it or nothing;
+//! 4. [`write_files`] writes `<run id>.csv` and `<run id>.json` from the stored payouts (so a
+//!    rewrite is identical), each to a temporary file of its own that is renamed into place;
 //! 5. the run is marked finished.
+//!
+//! Requests for one run at once queue on the ledger lock: the first makes the payouts, the
+//! others find them made, and every request writes the same files and answers the same report.
+//! A run interrupted before its commit made nothing; after it, running it again writes the
+//! files. [`start_run`] and [`pay`] are the steps one at a time.
 //!
 //! [`mark`] settles a payout: paid moves it from in transit to processor clearing (the money
 //! left), failed moves it back to the publisher's available balance.
@@ -28,10 +32,11 @@ use utoipa::ToSchema;
 use super::LedgerSettings;
 use super::accounts::{self, AccountKey, AccountKind};
 use super::charges;
+use super::lock::{self, one_row};
 use super::posting::{self, NewTransaction, Posting};
 use crate::audit::{self, Actor};
 use crate::clock::{now_ms, rfc3339};
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::id::new_id;
 
@@ -108,25 +113,42 @@ pub fn check_run_id(run_id: &str) -> Result<()> {
     }
 }
 
-/// Records run `run_id`; answers whether it had finished before.
-///
-/// # Errors
-///
-/// [`Error::Database`].
-pub async fn start_run(db: &Db, run_id: &str) -> Result<bool> {
+/// Records run `run_id` in `tx`; answers whether its payouts were made before.
+async fn record_run(tx: &mut Tx, run_id: &str) -> Result<bool> {
     sqlx::query(
         "INSERT INTO payout_runs (id, started_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
     )
     .bind(run_id)
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(&mut **tx)
     .await?;
-    let finished: Option<i64> = sqlx::query("SELECT finished_at FROM payout_runs WHERE id = $1")
+    let paid: Option<i64> = sqlx::query("SELECT paid_at FROM payout_runs WHERE id = $1")
         .bind(run_id)
-        .fetch_one(db.pool())
+        .fetch_one(&mut **tx)
         .await?
-        .try_get("finished_at")?;
-    Ok(finished.is_some())
+        .try_get("paid_at")?;
+    Ok(paid.is_some())
+}
+
+/// Records run `run_id`; answers whether its payouts were made before.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn start_run(db: &Db, run_id: &str) -> Result<bool> {
+    let mut tx = lock::begin(db).await?;
+    let paid = record_run(&mut tx, run_id).await?;
+    tx.commit().await?;
+    Ok(paid)
+}
+
+const ELIGIBLE: &str = "SELECT owner_id, currency FROM ledger_accounts WHERE kind = $1 \
+    AND balance <= $2 ORDER BY owner_id, currency";
+
+fn eligible_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(String, String)>> {
+    rows.iter()
+        .map(|row| Ok((row.try_get("owner_id")?, row.try_get("currency")?)))
+        .collect()
 }
 
 /// Publishers and currencies whose available balance is at least `threshold`.
@@ -135,17 +157,12 @@ pub async fn start_run(db: &Db, run_id: &str) -> Result<bool> {
 ///
 /// [`Error::Database`].
 pub async fn eligible(db: &Db, threshold: i64) -> Result<Vec<(String, String)>> {
-    let rows = sqlx::query(
-        "SELECT owner_id, currency FROM ledger_accounts WHERE kind = $1 AND balance <= $2 \
-         ORDER BY owner_id, currency",
-    )
-    .bind(AccountKind::PublisherAvailable.as_str())
-    .bind(-threshold.max(1))
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("owner_id")?, row.try_get("currency")?)))
-        .collect()
+    let rows = sqlx::query(ELIGIBLE)
+        .bind(AccountKind::PublisherAvailable.as_str())
+        .bind(-threshold.max(1))
+        .fetch_all(db.pool())
+        .await?;
+    eligible_rows(&rows)
 }
 
 /// Pays `publisher_id` its available `currency` balance in run `run_id`, if it reaches the
@@ -162,36 +179,54 @@ pub async fn pay(
     currency: &str,
     actor: &Actor,
 ) -> Result<Option<Payout>> {
-    let mut tx = db.begin_write().await?;
-    let available = AccountKey::owned(AccountKind::PublisherAvailable, publisher_id, currency);
-    accounts::lock(&mut tx, &available).await?;
+    let mut tx = lock::begin(db).await?;
+    let id = pay_in(&mut tx, settings, run_id, publisher_id, currency, actor).await?;
+    tx.commit().await?;
+    match id {
+        Some(id) => by_id(db, &id).await,
+        None => Ok(None),
+    }
+}
+
+/// As [`pay`], in `tx` (which holds the ledger lock); answers the payout's id.
+///
+/// # Errors
+///
+/// [`Error::Internal`] without the ledger lock; [`Error::Database`].
+pub async fn pay_in(
+    tx: &mut Tx,
+    settings: &LedgerSettings,
+    run_id: &str,
+    publisher_id: &str,
+    currency: &str,
+    actor: &Actor,
+) -> Result<Option<String>> {
+    lock::held(tx)?;
     let existing = sqlx::query(
         "SELECT id FROM payouts WHERE run_id = $1 AND publisher_id = $2 AND currency = $3",
     )
     .bind(run_id)
     .bind(publisher_id)
     .bind(currency)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     if let Some(row) = existing {
-        let id: String = row.try_get("id")?;
-        tx.commit().await?;
-        return by_id(db, &id).await;
+        return Ok(Some(row.try_get("id")?));
     }
-    let owed = -accounts::balance(&mut tx, &available).await?;
+    let available = AccountKey::owned(AccountKind::PublisherAvailable, publisher_id, currency);
+    let owed = -accounts::balance(tx, &available).await?;
     if owed < settings.payout_threshold.max(1) {
-        tx.commit().await?;
         return Ok(None);
     }
     let namespace: String = sqlx::query("SELECT namespace FROM publishers WHERE id = $1")
         .bind(publisher_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| Error::Internal(format!("publisher {publisher_id} vanished")))?
         .try_get("namespace")?;
     let reference = format!("plinth-{run_id}-{namespace}-{currency}");
     let posted = posting::post(
-        &mut tx,
+        tx,
         NewTransaction {
             idempotency_key: format!("payout:{run_id}:{publisher_id}:{currency}"),
             kind: "payout",
@@ -221,10 +256,10 @@ pub async fn pay(
     .bind(&reference)
     .bind(posted.id())
     .bind(now_ms())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     audit::record(
-        &mut tx,
+        tx,
         audit::Entry {
             actor: actor.clone(),
             action: "payout.created",
@@ -236,7 +271,7 @@ pub async fn pay(
     )
     .await?;
     crate::notifications::notify(
-        &mut tx,
+        tx,
         "publisher",
         publisher_id,
         "payout_sent",
@@ -247,8 +282,7 @@ pub async fn pay(
         json!({"payout": id, "amount": owed, "currency": currency, "reference": reference}),
     )
     .await?;
-    tx.commit().await?;
-    by_id(db, &id).await
+    Ok(Some(id))
 }
 
 /// The payout `id`.
@@ -284,11 +318,25 @@ pub async fn of_run(db: &Db, run_id: &str) -> Result<Vec<Payout>> {
     rows.iter().map(from_row).collect()
 }
 
+/// Writes `bytes` to `path` through a temporary file of its own in the same directory,
+/// flushed to disk and then renamed over `path`: a reader sees the old file or the new one,
+/// never a part, and writers at once never share a temporary file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let fail = |e: std::io::Error| Error::Internal(format!("cannot write {}: {e}", path.display()));
-    let temporary = path.with_extension("partial");
-    std::fs::write(&temporary, bytes).map_err(fail)?;
-    std::fs::rename(&temporary, path).map_err(fail)
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    std::io::Write::write_all(&mut file, bytes).map_err(fail)?;
+    file.as_file().sync_all().map_err(fail)?;
+    file.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 /// Writes the payout files of run `run_id` (CSV with a header line, and JSON) from its stored
@@ -335,8 +383,8 @@ pub async fn write_files(
     Ok((csv_path, json_path))
 }
 
-/// Runs payout run `run_id` at `now` (see the module docs); a finished run answers what it
-/// did without doing anything more.
+/// Runs payout run `run_id` at `now` (see the module docs); a run whose payouts were made
+/// before answers them without making any more.
 ///
 /// # Errors
 ///
@@ -350,12 +398,26 @@ pub async fn run(
     now: i64,
 ) -> Result<RunReport> {
     check_run_id(run_id)?;
-    if !start_run(db, run_id).await? {
-        charges::release_due(db, now).await?;
-        for (publisher_id, currency) in eligible(db, settings.payout_threshold).await? {
-            pay(db, settings, run_id, &publisher_id, &currency, actor).await?;
+    let mut tx = lock::begin(db).await?;
+    if !record_run(&mut tx, run_id).await? {
+        charges::release_due_in(&mut tx, now).await?;
+        let rows = sqlx::query(ELIGIBLE)
+            .bind(AccountKind::PublisherAvailable.as_str())
+            .bind(-settings.payout_threshold.max(1))
+            .fetch_all(&mut *tx)
+            .await?;
+        for (publisher_id, currency) in eligible_rows(&rows)? {
+            pay_in(&mut tx, settings, run_id, &publisher_id, &currency, actor).await?;
         }
+        let paid =
+            sqlx::query("UPDATE payout_runs SET paid_at = $1 WHERE id = $2 AND paid_at IS NULL")
+                .bind(now_ms())
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+        one_row(&paid, &format!("payout run {run_id}"))?;
     }
+    tx.commit().await?;
     let (csv, json) = write_files(db, settings, run_id).await?;
     sqlx::query(
         "UPDATE payout_runs SET finished_at = $1, file_csv = $2, file_json = $3 WHERE id = $4 \
@@ -401,24 +463,26 @@ impl Settlement {
 /// [`Error::NotFound`] for an unknown payout; [`Error::Conflict`] (`payout_settled`) if it was
 /// settled the other way; [`Error::Database`].
 pub async fn mark(db: &Db, id: &str, settlement: Settlement, actor: &Actor) -> Result<Payout> {
-    let mut tx = db.begin_write().await?;
-    let row = sqlx::query("SELECT status FROM payouts WHERE id = $1")
+    let mut tx = lock::begin(db).await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM payouts p JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1"
+    );
+    let payout = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()?
         .ok_or_else(|| Error::not_found(format!("payout {id}")))?;
-    let status: String = row.try_get("status")?;
-    let payout = by_id(db, id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("payout {id}")))?;
-    if status == settlement.status() {
+    if payout.status == settlement.status() {
         tx.commit().await?;
         return Ok(payout);
     }
-    if status != "in_transit" {
+    if payout.status != "in_transit" {
         return Err(Error::conflict(
             "payout_settled",
-            format!("payout {id} is {status} already"),
+            format!("payout {id} is {} already", payout.status),
         ));
     }
     let cur = payout.currency.as_str();
@@ -460,12 +524,15 @@ pub async fn mark(db: &Db, id: &str, settlement: Settlement, actor: &Actor) -> R
         },
     )
     .await?;
-    sqlx::query("UPDATE payouts SET status = $1, settled_at = $2 WHERE id = $3")
-        .bind(settlement.status())
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    let settled = sqlx::query(
+        "UPDATE payouts SET status = $1, settled_at = $2 WHERE id = $3 AND status = 'in_transit'",
+    )
+    .bind(settlement.status())
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    one_row(&settled, &format!("settling payout {id}"))?;
     audit::record(
         &mut tx,
         audit::Entry {

@@ -1,8 +1,9 @@
 //! Transactions of postings: balanced per currency, immutable, idempotent.
 //!
 //! [`post`] writes one transaction: it refuses postings that do not sum to zero per currency
-//! (debits positive, credits negative), drops zero postings, and updates each account's cached
-//! balance in the same database transaction. Every transaction carries a unique idempotency
+//! (debits positive, credits negative) and any posting in a database transaction that does not
+//! hold the ledger lock ([`super::lock`]), drops zero postings, and updates each account's
+//! cached balance in the same database transaction. Every transaction carries a unique idempotency
 //! key: posting a key again writes nothing and answers the transaction posted first. Nothing
 //! here updates or deletes a posting; a correction is a new, reversing transaction.
 
@@ -105,9 +106,10 @@ pub fn check_balanced(postings: &[Posting]) -> Result<()> {
 ///
 /// # Errors
 ///
-/// [`Error::Internal`] if the postings do not balance or none is left after dropping zeros;
-/// [`Error::Database`].
+/// [`Error::Internal`] if `tx` does not hold the ledger lock, the postings do not balance or
+/// none is left after dropping zeros; [`Error::Database`].
 pub async fn post(tx: &mut Tx, transaction: NewTransaction) -> Result<Posted> {
+    super::lock::held(tx)?;
     if let Some(existing) = find(tx, &transaction.idempotency_key).await? {
         return Ok(Posted::Existing(existing));
     }

@@ -1,11 +1,11 @@
-//! The ledger's HTTP routes: the processor's webhook, usage statements, payouts, statements,
-//! the revenue report, verification and a tenant's subscriptions.
+//! The ledger's HTTP routes: the processor's webhook and its stored events, usage statements,
+//! payouts, statements, the revenue report, verification and a tenant's subscriptions.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,11 +13,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::payouts::{Payout, RunReport, Settlement};
+use super::processor_events::{self, Outcome, ReconcileReport, StoredEvent};
 use super::statements::{RevenueReport, Statement};
 use super::subscriptions::Subscription;
 use super::usage_charges::UsageCharge;
 use super::verify::{Report, Violation};
-use super::webhook::{MAX_EVENT_BYTES, Outcome};
+use super::webhook::MAX_EVENT_BYTES;
 use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::body::JsonBody;
@@ -29,6 +30,8 @@ use crate::tenants::{self, TenantRole};
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(webhook))
+        .routes(routes!(billing_events))
+        .routes(routes!(reconcile))
         .routes(routes!(usage_statement))
         .routes(routes!(payout_run))
         .routes(routes!(payout_paid))
@@ -39,11 +42,13 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenant_subscriptions))
 }
 
-/// Receives a payment processor event (Stripe's format and `Stripe-Signature` scheme).
+/// Receives a payment processor event (Stripe's format and `Stripe-Signature` scheme): 200
+/// when applied, a duplicate, ignored or stored unmatched; 202 when stored to wait for what it
+/// concerns (it is applied when that arrives).
 #[utoipa::path(post, path = "/v1/billing/webhook", tag = "billing",
     request_body(content = Object, description = "A Stripe-format event", content_type = "application/json"),
     params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256>`")),
-    responses((status = 200, body = Outcome), (status = 400, body = ApiError),
+    responses((status = 200, body = Outcome), (status = 202, body = Outcome), (status = 400, body = ApiError),
         (status = 401, body = ApiError), (status = 409, body = ApiError),
         (status = 413, body = ApiError), (status = 503, body = ApiError)))]
 async fn webhook(
@@ -72,7 +77,80 @@ async fn webhook(
         })
         .transpose()?;
     let outcome = super::webhook::receive(state.db(), settings, signature, &body).await?;
-    Ok(Json(outcome).into_response())
+    let status = if outcome.status == processor_events::Status::Pending.as_str() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(outcome)).into_response())
+}
+
+/// Which stored processor events.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventsQuery {
+    /// `applied`, `pending`, `unmatched` or `ignored`; all when absent.
+    status: Option<String>,
+    /// At most this many (default and maximum 500).
+    limit: Option<i64>,
+}
+
+/// Stored processor events.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EventList {
+    /// In the processor's order (`created`, then id).
+    items: Vec<StoredEvent>,
+}
+
+/// The processor events as stored, e.g. those waiting (`pending`) or reported `unmatched`
+/// (operator).
+#[utoipa::path(get, path = "/v1/billing/events", tag = "billing", security(("bearer" = [])),
+    params(EventsQuery),
+    responses((status = 200, body = EventList), (status = 400, body = ApiError),
+        (status = 403, body = ApiError)))]
+async fn billing_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    params: std::result::Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Json<EventList>> {
+    principal.operator()?;
+    let params = query(params)?;
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(name) => Some(processor_events::Status::parse(name).ok_or_else(|| {
+            Error::bad_request(
+                "invalid_query",
+                format!("`status` must be applied, pending, unmatched or ignored, not {name:?}"),
+            )
+        })?),
+    };
+    let limit = params.limit.unwrap_or(processor_events::MAX_LISTED);
+    if !(1..=processor_events::MAX_LISTED).contains(&limit) {
+        return Err(Error::bad_request(
+            "invalid_query",
+            format!(
+                "`limit` must be between 1 and {}, not {limit}",
+                processor_events::MAX_LISTED
+            ),
+        ));
+    }
+    Ok(Json(EventList {
+        items: processor_events::list(state.db(), status, limit).await?,
+    }))
+}
+
+/// Tries every pending processor event again now, marks those past the deadline unmatched and
+/// reports them to operators (operator); the server also does this every hour.
+#[utoipa::path(post, path = "/v1/billing/reconcile", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, body = ReconcileReport), (status = 403, body = ApiError)))]
+async fn reconcile(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<ReconcileReport>> {
+    principal.operator()?;
+    let report =
+        processor_events::reconcile(state.db(), &state.settings().ledger, now_ms()).await?;
+    Ok(Json(report))
 }
 
 /// 503 `billing_not_configured`.

@@ -8,11 +8,11 @@
 //! deducted): the part of the charge that falls inside a tier is multiplied by the tier's rate
 //! in basis points and **rounded down to the minor unit**; the publisher gets the rest, so the
 //! two parts always sum to the charge. A charge that crosses a tier boundary is split across the
-//! tiers. A refund or lost dispute reverses the parts in proportion: after a cumulative refunded
-//! total `R` of a charge of gross `G`, the platform has given back `floor(platform × R / G)` and
-//! the publisher the rest of `R` — the same rounding down, applied to the cumulative total so
-//! that partial refunds never give back more than a part and a full refund gives back each
-//! part exactly. Processor fees are `floor(gross × bps / 10000) + fixed` (at most the gross),
+//! tiers. Refunds and lost disputes reverse the parts in proportion: after a cumulative reversed
+//! total `R` (everything refunded plus everything lost in disputes) of a charge of gross `G`,
+//! the platform has given back `floor(platform × R / G)` and the publisher the rest of `R` —
+//! the same rounding down, applied to the cumulative total so that partial reversals never give
+//! back more than a part and a full one gives back each part exactly, whatever their order. Processor fees are `floor(gross × bps / 10000) + fixed` (at most the gross),
 //! borne by the platform or the publisher (the publisher's share of a fee never exceeds its part
 //! of the charge; the platform bears the rest). A refund does not return the fee.
 
@@ -23,7 +23,7 @@ pub const BPS: i64 = 10_000;
 
 /// One tier: the platform's rate on lifetime gross below `up_to` (and above the previous
 /// tier's bound).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tier {
     /// The exclusive upper bound of lifetime gross (minor units) of this tier; `None` for the
     /// last tier, which has none.
@@ -208,15 +208,15 @@ pub struct Reversal {
     pub publisher: i64,
 }
 
-/// The reversal of a refund that brings a charge of `gross` with platform part `platform`
-/// from `refunded_before` to `refunded_after` refunded in total (the rule in the module docs).
-/// The two parts sum to `refunded_after - refunded_before`.
-pub fn reversal(gross: i64, platform: i64, refunded_before: i64, refunded_after: i64) -> Reversal {
+/// The reversal that brings a charge of `gross` with platform part `platform` from
+/// `reversed_before` to `reversed_after` reversed in total (the rule in the module docs). The
+/// two parts sum to `reversed_after - reversed_before`.
+pub fn reversal(gross: i64, platform: i64, reversed_before: i64, reversed_after: i64) -> Reversal {
     let platform_part =
-        share(platform, refunded_after, gross) - share(platform, refunded_before, gross);
+        share(platform, reversed_after, gross) - share(platform, reversed_before, gross);
     Reversal {
         platform: platform_part,
-        publisher: (refunded_after - refunded_before) - platform_part,
+        publisher: (reversed_after - reversed_before) - platform_part,
     }
 }
 

@@ -10,8 +10,16 @@
 //!   publisher: `gross - platform_share - fees - (refunds - refunds_platform)`.
 //!
 //! and for the publisher: the opening and closing balance owed (held + available + frozen) at
-//! the month's start and end, and at its end how much of it is held, available and frozen,
-//! what is in transit, and what was paid out during the month.
+//! the month's start and end, and at its end how much of it is held, available and frozen;
+//! what was in transit at the month's start and end; and what moved during the month between
+//! what is owed and what is in transit: `paid_out` (payouts made), `returned` (failed payouts
+//! given back to the available balance) and `confirmed` (payouts the processor paid). So a
+//! statement reconciles from its own fields:
+//!
+//! - `closing_balance = opening_balance + total.net - paid_out + returned`;
+//! - `in_transit = opening_in_transit + paid_out - returned - confirmed`.
+//!
+//! `payouts` lists every payout made or settled during the month, failed ones included.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +28,7 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::accounts::AccountKind;
+use crate::clock::rfc3339;
 use crate::db::Db;
 use crate::error::Result;
 use crate::month::MonthRange;
@@ -58,14 +67,39 @@ pub struct CurrencyStatement {
     pub available: i64,
     /// Of the closing balance: frozen by open disputes.
     pub frozen: i64,
+    /// Paid out, not yet confirmed, at the month's start.
+    pub opening_in_transit: i64,
     /// Paid out, not yet confirmed, at the month's end.
     pub in_transit: i64,
-    /// Moved to payouts during the month.
+    /// Moved to payouts during the month (failed ones included).
     pub paid_out: i64,
+    /// Given back to the available balance during the month by payouts that failed.
+    pub returned: i64,
+    /// Confirmed paid by the processor during the month.
+    pub confirmed: i64,
+    /// Payouts made or settled during the month, oldest first.
+    pub payouts: Vec<StatementPayout>,
     /// Per plugin, by id.
     pub plugins: Vec<PluginLine>,
     /// The plugins' lines added up (`plugin` is empty).
     pub total: PluginLine,
+}
+
+/// A payout as a statement lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatementPayout {
+    /// The payout's id.
+    pub id: String,
+    /// The reference the processor was given.
+    pub reference: String,
+    /// Minor units.
+    pub amount: i64,
+    /// `in_transit`, `paid` or `failed` (now).
+    pub status: String,
+    /// RFC 3339: when it was made.
+    pub created_at: String,
+    /// RFC 3339: when it was confirmed or failed, if it was.
+    pub settled_at: Option<String>,
 }
 
 /// A publisher's statement for a month.
@@ -168,18 +202,54 @@ pub async fn statement(
             _ => {}
         }
     }
-    let paid_out_rows = sqlx::query(
-        "SELECT currency, CAST(SUM(amount) AS BIGINT) AS total FROM payouts \
-         WHERE publisher_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY currency",
+    let payout_moves = sqlx::query(
+        "SELECT p.currency, t.kind, CAST(SUM(p.amount) AS BIGINT) AS total \
+         FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
+         JOIN ledger_accounts a ON a.id = p.account_id \
+         WHERE a.owner_id = $1 AND a.kind = $2 \
+         AND t.kind IN ('payout', 'payout_failed', 'payout_paid') \
+         AND p.created_at >= $3 AND p.created_at < $4 GROUP BY p.currency, t.kind",
+    )
+    .bind(publisher_id)
+    .bind(AccountKind::PayoutsInTransit.as_str())
+    .bind(month.start_ms)
+    .bind(month.end_ms)
+    .fetch_all(db.pool())
+    .await?;
+    // (paid out, returned, confirmed) per currency, from the in-transit account's postings.
+    let mut moves: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    for row in &payout_moves {
+        let entry = moves.entry(row.try_get("currency")?).or_default();
+        let total: i64 = row.try_get("total")?;
+        match row.try_get::<String, _>("kind")?.as_str() {
+            "payout" => entry.0 -= total,
+            "payout_failed" => entry.1 += total,
+            _ => entry.2 += total,
+        }
+    }
+    let listed = sqlx::query(
+        "SELECT id, reference, amount, currency, status, created_at, settled_at FROM payouts \
+         WHERE publisher_id = $1 AND ((created_at >= $2 AND created_at < $3) \
+         OR (settled_at >= $2 AND settled_at < $3)) ORDER BY created_at, id",
     )
     .bind(publisher_id)
     .bind(month.start_ms)
     .bind(month.end_ms)
     .fetch_all(db.pool())
     .await?;
-    let mut paid_out: BTreeMap<String, i64> = BTreeMap::new();
-    for row in &paid_out_rows {
-        paid_out.insert(row.try_get("currency")?, row.try_get("total")?);
+    let mut payouts: BTreeMap<String, Vec<StatementPayout>> = BTreeMap::new();
+    for row in &listed {
+        payouts
+            .entry(row.try_get("currency")?)
+            .or_default()
+            .push(StatementPayout {
+                id: row.try_get("id")?,
+                reference: row.try_get("reference")?,
+                amount: row.try_get("amount")?,
+                status: row.try_get("status")?,
+                created_at: rfc3339(row.try_get("created_at")?),
+                settled_at: row.try_get::<Option<i64>, _>("settled_at")?.map(rfc3339),
+            });
     }
     let opening = balances_at(db, publisher_id, month.start_ms).await?;
     let closing = balances_at(db, publisher_id, month.end_ms).await?;
@@ -208,8 +278,13 @@ pub async fn statement(
         section.held = owed(&closing, AccountKind::PublisherHeld, currency);
         section.available = owed(&closing, AccountKind::PublisherAvailable, currency);
         section.frozen = owed(&closing, AccountKind::PublisherFrozen, currency);
+        section.opening_in_transit = owed(&opening, AccountKind::PayoutsInTransit, currency);
         section.in_transit = owed(&closing, AccountKind::PayoutsInTransit, currency);
-        section.paid_out = paid_out.get(currency).copied().unwrap_or(0);
+        let (paid_out, returned, confirmed) = moves.get(currency).copied().unwrap_or_default();
+        section.paid_out = paid_out;
+        section.returned = returned;
+        section.confirmed = confirmed;
+        section.payouts = payouts.remove(currency).unwrap_or_default();
         for ((line_currency, plugin), line) in &lines {
             if line_currency != currency {
                 continue;
@@ -237,11 +312,13 @@ pub async fn statement(
 }
 
 /// The statement as CSV: a header, then one line per currency and plugin (the publisher's
-/// balances repeated on each), and a `TOTAL` line per currency.
+/// balances and payout movements repeated on each), and a `TOTAL` line per currency. The
+/// payouts themselves are in the JSON form only.
 pub fn to_csv(statement: &Statement) -> String {
     let mut out = String::from(
         "month,currency,plugin,gross,platform_share,fees,refunds,refunds_platform,net,\
-         opening_balance,closing_balance,held,available,frozen,in_transit,paid_out\n",
+         opening_balance,closing_balance,held,available,frozen,in_transit,paid_out,\
+         opening_in_transit,returned,confirmed\n",
     );
     for section in &statement.currencies {
         let total = PluginLine {
@@ -250,7 +327,7 @@ pub fn to_csv(statement: &Statement) -> String {
         };
         for line in section.plugins.iter().chain(std::iter::once(&total)) {
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 statement.month,
                 section.currency,
                 line.plugin,
@@ -266,7 +343,10 @@ pub fn to_csv(statement: &Statement) -> String {
                 section.available,
                 section.frozen,
                 section.in_transit,
-                section.paid_out
+                section.paid_out,
+                section.opening_in_transit,
+                section.returned,
+                section.confirmed
             ));
         }
     }

@@ -88,7 +88,7 @@ pub async fn run(
             // Reinstalled within the month: one charge per tenant, plugin and month.
             continue;
         }
-        let mut tx = db.begin_write().await?;
+        let mut tx = super::lock::begin(db).await?;
         let (charge, new) = charges::record(
             &mut tx,
             settings,
@@ -124,7 +124,9 @@ pub async fn run(
 }
 
 /// The ledger's periodic work at `now`: bills last month's usage (idempotent, so running it
-/// every hour bills each month once) and releases charges whose hold has ended.
+/// every hour bills each month once), releases charges whose hold has ended, and reconciles
+/// processor events still waiting for what they concern
+/// ([`super::processor_events::reconcile`]).
 ///
 /// # Errors
 ///
@@ -138,5 +140,14 @@ pub async fn housekeeping(db: &Db, settings: &LedgerSettings, now: i64) -> Resul
         tracing::info!(month = %last_month.key, charges = new, "usage billed");
     }
     charges::release_due(db, now).await?;
+    let reconciled = super::processor_events::reconcile(db, settings, now).await?;
+    if reconciled.applied > 0 || reconciled.reported > 0 {
+        tracing::info!(
+            applied = reconciled.applied,
+            pending = reconciled.pending,
+            reported = reconciled.reported,
+            "processor events reconciled"
+        );
+    }
     Ok(())
 }

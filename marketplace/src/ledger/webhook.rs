@@ -24,24 +24,16 @@
 //!   `object.charge`, `object.amount`, `object.status` (`lost` means lost; anything else on
 //!   close means the publisher keeps its part).
 //!
-//! Every verified event is stored by its id in `billing_events` in the transaction that applies
-//! it: a duplicate (the same id again, even concurrently) changes nothing; an event that names
-//! no known subscription or charge is stored as `unmatched` for reconciliation; other types are
-//! stored as `ignored`. An event that would break the ledger (a refund above the charge) is
-//! refused with a 409 and nothing is stored.
+//! How a verified event is stored and applied — duplicates, events arriving before what they
+//! concern, reconciliation — is [`super::processor_events`].
 
 use hmac::{Hmac, Mac};
-use serde::Serialize;
-use serde_json::{Map, Value};
 use sha2::Sha256;
-use sqlx::Row;
-use utoipa::ToSchema;
 
 use super::LedgerSettings;
-use super::charges::{self, NewCharge};
-use crate::audit::Actor;
+use super::processor_events::{self, Outcome};
 use crate::clock::now_ms;
-use crate::db::{Db, Tx};
+use crate::db::Db;
 use crate::error::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -131,99 +123,8 @@ pub fn verify_signature(
     Ok(())
 }
 
-/// What the webhook did with an event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Outcome {
-    /// The event's id.
-    pub event: String,
-    /// `applied`, `duplicate`, `unmatched` (stored for reconciliation) or `ignored`.
-    pub status: String,
-    /// What was done.
-    pub note: String,
-}
-
-fn invalid(field: &str, what: &str) -> Error {
-    Error::bad_request("invalid_event", format!("field `{field}` {what}"))
-}
-
-fn text<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Ok(Some(s)),
-        Some(_) => Err(invalid(
-            &format!("data.object.{field}"),
-            "must be a string of 1 to 255 characters",
-        )),
-    }
-}
-
-fn required_text<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a str> {
-    text(object, field)?.ok_or_else(|| invalid(&format!("data.object.{field}"), "is required"))
-}
-
-fn amount(object: &Map<String, Value>, field: &str) -> Result<i64> {
-    object
-        .get(field)
-        .and_then(Value::as_i64)
-        .filter(|a| *a >= 0)
-        .ok_or_else(|| {
-            invalid(
-                &format!("data.object.{field}"),
-                "must be a non-negative integer of minor units",
-            )
-        })
-}
-
-fn currency(object: &Map<String, Value>) -> Result<String> {
-    let code = required_text(object, "currency")?.to_ascii_uppercase();
-    if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
-        Ok(code)
-    } else {
-        Err(invalid(
-            "data.object.currency",
-            "must be an ISO 4217 code such as usd",
-        ))
-    }
-}
-
-/// A verified event, parsed.
-struct Event {
-    id: String,
-    kind: String,
-    created: i64,
-    object: Map<String, Value>,
-}
-
-fn parse(payload: &[u8]) -> Result<Event> {
-    let value: Value = serde_json::from_slice(payload)
-        .map_err(|e| Error::bad_request("invalid_event", format!("the event is not JSON: {e}")))?;
-    let id = value
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty() && id.len() <= 255)
-        .ok_or_else(|| invalid("id", "must be a string of 1 to 255 characters"))?;
-    let kind = value
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("type", "is required"))?;
-    let created = value
-        .get("created")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| invalid("created", "must be an integer of Unix seconds"))?;
-    let object = value
-        .get("data")
-        .and_then(|data| data.get("object"))
-        .and_then(Value::as_object)
-        .ok_or_else(|| invalid("data.object", "must be an object"))?;
-    Ok(Event {
-        id: id.to_owned(),
-        kind: kind.to_owned(),
-        created,
-        object: object.clone(),
-    })
-}
-
-/// Verifies, stores and applies one webhook delivery.
+/// Verifies one webhook delivery, then stores and applies it
+/// ([`super::processor_events`]).
 ///
 /// # Errors
 ///
@@ -242,203 +143,16 @@ pub async fn receive(
         .ok_or(Error::Unavailable(
             "billing is not configured: no webhook secret",
         ))?;
+    let now = now_ms();
     verify_signature(
         secret,
         signature,
         payload,
-        now_ms() / 1000,
+        now / 1000,
         settings.webhook_tolerance_secs,
     )?;
-    let event = parse(payload)?;
-    let mut tx = db.begin_write().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO billing_events (id, type, created, payload, status, note, received_at) \
-         VALUES ($1, $2, $3, $4, 'received', '', $5) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(&event.kind)
-    .bind(event.created)
-    .bind(String::from_utf8_lossy(payload).into_owned())
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        let row = sqlx::query("SELECT status FROM billing_events WHERE id = $1")
-            .bind(&event.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let status: String = row.try_get("status")?;
-        tx.commit().await?;
-        return Ok(Outcome {
-            event: event.id,
-            status: "duplicate".to_owned(),
-            note: format!("event received before ({status}); nothing changed"),
-        });
-    }
-    let (status, note) = apply(&mut tx, settings, &event).await?;
-    sqlx::query("UPDATE billing_events SET status = $1, note = $2 WHERE id = $3")
-        .bind(status)
-        .bind(&note)
-        .bind(&event.id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    tracing::info!(event = %event.id, kind = %event.kind, status, %note, "billing event");
-    Ok(Outcome {
-        event: event.id,
-        status: status.to_owned(),
-        note,
-    })
-}
-
-async fn apply(
-    tx: &mut Tx,
-    settings: &LedgerSettings,
-    event: &Event,
-) -> Result<(&'static str, String)> {
-    let object = &event.object;
-    let now = now_ms();
-    match event.kind.as_str() {
-        "invoice.paid" => invoice_paid(tx, settings, object, now).await,
-        "charge.refunded" => {
-            let charge_id = required_text(object, "id")?;
-            let total = amount(object, "amount_refunded")?;
-            let charge = match charges::by_processor_charge(tx, charge_id).await? {
-                Some(charge) => Some(charge),
-                None => match text(object, "invoice")? {
-                    Some(invoice) => charges::by_invoice(tx, invoice).await?,
-                    None => None,
-                },
-            };
-            let Some(charge) = charge else {
-                return Ok(("unmatched", format!("no charge {charge_id} is known")));
-            };
-            let refunded =
-                super::refunds::refund_to(tx, &charge, total, "refund", Actor::System).await?;
-            Ok(if refunded.amount == 0 {
-                (
-                    "applied",
-                    format!("charge {charge_id} refunded {total} already; nothing new"),
-                )
-            } else {
-                (
-                    "applied",
-                    format!(
-                        "refunded {} of charge {charge_id} (platform {}, publisher {})",
-                        refunded.amount, refunded.platform, refunded.publisher
-                    ),
-                )
-            })
-        }
-        "charge.dispute.created" | "charge.dispute.closed" => {
-            let dispute_id = required_text(object, "id")?;
-            let charge_id = required_text(object, "charge")?;
-            let Some(charge) = charges::by_processor_charge(tx, charge_id).await? else {
-                return Ok(("unmatched", format!("no charge {charge_id} is known")));
-            };
-            if event.kind == "charge.dispute.created" {
-                let disputed = amount(object, "amount")?;
-                super::disputes::open(tx, &charge, dispute_id, disputed).await?;
-                Ok((
-                    "applied",
-                    format!("dispute {dispute_id} froze the publisher's part"),
-                ))
-            } else {
-                let lost = text(object, "status")? == Some("lost");
-                if super::disputes::close(tx, &charge, dispute_id, lost).await? {
-                    Ok((
-                        "applied",
-                        format!("dispute {dispute_id} closed (lost: {lost})"),
-                    ))
-                } else {
-                    Ok((
-                        "unmatched",
-                        format!("no open dispute {dispute_id} is known"),
-                    ))
-                }
-            }
-        }
-        other => Ok(("ignored", format!("events of type {other} are not used"))),
-    }
-}
-
-async fn invoice_paid(
-    tx: &mut Tx,
-    settings: &LedgerSettings,
-    object: &Map<String, Value>,
-    now: i64,
-) -> Result<(&'static str, String)> {
-    let invoice = required_text(object, "id")?;
-    let paid = amount(object, "amount_paid")?;
-    let currency = currency(object)?;
-    let processor_charge = text(object, "charge")?;
-    if paid == 0 {
-        return Ok(("ignored", format!("invoice {invoice} paid nothing")));
-    }
-    let usage_charge = match object.get("metadata").and_then(Value::as_object) {
-        Some(metadata) => text(metadata, "plinth_charge")?,
-        None => None,
-    };
-    if let Some(charge_id) = usage_charge {
-        let Some(charge) = charges::by_id(tx, charge_id).await? else {
-            return Ok(("unmatched", format!("no usage charge {charge_id} is known")));
-        };
-        if charge.gross != paid || charge.currency != currency {
-            return Ok((
-                "unmatched",
-                format!(
-                    "invoice {invoice} paid {paid} {currency} but charge {charge_id} is {} {}",
-                    charge.gross, charge.currency
-                ),
-            ));
-        }
-        charges::settle(tx, settings, &charge, processor_charge, invoice, now).await?;
-        return Ok(("applied", format!("usage charge {charge_id} paid")));
-    }
-    let Some(subscription_id) = text(object, "subscription")? else {
-        return Ok((
-            "unmatched",
-            format!("invoice {invoice} names no subscription"),
-        ));
-    };
-    let Some(subscription) = super::subscriptions::by_id(tx, subscription_id).await? else {
-        return Ok((
-            "unmatched",
-            format!("no subscription {subscription_id} is known"),
-        ));
-    };
-    let (charge, new) = charges::record(
-        tx,
-        settings,
-        NewCharge {
-            reference: invoice,
-            processor_charge,
-            processor_invoice: Some(invoice),
-            source: "subscription",
-            subscription_id: Some(&subscription.id),
-            tenant_id: &subscription.tenant_id,
-            plugin_id: &subscription.plugin_id,
-            publisher_id: &subscription.publisher_id,
-            currency: &currency,
-            gross: paid,
-            paid: true,
-            period: None,
-        },
-        now,
-    )
-    .await?;
-    Ok((
-        "applied",
-        if new {
-            format!(
-                "charge {} of {paid} {currency}: platform {}, publisher {}",
-                charge.id, charge.platform_share, charge.publisher_share
-            )
-        } else {
-            format!("invoice {invoice} was recorded before")
-        },
-    ))
+    let event = processor_events::parse(payload)?;
+    processor_events::deliver(db, settings, &event, payload, now).await
 }
 
 #[cfg(test)]

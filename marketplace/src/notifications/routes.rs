@@ -1,5 +1,5 @@
 //! Inbox and webhook routes of tenants (`/v1/tenants/{tenant}/…`) and publishers
-//! (`/v1/publishers/{ns}/…`).
+//! (`/v1/publishers/{ns}/…`), and the operators' inbox (`/v1/operator/notifications`).
 //!
 //! Reading an inbox: any tenant member (read-only included) / any publisher member. Marking
 //! read or unread: a tenant member (not read-only) / any publisher member. Webhooks: a tenant
@@ -27,6 +27,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(publisher_notifications))
         .routes(routes!(tenant_notifications))
+        .routes(routes!(operator_notifications))
         .routes(routes!(tenant_mark_read))
         .routes(routes!(tenant_mark_unread))
         .routes(routes!(tenant_read_all))
@@ -96,6 +97,21 @@ async fn publisher_notifications(
         id: &publisher.id,
     };
     Ok(Json(inbox_of(&state, inbox, unread).await?))
+}
+
+/// The operators' shared inbox (operators only), newest first: e.g. processor events that
+/// match nothing in the ledger.
+#[utoipa::path(get, path = "/v1/operator/notifications", tag = "notifications", security(("bearer" = [])),
+    params(InboxParams),
+    responses((status = 200, body = NotificationList), (status = 400, body = ApiError), (status = 403, body = ApiError)))]
+async fn operator_notifications(
+    State(state): State<AppState>,
+    principal: Principal,
+    params: Result<Query<InboxParams>, QueryRejection>,
+) -> Result<Json<NotificationList>> {
+    let unread = unread_only(params)?;
+    principal.operator()?;
+    Ok(Json(inbox_of(&state, super::OPERATORS, unread).await?))
 }
 
 /// A tenant's inbox (any member, read-only included), newest first.

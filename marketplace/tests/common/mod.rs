@@ -206,9 +206,11 @@ impl TestApp {
         database: TestDatabase,
         make: impl FnOnce(Db) -> Result<AppState>,
     ) -> Result<TestApp> {
+        let (audit_key, _) = plinth_marketplace::audit::key::AuditKey::generate()?;
         let db = Db::connect(&database.url())
             .await
-            .with_context(|| format!("opening the {} test database", database.backend()))?;
+            .with_context(|| format!("opening the {} test database", database.backend()))?
+            .with_audit_key(audit_key);
         let state = make(db)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);

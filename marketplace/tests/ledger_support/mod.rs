@@ -171,6 +171,20 @@ pub async fn world(app: &TestApp) -> Result<World> {
     })
 }
 
+/// The [`world`] and a subscription of `acme` to `labs.paid` (10.00 a month), started as an
+/// install would.
+pub async fn subscribed(ledger: &Ledger) -> Result<(World, String)> {
+    let w = world(&ledger.app).await?;
+    let subscription = subscribe(
+        &ledger.app,
+        &w.tenant_id,
+        &w.plugin,
+        &pricing(plinth_package::PricingModel::Monthly, 10_000)?,
+    )
+    .await?;
+    Ok((w, subscription))
+}
+
 /// Starts a subscription of `tenant_id` to `plugin` as an install would (for tests without a
 /// host); its id.
 pub async fn subscribe(
@@ -208,9 +222,24 @@ pub async fn deliver_signed(app: &TestApp, event: &Value, secret: &str, at: i64)
 
 /// Sends `payload` to the webhook with `signature` as the `Stripe-Signature` header.
 pub async fn send(app: &TestApp, payload: Vec<u8>, signature: Option<&str>) -> Result<Reply> {
-    let mut request = app
-        .client
-        .post(format!("{}/v1/billing/webhook", app.base))
+    send_to(
+        app.client.clone(),
+        app.base.clone(),
+        payload,
+        signature.map(str::to_owned),
+    )
+    .await
+}
+
+/// As [`send`], to the server at `base` (owned, for spawned tasks).
+pub async fn send_to(
+    client: reqwest::Client,
+    base: String,
+    payload: Vec<u8>,
+    signature: Option<String>,
+) -> Result<Reply> {
+    let mut request = client
+        .post(format!("{base}/v1/billing/webhook"))
         .header("content-type", "application/json")
         .body(payload);
     if let Some(signature) = signature {
@@ -225,6 +254,63 @@ pub async fn send(app: &TestApp, payload: Vec<u8>, signature: Option<&str>) -> R
         body,
         bytes,
     })
+}
+
+/// Delivers every event signed now, each from its own task, all at once; the replies in the
+/// events' order.
+pub async fn deliver_at_once(app: &TestApp, events: &[Value]) -> Result<Vec<Reply>> {
+    let mut tasks = Vec::new();
+    for event in events {
+        let payload = serde_json::to_vec(event)?;
+        let header =
+            plinth_marketplace::ledger::webhook::signature_header(SECRET, now_secs(), &payload)?;
+        tasks.push(tokio::spawn(send_to(
+            app.client.clone(),
+            app.base.clone(),
+            payload,
+            Some(header),
+        )));
+    }
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await??);
+    }
+    Ok(replies)
+}
+
+/// `POST path` with `body` as `token`, `count` times at once, each from its own task; the
+/// replies.
+pub async fn post_at_once(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    body: &Value,
+    count: usize,
+) -> Result<Vec<Reply>> {
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let request = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(token)
+            .json(body);
+        tasks.push(tokio::spawn(async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let bytes = response.bytes().await?.to_vec();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Ok::<Reply, anyhow::Error>(Reply {
+                status,
+                body,
+                bytes,
+            })
+        }));
+    }
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await??);
+    }
+    Ok(replies)
 }
 
 /// Sends `event` signed now with the server's secret.
@@ -328,6 +414,18 @@ pub async fn end_holds(app: &TestApp) -> Result<()> {
         .execute(app.db().pool())
         .await?;
     Ok(())
+}
+
+/// The balance of account `id` (0 if it does not exist).
+pub async fn balance(app: &TestApp, id: &str) -> Result<i64> {
+    let row = sqlx::query("SELECT balance FROM ledger_accounts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(app.db().pool())
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get("balance")?,
+        None => 0,
+    })
 }
 
 /// Fails unless the ledger verifies.

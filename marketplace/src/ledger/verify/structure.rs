@@ -1,110 +1,16 @@
-//! The ledger's invariants, checked over everything stored (`plinth ledger verify`,
-//! `GET /v1/ledger/verify`).
-//!
-//! In order, the first violation found is answered:
-//!
-//! 1. `balanced`: every transaction's postings sum to zero per currency;
-//! 2. `not_empty`: every transaction has postings;
-//! 3. `no_orphans`: every posting names an existing transaction and account, in the account's
-//!    currency;
-//! 4. `cached_balance`: every account's cached balance equals the sum of its postings;
-//! 5. `payouts_within_available`: no payout took a publisher's available balance below zero,
-//!    every payout's amount is what its transaction moved, and each publisher's in-transit
-//!    balance is the sum of its payouts still in transit;
-//! 6. `split`: every charge's parts sum to its gross, refunds stay within the charge and each
-//!    party's part, and the publisher bears no more fee than the fee.
+//! The structural invariants (1 to 5 of [`super`]): balanced, non-empty transactions, no
+//! orphans, cached balances, payouts within the available balance.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use sqlx::Row;
-use utoipa::ToSchema;
 
-use super::accounts::AccountKind;
+use super::{Violation, violation};
 use crate::db::Db;
 use crate::error::Result;
+use crate::ledger::accounts::AccountKind;
 
-/// A sound ledger: what was checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Report {
-    /// Transactions checked.
-    pub transactions: i64,
-    /// Postings checked.
-    pub postings: i64,
-    /// Accounts checked.
-    pub accounts: i64,
-    /// Charges checked.
-    pub charges: i64,
-    /// Payouts checked.
-    pub payouts: i64,
-}
-
-/// The first invariant found broken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Violation {
-    /// Which invariant (see the module docs), e.g. `balanced`.
-    pub invariant: String,
-    /// What breaks it, e.g. `transaction 0190…`.
-    pub subject: String,
-    /// What is wrong, as a sentence.
-    pub problem: String,
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}: {}", self.invariant, self.subject, self.problem)
-    }
-}
-
-fn violation(invariant: &str, subject: String, problem: String) -> Violation {
-    Violation {
-        invariant: invariant.to_owned(),
-        subject,
-        problem,
-    }
-}
-
-async fn count(db: &Db, table: &'static str) -> Result<i64> {
-    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_one(db.pool())
-        .await?
-        .try_get("n")?)
-}
-
-/// Checks every invariant; the outer error is a storage failure, the inner the first violation.
-///
-/// # Errors
-///
-/// [`crate::Error::Database`].
-pub async fn verify(db: &Db) -> Result<std::result::Result<Report, Violation>> {
-    let checks = [
-        balanced(db).await?,
-        not_empty(db).await?,
-        no_orphans(db).await?,
-    ];
-    if let Some(v) = checks.into_iter().flatten().next() {
-        return Ok(Err(v));
-    }
-    if let Some(v) = cached_balances(db).await? {
-        return Ok(Err(v));
-    }
-    if let Some(v) = payouts_within_available(db).await? {
-        return Ok(Err(v));
-    }
-    if let Some(v) = splits(db).await? {
-        return Ok(Err(v));
-    }
-    Ok(Ok(Report {
-        transactions: count(db, "ledger_transactions").await?,
-        postings: count(db, "ledger_postings").await?,
-        accounts: count(db, "ledger_accounts").await?,
-        charges: count(db, "ledger_charges").await?,
-        payouts: count(db, "payouts").await?,
-    }))
-}
-
-async fn balanced(db: &Db) -> Result<Option<Violation>> {
+pub(super) async fn balanced(db: &Db) -> Result<Option<Violation>> {
     let rows = sqlx::query(
         "SELECT transaction_id, currency, amount FROM ledger_postings ORDER BY transaction_id",
     )
@@ -129,7 +35,7 @@ async fn balanced(db: &Db) -> Result<Option<Violation>> {
         }))
 }
 
-async fn not_empty(db: &Db) -> Result<Option<Violation>> {
+pub(super) async fn not_empty(db: &Db) -> Result<Option<Violation>> {
     let row = sqlx::query(
         "SELECT t.id FROM ledger_transactions t WHERE NOT EXISTS \
          (SELECT 1 FROM ledger_postings p WHERE p.transaction_id = t.id) ORDER BY t.id LIMIT 1",
@@ -146,7 +52,7 @@ async fn not_empty(db: &Db) -> Result<Option<Violation>> {
     })
 }
 
-async fn no_orphans(db: &Db) -> Result<Option<Violation>> {
+pub(super) async fn no_orphans(db: &Db) -> Result<Option<Violation>> {
     let row = sqlx::query(
         "SELECT p.seq, p.transaction_id, p.account_id, p.currency, t.id AS t_id, a.id AS a_id, \
          a.currency AS a_currency FROM ledger_postings p \
@@ -183,7 +89,7 @@ async fn no_orphans(db: &Db) -> Result<Option<Violation>> {
     )))
 }
 
-async fn cached_balances(db: &Db) -> Result<Option<Violation>> {
+pub(super) async fn cached_balances(db: &Db) -> Result<Option<Violation>> {
     let accounts = sqlx::query("SELECT id, balance FROM ledger_accounts ORDER BY id")
         .fetch_all(db.pool())
         .await?;
@@ -212,7 +118,7 @@ async fn cached_balances(db: &Db) -> Result<Option<Violation>> {
     Ok(None)
 }
 
-async fn payouts_within_available(db: &Db) -> Result<Option<Violation>> {
+pub(super) async fn payouts_within_available(db: &Db) -> Result<Option<Violation>> {
     // Walk every available account in posting order; after a payout it must not be owed less
     // than nothing (liabilities are negative: the balance must stay at or below zero).
     let rows = sqlx::query(
@@ -294,40 +200,6 @@ async fn payouts_within_available(db: &Db) -> Result<Option<Violation>> {
                     -balance
                 ),
             )));
-        }
-    }
-    Ok(None)
-}
-
-async fn splits(db: &Db) -> Result<Option<Violation>> {
-    for charge in super::charges::all(db.pool()).await? {
-        let subject = format!("charge {}", charge.reference);
-        let problem = if charge.platform_share + charge.publisher_share != charge.gross {
-            Some(format!(
-                "platform {} + publisher {} is not the gross {}",
-                charge.platform_share, charge.publisher_share, charge.gross
-            ))
-        } else if charge.platform_share < 0 || charge.publisher_share < 0 {
-            Some("a part is negative".to_owned())
-        } else if !(0..=charge.gross).contains(&charge.refunded) {
-            Some(format!(
-                "refunded {} is outside 0..={}",
-                charge.refunded, charge.gross
-            ))
-        } else if !(0..=charge.platform_share).contains(&charge.refunded_platform)
-            || charge.refunded - charge.refunded_platform > charge.publisher_share
-        {
-            Some("a refund took back more than a party's part".to_owned())
-        } else if !(0..=charge.fee).contains(&charge.publisher_fee) || charge.fee > charge.gross {
-            Some(format!(
-                "the publisher bears {} of a fee of {}",
-                charge.publisher_fee, charge.fee
-            ))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            return Ok(Some(violation("split", subject, problem)));
         }
     }
     Ok(None)
