@@ -62,7 +62,9 @@ impl Plugin for Noisy {
                 }
                 plinth_sdk::json(&serde_json::json!({"emitted": emitted, "depth": event.depth}))
             }
-            other => Err(PluginError::invalid_payload(format!("unknown topic {other:?}"))),
+            other => Err(PluginError::invalid_payload(format!(
+                "unknown topic {other:?}"
+            ))),
         }
     }
 }
