@@ -31,7 +31,8 @@ pub struct EngineConfig {
     pub max_tables: u32,
     /// The largest linear memory any instance may have, in bytes (per-call limits are lower).
     pub max_memory_bytes: u64,
-    /// How often the epoch advances: the granularity of wall-clock deadlines.
+    /// How often the epoch advances: the granularity of wall-clock deadlines, and how often a
+    /// busy call yields its thread to other calls.
     pub epoch_tick: Duration,
     /// Largest wasm stack, in bytes; deeper recursion traps.
     pub max_wasm_stack: usize,
@@ -45,7 +46,7 @@ impl Default for EngineConfig {
             max_memories: 512,
             max_tables: 4096,
             max_memory_bytes: 1 << 30,
-            epoch_tick: Duration::from_millis(10),
+            epoch_tick: Duration::from_millis(1),
             max_wasm_stack: 1 << 20,
         }
     }

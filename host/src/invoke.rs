@@ -22,6 +22,7 @@ use crate::capabilities::http::{Denial, DenialReason, OutboundHttp, TenantRate};
 use crate::capabilities::kv::KvState;
 use crate::capabilities::log::{LogLine, LogState};
 use crate::capacity::{Capacity, Footprint, TenantShare};
+use crate::cpu::CpuSlots;
 use crate::engine::{Metering, PlinthEngine};
 use crate::error::InvokeError;
 use crate::kv::{KvQuota, KvStore, Namespace};
@@ -154,6 +155,8 @@ pub(crate) struct Sandboxes {
     /// Tenant-wide rates (outbound requests per minute) all calls share.
     pub(crate) rates: Arc<TenantRates>,
     pub(crate) capacity: Capacity,
+    /// Slots a call must hold to run guest code: fair shares of the cores.
+    pub(crate) cpu: CpuSlots,
     pub(crate) meter: Meter,
     pub(crate) workers: Workers,
 }
@@ -285,16 +288,15 @@ impl Sandboxes {
                 None => self.meter.begin(key),
             }
         }
-        let ran = self
-            .run_sandboxed(
-                &spec.prepared,
-                &spec.tenant,
-                &spec.config,
-                &limits,
-                spec.depth,
-                spec.entry,
-            )
-            .await;
+        let sandboxed = self.run_sandboxed(
+            &spec.prepared,
+            &spec.tenant,
+            &spec.config,
+            &limits,
+            spec.depth,
+            spec.entry,
+        );
+        let ran = self.cpu.fair(sandboxed).await;
         drop(permit);
         if spec.metered.is_some() {
             let invocation = &ran.invocation;

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod cache;
 pub mod capabilities;
 pub mod capacity;
+mod cpu;
 mod dispatch;
 pub mod engine;
 pub mod error;

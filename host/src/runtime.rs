@@ -17,6 +17,7 @@ use crate::breaker::{BreakerPolicy, RolloutPolicy};
 use crate::cache::CompiledCache;
 use crate::capabilities::{self, CapabilitySet};
 use crate::capacity::{Capacity, CapacityConfig, Footprint};
+use crate::cpu::CpuSlots;
 use crate::engine::{
     EngineConfig, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
     MAX_TABLES_PER_COMPONENT, Metering, PlinthEngine,
@@ -32,6 +33,11 @@ use crate::rates::TenantRates;
 use crate::sandbox::SandboxState;
 use crate::trust::TrustPolicy;
 use crate::workers::Workers;
+
+/// Plugin threads per core by default. More threads than cores, so that a few calls busy in
+/// work that cannot yield (a large `memory.fill`, say) never hold every thread: the operating
+/// system then shares the cores between them and other tenants' calls.
+pub const WORKER_THREADS_PER_CORE: usize = 4;
 
 /// How a [`Host`] is set up. Start from [`HostConfig::new`].
 #[derive(Debug)]
@@ -50,8 +56,10 @@ pub struct HostConfig {
     pub policies: HostPolicies,
     /// The budget all calls share (clamped to the engine's pool).
     pub capacity: CapacityConfig,
-    /// Threads of the plugin runtime; `None`: one per available core.
+    /// Threads of the plugin runtime; `None`: [`WORKER_THREADS_PER_CORE`] per available core.
     pub worker_threads: Option<usize>,
+    /// Calls that may run guest code at once (see [`crate::cpu`]); `None`: one per core.
+    pub cpu_slots: Option<usize>,
 }
 
 impl HostConfig {
@@ -67,6 +75,7 @@ impl HostConfig {
             policies: HostPolicies::default(),
             capacity: CapacityConfig::default(),
             worker_threads: None,
+            cpu_slots: None,
         }
     }
 }
@@ -149,15 +158,17 @@ impl Host {
             max_tables: config.capacity.max_tables.min(pool.max_tables),
             ..config.capacity
         };
-        let threads = config.worker_threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-        });
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let threads = config
+            .worker_threads
+            .unwrap_or(cores.saturating_mul(WORKER_THREADS_PER_CORE));
         let sandboxes = Sandboxes {
             engine: PlinthEngine::new(&config.engine)?,
             kv: config.kv,
             allow_private_http: config.allow_private_http,
             rates: Arc::new(TenantRates::new()),
             capacity: Capacity::new(capacity),
+            cpu: CpuSlots::new(config.cpu_slots.unwrap_or(cores)),
             meter: Meter::new(),
             workers: Workers::new(threads)?,
         };

@@ -84,7 +84,7 @@ pub struct ServeCommand {
         value_name = "N"
     )]
     plugin_calls: u32,
-    /// Threads that run plugin code, apart from those serving the API; default one per core.
+    /// Threads that run plugin code, apart from those serving the API; default four per core.
     #[arg(long, env = "PLINTH_PLUGIN_THREADS", value_name = "N")]
     plugin_threads: Option<usize>,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line, with
