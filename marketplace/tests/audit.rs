@@ -387,7 +387,7 @@ async fn the_log_verifies_only_under_its_own_key(app: TestApp) -> Result<()> {
     // A handle without a key can neither verify nor append.
     let keyless = plinth_marketplace::Db::connect(app.db().url()).await?;
     ensure!(chain::verify(&keyless).await.is_err());
-    let mut tx = keyless.begin_write().await?;
+    let mut tx = keyless.begin().await?;
     let appended = plinth_marketplace::audit::record(
         &mut tx,
         plinth_marketplace::audit::Entry {

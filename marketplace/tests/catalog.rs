@@ -841,7 +841,7 @@ async fn latest_permissions_reads_the_newest_version(app: TestApp) -> Result<()>
             )
             .await?;
     }
-    let mut tx = app.db().begin().await?;
+    let mut tx = app.db().begin_read().await?;
     let (version, permissions) = catalog::latest_permissions(&mut *tx, "acme.perm")
         .await?
         .context("a published version")?;

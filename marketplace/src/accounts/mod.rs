@@ -267,9 +267,9 @@ pub async fn bootstrap_operator(
         }
         None => "!".to_owned(),
     };
-    // Reads, then writes: take the write lock first, so a server writing at the same time
-    // (housekeeping at start) makes this wait rather than fail on SQLite.
-    let mut tx = db.begin_write().await?;
+    // Reads, then writes: `begin` takes SQLite's write lock first, so a server writing at the
+    // same time (housekeeping at start) makes this wait rather than fail.
+    let mut tx = db.begin().await?;
     let existing = sqlx::query("SELECT user_id FROM user_roles WHERE role = 'operator' LIMIT 1")
         .fetch_optional(&mut *tx)
         .await?;

@@ -90,8 +90,8 @@ pub struct Entry<'a> {
 /// Appends `entry` to the log in `tx`, the transaction of the change it records, sealed with
 /// the audit key of the transaction's [`Db`].
 ///
-/// Appends are serialized through the log's head row: on SQLite the first write takes the
-/// database's write lock, on PostgreSQL the head row stays locked until `tx` ends.
+/// Appends are serialized: on SQLite by the database's write lock, which `tx` took at its start
+/// ([`Db::begin`]), on PostgreSQL by the log's head row, locked until `tx` ends.
 ///
 /// # Errors
 ///
@@ -166,7 +166,7 @@ pub async fn record(tx: &mut Tx, entry: Entry<'_>) -> Result<()> {
 ///
 /// As [`record`].
 pub async fn seal_unsealed_log(db: &Db) -> Result<bool> {
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin().await?;
     let head = sqlx::query("SELECT seq, seal FROM audit_head WHERE id = 1")
         .fetch_optional(&mut *tx)
         .await?

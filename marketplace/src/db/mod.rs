@@ -3,6 +3,10 @@
 //! Queries are written once in SQL both backends accept (`$1` placeholders, `BIGINT` times,
 //! text ids) and run through sqlx's `Any` driver; what differs per backend (migrations,
 //! full-text search) lives in [`sqlite`] and [`postgres`], one place each.
+//!
+//! A transaction that may write starts with [`Db::begin`] (on SQLite it takes the write lock
+//! at once, so it waits for another writer instead of failing); one that only reads several
+//! times from one snapshot starts with [`Db::begin_read`]; a single read needs neither.
 
 pub mod cache;
 pub mod postgres;
@@ -274,27 +278,50 @@ impl Db {
         }
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction that may write: the one way to open a transaction that changes
+    /// anything.
+    ///
+    /// On SQLite it takes the database's write lock at once (`BEGIN IMMEDIATE`), waiting up to
+    /// the busy timeout while another writer holds it. A deferred transaction that reads first
+    /// and writes later cannot wait like that: when another writer committed in between, SQLite
+    /// refuses its first write at once (`database is locked`, whatever the busy timeout), so
+    /// every writing transaction starts here. On PostgreSQL it is a plain transaction; rows it
+    /// must hold are locked with `FOR UPDATE` or by updating them.
+    ///
+    /// While the returned [`Tx`] is open, the task holding it must not open another transaction
+    /// that may write, nor use [`Db::pool`]: pass the `Tx` to whatever needs the database. On
+    /// SQLite a second writing transaction would wait for this one's lock until the busy
+    /// timeout, and a read through the pool may wait for a connection that every other writer,
+    /// queued behind this one, is holding.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] if no connection can be had or the write lock is not had within the
+    /// busy timeout.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(self.transaction(inner))
+    }
+
+    /// Starts a transaction that only reads: one consistent snapshot for several queries
+    /// (a single query needs no transaction: run it on [`Db::pool`]).
+    ///
+    /// On SQLite it is deferred (`BEGIN`): with WAL journaling a reader never waits for a writer
+    /// nor holds one up. On PostgreSQL it is `BEGIN READ ONLY`, which refuses any write in it,
+    /// so a write slipped into a read transaction fails the tests, which run on both backends.
+    /// Do not write in it on SQLite either: a write there may fail at once when another writer
+    /// committed since the snapshot was taken; use [`Db::begin`].
     ///
     /// # Errors
     ///
     /// [`Error::Database`] if no connection can be had.
-    pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.transaction(self.pool.begin().await?))
-    }
-
-    /// Starts a transaction that will write, taking SQLite's write lock at once (`BEGIN
-    /// IMMEDIATE`) so that reading first and writing later cannot fail on a snapshot another
-    /// writer has moved on from. On PostgreSQL it is a plain transaction; rows it must hold are
-    /// locked with `FOR UPDATE` or by updating them.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] if no connection can be had or the lock is not had in time.
-    pub async fn begin_write(&self) -> Result<Tx> {
+    pub async fn begin_read(&self) -> Result<Tx> {
         let inner = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => self.pool.begin_with("BEGIN READ ONLY").await?,
         };
         Ok(self.transaction(inner))
     }

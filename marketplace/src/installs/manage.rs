@@ -109,7 +109,7 @@ pub async fn install(
     // transaction, so no database lock is held meanwhile; the checks are made once before it
     // and again under the tenant's lock, and the host install is undone if the record fails.
     {
-        let mut tx = state.db().begin().await?;
+        let mut tx = state.db().begin_read().await?;
         check_installable(&mut tx, &tenant, &plan, &request.plugin).await?;
     }
     runtime
@@ -211,7 +211,7 @@ pub async fn uninstall(
     let tenant = tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
     let runtime = state.runtime()?;
     let seen = {
-        let mut tx = state.db().begin().await?;
+        let mut tx = state.db().begin_read().await?;
         super::find(&mut tx, &tenant.id, plugin).await?
     }
     .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;
@@ -222,7 +222,7 @@ pub async fn uninstall(
         }
     }
 
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     let install = super::find(&mut tx, &tenant.id, plugin)
         .await?
         .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;

@@ -234,7 +234,7 @@ pub(crate) struct InstallChange {
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/installs/{plugin}", tag = "installs", security(("bearer" = [])),
     params(("tenant" = String, Path, description = "Tenant slug"), ("plugin" = String, Path, description = "Plugin id")),
     request_body = InstallChange,
-    responses((status = 200, body = InstallView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = InstallView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -251,18 +251,46 @@ async fn update(
             format!("field `update_policy` must be one of {UPDATE_POLICIES:?}"),
         ));
     }
+    let not_installed = || Error::not_found(format!("install of {plugin}"));
+    // A new configuration is worked out (the plugin loaded, perhaps compiled) before the write
+    // transaction opens, which then refuses with `install_changed` if the install moved to
+    // another version or configuration meanwhile.
+    let seen = {
+        let mut tx = state.db().begin_read().await?;
+        super::find(&mut tx, &tenant.id, &plugin).await?
+    }
+    .ok_or_else(not_installed)?;
+    let mut new_config = None;
+    let mut new_spec = None;
+    if let Some(input) = &body.config {
+        let (package, _) = load(&state, &plugin, &seen.version).await?;
+        let previous = config::open(&seen.config, &runtime.secrets, &seen.id)?;
+        let values = config::check(&package.manifest, input, &previous)?;
+        new_config = Some(config::seal(
+            &package.manifest,
+            &values,
+            &runtime.secrets,
+            &seen.id,
+        )?);
+        let plan = tenants::plan(state.db(), &tenant.plan).await?;
+        new_spec = Some(spec_for(&plan, &package.manifest, values));
+    }
+
     let mut tx = state.db().begin().await?;
     let mut install = super::find(&mut tx, &tenant.id, &plugin)
         .await?
-        .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;
-    let mut new_spec = None;
-    if let Some(input) = &body.config {
-        let (package, _) = load(&state, &plugin, &install.version).await?;
-        let previous = config::open(&install.config, &runtime.secrets, &install.id)?;
-        let values = config::check(&package.manifest, input, &previous)?;
-        install.config = config::seal(&package.manifest, &values, &runtime.secrets, &install.id)?;
-        let plan = tenants::plan(state.db(), &tenant.plan).await?;
-        new_spec = Some(spec_for(&plan, &package.manifest, values));
+        .ok_or_else(not_installed)?;
+    if let Some(config) = new_config {
+        if install.id != seen.id || install.version != seen.version || install.config != seen.config
+        {
+            return Err(Error::conflict(
+                "install_changed",
+                format!(
+                    "the install of {plugin} changed while its new configuration was checked; try again"
+                ),
+            ));
+        }
+        install.config = config;
     }
     if let Some(enabled) = body.enabled {
         install.enabled = enabled;

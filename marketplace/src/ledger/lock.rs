@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 ///
 /// [`Error::Database`] if no connection or lock can be had.
 pub async fn begin(db: &Db) -> Result<Tx> {
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin().await?;
     lock(&mut tx).await?;
     Ok(tx)
 }

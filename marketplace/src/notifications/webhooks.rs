@@ -114,7 +114,7 @@ pub async fn set(
     let url = check_url(url.trim(), allow_private)?.to_string();
     let secret = super::signature::new_secret()?;
     let now = now_ms();
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin().await?;
     let replaced = sqlx::query(
         "UPDATE webhooks SET url = $1, secret = $2, updated_at = $3 \
          WHERE owner_kind = $4 AND owner_id = $5 RETURNING created_at",

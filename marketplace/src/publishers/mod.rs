@@ -260,11 +260,36 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<Publisher>> {
 ///
 /// [`Error::Database`].
 pub async fn member_role(db: &Db, publisher_id: &str, user_id: &str) -> Result<Option<MemberRole>> {
+    role_of(db.pool(), publisher_id, user_id).await
+}
+
+/// As [`member_role`], read in `tx` (a task holding a transaction reads nothing through the
+/// pool: see [`Db::begin`]).
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub(crate) async fn member_role_in(
+    tx: &mut Tx,
+    publisher_id: &str,
+    user_id: &str,
+) -> Result<Option<MemberRole>> {
+    role_of(&mut **tx, publisher_id, user_id).await
+}
+
+async fn role_of<'c, E>(
+    executor: E,
+    publisher_id: &str,
+    user_id: &str,
+) -> Result<Option<MemberRole>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
     let row =
         sqlx::query("SELECT role FROM publisher_members WHERE publisher_id = $1 AND user_id = $2")
             .bind(publisher_id)
             .bind(user_id)
-            .fetch_optional(db.pool())
+            .fetch_optional(executor)
             .await?;
     match row {
         Some(row) => Ok(Some(MemberRole::parse(&row.try_get::<String, _>("role")?)?)),

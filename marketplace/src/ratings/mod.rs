@@ -197,7 +197,7 @@ pub async fn rate(
     let stars = check_stars(stars)?;
     let text = clean_text("text", text, MAX_TEXT_CHARS)?;
     let now = now_ms();
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin().await?;
     let publisher_id = lock_plugin(&mut tx, plugin_id, false).await?;
     if !crate::installs::history::has_used(&mut tx, &tenant.id, plugin_id, MIN_PAST_INSTALL_MS)
         .await?
@@ -352,7 +352,7 @@ pub async fn reply(
         }
         Err(e) => return Err(e),
     };
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin().await?;
     lock_plugin(&mut tx, plugin_id, true).await?;
     let tenant_id = rating_tenant(&mut tx, plugin_id, slug).await?;
     let now = now_ms();
@@ -433,7 +433,7 @@ pub async fn hide(
     let user = moderator(db, principal, plugin_id).await?;
     let reason = clean_text("reason", Some(reason), MAX_REASON_CHARS)?
         .ok_or_else(|| Error::bad_request("invalid_body", "field `reason` must not be empty"))?;
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin().await?;
     lock_plugin(&mut tx, plugin_id, true).await?;
     let tenant_id = rating_tenant(&mut tx, plugin_id, slug).await?;
     let hidden = sqlx::query(
@@ -491,7 +491,7 @@ pub async fn unhide(
     slug: &str,
 ) -> Result<RatingView> {
     moderator(db, principal, plugin_id).await?;
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin().await?;
     lock_plugin(&mut tx, plugin_id, true).await?;
     let tenant_id = rating_tenant(&mut tx, plugin_id, slug).await?;
     let shown = sqlx::query(

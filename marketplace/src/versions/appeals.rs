@@ -101,13 +101,13 @@ pub async fn file(
         ));
     }
     let text = check_text("text", text)?;
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     let hidden = || Error::not_found(format!("plugin {plugin_id:?}"));
     if !lock_plugin(&mut tx, plugin_id).await? {
         return Err(hidden());
     }
     let plugin = plugin_row(&mut tx, plugin_id).await?;
-    if crate::publishers::member_role(state.db(), &plugin.publisher_id, &user.id)
+    if crate::publishers::member_role_in(&mut tx, &plugin.publisher_id, &user.id)
         .await?
         .is_none()
     {
@@ -228,7 +228,7 @@ pub async fn decide(
         ));
     }
     let reason = check_text("reason", reason)?;
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     let sql = format!("SELECT {COLUMNS} FROM appeals WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
         .bind(id)
@@ -253,7 +253,7 @@ pub async fn decide(
             ),
         ));
     }
-    if crate::publishers::member_role(state.db(), &stored.publisher_id, &decider.id)
+    if crate::publishers::member_role_in(&mut tx, &stored.publisher_id, &decider.id)
         .await?
         .is_some()
     {

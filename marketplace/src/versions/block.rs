@@ -38,7 +38,7 @@ pub async fn block(
 ) -> Result<Blocked> {
     let (reason_code, reason) = check_reason(reason_code, reason)?;
     let runtime = state.runtime().ok();
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     if !lock_plugin(&mut tx, plugin_id).await? {
         return Err(Error::not_found(format!("plugin {plugin_id:?}")));
     }
@@ -145,7 +145,7 @@ pub async fn unblock(
 ) -> Result<Blocked> {
     let reason = super::check_text("reason", reason)?;
     let runtime = state.runtime().ok();
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     if !lock_plugin(&mut tx, plugin_id).await? {
         return Err(Error::not_found(format!("plugin {plugin_id:?}")));
     }

@@ -11,7 +11,7 @@
 //!   version of each of its plugins need a full review and pauses automatic updates.
 //!
 //! Every change is one transaction that first locks the plugin's row (SQLite: the write lock of
-//! [`Db::begin_write`](crate::db::Db::begin_write)), so an approval, a yank and an update of
+//! [`Db::begin`](crate::db::Db::begin)), so an approval, a yank and an update of
 //! the same plugin never interleave. The plugins' `on-upgrade` hooks run before that
 //! transaction opens (no plugin code runs while a transaction or lock is held); the
 //! transaction reads again what the hooks were run for and refuses with `install_changed` if

@@ -49,7 +49,7 @@ pub async fn tenant_rollback(
     // The hook runs with no transaction open; the transaction checks everything again and
     // refuses with `install_changed` if the install changed meanwhile.
     let first = {
-        let mut tx = state.db().begin().await?;
+        let mut tx = state.db().begin_read().await?;
         rollback_choice(&mut tx, tenant, plugin_id).await?
     };
     let mut loader = Loader::default();
@@ -59,7 +59,7 @@ pub async fn tenant_rollback(
         .run(&runtime.host, std::slice::from_ref(&planned), false)
         .await?;
 
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     lock_plugin(&mut tx, plugin_id).await?;
     let choice = rollback_choice(&mut tx, tenant, plugin_id).await?;
     moves::check_unchanged(
@@ -187,7 +187,7 @@ impl OperatorRollbackOnce<'_> {
         let (state, plugin_id, reason) = (self.state, self.plugin_id, self.reason);
         let runtime = state.runtime()?;
         let first = {
-            let mut tx = state.db().begin().await?;
+            let mut tx = state.db().begin_read().await?;
             plugin_row(&mut tx, plugin_id).await?;
             self.choices(&mut tx).await?.1
         };
@@ -197,7 +197,7 @@ impl OperatorRollbackOnce<'_> {
         }
         hooks.run(&runtime.host, &planned, true).await?;
 
-        let mut tx = state.db().begin_write().await?;
+        let mut tx = state.db().begin().await?;
         if !lock_plugin(&mut tx, plugin_id).await? {
             return Err(Error::not_found(format!("plugin {plugin_id:?}")));
         }
@@ -402,7 +402,7 @@ pub async fn record_auto_rollback(state: &AppState, rollback: &AutoRollback<'_>)
         failures,
         calls,
     } = *rollback;
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     lock_plugin(&mut tx, plugin_id).await?;
     let Some(install) = installs::find(&mut tx, tenant_id, plugin_id).await? else {
         return Ok(());

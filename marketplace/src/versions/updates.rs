@@ -180,7 +180,7 @@ async fn update_one(
 ) -> Result<AutoUpdate> {
     let runtime = state.runtime()?;
     let first = {
-        let mut tx = state.db().begin().await?;
+        let mut tx = state.db().begin_read().await?;
         decide(&mut tx, install_id, plugin_id, version, held).await?
     };
     let planned = match first {
@@ -194,7 +194,7 @@ async fn update_one(
         _ => None,
     };
 
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     if !lock_plugin(&mut tx, plugin_id).await? {
         return Ok(AutoUpdate::Skipped);
     }
@@ -300,7 +300,7 @@ async fn record_failure(
     version: &str,
     error: &Error,
 ) -> Result<()> {
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     let Some(install) = moves::find_by_id(&mut tx, install_id).await? else {
         return Ok(());
     };
@@ -378,7 +378,7 @@ pub async fn update(
     // The hook runs with no transaction open; the transaction checks everything again and
     // refuses with `install_changed` if the install changed meanwhile.
     let (first, _) = {
-        let mut tx = state.db().begin().await?;
+        let mut tx = state.db().begin_read().await?;
         wanted.check(&mut tx).await?
     };
     let planned = moves::plan(state, &mut loader, first, config).await?;
@@ -387,7 +387,7 @@ pub async fn update(
         .run(&runtime.host, std::slice::from_ref(&planned), false)
         .await?;
 
-    let mut tx = state.db().begin_write().await?;
+    let mut tx = state.db().begin().await?;
     lock_plugin(&mut tx, plugin_id).await?;
     let (choice, from) = wanted.check(&mut tx).await?;
     moves::check_unchanged(

@@ -92,7 +92,7 @@ impl YankOnce<'_> {
         let mut planned = Vec::new();
         if security {
             let first = {
-                let mut tx = state.db().begin().await?;
+                let mut tx = state.db().begin_read().await?;
                 plugin_row(&mut tx, plugin_id).await?;
                 let rows = version_rows(&mut tx, plugin_id).await?;
                 let target = self.target(&rows)?;
@@ -109,7 +109,7 @@ impl YankOnce<'_> {
             }
         }
 
-        let mut tx = state.db().begin_write().await?;
+        let mut tx = state.db().begin().await?;
         if !lock_plugin(&mut tx, plugin_id).await? {
             return Err(Error::not_found(format!("plugin {plugin_id:?}")));
         }

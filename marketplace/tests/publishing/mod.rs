@@ -129,6 +129,40 @@ pub async fn submit_ok(app: &TestApp, token: &str, bytes: Vec<u8>) -> Result<Str
         .to_owned())
 }
 
+/// Submits `plugin` as `id` `version`, signed with `dev`'s key, and has `reviewer` (a reviewer
+/// or the operator, not a member of `dev`'s publisher) approve it; returns the submission id.
+pub async fn publish(
+    app: &TestApp,
+    dev: &Dev,
+    reviewer: &str,
+    plugin: &TestPlugin,
+    id: &str,
+    version: &str,
+) -> Result<String> {
+    let bytes = package_with(plugin, id, version, "", None, Some(&dev.key))?;
+    let submission = submit_ok(app, &dev.token, bytes).await?;
+    app.post(
+        &format!("/v1/submissions/{submission}/decision"),
+        Some(reviewer),
+        json!({"decision": "approve", "reason": "Reviewed in a test."}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    Ok(submission)
+}
+
+/// The permissions digest the catalog shows for `id` `version` (what an install consents to).
+pub async fn permissions_digest(app: &TestApp, id: &str, version: &str) -> Result<String> {
+    let shown = app
+        .get(&format!("/v1/plugins/{id}/versions/{version}"), None)
+        .await?
+        .expect(StatusCode::OK)?;
+    Ok(shown.body["permissions_digest"]
+        .as_str()
+        .context("permissions_digest")?
+        .to_owned())
+}
+
 /// The number of rows in `table` (one of a fixed set).
 pub async fn count(app: &TestApp, table: &str) -> Result<i64> {
     let sql = match table {
