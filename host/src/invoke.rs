@@ -296,7 +296,7 @@ impl Sandboxes {
             spec.depth,
             spec.entry,
         );
-        let ran = self.cpu.fair(sandboxed).await;
+        let ran = self.cpu.fair(&spec.tenant, sandboxed).await;
         drop(permit);
         if spec.metered.is_some() {
             let invocation = &ran.invocation;

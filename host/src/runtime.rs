@@ -58,7 +58,8 @@ pub struct HostConfig {
     pub capacity: CapacityConfig,
     /// Threads of the plugin runtime; `None`: [`WORKER_THREADS_PER_CORE`] per available core.
     pub worker_threads: Option<usize>,
-    /// Calls that may run guest code at once (see [`crate::cpu`]); `None`: one per core.
+    /// Calls that may run guest code at once (see [`crate::cpu`]); `None`: one per plugin
+    /// thread, so the threads are the only bound and the operating system shares the cores.
     pub cpu_slots: Option<usize>,
 }
 
@@ -168,7 +169,7 @@ impl Host {
             allow_private_http: config.allow_private_http,
             rates: Arc::new(TenantRates::new()),
             capacity: Capacity::new(capacity),
-            cpu: CpuSlots::new(config.cpu_slots.unwrap_or(cores)),
+            cpu: CpuSlots::new(config.cpu_slots.unwrap_or(threads)),
             meter: Meter::new(),
             workers: Workers::new(threads)?,
         };

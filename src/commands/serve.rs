@@ -87,6 +87,11 @@ pub struct ServeCommand {
     /// Threads that run plugin code, apart from those serving the API; default four per core.
     #[arg(long, env = "PLINTH_PLUGIN_THREADS", value_name = "N")]
     plugin_threads: Option<usize>,
+    /// Plugin calls that may run guest code at the same moment (the others wait for one to
+    /// yield or wait on a host call; a freed slot goes to the waiting tenant holding fewest);
+    /// default one per plugin thread. Fewer keeps cores free for the API.
+    #[arg(long, env = "PLINTH_PLUGIN_CPU_SLOTS", value_name = "N")]
+    plugin_cpu_slots: Option<usize>,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line, with
     /// the request id, tenant, plugin and version of the spans it is in) for log collectors.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -133,6 +138,7 @@ impl ServeCommand {
             memory_mb: self.plugin_memory_mb,
             calls: self.plugin_calls,
             threads: self.plugin_threads,
+            cpu_slots: self.plugin_cpu_slots,
         };
         let runtime = start_host(
             &self.data_dir,
@@ -194,6 +200,7 @@ struct HostCapacity {
     memory_mb: u64,
     calls: u32,
     threads: Option<usize>,
+    cpu_slots: Option<usize>,
 }
 
 /// The host, trusting only packages countersigned by this marketplace's key; its kv data in
@@ -205,8 +212,12 @@ async fn start_host(
     capacity: &HostCapacity,
 ) -> anyhow::Result<Runtime> {
     anyhow::ensure!(
-        capacity.calls > 0 && capacity.memory_mb > 0 && capacity.threads != Some(0),
-        "--plugin-calls, --plugin-memory-mb and --plugin-threads must be more than 0"
+        capacity.calls > 0
+            && capacity.memory_mb > 0
+            && capacity.threads != Some(0)
+            && capacity.cpu_slots != Some(0),
+        "--plugin-calls, --plugin-memory-mb, --plugin-threads and --plugin-cpu-slots must be \
+         more than 0"
     );
     let kv_url = match database_url {
         Some(url) => url.to_owned(),
@@ -225,6 +236,7 @@ async fn start_host(
     config.capacity.max_calls = capacity.calls;
     config.capacity.max_memory_bytes = capacity.memory_mb.saturating_mul(1 << 20);
     config.worker_threads = capacity.threads;
+    config.cpu_slots = capacity.cpu_slots;
     let host = Host::new(config).context("cannot start the host")?;
     let secrets = SecretsKey::load_or_create(data_dir)?;
     Ok(Runtime {
