@@ -12,8 +12,8 @@
 //!
 //! The others feed `plinth admin restore` and `backup` what they must refuse: a data dir that
 //! is not empty, an altered or foreign file, an entry the manifest does not list (a path out of
-//! the data dir among them), a newer format, an existing `--out`. Each fails with its reason
-//! and leaves nothing behind.
+//! the data dir among them), a newer format, an existing `--out`, a data dir without a
+//! database, a SQLite `--database-url`. Each fails with its reason and leaves nothing behind.
 
 mod common {
     pub mod api;
@@ -527,7 +527,7 @@ fn restore_refuses_altered_foreign_and_newer_backups_and_writes_nothing() -> Res
 }
 
 #[test]
-fn backup_never_replaces_a_file_and_needs_a_database() -> Result<()> {
+fn backup_never_replaces_a_file_and_needs_a_database_of_its_own() -> Result<()> {
     let small = Small::new()?;
     let before = std::fs::read(&small.backup)?;
     let data_dir = small.path("data");
@@ -546,6 +546,24 @@ fn backup_never_replaces_a_file_and_needs_a_database() -> Result<()> {
     let stderr = String::from_utf8_lossy(&none.stderr);
     ensure!(
         !none.status.success() && stderr.contains("no marketplace database at"),
+        "{stderr}"
+    );
+    ensure!(!out.exists());
+    // A SQLite URL is not a database to back up apart from its data dir.
+    let by_url = plinth(
+        small.work.path(),
+        &[
+            "admin",
+            "backup",
+            "--out",
+            out.to_str().context("path")?,
+            "--database-url",
+            "sqlite://elsewhere.db?mode=rwc",
+        ],
+    )?;
+    let stderr = String::from_utf8_lossy(&by_url.stderr);
+    ensure!(
+        !by_url.status.success() && stderr.contains("a backup takes a PostgreSQL --database-url"),
         "{stderr}"
     );
     ensure!(!out.exists());

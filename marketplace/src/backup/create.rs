@@ -19,11 +19,18 @@ use crate::clock::{now_ms, rfc3339};
 /// # Errors
 ///
 /// [`BackupError::OutputExists`] if `out` exists; [`BackupError::NoDatabase`] if the data dir
-/// has no SQLite database and no URL was given; [`BackupError::Sqlite`] or
+/// has no SQLite database and no URL was given; [`BackupError::SqliteUrl`] if the URL is not a
+/// PostgreSQL one; [`BackupError::Sqlite`] or
 /// [`BackupError::Io`] if something cannot be read or written. `out` is then left as it was.
 pub async fn create(source: &Source<'_>, out: &Path) -> Result<BackupManifest, BackupError> {
     if out.exists() {
         return Err(BackupError::OutputExists(out.to_path_buf()));
+    }
+    if source
+        .database_url
+        .is_some_and(|url| !url.starts_with("postgres:") && !url.starts_with("postgresql:"))
+    {
+        return Err(BackupError::SqliteUrl);
     }
     let out_dir = match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

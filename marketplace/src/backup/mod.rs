@@ -62,7 +62,7 @@ pub struct Source<'a> {
     /// The data dir `plinth serve` runs with.
     pub data_dir: &'a std::path::Path,
     /// The PostgreSQL URL it runs with, if any (its database is then dumped with `pg_dump`,
-    /// not by [`create`]).
+    /// not by [`create`]). Only its scheme is read; it is never logged.
     pub database_url: Option<&'a str>,
 }
 
@@ -124,6 +124,13 @@ pub enum BackupError {
         .0.display()
     )]
     NoDatabase(PathBuf),
+    /// `--database-url` names a SQLite database: a SQLite marketplace is backed up from its
+    /// data dir.
+    #[error(
+        "a backup takes a PostgreSQL --database-url or none; back up a SQLite marketplace from its \
+         data dir"
+    )]
+    SqliteUrl,
     /// A SQLite database could not be snapshotted or checked.
     #[error("SQLite database {}: {source}", path.display())]
     Sqlite {
