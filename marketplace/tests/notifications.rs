@@ -108,6 +108,7 @@ on_both_backends_delivering!(
     deliveries_are_signed_and_carry_the_notification,
     a_failing_receiver_is_retried_then_given_up,
     a_flaky_receiver_gets_the_delivery_on_a_retry,
+    a_webhook_redirect_is_never_followed,
 );
 
 /// Creates tenant `slug` owned by `token`'s user.
@@ -795,5 +796,40 @@ async fn webhook_private_addresses_are_refused(database: TestDatabase) -> Result
     // Nothing was ever connected, so every attempt looked the name up again.
     ensure!(mixed.lookups() == 3, "{} lookups", mixed.lookups());
     ensure!(taken(&got).is_empty(), "the loopback receiver was reached");
+    Ok(())
+}
+
+/// A receiver that answers every delivery with a redirect to `location`.
+async fn redirecting_receiver(location: String) -> Result<String> {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let location = location.clone();
+            async move { (StatusCode::FOUND, [(reqwest::header::LOCATION, location)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
+async fn a_webhook_redirect_is_never_followed(app: TestApp) -> Result<()> {
+    let (elsewhere, got) = receiver(vec![200]).await?;
+    let url = redirecting_receiver(elsewhere).await?;
+    let (owner, acme, _) = hooked_tenant(&app, &url).await?;
+    notify_tenant(&app, &acme, 1).await?;
+    let shown = wait_for(&app, &owner, |w| w["failed"] == 1).await?;
+    let failure = &shown["last_failure"];
+    ensure!(
+        failure["attempts"] == 3
+            && failure["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("answered HTTP 302")),
+        "{shown}"
+    );
+    ensure!(taken(&got).is_empty(), "the redirect was followed");
     Ok(())
 }
