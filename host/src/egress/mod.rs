@@ -15,9 +15,9 @@
 //! ```no_run
 //! use plinth_host::egress::{CheckedResolver, EgressClient, EgressOptions};
 //!
-//! # async fn run() -> Result<(), plinth_host::egress::EgressError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = EgressClient::new(CheckedResolver::system(false), EgressOptions::default())?;
-//! let url = "https://hooks.example.com/x".parse().map_err(|_| unreachable!())?;
+//! let url = reqwest::Url::parse("https://hooks.example.com/x")?;
 //! let response = client.execute(reqwest::Request::new(reqwest::Method::GET, url)).await?;
 //! println!("{}", response.status());
 //! # Ok(())
