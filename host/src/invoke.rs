@@ -23,6 +23,7 @@ use crate::capabilities::kv::KvState;
 use crate::capabilities::log::{LogLine, LogState};
 use crate::capacity::{Capacity, Footprint, TenantShare};
 use crate::cpu::CpuSlots;
+use crate::egress::CheckedResolver;
 use crate::engine::{Metering, PlinthEngine};
 use crate::error::InvokeError;
 use crate::kv::{KvQuota, KvStore, Namespace};
@@ -151,7 +152,7 @@ pub(crate) struct Ran {
 pub(crate) struct Sandboxes {
     pub(crate) engine: PlinthEngine,
     pub(crate) kv: Option<KvStore>,
-    pub(crate) allow_private_http: bool,
+    pub(crate) egress: CheckedResolver,
     /// Tenant-wide rates (outbound requests per minute) all calls share.
     pub(crate) rates: Arc<TenantRates>,
     pub(crate) capacity: Capacity,
@@ -165,7 +166,7 @@ impl std::fmt::Debug for Sandboxes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandboxes")
             .field("engine", &self.engine)
-            .field("allow_private_http", &self.allow_private_http)
+            .field("egress", &self.egress)
             .field("capacity", &self.capacity)
             .finish_non_exhaustive()
     }
@@ -348,7 +349,7 @@ impl Sandboxes {
         };
         let mut outbound = OutboundHttp::new(
             Arc::clone(&prepared.grants),
-            self.allow_private_http,
+            self.egress.clone(),
             limits.max_outbound_requests,
         );
         if let Some(per_minute) = limits.tenant_outbound_per_minute {

@@ -13,6 +13,7 @@ pub mod capabilities;
 pub mod capacity;
 mod cpu;
 mod dispatch;
+pub mod egress;
 pub mod engine;
 pub mod error;
 mod footprint;

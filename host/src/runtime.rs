@@ -18,6 +18,7 @@ use crate::cache::CompiledCache;
 use crate::capabilities::{self, CapabilitySet};
 use crate::capacity::{Capacity, CapacityConfig, Footprint};
 use crate::cpu::CpuSlots;
+use crate::egress::CheckedResolver;
 use crate::engine::{
     EngineConfig, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
     MAX_TABLES_PER_COMPONENT, Metering, PlinthEngine,
@@ -50,8 +51,9 @@ pub struct HostConfig {
     pub trust: TrustPolicy,
     /// Storage of the kv capability; without it, plugins granted kv cannot be prepared.
     pub kv: Option<KvStore>,
-    /// Let plugins reach loopback and private addresses over HTTP (tests, local development).
-    pub allow_private_http: bool,
+    /// How plugins' outbound HTTP resolves names and which addresses it may reach (private and
+    /// loopback ones only if it allows them: tests, local development).
+    pub egress: CheckedResolver,
     /// Circuit breaker, rollout and dispatch policies.
     pub policies: HostPolicies,
     /// The budget all calls share (clamped to the engine's pool).
@@ -65,14 +67,15 @@ pub struct HostConfig {
 
 impl HostConfig {
     /// A host caching compiled components in `cache_dir` and trusting per `trust`, with
-    /// default engine sizing and policies, no kv store and no private HTTP.
+    /// default engine sizing and policies, no kv store, and outbound HTTP through the system's
+    /// resolver to public addresses only.
     pub fn new(cache_dir: impl Into<PathBuf>, trust: TrustPolicy) -> Self {
         HostConfig {
             engine: EngineConfig::default(),
             cache_dir: cache_dir.into(),
             trust,
             kv: None,
-            allow_private_http: false,
+            egress: CheckedResolver::default(),
             policies: HostPolicies::default(),
             capacity: CapacityConfig::default(),
             worker_threads: None,
@@ -166,7 +169,7 @@ impl Host {
         let sandboxes = Sandboxes {
             engine: PlinthEngine::new(&config.engine)?,
             kv: config.kv,
-            allow_private_http: config.allow_private_http,
+            egress: config.egress,
             rates: Arc::new(TenantRates::new()),
             capacity: Capacity::new(capacity),
             cpu: CpuSlots::new(config.cpu_slots.unwrap_or(threads)),

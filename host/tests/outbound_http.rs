@@ -1,6 +1,7 @@
-//! Outbound HTTP policy: the allowlist, private addresses, the request budget, schemes and
-//! redirects, driven through the `WasiHttpHooks::send_request` hook the sandbox installs,
-//! against a local listener that counts every connection it accepts.
+//! Outbound HTTP policy: the allowlist, private addresses, DNS rebinding, TLS names, the request
+//! budget, schemes and redirects, driven through the `WasiHttpHooks::send_request` hook the
+//! sandbox installs, against local listeners that count every connection they accept and a
+//! scripted resolver that counts every lookup.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -14,8 +15,9 @@ use http::header::LOCATION;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use plinth_host::capabilities::http::{
-    Denial, DenialReason, OutboundConfig, OutboundHttp, TenantRate, is_public_address,
+    Denial, DenialReason, OutboundConfig, OutboundHttp, TenantRate,
 };
+use plinth_host::egress::{CheckedResolver, Lookup, LookupFuture, is_public_address};
 use plinth_host::rates::TenantRates;
 use plinth_package::{HttpPermission, Permissions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -90,12 +92,16 @@ fn permissions(hosts: &[&str]) -> Arc<Permissions> {
     })
 }
 
-fn config(allow_private: bool, max_requests: u32) -> OutboundConfig {
+fn config(max_requests: u32) -> OutboundConfig {
     OutboundConfig {
-        allow_private,
         max_requests,
         ..OutboundConfig::default()
     }
+}
+
+/// The system's resolver, private destinations allowed (to reach the local listeners).
+fn private_allowed() -> CheckedResolver {
+    CheckedResolver::system(true)
 }
 
 fn get(uri: &str) -> Request<WasiBody> {
@@ -128,7 +134,7 @@ fn is_denied<T>(result: &Result<T, HttpError>) -> bool {
 #[tokio::test]
 async fn an_allowlisted_host_is_reached_and_its_status_comes_back() {
     let server = Server::start(|_| OK.to_owned()).await;
-    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), true, 5);
+    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), private_allowed(), 5);
     let denials = hooks.denials();
 
     let response = send(&mut hooks, &server.url("/hello")).await.unwrap();
@@ -150,7 +156,7 @@ async fn an_allowlisted_host_is_reached_and_its_status_comes_back() {
 #[tokio::test]
 async fn a_host_off_the_allowlist_is_denied_before_any_lookup_or_connection() {
     let server = Server::start(|_| OK.to_owned()).await;
-    let mut hooks = OutboundHttp::new(permissions(&["allowed.example.com"]), true, 5);
+    let mut hooks = OutboundHttp::new(permissions(&["allowed.example.com"]), private_allowed(), 5);
     let denials = hooks.denials();
 
     // The refusal is decided and recorded inside the hook, before its future is ever polled,
@@ -209,7 +215,8 @@ async fn private_addresses_are_refused_even_when_allowlisted() {
             "[::ffff:127.0.0.1]",
             "169.254.169.254",
         ]),
-        config(false, 10),
+        CheckedResolver::system(false),
+        config(10),
     );
     let denials = hooks.denials();
 
@@ -247,10 +254,177 @@ async fn private_addresses_are_refused_even_when_allowlisted() {
     assert_eq!(denials.to_vec(), expected);
 }
 
+/// A public address (the retired 6to4 relay anycast) that stands for "somewhere on the internet":
+/// where it leads, if anywhere, does not matter; only that it is not the local listener.
+const PUBLIC: &str = "192.88.99.1";
+
+/// A resolver stand-in: its n-th lookup answers `answers[n]` (the last one from then on),
+/// whatever the name, and it records every name it is asked.
+#[derive(Debug)]
+struct Scripted {
+    answers: Vec<Vec<IpAddr>>,
+    asked: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn new(answers: &[&[&str]]) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            answers: answers
+                .iter()
+                .map(|answer| answer.iter().map(|ip| ip.parse().unwrap()).collect())
+                .collect(),
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl Lookup for Scripted {
+    fn lookup(&self, host: &str) -> LookupFuture {
+        let mut asked = self.asked.lock().unwrap();
+        asked.push(host.to_owned());
+        let answer = self.answers[(asked.len() - 1).min(self.answers.len() - 1)].clone();
+        Box::pin(std::future::ready(Ok(answer)))
+    }
+}
+
+/// Timeouts short enough that a request to [`PUBLIC`] gives up quickly wherever it leads.
+fn quick(max_requests: u32) -> OutboundConfig {
+    OutboundConfig {
+        max_requests,
+        connect_timeout: std::time::Duration::from_secs(1),
+        first_byte_timeout: std::time::Duration::from_secs(1),
+        between_bytes_timeout: std::time::Duration::from_secs(1),
+    }
+}
+
+#[tokio::test]
+async fn a_name_that_rebinds_to_loopback_after_its_check_never_reaches_loopback() {
+    assert!(is_public_address(PUBLIC.parse().unwrap()));
+    let server = Server::start(|_| OK.to_owned()).await;
+    let port = server.port();
+    for scheme in ["http", "https"] {
+        // The name answers a public address first and loopback from then on: a host that
+        // looked it up to check it and again to connect would reach the listener.
+        let lookup = Scripted::new(&[&[PUBLIC], &["127.0.0.1"]]);
+        let resolver = CheckedResolver::with_lookup(lookup.clone(), false);
+        let mut hooks =
+            OutboundHttp::with_config(permissions(&["rebind.test"]), resolver, quick(5));
+        let denials = hooks.denials();
+        let url = format!("{scheme}://rebind.test:{port}/");
+
+        // Checked once, connected to what was checked: wherever that leads, not to loopback.
+        let _ = send(&mut hooks, &url).await;
+        assert_eq!(lookup.asked(), ["rebind.test"], "{scheme}: one lookup");
+        assert_eq!(server.accepted(), 0, "{scheme}: loopback reached");
+        assert_eq!(hooks.requests_sent(), 1, "{scheme}");
+        assert!(denials.is_empty(), "{scheme}: {:?}", denials.to_vec());
+
+        // The next request looks the name up again, sees loopback and is refused.
+        assert!(is_denied(&send(&mut hooks, &url).await), "{scheme}");
+        assert_eq!(lookup.asked().len(), 2, "{scheme}");
+        assert_eq!(server.accepted(), 0, "{scheme}: loopback reached");
+        assert_eq!(hooks.requests_sent(), 1, "{scheme}");
+        assert_eq!(
+            denials.to_vec(),
+            [denial(
+                "rebind.test",
+                Some(port),
+                DenialReason::PrivateAddress
+            )],
+            "{scheme}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_name_with_a_private_address_among_its_answers_is_refused_before_connecting() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    let port = server.port();
+    let lookup = Scripted::new(&[&[PUBLIC, "127.0.0.1"]]);
+    let resolver = CheckedResolver::with_lookup(lookup.clone(), false);
+    let mut hooks = OutboundHttp::with_config(permissions(&["mixed.test"]), resolver, quick(5));
+    let denials = hooks.denials();
+
+    let result = send(&mut hooks, &format!("https://mixed.test:{port}/")).await;
+
+    assert!(is_denied(&result));
+    assert_eq!(lookup.asked(), ["mixed.test"]);
+    assert_eq!(server.accepted(), 0);
+    assert_eq!(hooks.requests_sent(), 0);
+    assert_eq!(
+        denials.to_vec(),
+        [denial(
+            "mixed.test",
+            Some(port),
+            DenialReason::PrivateAddress
+        )]
+    );
+}
+
+#[tokio::test]
+async fn plain_http_goes_to_the_looked_up_address_with_the_requested_name_as_host() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    let port = server.port();
+    // `api.example.test` exists only in this lookup: reaching the listener proves the
+    // connection went to the address it answered.
+    let lookup = Scripted::new(&[&["127.0.0.1"]]);
+    let resolver = CheckedResolver::with_lookup(lookup.clone(), true);
+    let mut hooks = OutboundHttp::new(permissions(&["api.example.test"]), resolver, 5);
+
+    let url = format!("http://api.example.test:{port}/hello");
+    let response = send(&mut hooks, &url).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(lookup.asked(), ["api.example.test"]);
+    assert_eq!(server.accepted(), 1);
+    let head = server.heads.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /hello http/1.1\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("host: api.example.test:{port}\r\n")),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn https_goes_to_the_looked_up_address_with_the_requested_name_in_sni() {
+    // A listener that keeps the first bytes a client sends (a TLS ClientHello) and hangs up.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (hello_sent, hello) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap_or(0);
+        buf.truncate(n);
+        let _ = hello_sent.send(buf);
+    });
+    let lookup = Scripted::new(&[&["127.0.0.1"]]);
+    let resolver = CheckedResolver::with_lookup(lookup.clone(), true);
+    let mut hooks =
+        OutboundHttp::with_config(permissions(&["api.example.test"]), resolver, quick(5));
+
+    let result = send(&mut hooks, &format!("https://api.example.test:{port}/")).await;
+
+    // No certificate for the name came back, so there is no response.
+    assert!(result.is_err());
+    assert_eq!(lookup.asked(), ["api.example.test"]);
+    let hello = hello.await.unwrap();
+    assert_eq!(hello.first(), Some(&0x16), "a TLS handshake record");
+    assert!(
+        hello.windows(16).any(|w| w == b"api.example.test"),
+        "the ClientHello names the host (SNI)"
+    );
+}
+
 #[tokio::test]
 async fn the_request_budget_is_enforced_and_refusals_do_not_spend_it() {
     let server = Server::start(|_| OK.to_owned()).await;
-    let hooks = OutboundHttp::with_config(permissions(&["127.0.0.1"]), config(true, 2));
+    let hooks =
+        OutboundHttp::with_config(permissions(&["127.0.0.1"]), private_allowed(), config(2));
     let denials = hooks.denials();
     // The sandbox boxes a clone into the store: clones share the budget and the record.
     let mut in_store = hooks.clone();
@@ -288,13 +462,12 @@ async fn the_tenant_rate_is_shared_by_all_of_a_tenants_calls_and_no_other() {
     let server = Server::start(|_| OK.to_owned()).await;
     let rates = Arc::new(TenantRates::new());
     let call_of = |tenant: &str| {
-        OutboundHttp::with_config(permissions(&["127.0.0.1"]), config(true, 10)).with_tenant_rate(
-            TenantRate {
+        OutboundHttp::with_config(permissions(&["127.0.0.1"]), private_allowed(), config(10))
+            .with_tenant_rate(TenantRate {
                 rates: Arc::clone(&rates),
                 tenant: tenant.to_owned(),
                 per_minute: 2,
-            },
-        )
+            })
     };
     // Two calls of tenant a (two installs, say) share its two requests a minute.
     let (mut first, mut second) = (call_of("a"), call_of("a"));
@@ -318,7 +491,7 @@ async fn the_tenant_rate_is_shared_by_all_of_a_tenants_calls_and_no_other() {
 #[tokio::test]
 async fn schemes_other_than_http_and_https_are_refused() {
     let server = Server::start(|_| OK.to_owned()).await;
-    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), true, 5);
+    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), private_allowed(), 5);
     let denials = hooks.denials();
 
     // The hook lets every scheme through to `send_request`, so the refusal is recorded there.
@@ -347,7 +520,7 @@ async fn a_redirect_to_a_host_off_the_allowlist_is_denied_when_followed() {
         )
     })
     .await;
-    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), true, 5);
+    let mut hooks = OutboundHttp::new(permissions(&["127.0.0.1"]), private_allowed(), 5);
     let denials = hooks.denials();
 
     // wasi:http hands the 302 to the guest instead of following it …
@@ -373,7 +546,7 @@ async fn a_redirect_to_a_host_off_the_allowlist_is_denied_when_followed() {
 
 #[tokio::test]
 async fn a_guest_looping_on_refused_requests_cannot_grow_the_log() {
-    let mut hooks = OutboundHttp::new(permissions(&["allowed.example.com"]), true, 5);
+    let mut hooks = OutboundHttp::new(permissions(&["allowed.example.com"]), private_allowed(), 5);
     let denials = hooks.denials();
     let attempts = plinth_host::capabilities::http::MAX_RECORDED_DENIALS + 10;
     for _ in 0..attempts {

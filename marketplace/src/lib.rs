@@ -5,8 +5,8 @@
 //! keys ([`publishers`]), submissions with validation ([`submissions`]), the review workflow
 //! ([`review`]), the catalog with full-text search ([`catalog`]), ratings ([`ratings`]),
 //! inboxes with webhook delivery ([`notifications`]), metering, quotas and rate limits
-//! ([`usage`], [`rate_limit`]), the revenue-share ledger ([`ledger`]), and the HTTP API that
-//! serves them all ([`server`]).
+//! ([`usage`], [`rate_limit`]), the revenue-share ledger ([`ledger`]), backups ([`backup`]), and
+//! the HTTP API that serves them all ([`server`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), plinth_marketplace::Error> {
@@ -27,6 +27,7 @@ pub mod accounts;
 pub mod admission;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod body;
 pub mod catalog;
 pub mod changes;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use plinth_host::egress::CheckedResolver;
 use plinth_package::ArchiveLimits;
 
 /// Limits and periods of the marketplace.
@@ -26,9 +27,11 @@ pub struct Settings {
 /// How notifications are delivered to the webhooks tenants and publishers configure.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
-    /// Whether webhook URLs may point at private, loopback or link-local addresses (off in
-    /// production; `plinth serve` turns it on with `PLINTH_ALLOW_PRIVATE_HTTP=1`, tests do).
-    pub allow_private: bool,
+    /// How deliveries resolve webhook hosts and which addresses they may reach: private,
+    /// loopback and link-local ones only if it allows them (off in production; `plinth serve`
+    /// turns it on with `PLINTH_ALLOW_PRIVATE_HTTP=1`, tests do). The same policy as plugins'
+    /// outbound HTTP.
+    pub egress: CheckedResolver,
     /// Attempts per delivery before it is recorded as failed.
     pub max_attempts: u32,
     /// The wait before the second attempt; each later wait doubles, up to `max_backoff`.
@@ -46,7 +49,7 @@ pub struct WebhookSettings {
 impl Default for WebhookSettings {
     fn default() -> Self {
         WebhookSettings {
-            allow_private: false,
+            egress: CheckedResolver::default(),
             max_attempts: 8,
             backoff: Duration::from_secs(30),
             max_backoff: Duration::from_secs(60 * 60),

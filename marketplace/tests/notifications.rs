@@ -5,15 +5,19 @@
 mod common;
 mod publishing;
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
+use plinth_host::egress::{CheckedResolver, Lookup, LookupFuture};
 use plinth_marketplace::Settings;
 use plinth_marketplace::notifications::notify;
 use plinth_marketplace::settings::WebhookSettings;
+use plinth_test_support::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -32,7 +36,7 @@ on_both_backends!(
 fn delivery_settings() -> Settings {
     Settings {
         webhooks: WebhookSettings {
-            allow_private: true,
+            egress: plinth_host::egress::CheckedResolver::system(true),
             max_attempts: 3,
             backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(200),
@@ -71,10 +75,40 @@ macro_rules! on_both_backends_delivering {
     )*};
 }
 
+/// Runs each named `async fn(TestDatabase) -> Result<()>` (a test that starts its own server)
+/// on a fresh SQLite and a fresh PostgreSQL database.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use plinth_test_support::TestDatabase;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let database = TestDatabase::sqlite().expect("database");
+                super::$name(database).await.expect("test on SQLite");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let database = TestDatabase::postgres(stringify!($name))
+                    .await
+                    .expect("database");
+                super::$name(database).await.expect("test on PostgreSQL");
+            }
+        }
+    )*};
+}
+
+on_both_databases!(
+    webhook_rebinding_never_reaches_loopback,
+    webhook_private_addresses_are_refused,
+);
+
 on_both_backends_delivering!(
     deliveries_are_signed_and_carry_the_notification,
     a_failing_receiver_is_retried_then_given_up,
     a_flaky_receiver_gets_the_delivery_on_a_retry,
+    a_webhook_redirect_is_never_followed,
 );
 
 /// Creates tenant `slug` owned by `token`'s user.
@@ -665,5 +699,137 @@ async fn a_flaky_receiver_gets_the_delivery_on_a_retry(app: TestApp) -> Result<(
     );
     ensure!(shown["recent"][0]["attempts"] == 3, "{shown}");
     ensure!(taken(&got).len() == 3);
+    Ok(())
+}
+
+/// A public address (the retired 6to4 relay anycast): "somewhere on the internet".
+const PUBLIC: &str = "192.88.99.1";
+
+/// A resolver stand-in for webhook hosts: its first lookup answers `first`, every later one
+/// `then`, whatever the name; it counts the lookups.
+#[derive(Debug)]
+struct Rebinding {
+    first: Vec<IpAddr>,
+    then: Vec<IpAddr>,
+    lookups: AtomicUsize,
+}
+
+impl Rebinding {
+    fn new(first: &[&str], then: &[&str]) -> Result<Arc<Rebinding>> {
+        let parse = |ips: &[&str]| {
+            ips.iter()
+                .map(|ip| ip.parse())
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Arc::new(Rebinding {
+            first: parse(first)?,
+            then: parse(then)?,
+            lookups: AtomicUsize::new(0),
+        }))
+    }
+
+    fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+}
+
+impl Lookup for Rebinding {
+    fn lookup(&self, _host: &str) -> LookupFuture {
+        let answer = if self.lookups.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.first.clone()
+        } else {
+            self.then.clone()
+        };
+        Box::pin(std::future::ready(Ok(answer)))
+    }
+}
+
+/// [`delivery_settings`] with private destinations refused and names looked up by `lookup`;
+/// attempts give up after a second wherever they lead.
+fn checked_delivery_settings(lookup: Arc<Rebinding>) -> Settings {
+    let mut settings = delivery_settings();
+    settings.webhooks.egress = CheckedResolver::with_lookup(lookup, false);
+    settings.webhooks.timeout = Duration::from_secs(1);
+    settings
+}
+
+/// The port of a receiver's URL.
+fn port_of(url: &str) -> Result<u16> {
+    reqwest::Url::parse(url)?.port().context("port")
+}
+
+/// A webhook host answering a public address first and loopback from then on never gets a
+/// delivery to the loopback receiver; one answering loopback among public addresses is refused
+/// at every attempt, each looked up afresh.
+async fn webhook_rebinding_never_reaches_loopback(database: TestDatabase) -> Result<()> {
+    let (url, got) = receiver(vec![200]).await?;
+    let port = port_of(&url)?;
+    let rebinding = Rebinding::new(&[PUBLIC], &["127.0.0.1"])?;
+    let app = TestApp::start(database, checked_delivery_settings(rebinding.clone())).await?;
+    let (owner, acme, _) =
+        hooked_tenant(&app, &format!("http://hooks.rebind.test:{port}/hook")).await?;
+    notify_tenant(&app, &acme, 1).await?;
+    let shown = wait_for(&app, &owner, |w| w["failed"] == 1).await?;
+    ensure!(shown["last_failure"]["attempts"] == 3, "{shown}");
+    ensure!(rebinding.lookups() >= 1, "{shown}");
+    ensure!(taken(&got).is_empty(), "the loopback receiver was reached");
+    Ok(())
+}
+
+async fn webhook_private_addresses_are_refused(database: TestDatabase) -> Result<()> {
+    let (url, got) = receiver(vec![200]).await?;
+    let port = port_of(&url)?;
+    let mixed = Rebinding::new(&[PUBLIC, "127.0.0.1"], &[PUBLIC, "127.0.0.1"])?;
+    let app = TestApp::start(database, checked_delivery_settings(mixed.clone())).await?;
+    let (owner, acme, _) =
+        hooked_tenant(&app, &format!("http://hooks.mixed.test:{port}/hook")).await?;
+    notify_tenant(&app, &acme, 1).await?;
+    let shown = wait_for(&app, &owner, |w| w["failed"] == 1).await?;
+    let failure = &shown["last_failure"];
+    ensure!(failure["attempts"] == 3, "{shown}");
+    ensure!(
+        failure["last_error"].as_str().is_some_and(|e| e.contains(
+            "hooks.mixed.test resolves to 127.0.0.1, a private, loopback or link-local address"
+        )),
+        "{failure}"
+    );
+    // Nothing was ever connected, so every attempt looked the name up again.
+    ensure!(mixed.lookups() == 3, "{} lookups", mixed.lookups());
+    ensure!(taken(&got).is_empty(), "the loopback receiver was reached");
+    Ok(())
+}
+
+/// A receiver that answers every delivery with a redirect to `location`.
+async fn redirecting_receiver(location: String) -> Result<String> {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let location = location.clone();
+            async move { (StatusCode::FOUND, [(reqwest::header::LOCATION, location)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
+async fn a_webhook_redirect_is_never_followed(app: TestApp) -> Result<()> {
+    let (elsewhere, got) = receiver(vec![200]).await?;
+    let url = redirecting_receiver(elsewhere).await?;
+    let (owner, acme, _) = hooked_tenant(&app, &url).await?;
+    notify_tenant(&app, &acme, 1).await?;
+    let shown = wait_for(&app, &owner, |w| w["failed"] == 1).await?;
+    let failure = &shown["last_failure"];
+    ensure!(
+        failure["attempts"] == 3
+            && failure["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("answered HTTP 302")),
+        "{shown}"
+    );
+    ensure!(taken(&got).is_empty(), "the redirect was followed");
     Ok(())
 }

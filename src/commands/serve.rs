@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use std::sync::Arc;
 
+use plinth_host::egress::CheckedResolver;
 use plinth_host::kv::KvStore;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{Host, HostConfig};
@@ -140,11 +141,14 @@ impl ServeCommand {
             threads: self.plugin_threads,
             cpu_slots: self.plugin_cpu_slots,
         };
+        // One outbound policy for plugins' requests and webhook deliveries alike.
+        let egress = CheckedResolver::system(allow_private_http());
         let runtime = start_host(
             &self.data_dir,
             self.database_url.as_deref(),
             &key,
             &capacity,
+            egress.clone(),
         )
         .await?;
         anyhow::ensure!(
@@ -156,7 +160,7 @@ impl ServeCommand {
             role: self.role,
             ..Settings::default()
         };
-        settings.webhooks.allow_private = allow_private_http();
+        settings.webhooks.egress = egress;
         anyhow::ensure!(
             self.payout_hold_days >= 0 && self.payout_threshold > 0,
             "--payout-hold-days must be 0 or more and --payout-threshold more than 0"
@@ -210,6 +214,7 @@ async fn start_host(
     database_url: Option<&str>,
     key: &plinth_package::SecretKey,
     capacity: &HostCapacity,
+    egress: CheckedResolver,
 ) -> anyhow::Result<Runtime> {
     anyhow::ensure!(
         capacity.calls > 0
@@ -231,7 +236,7 @@ async fn start_host(
         TrustPolicy::enforce(vec![key.public_key()]),
     );
     config.kv = Some(kv);
-    config.allow_private_http = allow_private_http();
+    config.egress = egress;
     config.engine.max_instances = capacity.calls;
     config.capacity.max_calls = capacity.calls;
     config.capacity.max_memory_bytes = capacity.memory_mb.saturating_mul(1 << 20);

@@ -9,15 +9,18 @@
 //! private address) schedules the next attempt after an exponential backoff, and after
 //! [`WebhookSettings::max_attempts`] marks it failed with the last error.
 //!
-//! Redirects are not followed and proxies are not used: the request goes exactly to the
-//! addresses the URL's name resolves to, and (unless private addresses are allowed) the
-//! resolver refuses a name with any private, loopback or link-local address.
+//! Deliveries go through an [`EgressClient`] on [`WebhookSettings::egress`], the resolver
+//! plugins' outbound HTTP uses too: the URL's name is looked up once per connection, every
+//! address is checked (unless private addresses are allowed, a name with any private, loopback
+//! or link-local address is refused) and only checked addresses are connected to, so a name
+//! cannot rebind between the check and the connection. Redirects are not followed and proxies
+//! are not used.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use plinth_host::egress::{EgressClient, EgressError, EgressOptions};
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use sqlx::Row;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
@@ -92,49 +95,19 @@ pub(crate) fn spawn(state: AppState) -> JoinHandle<()> {
     })
 }
 
-/// The HTTP client deliveries use: a timeout, no redirects, no proxy, a resolver that refuses
-/// private addresses unless allowed.
-fn client(settings: &WebhookSettings) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .dns_resolver(Arc::new(PublicResolver {
-            allow_private: settings.allow_private,
-        }))
-        .user_agent(concat!("plinth-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::Internal(format!("webhook client: {e}")))
-}
-
-/// Resolves names with the system resolver and refuses those with a non-public address.
-#[derive(Debug)]
-struct PublicResolver {
-    allow_private: bool,
-}
-
-impl Resolve for PublicResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let allow_private = self.allow_private;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if !allow_private
-                && found
-                    .iter()
-                    .any(|a| !plinth_host::capabilities::http::is_public_address(a.ip()))
-            {
-                return Err(format!(
-                    "{host} resolves to a private, loopback or link-local address"
-                )
-                .into());
-            }
-            let addrs: Addrs = Box::new(found.into_iter());
-            Ok(addrs)
-        })
-    }
+/// The HTTP client deliveries use: a timeout, connections kept between deliveries, the
+/// settings' checked resolver (no redirects, no proxy).
+fn client(settings: &WebhookSettings) -> Result<EgressClient> {
+    EgressClient::new(
+        settings.egress.clone(),
+        EgressOptions {
+            connect_timeout: settings.timeout,
+            timeout: Some(settings.timeout),
+            reuse_connections: true,
+            user_agent: Some(concat!("plinth-webhooks/", env!("CARGO_PKG_VERSION"))),
+        },
+    )
+    .map_err(|e| Error::Internal(format!("webhook client: {e}")))
 }
 
 /// A claimed delivery.
@@ -201,23 +174,36 @@ async fn claim_due(db: &Db, settings: &WebhookSettings, most: usize) -> Result<V
 
 /// Posts one delivery; `Ok` on a 2xx answer, else why not.
 async fn send(
-    client: &reqwest::Client,
+    client: &EgressClient,
     settings: &WebhookSettings,
     delivery: &Due,
 ) -> Result<(), String> {
-    let url = check_url(&delivery.url, settings.allow_private).map_err(|e| e.to_string())?;
+    let url = check_url(&delivery.url, &settings.egress).map_err(|e| e.to_string())?;
     let unix_secs = now_ms() / 1000;
     let signature = header_value(&delivery.secret, unix_secs, delivery.body.as_bytes());
-    let response = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature)
-        .header(EVENT_ID_HEADER, &delivery.id)
-        .header(EVENT_TYPE_HEADER, &delivery.kind)
-        .body(delivery.body.clone())
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
+    let mut request = reqwest::Request::new(reqwest::Method::POST, url);
+    let headers = [
+        (CONTENT_TYPE, "application/json"),
+        (
+            HeaderName::from_static(SIGNATURE_HEADER),
+            signature.as_str(),
+        ),
+        (
+            HeaderName::from_static(EVENT_ID_HEADER),
+            delivery.id.as_str(),
+        ),
+        (
+            HeaderName::from_static(EVENT_TYPE_HEADER),
+            delivery.kind.as_str(),
+        ),
+    ];
+    for (name, value) in headers {
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("the {name} header cannot carry {value:?}"))?;
+        request.headers_mut().insert(name, value);
+    }
+    *request.body_mut() = Some(delivery.body.clone().into());
+    let response = client.execute(request).await.map_err(|e| describe(&e))?;
     let code = response.status();
     if code.is_success() {
         Ok(())
@@ -227,7 +213,11 @@ async fn send(
 }
 
 /// A sentence for a failed request, with its causes and without the URL.
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: &EgressError) -> String {
+    let error = match error {
+        EgressError::Resolve(refused) => return format!("could not connect: {refused}"),
+        EgressError::Request(error) | EgressError::Client(error) => error,
+    };
     let mut text = if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {

@@ -305,9 +305,9 @@ async fn set_tenant_webhook(
     JsonBody(body): JsonBody<WebhookRequest>,
 ) -> Result<(StatusCode, Json<WebhookCreated>)> {
     let tenant_id = tenant_admin(&state, &principal, &slug).await?;
-    let allow_private = state.settings().webhooks.allow_private;
+    let egress = &state.settings().webhooks.egress;
     let (hook, created) =
-        webhooks::set(state.db(), "tenant", &tenant_id, &body.url, allow_private).await?;
+        webhooks::set(state.db(), "tenant", &tenant_id, &body.url, egress).await?;
     Ok((set_status(created), Json(hook)))
 }
 
@@ -353,15 +353,9 @@ async fn set_publisher_webhook(
     JsonBody(body): JsonBody<WebhookRequest>,
 ) -> Result<(StatusCode, Json<WebhookCreated>)> {
     let publisher_id = publisher_owner(&state, &principal, &ns).await?;
-    let allow_private = state.settings().webhooks.allow_private;
-    let (hook, created) = webhooks::set(
-        state.db(),
-        "publisher",
-        &publisher_id,
-        &body.url,
-        allow_private,
-    )
-    .await?;
+    let egress = &state.settings().webhooks.egress;
+    let (hook, created) =
+        webhooks::set(state.db(), "publisher", &publisher_id, &body.url, egress).await?;
     Ok((set_status(created), Json(hook)))
 }
 

@@ -4,13 +4,13 @@
 //! answered once; it is kept to sign deliveries (see [`super::signature`]). [`enqueue`] writes
 //! the outbox row of a notification in the notification's own transaction; the
 //! [`super::delivery`] task sends it. URLs must be `http` or `https` and, unless
-//! [`crate::settings::WebhookSettings::allow_private`], must not name a private, loopback or
-//! link-local address (checked here for literal addresses, and on every delivery for the
-//! addresses a name resolves to).
+//! [`crate::settings::WebhookSettings::egress`] allows private destinations, must not name a
+//! private, loopback or link-local address (checked here for literal addresses, and on every
+//! delivery for the addresses a name resolves to).
 
 use std::net::IpAddr;
 
-use plinth_host::capabilities::http::is_public_address;
+use plinth_host::egress::CheckedResolver;
 use reqwest::Url;
 use serde::Serialize;
 use serde_json::json;
@@ -43,13 +43,13 @@ fn invalid_url(why: impl std::fmt::Display) -> Error {
 }
 
 /// Checks a webhook URL: `http` or `https`, a host, no user name or password, at most
-/// [`MAX_URL_CHARS`]; unless `allow_private`, no literal private, loopback or link-local
-/// address and no `localhost`.
+/// [`MAX_URL_CHARS`]; unless `egress` allows private destinations, no literal address it
+/// refuses and no `localhost`.
 ///
 /// # Errors
 ///
 /// [`Error::BadRequest`] `invalid_url` naming the field `url` and what is wrong.
-pub fn check_url(text: &str, allow_private: bool) -> Result<Url> {
+pub fn check_url(text: &str, egress: &CheckedResolver) -> Result<Url> {
     if text.chars().count() > MAX_URL_CHARS {
         return Err(invalid_url(format!(
             "is longer than {MAX_URL_CHARS} characters"
@@ -72,11 +72,11 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<Url> {
         .trim_end_matches(']')
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    let private = match host.parse::<IpAddr>() {
-        Ok(ip) => !is_public_address(ip),
-        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    let refused = match host.parse::<IpAddr>() {
+        Ok(ip) => egress.check(&host, ip).is_err(),
+        Err(_) => !egress.allows_private() && (host == "localhost" || host.ends_with(".localhost")),
     };
-    if private && !allow_private {
+    if refused {
         return Err(invalid_url(
             "points at a private, loopback or link-local address; webhooks go to public addresses",
         ));
@@ -109,9 +109,9 @@ pub async fn set(
     owner_kind: &str,
     owner_id: &str,
     url: &str,
-    allow_private: bool,
+    egress: &CheckedResolver,
 ) -> Result<(WebhookCreated, bool)> {
-    let url = check_url(url.trim(), allow_private)?.to_string();
+    let url = check_url(url.trim(), egress)?.to_string();
     let secret = super::signature::new_secret()?;
     let now = now_ms();
     let mut tx = db.begin().await?;
@@ -408,11 +408,12 @@ mod tests {
 
     #[test]
     fn urls_must_be_public_http() {
+        let public_only = CheckedResolver::system(false);
         for good in [
             "https://hooks.example.com/plinth",
             "http://203.0.114.9:8080/x",
         ] {
-            assert!(check_url(good, false).is_ok(), "{good}");
+            assert!(check_url(good, &public_only).is_ok(), "{good}");
         }
         for bad in [
             "ftp://example.com/",
@@ -426,10 +427,10 @@ mod tests {
             "http://api.localhost/",
             &format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS)),
         ] {
-            let err = check_url(bad, false).unwrap_err();
+            let err = check_url(bad, &public_only).unwrap_err();
             assert_eq!(err.code(), "invalid_url", "{bad}");
             assert!(err.to_string().contains("`url`"), "{err}");
         }
-        assert!(check_url("http://127.0.0.1:9000/", true).is_ok());
+        assert!(check_url("http://127.0.0.1:9000/", &CheckedResolver::system(true)).is_ok());
     }
 }

@@ -181,7 +181,7 @@ impl TestApp {
             plinth_host::trust::TrustPolicy::enforce(vec![key.public_key()]),
         );
         config.kv = Some(kv);
-        config.allow_private_http = true;
+        config.egress = plinth_host::egress::CheckedResolver::system(true);
         // A fresh upgrade is rolled back after 3 calls with more than half failing (the
         // versions tests trigger it without waiting for the default 10 calls).
         config.policies.rollout = plinth_host::breaker::RolloutPolicy {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use plinth_host::egress::CheckedResolver;
 use plinth_host::kv::KvStore;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{Call, EngineConfig, Event, Host, HostConfig, Limits, Metering};
@@ -89,7 +90,7 @@ impl RunCommand {
             ..EngineConfig::default()
         };
         host_config.kv = Some(kv);
-        host_config.allow_private_http = self.allow_private_http;
+        host_config.egress = CheckedResolver::system(self.allow_private_http);
         let host = Host::new(host_config)?;
         let loaded = host.load(&package)?;
         let metering = if self.fuel.is_some() {

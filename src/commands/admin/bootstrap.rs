@@ -1,23 +1,8 @@
-//! `plinth admin`: operator tasks run against the marketplace's database directly.
+//! `plinth admin bootstrap`: the first operator and its API token.
 
 use anyhow::Context as _;
 
-use super::database::{DatabaseArgs, runtime};
-
-/// Operator tasks on the marketplace's database.
-#[derive(Debug, clap::Subcommand)]
-pub enum AdminCommand {
-    Bootstrap(BootstrapCommand),
-}
-
-impl AdminCommand {
-    /// Runs the subcommand.
-    pub fn execute(self) -> anyhow::Result<()> {
-        match self {
-            AdminCommand::Bootstrap(command) => command.execute(),
-        }
-    }
-}
+use crate::commands::database::{DatabaseArgs, runtime};
 
 /// Create the first operator and print its API token on stdout.
 ///

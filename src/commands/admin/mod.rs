@@ -1,0 +1,24 @@
+//! `plinth admin`: operator tasks run against the marketplace's storage directly.
+
+pub mod backup;
+pub mod bootstrap;
+pub mod restore;
+
+/// Operator tasks on the marketplace's storage.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    Bootstrap(bootstrap::BootstrapCommand),
+    Backup(backup::BackupCommand),
+    Restore(restore::RestoreCommand),
+}
+
+impl AdminCommand {
+    /// Runs the subcommand.
+    pub fn execute(self) -> anyhow::Result<()> {
+        match self {
+            AdminCommand::Bootstrap(command) => command.execute(),
+            AdminCommand::Backup(command) => command.execute(),
+            AdminCommand::Restore(command) => command.execute(),
+        }
+    }
+}
