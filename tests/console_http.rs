@@ -1,7 +1,8 @@
 //! The web console over plain HTTP against `plinth serve`: forms without the CSRF token are
 //! refused (before and after logging in), the session cookie is `HttpOnly` and
 //! `SameSite=Strict`, pages carry a Content-Security-Policy that allows only this server, and
-//! the console's pages need a session where the API would need a token.
+//! the console's pages need a session where the API would need a token; the log-in form is
+//! throttled as the API's log-in is.
 
 mod common {
     pub mod api;
@@ -59,8 +60,9 @@ async fn sign_in(client: &reqwest::Client, base: &str, email: &str) -> Result<St
     Ok(format!("{pre_session}; {session}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
+/// A `plinth serve` in a fresh data dir (kept until the first value is dropped), a client that
+/// does not follow redirects, and the API through that client.
+async fn start() -> Result<(tempfile::TempDir, PlinthServer, reqwest::Client, Api)> {
     let work = tempfile::tempdir()?;
     let server = PlinthServer::start(&work.path().join("data"), None)?;
     let client = reqwest::Client::builder()
@@ -70,6 +72,12 @@ async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
         base: server.base.clone(),
         client: client.clone(),
     };
+    Ok((work, server, client, api))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
+    let (_work, server, client, api) = start().await?;
     api.account("ada@example.com").await?;
     api.developer("dev@example.com", "examples").await?;
     let (_, admin) = api.account("admin@acme.example").await?;
@@ -291,6 +299,51 @@ async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
             .await?
             .status()
             == 404
+    );
+    server.stop()?;
+    Ok(())
+}
+
+/// The console's log-in form is throttled as `POST /v1/tokens` is (one service): after an
+/// account's burst of wrong passwords the form comes back with 429, `Retry-After` and the
+/// reason, and the right password is refused too until the wait is over, with no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_in_form_is_throttled() -> Result<()> {
+    let (_work, server, client, api) = start().await?;
+    api.account("ada@example.com").await?;
+    let base = &server.base;
+    let page = client.get(format!("{base}/login")).send().await?;
+    let (pre_session, _) = cookie_of(&page, "plinth_csrf").context("no csrf cookie")?;
+    let token = csrf_of(&page.text().await?)?;
+    let log_in = |password: &str| {
+        client
+            .post(format!("{base}/login"))
+            .header(COOKIE, &pre_session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "email=ada%40example.com&password={password}&csrf={token}"
+            ))
+            .send()
+    };
+    // The account's log-in above was the first of its 5 attempts.
+    for n in 0..4 {
+        let wrong = log_in(&format!("guess+{n}")).await?;
+        ensure!(wrong.status() == 401, "guess {n}: {}", wrong.status());
+    }
+    let throttled = log_in("a+long+enough+password").await?;
+    ensure!(throttled.status() == 429, "{}", throttled.status());
+    ensure!(cookie_of(&throttled, "plinth_session").is_none());
+    let wait: u64 = throttled
+        .headers()
+        .get("retry-after")
+        .context("no Retry-After")?
+        .to_str()?
+        .parse()?;
+    ensure!((1..=60).contains(&wait), "Retry-After {wait}");
+    let html = throttled.text().await?;
+    ensure!(
+        html.contains("too many attempts for this account") && html.contains("name=\"password\""),
+        "{html}"
     );
     server.stop()?;
     Ok(())

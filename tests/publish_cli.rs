@@ -90,14 +90,14 @@ async fn publish_submits_and_reports() -> Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(plinth_marketplace::server::serve(
         listener,
-        state,
+        state.clone(),
         async move {
             let _ = stopped.await;
         },
         Duration::from_secs(5),
     ));
 
-    let user = accounts::sign_up(&db, "ada@example.com", "a long password", "Ada").await?;
+    let user = accounts::sign_up(&state, None, "ada@example.com", "a long password", "Ada").await?;
     let reserved = Settings::default().reserved_namespaces;
     let key = SecretKey::generate()?;
     let fixtures_key = SecretKey::generate()?;

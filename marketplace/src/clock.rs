@@ -1,6 +1,10 @@
-//! Time as the marketplace stores it: Unix milliseconds, UTC; shown as RFC 3339.
+//! Time as the marketplace stores it: Unix milliseconds, UTC; shown as RFC 3339. And
+//! [`Clock`], the monotonic time that waits (log-in throttling) are measured on, which tests
+//! move forward instead of sleeping.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -23,9 +27,54 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// A monotonic clock: the time since it was made, plus whatever [`Clock::advance`] added.
+/// Clones share one clock. The server never advances it; tests do, to pass a wait at once.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    start: Instant,
+    /// Nanoseconds added by [`Clock::advance`].
+    skipped: Arc<AtomicU64>,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+            skipped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The time since the clock was made, including what was skipped.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed() + Duration::from_nanos(self.skipped.load(Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and every clone) forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.skipped.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advancing_a_clock_moves_every_clone() {
+        let clock = Clock::new();
+        let clone = clock.clone();
+        clock.advance(Duration::from_secs(3600));
+        assert!(clone.elapsed() >= Duration::from_secs(3600));
+        assert!(clone.elapsed() < Duration::from_secs(3700));
+    }
 
     #[test]
     fn formats_utc_with_milliseconds() {

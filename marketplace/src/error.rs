@@ -58,6 +58,15 @@ pub enum Error {
         /// When to retry, in seconds.
         retry_after_secs: u64,
     },
+    /// Too many log-in or sign-up attempts for an account or from a client address (429): no
+    /// password was checked.
+    #[error("{message}")]
+    TooManyAttempts {
+        /// Which limit (the account's or the address's) and the wait.
+        message: String,
+        /// When to retry, in seconds.
+        retry_after_secs: u64,
+    },
     /// The tenant has used a quota of its plan for this period (429): not a rate, a total.
     #[error("{message}")]
     QuotaExceeded {
@@ -154,9 +163,9 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::RateLimited { .. } | Error::QuotaExceeded { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Error::RateLimited { .. }
+            | Error::TooManyAttempts { .. }
+            | Error::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::CircuitOpen { .. } | Error::Capacity { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -178,6 +187,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::PayloadTooLarge { .. } => "too_large",
             Error::RateLimited { .. } => "rate_limited",
+            Error::TooManyAttempts { .. } => "too_many_attempts",
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::Unavailable(_) => "unavailable",
             Error::CircuitOpen { .. } => "circuit_open",
@@ -211,6 +221,9 @@ impl IntoResponse for Error {
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if let Error::RateLimited {
+            retry_after_secs, ..
+        }
+        | Error::TooManyAttempts {
             retry_after_secs, ..
         }
         | Error::QuotaExceeded {

@@ -22,6 +22,33 @@ pub struct Settings {
     pub ledger: crate::ledger::LedgerSettings,
     /// What this process serves when several share one PostgreSQL database.
     pub role: crate::server::Role,
+    /// How many log-in and sign-up attempts an account and a client address may make.
+    pub throttle: crate::auth::throttle::ThrottleSettings,
+    /// The most tenants one account may create (operators are not limited); a deleted tenant
+    /// counts until it is purged.
+    pub max_tenants_per_account: u32,
+    /// What one publisher may keep in the marketplace.
+    pub publisher_limits: PublisherLimits,
+}
+
+/// What one publisher may keep in the marketplace: every submission in review waits on the
+/// reviewers, and every stored package takes room in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherLimits {
+    /// Submissions in review at once.
+    pub max_in_review: u32,
+    /// Bytes of packages stored (every submission kept with its package: in review, approved,
+    /// rejected or sent back by a reviewer; those rejected by validation keep only their report).
+    pub max_stored_bytes: u64,
+}
+
+impl Default for PublisherLimits {
+    fn default() -> Self {
+        PublisherLimits {
+            max_in_review: 10,
+            max_stored_bytes: 1 << 30,
+        }
+    }
 }
 
 /// How notifications are delivered to the webhooks tenants and publishers configure.
@@ -84,6 +111,9 @@ impl Default for Settings {
             .to_vec(),
             webhooks: WebhookSettings::default(),
             ledger: crate::ledger::LedgerSettings::default(),
+            throttle: crate::auth::throttle::ThrottleSettings::default(),
+            max_tenants_per_account: 3,
+            publisher_limits: PublisherLimits::default(),
         }
     }
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use plinth_host::Host;
 use plinth_package::{PublicKey, SecretKey};
 
+use crate::auth::throttle::Throttle;
+use crate::clock::Clock;
 use crate::db::Db;
 use crate::rate_limit::RateLimiter;
 use crate::secrets::SecretsKey;
@@ -21,6 +23,8 @@ struct Inner {
     signing_key: SecretKey,
     metrics: Metrics,
     rate_limiter: RateLimiter,
+    throttle: Throttle,
+    clock: Clock,
     runtime: Option<Runtime>,
 }
 
@@ -48,14 +52,7 @@ impl AppState {
     /// State over `db`, countersigning approvals with `signing_key`.
     /// Without a host, install and event routes answer 503.
     pub fn new(db: Db, settings: Settings, signing_key: SecretKey) -> AppState {
-        AppState(Arc::new(Inner {
-            db,
-            settings,
-            signing_key,
-            metrics: Metrics::new(),
-            rate_limiter: RateLimiter::new(),
-            runtime: None,
-        }))
+        AppState::build(db, settings, signing_key, None)
     }
 
     /// State that also drives `runtime`'s host: installs run there.
@@ -65,13 +62,25 @@ impl AppState {
         signing_key: SecretKey,
         runtime: Runtime,
     ) -> AppState {
+        AppState::build(db, settings, signing_key, Some(runtime))
+    }
+
+    fn build(
+        db: Db,
+        settings: Settings,
+        signing_key: SecretKey,
+        runtime: Option<Runtime>,
+    ) -> AppState {
+        let clock = Clock::new();
         AppState(Arc::new(Inner {
+            throttle: Throttle::new(&settings.throttle, clock.clone()),
+            clock,
             db,
             settings,
             signing_key,
             metrics: Metrics::new(),
             rate_limiter: RateLimiter::new(),
-            runtime: Some(runtime),
+            runtime,
         }))
     }
 
@@ -112,6 +121,16 @@ impl AppState {
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The log-in and sign-up throttle (this process's).
+    pub fn throttle(&self) -> &Throttle {
+        &self.0.throttle
+    }
+
+    /// The monotonic clock waits are measured on; tests advance it instead of sleeping.
+    pub fn clock(&self) -> &Clock {
+        &self.0.clock
     }
 
     /// The tenants' API rate buckets (this process's).

@@ -84,15 +84,7 @@ async fn send(client: reqwest::Client, base: String, call: Call) -> Result<Reply
             .header("Stripe-Signature", signature)
             .body(payload),
     };
-    let response = request.send().await?;
-    let status = response.status();
-    let bytes = response.bytes().await?.to_vec();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok(Reply {
-        status,
-        body,
-        bytes,
-    })
+    common::reply(request.send().await?).await
 }
 
 /// Sends every call at once, each from its own client and task; the replies in order.

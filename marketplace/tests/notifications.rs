@@ -48,33 +48,6 @@ fn delivery_settings() -> Settings {
     }
 }
 
-/// Like `on_both_backends!`, with [`delivery_settings`].
-macro_rules! on_both_backends_delivering {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let database = plinth_test_support::TestDatabase::sqlite().expect("database");
-                let app = $crate::common::TestApp::start(database, super::delivery_settings())
-                    .await
-                    .expect("start on SQLite");
-                super::$name(app).await.expect("test on SQLite");
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let database = plinth_test_support::TestDatabase::postgres(stringify!($name))
-                    .await
-                    .expect("database");
-                let app = $crate::common::TestApp::start(database, super::delivery_settings())
-                    .await
-                    .expect("start on PostgreSQL");
-                super::$name(app).await.expect("test on PostgreSQL");
-            }
-        }
-    )*};
-}
-
 /// Runs each named `async fn(TestDatabase) -> Result<()>` (a test that starts its own server)
 /// on a fresh SQLite and a fresh PostgreSQL database.
 macro_rules! on_both_databases {
@@ -104,7 +77,7 @@ on_both_databases!(
     webhook_private_addresses_are_refused,
 );
 
-on_both_backends_delivering!(
+on_both_backends_with_settings!(delivery_settings =>
     deliveries_are_signed_and_carry_the_notification,
     a_failing_receiver_is_retried_then_given_up,
     a_flaky_receiver_gets_the_delivery_on_a_retry,

@@ -16,6 +16,7 @@ use plinth_marketplace::audit::{self, key::AuditKey};
 use plinth_marketplace::db::Backend;
 use plinth_marketplace::secrets::SecretsKey;
 use plinth_marketplace::server::Role;
+use plinth_marketplace::settings::PublisherLimits;
 use plinth_marketplace::{AppState, Db, Runtime, Settings, installs, server, signing_key};
 
 /// Run the marketplace: HTTP API, review, catalog (and, with installs, the host).
@@ -93,6 +94,31 @@ pub struct ServeCommand {
     /// default one per plugin thread. Fewer keeps cores free for the API.
     #[arg(long, env = "PLINTH_PLUGIN_CPU_SLOTS", value_name = "N")]
     plugin_cpu_slots: Option<usize>,
+    /// The most tenants one account may create (operators are not limited; a deleted tenant
+    /// counts until it is purged).
+    #[arg(
+        long,
+        env = "PLINTH_MAX_TENANTS_PER_ACCOUNT",
+        default_value_t = 3,
+        value_name = "N"
+    )]
+    max_tenants_per_account: u32,
+    /// The most submissions one publisher may have in review at once.
+    #[arg(
+        long,
+        env = "PLINTH_MAX_SUBMISSIONS_IN_REVIEW",
+        default_value_t = 10,
+        value_name = "N"
+    )]
+    max_submissions_in_review: u32,
+    /// The most package bytes one publisher may keep stored, in MiB.
+    #[arg(
+        long,
+        env = "PLINTH_MAX_PUBLISHER_STORAGE_MB",
+        default_value_t = 1024,
+        value_name = "MIB"
+    )]
+    max_publisher_storage_mb: u64,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line, with
     /// the request id, tenant, plugin and version of the spans it is in) for log collectors.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -161,6 +187,11 @@ impl ServeCommand {
             ..Settings::default()
         };
         settings.webhooks.egress = egress;
+        settings.max_tenants_per_account = self.max_tenants_per_account;
+        settings.publisher_limits = PublisherLimits {
+            max_in_review: self.max_submissions_in_review,
+            max_stored_bytes: self.max_publisher_storage_mb.saturating_mul(1 << 20),
+        };
         anyhow::ensure!(
             self.payout_hold_days >= 0 && self.payout_threshold > 0,
             "--payout-hold-days must be 0 or more and --payout-threshold more than 0"

@@ -1,10 +1,11 @@
 //! `/login` and `/logout`: a session in an `HttpOnly`, `SameSite=Strict` cookie.
 
 use axum::extract::State;
-use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::header::{LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
+use plinth_marketplace::auth::throttle::ClientAddress;
 use plinth_marketplace::{AppState, accounts};
 use serde::Deserialize;
 
@@ -45,15 +46,17 @@ pub struct LogIn {
     password: String,
 }
 
-/// `POST /login`: on success the session cookie is set and the catalog shown.
+/// `POST /login`: on success the session cookie is set and the catalog shown. Attempts are
+/// throttled as the API's are: over the limit, the form comes back with 429 and `Retry-After`.
 pub async fn submit(
     State(state): State<AppState>,
     viewer: Viewer,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     Posted(form): Posted<LogIn>,
 ) -> Result<Response, ConsoleError> {
     let ttl = state.settings().session_ttl_ms;
-    match accounts::log_in(state.db(), &form.email, &form.password, ttl).await {
+    match accounts::log_in(&state, client, &form.email, &form.password).await {
         Ok((token, _expires_at)) => {
             let cookie = set_cookie(SESSION_COOKIE, &token, ttl / 1000, over_tls(&headers));
             Ok((
@@ -65,6 +68,16 @@ pub async fn submit(
         Err(plinth_marketplace::Error::Unauthenticated(message)) => Ok((
             StatusCode::UNAUTHORIZED,
             login_page(&viewer, &form.email, Some(&message)),
+        )
+            .into_response()),
+        Err(
+            error @ plinth_marketplace::Error::TooManyAttempts {
+                retry_after_secs, ..
+            },
+        ) => Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, retry_after_secs.to_string())],
+            login_page(&viewer, &form.email, Some(&error.to_string())),
         )
             .into_response()),
         Err(e) => Err(e.into()),

@@ -1,8 +1,18 @@
 //! Accounts: sign-up, log-in and log-out, platform roles, and the first operator.
+//!
+//! Neither sign-up nor log-in tells a stranger whether an email has an account. Log-in answers
+//! an unknown email and a wrong password with the same 401 after the same work (one argon2id
+//! verification, against a dummy hash made once per process for an unknown email). Sign-up with
+//! an email that has an account answers exactly as a fresh sign-up would (201 with an id,
+//! after hashing the password) but creates nothing and changes nothing; the attempt is logged
+//! for the operator. Both are throttled per client address, log-in per account too
+//! ([`crate::auth::throttle`]).
 
 mod routes;
 
 pub(crate) use routes::routes;
+
+use std::net::IpAddr;
 
 use sqlx::Row;
 
@@ -10,8 +20,9 @@ use crate::auth::token::{self, TokenKind};
 use crate::auth::{GlobalRole, password};
 use crate::clock::now_ms;
 use crate::db::Db;
-use crate::error::{ConflictOnUnique, Error, Result};
+use crate::error::{Error, Result};
 use crate::id::new_id;
+use crate::state::AppState;
 
 /// A user as stored.
 #[derive(Debug, Clone)]
@@ -46,13 +57,22 @@ pub fn normalize_email(email: &str) -> Result<String> {
     }
 }
 
-/// Creates a user.
+/// Creates a user, as a sign-up from `client` (when known). An email that has an account
+/// already gets the same answer as a fresh one (a [`User`] with a new id) with nothing stored.
 ///
 /// # Errors
 ///
-/// [`Error::BadRequest`] for an invalid email, name or password; [`Error::Conflict`]
-/// (`email_taken`) if the email has an account already.
-pub async fn sign_up(db: &Db, email: &str, password_text: &str, name: &str) -> Result<User> {
+/// [`Error::TooManyAttempts`] when the client address is over its limit;
+/// [`Error::BadRequest`] for an invalid email or name, or a password that breaks the rules
+/// (`weak_password`).
+pub async fn sign_up(
+    state: &AppState,
+    client: Option<IpAddr>,
+    email: &str,
+    password_text: &str,
+    name: &str,
+) -> Result<User> {
+    state.throttle().from_address(client)?;
     let email = normalize_email(email)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -61,14 +81,14 @@ pub async fn sign_up(db: &Db, email: &str, password_text: &str, name: &str) -> R
             "field `name` must be 1 to 200 characters",
         ));
     }
-    password::check_rules(password_text)?;
+    password::check_rules(password_text, &[&email, name])?;
     let hash = password::hash(password_text.to_owned()).await?;
     let user = User {
         id: new_id(),
         email,
         name: name.to_owned(),
     };
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&user.id)
@@ -76,25 +96,42 @@ pub async fn sign_up(db: &Db, email: &str, password_text: &str, name: &str) -> R
     .bind(&user.name)
     .bind(&hash)
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(state.db().pool())
     .await
-    .conflict_on_unique("email_taken", || format!("an account with email {} exists already", user.email))?;
-    Ok(user)
+    .map_err(Error::from);
+    match inserted {
+        Ok(_) => {
+            tracing::info!(user = %user.id, "account created");
+            Ok(user)
+        }
+        Err(e) if e.is_unique_violation() => {
+            // The same answer as for a fresh email, so sign-up cannot probe for accounts.
+            tracing::info!(
+                answered_id = %user.id,
+                "sign-up with the email of an existing account; nothing created"
+            );
+            Ok(user)
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Checks `email` and `password` and opens a session of `ttl_ms`; returns the token and its
-/// expiry (Unix ms).
+/// Checks `email` and `password`, as a log-in from `client` (when known), and opens a session
+/// of the settings' length; returns the token and its expiry (Unix ms).
 ///
 /// # Errors
 ///
-/// [`Error::Unauthenticated`] if the email is unknown or the password wrong (the same error,
-/// after the same work, for both).
+/// [`Error::TooManyAttempts`] when the account or the address is over its limit (no password
+/// is checked then); [`Error::Unauthenticated`] if the email is unknown or the password wrong
+/// (the same error, after the same work, for both).
 pub async fn log_in(
-    db: &Db,
+    state: &AppState,
+    client: Option<IpAddr>,
     email: &str,
     password_text: &str,
-    ttl_ms: i64,
 ) -> Result<(String, i64)> {
+    state.throttle().log_in(client, email)?;
+    let db = state.db();
     let email = email.trim().to_lowercase();
     let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
         .bind(&email)
@@ -107,13 +144,14 @@ pub async fn log_in(
         ),
         None => (None, password::dummy_hash().await?),
     };
+    state.metrics().count_password_check();
     let matches = password::verify(password_text.to_owned(), stored).await;
     let Some(user_id) = user_id.filter(|_| matches) else {
         return Err(Error::Unauthenticated(
             "the email or the password is wrong".to_owned(),
         ));
     };
-    let expires_at = now_ms().saturating_add(ttl_ms);
+    let expires_at = now_ms().saturating_add(state.settings().session_ttl_ms);
     let token = issue_token(
         db,
         TokenKind::Session,
@@ -262,7 +300,7 @@ pub async fn bootstrap_operator(
     // '!' matches no hash: an account without a password cannot log in.
     let password_hash = match password_text {
         Some(text) => {
-            password::check_rules(text)?;
+            password::check_rules(text, &[&email, name])?;
             password::hash(text.to_owned()).await?
         }
         None => "!".to_owned(),

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::throttle::ClientAddress;
 use crate::auth::{GlobalRole, Principal};
 use crate::body::JsonBody;
 use crate::clock::rfc3339;
@@ -28,7 +29,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignUp {
     email: String,
-    /// At least 10 characters.
+    /// At least 10 characters and hard to guess: a `zxcvbn` strength of at least 3 of 4 (not a
+    /// common password, a repeat, a sequence, nor made of the email or name).
     password: String,
     name: String,
 }
@@ -41,15 +43,17 @@ pub(crate) struct Account {
     name: String,
 }
 
-/// Creates an account.
+/// Creates an account. An email that has an account already gets the same answer, with
+/// nothing created, so sign-up does not tell who has an account.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = SignUp,
-    responses((status = 201, body = Account), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+    responses((status = 201, body = Account), (status = 400, body = ApiError),
+        (status = 429, body = ApiError, description = "`too_many_attempts` from this address; see `Retry-After`")))]
 async fn sign_up(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     JsonBody(body): JsonBody<SignUp>,
 ) -> Result<(StatusCode, Json<Account>)> {
-    let user = super::sign_up(state.db(), &body.email, &body.password, &body.name).await?;
-    tracing::info!(user = %user.id, "account created");
+    let user = super::sign_up(&state, client, &body.email, &body.password, &body.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(Account {
@@ -143,15 +147,17 @@ pub(crate) struct Session {
     expires_at: String,
 }
 
-/// Logs in: a bearer token for the account.
+/// Logs in: a bearer token for the account. Attempts are limited per account and per client
+/// address.
 #[utoipa::path(post, path = "/v1/tokens", tag = "accounts", request_body = LogIn,
-    responses((status = 201, body = Session), (status = 400, body = ApiError), (status = 401, body = ApiError)))]
+    responses((status = 201, body = Session), (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 429, body = ApiError, description = "`too_many_attempts` for the account or from this address; see `Retry-After`")))]
 async fn log_in(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     JsonBody(body): JsonBody<LogIn>,
 ) -> Result<(StatusCode, Json<Session>)> {
-    let ttl = state.settings().session_ttl_ms;
-    let (token, expires_at) = super::log_in(state.db(), &body.email, &body.password, ttl).await?;
+    let (token, expires_at) = super::log_in(&state, client, &body.email, &body.password).await?;
     Ok((
         StatusCode::CREATED,
         Json(Session {

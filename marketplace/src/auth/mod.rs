@@ -6,6 +6,7 @@
 //! `publishers::access`); a resource of another tenant or publisher is a 404.
 
 pub mod password;
+pub mod throttle;
 pub mod token;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};

@@ -346,6 +346,10 @@ impl Db {
     }
 }
 
+/// The first line of a migration that runs outside a transaction (it opens its own, e.g. to
+/// turn SQLite's foreign keys off around a table rebuild).
+const NO_TRANSACTION: &str = "-- no-transaction";
+
 /// One embedded migration: version, description, SQL.
 pub(crate) type EmbeddedMigration = (i64, &'static str, &'static str);
 
@@ -360,7 +364,7 @@ fn migrator(migrations: &'static [EmbeddedMigration]) -> Migrator {
                 Cow::Borrowed(description),
                 MigrationType::Simple,
                 sql.into_sql_str(),
-                false,
+                sql.starts_with(NO_TRANSACTION),
             )
         })
         .collect();

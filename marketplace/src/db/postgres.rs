@@ -59,6 +59,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "ledger_exact",
         include_str!("../../migrations/postgres/0011_ledger_exact.sql"),
     ),
+    (
+        12,
+        "abuse_limits",
+        include_str!("../../migrations/postgres/0012_abuse_limits.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

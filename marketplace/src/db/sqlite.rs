@@ -54,6 +54,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "ledger_exact",
         include_str!("../../migrations/sqlite/0011_ledger_exact.sql"),
     ),
+    (
+        12,
+        "abuse_limits",
+        include_str!("../../migrations/sqlite/0012_abuse_limits.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy

@@ -198,7 +198,7 @@ pub async fn decide(
     // For an approval, countersign and write the package before the transaction (CPU work).
     let approved = if decision == Decision::Approve {
         let mut package =
-            submissions::stored_package(db, state.settings(), &submission.artifact_sha256).await?;
+            submissions::stored_package(db, state.settings(), submission.artifact()?).await?;
         package.countersign(state.signing_key(), now / 1000);
         let (package, bytes) = tokio::task::spawn_blocking(move || {
             let bytes = package.to_bytes();

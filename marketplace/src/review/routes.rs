@@ -78,9 +78,9 @@ async fn queue(State(state): State<AppState>, principal: Principal) -> Result<Js
     for submission in crate::submissions::in_review(db, QUEUE_PAGE).await? {
         let (diff, permissions) = super::permission_diff(db, &submission).await?;
         let package =
-            crate::submissions::stored_package(db, state.settings(), &submission.artifact_sha256)
+            crate::submissions::stored_package(db, state.settings(), submission.artifact()?)
                 .await?;
-        let size_bytes = crate::submissions::artifact_size(db, &submission.artifact_sha256)
+        let size_bytes = crate::submissions::artifact_size(db, submission.artifact()?)
             .await?
             .unwrap_or_default();
         let own_publisher =

@@ -39,6 +39,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     plugins: PluginMetrics,
+    password_checks: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,13 +72,26 @@ impl Metrics {
             "Time to answer an HTTP request, by method and route",
             latency.clone(),
         );
+        let password_checks = Counter::default();
+        registry.register(
+            "log_in_password_checks",
+            "Passwords verified by log-in: one argon2id verification per attempt that passes the \
+             throttle, whether or not the account exists",
+            password_checks.clone(),
+        );
         let plugins = PluginMetrics::register(&mut registry);
         Metrics {
             registry,
             requests,
             latency,
             plugins,
+            password_checks,
         }
+    }
+
+    /// Counts one password verification by log-in.
+    pub fn count_password_check(&self) {
+        self.password_checks.inc();
     }
 
     /// The observer that counts plugin calls: give it to the host's meter

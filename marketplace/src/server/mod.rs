@@ -157,6 +157,8 @@ pub async fn serve_with(
     drain: Duration,
 ) -> Result<(), Error> {
     let app = router_with(state.clone(), extra);
+    // Log-in's dummy hash is made now, not on the first unknown email.
+    tokio::spawn(crate::auth::password::dummy_hash());
     let control_plane = state.settings().role.serves_control_plane();
     let housekeeping = control_plane.then(|| housekeeping::spawn(state.clone()));
     let deliverer = control_plane.then(|| crate::notifications::delivery::spawn(state.clone()));
@@ -175,6 +177,8 @@ pub async fn serve_with(
         )
     });
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    // Connection info gives handlers the client's address (log-in throttling).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");

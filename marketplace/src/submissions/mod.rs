@@ -3,9 +3,11 @@
 //!
 //! The order of checks is the contract: a package that cannot be read, is not in one of the
 //! caller's namespaces, is unsigned or signed by a key that is not an active key of its
-//! publisher, or reuses a version, is refused with nothing stored. Everything else is stored
-//! in one transaction with its full validation report, as `in_review` or
-//! `rejected_by_validation`.
+//! publisher, or reuses a version, is refused with nothing stored. Everything else is recorded
+//! in one transaction with its full validation report: as `in_review` with its package stored,
+//! unless that would pass the publisher's limits ([`crate::settings::PublisherLimits`]: 409
+//! `review_limit_reached` or `storage_limit_reached`, nothing stored); or as
+//! `rejected_by_validation` with the report only (the package is not kept).
 
 pub(crate) mod routes;
 
@@ -49,8 +51,9 @@ pub struct Submission {
     pub version: String,
     /// The package digest, `sha256:<hex>`.
     pub digest: String,
-    /// The sha256 of the uploaded bytes (the artifact).
-    pub artifact_sha256: String,
+    /// The sha256 of the uploaded bytes (the artifact); `None` for a submission rejected by
+    /// validation, whose package is not kept.
+    pub artifact_sha256: Option<String>,
     /// `plinth.toml` as uploaded.
     pub manifest: String,
     /// One of [`IN_REVIEW`], [`REJECTED_BY_VALIDATION`], [`APPROVED`], [`REJECTED`],
@@ -70,6 +73,23 @@ pub struct Submission {
     pub reason_code: Option<String>,
     /// The reviewer's reason.
     pub reason: Option<String>,
+}
+
+impl Submission {
+    /// The sha256 of the stored package.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Internal`] for a submission rejected by validation (its package is not kept):
+    /// only submissions that passed validation are reviewed or published.
+    pub fn artifact(&self) -> Result<&str> {
+        self.artifact_sha256.as_deref().ok_or_else(|| {
+            Error::Internal(format!(
+                "submission {} was rejected by validation; its package is not kept",
+                self.id
+            ))
+        })
+    }
 }
 
 /// `SELECT <every column> FROM submissions s JOIN publishers p … <rest>`, as a `&'static str`.
@@ -378,12 +398,78 @@ async fn existing_same_version(
     Ok(None)
 }
 
+/// Fails if storing `package_bytes` more in review for publisher `publisher` would pass its
+/// `limits`. Locks the publisher's row first, so submissions at once count one after another.
+async fn check_publisher_limits(
+    tx: &mut Tx,
+    publisher: &Publisher,
+    limits: &crate::settings::PublisherLimits,
+    package_bytes: usize,
+) -> Result<()> {
+    sqlx::query("UPDATE publishers SET name = name WHERE id = $1")
+        .bind(&publisher.id)
+        .execute(&mut **tx)
+        .await?;
+    let in_review: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM submissions WHERE publisher_id = $1 AND status = 'in_review'",
+    )
+    .bind(&publisher.id)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?;
+    if in_review >= i64::from(limits.max_in_review) {
+        return Err(Error::Conflict {
+            code: "review_limit_reached",
+            message: format!(
+                "publisher {:?} has {in_review} submissions in review and the limit is {}; \
+                 wait for a decision before submitting more",
+                publisher.namespace, limits.max_in_review
+            ),
+            details: Some(serde_json::json!({
+                "limit": limits.max_in_review,
+                "in_review": in_review,
+            })),
+        });
+    }
+    // Every package the publisher has stored: its submissions' and its published versions'.
+    let stored: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM artifacts WHERE sha256 IN ( \
+             SELECT artifact_sha256 FROM submissions \
+             WHERE publisher_id = $1 AND artifact_sha256 IS NOT NULL \
+             UNION SELECT v.artifact_sha256 FROM versions v \
+             JOIN plugins p ON p.id = v.plugin_id WHERE p.publisher_id = $1)",
+    )
+    .bind(&publisher.id)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?;
+    let stored = u64::try_from(stored).unwrap_or_default();
+    let after = stored.saturating_add(package_bytes as u64);
+    if after > limits.max_stored_bytes {
+        return Err(Error::Conflict {
+            code: "storage_limit_reached",
+            message: format!(
+                "publisher {:?} stores {stored} bytes of packages and this one of \
+                 {package_bytes} bytes would pass its limit of {} bytes",
+                publisher.namespace, limits.max_stored_bytes
+            ),
+            details: Some(serde_json::json!({
+                "limit_bytes": limits.max_stored_bytes,
+                "stored_bytes": stored,
+                "package_bytes": package_bytes,
+            })),
+        });
+    }
+    Ok(())
+}
+
 /// Submits the package `bytes` as `principal`.
 ///
 /// # Errors
 ///
 /// 400 `invalid_package`, `unsigned`, `bad_signature`; 403 `wrong_namespace`, `unknown_key`,
-/// `key_revoked`; 409 `version_not_greater`, `version_exists` — each with nothing stored.
+/// `key_revoked`; 409 `version_not_greater`, `version_exists`, `review_limit_reached`,
+/// `storage_limit_reached` — each with nothing stored.
 pub async fn submit(
     db: &Db,
     settings: &Settings,
@@ -494,7 +580,14 @@ pub async fn submit(
     let id = new_id();
     let stored = async {
         let mut tx = db.begin().await?;
-        let artifact = store_artifact(&mut tx, &bytes, now).await?;
+        // A package that failed validation is not kept: its report says why.
+        let artifact = if status == IN_REVIEW {
+            check_publisher_limits(&mut tx, &publisher, &settings.publisher_limits, bytes.len())
+                .await?;
+            Some(store_artifact(&mut tx, &bytes, now).await?)
+        } else {
+            None
+        };
         sqlx::query(
             "INSERT INTO submissions (id, publisher_id, plugin_id, version, digest, \
                  artifact_sha256, manifest, status, report, submitted_by, created_at) \

@@ -126,6 +126,9 @@ pub(crate) struct SubmissionList {
 
 /// Submits a package (the `.plinth` bytes) for review. Validation runs at once; the report is
 /// in the answer. Submitting the same package again answers the existing submission (200).
+/// A package that fails validation is answered with its report and not kept. A publisher has
+/// at most the operator's limits of submissions in review and of stored package bytes (409
+/// `review_limit_reached`, `storage_limit_reached`, with the limit in `details`).
 #[utoipa::path(post, path = "/v1/submissions", tag = "submissions", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The .plinth package"),
     responses((status = 201, body = SubmissionView), (status = 200, body = SubmissionView, description = "The same package was submitted before"),

@@ -347,26 +347,33 @@ pub fn validate_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// Creates tenant `slug` on plan `plan` with user `owner_id` as its owner. Whether the caller
-/// may choose `plan` is for the caller to check.
+/// Creates tenant `slug` on plan `plan` with user `owner` as its owner. Whether the caller
+/// may choose `plan` is for the caller to check. Unless `owner` is an operator, it may have
+/// created at most `max_per_account` tenants (deleted ones count until they are purged).
 ///
 /// # Errors
 ///
 /// [`Error::BadRequest`] (`invalid_slug`, `invalid_name`, `unknown_plan`); [`Error::Conflict`]
-/// (`slug_taken`) if the slug is in use (deleted tenants keep theirs until purged).
+/// (`slug_taken`) if the slug is in use (deleted tenants keep theirs until purged), or
+/// (`tenant_limit_reached`) if the owner has created its limit of tenants.
 pub async fn create(
     db: &Db,
     slug: &str,
     name: &str,
     plan: &str,
-    owner_id: &str,
+    owner: &crate::auth::UserCaller,
+    max_per_account: u32,
     now: i64,
 ) -> Result<Tenant> {
     validate_slug(slug)?;
     let name = validate_name(name)?;
+    let owner_id = owner.id.as_str();
     let mut tx = db.begin().await?;
     if !plans::plan_exists(&mut tx, plan).await? {
         return Err(unknown_plan(plan));
+    }
+    if !owner.is_operator() {
+        check_tenant_limit(&mut tx, owner_id, max_per_account).await?;
     }
     let tenant = Tenant {
         id: new_id(),
@@ -378,13 +385,15 @@ pub async fn create(
         purge_after: None,
     };
     sqlx::query(
-        "INSERT INTO tenants (id, slug, name, plan, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO tenants (id, slug, name, plan, created_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&tenant.id)
     .bind(&tenant.slug)
     .bind(&tenant.name)
     .bind(&tenant.plan)
     .bind(now)
+    .bind(owner_id)
     .execute(&mut *tx)
     .await
     .conflict_on_unique("slug_taken", || {
@@ -412,6 +421,32 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     Ok(tenant)
+}
+
+/// Fails if user `user_id` has created `max` tenants (deleted ones count until purged). Locks
+/// the user's row first, so two creations at once by one account count one after the other.
+async fn check_tenant_limit(tx: &mut Tx, user_id: &str, max: u32) -> Result<()> {
+    sqlx::query("UPDATE users SET name = name WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    let created: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tenants WHERE created_by = $1")
+        .bind(user_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    if created >= i64::from(max) {
+        return Err(Error::Conflict {
+            code: "tenant_limit_reached",
+            message: format!(
+                "this account has created {created} tenants and the limit is {max} per \
+                 account (deleted tenants count until they are purged); ask an operator to \
+                 raise the limit (--max-tenants-per-account) or to create the tenant"
+            ),
+            details: Some(serde_json::json!({ "limit": max, "created": created })),
+        });
+    }
+    Ok(())
 }
 
 /// The 400 for a plan that does not exist.

@@ -236,7 +236,8 @@ pub(crate) struct CreateTenant {
     plan: Option<String>,
 }
 
-/// Creates a tenant; the caller becomes its owner.
+/// Creates a tenant; the caller becomes its owner. An account may create a few tenants (the
+/// operator's `--max-tenants-per-account`, 3 by default; 409 `tenant_limit_reached` beyond).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
     request_body = CreateTenant,
     responses((status = 201, body = TenantView), (status = 400, body = ApiError),
@@ -264,8 +265,16 @@ async fn create_tenant(
             ),
         ));
     }
-    let tenant =
-        super::create(state.db(), &body.slug, &body.name, plan, &user.id, now_ms()).await?;
+    let tenant = super::create(
+        state.db(),
+        &body.slug,
+        &body.name,
+        plan,
+        user,
+        state.settings().max_tenants_per_account,
+        now_ms(),
+    )
+    .await?;
     tracing::info!(tenant = %tenant.id, slug = %tenant.slug, owner = %user.id, "tenant created");
     Ok((
         StatusCode::CREATED,

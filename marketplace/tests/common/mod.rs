@@ -63,6 +63,35 @@ macro_rules! on_both_backends_with_host {
     )*};
 }
 
+/// Runs each named `async fn(TestApp) -> anyhow::Result<()>` on SQLite and on PostgreSQL, on
+/// servers started with the settings `$settings()` makes.
+#[macro_export]
+macro_rules! on_both_backends_with_settings {
+    ($settings:ident => $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let database = plinth_test_support::TestDatabase::sqlite().expect("a SQLite database");
+                let app = $crate::common::TestApp::start(database, super::$settings())
+                    .await
+                    .expect("start on SQLite");
+                super::$name(app).await.expect("test on SQLite");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let database = plinth_test_support::TestDatabase::postgres(stringify!($name))
+                    .await
+                    .expect("a PostgreSQL schema");
+                let app = $crate::common::TestApp::start(database, super::$settings())
+                    .await
+                    .expect("start on PostgreSQL");
+                super::$name(app).await.expect("test on PostgreSQL");
+            }
+        }
+    )*};
+}
+
 /// A running marketplace on a fresh database.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -88,6 +117,7 @@ impl Drop for TestApp {
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
     pub bytes: Vec<u8>,
 }
@@ -96,6 +126,11 @@ impl Reply {
     /// The error code of an error reply.
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The message of an error reply.
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
     }
 
     /// Fails unless the status is `status`.
@@ -358,8 +393,10 @@ impl TestApp {
     }
 }
 
-async fn reply(response: reqwest::Response) -> Result<Reply> {
+/// The [`Reply`] of `response`.
+pub async fn reply(response: reqwest::Response) -> Result<Reply> {
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response.bytes().await?.to_vec();
     let body = if bytes.is_empty() {
         Value::Null
@@ -368,6 +405,7 @@ async fn reply(response: reqwest::Response) -> Result<Reply> {
     };
     Ok(Reply {
         status,
+        headers,
         body,
         bytes,
     })
