@@ -98,7 +98,7 @@ pub fn routes() -> Router<AppState> {
             get(pages::developer::statement_csv),
         )
         .route(
-            "/developer/ratings/{plugin}/{tenant}/reply",
+            "/developer/ratings/{plugin}/{rating}/reply",
             post(pages::developer::reply),
         )
         .route("/review", get(pages::review::queue))

@@ -94,13 +94,13 @@ async fn ratings_to_answer(
         for rating in page.items {
             out.push(html! {
                 article.card {
-                    p.meta { strong { (plugin) } span { (rating.tenant) } span { (rating.stars) " of 5 stars" } }
+                    p.meta { strong { (plugin) } span { (rating.rater) } span { (rating.stars) " of 5 stars" } }
                     @if let Some(text) = &rating.text { p { (text) } }
                     @if let Some(reply) = &rating.reply { blockquote { strong { "Your reply: " } (reply.text) } }
-                    form method="post" action=(format!("/developer/ratings/{plugin}/{}/reply", rating.tenant)) {
+                    form method="post" action=(format!("/developer/ratings/{plugin}/{}/reply", rating.id)) {
                         (csrf_field(viewer))
-                        label for=(format!("reply-{plugin}-{}", rating.tenant)) { "Reply to " (rating.tenant) }
-                        textarea #(format!("reply-{plugin}-{}", rating.tenant)) name="text" required {}
+                        label for=(format!("reply-{}", rating.id)) { "Reply to " (rating.rater) }
+                        textarea #(format!("reply-{}", rating.id)) name="text" required {}
                         button.secondary type="submit" { "Reply" }
                     }
                 }
@@ -421,16 +421,16 @@ pub struct ReplyForm {
     text: String,
 }
 
-/// `POST /developer/ratings/{plugin}/{tenant}/reply`: the publisher's reply, through the same
-/// service as `POST /v1/plugins/{id}/ratings/{tenant}/reply`.
+/// `POST /developer/ratings/{plugin}/{rating}/reply`: the publisher's reply, through the same
+/// service as `POST /v1/plugins/{id}/ratings/{rating}/reply`.
 pub async fn reply(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path((plugin, tenant)): Path<(String, String)>,
+    Path((plugin, rating)): Path<(String, String)>,
     Posted(form): Posted<ReplyForm>,
 ) -> Result<Response, ConsoleError> {
     let principal = viewer.require()?;
-    ratings::reply(state.db(), principal, &plugin, &tenant, &form.text).await?;
+    ratings::reply(state.db(), principal, &plugin, &rating, &form.text).await?;
     Ok(see_other("/developer"))
 }
 

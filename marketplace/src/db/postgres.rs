@@ -59,6 +59,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "ledger_exact",
         include_str!("../../migrations/postgres/0011_ledger_exact.sql"),
     ),
+    (
+        13,
+        "trust",
+        include_str!("../../migrations/postgres/0013_trust.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

@@ -54,6 +54,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "ledger_exact",
         include_str!("../../migrations/sqlite/0011_ledger_exact.sql"),
     ),
+    (
+        13,
+        "trust",
+        include_str!("../../migrations/sqlite/0013_trust.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy
