@@ -18,6 +18,7 @@ on_both_backends!(
     keys_are_added_listed_and_revoked,
     publisher_api_keys_submit_for_their_publisher_only,
     a_users_publishers_are_listed_with_their_role,
+    lookalike_namespaces_and_hidden_characters_are_refused,
 );
 
 async fn a_users_publishers_are_listed_with_their_role(app: TestApp) -> Result<()> {
@@ -336,5 +337,62 @@ async fn publisher_api_keys_submit_for_their_publisher_only(app: TestApp) -> Res
     )
     .await?
     .expect_error(StatusCode::FORBIDDEN, "user_required")?;
+    Ok(())
+}
+
+/// A namespace that looks like one taken (`rnulti` for `multi`) or reserved (`p1inth`) is
+/// refused, as is a publisher name with invisible or control characters; nothing is stored.
+async fn lookalike_namespaces_and_hidden_characters_are_refused(app: TestApp) -> Result<()> {
+    let (_, owner) = app.user("owner@multi.example").await?;
+    app.post(
+        "/v1/publishers",
+        Some(&owner),
+        json!({"namespace": "multi", "name": "Multi"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    let (_, squatter) = app.user("squatter@example.com").await?;
+    for (namespace, like) in [
+        ("rnulti", "multi"),
+        ("mu1ti", "multi"),
+        ("p1inth", "plinth"),
+    ] {
+        let refused = app
+            .post(
+                "/v1/publishers",
+                Some(&squatter),
+                json!({"namespace": namespace, "name": "Totally legit"}),
+            )
+            .await?
+            .expect_error(StatusCode::CONFLICT, "namespace_lookalike")?;
+        ensure!(
+            refused.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(like)),
+            "{}",
+            refused.body
+        );
+    }
+    for name in ["Multi\u{202E}itlum", "Mu\u{200B}lti", "Multi\nInc"] {
+        app.post(
+            "/v1/publishers",
+            Some(&squatter),
+            json!({"namespace": "honest", "name": name}),
+        )
+        .await?
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_body")?;
+    }
+    let publishers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM publishers")
+        .fetch_one(app.db().pool())
+        .await?;
+    ensure!(publishers == 1, "{publishers} publishers stored");
+    // A namespace that merely shares letters is fine.
+    app.post(
+        "/v1/publishers",
+        Some(&squatter),
+        json!({"namespace": "multiply", "name": "Multiply"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
     Ok(())
 }

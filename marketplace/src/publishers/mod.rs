@@ -134,12 +134,40 @@ pub fn check_namespace(namespace: &str, reserved: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Checks a display name a user gives (a publisher's, an API key's): 1 to 200 characters once
+/// trimmed, none of them invisible or a control (see [`plinth_package::display`]).
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] `invalid_body` naming the field `name`.
+fn checked_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::bad_request(
+            "invalid_body",
+            "field `name` must be 1 to 200 characters",
+        ));
+    }
+    if let Some(c) = plinth_package::display::hidden_character(name) {
+        return Err(Error::bad_request(
+            "invalid_body",
+            format!(
+                "field `name` contains the invisible or control character U+{:04X}; remove it",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(name)
+}
+
 /// Creates a publisher with `owner_id` as its owner.
 ///
 /// # Errors
 ///
-/// [`Error::BadRequest`] for an invalid or reserved namespace or an empty name;
-/// [`Error::Conflict`] (`namespace_taken`) if the namespace is in use.
+/// [`Error::BadRequest`] for an invalid or reserved namespace or a name that is empty, too
+/// long or holds invisible or control characters; [`Error::Conflict`] `namespace_taken` if the
+/// namespace is in use, `namespace_lookalike` if it looks like one in use or reserved (see
+/// [`plinth_package::lookalike`]).
 pub async fn create(
     db: &Db,
     owner_id: &str,
@@ -148,13 +176,7 @@ pub async fn create(
     reserved: &[String],
 ) -> Result<Publisher> {
     check_namespace(namespace, reserved)?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::bad_request(
-            "invalid_body",
-            "field `name` must be 1 to 200 characters",
-        ));
-    }
+    let name = checked_name(name)?;
     let publisher = Publisher {
         id: new_id(),
         namespace: namespace.to_owned(),
@@ -162,6 +184,19 @@ pub async fn create(
         created_at: now_ms(),
     };
     let mut tx = db.begin().await?;
+    let taken: Vec<String> = sqlx::query_scalar("SELECT namespace FROM publishers")
+        .fetch_all(&mut *tx)
+        .await?;
+    let all = taken.iter().chain(reserved).map(String::as_str);
+    if let Some(other) = plinth_package::lookalike::look_alike(namespace, all) {
+        return Err(Error::conflict(
+            "namespace_lookalike",
+            format!(
+                "the namespace {namespace:?} looks like {other:?}, which is taken or reserved; \
+                 choose one readers cannot mistake for it"
+            ),
+        ));
+    }
     sqlx::query("INSERT INTO publishers (id, namespace, name, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&publisher.id)
         .bind(&publisher.namespace)
@@ -557,20 +592,15 @@ pub async fn active_keys(db: &Db, publisher_id: &str) -> Result<Vec<PublicKey>> 
 ///
 /// # Errors
 ///
-/// [`Error::BadRequest`] for an empty name; [`Error::Database`].
+/// [`Error::BadRequest`] for a name that is empty, too long or holds invisible or control
+/// characters; [`Error::Database`].
 pub async fn create_api_key(
     db: &Db,
     publisher_id: &str,
     user_id: &str,
     name: &str,
 ) -> Result<(String, String)> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::bad_request(
-            "invalid_body",
-            "field `name` must be 1 to 200 characters",
-        ));
-    }
+    let name = checked_name(name)?;
     let (secret, hash) = token::generate(TokenKind::PublisherKey)?;
     let id = new_id();
     sqlx::query(
