@@ -86,10 +86,6 @@ pub fn routes() -> Router<AppState> {
             post(pages::developer::create_publisher),
         )
         .route(
-            "/developer/{namespace}/keys",
-            post(pages::developer::add_key),
-        )
-        .route(
             "/developer/{namespace}/keys/{key}/revoke",
             post(pages::developer::revoke_key),
         )

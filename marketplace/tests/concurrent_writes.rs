@@ -248,6 +248,7 @@ const PLAN: &[(&str, Expect)] = &[
     ("DELETE /v1/tenants/{tenant}/webhook", Expect::All),
     ("POST /v1/publishers", Expect::All),
     ("POST /v1/publishers/{ns}/members", Expect::All),
+    ("POST /v1/publishers/{ns}/keys/challenges", Expect::All),
     ("POST /v1/publishers/{ns}/keys", Expect::All),
     ("DELETE /v1/publishers/{ns}/keys/{key}", Expect::All),
     ("POST /v1/publishers/{ns}/api-keys", Expect::All),
@@ -632,13 +633,35 @@ async fn request(app: &TestApp, w: &World, route: &str, i: usize) -> Result<Call
             dev,
             Body::Json(json!({"email": c.member_email, "role": "member"})),
         ),
+        "POST /v1/publishers/{ns}/keys/challenges" => {
+            let key = plinth_package::SecretKey::generate()?;
+            (
+                Method::POST,
+                format!("/v1/publishers/{publisher}/keys/challenges"),
+                dev,
+                Body::Json(json!({"public_key": key.public_key().to_string()})),
+            )
+        }
         "POST /v1/publishers/{ns}/keys" => {
             let key = plinth_package::SecretKey::generate()?;
+            let issued = app
+                .post(
+                    &format!("/v1/publishers/{publisher}/keys/challenges"),
+                    dev,
+                    json!({"public_key": key.public_key().to_string()}),
+                )
+                .await?
+                .expect(StatusCode::CREATED)?;
+            let challenge = issued.body["challenge"].as_str().context("challenge")?;
             (
                 Method::POST,
                 format!("/v1/publishers/{publisher}/keys"),
                 dev,
-                Body::Json(json!({"public_key": key.public_key().to_string()})),
+                Body::Json(json!({
+                    "public_key": key.public_key().to_string(),
+                    "challenge": challenge,
+                    "signature": key.prove_possession(&publisher, challenge).to_string(),
+                })),
             )
         }
         "DELETE /v1/publishers/{ns}/keys/{key}" => {

@@ -1017,13 +1017,9 @@ async fn change_of_control_forces_full_review_and_holds_updates(app: TestApp) ->
         .await?
         .expect(StatusCode::CREATED)?;
     let new_key = SecretKey::generate()?;
-    app.post(
-        "/v1/publishers/labs/keys",
-        Some(&w.dev.token),
-        json!({"public_key": new_key.public_key().to_string()}),
-    )
-    .await?
-    .expect(StatusCode::CREATED)?;
+    publishing::register_key(&app, &w.dev.token, "labs", &new_key)
+        .await?
+        .expect(StatusCode::CREATED)?;
     let acme = notifications(&app, &w.admin, "/v1/tenants/acme/notifications").await?;
     ensure!(
         kinds(&acme).contains(&"control_changed".to_owned()),

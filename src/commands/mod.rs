@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod database;
+pub mod key;
 pub mod keygen;
 pub mod ledger;
 pub mod plugin;

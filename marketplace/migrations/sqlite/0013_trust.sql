@@ -45,3 +45,18 @@ UPDATE plugins SET
     rating_sum = COALESCE((SELECT SUM(r.stars) FROM ratings r WHERE r.plugin_id = plugins.id), 0),
     rating_count = (SELECT COUNT(*) FROM ratings r WHERE r.plugin_id = plugins.id);
 
+-- Signing keys are registered with a proof of possession: the key signs a challenge issued for
+-- one publisher and that key (open for minutes, used once). Keys registered before have no
+-- proof (`proven_at` NULL): they keep signing for their publisher, and give way to a publisher
+-- that proves it holds the key.
+ALTER TABLE publisher_keys ADD COLUMN proven_at INTEGER;
+
+CREATE TABLE key_challenges (
+    challenge    TEXT PRIMARY KEY,
+    publisher_id TEXT NOT NULL REFERENCES publishers (id) ON DELETE CASCADE,
+    public_key   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+);
+CREATE INDEX key_challenges_publisher ON key_challenges (publisher_id, created_at);
+CREATE INDEX key_challenges_expiry ON key_challenges (expires_at);
