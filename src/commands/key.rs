@@ -6,6 +6,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::commands::keygen::read_secret_key;
+use crate::commands::marketplace;
 
 /// Register signing keys with a marketplace publisher.
 #[derive(Debug, clap::Subcommand)]
@@ -86,26 +87,13 @@ impl RegisterCommand {
 
     /// POSTs `body` to `url`; the answer, or an error naming the marketplace's refusal.
     async fn post(&self, url: &str, body: Value) -> anyhow::Result<Value> {
-        let response = reqwest::Client::new()
+        let request = reqwest::Client::new()
             .post(url)
             .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the marketplace at {url}"))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .context("the marketplace's answer was cut off")?;
-        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            .json(&body);
+        let (status, answer) = marketplace::send(request, url).await?;
         if !status.is_success() {
-            let code = answer["error"]["code"].as_str().unwrap_or("http_error");
-            let message = answer["error"]["message"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| status.to_string());
-            bail!("the marketplace refused the key ({status}, {code}): {message}");
+            return Err(marketplace::refused("the key", status, &answer));
         }
         Ok(answer)
     }

@@ -7,5 +7,6 @@ pub mod database;
 pub mod key;
 pub mod keygen;
 pub mod ledger;
+pub mod marketplace;
 pub mod plugin;
 pub mod serve;
