@@ -20,6 +20,8 @@ enum Plinth {
     Audit(commands::audit::AuditCommand),
     Keygen(commands::keygen::KeygenCommand),
     #[command(subcommand)]
+    Key(commands::key::KeyCommand),
+    #[command(subcommand)]
     Ledger(commands::ledger::LedgerCommand),
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
@@ -32,6 +34,7 @@ impl Plinth {
             Plinth::Admin(command) => command.execute(),
             Plinth::Audit(command) => command.execute(),
             Plinth::Keygen(command) => command.execute(),
+            Plinth::Key(command) => command.execute(),
             Plinth::Ledger(command) => command.execute(),
             Plinth::Plugin(command) => command.execute(),
         }

@@ -215,13 +215,8 @@ async fn console_journey_in_a_browser() -> Result<()> {
     )
     .await?;
     let fixtures_key = SecretKey::generate()?;
-    api.ok(
-        Method::POST,
-        "/v1/publishers/fixtures/keys",
-        Some(&developer),
-        Some(json!({"public_key": fixtures_key.public_key().to_string()})),
-    )
-    .await?;
+    api.register_key(&developer, "fixtures", &fixtures_key)
+        .await?;
     for plugin in [&HELLO, &WEBHOOK_NOTIFY] {
         let path = signed_package(work.path(), plugin, &key)?;
         api.publish_and_approve(&path, &developer, &operator)
@@ -407,16 +402,12 @@ async fn console_journey_in_a_browser() -> Result<()> {
     browser
         .wait_for_text("main .notice", "publisher is created")
         .await?;
-    let spare = SecretKey::generate()?;
-    browser
-        .type_into("#key-tools", &spare.public_key().to_string())
+    // A key is registered by proving possession (the CLI does it); the portal says how, and
+    // revokes it.
+    ensure!(browser.exists("#register-key-tools").await?);
+    api.register_key(&developer, "tools", &SecretKey::generate()?)
         .await?;
-    browser
-        .click("form[action='/developer/tools/keys'] button")
-        .await?;
-    browser
-        .wait_for_text("main .notice", "key is registered")
-        .await?;
+    session.open("/developer").await?;
     session.accept_confirmations().await?;
     browser
         .click("form[action^='/developer/tools/keys/'] button")

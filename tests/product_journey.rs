@@ -216,13 +216,25 @@ async fn product_journey(database: Option<TestDatabase>) -> Result<()> {
     .await?;
     plinth_ok(work, &["keygen", "--out", "acme"])?;
     let public_key = std::fs::read_to_string(work.join("acme.pub"))?;
-    api.ok(
-        Method::POST,
-        "/v1/publishers/acme/keys",
-        Some(&developer),
-        Some(json!({"public_key": public_key.trim()})),
-    )
-    .await?;
+    let registered = plinth_ok(
+        work,
+        &[
+            "key",
+            "register",
+            "--publisher",
+            "acme",
+            "--key",
+            "acme",
+            "--server",
+            &server.base,
+            "--token",
+            &developer,
+        ],
+    )?;
+    ensure!(
+        registered.contains(public_key.trim()) && registered.contains("\"proven\": true"),
+        "{registered}"
+    );
     plinth_ok(work, &["plugin", "new", greeter])?;
     edit_greeter(&work.join(name), "0.1.0", "Hello")?;
     let submission = build_and_publish(work, name, &server.base, &developer, "0.1.0")?;

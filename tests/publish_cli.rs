@@ -103,11 +103,18 @@ async fn publish_submits_and_reports() -> Result<()> {
     let fixtures_key = SecretKey::generate()?;
     for (ns, key) in [("acme", &key), ("fixtures", &fixtures_key)] {
         let publisher = publishers::create(&db, &user.id, ns, ns, &reserved).await?;
+        let public_key = key.public_key().to_string();
+        let issued = publishers::issue_challenge(&db, &publisher, &public_key).await?;
+        let signature = key.prove_possession(ns, &issued.challenge).to_string();
         publishers::add_key(
             &db,
             &plinth_marketplace::audit::Actor::User(user.id.clone()),
-            &publisher.id,
-            &key.public_key().to_string(),
+            &publisher,
+            &public_key,
+            publishers::Proof {
+                challenge: &issued.challenge,
+                signature: &signature,
+            },
         )
         .await?;
     }

@@ -86,10 +86,6 @@ pub fn routes() -> Router<AppState> {
             post(pages::developer::create_publisher),
         )
         .route(
-            "/developer/{namespace}/keys",
-            post(pages::developer::add_key),
-        )
-        .route(
             "/developer/{namespace}/keys/{key}/revoke",
             post(pages::developer::revoke_key),
         )
@@ -98,7 +94,7 @@ pub fn routes() -> Router<AppState> {
             get(pages::developer::statement_csv),
         )
         .route(
-            "/developer/ratings/{plugin}/{tenant}/reply",
+            "/developer/ratings/{plugin}/{rating}/reply",
             post(pages::developer::reply),
         )
         .route("/review", get(pages::review::queue))

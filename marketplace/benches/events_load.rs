@@ -211,11 +211,22 @@ impl Bench {
         )
         .await?;
         let key = SecretKey::generate()?;
+        let public_key = key.public_key().to_string();
+        let issued = self
+            .call(
+                Method::POST,
+                "/v1/publishers/examples/keys/challenges",
+                &self.operator,
+                Some(json!({"public_key": public_key})),
+            )
+            .await?;
+        let challenge = issued["challenge"].as_str().context("challenge")?;
         self.call(
             Method::POST,
             "/v1/publishers/examples/keys",
             &self.operator,
-            Some(json!({"public_key": key.public_key().to_string()})),
+            Some(json!({"public_key": public_key, "challenge": challenge,
+                        "signature": key.prove_possession("examples", challenge).to_string()})),
         )
         .await?;
         let reviewer = self.reviewer().await?;

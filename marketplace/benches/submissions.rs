@@ -52,12 +52,23 @@ async fn run(name: &str, database: &TestDatabase, concurrency: usize) -> Result<
     let client = reqwest::Client::new();
     let token = developer(&client, &base).await?;
     let key = SecretKey::generate()?;
+    let public_key = key.public_key().to_string();
+    let issued = post(
+        &client,
+        &base,
+        "/v1/publishers/bench/keys/challenges",
+        &token,
+        json!({"public_key": public_key}),
+    )
+    .await?;
+    let challenge = issued["challenge"].as_str().context("challenge")?;
     post(
         &client,
         &base,
         "/v1/publishers/bench/keys",
         &token,
-        json!({"public_key": key.public_key().to_string()}),
+        json!({"public_key": public_key, "challenge": challenge,
+               "signature": key.prove_possession("bench", challenge).to_string()}),
     )
     .await?;
     let packages = packages(&key)?;
@@ -148,7 +159,7 @@ async fn post(
     path: &str,
     token: &str,
     body: Value,
-) -> Result<()> {
+) -> Result<Value> {
     let response = client
         .post(format!("{base}{path}"))
         .bearer_auth(token)
@@ -160,7 +171,7 @@ async fn post(
         "{path} answered {}",
         response.status()
     );
-    Ok(())
+    Ok(response.json().await.unwrap_or(Value::Null))
 }
 
 /// `SUBMISSIONS` signed packages of `hello`, each a distinct plugin `bench.hello-N`.

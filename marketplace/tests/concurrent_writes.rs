@@ -240,6 +240,7 @@ const PLAN: &[(&str, Expect)] = &[
     ("DELETE /v1/tenants/{tenant}/webhook", Expect::All),
     ("POST /v1/publishers", Expect::All),
     ("POST /v1/publishers/{ns}/members", Expect::All),
+    ("POST /v1/publishers/{ns}/keys/challenges", Expect::All),
     ("POST /v1/publishers/{ns}/keys", Expect::All),
     ("DELETE /v1/publishers/{ns}/keys/{key}", Expect::All),
     ("POST /v1/publishers/{ns}/api-keys", Expect::All),
@@ -271,9 +272,9 @@ const PLAN: &[(&str, Expect)] = &[
     ("PATCH /p/{tenant}/{plugin}/{path}", Expect::All),
     ("DELETE /p/{tenant}/{plugin}/{path}", Expect::All),
     ("PUT /v1/plugins/{id}/ratings/{tenant}", Expect::All),
-    ("POST /v1/plugins/{id}/ratings/{tenant}/reply", Expect::All),
-    ("POST /v1/plugins/{id}/ratings/{tenant}/hide", Expect::All),
-    ("POST /v1/plugins/{id}/ratings/{tenant}/unhide", Expect::All),
+    ("POST /v1/plugins/{id}/ratings/{rating}/reply", Expect::All),
+    ("POST /v1/plugins/{id}/ratings/{rating}/hide", Expect::All),
+    ("POST /v1/plugins/{id}/ratings/{rating}/unhide", Expect::All),
     ("POST /v1/billing/webhook", Expect::All),
     ("POST /v1/billing/usage-statements", Expect::All),
     ("POST /v1/billing/reconcile", Expect::All),
@@ -358,6 +359,9 @@ struct Client {
     spare_key_id: String,
     member_id: String,
     member_email: String,
+    /// An admin of the tenant who rates `labs.echo` through it (one rating per person).
+    rater: String,
+    rater_email: String,
     subscription: String,
 }
 
@@ -407,6 +411,15 @@ async fn world(app: &TestApp) -> Result<World> {
         }
         let member_email = format!("m{i}@writes.example");
         let (member_id, _) = app.user(&member_email).await?;
+        let rater_email = format!("r{i}@writes.example");
+        let (_, rater) = app.user(&rater_email).await?;
+        app.post(
+            &format!("/v1/tenants/{slug}/members"),
+            Some(&base.admin),
+            json!({"email": rater_email, "role": "admin"}),
+        )
+        .await?
+        .expect(StatusCode::CREATED)?;
         let subscriptions = app
             .get(
                 &format!("/v1/tenants/{slug}/subscriptions"),
@@ -421,6 +434,8 @@ async fn world(app: &TestApp) -> Result<World> {
             spare_key_id: keys[1]["id"].as_str().context("key id")?.to_owned(),
             member_id,
             member_email,
+            rater,
+            rater_email,
             subscription: subscriptions.body["items"][0]["id"]
                 .as_str()
                 .context("subscription")?
@@ -610,13 +625,35 @@ async fn request(app: &TestApp, w: &World, route: &str, i: usize) -> Result<Call
             dev,
             Body::Json(json!({"email": c.member_email, "role": "member"})),
         ),
+        "POST /v1/publishers/{ns}/keys/challenges" => {
+            let key = plinth_package::SecretKey::generate()?;
+            (
+                Method::POST,
+                format!("/v1/publishers/{publisher}/keys/challenges"),
+                dev,
+                Body::Json(json!({"public_key": key.public_key().to_string()})),
+            )
+        }
         "POST /v1/publishers/{ns}/keys" => {
             let key = plinth_package::SecretKey::generate()?;
+            let issued = app
+                .post(
+                    &format!("/v1/publishers/{publisher}/keys/challenges"),
+                    dev,
+                    json!({"public_key": key.public_key().to_string()}),
+                )
+                .await?
+                .expect(StatusCode::CREATED)?;
+            let challenge = issued.body["challenge"].as_str().context("challenge")?;
             (
                 Method::POST,
                 format!("/v1/publishers/{publisher}/keys"),
                 dev,
-                Body::Json(json!({"public_key": key.public_key().to_string()})),
+                Body::Json(json!({
+                    "public_key": key.public_key().to_string(),
+                    "challenge": challenge,
+                    "signature": key.prove_possession(&publisher, challenge).to_string(),
+                })),
             )
         }
         "DELETE /v1/publishers/{ns}/keys/{key}" => {
@@ -750,27 +787,34 @@ async fn request(app: &TestApp, w: &World, route: &str, i: usize) -> Result<Call
         "PUT /v1/plugins/{id}/ratings/{tenant}" => (
             Method::PUT,
             format!("/v1/plugins/{ECHO}/ratings/{t}"),
-            admin,
+            Some(c.rater.as_str()),
             Body::Json(json!({"stars": 4, "text": format!("Works for {t}.")})),
         ),
-        "POST /v1/plugins/{id}/ratings/{tenant}/reply" => (
-            Method::POST,
-            format!("/v1/plugins/{ECHO}/ratings/{t}/reply"),
-            dev,
-            Body::Json(json!({"text": "Thank you."})),
-        ),
-        "POST /v1/plugins/{id}/ratings/{tenant}/hide" => (
-            Method::POST,
-            format!("/v1/plugins/{ECHO}/ratings/{t}/hide"),
-            reviewer,
-            Body::Json(json!({"reason": "Hidden while a test moderates."})),
-        ),
-        "POST /v1/plugins/{id}/ratings/{tenant}/unhide" => (
-            Method::POST,
-            format!("/v1/plugins/{ECHO}/ratings/{t}/unhide"),
-            reviewer,
-            Body::None,
-        ),
+        "POST /v1/plugins/{id}/ratings/{rating}/reply"
+        | "POST /v1/plugins/{id}/ratings/{rating}/hide"
+        | "POST /v1/plugins/{id}/ratings/{rating}/unhide" => {
+            let rating = lookup(
+                app,
+                "SELECT r.id FROM ratings r JOIN users u ON u.id = r.rated_by WHERE u.email = $1",
+                &[&c.rater_email],
+            )
+            .await?;
+            let (action, token, body) = match route.rsplit('/').next() {
+                Some("reply") => ("reply", dev, Body::Json(json!({"text": "Thank you."}))),
+                Some("hide") => (
+                    "hide",
+                    reviewer,
+                    Body::Json(json!({"reason": "Hidden while a test moderates."})),
+                ),
+                _ => ("unhide", reviewer, Body::None),
+            };
+            (
+                Method::POST,
+                format!("/v1/plugins/{ECHO}/ratings/{rating}/{action}"),
+                token,
+                body,
+            )
+        }
         "POST /v1/billing/webhook" => {
             let event = invoice_paid(
                 &format!("evt_w{i}"),

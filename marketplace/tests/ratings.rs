@@ -1,6 +1,7 @@
 //! Ratings over HTTP on both backends: who may rate (an install now, or one that lasted a
-//! day), one editable rating per tenant, publisher replies, reviewer moderation, aggregates,
-//! histogram and the damped `sort=rating`.
+//! day; never the plugin's own publisher), one editable rating per person whatever the number
+//! of their tenants, shown by the rater's name, publisher replies, reviewer moderation,
+//! aggregates, histogram and the damped `sort=rating`.
 
 mod common;
 mod publishing;
@@ -23,6 +24,8 @@ on_both_backends!(
     hiding_needs_a_reviewer_outside_the_publisher,
     concurrent_ratings_all_count,
     a_purged_tenants_rating_leaves_the_aggregates,
+    one_rating_per_person_whatever_their_tenants,
+    the_publisher_does_not_rate_its_own_plugin,
 );
 
 on_both_backends_with_host!(ratings_follow_real_installs);
@@ -210,7 +213,13 @@ async fn rating_needs_an_install(app: TestApp) -> Result<()> {
     .await?
     .expect(StatusCode::CREATED)?;
     ensure!(made.body["stars"] == 4 && made.body["text"] == "Solid.");
-    ensure!(made.body["tenant"] == "acme" && made.body["hidden"] == false);
+    ensure!(
+        made.body["rater"] == "admin@acme.example"
+            && made.body["hidden"] == false
+            && made.body.get("tenant").is_none(),
+        "{}",
+        made.body
+    );
 
     // Who may rate: an admin of that tenant only.
     let (_, member) = app.user("member@acme.example").await?;
@@ -351,7 +360,7 @@ async fn aggregates_and_histogram_follow_ratings(app: TestApp) -> Result<()> {
 
     // Pages: most recently changed first, every rating once.
     let first = listed.body["items"].as_array().context("items")?;
-    ensure!(first.len() == 3 && first[0]["tenant"] == "t-four");
+    ensure!(first.len() == 3 && first[0]["rater"] == "owner@t-four.example");
     let cursor = listed.body["next_cursor"].as_str().context("next_cursor")?;
     let rest = app
         .get(
@@ -365,10 +374,23 @@ async fn aggregates_and_histogram_follow_ratings(app: TestApp) -> Result<()> {
     let mut seen: Vec<&str> = first
         .iter()
         .chain(rest_items)
-        .filter_map(|r| r["tenant"].as_str())
+        .filter_map(|r| r["rater"].as_str())
         .collect();
     seen.sort_unstable();
-    ensure!(seen == ["t-four", "t-one", "t-three", "t-two"], "{seen:?}");
+    ensure!(
+        seen == [
+            "owner@t-four.example",
+            "owner@t-one.example",
+            "owner@t-three.example",
+            "owner@t-two.example"
+        ],
+        "{seen:?}"
+    );
+    ensure!(
+        !listed.body.to_string().contains("t-four\""),
+        "a tenant slug shows: {}",
+        listed.body
+    );
 
     // Bad listing input.
     for query in ["limit=0", "limit=101", "cursor=%21%21", "colour=red"] {
@@ -445,7 +467,7 @@ async fn replies_need_the_publisher(app: TestApp) -> Result<()> {
     let w = world(&app).await?;
     let plugin = &w.plugin;
     had_installed(&app, "acme", plugin, 2.0).await?;
-    rate(
+    let made = rate(
         &app,
         &w.admin,
         plugin,
@@ -454,7 +476,8 @@ async fn replies_need_the_publisher(app: TestApp) -> Result<()> {
     )
     .await?
     .expect(StatusCode::CREATED)?;
-    let path = format!("/v1/plugins/{plugin}/ratings/acme/reply");
+    let id = made.body["id"].as_str().context("rating id")?;
+    let path = format!("/v1/plugins/{plugin}/ratings/{id}/reply");
     let body = json!({"text": "Fixed in 0.1.1, thanks."});
 
     // Anyone but the plugin's publisher is refused.
@@ -515,7 +538,7 @@ async fn hiding_needs_a_reviewer_outside_the_publisher(app: TestApp) -> Result<(
     let w = world(&app).await?;
     let plugin = &w.plugin;
     had_installed(&app, "acme", plugin, 2.0).await?;
-    rate(
+    let made = rate(
         &app,
         &w.admin,
         plugin,
@@ -524,8 +547,9 @@ async fn hiding_needs_a_reviewer_outside_the_publisher(app: TestApp) -> Result<(
     )
     .await?
     .expect(StatusCode::CREATED)?;
-    let hide = format!("/v1/plugins/{plugin}/ratings/acme/hide");
-    let unhide = format!("/v1/plugins/{plugin}/ratings/acme/unhide");
+    let id = made.body["id"].as_str().context("rating id")?;
+    let hide = format!("/v1/plugins/{plugin}/ratings/{id}/hide");
+    let unhide = format!("/v1/plugins/{plugin}/ratings/{id}/unhide");
     let reason = json!({"reason": "Insults."});
 
     // Not reviewers: 403.
@@ -755,5 +779,99 @@ async fn a_purged_tenants_rating_leaves_the_aggregates(app: TestApp) -> Result<(
         .expect(StatusCode::OK)?;
     ensure!(detail.body["rating"]["histogram"]["1"] == 0);
     ensure!(detail.body["rating"]["average"] == 5.0);
+    Ok(())
+}
+
+/// One account with five tenants that use the plugin rates it once: each `PUT`, through any
+/// of its tenants, edits the one rating, and it counts once.
+async fn one_rating_per_person_whatever_their_tenants(app: TestApp) -> Result<()> {
+    let w = world(&app).await?;
+    let plugin = &w.plugin;
+    let (_, sprawler) = app.user("sprawl@example.com").await?;
+    let mut statuses = Vec::new();
+    let mut ids = Vec::new();
+    for (n, stars) in (1..=5).zip([5, 5, 4, 5, 3]) {
+        let slug = format!("sprawl-{n}");
+        tenant(&app, &sprawler, &slug).await?;
+        had_installed(&app, &slug, plugin, 2.0).await?;
+        let rated = rate(&app, &sprawler, plugin, &slug, json!({"stars": stars})).await?;
+        statuses.push(rated.status);
+        ids.push(rated.body["id"].clone());
+    }
+    ensure!(
+        statuses[0] == StatusCode::CREATED && statuses[1..].iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    ensure!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    ensure!(rating_rows(&app).await? == 1);
+    ensure!(aggregates(&app, plugin).await? == (3, 1));
+    let listed = app
+        .get(&format!("/v1/plugins/{plugin}/ratings"), None)
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        listed.body["summary"]["count"] == 1
+            && listed.body["items"][0]["rater"] == "sprawl@example.com"
+            && !listed.body.to_string().contains("sprawl-"),
+        "{}",
+        listed.body
+    );
+
+    // Another person of one of those tenants has a rating of their own.
+    let (_, second) = app.user("second@example.com").await?;
+    app.post(
+        "/v1/tenants/sprawl-1/members",
+        Some(&sprawler),
+        json!({"email": "second@example.com", "role": "admin"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    rate(&app, &second, plugin, "sprawl-1", json!({"stars": 1}))
+        .await?
+        .expect(StatusCode::CREATED)?;
+    ensure!(aggregates(&app, plugin).await? == (4, 2));
+    Ok(())
+}
+
+/// Members of the plugin's own publisher may not rate it, even through a tenant that uses it;
+/// nothing is written.
+async fn the_publisher_does_not_rate_its_own_plugin(app: TestApp) -> Result<()> {
+    let w = world(&app).await?;
+    let plugin = &w.plugin;
+    tenant(&app, &w.dev.token, "labs-own").await?;
+    had_installed(&app, "labs-own", plugin, 2.0).await?;
+    rate(&app, &w.dev.token, plugin, "labs-own", json!({"stars": 5}))
+        .await?
+        .expect_error(StatusCode::FORBIDDEN, "own_publisher")?;
+    // A member added later is refused too.
+    let (_, colleague) = app.user("colleague@labs.example").await?;
+    app.post(
+        "/v1/publishers/labs/members",
+        Some(&w.dev.token),
+        json!({"email": "colleague@labs.example", "role": "member"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    app.post(
+        "/v1/tenants/labs-own/members",
+        Some(&w.dev.token),
+        json!({"email": "colleague@labs.example", "role": "admin"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    rate(&app, &colleague, plugin, "labs-own", json!({"stars": 5}))
+        .await?
+        .expect_error(StatusCode::FORBIDDEN, "own_publisher")?;
+    ensure!(rating_rows(&app).await? == 0);
+    ensure!(aggregates(&app, plugin).await? == (0, 0));
+    let inbox = app
+        .get("/v1/publishers/labs/notifications", Some(&w.dev.token))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        !kinds(&inbox.body).contains(&"rating_created".to_owned()),
+        "{}",
+        inbox.body
+    );
     Ok(())
 }

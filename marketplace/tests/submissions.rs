@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use common::TestApp;
-use publishing::{count, developer, hello, package_with, submit, submit_ok};
+use publishing::{Dev, count, developer, hello, package_with, submit, submit_ok};
 
 on_both_backends!(
     a_signed_package_enters_review,
@@ -23,6 +23,8 @@ on_both_backends!(
     concurrent_submissions_of_a_version_one_wins,
     undeclared_import_is_rejected_by_validation,
     only_members_and_reviewers_see_a_submission,
+    hidden_characters_and_overlong_fields_are_refused,
+    a_lookalike_plugin_id_goes_to_review_with_a_finding,
 );
 
 async fn nothing_stored(app: &TestApp) -> Result<()> {
@@ -321,4 +323,150 @@ async fn too_large_is_413_on_sqlite() -> Result<()> {
 async fn too_large_is_413_on_postgres() -> Result<()> {
     let database = TestDatabase::postgres("too_large_is_413").await?;
     too_large_is_413(TestApp::start(database, small_limits()).await?).await
+}
+
+/// The hello plugin as `id` 0.1.0 with its `[plugin]` line `key = …` set to `value` (a TOML
+/// string, or an array for `categories`) and `changelog`, signed by `dev`.
+fn hello_with(
+    dev: &Dev,
+    id: &str,
+    key: &str,
+    value: &str,
+    changelog: Option<String>,
+) -> Result<Vec<u8>> {
+    let text = publishing::manifest(&HELLO, id, "0.1.0", "")?;
+    let text = text
+        .lines()
+        .map(|line| {
+            if line.starts_with(&format!("{key} = ")) {
+                format!("{key} = {value}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut package = plinth_package::Package::new(
+        text,
+        std::fs::read(HELLO.wasm)?,
+        Some("# Hello\n".into()),
+        changelog,
+    )?;
+    package.sign(&dev.key);
+    Ok(package.to_bytes()?)
+}
+
+/// A TOML string of `text`.
+fn toml_string(text: &str) -> Result<String> {
+    Ok(serde_json::to_string(text)?)
+}
+
+async fn hidden_characters_and_overlong_fields_are_refused(app: TestApp) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    let cases = [
+        (
+            "name",
+            toml_string(&"N".repeat(30_000))?,
+            None,
+            "plugin.name",
+        ),
+        // "Invoice" with a right-to-left override and zero-width characters.
+        (
+            "name",
+            toml_string("In\u{200B}vo\u{202E}eci\u{200D}")?,
+            None,
+            "plugin.name",
+        ),
+        (
+            "description",
+            toml_string(&"word ".repeat(100))?,
+            None,
+            "plugin.description",
+        ),
+        (
+            "categories",
+            format!("[{}]", ["\"x\""; 9].join(", ")),
+            None,
+            "plugin.categories",
+        ),
+        (
+            "categories",
+            format!("[{}]", toml_string("tools\u{2066}")?),
+            None,
+            "plugin.categories[0]",
+        ),
+        (
+            "name",
+            toml_string("Hello")?,
+            Some("x".repeat(300 * 1024)),
+            "CHANGELOG.md",
+        ),
+        (
+            "name",
+            toml_string("Hello")?,
+            Some("- fixed /* \u{202E} } */".to_owned()),
+            "CHANGELOG.md",
+        ),
+    ];
+    for (key, value, changelog, field) in cases {
+        let bytes = hello_with(&dev, "acme.hello", key, &value, changelog)?;
+        let refused = submit(&app, &dev.token, bytes)
+            .await?
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_display_text")?;
+        let message = refused.body["error"]["message"].as_str().unwrap_or("");
+        ensure!(message.contains(field), "{field}: {message}");
+        ensure!(
+            message.len() < 2_000,
+            "the message echoes the input: {message}"
+        );
+    }
+    nothing_stored(&app).await
+}
+
+async fn a_lookalike_plugin_id_goes_to_review_with_a_finding(app: TestApp) -> Result<()> {
+    let operator = app.operator().await?;
+    let dev = developer(&app, "ada@example.com", "rt").await?;
+    publishing::publish(&app, &dev, &operator, &HELLO, "rt.multi", "0.1.0").await?;
+    let lookalike = package_with(&HELLO, "rt.rnulti", "0.1.0", "", None, Some(&dev.key))?;
+    let reply = submit(&app, &dev.token, lookalike)
+        .await?
+        .expect(StatusCode::CREATED)?;
+    let findings = reply.body["report"]["findings"]
+        .as_array()
+        .context("findings")?;
+    let finding = findings
+        .iter()
+        .find(|f| f["code"] == "lookalike_id")
+        .with_context(|| format!("no look-alike finding: {}", reply.body))?;
+    ensure!(
+        reply.body["status"] == "in_review"
+            && finding["severity"] == "warning"
+            && finding["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("rt.multi")),
+        "{}",
+        reply.body
+    );
+    let queue = app
+        .get("/v1/review/queue", Some(&operator))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        queue.body.to_string().contains("lookalike_id"),
+        "the reviewer does not see it: {}",
+        queue.body
+    );
+    // A new version of the same plugin, and a plugin that only shares letters, are not flagged.
+    for (id, version) in [("rt.multi", "0.2.0"), ("rt.multiply", "0.1.0")] {
+        let bytes = package_with(&HELLO, id, version, "", None, Some(&dev.key))?;
+        let reply = submit(&app, &dev.token, bytes)
+            .await?
+            .expect(StatusCode::CREATED)?;
+        ensure!(
+            !reply.body.to_string().contains("lookalike_id"),
+            "{}",
+            reply.body
+        );
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! monthly invocation quota, per-tenant API rate limits, and the usage store's batches.
 
 mod common;
+mod publishing;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,13 +36,9 @@ async fn publish(app: &TestApp, operator: &str, plugins: &[&TestPlugin]) -> Resu
     .await?
     .expect(StatusCode::CREATED)?;
     let key = SecretKey::generate()?;
-    app.post(
-        "/v1/publishers/examples/keys",
-        Some(&developer),
-        json!({"public_key": key.public_key().to_string()}),
-    )
-    .await?
-    .expect(StatusCode::CREATED)?;
+    publishing::register_key(app, &developer, "examples", &key)
+        .await?
+        .expect(StatusCode::CREATED)?;
     for plugin in plugins {
         let manifest =
             std::fs::read_to_string(std::path::Path::new(plugin.dir).join("plinth.toml"))?;

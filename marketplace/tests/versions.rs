@@ -1,5 +1,5 @@
 //! Versions over HTTP with a host, on both backends: automatic updates within the grant and
-//! consent for more, policies and pins, tenant / operator / automatic rollbacks, yanks
+//! consent for more (or for a secret made plain), policies and pins, tenant / operator / automatic rollbacks, yanks
 //! (security yanks checked through the host), blocks, appeals, change of control, and an
 //! approval racing a security yank.
 
@@ -8,7 +8,7 @@ mod publishing;
 
 use anyhow::{Context, Result, ensure};
 use plinth_package::{Package, SecretKey};
-use plinth_test_artifacts::{COUNTER, HELLO, TRAP, TestPlugin};
+use plinth_test_artifacts::{COUNTER, HELLO, TRAP, TestPlugin, WEBHOOK_NOTIFY};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -29,6 +29,7 @@ on_both_backends_with_host!(
     change_of_control_forces_full_review_and_holds_updates,
     automatic_rollback_is_recorded_and_notified,
     concurrent_approval_and_security_yank_stay_consistent,
+    a_secret_stays_sealed_and_making_it_plain_needs_consent,
 );
 
 const COUNTER_ID: &str = "labs.counter";
@@ -1029,13 +1030,9 @@ async fn change_of_control_forces_full_review_and_holds_updates(app: TestApp) ->
         .await?
         .expect(StatusCode::CREATED)?;
     let new_key = SecretKey::generate()?;
-    app.post(
-        "/v1/publishers/labs/keys",
-        Some(&w.dev.token),
-        json!({"public_key": new_key.public_key().to_string()}),
-    )
-    .await?
-    .expect(StatusCode::CREATED)?;
+    publishing::register_key(&app, &w.dev.token, "labs", &new_key)
+        .await?
+        .expect(StatusCode::CREATED)?;
     let acme = notifications(&app, &w.admin, "/v1/tenants/acme/notifications").await?;
     ensure!(
         kinds(&acme).contains(&"control_changed".to_owned()),
@@ -1227,5 +1224,161 @@ async fn concurrent_approval_and_security_yank_stay_consistent(app: TestApp) -> 
         .await?
         .expect(StatusCode::OK)?;
     ensure!(verified.body["sound"] == true, "{}", verified.body);
+    Ok(())
+}
+
+const WEBHOOK_ID: &str = "labs.webhook";
+
+/// Publishes and approves the webhook-notify plugin as `labs.webhook` `version`, its
+/// `webhook-url` marked secret or not.
+async fn webhook(app: &TestApp, w: &World, version: &str, secret: bool) -> Result<()> {
+    let text = publishing::manifest(&WEBHOOK_NOTIFY, WEBHOOK_ID, version, "")?
+        .replace("secret = true", &format!("secret = {secret}"));
+    let wasm = std::fs::read(WEBHOOK_NOTIFY.wasm)?;
+    let mut package = Package::new(text, wasm, Some("# Webhook\n".into()), None)?;
+    package.sign(&w.dev.key);
+    let submission = submit_ok(app, &w.dev.token, package.to_bytes()?).await?;
+    approve(app, &w.operator, &submission)
+        .await?
+        .expect(StatusCode::OK)?;
+    Ok(())
+}
+
+/// Fails if `value` shows in clear to any of `tokens` (the install listing), in the audit log
+/// or in storage.
+async fn sealed_everywhere(app: &TestApp, w: &World, tokens: &[&str], value: &str) -> Result<()> {
+    for token in tokens {
+        let listed = app
+            .get("/v1/tenants/acme/installs", Some(token))
+            .await?
+            .expect(StatusCode::OK)?;
+        ensure!(!listed.body.to_string().contains(value), "{}", listed.body);
+        let install = stored(app, token, "acme", WEBHOOK_ID).await?;
+        ensure!(
+            install["config"]["secrets_set"] == json!(["webhook-url"]),
+            "{install}"
+        );
+    }
+    let audit = app
+        .get("/v1/audit", Some(&w.operator))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        !audit.body.to_string().contains(value),
+        "the audit log shows it"
+    );
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT config || COALESCE(previous_config, '') FROM installs")
+            .fetch_all(app.db().pool())
+            .await?;
+    ensure!(
+        rows.iter().all(|row| !row.contains(value)),
+        "stored in clear: {rows:?}"
+    );
+    Ok(())
+}
+
+async fn a_secret_stays_sealed_and_making_it_plain_needs_consent(app: TestApp) -> Result<()> {
+    let w = world(&app).await?;
+    webhook(&app, &w, "0.1.0", true).await?;
+    let first = "https://hooks.example.com/t0ken-4b1d";
+    app.post(
+        "/v1/tenants/acme/installs",
+        Some(&w.admin),
+        json!({"plugin": WEBHOOK_ID, "version": "0.1.0", "update_policy": "patch",
+               "permissions_digest": digest(&app, WEBHOOK_ID, "0.1.0").await?,
+               "config": {"webhook-url": first}}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    let (_, reader) = app.user("reader@acme.example").await?;
+    app.post(
+        "/v1/tenants/acme/members",
+        Some(&w.admin),
+        json!({"email": "reader@acme.example", "role": "readonly"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    let key = api_key(&app, &w.admin, "acme").await?;
+    let viewers = [w.admin.as_str(), reader.as_str(), key.as_str()];
+
+    // 0.1.1 asks for the same permissions but no longer marks `webhook-url` secret: the
+    // automatic update waits for consent, and the install stays as it was.
+    webhook(&app, &w, "0.1.1", false).await?;
+    ensure!(digest(&app, WEBHOOK_ID, "0.1.1").await? == digest(&app, WEBHOOK_ID, "0.1.0").await?);
+    let now = stored(&app, &w.admin, "acme", WEBHOOK_ID).await?;
+    ensure!(now["version"] == "0.1.0", "updated without consent: {now}");
+    ensure!(in_host(&app, "acme", WEBHOOK_ID).await? == Some(("0.1.0".into(), true)));
+    let inbox = notifications(&app, &w.admin, "/v1/tenants/acme/notifications").await?;
+    let consent = inbox
+        .iter()
+        .find(|n| n["kind"] == "update_needs_consent")
+        .with_context(|| format!("no needs-consent notification: {inbox:?}"))?;
+    ensure!(
+        consent["payload"]["secrets_made_plain"] == json!(["webhook-url"])
+            && consent["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("webhook-url")),
+        "{consent}"
+    );
+    sealed_everywhere(&app, &w, &viewers, first).await?;
+
+    // The admin consents: the install moves, and what was sealed stays sealed and hidden,
+    // as does a value set under the new version.
+    update(&app, &w.admin, "acme", WEBHOOK_ID, "0.1.1")
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(in_host(&app, "acme", WEBHOOK_ID).await? == Some(("0.1.1".into(), true)));
+    sealed_everywhere(&app, &w, &viewers, first).await?;
+    let second = "https://hooks.example.com/s3cond-77e2";
+    app.patch(
+        &format!("/v1/tenants/acme/installs/{WEBHOOK_ID}"),
+        Some(&w.admin),
+        json!({"config": {"webhook-url": second}}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    sealed_everywhere(&app, &w, &viewers, second).await?;
+
+    // A tenant that installed the plain version has its value sealed by the update that
+    // marks it secret, and a rollback to the plain version keeps it sealed.
+    tenant(&app, &w.admin, "beta").await?;
+    let third = "https://hooks.example.com/th1rd-0c4a";
+    app.post(
+        "/v1/tenants/beta/installs",
+        Some(&w.admin),
+        json!({"plugin": WEBHOOK_ID, "version": "0.1.1", "update_policy": "patch",
+               "permissions_digest": digest(&app, WEBHOOK_ID, "0.1.1").await?,
+               "config": {"webhook-url": third}}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    webhook(&app, &w, "0.1.2", true).await?;
+    let now = stored(&app, &w.admin, "beta", WEBHOOK_ID).await?;
+    ensure!(
+        now["version"] == "0.1.2" && now["config"]["secrets_set"] == json!(["webhook-url"]),
+        "{now}"
+    );
+    let back = app
+        .post(
+            &format!("/v1/tenants/beta/installs/{WEBHOOK_ID}/rollback"),
+            Some(&w.admin),
+            json!({}),
+        )
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        back.body["version"] == "0.1.1"
+            && back.body["config"]["secrets_set"] == json!(["webhook-url"])
+            && !back.body.to_string().contains(third),
+        "{}",
+        back.body
+    );
+    let row: String = sqlx::query_scalar(
+        "SELECT i.config FROM installs i JOIN tenants t ON t.id = i.tenant_id WHERE t.slug = 'beta'",
+    )
+    .fetch_one(app.db().pool())
+    .await?;
+    ensure!(!row.contains(third), "stored in clear: {row}");
     Ok(())
 }

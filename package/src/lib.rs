@@ -3,7 +3,8 @@
 //! Everything about a Plinth plugin package that needs no runtime: the `plinth.toml`
 //! [`Manifest`], the [`Permissions`] it requests as atomic [`Grant`]s, the `.plinth`
 //! archive ([`Package`]), its content [`PackageDigest`], ed25519 signatures
-//! ([`SecretKey`], [`PublicKey`], [`SignatureFile`]), component inspection ([`wasm`]) and
+//! ([`SecretKey`], [`PublicKey`], [`SignatureFile`]), component inspection ([`wasm`]), the
+//! rules of what readers are shown ([`display`]), look-alike names ([`lookalike`]) and
 //! [`validate()`]. Used by the `plinth` CLI, the host and the marketplace alike.
 //!
 //! ```
@@ -50,8 +51,10 @@
 pub mod archive;
 mod canonical;
 pub mod digest;
+pub mod display;
 mod error;
 mod id;
+pub mod lookalike;
 pub mod manifest;
 pub mod permissions;
 pub mod signing;

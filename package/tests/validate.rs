@@ -246,3 +246,46 @@ fn report_serialises_as_the_api_shape() {
         "{display}"
     );
 }
+
+#[test]
+fn what_readers_see_is_bounded_and_visible() {
+    let manifest = manifest_of(&HELLO)
+        .replace("name = \"Hello\"", "name = \"He\u{202E}llo\u{200B}\"")
+        .replace(
+            "categories = [\"examples\"]",
+            &format!("categories = [\"{}\"]", "c".repeat(33)),
+        );
+    let package = package_of(&HELLO, manifest);
+    let report = validate(&package, &ValidationContext::local());
+    let problems: Vec<&str> = report
+        .errors()
+        .filter(|f| f.code == "display_text")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(problems.len(), 2, "{report:#?}");
+    assert!(problems[0].starts_with("plugin.name") && problems[0].contains("U+202E"));
+    assert!(problems[1].starts_with("plugin.categories[0]") && problems[1].contains("33"));
+}
+
+#[test]
+fn a_new_id_that_looks_like_one_in_use_is_a_warning() {
+    let package = package_of(&HELLO, manifest_of(&HELLO));
+    let taken = |ids: &[&str]| ValidationContext {
+        taken_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+        ..ValidationContext::default()
+    };
+    let report = validate(&package, &taken(&["examp1es.hello"]));
+    let warning = report
+        .warnings()
+        .find(|f| f.code == "lookalike_id")
+        .expect("a look-alike finding");
+    assert!(warning.message.contains("examp1es.hello"), "{warning}");
+    assert!(!report.has_errors(), "{report:#?}");
+    // Its own id in use (a new version) and unrelated ids are not flagged.
+    for ids in [
+        &["examples.hello", "examp1es.hello"][..],
+        &["examples.other"],
+    ] {
+        assert!(!validate(&package, &taken(ids)).has_code("lookalike_id"));
+    }
+}

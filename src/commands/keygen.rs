@@ -9,7 +9,7 @@ use plinth_package::{PublicKey, SecretKey};
 /// Create an ed25519 key pair for signing plugin packages.
 ///
 /// Writes the secret key to FILE (readable only by you, mode 0600) and the public key to
-/// FILE.pub. Register the public key with your publisher in the marketplace; keep the secret.
+/// FILE.pub. Register the key with your publisher with `plinth key register`; keep the secret.
 #[derive(Debug, clap::Args)]
 pub struct KeygenCommand {
     /// Where to write the secret key; the public key goes to the same path plus `.pub`.

@@ -4,7 +4,9 @@
 pub mod admin;
 pub mod audit;
 pub mod database;
+pub mod key;
 pub mod keygen;
 pub mod ledger;
+pub mod marketplace;
 pub mod plugin;
 pub mod serve;

@@ -175,14 +175,40 @@ impl Api {
         )
         .await?;
         let key = SecretKey::generate()?;
+        self.register_key(&token, namespace, &key).await?;
+        Ok((token, key))
+    }
+
+    /// Registers `key` to publisher `namespace` as `token`, proving possession as
+    /// `plinth key register` does (a challenge, signed by the key); the registered key.
+    pub async fn register_key(
+        &self,
+        token: &str,
+        namespace: &str,
+        key: &SecretKey,
+    ) -> Result<Value> {
+        let keys = format!("/v1/publishers/{namespace}/keys");
+        let public_key = key.public_key().to_string();
+        let issued = self
+            .ok(
+                reqwest::Method::POST,
+                &format!("{keys}/challenges"),
+                Some(token),
+                Some(json!({"public_key": public_key})),
+            )
+            .await?;
+        let challenge = issued["challenge"].as_str().unwrap_or_default();
         self.ok(
             reqwest::Method::POST,
-            &format!("/v1/publishers/{namespace}/keys"),
-            Some(&token),
-            Some(json!({"public_key": key.public_key().to_string()})),
+            &keys,
+            Some(token),
+            Some(json!({
+                "public_key": public_key,
+                "challenge": challenge,
+                "signature": key.prove_possession(namespace, challenge).to_string(),
+            })),
         )
-        .await?;
-        Ok((token, key))
+        .await
     }
 
     /// Submits the package at `path` as `developer`; the id of the submission, which must

@@ -57,7 +57,7 @@ fn reviews(page: &RatingPage) -> Markup {
         @for rating in &page.items {
             article.card {
                 p.meta {
-                    strong { (rating.tenant) }
+                    strong { (rating.rater) }
                     span aria-label=(format!("{} of 5 stars", rating.stars)) { ("★".repeat(usize::try_from(rating.stars).unwrap_or(0))) }
                     span { (rating.updated_at) }
                 }

@@ -94,13 +94,13 @@ async fn ratings_to_answer(
         for rating in page.items {
             out.push(html! {
                 article.card {
-                    p.meta { strong { (plugin) } span { (rating.tenant) } span { (rating.stars) " of 5 stars" } }
+                    p.meta { strong { (plugin) } span { (rating.rater) } span { (rating.stars) " of 5 stars" } }
                     @if let Some(text) = &rating.text { p { (text) } }
                     @if let Some(reply) = &rating.reply { blockquote { strong { "Your reply: " } (reply.text) } }
-                    form method="post" action=(format!("/developer/ratings/{plugin}/{}/reply", rating.tenant)) {
+                    form method="post" action=(format!("/developer/ratings/{plugin}/{}/reply", rating.id)) {
                         (csrf_field(viewer))
-                        label for=(format!("reply-{plugin}-{}", rating.tenant)) { "Reply to " (rating.tenant) }
-                        textarea #(format!("reply-{plugin}-{}", rating.tenant)) name="text" required {}
+                        label for=(format!("reply-{}", rating.id)) { "Reply to " (rating.rater) }
+                        textarea #(format!("reply-{}", rating.id)) name="text" required {}
                         button.secondary type="submit" { "Reply" }
                     }
                 }
@@ -184,7 +184,6 @@ impl Done {
     fn text(&self) -> Option<&'static str> {
         Some(match self.done.as_deref()? {
             "publisher" => "The publisher is created.",
-            "key" => "The signing key is registered.",
             "revoked" => "The signing key is revoked: it signs nothing new.",
             _ => return None,
         })
@@ -227,11 +226,12 @@ pub async fn portal(
                 h2 #(format!("pub-{}", publisher.namespace)) { (publisher.name) " (" (publisher.namespace) ")" }
                 p.meta { "you are " (role.as_str()) }
                 h3 { "Signing keys" }
-                @if keys.is_empty() { p { "No key yet: make one with " code { "plinth keygen" } " and register its .pub line." } }
+                @if keys.is_empty() { p { "No key yet." } }
                 ul.keys {
                     @for key in &keys {
                         li {
                             code { (key.fingerprint) } " "
+                            @if key.proven_at.is_none() { span.tag title="Registered before proofs of possession were asked; it gives way to a publisher that proves it holds the key." { "no proof" } " " }
                             @if key.revoked_at.is_some() { span.tag { "revoked" } } @else {
                                 span.tag { "active" } " "
                                 form.inline method="post" action=(format!("/developer/{}/keys/{}/revoke", publisher.namespace, key.id))
@@ -243,11 +243,10 @@ pub async fn portal(
                         }
                     }
                 }
-                form method="post" action=(format!("/developer/{}/keys", publisher.namespace)) {
-                    (csrf_field(&viewer))
-                    label for=(format!("key-{}", publisher.namespace)) { "Register a public key (the line of a .pub file)" }
-                    input #(format!("key-{}", publisher.namespace)) type="text" name="public_key" required placeholder="ed25519:…";
-                    button.secondary type="submit" { "Register key" }
+                p.hint #(format!("register-key-{}", publisher.namespace)) {
+                    "A key is registered by proving you hold it: the marketplace issues a challenge and the key signs it. "
+                    "Make a key with " code { "plinth keygen --out FILE" } " and register it with "
+                    code { "plinth key register --publisher " (publisher.namespace) " --key FILE --server URL --token T" } "."
                 }
                 h3 { "Submissions" }
                 @if list.is_empty() { p { "Nothing submitted yet." } }
@@ -421,16 +420,16 @@ pub struct ReplyForm {
     text: String,
 }
 
-/// `POST /developer/ratings/{plugin}/{tenant}/reply`: the publisher's reply, through the same
-/// service as `POST /v1/plugins/{id}/ratings/{tenant}/reply`.
+/// `POST /developer/ratings/{plugin}/{rating}/reply`: the publisher's reply, through the same
+/// service as `POST /v1/plugins/{id}/ratings/{rating}/reply`.
 pub async fn reply(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path((plugin, tenant)): Path<(String, String)>,
+    Path((plugin, rating)): Path<(String, String)>,
     Posted(form): Posted<ReplyForm>,
 ) -> Result<Response, ConsoleError> {
     let principal = viewer.require()?;
-    ratings::reply(state.db(), principal, &plugin, &tenant, &form.text).await?;
+    ratings::reply(state.db(), principal, &plugin, &rating, &form.text).await?;
     Ok(see_other("/developer"))
 }
 
@@ -462,31 +461,6 @@ pub async fn create_publisher(
     )
     .await?;
     Ok(portal_with("publisher"))
-}
-
-/// What the new-key form posts.
-#[derive(Debug, serde::Deserialize)]
-pub struct NewKey {
-    public_key: String,
-}
-
-/// `POST /developer/{namespace}/keys`.
-pub async fn add_key(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path(namespace): Path<String>,
-    Posted(form): Posted<NewKey>,
-) -> Result<Response, ConsoleError> {
-    let principal = viewer.require()?;
-    let publisher = publishers::access(state.db(), principal, &namespace).await?;
-    publishers::add_key(
-        state.db(),
-        &plinth_marketplace::audit::Actor::from(principal),
-        &publisher.id,
-        form.public_key.trim(),
-    )
-    .await?;
-    Ok(portal_with("key"))
 }
 
 /// `POST /developer/{namespace}/keys/{key}/revoke`.

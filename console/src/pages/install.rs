@@ -53,8 +53,9 @@ struct InstallForm {
     versions: Vec<String>,
     version: VersionInfo,
     config: BTreeMap<String, ConfigField>,
-    /// When the tenant has the plugin already: its version, and how the permissions change.
-    installed: Option<(String, PermissionDiffView)>,
+    /// When the tenant has the plugin already: its version, how the permissions change, and
+    /// the configuration keys its version marks secret that this one does not.
+    installed: Option<(String, PermissionDiffView, Vec<String>)>,
 }
 
 /// The manifest of `plugin_id` `version` as published.
@@ -121,6 +122,7 @@ async fn load(
         .await?
         .into_iter()
         .find(|install| install.plugin_id == plugin_id);
+    let mut config = package.manifest.config.clone();
     let installed = match current {
         Some(install) => {
             let old = published_package(state, plugin_id, &install.version).await?;
@@ -128,7 +130,14 @@ async fn load(
                 &old.manifest.permissions,
                 &package.manifest.permissions,
             );
-            Some((install.version, diff.view()))
+            // What the install holds sealed stays sealed: shown as a secret field.
+            for key in installs::config::sealed_keys(&install.config) {
+                if let Some(field) = config.get_mut(&key) {
+                    field.secret = true;
+                }
+            }
+            let made_plain = old.manifest.secrets_made_plain(&package.manifest);
+            Some((install.version, diff.view(), made_plain))
         }
         None => None,
     };
@@ -139,7 +148,7 @@ async fn load(
         tenant,
         versions,
         version,
-        config: package.manifest.config,
+        config,
         installed,
     })
 }
@@ -213,7 +222,7 @@ fn render(
                 input type="hidden" name="tenant" value=(form.tenant);
                 input type="hidden" name="version" value=(form.version.version);
                 input type="hidden" name="permissions_digest" value=(form.version.permissions_digest);
-                @if let Some((old, diff)) = &form.installed {
+                @if let Some((old, diff, made_plain)) = &form.installed {
                     input type="hidden" name="mode" value="update";
                     h2 { "Update from v" (old) " to v" (form.version.version) }
                     @if diff.added.is_empty() && diff.removed.is_empty() {
@@ -222,6 +231,12 @@ fn render(
                         ul.permissions #permission-diff {
                             @for grant in &diff.added { li.added { strong { "New: " } (permission_item(grant.risk, &grant.sentence)) } }
                             @for grant in &diff.removed { li.removed { strong { "Dropped: " } (permission_item(grant.risk, &grant.sentence)) } }
+                        }
+                    }
+                    @if !made_plain.is_empty() {
+                        p #secrets-made-plain {
+                            strong { "No longer marked secret: " } (made_plain.join(", "))
+                            ". Their values stay sealed and hidden."
                         }
                     }
                 }

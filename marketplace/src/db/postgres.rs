@@ -64,6 +64,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "abuse_limits",
         include_str!("../../migrations/postgres/0012_abuse_limits.sql"),
     ),
+    (
+        13,
+        "trust",
+        include_str!("../../migrations/postgres/0013_trust.sql"),
+    ),
 ];
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`

@@ -59,6 +59,11 @@ pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
         "abuse_limits",
         include_str!("../../migrations/sqlite/0012_abuse_limits.sql"),
     ),
+    (
+        13,
+        "trust",
+        include_str!("../../migrations/sqlite/0013_trust.sql"),
+    ),
 ];
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy

@@ -2,8 +2,13 @@
 //! secrets sealed before storage and never shown again.
 //!
 //! Stored as a JSON object: a plain value is a string, a secret is `{"sealed": "v1:…"}`.
+//!
+//! Sealing is one way for an install: a key stored sealed stays sealed (and hidden) in every
+//! configuration stored after it, whatever a later version's manifest says. A version that
+//! would make a secret key plain needs the tenant's consent to be installed (see
+//! [`Manifest::secrets_made_plain`]), and even then the value stays sealed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use plinth_package::{ConfigType, Manifest};
 use serde_json::{Map, Value, json};
@@ -68,7 +73,9 @@ fn invalid(message: String) -> Error {
     Error::bad_request("invalid_config", message)
 }
 
-/// `values` as stored: secrets sealed for install `install_id`.
+/// `values` as stored for install `install_id`: sealed are the keys `manifest` declares secret
+/// and the keys in `kept_sealed` (those the install's configuration held sealed before, see
+/// [`sealed_keys`]).
 ///
 /// # Errors
 ///
@@ -78,10 +85,12 @@ pub fn seal(
     values: &Values,
     key: &SecretsKey,
     install_id: &str,
+    kept_sealed: &BTreeSet<String>,
 ) -> Result<String> {
     let mut stored = Map::new();
     for (name, value) in values {
-        let secret = manifest.config.get(name).is_some_and(|f| f.secret);
+        let secret =
+            kept_sealed.contains(name) || manifest.config.get(name).is_some_and(|f| f.secret);
         let entry = if secret {
             json!({ "sealed": key.seal(install_id, value)? })
         } else {
@@ -90,6 +99,16 @@ pub fn seal(
         stored.insert(name.clone(), entry);
     }
     Ok(Value::Object(stored).to_string())
+}
+
+/// The keys a stored configuration holds sealed (none if it does not parse).
+pub fn sealed_keys(stored: &str) -> BTreeSet<String> {
+    let parsed: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
+    parsed
+        .into_iter()
+        .filter(|(_, entry)| !entry.is_string())
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// The values of a stored configuration, secrets opened.
@@ -144,14 +163,13 @@ pub fn public_view(stored: &str) -> Value {
 mod tests {
     use super::*;
 
+    const MANIFEST: &str = "[plugin]\nid = \"acme.x\"\nversion = \"1.0.0\"\nname = \"X\"\n\
+        description = \"X.\"\nlicense = \"MIT\"\napi = \"^0.1\"\n[permissions]\nconfig = true\n\
+        [config.url]\ntype = \"string\"\nsecret = true\nrequired = true\n\
+        [config.retries]\ntype = \"integer\"\ndefault = 3\n";
+
     fn manifest() -> Manifest {
-        Manifest::parse(
-            "[plugin]\nid = \"acme.x\"\nversion = \"1.0.0\"\nname = \"X\"\ndescription = \"X.\"\n\
-             license = \"MIT\"\napi = \"^0.1\"\n[permissions]\nconfig = true\n\
-             [config.url]\ntype = \"string\"\nsecret = true\nrequired = true\n\
-             [config.retries]\ntype = \"integer\"\ndefault = 3\n",
-        )
-        .unwrap()
+        Manifest::parse(MANIFEST).unwrap()
     }
 
     fn object(value: Value) -> Map<String, Value> {
@@ -196,7 +214,7 @@ mod tests {
             &Values::new(),
         )
         .unwrap();
-        let stored = seal(&m, &values, &key, "install-1").unwrap();
+        let stored = seal(&m, &values, &key, "install-1", &BTreeSet::new()).unwrap();
         assert!(!stored.contains("secret-token"), "{stored}");
         assert_eq!(open(&stored, &key, "install-1").unwrap(), values);
         let view = public_view(&stored).to_string();
@@ -204,5 +222,27 @@ mod tests {
             !view.contains("secret-token") && view.contains("\"url\""),
             "{view}"
         );
+    }
+
+    #[test]
+    fn what_was_sealed_stays_sealed_whatever_the_manifest_says() {
+        let (key, _) = SecretsKey::generate().unwrap();
+        let secret = manifest();
+        let plain =
+            Manifest::parse(&MANIFEST.replace("secret = true\nrequired = true", "required = true"))
+                .unwrap();
+        let values = check(
+            &secret,
+            &object(json!({"url": "https://t/0ken"})),
+            &Values::new(),
+        )
+        .unwrap();
+        let first = seal(&secret, &values, &key, "i", &BTreeSet::new()).unwrap();
+        assert_eq!(sealed_keys(&first), BTreeSet::from(["url".to_owned()]));
+        let later = seal(&plain, &values, &key, "i", &sealed_keys(&first)).unwrap();
+        assert!(!later.contains("0ken"), "{later}");
+        assert_eq!(sealed_keys(&later), sealed_keys(&first));
+        let fresh = seal(&plain, &values, &key, "i", &BTreeSet::new()).unwrap();
+        assert!(sealed_keys(&fresh).is_empty(), "{fresh}");
     }
 }

@@ -103,7 +103,13 @@ pub async fn install(
     }
     let values = config::check(manifest, &request.config, &config::Values::new())?;
     let install_id = new_id();
-    let stored_config = config::seal(manifest, &values, &runtime.secrets, &install_id)?;
+    let stored_config = config::seal(
+        manifest,
+        &values,
+        &runtime.secrets,
+        &install_id,
+        &Default::default(),
+    )?;
     let now = now_ms();
     // The host runs the plugin's `on-install` hook (up to the plan's timeout) before the
     // transaction, so no database lock is held meanwhile; the checks are made once before it

@@ -271,6 +271,7 @@ async fn update(
             &values,
             &runtime.secrets,
             &seen.id,
+            &config::sealed_keys(&seen.config),
         )?);
         let plan = tenants::plan(state.db(), &tenant.plan).await?;
         new_spec = Some(spec_for(&plan, &package.manifest, values));

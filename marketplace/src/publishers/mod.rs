@@ -1,14 +1,18 @@
-//! Publishers: a namespace plugin ids live in, its members, its signing keys and its API keys.
+//! Publishers: a namespace plugin ids live in, its members, its signing keys (registered with a
+//! proof of possession: [`possession`]) and its API keys.
 //!
 //! Every publisher route starts from [`access`] (or [`membership`] when the caller's role
 //! matters): a publisher the caller is not a member of answers 404, so that namespaces in use
 //! by others do not leak through this API.
 
+mod keys;
+mod possession;
 mod routes;
 
+pub use keys::{SigningKey, active_keys, add_key, find_key, keys, revoke_key};
+pub use possession::{CHALLENGE_TTL_MS, Challenge, MAX_OPEN_CHALLENGES, Proof, issue_challenge};
 pub(crate) use routes::routes;
 
-use plinth_package::PublicKey;
 use sqlx::Row;
 
 use crate::accounts::normalize_email;
@@ -81,21 +85,6 @@ pub struct Membership {
     pub via_api_key: bool,
 }
 
-/// A signing key registered to a publisher.
-#[derive(Debug, Clone)]
-pub struct SigningKey {
-    /// The key's id.
-    pub id: String,
-    /// `ed25519:<base64>`.
-    pub public_key: String,
-    /// First 16 hex digits of the sha256 of the key bytes.
-    pub fingerprint: String,
-    /// When it was added (Unix ms).
-    pub created_at: i64,
-    /// When it was revoked (Unix ms), if it was.
-    pub revoked_at: Option<i64>,
-}
-
 /// Checks a namespace: 2–40 characters of `[a-z0-9-]`, starting with a letter, not ending
 /// with `-`, and not reserved.
 ///
@@ -134,12 +123,40 @@ pub fn check_namespace(namespace: &str, reserved: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Checks a display name a user gives (a publisher's, an API key's): 1 to 200 characters once
+/// trimmed, none of them invisible or a control (see [`plinth_package::display`]).
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] `invalid_body` naming the field `name`.
+fn checked_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::bad_request(
+            "invalid_body",
+            "field `name` must be 1 to 200 characters",
+        ));
+    }
+    if let Some(c) = plinth_package::display::hidden_character(name) {
+        return Err(Error::bad_request(
+            "invalid_body",
+            format!(
+                "field `name` contains the invisible or control character U+{:04X}; remove it",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(name)
+}
+
 /// Creates a publisher with `owner_id` as its owner.
 ///
 /// # Errors
 ///
-/// [`Error::BadRequest`] for an invalid or reserved namespace or an empty name;
-/// [`Error::Conflict`] (`namespace_taken`) if the namespace is in use.
+/// [`Error::BadRequest`] for an invalid or reserved namespace or a name that is empty, too
+/// long or holds invisible or control characters; [`Error::Conflict`] `namespace_taken` if the
+/// namespace is in use, `namespace_lookalike` if it looks like one in use or reserved (see
+/// [`plinth_package::lookalike`]).
 pub async fn create(
     db: &Db,
     owner_id: &str,
@@ -148,13 +165,7 @@ pub async fn create(
     reserved: &[String],
 ) -> Result<Publisher> {
     check_namespace(namespace, reserved)?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::bad_request(
-            "invalid_body",
-            "field `name` must be 1 to 200 characters",
-        ));
-    }
+    let name = checked_name(name)?;
     let publisher = Publisher {
         id: new_id(),
         namespace: namespace.to_owned(),
@@ -162,6 +173,19 @@ pub async fn create(
         created_at: now_ms(),
     };
     let mut tx = db.begin().await?;
+    let taken: Vec<String> = sqlx::query_scalar("SELECT namespace FROM publishers")
+        .fetch_all(&mut *tx)
+        .await?;
+    let all = taken.iter().chain(reserved).map(String::as_str);
+    if let Some(other) = plinth_package::lookalike::look_alike(namespace, all) {
+        return Err(Error::conflict(
+            "namespace_lookalike",
+            format!(
+                "the namespace {namespace:?} looks like {other:?}, which is taken or reserved; \
+                 choose one readers cannot mistake for it"
+            ),
+        ));
+    }
     sqlx::query("INSERT INTO publishers (id, namespace, name, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&publisher.id)
         .bind(&publisher.namespace)
@@ -387,190 +411,20 @@ pub async fn add_member(
     Ok(user_id)
 }
 
-fn key_from_row(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
-    Ok(SigningKey {
-        id: row.try_get("id")?,
-        public_key: row.try_get("public_key")?,
-        fingerprint: row.try_get("fingerprint")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
-/// Registers `public_key` (`ed25519:<base64>`) as a signing key of the publisher.
-///
-/// # Errors
-///
-/// [`Error::BadRequest`] (`invalid_public_key`) naming the field; [`Error::Conflict`]
-/// (`key_exists`) if the key is registered already.
-pub async fn add_key(
-    db: &Db,
-    actor: &Actor,
-    publisher_id: &str,
-    public_key: &str,
-) -> Result<SigningKey> {
-    let parsed = PublicKey::parse(public_key).map_err(|e| {
-        Error::bad_request(
-            "invalid_public_key",
-            format!("field `public_key` is not an ed25519 public key (ed25519:<base64>): {e}"),
-        )
-    })?;
-    let key = SigningKey {
-        id: new_id(),
-        public_key: parsed.to_string(),
-        fingerprint: parsed.fingerprint(),
-        created_at: now_ms(),
-        revoked_at: None,
-    };
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "INSERT INTO publisher_keys (id, publisher_id, public_key, fingerprint, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&key.id)
-    .bind(publisher_id)
-    .bind(&key.public_key)
-    .bind(&key.fingerprint)
-    .bind(key.created_at)
-    .execute(&mut *tx)
-    .await
-    .conflict_on_unique("key_exists", || {
-        format!("the key {} is registered already", key.fingerprint)
-    })?;
-    audit_key(&mut tx, actor, publisher_id, "publisher_key.added", &key).await?;
-    crate::versions::control::changed(
-        &mut tx,
-        actor,
-        publisher_id,
-        crate::versions::control::Change::NewSigningKey,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(key)
-}
-
-/// Every signing key of the publisher, revoked ones included, oldest first.
-///
-/// # Errors
-///
-/// [`Error::Database`].
-pub async fn keys(db: &Db, publisher_id: &str) -> Result<Vec<SigningKey>> {
-    let rows = sqlx::query(
-        "SELECT id, public_key, fingerprint, created_at, revoked_at FROM publisher_keys \
-         WHERE publisher_id = $1 ORDER BY created_at, id",
-    )
-    .bind(publisher_id)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter().map(key_from_row).collect()
-}
-
-/// Revokes the publisher's key whose id or fingerprint is `key` (idempotent); a revoked key
-/// signs no new submission.
-///
-/// # Errors
-///
-/// [`Error::NotFound`] if the publisher has no such key.
-pub async fn revoke_key(
-    db: &Db,
-    actor: &Actor,
-    publisher_id: &str,
-    key: &str,
-) -> Result<SigningKey> {
-    let mut tx = db.begin().await?;
-    let row = sqlx::query(
-        "SELECT id, public_key, fingerprint, created_at, revoked_at FROM publisher_keys \
-         WHERE publisher_id = $1 AND (id = $2 OR fingerprint = $2)",
-    )
-    .bind(publisher_id)
-    .bind(key)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Error::not_found(format!("key {key:?}")))?;
-    let mut found = key_from_row(&row)?;
-    if found.revoked_at.is_none() {
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE publisher_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&found.id)
-        .execute(&mut *tx)
-        .await?;
-        found.revoked_at = Some(now);
-        audit_key(
-            &mut tx,
-            actor,
-            publisher_id,
-            "publisher_key.revoked",
-            &found,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(found)
-}
-
-/// The publisher's key `public_key` (active or revoked), if registered to it.
-///
-/// # Errors
-///
-/// [`Error::Database`].
-pub async fn find_key(
-    db: &Db,
-    publisher_id: &str,
-    public_key: &PublicKey,
-) -> Result<Option<SigningKey>> {
-    let row = sqlx::query(
-        "SELECT id, public_key, fingerprint, created_at, revoked_at FROM publisher_keys \
-         WHERE publisher_id = $1 AND public_key = $2",
-    )
-    .bind(publisher_id)
-    .bind(public_key.to_string())
-    .fetch_optional(db.pool())
-    .await?;
-    row.as_ref().map(key_from_row).transpose()
-}
-
-/// The publisher's keys that are not revoked.
-///
-/// # Errors
-///
-/// [`Error::Database`]; [`Error::Internal`] if a stored key does not parse.
-pub async fn active_keys(db: &Db, publisher_id: &str) -> Result<Vec<PublicKey>> {
-    let rows = sqlx::query(
-        "SELECT public_key FROM publisher_keys WHERE publisher_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(publisher_id)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let text: String = row.try_get("public_key")?;
-            PublicKey::parse(&text).map_err(|e| Error::Internal(format!("stored key: {e}")))
-        })
-        .collect()
-}
-
 /// Issues a publisher API key (for CI) acting for `user_id`; returns `(id, secret)`. The secret
 /// is shown once.
 ///
 /// # Errors
 ///
-/// [`Error::BadRequest`] for an empty name; [`Error::Database`].
+/// [`Error::BadRequest`] for a name that is empty, too long or holds invisible or control
+/// characters; [`Error::Database`].
 pub async fn create_api_key(
     db: &Db,
     publisher_id: &str,
     user_id: &str,
     name: &str,
 ) -> Result<(String, String)> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::bad_request(
-            "invalid_body",
-            "field `name` must be 1 to 200 characters",
-        ));
-    }
+    let name = checked_name(name)?;
     let (secret, hash) = token::generate(TokenKind::PublisherKey)?;
     let id = new_id();
     sqlx::query(
@@ -587,31 +441,6 @@ pub async fn create_api_key(
     .execute(db.pool())
     .await?;
     Ok((id, secret))
-}
-
-/// Records a key change in the audit log.
-async fn audit_key(
-    tx: &mut Tx,
-    actor: &Actor,
-    publisher_id: &str,
-    action: &str,
-    key: &SigningKey,
-) -> Result<()> {
-    crate::audit::record(
-        tx,
-        crate::audit::Entry {
-            actor: actor.clone(),
-            action,
-            tenant_id: None,
-            subject: format!("publisher_key:{}", key.fingerprint),
-            details: serde_json::json!({
-                "publisher_id": publisher_id,
-                "key_id": key.id,
-                "public_key": key.public_key,
-            }),
-        },
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_publisher))
         .routes(routes!(add_member))
         .routes(routes!(add_key, list_keys))
+        .routes(routes!(create_challenge))
         .routes(routes!(revoke_key))
         .routes(routes!(create_api_key))
 }
@@ -157,12 +158,65 @@ async fn add_member(
     ))
 }
 
+/// `POST /v1/publishers/{ns}/keys/challenges`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewChallenge {
+    /// The key to register: the one line of a `.pub` file, `ed25519:<base64 of the 32 bytes>`.
+    public_key: String,
+}
+
+/// A challenge for registering a key: sign it with the key
+/// (`plinth_package::SecretKey::prove_possession(namespace, challenge)`; `plinth key register`
+/// does) and send the signature with the key to `POST /v1/publishers/{ns}/keys`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ChallengeView {
+    /// The text to sign.
+    challenge: String,
+    /// The key that must sign it.
+    public_key: String,
+    /// The publisher it registers the key to (part of the signed message).
+    namespace: String,
+    /// RFC 3339, UTC; after it, ask for a new challenge.
+    expires_at: String,
+}
+
+/// Issues a challenge that proves possession of a key once signed by it (owners and members).
+/// Open for 10 minutes, used once; a publisher has at most 16 open (a new one replaces the
+/// oldest).
+#[utoipa::path(post, path = "/v1/publishers/{ns}/keys/challenges", tag = "publishers", security(("bearer" = [])),
+    params(("ns" = String, Path, description = "Publisher namespace")), request_body = NewChallenge,
+    responses((status = 201, body = ChallengeView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+async fn create_challenge(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<NewChallenge>,
+) -> Result<(StatusCode, Json<ChallengeView>)> {
+    let publisher = super::access(state.db(), &principal, &ns).await?;
+    principal.user()?;
+    let issued = super::issue_challenge(state.db(), &publisher, &body.public_key).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ChallengeView {
+            challenge: issued.challenge,
+            public_key: issued.public_key,
+            namespace: issued.namespace,
+            expires_at: rfc3339(issued.expires_at),
+        }),
+    ))
+}
+
 /// `POST /v1/publishers/{ns}/keys`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKey {
     /// The one line of a `.pub` file: `ed25519:<base64 of the 32 bytes>`.
     public_key: String,
+    /// A challenge issued for this publisher and key by `POST …/keys/challenges`.
+    challenge: Option<String>,
+    /// The key's signature of the challenge (base64), proving the registrant holds the key.
+    signature: Option<String>,
 }
 
 /// A signing key of a publisher.
@@ -175,6 +229,9 @@ pub(crate) struct KeyView {
     created_at: String,
     /// RFC 3339, UTC; null while the key is active.
     revoked_at: Option<String>,
+    /// Whether its possession was proven; a key registered before proofs were asked is not,
+    /// and gives way to a publisher that proves it holds the key.
+    proven: bool,
 }
 
 impl From<SigningKey> for KeyView {
@@ -185,6 +242,7 @@ impl From<SigningKey> for KeyView {
             fingerprint: key.fingerprint,
             created_at: rfc3339(key.created_at),
             revoked_at: key.revoked_at.map(rfc3339),
+            proven: key.proven_at.is_some(),
         }
     }
 }
@@ -195,7 +253,9 @@ pub(crate) struct KeyList {
     items: Vec<KeyView>,
 }
 
-/// Registers a signing key (owners and members).
+/// Registers a signing key (owners and members) on proof of possession: a challenge from
+/// `POST …/keys/challenges` signed by the key. A key another publisher registered without
+/// proof (before proofs were asked) moves to the publisher that proves it holds it.
 #[utoipa::path(post, path = "/v1/publishers/{ns}/keys", tag = "publishers", security(("bearer" = [])),
     params(("ns" = String, Path, description = "Publisher namespace")), request_body = NewKey,
     responses((status = 201, body = KeyView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
@@ -207,11 +267,24 @@ async fn add_key(
 ) -> Result<(StatusCode, Json<KeyView>)> {
     let publisher = super::access(state.db(), &principal, &ns).await?;
     let user = principal.user()?;
+    let (Some(challenge), Some(signature)) = (&body.challenge, &body.signature) else {
+        return Err(Error::bad_request(
+            "proof_required",
+            "fields `challenge` and `signature` are required: ask for a challenge with POST \
+             /v1/publishers/{ns}/keys/challenges and sign it with the key (plinth key register \
+             does both)",
+        ));
+    };
+    let proof = super::Proof {
+        challenge,
+        signature,
+    };
     let key = super::add_key(
         state.db(),
         &Actor::from(&principal),
-        &publisher.id,
+        &publisher,
         &body.public_key,
+        proof,
     )
     .await?;
     tracing::info!(publisher = %publisher.id, key = %key.fingerprint, user = %user.id, "signing key added");

@@ -1,9 +1,13 @@
-//! Ratings: 1–5 stars and an optional text from a tenant that uses (or used) a plugin, the
-//! publisher's reply, and moderation by reviewers.
+//! Ratings: 1–5 stars and an optional text from a person whose tenant uses (or used) a plugin,
+//! the publisher's reply, and moderation by reviewers.
 //!
 //! - A tenant admin rates through `PUT /v1/plugins/{id}/ratings/{tenant}` when the tenant has
 //!   the plugin installed now, or had it installed for at least [`MIN_PAST_INSTALL_MS`] (see
-//!   [`crate::installs::history`]). One rating per tenant per plugin: a second `PUT` edits it.
+//!   [`crate::installs::history`]). One rating per person (account) per plugin, whatever the
+//!   number of their tenants: a second `PUT`, through any of them, edits it.
+//! - Members of the plugin's own publisher do not rate it (`own_publisher`).
+//! - A rating is shown with its id and the rater's display name, never the tenant's slug;
+//!   replies and moderation address it by id.
 //! - `plugins.rating_sum` and `rating_count` change in the rating's transaction; the plugin row
 //!   is locked first, so concurrent ratings of one plugin add up.
 //! - Hiding (reviewers) hides the text, never the stars: a rating is an honest signal even
@@ -54,12 +58,14 @@ pub struct ReplyView {
 /// A rating as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RatingView {
-    /// The rating tenant's slug.
-    pub tenant: String,
+    /// The rating's id (replies and moderation name it).
+    pub id: String,
+    /// The display name of the person who rated.
+    pub rater: String,
     /// 1 to 5.
     pub stars: i64,
     /// The text; null when there is none, or when it is hidden (reviewers see it in listings;
-    /// the tenant that wrote it sees it in the answers to its own rating and to moderation).
+    /// the person who wrote it sees it in the answers to their own rating and to moderation).
     pub text: Option<String>,
     /// Whether a reviewer hid the text.
     pub hidden: bool,
@@ -79,12 +85,15 @@ pub struct RatingView {
 pub enum Reveal {
     /// The public: a hidden text is null.
     Public,
-    /// Reviewers, and the tenant that wrote it: everything.
+    /// Reviewers, and the person who wrote it: everything.
     Everything,
 }
 
-const COLUMNS: &str = "t.slug AS tenant, r.stars, r.body, r.hidden_at, r.hidden_reason, \
+/// The columns of a [`RatingView`], from `ratings r JOIN users u ON u.id = r.rated_by`.
+const COLUMNS: &str = "r.id, u.name AS rater, r.stars, r.body, r.hidden_at, r.hidden_reason, \
                        r.created_at, r.updated_at, r.reply, r.replied_at";
+/// What [`COLUMNS`] are selected from.
+const FROM: &str = "ratings r JOIN users u ON u.id = r.rated_by";
 
 fn view(row: &AnyRow, reveal: Reveal) -> Result<RatingView> {
     let hidden = row.try_get::<Option<i64>, _>("hidden_at")?.is_some();
@@ -92,7 +101,8 @@ fn view(row: &AnyRow, reveal: Reveal) -> Result<RatingView> {
     let reply: Option<String> = row.try_get("reply")?;
     let replied_at: Option<i64> = row.try_get("replied_at")?;
     Ok(RatingView {
-        tenant: row.try_get("tenant")?,
+        id: row.try_get("id")?,
+        rater: row.try_get("rater")?,
         stars: row.try_get("stars")?,
         text: if shown { row.try_get("body")? } else { None },
         hidden,
@@ -148,8 +158,8 @@ fn unknown_plugin(plugin_id: &str) -> Error {
     Error::not_found(format!("plugin {plugin_id:?}"))
 }
 
-fn unknown_rating(plugin_id: &str, slug: &str) -> Error {
-    Error::not_found(format!("rating of plugin {plugin_id:?} by tenant {slug:?}"))
+fn unknown_rating(plugin_id: &str, rating_id: &str) -> Error {
+    Error::not_found(format!("rating {rating_id:?} of plugin {plugin_id:?}"))
 }
 
 /// Locks the plugin row in `tx` (so its aggregates change one rating at a time) and returns
@@ -172,20 +182,22 @@ async fn lock_plugin(tx: &mut Tx, plugin_id: &str, include_blocked: bool) -> Res
 /// The outcome of [`rate`].
 #[derive(Debug, Clone)]
 pub struct Rated {
-    /// The rating as it now is, as its tenant sees it.
+    /// The rating as it now is, as its author sees it.
     pub rating: RatingView,
-    /// Whether it is the tenant's first rating of the plugin (else an edit).
+    /// Whether it is the person's first rating of the plugin (else an edit).
     pub created: bool,
 }
 
-/// Rates `plugin_id` for `tenant` (whose admin `user_id` is): creates the tenant's rating or
-/// edits it, updates the plugin's aggregates and notifies the publisher, in one transaction.
+/// Rates `plugin_id` as `user_id`, an admin of `tenant`: creates the person's rating of the
+/// plugin or edits it (through whichever of their tenants), updates the plugin's aggregates and
+/// notifies the publisher, in one transaction.
 ///
 /// # Errors
 ///
 /// [`Error::BadRequest`] for stars outside 1–5 or a text too long; [`Error::NotFound`] for an
-/// unknown or blocked plugin; [`Error::Forbidden`] `not_installed` when the tenant neither has
-/// the plugin installed nor had it for [`MIN_PAST_INSTALL_MS`]; [`Error::Database`].
+/// unknown or blocked plugin; [`Error::Forbidden`] `own_publisher` for a member of the
+/// plugin's publisher, `not_installed` when the tenant neither has the plugin installed nor had
+/// it for [`MIN_PAST_INSTALL_MS`]; [`Error::Database`].
 pub async fn rate(
     db: &Db,
     tenant: &Tenant,
@@ -199,6 +211,15 @@ pub async fn rate(
     let now = now_ms();
     let mut tx = db.begin().await?;
     let publisher_id = lock_plugin(&mut tx, plugin_id, false).await?;
+    if crate::publishers::member_role_in(&mut tx, &publisher_id, user_id)
+        .await?
+        .is_some()
+    {
+        return Err(Error::forbidden(
+            "own_publisher",
+            format!("you are a member of {plugin_id}'s publisher; its users rate it, not you"),
+        ));
+    }
     if !crate::installs::history::has_used(&mut tx, &tenant.id, plugin_id, MIN_PAST_INSTALL_MS)
         .await?
     {
@@ -211,104 +232,119 @@ pub async fn rate(
             ),
         ));
     }
-    let previous: Option<i64> =
-        sqlx::query_scalar("SELECT stars FROM ratings WHERE plugin_id = $1 AND tenant_id = $2")
+    let previous =
+        sqlx::query("SELECT id, stars FROM ratings WHERE plugin_id = $1 AND rated_by = $2")
+            .bind(plugin_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| {
+                Ok::<_, Error>((
+                    row.try_get::<String, _>("id")?,
+                    row.try_get::<i64, _>("stars")?,
+                ))
+            })
+            .transpose()?;
+    let rating_id = match &previous {
+        Some((id, _)) => {
+            sqlx::query(
+                "UPDATE ratings SET stars = $1, body = $2, tenant_id = $3, updated_at = $4 \
+                 WHERE id = $5",
+            )
+            .bind(stars)
+            .bind(text.as_deref())
+            .bind(&tenant.id)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            id.clone()
+        }
+        None => {
+            let id = crate::id::new_id();
+            sqlx::query(
+                "INSERT INTO ratings (id, plugin_id, tenant_id, rated_by, stars, body, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(&id)
             .bind(plugin_id)
             .bind(&tenant.id)
-            .fetch_optional(&mut *tx)
+            .bind(user_id)
+            .bind(stars)
+            .bind(text.as_deref())
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
-    if previous.is_some() {
-        sqlx::query(
-            "UPDATE ratings SET stars = $1, body = $2, rated_by = $3, updated_at = $4 \
-             WHERE plugin_id = $5 AND tenant_id = $6",
-        )
-        .bind(stars)
-        .bind(text.as_deref())
-        .bind(user_id)
-        .bind(now)
-        .bind(plugin_id)
-        .bind(&tenant.id)
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query(
-            "INSERT INTO ratings (plugin_id, tenant_id, stars, body, rated_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
-        )
-        .bind(plugin_id)
-        .bind(&tenant.id)
-        .bind(stars)
-        .bind(text.as_deref())
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
+            id
+        }
+    };
+    let previous_stars = previous.as_ref().map(|(_, stars)| *stars);
     sqlx::query(
         "UPDATE plugins SET rating_sum = rating_sum + $1, rating_count = rating_count + $2 \
          WHERE id = $3",
     )
-    .bind(stars - previous.unwrap_or(0))
+    .bind(stars - previous_stars.unwrap_or(0))
     .bind(i64::from(previous.is_none()))
     .bind(plugin_id)
     .execute(&mut *tx)
     .await?;
+    let rating = fetch(&mut tx, plugin_id, &rating_id, Reveal::Everything).await?;
     let (kind, verb) = match previous {
         None => ("rating_created", "rated"),
-        Some(_) => ("rating_changed", "changed its rating of"),
+        Some(_) => ("rating_changed", "changed their rating of"),
     };
     notify(
         &mut tx,
         "publisher",
         &publisher_id,
         kind,
-        &format!("Tenant {} {verb} {plugin_id}: {stars} stars.", tenant.slug),
+        &format!("{} {verb} {plugin_id}: {stars} stars.", rating.rater),
         json!({
             "plugin": plugin_id,
-            "tenant": tenant.slug,
+            "rating": rating_id,
+            "rater": rating.rater,
             "stars": stars,
-            "previous_stars": previous,
+            "previous_stars": previous_stars,
         }),
     )
     .await?;
-    let rating = fetch(&mut tx, plugin_id, &tenant.slug, Reveal::Everything).await?;
     tx.commit().await?;
-    tracing::info!(plugin = plugin_id, tenant = %tenant.slug, stars, "rated");
+    tracing::info!(plugin = plugin_id, rating = %rating_id, stars, "rated");
     Ok(Rated {
         rating,
         created: previous.is_none(),
     })
 }
 
-/// The rating of `plugin_id` by the tenant `slug`, read in `tx`.
-async fn fetch(tx: &mut Tx, plugin_id: &str, slug: &str, reveal: Reveal) -> Result<RatingView> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM ratings r JOIN tenants t ON t.id = r.tenant_id \
-         WHERE r.plugin_id = $1 AND t.slug = $2"
-    );
+/// The rating `rating_id` of `plugin_id`, read in `tx`.
+async fn fetch(
+    tx: &mut Tx,
+    plugin_id: &str,
+    rating_id: &str,
+    reveal: Reveal,
+) -> Result<RatingView> {
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE r.plugin_id = $1 AND r.id = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(plugin_id)
-        .bind(slug)
+        .bind(rating_id)
         .fetch_optional(&mut **tx)
         .await?
-        .ok_or_else(|| unknown_rating(plugin_id, slug))?;
+        .ok_or_else(|| unknown_rating(plugin_id, rating_id))?;
     view(&row, reveal)
 }
 
-/// The tenant id of the rating of `plugin_id` by tenant `slug`, read in `tx`.
-async fn rating_tenant(tx: &mut Tx, plugin_id: &str, slug: &str) -> Result<String> {
-    sqlx::query_scalar(
-        "SELECT r.tenant_id FROM ratings r JOIN tenants t ON t.id = r.tenant_id \
-         WHERE r.plugin_id = $1 AND t.slug = $2",
-    )
-    .bind(plugin_id)
-    .bind(slug)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| unknown_rating(plugin_id, slug))
+/// The id of the tenant through which rating `rating_id` of `plugin_id` was last given, read
+/// in `tx` (its inbox hears of replies and moderation).
+async fn rating_tenant(tx: &mut Tx, plugin_id: &str, rating_id: &str) -> Result<String> {
+    sqlx::query_scalar("SELECT tenant_id FROM ratings WHERE plugin_id = $1 AND id = $2")
+        .bind(plugin_id)
+        .bind(rating_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| unknown_rating(plugin_id, rating_id))
 }
 
-/// The plugin's publisher id, if the plugin exists.
+/// The plugin's publisher id and namespace, if the plugin exists.
 async fn publisher_of(db: &Db, plugin_id: &str) -> Result<(String, String)> {
     let row = sqlx::query(
         "SELECT p.publisher_id, pub.namespace FROM plugins p \
@@ -321,7 +357,7 @@ async fn publisher_of(db: &Db, plugin_id: &str) -> Result<(String, String)> {
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
-/// The publisher's reply to the rating of `plugin_id` by tenant `slug` (replacing an earlier
+/// The publisher's reply to rating `rating_id` of `plugin_id` (replacing an earlier
 /// reply); the caller must be a member of the plugin's publisher (or its API key). Audited,
 /// and the tenant is notified.
 ///
@@ -334,7 +370,7 @@ pub async fn reply(
     db: &Db,
     principal: &Principal,
     plugin_id: &str,
-    slug: &str,
+    rating_id: &str,
     text: &str,
 ) -> Result<RatingView> {
     let text = clean_text("text", Some(text), MAX_TEXT_CHARS)?
@@ -354,17 +390,17 @@ pub async fn reply(
     };
     let mut tx = db.begin().await?;
     lock_plugin(&mut tx, plugin_id, true).await?;
-    let tenant_id = rating_tenant(&mut tx, plugin_id, slug).await?;
+    let tenant_id = rating_tenant(&mut tx, plugin_id, rating_id).await?;
     let now = now_ms();
     sqlx::query(
         "UPDATE ratings SET reply = $1, replied_by = $2, replied_at = $3 \
-         WHERE plugin_id = $4 AND tenant_id = $5",
+         WHERE plugin_id = $4 AND id = $5",
     )
     .bind(&text)
     .bind(&member.user_id)
     .bind(now)
     .bind(plugin_id)
-    .bind(&tenant_id)
+    .bind(rating_id)
     .execute(&mut *tx)
     .await?;
     audit::record(
@@ -373,7 +409,7 @@ pub async fn reply(
             actor: Actor::from(principal),
             action: "rating.replied",
             tenant_id: Some(&tenant_id),
-            subject: format!("rating:{plugin_id}/{slug}"),
+            subject: format!("rating:{plugin_id}/{rating_id}"),
             details: json!({ "publisher": publisher_id, "text": text }),
         },
     )
@@ -384,10 +420,10 @@ pub async fn reply(
         &tenant_id,
         "rating_replied",
         &format!("The publisher of {plugin_id} replied to your rating."),
-        json!({ "plugin": plugin_id, "tenant": slug }),
+        json!({ "plugin": plugin_id, "rating": rating_id }),
     )
     .await?;
-    let rating = fetch(&mut tx, plugin_id, slug, Reveal::Public).await?;
+    let rating = fetch(&mut tx, plugin_id, rating_id, Reveal::Public).await?;
     tx.commit().await?;
     Ok(rating)
 }
@@ -415,8 +451,8 @@ async fn moderator<'p>(
     Ok(user)
 }
 
-/// Hides the text of the rating of `plugin_id` by tenant `slug` (reviewers), with a reason
-/// the tenant is told. Audited.
+/// Hides the text of rating `rating_id` of `plugin_id` (reviewers), with a reason the
+/// rater's tenant is told. Audited.
 ///
 /// # Errors
 ///
@@ -427,7 +463,7 @@ pub async fn hide(
     db: &Db,
     principal: &Principal,
     plugin_id: &str,
-    slug: &str,
+    rating_id: &str,
     reason: &str,
 ) -> Result<RatingView> {
     let user = moderator(db, principal, plugin_id).await?;
@@ -435,22 +471,22 @@ pub async fn hide(
         .ok_or_else(|| Error::bad_request("invalid_body", "field `reason` must not be empty"))?;
     let mut tx = db.begin().await?;
     lock_plugin(&mut tx, plugin_id, true).await?;
-    let tenant_id = rating_tenant(&mut tx, plugin_id, slug).await?;
+    let tenant_id = rating_tenant(&mut tx, plugin_id, rating_id).await?;
     let hidden = sqlx::query(
         "UPDATE ratings SET hidden_at = $1, hidden_by = $2, hidden_reason = $3 \
-         WHERE plugin_id = $4 AND tenant_id = $5 AND hidden_at IS NULL",
+         WHERE plugin_id = $4 AND id = $5 AND hidden_at IS NULL",
     )
     .bind(now_ms())
     .bind(&user.id)
     .bind(&reason)
     .bind(plugin_id)
-    .bind(&tenant_id)
+    .bind(rating_id)
     .execute(&mut *tx)
     .await?;
     if hidden.rows_affected() == 0 {
         return Err(Error::conflict(
             "already_hidden",
-            format!("the rating of {plugin_id} by {slug:?} is hidden already"),
+            format!("rating {rating_id:?} of {plugin_id} is hidden already"),
         ));
     }
     audit::record(
@@ -459,7 +495,7 @@ pub async fn hide(
             actor: Actor::from(principal),
             action: "rating.hidden",
             tenant_id: Some(&tenant_id),
-            subject: format!("rating:{plugin_id}/{slug}"),
+            subject: format!("rating:{plugin_id}/{rating_id}"),
             details: json!({ "reason": reason }),
         },
     )
@@ -470,15 +506,15 @@ pub async fn hide(
         &tenant_id,
         "rating_hidden",
         &format!("A reviewer hid the text of your rating of {plugin_id}: {reason}"),
-        json!({ "plugin": plugin_id, "tenant": slug, "reason": reason }),
+        json!({ "plugin": plugin_id, "rating": rating_id, "reason": reason }),
     )
     .await?;
-    let rating = fetch(&mut tx, plugin_id, slug, Reveal::Everything).await?;
+    let rating = fetch(&mut tx, plugin_id, rating_id, Reveal::Everything).await?;
     tx.commit().await?;
     Ok(rating)
 }
 
-/// Shows the hidden text of the rating of `plugin_id` by tenant `slug` again (reviewers).
+/// Shows the hidden text of rating `rating_id` of `plugin_id` again (reviewers).
 /// Audited.
 ///
 /// # Errors
@@ -488,24 +524,24 @@ pub async fn unhide(
     db: &Db,
     principal: &Principal,
     plugin_id: &str,
-    slug: &str,
+    rating_id: &str,
 ) -> Result<RatingView> {
     moderator(db, principal, plugin_id).await?;
     let mut tx = db.begin().await?;
     lock_plugin(&mut tx, plugin_id, true).await?;
-    let tenant_id = rating_tenant(&mut tx, plugin_id, slug).await?;
+    let tenant_id = rating_tenant(&mut tx, plugin_id, rating_id).await?;
     let shown = sqlx::query(
         "UPDATE ratings SET hidden_at = NULL, hidden_by = NULL, hidden_reason = NULL \
-         WHERE plugin_id = $1 AND tenant_id = $2 AND hidden_at IS NOT NULL",
+         WHERE plugin_id = $1 AND id = $2 AND hidden_at IS NOT NULL",
     )
     .bind(plugin_id)
-    .bind(&tenant_id)
+    .bind(rating_id)
     .execute(&mut *tx)
     .await?;
     if shown.rows_affected() == 0 {
         return Err(Error::conflict(
             "not_hidden",
-            format!("the rating of {plugin_id} by {slug:?} is not hidden"),
+            format!("rating {rating_id:?} of {plugin_id} is not hidden"),
         ));
     }
     audit::record(
@@ -514,12 +550,12 @@ pub async fn unhide(
             actor: Actor::from(principal),
             action: "rating.unhidden",
             tenant_id: Some(&tenant_id),
-            subject: format!("rating:{plugin_id}/{slug}"),
+            subject: format!("rating:{plugin_id}/{rating_id}"),
             details: json!({}),
         },
     )
     .await?;
-    let rating = fetch(&mut tx, plugin_id, slug, Reveal::Public).await?;
+    let rating = fetch(&mut tx, plugin_id, rating_id, Reveal::Public).await?;
     tx.commit().await?;
     Ok(rating)
 }
@@ -543,13 +579,13 @@ pub async fn histogram(db: &Db, plugin_id: &str) -> Result<BTreeMap<String, i64>
     Ok(buckets)
 }
 
-/// Where a listing continues: after the rating last updated at `updated_at` by `tenant`.
+/// Where a listing continues: after the rating `id`, last updated at `updated_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct After {
     /// The last rating's `updated_at` (Unix ms).
     pub updated_at: i64,
-    /// The last rating's tenant slug.
-    pub tenant: String,
+    /// The last rating's id.
+    pub id: String,
 }
 
 impl After {
@@ -557,7 +593,7 @@ impl After {
     pub fn encode(&self) -> String {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{}:{}", self.updated_at, self.tenant))
+            .encode(format!("{}:{}", self.updated_at, self.id))
     }
 
     /// Parses a cursor made by [`After::encode`].
@@ -577,10 +613,10 @@ impl After {
             .decode(text)
             .map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let (at, tenant) = text.split_once(':').ok_or_else(invalid)?;
+        let (at, id) = text.split_once(':').ok_or_else(invalid)?;
         Ok(After {
             updated_at: at.parse().map_err(|_| invalid())?,
-            tenant: tenant.to_owned(),
+            id: id.to_owned(),
         })
     }
 }
@@ -621,16 +657,16 @@ pub async fn list(
     let sum: i64 = plugin.try_get("rating_sum")?;
     let count: i64 = plugin.try_get("rating_count")?;
     let limit = limit.clamp(1, MAX_LIMIT);
-    let (at, tenant) = after.map_or((i64::MAX, ""), |a| (a.updated_at, a.tenant.as_str()));
+    let (at, id) = after.map_or((i64::MAX, ""), |a| (a.updated_at, a.id.as_str()));
     let sql = format!(
-        "SELECT {COLUMNS} FROM ratings r JOIN tenants t ON t.id = r.tenant_id \
-         WHERE r.plugin_id = $1 AND (r.updated_at < $2 OR (r.updated_at = $2 AND t.slug > $3)) \
-         ORDER BY r.updated_at DESC, t.slug LIMIT $4"
+        "SELECT {COLUMNS} FROM {FROM} \
+         WHERE r.plugin_id = $1 AND (r.updated_at < $2 OR (r.updated_at = $2 AND r.id > $3)) \
+         ORDER BY r.updated_at DESC, r.id LIMIT $4"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(plugin_id)
         .bind(at)
-        .bind(tenant)
+        .bind(id)
         .bind(limit + 1)
         .fetch_all(db.pool())
         .await?;
@@ -639,7 +675,7 @@ pub async fn list(
         Some(last) if rows.len() > page => Some(
             After {
                 updated_at: last.try_get("updated_at")?,
-                tenant: last.try_get("tenant")?,
+                id: last.try_get("id")?,
             }
             .encode(),
         ),
@@ -713,7 +749,7 @@ mod tests {
     fn cursors_round_trip() -> Result<()> {
         let after = After {
             updated_at: 1_795_000_000_123,
-            tenant: "acme".to_owned(),
+            id: "0190d6a4-6f1c-7c3e-9a51-3f2b8f7c1d20".to_owned(),
         };
         assert_eq!(After::decode(&after.encode())?, after);
         assert!(After::decode("nope!").is_err());

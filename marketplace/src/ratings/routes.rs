@@ -95,9 +95,10 @@ pub(crate) struct RateRequest {
     text: Option<String>,
 }
 
-/// Rates a plugin for the tenant (tenant admin; the tenant must have the plugin installed, or
-/// have had it installed for at least a day). A second call edits the rating: 201 when created,
-/// 200 when edited.
+/// Rates a plugin as a person, through one of their tenants (tenant admin; the tenant must
+/// have the plugin installed, or have had it installed for at least a day; members of the
+/// plugin's publisher may not). One rating per person per plugin: a second call, through any of
+/// their tenants, edits it: 201 when created, 200 when edited.
 #[utoipa::path(put, path = "/v1/plugins/{id}/ratings/{tenant}", tag = "ratings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Plugin id"), ("tenant" = String, Path, description = "Tenant slug")),
     request_body = RateRequest,
@@ -128,7 +129,7 @@ async fn rate(
     Ok((status, Json(rated.rating)))
 }
 
-/// `POST …/ratings/{tenant}/reply`.
+/// `POST …/ratings/{rating}/reply`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplyRequest {
@@ -137,23 +138,23 @@ pub(crate) struct ReplyRequest {
 }
 
 /// Replies to a rating as the plugin's publisher (its members and API keys).
-#[utoipa::path(post, path = "/v1/plugins/{id}/ratings/{tenant}/reply", tag = "ratings", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Plugin id"), ("tenant" = String, Path, description = "Tenant slug")),
+#[utoipa::path(post, path = "/v1/plugins/{id}/ratings/{rating}/reply", tag = "ratings", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id"), ("rating" = String, Path, description = "Rating id")),
     request_body = ReplyRequest,
     responses((status = 200, body = RatingView), (status = 400, body = ApiError), (status = 403, body = ApiError),
         (status = 404, body = ApiError)))]
 async fn reply(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, slug)): Path<(String, String)>,
+    Path((id, rating)): Path<(String, String)>,
     JsonBody(body): JsonBody<ReplyRequest>,
 ) -> Result<Json<RatingView>> {
     Ok(Json(
-        super::reply(state.db(), &principal, &id, &slug, &body.text).await?,
+        super::reply(state.db(), &principal, &id, &rating, &body.text).await?,
     ))
 }
 
-/// `POST …/ratings/{tenant}/hide`.
+/// `POST …/ratings/{rating}/hide`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HideRequest {
@@ -163,33 +164,33 @@ pub(crate) struct HideRequest {
 
 /// Hides a rating's text (reviewers who are not members of the plugin's publisher). The stars
 /// still count.
-#[utoipa::path(post, path = "/v1/plugins/{id}/ratings/{tenant}/hide", tag = "ratings", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Plugin id"), ("tenant" = String, Path, description = "Tenant slug")),
+#[utoipa::path(post, path = "/v1/plugins/{id}/ratings/{rating}/hide", tag = "ratings", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id"), ("rating" = String, Path, description = "Rating id")),
     request_body = HideRequest,
     responses((status = 200, body = RatingView), (status = 400, body = ApiError), (status = 403, body = ApiError),
         (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 async fn hide(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, slug)): Path<(String, String)>,
+    Path((id, rating)): Path<(String, String)>,
     JsonBody(body): JsonBody<HideRequest>,
 ) -> Result<Json<RatingView>> {
     Ok(Json(
-        super::hide(state.db(), &principal, &id, &slug, &body.reason).await?,
+        super::hide(state.db(), &principal, &id, &rating, &body.reason).await?,
     ))
 }
 
 /// Shows a hidden rating's text again (reviewers, as for hiding).
-#[utoipa::path(post, path = "/v1/plugins/{id}/ratings/{tenant}/unhide", tag = "ratings", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Plugin id"), ("tenant" = String, Path, description = "Tenant slug")),
+#[utoipa::path(post, path = "/v1/plugins/{id}/ratings/{rating}/unhide", tag = "ratings", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id"), ("rating" = String, Path, description = "Rating id")),
     responses((status = 200, body = RatingView), (status = 403, body = ApiError), (status = 404, body = ApiError),
         (status = 409, body = ApiError)))]
 async fn unhide(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, slug)): Path<(String, String)>,
+    Path((id, rating)): Path<(String, String)>,
 ) -> Result<Json<RatingView>> {
     Ok(Json(
-        super::unhide(state.db(), &principal, &id, &slug).await?,
+        super::unhide(state.db(), &principal, &id, &rating).await?,
     ))
 }

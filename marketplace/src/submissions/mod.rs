@@ -2,12 +2,13 @@
 //! content-addressed, and (when validation finds no error) enters the review queue.
 //!
 //! The order of checks is the contract: a package that cannot be read, is not in one of the
-//! caller's namespaces, is unsigned or signed by a key that is not an active key of its
-//! publisher, or reuses a version, is refused with nothing stored. Everything else is recorded
-//! in one transaction with its full validation report: as `in_review` with its package stored,
-//! unless that would pass the publisher's limits ([`crate::settings::PublisherLimits`]: 409
-//! `review_limit_reached` or `storage_limit_reached`, nothing stored); or as
-//! `rejected_by_validation` with the report only (the package is not kept).
+//! caller's namespaces, shows readers text that breaks [`plinth_package::display`]'s rules, is
+//! unsigned or signed by a key that is not an active key of its publisher, or reuses a
+//! version, is refused with nothing stored. Everything else is recorded in one transaction with
+//! its full validation report: as `in_review` with its package stored, unless that would pass
+//! the publisher's limits ([`crate::settings::PublisherLimits`]: 409 `review_limit_reached` or
+//! `storage_limit_reached`, nothing stored); or as `rejected_by_validation` with the report
+//! only (the package is not kept).
 
 pub(crate) mod routes;
 
@@ -463,13 +464,24 @@ async fn check_publisher_limits(
     Ok(())
 }
 
+/// The plugin ids in use: published, or in review.
+async fn taken_ids(db: &Db) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM plugins UNION SELECT plugin_id FROM submissions WHERE status = 'in_review'",
+    )
+    .fetch_all(db.pool())
+    .await?)
+}
+
 /// Submits the package `bytes` as `principal`.
 ///
 /// # Errors
 ///
-/// 400 `invalid_package`, `unsigned`, `bad_signature`; 403 `wrong_namespace`, `unknown_key`,
-/// `key_revoked`; 409 `version_not_greater`, `version_exists`, `review_limit_reached`,
-/// `storage_limit_reached` — each with nothing stored.
+/// 400 `invalid_package`, `invalid_display_text` (every rule of
+/// [`plinth_package::display`] broken), `unsigned`, `bad_signature`; 403 `wrong_namespace`,
+/// `unknown_key`, `key_revoked`; 409 `version_not_greater`, `version_exists`,
+/// `review_limit_reached`, `storage_limit_reached` — each with nothing stored. A new plugin id
+/// that looks like one in use is stored in review with a `lookalike_id` finding.
 pub async fn submit(
     db: &Db,
     settings: &Settings,
@@ -490,6 +502,17 @@ pub async fn submit(
     let plugin_id = package.manifest.plugin.id.clone();
     let version = package.manifest.plugin.version.clone();
     let publisher = publisher_for(db, principal, plugin_id.publisher()).await?;
+    let problems = plinth_package::display::problems(&package);
+    if !problems.is_empty() {
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(Error::bad_request(
+            "invalid_display_text",
+            format!(
+                "the package shows readers text it may not: {}",
+                problems.join("; ")
+            ),
+        ));
+    }
 
     let signature = package.signature.developer.clone().ok_or_else(|| {
         Error::bad_request(
@@ -561,6 +584,7 @@ pub async fn submit(
         published_versions: approved,
         developer_keys: Some(publishers::active_keys(db, &publisher.id).await?),
         limits: settings.package_limits,
+        taken_ids: taken_ids(db).await?,
     };
     let (package, report) = tokio::task::spawn_blocking(move || {
         let report = validate(&package, &context);

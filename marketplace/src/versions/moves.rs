@@ -209,17 +209,41 @@ pub(crate) async fn plan(
     };
     let runtime = state.runtime()?;
     let returning = install.previous_version.as_deref() == Some(to.version.as_str());
+    // What the install holds sealed now stays sealed, on whichever version it moves to.
+    let mut sealed = config::sealed_keys(&install.config);
     let (stored, values) = match (&install.previous_config, returning, config_input) {
         (Some(previous_config), true, None) => {
             let values = config::open(previous_config, &runtime.secrets, &install.id)?;
-            (previous_config.clone(), values)
+            let kept = config::sealed_keys(previous_config);
+            let stored = if sealed
+                .iter()
+                .all(|key| kept.contains(key) || !values.contains_key(key))
+            {
+                previous_config.clone()
+            } else {
+                sealed.extend(kept);
+                config::seal(
+                    &to.manifest,
+                    &values,
+                    &runtime.secrets,
+                    &install.id,
+                    &sealed,
+                )?
+            };
+            (stored, values)
         }
         _ => {
             let mut current = config::open(&install.config, &runtime.secrets, &install.id)?;
             current.retain(|key, _| to.manifest.config.contains_key(key));
             let values =
                 config::check(&to.manifest, config_input.unwrap_or(&Map::new()), &current)?;
-            let stored = config::seal(&to.manifest, &values, &runtime.secrets, &install.id)?;
+            let stored = config::seal(
+                &to.manifest,
+                &values,
+                &runtime.secrets,
+                &install.id,
+                &sealed,
+            )?;
             (stored, values)
         }
     };

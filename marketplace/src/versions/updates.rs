@@ -5,9 +5,11 @@
 //! accepts the new version is updated in its own transaction, its `on-upgrade` hook run just
 //! before it (one failing install does not undo the approval or the others; its failure is
 //! audited and the tenant notified). An update
-//! that needs a permission the tenant did not grant is not applied: the tenant gets an
-//! `update_needs_consent` notification with the permission diff, and [`update`] with the new
-//! permissions digest applies it. Automatic updates skip pinned installs and blocked plugins.
+//! that needs a permission the tenant did not grant, or that no longer marks secret a
+//! configuration key the installed version marks secret, is not applied: the tenant gets an
+//! `update_needs_consent` notification with the permission diff (and `secrets_made_plain`),
+//! and [`update`] with the new permissions digest applies it. Either way, values stored sealed
+//! stay sealed (see [`crate::installs::config`]). Automatic updates skip pinned installs and blocked plugins.
 //!
 //! After a change of control ([`super::control`]) automatic updates of the plugin pause: the
 //! version approved in the full review is not applied automatically either (a new owner's
@@ -35,7 +37,8 @@ use crate::tenants::{Plan, Tenant};
 pub enum AutoUpdate {
     /// Updated to the new version.
     Updated,
-    /// The new version needs permissions not granted; the tenant was asked to consent.
+    /// The new version needs permissions not granted, or makes a secret configuration key
+    /// plain; the tenant was asked to consent.
     NeedsConsent,
     /// Not applied because its publisher changed control; the tenant was told.
     Held,
@@ -160,6 +163,7 @@ async fn decide(
         .manifest
         .permissions
         .is_subset_of(&from.manifest.permissions)
+        || !from.manifest.secrets_made_plain(&to.manifest).is_empty()
     {
         return Ok(Decision::NeedsConsent { install, from, to });
     }
@@ -230,11 +234,28 @@ async fn update_one(
                 PermissionDiff::between(&from.manifest.permissions, &to.manifest.permissions);
             let view = diff.view();
             let added: Vec<String> = view.added.iter().map(|g| g.sentence.clone()).collect();
+            let made_plain = from.manifest.secrets_made_plain(&to.manifest);
+            let mut reasons = Vec::new();
+            if !added.is_empty() {
+                reasons.push(format!(
+                    "it asks for more than you granted to {} ({})",
+                    from.version,
+                    added.join("; ")
+                ));
+            }
+            if !made_plain.is_empty() {
+                reasons.push(format!(
+                    "it no longer marks the configuration keys {} secret (their values stay \
+                     sealed and hidden)",
+                    made_plain.join(", ")
+                ));
+            }
             let details = json!({
                 "from": from.version,
                 "to": to.version,
                 "permissions_digest": to.permissions_digest,
                 "permission_diff": view,
+                "secrets_made_plain": made_plain,
             });
             tell_tenant(
                 &mut tx,
@@ -243,11 +264,10 @@ async fn update_one(
                 "install.update_needs_consent",
                 "update_needs_consent",
                 &format!(
-                    "{plugin_id} {} needs your consent: it asks for more than you granted to {} \
-                     ({}). Update with its permissions digest {} to apply it.",
+                    "{plugin_id} {} needs your consent: {}. Update with its permissions digest \
+                     {} to apply it.",
                     to.version,
-                    from.version,
-                    added.join("; "),
+                    reasons.join("; and "),
                     to.permissions_digest
                 ),
                 details,
@@ -418,6 +438,7 @@ pub async fn update(
             "permissions_digest": to.permissions_digest,
             "permissions": shown.permissions,
             "new_grants": granted_more,
+            "secrets_made_plain": from.manifest.secrets_made_plain(&to.manifest),
             "automatic": false,
             "config": config.and(stored_config),
         }),

@@ -34,12 +34,7 @@ pub async fn developer(app: &TestApp, email: &str, ns: &str) -> Result<Dev> {
     .await?
     .expect(StatusCode::CREATED)?;
     let key = SecretKey::generate()?;
-    let added = app
-        .post(
-            &format!("/v1/publishers/{ns}/keys"),
-            Some(&token),
-            json!({"public_key": key.public_key().to_string()}),
-        )
+    let added = register_key(app, &token, ns, &key)
         .await?
         .expect(StatusCode::CREATED)?;
     let key_id = added.body["id"].as_str().context("key id")?.to_owned();
@@ -50,6 +45,35 @@ pub async fn developer(app: &TestApp, email: &str, ns: &str) -> Result<Dev> {
         key,
         key_id,
     })
+}
+
+/// A challenge for registering `key` to publisher `ns`, as `token`: the answer.
+pub async fn challenge(app: &TestApp, token: &str, ns: &str, key: &SecretKey) -> Result<Reply> {
+    app.post(
+        &format!("/v1/publishers/{ns}/keys/challenges"),
+        Some(token),
+        json!({"public_key": key.public_key().to_string()}),
+    )
+    .await
+}
+
+/// Registers `key` to publisher `ns` as `token`, proving possession as `plinth key register`
+/// does (a challenge, signed by the key): the registration's answer.
+pub async fn register_key(app: &TestApp, token: &str, ns: &str, key: &SecretKey) -> Result<Reply> {
+    let issued = challenge(app, token, ns, key)
+        .await?
+        .expect(StatusCode::CREATED)?;
+    let challenge = issued.body["challenge"].as_str().context("challenge")?;
+    app.post(
+        &format!("/v1/publishers/{ns}/keys"),
+        Some(token),
+        json!({
+            "public_key": key.public_key().to_string(),
+            "challenge": challenge,
+            "signature": key.prove_possession(ns, challenge).to_string(),
+        }),
+    )
+    .await
 }
 
 /// `plugin`'s `plinth.toml` with the id and version replaced and `extra` appended to its

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::Manifest;
+
 /// One declared configuration key, `[config.<key>]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -94,5 +96,35 @@ impl fmt::Display for ConfigValue {
             ConfigValue::Integer(i) => write!(f, "{i}"),
             ConfigValue::String(s) => f.write_str(s),
         }
+    }
+}
+
+impl Manifest {
+    /// The configuration keys this (installed) version declares secret that `later` still
+    /// declares but no longer as secret, in key order.
+    ///
+    /// Moving an install to such a version needs the tenant's consent, as a permission change
+    /// does; and what was sealed stays sealed whatever `later` says.
+    ///
+    /// ```
+    /// use plinth_package::Manifest;
+    /// let with = |secret: bool| Manifest::parse(&format!(
+    ///     "[plugin]\nid = \"acme.x\"\nversion = \"1.0.0\"\nname = \"X\"\n\
+    ///      description = \"X.\"\nlicense = \"MIT\"\napi = \"^0.1\"\n\
+    ///      [permissions]\nconfig = true\n[config.token]\ntype = \"string\"\nsecret = {secret}\n"
+    /// ));
+    /// let (sealed, plain) = (with(true)?, with(false)?);
+    /// assert_eq!(sealed.secrets_made_plain(&plain), ["token"]);
+    /// assert!(plain.secrets_made_plain(&sealed).is_empty());
+    /// # Ok::<(), plinth_package::Error>(())
+    /// ```
+    pub fn secrets_made_plain(&self, later: &Manifest) -> Vec<String> {
+        self.config
+            .iter()
+            .filter(|(key, field)| {
+                field.secret && later.config.get(*key).is_some_and(|field| !field.secret)
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 }

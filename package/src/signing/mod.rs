@@ -5,11 +5,13 @@
 //! digest. On approval the marketplace countersigns `plinth-marketplace-countersignature/v1` ‖
 //! plugin id ‖ version ‖ package digest ‖ permissions digest ‖ time. Verification tells apart a
 //! missing signature, a signature by another key, a signature that does not match (tampered)
-//! and a package whose content changed after signing.
+//! and a package whose content changed after signing. A key proves its possession to a
+//! marketplace by signing a challenge ([`SecretKey::prove_possession`]).
 
 mod file;
 mod keys;
 mod package;
+mod possession;
 
 use std::fmt;
 
@@ -34,6 +36,14 @@ impl SignatureValue {
     /// Wraps raw signature bytes.
     pub fn from_bytes(bytes: [u8; 64]) -> SignatureValue {
         SignatureValue(bytes)
+    }
+
+    /// Reads the base64 of 64 bytes ([`SignatureValue`]'s `Display`); `None` for anything else.
+    pub fn parse(text: &str) -> Option<SignatureValue> {
+        let bytes = BASE64.decode(text.trim().as_bytes()).ok()?;
+        <[u8; 64]>::try_from(bytes.as_slice())
+            .ok()
+            .map(SignatureValue)
     }
 }
 

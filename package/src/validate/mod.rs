@@ -5,8 +5,10 @@
 //! submitter's namespace and the version greater than every published one (marketplace);
 //! sizes are within [`ArchiveLimits`]; the wasm is a valid component; every import is covered
 //! by a declared permission (base WASI always is; `wasi:sockets` never); `plinth:plugin/handler`
-//! is exported; every declared permission is used (warning); and the developer signature is
-//! valid (required, by a registered key, in the marketplace).
+//! is exported; every declared permission is used (warning); the developer signature is
+//! valid (required, by a registered key, in the marketplace); what readers are shown keeps the
+//! rules of [`crate::display`] (`display_text`); and a new plugin id does not look like one in
+//! use (warning `lookalike_id`, for a reviewer to judge; see [`crate::lookalike`]).
 
 mod component;
 mod report;
@@ -32,6 +34,9 @@ pub struct ValidationContext {
     pub developer_keys: Option<Vec<PublicKey>>,
     /// Size limits to hold the package to.
     pub limits: ArchiveLimits,
+    /// Plugin ids in use (published, or in review): a plugin id not among them that looks like
+    /// one of them gets a `lookalike_id` warning.
+    pub taken_ids: Vec<String>,
 }
 
 impl ValidationContext {
@@ -60,6 +65,9 @@ pub fn validate(package: &Package, context: &ValidationContext) -> Report {
     check_api(package, &mut report);
     check_identity(package, context, &mut report);
     check_sizes(package, &context.limits, &mut report);
+    for problem in crate::display::problems(package) {
+        report.error("display_text", problem.to_string());
+    }
     match wasm::inspect(&package.wasm) {
         Ok(info) => component::check(&package.manifest, &info, &mut report),
         Err(e) => report.error(
@@ -93,6 +101,19 @@ fn check_identity(package: &Package, context: &ValidationContext, report: &mut R
             format!(
                 "plugin id {} is not in your publisher namespace \"{publisher}\"; use an id starting with \"{publisher}.\"",
                 plugin.id
+            ),
+        );
+    }
+    let id = plugin.id.as_str();
+    if !context.taken_ids.iter().any(|taken| taken == id)
+        && let Some(other) =
+            crate::lookalike::look_alike(id, context.taken_ids.iter().map(String::as_str))
+    {
+        report.warning(
+            "lookalike_id",
+            format!(
+                "plugin id {id} looks like {other}, which is in use; a reviewer checks that it \
+                 does not pass for it"
             ),
         );
     }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+use crate::commands::marketplace;
+
 /// Submit a package to a marketplace for review and print its validation report.
 ///
 /// Exits non-zero if the marketplace refuses the upload or validation rejects the package.
@@ -35,12 +37,7 @@ impl PublishCommand {
             .context("cannot start the async runtime")?
             .block_on(self.upload(bytes))?;
         if !status.is_success() {
-            let code = body["error"]["code"].as_str().unwrap_or("http_error");
-            let message = body["error"]["message"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| status.to_string());
-            bail!("the marketplace refused the package ({status}, {code}): {message}");
+            return Err(marketplace::refused("the package", status, &body));
         }
         if self.json {
             println!("{}", serde_json::to_string_pretty(&body)?);
@@ -62,21 +59,12 @@ impl PublishCommand {
 
     async fn upload(&self, bytes: Vec<u8>) -> anyhow::Result<(reqwest::StatusCode, Value)> {
         let url = format!("{}/v1/submissions", self.server.trim_end_matches('/'));
-        let response = reqwest::Client::new()
+        let request = reqwest::Client::new()
             .post(&url)
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(bytes)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the marketplace at {url}"))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .context("the marketplace's answer was cut off")?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok((status, body))
+            .body(bytes);
+        marketplace::send(request, &url).await
     }
 }
 
