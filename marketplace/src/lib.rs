@@ -33,6 +33,7 @@ pub mod catalog;
 pub mod changes;
 pub mod clock;
 pub mod db;
+mod display_name;
 pub mod error;
 pub mod events;
 pub mod id;

@@ -16,6 +16,7 @@ on_both_backends!(
     only_operators_set_roles,
     bootstrap_runs_once,
     a_bootstrapped_operator_logs_in_only_with_a_password,
+    a_name_with_hidden_characters_is_refused_and_nothing_stored,
 );
 
 async fn sign_up_then_log_in(app: TestApp) -> Result<()> {
@@ -252,5 +253,50 @@ async fn a_bootstrapped_operator_logs_in_only_with_a_password(app: TestApp) -> R
         .await?
         .expect(StatusCode::OK)?;
     ensure!(me.body["roles"] == json!(["operator"]), "{}", me.body);
+    Ok(())
+}
+
+/// Others read an account's name (beside its ratings): it may not hide or reorder text.
+async fn a_name_with_hidden_characters_is_refused_and_nothing_stored(app: TestApp) -> Result<()> {
+    let (refused_password, password) = ("violet quartz ladder 1911", "correct horse battery 42");
+    for name in ["Ada\u{202E}nimda", "A\u{200B}da", "Ada\nLovelace"] {
+        let refused = app
+            .post(
+                "/v1/accounts",
+                None,
+                json!({"email": "ada@example.com", "password": refused_password, "name": name}),
+            )
+            .await?
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_body")?;
+        let message = refused.body["error"]["message"].as_str().unwrap_or("");
+        ensure!(
+            message.contains("`name`") && message.contains("U+"),
+            "{message}"
+        );
+    }
+    // Nothing was stored: the email signs up afresh, and only its new password logs in.
+    app.post(
+        "/v1/accounts",
+        None,
+        json!({"email": "ada@example.com", "password": password, "name": "Ada"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    let logged_in = app
+        .post(
+            "/v1/tokens",
+            None,
+            json!({"email": "ada@example.com", "password": password}),
+        )
+        .await?
+        .expect(StatusCode::CREATED)?;
+    ensure!(logged_in.body["token"].is_string(), "{}", logged_in.body);
+    app.post(
+        "/v1/tokens",
+        None,
+        json!({"email": "ada@example.com", "password": refused_password}),
+    )
+    .await?
+    .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")?;
     Ok(())
 }

@@ -74,13 +74,7 @@ pub async fn sign_up(
 ) -> Result<User> {
     state.throttle().from_address(client)?;
     let email = normalize_email(email)?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::bad_request(
-            "invalid_body",
-            "field `name` must be 1 to 200 characters",
-        ));
-    }
+    let name = crate::display_name::checked(name)?;
     password::check_rules(password_text, &[&email, name])?;
     let hash = password::hash(password_text.to_owned()).await?;
     let user = User {
@@ -297,6 +291,7 @@ pub async fn bootstrap_operator(
     password_text: Option<&str>,
 ) -> Result<Bootstrap> {
     let email = normalize_email(email)?;
+    let name = crate::display_name::checked(name)?;
     // '!' matches no hash: an account without a password cannot log in.
     let password_hash = match password_text {
         Some(text) => {

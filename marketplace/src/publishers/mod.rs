@@ -21,6 +21,7 @@ use crate::auth::token::{self, TokenKind};
 use crate::auth::{Caller, Principal};
 use crate::clock::now_ms;
 use crate::db::{Db, Tx};
+use crate::display_name;
 use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 
@@ -123,32 +124,6 @@ pub fn check_namespace(namespace: &str, reserved: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Checks a display name a user gives (a publisher's, an API key's): 1 to 200 characters once
-/// trimmed, none of them invisible or a control (see [`plinth_package::display`]).
-///
-/// # Errors
-///
-/// [`Error::BadRequest`] `invalid_body` naming the field `name`.
-fn checked_name(name: &str) -> Result<&str> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::bad_request(
-            "invalid_body",
-            "field `name` must be 1 to 200 characters",
-        ));
-    }
-    if let Some(c) = plinth_package::display::hidden_character(name) {
-        return Err(Error::bad_request(
-            "invalid_body",
-            format!(
-                "field `name` contains the invisible or control character U+{:04X}; remove it",
-                u32::from(c)
-            ),
-        ));
-    }
-    Ok(name)
-}
-
 /// Creates a publisher with `owner_id` as its owner.
 ///
 /// # Errors
@@ -165,7 +140,7 @@ pub async fn create(
     reserved: &[String],
 ) -> Result<Publisher> {
     check_namespace(namespace, reserved)?;
-    let name = checked_name(name)?;
+    let name = display_name::checked(name)?;
     let publisher = Publisher {
         id: new_id(),
         namespace: namespace.to_owned(),
@@ -424,7 +399,7 @@ pub async fn create_api_key(
     user_id: &str,
     name: &str,
 ) -> Result<(String, String)> {
-    let name = checked_name(name)?;
+    let name = display_name::checked(name)?;
     let (secret, hash) = token::generate(TokenKind::PublisherKey)?;
     let id = new_id();
     sqlx::query(
