@@ -34,6 +34,9 @@ pub mod clock;
 pub mod db;
 pub mod error;
 pub mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod installs;
 mod key_file;

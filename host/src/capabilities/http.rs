@@ -329,7 +329,7 @@ impl OutboundHttp {
     }
 
     /// The checks that need neither DNS nor a connection: scheme, allowlist, budget.
-    fn admit(&self, uri: &Uri) -> Result<Destination, HttpError> {
+    pub(crate) fn admit(&self, uri: &Uri) -> Result<Destination, HttpError> {
         let host = uri
             .host()
             .filter(|h| !h.is_empty())
@@ -395,15 +395,15 @@ impl OutboundHttp {
 
 /// A request's destination once admitted.
 #[derive(Debug, Clone)]
-struct Destination {
+pub(crate) struct Destination {
     /// Lowercased host as in the URI (IPv6 in brackets).
-    host: String,
-    port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// Whether the port differs from the scheme's default (and so belongs in `Host`).
     explicit_port: bool,
     tls: bool,
     /// The host as an IP address, when it is a literal.
-    literal: Option<IpAddr>,
+    pub(crate) literal: Option<IpAddr>,
 }
 
 impl Destination {
@@ -520,7 +520,7 @@ async fn check_address(
 
 /// Points the request at exactly what was checked: the pinned address for plain `http`, else
 /// `host:port` (dropping any user info), keeping the `Host` header on the requested name.
-fn retarget(
+pub(crate) fn retarget(
     mut request: Request<WasiBody>,
     destination: &Destination,
     pinned: Option<SocketAddr>,
