@@ -17,6 +17,9 @@ pub mod egress;
 pub mod engine;
 pub mod error;
 mod footprint;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guest_text;
 pub mod installs;
 pub mod invoke;

@@ -36,6 +36,9 @@ pub mod db;
 mod display_name;
 pub mod error;
 pub mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod installs;
 mod key_file;

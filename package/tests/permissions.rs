@@ -105,6 +105,30 @@ fn host_patterns_allow_requests() {
     assert!(!p.allows_host("hooks.slack.com.evil.com", 443));
 }
 
+/// Found by `fuzz/run.sh` (target `permissions`): `[A::1]` parsed, but requests are compared
+/// lowercased, so it allowed nothing while tenants were asked to consent to it.
+#[test]
+fn ipv6_patterns_must_be_canonical_so_that_they_match() {
+    for (written, canonical) in [
+        ("[A::1]", "[a::1]"),
+        ("[0:0::1]", "[::1]"),
+        ("[2001:DB8::1]:443", "[2001:db8::1]"),
+        ("[2001:db8:0:0:0:0:0:1]", "[2001:db8::1]"),
+    ] {
+        let err = written.parse::<HostPattern>().unwrap_err().to_string();
+        assert!(err.contains(canonical), "{written}: {err}");
+    }
+    for canonical in ["[a::1]", "[::1]:8080", "[2001:db8::1]", "[::ffff:10.0.0.1]"] {
+        let pattern: HostPattern = canonical.parse().unwrap();
+        let host = pattern.host().trim_start_matches('[').trim_end_matches(']');
+        assert!(
+            pattern.allows(host, pattern.port().unwrap_or(443)),
+            "{canonical}"
+        );
+        assert!(pattern.allows(&host.to_uppercase(), pattern.port().unwrap_or(443)));
+    }
+}
+
 #[test]
 fn host_pattern_parts() {
     let h: HostPattern = "*.example.com:8443".parse().unwrap();

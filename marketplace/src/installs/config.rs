@@ -20,14 +20,26 @@ use crate::secrets::SecretsKey;
 pub type Values = BTreeMap<String, String>;
 
 /// Checks `input` (a JSON object from the API) against `manifest`, merged over `previous`
-/// (keys not in `input` keep their previous value; `null` clears one), and fills defaults.
+/// (keys not in `input` keep their previous value if their declared type accepts it; `null`
+/// clears one), and fills defaults.
 ///
 /// # Errors
 ///
 /// [`Error::BadRequest`] (`invalid_config`) naming `config.<key>`: an undeclared key, a value
 /// of the wrong type, or a required key without a value.
 pub fn check(manifest: &Manifest, input: &Map<String, Value>, previous: &Values) -> Result<Values> {
-    let mut values = previous.clone();
+    // A previous value the (new) manifest's type does not accept is dropped, so the default or
+    // the required-key rule applies: a plugin never reads text of another type than declared.
+    let mut values: Values = previous
+        .iter()
+        .filter(|(key, text)| {
+            manifest
+                .config
+                .get(*key)
+                .is_none_or(|field| field.r#type.accepts_text(text))
+        })
+        .map(|(key, text)| (key.clone(), text.clone()))
+        .collect();
     for (key, value) in input {
         let Some(field) = manifest.config.get(key) else {
             let declared: Vec<&str> = manifest.config.keys().map(String::as_str).collect();
@@ -202,6 +214,21 @@ mod tests {
             (merged["url"].as_str(), merged["retries"].as_str()),
             ("https://x", "5")
         );
+    }
+
+    /// Found by `fuzz/run.sh` (target `install_config`): a value kept from before an update
+    /// was not checked against the new version's type, so `retries` declared `integer` could
+    /// hold `""` or `"many"`.
+    #[test]
+    fn previous_values_of_another_type_are_dropped() {
+        let m = manifest();
+        let previous = Values::from([
+            ("url".to_owned(), "https://x".to_owned()),
+            ("retries".to_owned(), "many".to_owned()),
+        ]);
+        let values = check(&m, &Map::new(), &previous).unwrap();
+        assert_eq!(values["retries"], "3", "falls back to the default");
+        assert_eq!(values["url"], "https://x");
     }
 
     #[test]

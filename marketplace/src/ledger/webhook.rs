@@ -112,7 +112,8 @@ pub fn verify_signature(
             "the webhook signature does not match the payload".to_owned(),
         ));
     }
-    if (now_secs - timestamp).abs() > tolerance_secs {
+    // `abs_diff`: a signed timestamp may be any i64, and `now - t` overflows for the extremes.
+    if now_secs.abs_diff(timestamp) > u64::try_from(tolerance_secs).unwrap_or(0) {
         return Err(Error::bad_request(
             "signature_expired",
             format!(
@@ -186,6 +187,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Found by `fuzz/run.sh` (target `billing_webhook`): a correctly signed header whose `t`
+    /// is far from now overflowed `now - t` (a panic in debug builds, a wrapped comparison
+    /// that could accept it in release builds).
+    #[test]
+    fn extreme_signed_timestamps_are_expired_not_overflowed() {
+        let body = b"{}";
+        for (signed_at, now) in [(i64::MIN, 1_000), (i64::MAX, -1_000), (i64::MIN, i64::MAX)] {
+            let header = signature_header("whsec", signed_at, body).unwrap();
+            let err = verify_signature("whsec", Some(&header), body, now, 300).unwrap_err();
+            assert_eq!(err.code(), "signature_expired", "t={signed_at} now={now}");
+        }
+        let header = signature_header("whsec", i64::MIN, body).unwrap();
+        verify_signature("whsec", Some(&header), body, i64::MIN + 300, 300).unwrap();
     }
 
     #[test]

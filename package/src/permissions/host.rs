@@ -13,7 +13,8 @@ use crate::error::InvalidValue;
 /// itself), or an IP literal (`10.0.0.1`, `[::1]`), each with an optional `:port`.
 ///
 /// A pattern without a port allows every port; with a port, only that port. Schemes, paths,
-/// user info and upper case are refused.
+/// user info and upper case are refused, and an IPv6 address must be in its canonical form
+/// (`[::1]`, not `[0:0::1]` or `[A::1]`).
 ///
 /// ```
 /// use plinth_package::HostPattern;
@@ -156,9 +157,14 @@ impl FromStr for HostPattern {
             let Some((inner, after)) = rest.split_once(']') else {
                 return Err(invalid("unclosed '['".into()));
             };
-            inner
+            let address = inner
                 .parse::<Ipv6Addr>()
                 .map_err(|_| invalid(format!("\"{inner}\" is not an IPv6 address")))?;
+            // Requests are compared as text, lowercased: a pattern in any other spelling of
+            // the address (upper case, zeros written out) would never match one.
+            if inner != address.to_string() {
+                return Err(invalid(format!("write the address as [{address}]")));
+            }
             let port = match after {
                 "" => None,
                 _ => match after.strip_prefix(':') {

@@ -61,6 +61,8 @@ mod denials;
 mod send;
 
 pub use denials::{Denial, DenialReason, Denials, MAX_RECORDED_DENIALS};
+#[cfg(feature = "fuzzing")]
+pub(crate) use send::retarget;
 use send::{Destination, Refusal};
 
 /// The future `send_request` hands back for driving the connection after the response head.
@@ -195,7 +197,7 @@ impl OutboundHttp {
     }
 
     /// The checks that need neither DNS nor a connection: scheme, allowlist, budget.
-    fn admit(&self, uri: &Uri) -> Result<Destination, HttpError> {
+    pub(crate) fn admit(&self, uri: &Uri) -> Result<Destination, HttpError> {
         let host = uri
             .host()
             .filter(|h| !h.is_empty())

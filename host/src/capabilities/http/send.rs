@@ -22,7 +22,7 @@ use crate::egress::{CheckedResolver, EgressClient, EgressError, EgressOptions, R
 
 /// A request's destination once admitted.
 #[derive(Debug, Clone)]
-pub(super) struct Destination {
+pub(crate) struct Destination {
     /// Lowercased host as in the URI (IPv6 in brackets).
     pub host: String,
     /// The port, explicit or the scheme's default.
@@ -116,7 +116,7 @@ fn into_reqwest(
 
 /// Points the request at `host:port` exactly as admitted (dropping any user info), with the
 /// `Host` header on the requested name.
-fn retarget(
+pub(crate) fn retarget(
     mut request: Request<WasiBody>,
     destination: &Destination,
 ) -> Result<Request<WasiBody>, HttpError> {
