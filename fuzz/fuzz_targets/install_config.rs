@@ -6,7 +6,7 @@
 //! and the public view never shows a secret.
 #![no_main]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -148,7 +148,7 @@ fuzz_target!(|input: Input| {
     }
 
     let key = SecretsKey::from_bytes([7; 32]);
-    let stored = match config::seal(&manifest, &values, &key, "install-1") {
+    let stored = match config::seal(&manifest, &values, &key, "install-1", &BTreeSet::new()) {
         Ok(stored) => stored,
         Err(e) => panic!("sealing failed: {e}"),
     };

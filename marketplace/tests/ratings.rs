@@ -782,15 +782,15 @@ async fn a_purged_tenants_rating_leaves_the_aggregates(app: TestApp) -> Result<(
     Ok(())
 }
 
-/// One account with five tenants that use the plugin rates it once: each `PUT`, through any
-/// of its tenants, edits the one rating, and it counts once.
+/// One account with three tenants (as many as it may create) that use the plugin rates it
+/// once: each `PUT`, through any of its tenants, edits the one rating, and it counts once.
 async fn one_rating_per_person_whatever_their_tenants(app: TestApp) -> Result<()> {
     let w = world(&app).await?;
     let plugin = &w.plugin;
     let (_, sprawler) = app.user("sprawl@example.com").await?;
     let mut statuses = Vec::new();
     let mut ids = Vec::new();
-    for (n, stars) in (1..=5).zip([5, 5, 4, 5, 3]) {
+    for (n, stars) in (1..=3).zip([5, 4, 3]) {
         let slug = format!("sprawl-{n}");
         tenant(&app, &sprawler, &slug).await?;
         had_installed(&app, &slug, plugin, 2.0).await?;
