@@ -1,7 +1,8 @@
 //! Fair shares of the slots that run guest code, between tenants.
 //!
 //! A call runs guest code only while it holds one of a fixed number of CPU slots (by default
-//! one per plugin thread; an operator may set fewer, down to keeping cores free for the API).
+//! one per plugin thread, when no call can ever wait and the host leaves them out; an operator
+//! may set fewer, down to keeping cores free for the API).
 //! It gives its slot back every time it stops to wait: at every epoch tick (a busy call yields,
 //! see [`crate::invoke`]) and while a host call it made is pending (a sleep, a kv query, an
 //! outbound request). To go on it waits for a slot again.

@@ -156,8 +156,9 @@ pub(crate) struct Sandboxes {
     /// Tenant-wide rates (outbound requests per minute) all calls share.
     pub(crate) rates: Arc<TenantRates>,
     pub(crate) capacity: Capacity,
-    /// Slots a call must hold to run guest code: fair shares of the cores.
-    pub(crate) cpu: CpuSlots,
+    /// Slots a call must hold to run guest code: fair shares of the cores. `None` when there
+    /// are as many slots as plugin threads (the default): no call could ever wait for one.
+    pub(crate) cpu: Option<CpuSlots>,
     pub(crate) meter: Meter,
     pub(crate) workers: Workers,
 }
@@ -297,7 +298,10 @@ impl Sandboxes {
             spec.depth,
             spec.entry,
         );
-        let ran = self.cpu.fair(&spec.tenant, sandboxed).await;
+        let ran = match &self.cpu {
+            Some(cpu) => cpu.fair(&spec.tenant, sandboxed).await,
+            None => sandboxed.await,
+        };
         drop(permit);
         if spec.metered.is_some() {
             let invocation = &ran.invocation;

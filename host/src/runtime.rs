@@ -172,7 +172,12 @@ impl Host {
             egress: config.egress,
             rates: Arc::new(TenantRates::new()),
             capacity: Capacity::new(capacity),
-            cpu: CpuSlots::new(config.cpu_slots.unwrap_or(threads)),
+            // A call holds a slot only while a plugin thread polls it: with a slot per thread
+            // nobody ever waits, so the slots are left out.
+            cpu: config
+                .cpu_slots
+                .filter(|slots| *slots < threads)
+                .map(CpuSlots::new),
             meter: Meter::new(),
             workers: Workers::new(threads)?,
         };
