@@ -10,17 +10,15 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
 use super::{
-    DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, EmbeddedMigration, GET_SQL, KeyRange, KvError, KvQuota,
-    KvUsage, Namespace, RELEASE_SQL, TENANT_OTHERS_SQL, USAGE_SQL, charge, charge_tenant,
-    entry_bytes, from_db, len_u64, list_sql, to_db,
+    DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, GET_SQL, KeyRange, KvError, KvQuota, KvUsage, Namespace,
+    RELEASE_SQL, TENANT_OTHERS_SQL, USAGE_SQL, charge, charge_tenant, entry_bytes, from_db,
+    len_u64, list_sql, to_db,
 };
 
-/// The PostgreSQL migrations, in order.
-pub(super) const MIGRATIONS: &[EmbeddedMigration] = &[(
-    1,
-    "kv",
-    include_str!("../../migrations/postgres/0001_kv.sql"),
-)];
+/// The PostgreSQL migrations: every file of `host/migrations/postgres/`, embedded.
+pub(super) fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("migrations/postgres")
+}
 
 /// Creates the namespace's usage row if missing and locks it either way, returning the usage.
 /// (`ON CONFLICT DO UPDATE` locks the existing row and reads its latest committed version; it

@@ -13,14 +13,15 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, EmbeddedMigration, GET_SQL, KeyRange, KvError, KvQuota,
-    KvUsage, Namespace, RELEASE_SQL, TENANT_OTHERS_SQL, USAGE_SQL, charge, charge_tenant,
-    entry_bytes, from_db, len_u64, list_sql, to_db,
+    DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, GET_SQL, KeyRange, KvError, KvQuota, KvUsage, Namespace,
+    RELEASE_SQL, TENANT_OTHERS_SQL, USAGE_SQL, charge, charge_tenant, entry_bytes, from_db,
+    len_u64, list_sql, to_db,
 };
 
-/// The SQLite migrations, in order.
-pub(super) const MIGRATIONS: &[EmbeddedMigration] =
-    &[(1, "kv", include_str!("../../migrations/sqlite/0001_kv.sql"))];
+/// The SQLite migrations: every file of `host/migrations/sqlite/`, embedded.
+pub(super) fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("migrations/sqlite")
+}
 
 /// How long a writer waits for another writer's lock before giving up as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

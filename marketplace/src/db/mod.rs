@@ -12,7 +12,6 @@ pub mod cache;
 pub mod postgres;
 pub mod sqlite;
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -20,8 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Any, AnyConnection, AnyPool, SqlSafeStr, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
 use crate::audit::key::AuditKey;
 use crate::error::{Error, Result};
@@ -332,11 +330,12 @@ impl Db {
     ///
     /// [`Error::Migrate`] if one fails or an applied one was changed since.
     pub async fn migrate(&self) -> Result<()> {
-        let embedded = match self.backend {
-            Backend::Sqlite => sqlite::MIGRATIONS,
-            Backend::Postgres => postgres::MIGRATIONS,
+        let mut migrator = match self.backend {
+            Backend::Sqlite => sqlite::migrator(),
+            Backend::Postgres => postgres::migrator(),
         };
-        migrator(embedded).run(&self.pool).await?;
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 
@@ -344,31 +343,4 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// The first line of a migration that runs outside a transaction (it opens its own, e.g. to
-/// turn SQLite's foreign keys off around a table rebuild).
-const NO_TRANSACTION: &str = "-- no-transaction";
-
-/// One embedded migration: version, description, SQL.
-pub(crate) type EmbeddedMigration = (i64, &'static str, &'static str);
-
-/// A migrator over embedded SQL, recording into [`MIGRATIONS_TABLE`] (built by hand: the
-/// `sqlx::migrate!` macro needs sqlx's `macros` feature).
-fn migrator(migrations: &'static [EmbeddedMigration]) -> Migrator {
-    let migrations = migrations
-        .iter()
-        .map(|&(version, description, sql)| {
-            Migration::new(
-                version,
-                Cow::Borrowed(description),
-                MigrationType::Simple,
-                sql.into_sql_str(),
-                sql.starts_with(NO_TRANSACTION),
-            )
-        })
-        .collect();
-    let mut migrator = Migrator::with_migrations(migrations);
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-    migrator
 }

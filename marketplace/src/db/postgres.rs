@@ -1,75 +1,11 @@
 //! What is PostgreSQL's own: migrations and full-text search (a weighted `tsvector`).
 
-use super::EmbeddedMigration;
+use sqlx::migrate::Migrator;
 
-/// PostgreSQL's migrations, in order.
-pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
-    (
-        1,
-        "core",
-        include_str!("../../migrations/postgres/0001_core.sql"),
-    ),
-    (
-        2,
-        "installs",
-        include_str!("../../migrations/postgres/0002_installs.sql"),
-    ),
-    (
-        3,
-        "usage",
-        include_str!("../../migrations/postgres/0003_usage.sql"),
-    ),
-    (
-        4,
-        "audit",
-        include_str!("../../migrations/postgres/0004_audit.sql"),
-    ),
-    (
-        5,
-        "ledger",
-        include_str!("../../migrations/postgres/0005_ledger.sql"),
-    ),
-    (
-        6,
-        "versions",
-        include_str!("../../migrations/postgres/0006_versions.sql"),
-    ),
-    (
-        7,
-        "ratings_notifications",
-        include_str!("../../migrations/postgres/0007_ratings_notifications.sql"),
-    ),
-    (
-        8,
-        "change_notifications",
-        include_str!("../../migrations/postgres/0008_change_notifications.sql"),
-    ),
-    (
-        9,
-        "plan_shares",
-        include_str!("../../migrations/postgres/0009_plan_shares.sql"),
-    ),
-    (
-        10,
-        "audit_seals",
-        include_str!("../../migrations/postgres/0010_audit_seals.sql"),
-    ),
-    (
-        11,
-        "ledger_exact",
-        include_str!("../../migrations/postgres/0011_ledger_exact.sql"),
-    ),
-    (
-        12,
-        "abuse_limits",
-        include_str!("../../migrations/postgres/0012_abuse_limits.sql"),
-    ),
-    (
-        13,
-        "trust",
-        include_str!("../../migrations/postgres/0013_trust.sql"),
-    ),
-];
+/// PostgreSQL's migrations, in order: every file of `marketplace/migrations/postgres/`, embedded.
+pub(crate) fn migrator() -> Migrator {
+    sqlx::migrate!("migrations/postgres")
+}
 
 /// The catalog's full-text search on PostgreSQL: the generated, weighted `plugins.search`
 /// `tsvector` (name A, categories B, description C) with a GIN index.

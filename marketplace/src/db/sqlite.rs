@@ -1,70 +1,11 @@
 //! What is SQLite's own: migrations, connection settings, full-text search (FTS5).
 
-use super::EmbeddedMigration;
+use sqlx::migrate::Migrator;
 
-/// SQLite's migrations, in order.
-pub(crate) const MIGRATIONS: &[EmbeddedMigration] = &[
-    (
-        1,
-        "core",
-        include_str!("../../migrations/sqlite/0001_core.sql"),
-    ),
-    (
-        2,
-        "installs",
-        include_str!("../../migrations/sqlite/0002_installs.sql"),
-    ),
-    (
-        3,
-        "usage",
-        include_str!("../../migrations/sqlite/0003_usage.sql"),
-    ),
-    (
-        4,
-        "audit",
-        include_str!("../../migrations/sqlite/0004_audit.sql"),
-    ),
-    (
-        5,
-        "ledger",
-        include_str!("../../migrations/sqlite/0005_ledger.sql"),
-    ),
-    (
-        6,
-        "versions",
-        include_str!("../../migrations/sqlite/0006_versions.sql"),
-    ),
-    (
-        7,
-        "ratings_notifications",
-        include_str!("../../migrations/sqlite/0007_ratings_notifications.sql"),
-    ),
-    (
-        9,
-        "plan_shares",
-        include_str!("../../migrations/sqlite/0009_plan_shares.sql"),
-    ),
-    (
-        10,
-        "audit_seals",
-        include_str!("../../migrations/sqlite/0010_audit_seals.sql"),
-    ),
-    (
-        11,
-        "ledger_exact",
-        include_str!("../../migrations/sqlite/0011_ledger_exact.sql"),
-    ),
-    (
-        12,
-        "abuse_limits",
-        include_str!("../../migrations/sqlite/0012_abuse_limits.sql"),
-    ),
-    (
-        13,
-        "trust",
-        include_str!("../../migrations/sqlite/0013_trust.sql"),
-    ),
-];
+/// SQLite's migrations, in order: every file of `marketplace/migrations/sqlite/`, embedded.
+pub(crate) fn migrator() -> Migrator {
+    sqlx::migrate!("migrations/sqlite")
+}
 
 /// Run on every new connection: WAL journaling (readers never wait for the writer), a busy
 /// timeout so concurrent writers queue rather than fail, and foreign keys enforced.
