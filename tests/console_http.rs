@@ -274,6 +274,34 @@ async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
             ensure!(answer.text().await?.contains("currency"), "statement CSV");
         }
     }
+    // A tenant's own admin is no operator: the plans page offers no move, and a forged plan
+    // form is refused by the tenants service itself, the tenant left on its plan.
+    let owner = sign_in(&client, base, "admin@acme.example").await?;
+    let plans = client
+        .get(format!("{base}/tenants/acme/plans"))
+        .header(COOKIE, &owner)
+        .send()
+        .await?;
+    ensure!(plans.status() == 200, "plans page: {}", plans.status());
+    let plans = plans.text().await?;
+    ensure!(!plans.contains("Move to"), "moves offered to a tenant admin");
+    let forged = client
+        .post(format!("{base}/operator/tenants/acme/plan"))
+        .header(COOKIE, &owner)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("plan=pro&csrf={}", csrf_of(&plans)?))
+        .send()
+        .await?;
+    ensure!(forged.status() == 403, "forged plan form: {}", forged.status());
+    ensure!(
+        forged.text().await?.contains("only an operator may change a tenant"),
+        "the service's refusal is shown"
+    );
+    let acme = api
+        .ok(reqwest::Method::GET, "/v1/tenants/acme", Some(&admin), None)
+        .await?;
+    ensure!(acme["plan"] == "free", "plan changed: {acme}");
+
     let stranger = sign_in(&client, base, "ada@example.com").await?;
     let hidden = client
         .get(format!("{base}/developer/examples/statements/2026-01.csv"))

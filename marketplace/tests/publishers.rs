@@ -269,7 +269,7 @@ async fn keys_are_added_listed_and_revoked(app: TestApp) -> Result<()> {
     );
     submit(&app, &dev.token, hello(&dev, "1.0.0")?)
         .await?
-        .expect_error(StatusCode::FORBIDDEN, "key_revoked")?;
+        .expect_error(StatusCode::FORBIDDEN, "signature_key_revoked")?;
     let after = (
         publishing::count(&app, "submissions").await?,
         publishing::count(&app, "artifacts").await?,
@@ -315,7 +315,7 @@ async fn publisher_api_keys_submit_for_their_publisher_only(app: TestApp) -> Res
     // Not a member of another publisher: its packages are refused, its pages are 404.
     submit(&app, &ci, hello(&other, "1.0.0")?)
         .await?
-        .expect_error(StatusCode::FORBIDDEN, "wrong_namespace")?;
+        .expect_error(StatusCode::FORBIDDEN, "wrong_publisher")?;
     app.get("/v1/publishers/globex", Some(&ci))
         .await?
         .expect_error(StatusCode::NOT_FOUND, "not_found")?;

@@ -87,33 +87,33 @@ async fn refusals_store_nothing(app: TestApp) -> Result<()> {
     // Another publisher's namespace.
     submit(&app, &dev.token, hello(&other, "1.0.0")?)
         .await?
-        .expect_error(StatusCode::FORBIDDEN, "wrong_namespace")?;
+        .expect_error(StatusCode::FORBIDDEN, "wrong_publisher")?;
     // A namespace nobody has.
     let nobody = package_with(&HELLO, "nobody.hello", "1.0.0", "", None, Some(&dev.key))?;
     submit(&app, &dev.token, nobody)
         .await?
-        .expect_error(StatusCode::FORBIDDEN, "wrong_namespace")?;
+        .expect_error(StatusCode::FORBIDDEN, "wrong_publisher")?;
     // Unsigned.
     let unsigned = package_with(&HELLO, "acme.hello", "1.0.0", "", None, None)?;
     submit(&app, &dev.token, unsigned)
         .await?
-        .expect_error(StatusCode::BAD_REQUEST, "unsigned")?;
+        .expect_error(StatusCode::BAD_REQUEST, "signature_missing")?;
     // Signed by a key the publisher never registered (bob's key is globex's).
     let foreign = package_with(&HELLO, "acme.hello", "1.0.0", "", None, Some(&other.key))?;
     submit(&app, &dev.token, foreign)
         .await?
-        .expect_error(StatusCode::FORBIDDEN, "unknown_key")?;
+        .expect_error(StatusCode::FORBIDDEN, "signature_unknown_key")?;
     let stranger = SecretKey::generate()?;
     let unknown = package_with(&HELLO, "acme.hello", "1.0.0", "", None, Some(&stranger))?;
     submit(&app, &dev.token, unknown)
         .await?
-        .expect_error(StatusCode::FORBIDDEN, "unknown_key")?;
+        .expect_error(StatusCode::FORBIDDEN, "signature_unknown_key")?;
     // Content changed after signing: the signature no longer covers it.
     let mut tampered = plinth_package::Package::from_bytes(&hello(&dev, "1.0.0")?)?;
     tampered.readme = Some("changed after signing".to_owned());
     submit(&app, &dev.token, tampered.to_bytes()?)
         .await?
-        .expect_error(StatusCode::BAD_REQUEST, "bad_signature")?;
+        .expect_error(StatusCode::BAD_REQUEST, "signature_digest_mismatch")?;
     // Not a package at all.
     let garbage = submit(&app, &dev.token, b"definitely not gzip".to_vec())
         .await?
@@ -412,7 +412,7 @@ async fn hidden_characters_and_overlong_fields_are_refused(app: TestApp) -> Resu
         let bytes = hello_with(&dev, "acme.hello", key, &value, changelog)?;
         let refused = submit(&app, &dev.token, bytes)
             .await?
-            .expect_error(StatusCode::BAD_REQUEST, "invalid_display_text")?;
+            .expect_error(StatusCode::BAD_REQUEST, "display_text")?;
         let message = refused.body["error"]["message"].as_str().unwrap_or("");
         ensure!(message.contains(field), "{field}: {message}");
         ensure!(

@@ -167,6 +167,24 @@ fn marketplace_context_checks_publisher_version_and_key() {
 }
 
 #[test]
+fn a_signature_by_a_revoked_key_says_so() {
+    let mut package = package_of(&HELLO, manifest_of(&HELLO));
+    let developer = common::key(1);
+    package.sign(&developer);
+    let context = ValidationContext {
+        developer_keys: Some(vec![common::key(2).public_key()]),
+        revoked_keys: vec![developer.public_key()],
+        ..ValidationContext::default()
+    };
+    let report = validate(&package, &context);
+    assert!(
+        error_with(&report, "signature_key_revoked")
+            .contains(&developer.public_key().fingerprint())
+    );
+    assert!(!report.has_code("signature_unknown_key"));
+}
+
+#[test]
 fn marketplace_requires_a_signature() {
     let package = package_of(&HELLO, manifest_of(&HELLO));
     let context = ValidationContext {

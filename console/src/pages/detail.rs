@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
-use plinth_marketplace::catalog::{self, PluginDetail};
+use plinth_marketplace::catalog::{self, PluginDetail, Visibility};
 use plinth_marketplace::ratings::{self, RatingPage, Reveal};
 
 use super::{admin_tenants, permission_item, pricing_text, rating_text};
@@ -18,8 +18,8 @@ use crate::svg::{Bar, bar_chart};
 const REVIEWS_SHOWN: i64 = 20;
 
 /// The README of the plugin's `version`, if its package has one.
-async fn readme(state: &AppState, plugin: &PluginDetail, blocked: bool) -> Option<String> {
-    let file = catalog::package_bytes(state.db(), &plugin.id, &plugin.latest_version, blocked)
+async fn readme(state: &AppState, plugin: &PluginDetail, visibility: Visibility) -> Option<String> {
+    let file = catalog::package_bytes(state.db(), &plugin.id, &plugin.latest_version, visibility)
         .await
         .ok()?;
     match plinth_package::Package::from_bytes(&file.bytes) {
@@ -77,13 +77,13 @@ pub async fn page(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Markup, ConsoleError> {
-    let blocked = viewer.principal.as_ref().is_some_and(|p| p.is_operator());
-    let plugin = catalog::plugin_detail(state.db(), &id, blocked).await?;
-    let readme = readme(&state, &plugin, blocked).await;
+    let visibility = Visibility::of(viewer.principal.as_ref());
+    let plugin = catalog::plugin_detail(state.db(), &id, visibility).await?;
+    let readme = readme(&state, &plugin, visibility).await;
     let ratings = ratings::list(
         state.db(),
         &id,
-        blocked,
+        visibility,
         Reveal::Public,
         REVIEWS_SHOWN,
         None,

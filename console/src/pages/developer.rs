@@ -5,6 +5,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
+use plinth_marketplace::catalog::Visibility;
 use plinth_marketplace::clock::{now_ms, rfc3339};
 use plinth_marketplace::ledger::{money, statements};
 use plinth_marketplace::month::{self, MonthRange};
@@ -85,7 +86,7 @@ async fn ratings_to_answer(
         let page = ratings::list(
             state.db(),
             plugin,
-            true,
+            Visibility::ALL,
             Reveal::Public,
             RATINGS_SHOWN,
             None,

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
-use plinth_marketplace::catalog::{self, VersionInfo};
+use plinth_marketplace::catalog::{self, VersionInfo, Visibility};
 use plinth_marketplace::installs;
 use plinth_marketplace::installs::manage::{self, NewInstall};
 use plinth_marketplace::tenants::{self, TenantRole};
@@ -64,7 +64,7 @@ async fn published_package(
     plugin_id: &str,
     version: &str,
 ) -> Result<plinth_package::Package, ConsoleError> {
-    let file = catalog::package_bytes(state.db(), plugin_id, version, false).await?;
+    let file = catalog::package_bytes(state.db(), plugin_id, version, Visibility::PUBLIC).await?;
     plinth_package::Package::from_bytes(&file.bytes).map_err(|e| {
         plinth_marketplace::Error::Internal(format!("stored package does not read: {e}")).into()
     })
@@ -94,26 +94,11 @@ async fn load(
         .tenant
         .filter(|t| tenants.contains(t))
         .unwrap_or(first);
-    let detail = catalog::plugin_detail(state.db(), plugin_id, false).await?;
-    let versions: Vec<String> = detail
-        .versions
-        .iter()
-        .filter(|v| !v.yanked)
-        .map(|v| v.version.clone())
-        .collect();
-    let version = match choice.version.filter(|v| !v.is_empty()) {
-        Some(version) => catalog::version(state.db(), plugin_id, &version, false).await?,
-        None => detail
-            .versions
-            .into_iter()
-            .find(|v| !v.yanked)
-            .ok_or_else(|| {
-                plinth_marketplace::Error::conflict(
-                    "no_installable_version",
-                    format!("{plugin_id} has no version that is not yanked"),
-                )
-            })?,
-    };
+    let detail = catalog::plugin_detail(state.db(), plugin_id, Visibility::PUBLIC).await?;
+    let manage::VersionChoice {
+        installable: versions,
+        chosen: version,
+    } = manage::choose_version(state.db(), plugin_id, choice.version.as_deref()).await?;
     let package = published_package(state, plugin_id, &version.version).await?;
     let tenant_id = tenants::access(state.db(), principal, &tenant, TenantRole::Admin)
         .await?
@@ -331,23 +316,10 @@ pub async fn submit(
     let outcome = if field("mode").as_deref() == Some("update") {
         let digest = field("permissions_digest").unwrap_or_default();
         let changes = (!config.is_empty()).then_some(&config);
-        match tenants::access(state.db(), &principal, &tenant, TenantRole::Admin).await {
-            Ok(tenant_row) => {
-                let version = version.clone().unwrap_or_default();
-                updates::update(
-                    &state,
-                    &principal,
-                    &tenant_row,
-                    &id,
-                    &version,
-                    &digest,
-                    changes,
-                )
-                .await
-                .map(|_| "updated")
-            }
-            Err(error) => Err(error),
-        }
+        let version = version.clone().unwrap_or_default();
+        updates::update(&state, &principal, &tenant, &id, &version, &digest, changes)
+            .await
+            .map(|_| "updated")
     } else {
         let request = NewInstall {
             plugin: id.clone(),

@@ -75,12 +75,8 @@ pub async fn visible_tenants(
     state: &AppState,
     principal: &Principal,
 ) -> Result<Vec<tenants::TenantWithRole>, ConsoleError> {
-    let Ok(user) = principal.user() else {
+    if principal.user().is_err() {
         return Ok(Vec::new());
-    };
-    Ok(if user.is_operator() {
-        tenants::list_all(state.db(), &user.id, false).await?
-    } else {
-        tenants::list_for_user(state.db(), &user.id).await?
-    })
+    }
+    Ok(tenants::visible(state.db(), principal, false).await?)
 }

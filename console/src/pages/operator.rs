@@ -10,7 +10,7 @@ use plinth_marketplace::AppState;
 use plinth_marketplace::audit::{self, Actor, Filter, chain};
 use plinth_marketplace::clock::now_ms;
 use plinth_marketplace::ledger::{payouts, processor_events};
-use plinth_marketplace::tenants::{self, TenantRole};
+use plinth_marketplace::tenants;
 use plinth_marketplace::versions::{self, block, rollback, yank};
 use serde::Deserialize;
 
@@ -241,9 +241,11 @@ pub async fn set_plan(
     Posted(form): Posted<PlanForm>,
 ) -> Result<Response, ConsoleError> {
     let principal = viewer.require()?;
-    principal.operator()?;
-    let access = tenants::authorize(state.db(), principal, &slug, TenantRole::Admin).await?;
-    tenants::update(&state, &access.tenant, None, Some(&form.plan)).await?;
+    let change = tenants::TenantChange {
+        name: None,
+        plan: Some(&form.plan),
+    };
+    tenants::update(&state, principal, &slug, change).await?;
     tracing::info!(tenant = %slug, plan = %form.plan, "plan set from the console");
     Ok(if form.back.as_deref() == Some("plans") {
         see_other(&format!("/tenants/{slug}/plans"))

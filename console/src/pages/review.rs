@@ -6,7 +6,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use plinth_marketplace::clock::rfc3339;
 use plinth_marketplace::review::{self, Decision, REASON_CODES};
-use plinth_marketplace::{AppState, publishers, submissions};
+use plinth_marketplace::{AppState, submissions};
 use serde::Deserialize;
 
 use super::developer::report_table;
@@ -27,9 +27,7 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Result<Mark
     let mut items = Vec::new();
     for submission in submissions::in_review(db, QUEUE_PAGE).await? {
         let (diff, permissions) = review::permission_diff(db, &submission).await?;
-        let own = publishers::member_role(db, &submission.publisher_id, &reviewer.id)
-            .await?
-            .is_some();
+        let own = !review::may_judge(db, &reviewer, &submission.publisher_id).await?;
         let form_id = format!("decide-{}", submission.id);
         items.push(html! {
             article.panel.review-item aria-labelledby=(format!("{form_id}-title")) {

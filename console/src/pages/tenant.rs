@@ -83,15 +83,16 @@ pub async fn dashboard(
     let principal = viewer.require()?;
     let access = tenants::authorize(state.db(), principal, &slug, TenantRole::Readonly).await?;
     let tenant = access.tenant;
-    let admin = access
-        .acting
-        .effective_role()
-        .is_some_and(|role| role >= TenantRole::Admin);
+    let admin = access.acting.allows(TenantRole::Admin);
     let installs = installs::list(state.db(), &tenant.id).await?;
     let mut latest = std::collections::HashMap::new();
     for install in &installs {
-        if let Ok(detail) =
-            plinth_marketplace::catalog::plugin_detail(state.db(), &install.plugin_id, false).await
+        if let Ok(detail) = plinth_marketplace::catalog::plugin_detail(
+            state.db(),
+            &install.plugin_id,
+            plinth_marketplace::catalog::Visibility::PUBLIC,
+        )
+        .await
         {
             latest.insert(install.plugin_id.clone(), detail.latest_version);
         }
@@ -238,7 +239,7 @@ pub async fn plans(
             h1 { "Plans for " (tenant.name) }
             p { "The tenant is on the " strong { (tenant.plan) } " plan. Operators move tenants between plans: ask yours to upgrade or downgrade." }
             (plan_table(&plans, Some(&tenant.plan)))
-            @if principal.is_operator() {
+            @if tenants::may_change_plan(principal) {
                 div.moves {
                     @for plan in plans.iter().filter(|p| p.name != tenant.plan) {
                         form.inline method="post" action=(format!("/operator/tenants/{}/plan", tenant.slug)) {
@@ -297,7 +298,6 @@ pub async fn rollback(
     Posted(_): Posted<serde::de::IgnoredAny>,
 ) -> Result<Response, ConsoleError> {
     let principal = viewer.require()?;
-    let tenant = tenants::access(state.db(), principal, &slug, TenantRole::Admin).await?;
-    tenant_rollback(&state, principal, &tenant, &plugin).await?;
+    tenant_rollback(&state, principal, &slug, &plugin).await?;
     Ok(see_other(&format!("/tenants/{slug}?rolled_back={plugin}")))
 }

@@ -9,6 +9,8 @@ pub mod password;
 pub mod throttle;
 pub mod token;
 
+use std::ops::Deref;
+
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -127,10 +129,10 @@ impl Principal {
     /// # Errors
     ///
     /// [`Error::Forbidden`] otherwise.
-    pub fn operator(&self) -> Result<&UserCaller> {
+    pub fn operator(&self) -> Result<Operator<'_>> {
         let user = self.user()?;
         if user.is_operator() {
-            Ok(user)
+            Ok(Operator(user))
         } else {
             Err(Error::forbidden(
                 "forbidden",
@@ -144,10 +146,10 @@ impl Principal {
     /// # Errors
     ///
     /// [`Error::Forbidden`] otherwise.
-    pub fn reviewer(&self) -> Result<&UserCaller> {
+    pub fn reviewer(&self) -> Result<Reviewer<'_>> {
         let user = self.user()?;
         if user.is_reviewer() {
-            Ok(user)
+            Ok(Reviewer(user))
         } else {
             Err(Error::forbidden(
                 "forbidden",
@@ -159,6 +161,31 @@ impl Principal {
     /// Whether the caller is an operator.
     pub fn is_operator(&self) -> bool {
         matches!(&self.caller, Caller::User(user) if user.is_operator())
+    }
+}
+
+/// A user proven to be an operator. Only [`Principal::operator`] makes one, so a service that
+/// takes it is for operators without a check of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator<'a>(&'a UserCaller);
+
+impl Deref for Operator<'_> {
+    type Target = UserCaller;
+
+    fn deref(&self) -> &UserCaller {
+        self.0
+    }
+}
+
+/// A user proven to be a reviewer (or an operator). Only [`Principal::reviewer`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Reviewer<'a>(&'a UserCaller);
+
+impl Deref for Reviewer<'_> {
+    type Target = UserCaller;
+
+    fn deref(&self) -> &UserCaller {
+        self.0
     }
 }
 

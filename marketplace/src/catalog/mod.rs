@@ -9,9 +9,11 @@
 
 mod routes;
 pub mod search;
+mod visibility;
 
 pub(crate) use routes::routes;
 pub use search::{Cursor, SearchPage, SearchQuery, Sort, search};
+pub use visibility::Visibility;
 
 use std::collections::BTreeMap;
 
@@ -165,14 +167,6 @@ fn normalize_categories(categories: &[String]) -> Vec<String> {
     out
 }
 
-/// The highest of `versions` that parse as semantic versions.
-fn highest<'a>(versions: impl IntoIterator<Item = &'a str>) -> Option<Version> {
-    versions
-        .into_iter()
-        .filter_map(|v| Version::parse(v).ok())
-        .max()
-}
-
 /// Publishes an approved version: inserts its `versions` row and brings the `plugins` row,
 /// its categories and capabilities, and full-text search up to date — all inside `tx`, the
 /// approval transaction. The package bytes must already be stored in `artifacts` under
@@ -265,15 +259,9 @@ pub async fn publish_version(
         }
     }
 
-    let live: Vec<String> =
-        sqlx::query("SELECT version FROM versions WHERE plugin_id = $1 AND yanked_at IS NULL")
-            .bind(plugin_id)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-    let latest = highest(live.iter().map(String::as_str)).unwrap_or_else(|| info.version.clone());
+    let rows = crate::versions::version_rows(tx, plugin_id).await?;
+    let latest = crate::versions::installable::newest(&rows)
+        .map_or_else(|| info.version.clone(), |row| row.semver.clone());
     let latest_text = latest.to_string();
 
     if latest != info.version {
@@ -401,12 +389,11 @@ pub(crate) fn average(sum: i64, count: i64) -> Option<f64> {
     (count > 0).then(|| ((sum as f64 / count as f64) * 100.0).round() / 100.0)
 }
 
-/// The plugin row as the public sees it: `None` if unknown, or blocked and `include_blocked`
-/// is false.
+/// The plugin row as `visibility` sees it: `None` if unknown, or blocked and hidden.
 async fn plugin_row(
     db: &Db,
     plugin_id: &str,
-    include_blocked: bool,
+    visibility: Visibility,
 ) -> Result<Option<sqlx::any::AnyRow>> {
     let row = sqlx::query(
         "SELECT p.id, p.name, p.description, p.pricing_model, p.latest_version, p.installs, \
@@ -416,7 +403,7 @@ async fn plugin_row(
     .bind(plugin_id)
     .fetch_optional(db.pool())
     .await?;
-    Ok(row.filter(|row| include_blocked || matches!(row.try_get::<Option<i64>, _>(8), Ok(None))))
+    Ok(row.filter(|row| matches!(row.try_get::<Option<i64>, _>(8), Ok(blocked_at) if visibility.shows(blocked_at))))
 }
 
 fn unknown_plugin(plugin_id: &str) -> Error {
@@ -434,7 +421,7 @@ async fn categories_of(db: &Db, plugin_id: &str) -> Result<Vec<String>> {
         .collect()
 }
 
-/// A plugin's detail page. Blocked plugins are hidden unless `include_blocked` (operators).
+/// A plugin's detail page. Blocked plugins are hidden unless `visibility` shows them (operators).
 ///
 /// # Errors
 ///
@@ -442,9 +429,9 @@ async fn categories_of(db: &Db, plugin_id: &str) -> Result<Vec<String>> {
 pub async fn plugin_detail(
     db: &Db,
     plugin_id: &str,
-    include_blocked: bool,
+    visibility: Visibility,
 ) -> Result<PluginDetail> {
-    let row = plugin_row(db, plugin_id, include_blocked)
+    let row = plugin_row(db, plugin_id, visibility)
         .await?
         .ok_or_else(|| unknown_plugin(plugin_id))?;
     let rating_sum: i64 = row.try_get(6)?;
@@ -528,8 +515,12 @@ fn version_info(plugin_id: &str, row: &sqlx::any::AnyRow) -> Result<(String, Ver
 /// # Errors
 ///
 /// [`Error::NotFound`] for an unknown (or hidden) plugin; [`Error::Database`].
-pub async fn versions(db: &Db, plugin_id: &str, include_blocked: bool) -> Result<Vec<VersionInfo>> {
-    plugin_row(db, plugin_id, include_blocked)
+pub async fn versions(
+    db: &Db,
+    plugin_id: &str,
+    visibility: Visibility,
+) -> Result<Vec<VersionInfo>> {
+    plugin_row(db, plugin_id, visibility)
         .await?
         .ok_or_else(|| unknown_plugin(plugin_id))?;
     load_versions(db, plugin_id).await
@@ -555,9 +546,9 @@ pub async fn version(
     db: &Db,
     plugin_id: &str,
     version: &str,
-    include_blocked: bool,
+    visibility: Visibility,
 ) -> Result<VersionInfo> {
-    plugin_row(db, plugin_id, include_blocked)
+    plugin_row(db, plugin_id, visibility)
         .await?
         .ok_or_else(|| unknown_plugin(plugin_id))?;
     let key = version_key(plugin_id, version)?;
@@ -591,9 +582,9 @@ pub async fn package_bytes(
     db: &Db,
     plugin_id: &str,
     version: &str,
-    include_blocked: bool,
+    visibility: Visibility,
 ) -> Result<PackageFile> {
-    plugin_row(db, plugin_id, include_blocked)
+    plugin_row(db, plugin_id, visibility)
         .await?
         .ok_or_else(|| unknown_plugin(plugin_id))?;
     let key = version_key(plugin_id, version)?;
@@ -625,15 +616,6 @@ mod tests {
             "Dev Tools".to_owned(),
         ];
         assert_eq!(normalize_categories(&given), ["chat", "dev tools"]);
-    }
-
-    #[test]
-    fn highest_compares_semver_not_text() {
-        assert_eq!(
-            highest(["1.9.0", "1.10.0", "1.2.0", "junk"]),
-            Some(Version::new(1, 10, 0))
-        );
-        assert_eq!(highest([]), None);
     }
 
     #[test]

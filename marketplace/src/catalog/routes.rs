@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::search::{SearchPage, SearchParams, SearchQuery};
-use super::{PluginDetail, VersionInfo};
+use super::{PluginDetail, VersionInfo, Visibility};
 use crate::auth::Principal;
 use crate::error::{ApiError, Error, Result};
 use crate::state::AppState;
@@ -24,11 +24,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(versions))
         .routes(routes!(version))
         .routes(routes!(package))
-}
-
-/// Whether the caller may see blocked plugins (operators may).
-fn sees_blocked(principal: Option<&Principal>) -> bool {
-    principal.is_some_and(Principal::is_operator)
 }
 
 /// Searches the catalog. Blocked plugins never appear.
@@ -58,7 +53,7 @@ async fn detail(
     principal: Option<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<PluginDetail>> {
-    let blocked = sees_blocked(principal.as_ref());
+    let blocked = Visibility::of(principal.as_ref());
     Ok(Json(super::plugin_detail(state.db(), &id, blocked).await?))
 }
 
@@ -78,7 +73,7 @@ async fn versions(
     principal: Option<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<VersionList>> {
-    let blocked = sees_blocked(principal.as_ref());
+    let blocked = Visibility::of(principal.as_ref());
     Ok(Json(VersionList {
         items: super::versions(state.db(), &id, blocked).await?,
     }))
@@ -94,7 +89,7 @@ async fn version(
     principal: Option<Principal>,
     Path((id, v)): Path<(String, String)>,
 ) -> Result<Json<VersionInfo>> {
-    let blocked = sees_blocked(principal.as_ref());
+    let blocked = Visibility::of(principal.as_ref());
     Ok(Json(super::version(state.db(), &id, &v, blocked).await?))
 }
 
@@ -109,7 +104,7 @@ async fn package(
     principal: Option<Principal>,
     Path((id, v)): Path<(String, String)>,
 ) -> Result<Response> {
-    let blocked = sees_blocked(principal.as_ref());
+    let blocked = Visibility::of(principal.as_ref());
     let file = super::package_bytes(state.db(), &id, &v, blocked).await?;
     let disposition =
         HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.file_name)).map_err(

@@ -79,7 +79,13 @@ pub async fn load(
     version: &str,
 ) -> Result<(Package, Arc<LoadedPlugin>)> {
     let runtime = state.runtime()?;
-    let file = crate::catalog::package_bytes(state.db(), plugin_id, version, true).await?;
+    let file = crate::catalog::package_bytes(
+        state.db(),
+        plugin_id,
+        version,
+        crate::catalog::Visibility::ALL,
+    )
+    .await?;
     let host = Arc::clone(&runtime.host);
     tokio::task::spawn_blocking(move || {
         let package = Package::from_bytes(&file.bytes)

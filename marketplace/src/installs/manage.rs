@@ -4,13 +4,17 @@
 use serde_json::{Map, Value, json};
 
 use super::deploy::{host_error, load, spec_for};
-use super::{Install, UPDATE_POLICIES, config};
+use super::{Install, config};
 use crate::auth::Principal;
+use crate::catalog::{VersionInfo, Visibility};
 use crate::clock::now_ms;
+use crate::db::Db;
 use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
+use crate::versions::installable::{self, Move};
+use crate::versions::policy::UpdatePolicy;
 
 /// What a tenant admin asks to install.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +30,46 @@ pub struct NewInstall {
     pub config: Map<String, Value>,
     /// `manual` (default), `patch`, `minor` or `any`.
     pub update_policy: Option<String>,
+}
+
+/// The versions of a plugin a new install may be put on, and the one it would get.
+#[derive(Debug, Clone)]
+pub struct VersionChoice {
+    /// Every version that may be installed, newest first.
+    pub installable: Vec<String>,
+    /// The version named, or else the default (the newest that may be installed).
+    pub chosen: VersionInfo,
+}
+
+/// What installing `plugin_id` (at `version` if named, else the default) would put the
+/// install on, as the install form and [`install`] both see it.
+///
+/// # Errors
+///
+/// 404 for an unknown (or blocked) plugin or version; 409 `version_yanked` for a named yanked
+/// version, `no_installable_version` when every version is yanked.
+pub async fn choose_version(
+    db: &Db,
+    plugin_id: &str,
+    version: Option<&str>,
+) -> Result<VersionChoice> {
+    let versions = crate::catalog::versions(db, plugin_id, Visibility::PUBLIC).await?;
+    let installable = installable::installable(&versions)
+        .map(|v| v.version.clone())
+        .collect();
+    let chosen = match version.filter(|v| !v.is_empty()) {
+        Some(version) => {
+            let chosen =
+                crate::catalog::version(db, plugin_id, version, Visibility::PUBLIC).await?;
+            installable::refuse_yanked(plugin_id, &chosen, Move::Install)?;
+            chosen
+        }
+        None => installable::default_version(plugin_id, versions)?,
+    };
+    Ok(VersionChoice {
+        installable,
+        chosen,
+    })
 }
 
 /// Installs a plugin version for tenant `slug` as `principal` (a tenant admin), consenting to
@@ -46,36 +90,10 @@ pub async fn install(
     let tenant = tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
     let runtime = state.runtime()?;
     let update_policy = request.update_policy.unwrap_or_else(|| "manual".to_owned());
-    if !UPDATE_POLICIES.contains(&update_policy.as_str()) {
-        return Err(Error::bad_request(
-            "invalid_body",
-            format!("field `update_policy` must be one of {UPDATE_POLICIES:?}"),
-        ));
-    }
-    let version = match request.version {
-        Some(version) => {
-            crate::catalog::version(state.db(), &request.plugin, &version, false).await?
-        }
-        None => crate::catalog::versions(state.db(), &request.plugin, false)
-            .await?
-            .into_iter()
-            .find(|v| !v.yanked)
-            .ok_or_else(|| {
-                Error::conflict(
-                    "no_installable_version",
-                    format!("{} has no version that is not yanked", request.plugin),
-                )
-            })?,
-    };
-    if version.yanked {
-        return Err(Error::conflict(
-            "version_yanked",
-            format!(
-                "{} {} is yanked; install another version",
-                request.plugin, version.version
-            ),
-        ));
-    }
+    UpdatePolicy::parse(&update_policy)?;
+    let version = choose_version(state.db(), &request.plugin, request.version.as_deref())
+        .await?
+        .chosen;
     if request.permissions_digest != version.permissions_digest {
         return Err(Error::Conflict {
             code: "permissions_changed",

@@ -5,6 +5,7 @@
 //! that the install is as the hook saw it; the host change itself runs no plugin code and is
 //! applied next to the transaction (undone if it does not commit, or made once it has).
 
+pub mod change;
 pub mod config;
 mod deploy;
 pub mod history;
@@ -22,9 +23,6 @@ use sqlx::any::AnyRow;
 
 use crate::db::{Db, Tx};
 use crate::error::Result;
-
-/// How an install follows new versions.
-pub const UPDATE_POLICIES: [&str; 4] = ["manual", "patch", "minor", "any"];
 
 /// An install as stored.
 #[derive(Debug, Clone)]

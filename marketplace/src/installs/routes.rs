@@ -10,12 +10,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::deploy::{host_error, load, spec_for};
-use super::{Install, UPDATE_POLICIES, config};
+use super::deploy::host_error;
+use super::{Install, config};
 use crate::auth::Principal;
 use crate::body::JsonBody;
-use crate::clock::{now_ms, rfc3339};
-use crate::error::{ApiError, Error, Result};
+use crate::clock::rfc3339;
+use crate::error::{ApiError, Result};
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
 
@@ -241,117 +241,19 @@ async fn update(
     Path((slug, plugin)): Path<(String, String)>,
     JsonBody(body): JsonBody<InstallChange>,
 ) -> Result<Json<InstallView>> {
-    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
-    let runtime = state.runtime()?;
-    if let Some(policy) = &body.update_policy
-        && !UPDATE_POLICIES.contains(&policy.as_str())
-    {
-        return Err(Error::bad_request(
-            "invalid_body",
-            format!("field `update_policy` must be one of {UPDATE_POLICIES:?}"),
-        ));
-    }
-    let not_installed = || Error::not_found(format!("install of {plugin}"));
-    // A new configuration is worked out (the plugin loaded, perhaps compiled) before the write
-    // transaction opens, which then refuses with `install_changed` if the install moved to
-    // another version or configuration meanwhile.
-    let seen = {
-        let mut tx = state.db().begin_read().await?;
-        super::find(&mut tx, &tenant.id, &plugin).await?
-    }
-    .ok_or_else(not_installed)?;
-    let mut new_config = None;
-    let mut new_spec = None;
-    if let Some(input) = &body.config {
-        let (package, _) = load(&state, &plugin, &seen.version).await?;
-        let previous = config::open(&seen.config, &runtime.secrets, &seen.id)?;
-        let values = config::check(&package.manifest, input, &previous)?;
-        new_config = Some(config::seal(
-            &package.manifest,
-            &values,
-            &runtime.secrets,
-            &seen.id,
-            &config::sealed_keys(&seen.config),
-        )?);
-        let plan = tenants::plan(state.db(), &tenant.plan).await?;
-        new_spec = Some(spec_for(&plan, &package.manifest, values));
-    }
-
-    let mut tx = state.db().begin().await?;
-    let mut install = super::find(&mut tx, &tenant.id, &plugin)
-        .await?
-        .ok_or_else(not_installed)?;
-    if let Some(config) = new_config {
-        if install.id != seen.id || install.version != seen.version || install.config != seen.config
-        {
-            return Err(Error::conflict(
-                "install_changed",
-                format!(
-                    "the install of {plugin} changed while its new configuration was checked; try again"
-                ),
-            ));
-        }
-        install.config = config;
-    }
-    if let Some(enabled) = body.enabled {
-        install.enabled = enabled;
-    }
-    if let Some(policy) = &body.update_policy {
-        install.update_policy.clone_from(policy);
-    }
-    if let Some(pinned) = body.pinned {
-        install.pinned = pinned;
-    }
-    install.updated_at = now_ms();
-    sqlx::query(
-        "UPDATE installs SET config = $1, enabled = $2, update_policy = $3, pinned = $4, updated_at = $5 \
-         WHERE id = $6",
-    )
-    .bind(&install.config)
-    .bind(i64::from(install.enabled))
-    .bind(&install.update_policy)
-    .bind(i64::from(install.pinned))
-    .bind(install.updated_at)
-    .bind(&install.id)
-    .execute(&mut *tx)
-    .await?;
-    let mut changed = Map::new();
-    if body.config.is_some() {
-        changed.insert("config".into(), config::public_view(&install.config));
-    }
-    if body.enabled.is_some() {
-        changed.insert("enabled".into(), install.enabled.into());
-    }
-    if body.update_policy.is_some() {
-        changed.insert("update_policy".into(), install.update_policy.clone().into());
-    }
-    if body.pinned.is_some() {
-        changed.insert("pinned".into(), install.pinned.into());
-    }
-    super::audit(
-        &mut tx,
-        &principal,
-        "install.changed",
-        &tenant.id,
-        &plugin,
-        Value::Object(changed),
-    )
-    .await?;
-    if let Some(spec) = new_spec {
-        runtime
-            .host
-            .reconfigure(&tenant.id, &plugin, spec)
-            .map_err(host_error)?;
-    }
-    // A blocked plugin stays off in the host whatever the tenant chooses.
-    let blocked = crate::versions::is_blocked(&mut tx, &plugin).await?;
-    runtime
-        .host
-        .set_enabled(&tenant.id, &plugin, install.enabled && !blocked)
-        .map_err(host_error)?;
-    tx.commit().await?;
+    let change = super::change::InstallChange {
+        enabled: body.enabled,
+        config: body.config,
+        update_policy: body.update_policy,
+        pinned: body.pinned,
+    };
+    let (tenant_id, install) =
+        super::change::change(&state, &principal, &slug, &plugin, change).await?;
     let mut view = InstallView::from(&install);
-    view.breaker = breaker_of(&runtime.host, &tenant.id, &plugin);
+    view.breaker = state
+        .runtime()
+        .ok()
+        .and_then(|runtime| breaker_of(&runtime.host, &tenant_id, &plugin));
     Ok(Json(view))
 }
 

@@ -2,7 +2,7 @@
 //! [`super::possession`]), listed, revoked; a revoked key signs nothing new.
 
 use plinth_package::PublicKey;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use super::Publisher;
 use super::possession::{Proof, parse_key};
@@ -13,7 +13,7 @@ use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 
 /// A signing key registered to a publisher.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKey {
     /// The key's id.
     pub id: String,
@@ -32,17 +32,6 @@ pub struct SigningKey {
 
 /// The columns of a [`SigningKey`].
 const KEY_COLUMNS: &str = "id, public_key, fingerprint, created_at, revoked_at, proven_at";
-
-fn key_from_row(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
-    Ok(SigningKey {
-        id: row.try_get("id")?,
-        public_key: row.try_get("public_key")?,
-        fingerprint: row.try_get("fingerprint")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        proven_at: row.try_get("proven_at")?,
-    })
-}
 
 /// Registers `public_key` (`ed25519:<base64>`) as a signing key of `publisher`, on `proof`
 /// that the registrant holds it (see [`super::possession`]).
@@ -89,7 +78,7 @@ pub async fn add_key(
     };
     if let Some(row) = held {
         let holder: String = row.try_get("publisher_id")?;
-        let existing = key_from_row(&row)?;
+        let existing = SigningKey::from_row(&row)?;
         if existing.proven_at.is_some() || (holder == publisher.id && existing.revoked_at.is_some())
         {
             return Err(exists());
@@ -173,7 +162,9 @@ pub async fn keys(db: &Db, publisher_id: &str) -> Result<Vec<SigningKey>> {
     .bind(publisher_id)
     .fetch_all(db.pool())
     .await?;
-    rows.iter().map(key_from_row).collect()
+    rows.iter()
+        .map(|row| Ok(SigningKey::from_row(row)?))
+        .collect()
 }
 
 /// Revokes the publisher's key whose id or fingerprint is `key` (idempotent); a revoked key
@@ -198,7 +189,7 @@ pub async fn revoke_key(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::not_found(format!("key {key:?}")))?;
-    let mut found = key_from_row(&row)?;
+    let mut found = SigningKey::from_row(&row)?;
     if found.revoked_at.is_none() {
         let now = now_ms();
         sqlx::query(
@@ -222,44 +213,37 @@ pub async fn revoke_key(
     Ok(found)
 }
 
-/// The publisher's key `public_key` (active or revoked), if registered to it.
-///
-/// # Errors
-///
-/// [`Error::Database`].
-pub async fn find_key(
-    db: &Db,
-    publisher_id: &str,
-    public_key: &PublicKey,
-) -> Result<Option<SigningKey>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {KEY_COLUMNS} FROM publisher_keys WHERE publisher_id = $1 AND public_key = $2"
-    )))
-    .bind(publisher_id)
-    .bind(public_key.to_string())
-    .fetch_optional(db.pool())
-    .await?;
-    row.as_ref().map(key_from_row).transpose()
+/// A registered key's text and whether it was revoked.
+#[derive(sqlx::FromRow)]
+struct KeyState {
+    public_key: String,
+    revoked_at: Option<i64>,
 }
 
-/// The publisher's keys that are not revoked.
+/// The publisher's keys: those in force, and those it revoked.
 ///
 /// # Errors
 ///
 /// [`Error::Database`]; [`Error::Internal`] if a stored key does not parse.
-pub async fn active_keys(db: &Db, publisher_id: &str) -> Result<Vec<PublicKey>> {
-    let rows = sqlx::query(
-        "SELECT public_key FROM publisher_keys WHERE publisher_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(publisher_id)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let text: String = row.try_get("public_key")?;
-            PublicKey::parse(&text).map_err(|e| Error::Internal(format!("stored key: {e}")))
-        })
-        .collect()
+pub async fn keys_by_state(
+    db: &Db,
+    publisher_id: &str,
+) -> Result<(Vec<PublicKey>, Vec<PublicKey>)> {
+    let rows: Vec<KeyState> =
+        sqlx::query_as("SELECT public_key, revoked_at FROM publisher_keys WHERE publisher_id = $1")
+            .bind(publisher_id)
+            .fetch_all(db.pool())
+            .await?;
+    let (mut active, mut revoked) = (Vec::new(), Vec::new());
+    for row in rows {
+        let key = PublicKey::parse(&row.public_key)
+            .map_err(|e| Error::Internal(format!("stored key: {e}")))?;
+        match row.revoked_at {
+            None => active.push(key),
+            Some(_) => revoked.push(key),
+        }
+    }
+    Ok((active, revoked))
 }
 
 /// Records a key change in the audit log.

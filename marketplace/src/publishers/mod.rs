@@ -9,11 +9,11 @@ mod keys;
 mod possession;
 mod routes;
 
-pub use keys::{SigningKey, active_keys, add_key, find_key, keys, revoke_key};
+pub use keys::{SigningKey, add_key, keys, keys_by_state, revoke_key};
 pub use possession::{CHALLENGE_TTL_MS, Challenge, MAX_OPEN_CHALLENGES, Proof, issue_challenge};
 pub(crate) use routes::routes;
 
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use crate::accounts::normalize_email;
 use crate::audit::Actor;
@@ -26,7 +26,7 @@ use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 
 /// A publisher as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
 pub struct Publisher {
     /// The publisher's id.
     pub id: String,
@@ -195,15 +195,6 @@ pub async fn create(
     Ok(publisher)
 }
 
-fn publisher_from_row(row: &sqlx::any::AnyRow) -> Result<Publisher> {
-    Ok(Publisher {
-        id: row.try_get("id")?,
-        namespace: row.try_get("namespace")?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 /// The publisher with namespace `namespace`, if any (no access check).
 ///
 /// # Errors
@@ -215,7 +206,9 @@ pub async fn by_namespace(db: &Db, namespace: &str) -> Result<Option<Publisher>>
             .bind(namespace)
             .fetch_optional(db.pool())
             .await?;
-    row.as_ref().map(publisher_from_row).transpose()
+    row.as_ref()
+        .map(|row| Ok(Publisher::from_row(row)?))
+        .transpose()
 }
 
 /// The publishers user `user_id` is a member of, with their role, by namespace.
@@ -235,7 +228,7 @@ pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<(Publisher, MemberRol
     rows.iter()
         .map(|row| {
             let role = MemberRole::parse(&row.try_get::<String, _>("role")?)?;
-            Ok((publisher_from_row(row)?, role))
+            Ok((Publisher::from_row(row)?, role))
         })
         .collect()
 }
@@ -250,7 +243,9 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<Publisher>> {
         .bind(id)
         .fetch_optional(db.pool())
         .await?;
-    row.as_ref().map(publisher_from_row).transpose()
+    row.as_ref()
+        .map(|row| Ok(Publisher::from_row(row)?))
+        .transpose()
 }
 
 /// The role of user `user_id` in publisher `publisher_id`, if a member.

@@ -29,6 +29,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{self, Actor};
 use crate::auth::Principal;
+use crate::catalog::Visibility;
 use crate::clock::{DAY_MS, now_ms, rfc3339};
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
@@ -434,13 +435,10 @@ async fn moderator<'p>(
     db: &Db,
     principal: &'p Principal,
     plugin_id: &str,
-) -> Result<&'p crate::auth::UserCaller> {
+) -> Result<crate::auth::Reviewer<'p>> {
     let user = principal.reviewer()?;
     let (publisher_id, namespace) = publisher_of(db, plugin_id).await?;
-    if crate::publishers::member_role(db, &publisher_id, &user.id)
-        .await?
-        .is_some()
-    {
+    if !crate::review::may_judge(db, &user, &publisher_id).await? {
         return Err(Error::forbidden(
             "own_publisher",
             format!(
@@ -632,7 +630,7 @@ pub struct RatingPage {
     pub next_cursor: Option<String>,
 }
 
-/// A page of the ratings of `plugin_id` (blocked plugins only with `include_blocked`).
+/// A page of the ratings of `plugin_id` (of a blocked plugin only if `visibility` shows it).
 ///
 /// # Errors
 ///
@@ -640,20 +638,21 @@ pub struct RatingPage {
 pub async fn list(
     db: &Db,
     plugin_id: &str,
-    include_blocked: bool,
+    visibility: Visibility,
     reveal: Reveal,
     limit: i64,
     after: Option<&After>,
 ) -> Result<RatingPage> {
-    let plugin =
-        sqlx::query("SELECT rating_sum, rating_count, blocked_at FROM plugins WHERE id = $1")
-            .bind(plugin_id)
-            .fetch_optional(db.pool())
-            .await?
-            .filter(|row| {
-                include_blocked || matches!(row.try_get::<Option<i64>, _>("blocked_at"), Ok(None))
-            })
-            .ok_or_else(|| unknown_plugin(plugin_id))?;
+    let plugin = sqlx::query(
+        "SELECT rating_sum, rating_count, blocked_at FROM plugins WHERE id = $1",
+    )
+    .bind(plugin_id)
+    .fetch_optional(db.pool())
+    .await?
+    .filter(
+        |row| matches!(row.try_get::<Option<i64>, _>("blocked_at"), Ok(at) if visibility.shows(at)),
+    )
+    .ok_or_else(|| unknown_plugin(plugin_id))?;
     let sum: i64 = plugin.try_get("rating_sum")?;
     let count: i64 = plugin.try_get("rating_count")?;
     let limit = limit.clamp(1, MAX_LIMIT);

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::{After, DEFAULT_LIMIT, MAX_LIMIT, RatingPage, RatingView, Reveal};
 use crate::auth::{Caller, Principal};
 use crate::body::JsonBody;
+use crate::catalog::Visibility;
 use crate::error::{ApiError, Error, Result};
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
@@ -74,14 +75,14 @@ async fn list(
         principal.as_ref().map(|p| &p.caller),
         Some(Caller::User(user)) if user.is_reviewer()
     );
-    let operator = principal.as_ref().is_some_and(Principal::is_operator);
+    let visibility = Visibility::of(principal.as_ref());
     let reveal = if reviewer {
         Reveal::Everything
     } else {
         Reveal::Public
     };
     Ok(Json(
-        super::list(state.db(), &id, operator, reveal, limit, after.as_ref()).await?,
+        super::list(state.db(), &id, visibility, reveal, limit, after.as_ref()).await?,
     ))
 }
 

@@ -10,7 +10,7 @@ pub(crate) use routes::routes;
 
 use plinth_package::{Manifest, PermissionDiff, PermissionDiffView, Permissions};
 
-use crate::auth::UserCaller;
+use crate::auth::{Reviewer, UserCaller};
 use crate::clock::now_ms;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -152,6 +152,20 @@ pub async fn permission_diff(
     Ok((diff, manifest.permissions))
 }
 
+/// Whether `reviewer` may judge the work of publisher `publisher_id` (its submissions, its
+/// appeals, its plugins' ratings): not if they are a member of it. The one home of "no
+/// self-review": the queue shows it, and every such decision refuses with a 403 when it is
+/// false.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn may_judge(db: &Db, reviewer: &UserCaller, publisher_id: &str) -> Result<bool> {
+    Ok(publishers::member_role(db, publisher_id, &reviewer.id)
+        .await?
+        .is_none())
+}
+
 /// Records `reviewer`'s decision on submission `id`.
 ///
 /// # Errors
@@ -161,7 +175,7 @@ pub async fn permission_diff(
 /// 400 for a missing reason or reason code.
 pub async fn decide(
     state: &AppState,
-    reviewer: &UserCaller,
+    reviewer: Reviewer<'_>,
     id: &str,
     decision: Decision,
     reason: Option<&str>,
@@ -172,10 +186,7 @@ pub async fn decide(
     let submission = submissions::get(db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("submission {id:?}")))?;
-    if publishers::member_role(db, &submission.publisher_id, &reviewer.id)
-        .await?
-        .is_some()
-    {
+    if !may_judge(db, &reviewer, &submission.publisher_id).await? {
         return Err(Error::forbidden(
             "self_review",
             format!(

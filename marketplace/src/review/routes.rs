@@ -83,10 +83,7 @@ async fn queue(State(state): State<AppState>, principal: Principal) -> Result<Js
         let size_bytes = crate::submissions::artifact_size(db, submission.artifact()?)
             .await?
             .unwrap_or_default();
-        let own_publisher =
-            crate::publishers::member_role(db, &submission.publisher_id, &reviewer.id)
-                .await?
-                .is_some();
+        let own_publisher = !super::may_judge(db, &reviewer, &submission.publisher_id).await?;
         let full_review = crate::versions::control::full_review(db, &submission.plugin_id).await?;
         items.push(QueueItem {
             report: ReportView::from(&submission.report),

@@ -1,15 +1,19 @@
 //! Submissions: a publisher uploads a signed package; it is checked, validated, stored
 //! content-addressed, and (when validation finds no error) enters the review queue.
 //!
-//! The order of checks is the contract: a package that cannot be read, is not in one of the
-//! caller's namespaces, shows readers text that breaks [`plinth_package::display`]'s rules, is
-//! unsigned or signed by a key that is not an active key of its publisher, or reuses a
-//! version, is refused with nothing stored. Everything else is recorded in one transaction with
-//! its full validation report: as `in_review` with its package stored, unless that would pass
-//! the publisher's limits ([`crate::settings::PublisherLimits`]: 409 `review_limit_reached` or
+//! A package that cannot be read (400 `invalid_package`) or is not in one of the caller's
+//! namespaces (403 `wrong_publisher`) is refused at once. Otherwise it is validated
+//! ([`plinth_package::validate`], with the publisher's keys and live versions), and the
+//! report decides: the findings listed in [`refusal`] (display text, signature, version
+//! order) refuse it with nothing stored, under the finding's own code, so an author meets the
+//! same codes locally and here; a version taken by a live submission answers that submission
+//! (the same package) or 409 `version_exists`. Everything else is recorded in one transaction
+//! with its full report: as `in_review` with its package stored, unless that would pass the
+//! publisher's limits ([`crate::settings::PublisherLimits`]: 409 `review_limit_reached` or
 //! `storage_limit_reached`, nothing stored); or as `rejected_by_validation` with the report
 //! only (the package is not kept).
 
+mod refusal;
 pub(crate) mod routes;
 
 pub(crate) use routes::routes;
@@ -344,7 +348,7 @@ async fn publisher_for(db: &Db, principal: &Principal, namespace: &str) -> Resul
     match publishers::membership(db, principal, namespace).await {
         Ok(membership) => Ok(membership.publisher),
         Err(Error::NotFound(_)) => Err(Error::forbidden(
-            "wrong_namespace",
+            "wrong_publisher",
             format!(
                 "the plugin id is in namespace {namespace:?}, which is not a publisher you are a member of"
             ),
@@ -477,9 +481,10 @@ async fn taken_ids(db: &Db) -> Result<Vec<String>> {
 ///
 /// # Errors
 ///
-/// 400 `invalid_package`, `invalid_display_text` (every rule of
-/// [`plinth_package::display`] broken), `unsigned`, `bad_signature`; 403 `wrong_namespace`,
-/// `unknown_key`, `key_revoked`; 409 `version_not_greater`, `version_exists`,
+/// 400 `invalid_package`, `display_text` (every rule of [`plinth_package::display`] broken),
+/// `signature_missing`, `signature_invalid`, `signature_digest_mismatch`; 403
+/// `wrong_publisher`, `signature_unknown_key`, `signature_key_revoked`; 409
+/// `version_not_greater`, `version_exists`,
 /// `review_limit_reached`, `storage_limit_reached` — each with nothing stored. A new plugin id
 /// that looks like one in use is stored in review with a `lookalike_id` finding.
 pub async fn submit(
@@ -502,87 +507,21 @@ pub async fn submit(
     let plugin_id = package.manifest.plugin.id.clone();
     let version = package.manifest.plugin.version.clone();
     let publisher = publisher_for(db, principal, plugin_id.publisher()).await?;
-    let problems = plinth_package::display::problems(&package);
-    if !problems.is_empty() {
-        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        return Err(Error::bad_request(
-            "invalid_display_text",
-            format!(
-                "the package shows readers text it may not: {}",
-                problems.join("; ")
-            ),
-        ));
-    }
-
-    let signature = package.signature.developer.clone().ok_or_else(|| {
-        Error::bad_request(
-            "unsigned",
-            "the package has no developer signature; sign it with a key registered to your publisher (plinth plugin sign)",
-        )
-    })?;
-    let key = publishers::find_key(db, &publisher.id, &signature.key)
-        .await?
-        .ok_or_else(|| {
-            Error::forbidden(
-                "unknown_key",
-                format!(
-                    "the package is signed by key {}, which is not registered to publisher {:?}",
-                    signature.key.fingerprint(),
-                    publisher.namespace
-                ),
-            )
-        })?;
-    if key.revoked_at.is_some() {
-        return Err(Error::forbidden(
-            "key_revoked",
-            format!(
-                "the package is signed by key {}, which was revoked; sign it with an active key",
-                key.fingerprint
-            ),
-        ));
-    }
-    package.verify_developer(&signature.key).map_err(|e| {
-        Error::bad_request(
-            "bad_signature",
-            format!("the developer signature does not verify: {e}"),
-        )
-    })?;
-
     let digest = package.digest().to_string();
-    if let Some(existing) = existing_same_version(db, plugin_id.as_str(), &version, &digest).await?
-    {
-        return Ok(Submitted::Existing(existing));
-    }
     let live = live_versions(db, plugin_id.as_str()).await?;
-    let mut approved = Vec::new();
-    let mut latest: Option<semver::Version> = None;
-    for (_, live_version, _, status) in &live {
-        let Ok(live_version) = semver::Version::parse(live_version) else {
-            continue;
-        };
-        if status == APPROVED {
-            approved.push(live_version.clone());
-        }
-        if latest.as_ref().is_none_or(|l| live_version > *l) {
-            latest = Some(live_version);
-        }
-    }
-    if let Some(latest) = latest
-        && version <= latest
-    {
-        return Err(Error::Conflict {
-            code: "version_not_greater",
-            message: format!(
-                "version {version} of {plugin_id} is not greater than {latest}, the latest version approved or in review"
-            ),
-            details: Some(serde_json::json!({ "latest": latest.to_string() })),
-        });
-    }
-
+    // The same version is answered below (the same package, idempotently, or `version_exists`);
+    // validation holds this one to the others, approved or in review.
+    let others: Vec<semver::Version> = live
+        .iter()
+        .filter_map(|(_, live_version, _, _)| semver::Version::parse(live_version).ok())
+        .filter(|live_version| *live_version != version)
+        .collect();
+    let (active, revoked) = publishers::keys_by_state(db, &publisher.id).await?;
     let context = ValidationContext {
         publisher: Some(publisher.namespace.clone()),
-        published_versions: approved,
-        developer_keys: Some(publishers::active_keys(db, &publisher.id).await?),
+        published_versions: others,
+        developer_keys: Some(active),
+        revoked_keys: revoked,
         limits: settings.package_limits,
         taken_ids: taken_ids(db).await?,
     };
@@ -592,6 +531,13 @@ pub async fn submit(
     })
     .await
     .map_err(|e| Error::Internal(format!("validation: {e}")))?;
+    if let Some(refused) = refusal::refusal(&report) {
+        return Err(refused);
+    }
+    if let Some(existing) = existing_same_version(db, plugin_id.as_str(), &version, &digest).await?
+    {
+        return Ok(Submitted::Existing(existing));
+    }
     let status = if report.has_errors() {
         REJECTED_BY_VALIDATION
     } else {

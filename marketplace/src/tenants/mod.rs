@@ -18,12 +18,12 @@ pub mod usage;
 
 pub(crate) use routes::routes;
 
-pub use plans::{Plan, PlanChange, plan, plans};
+pub use plans::{DEFAULT_PLAN, Plan, PlanChange, plan, plans};
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
-use crate::auth::{Caller, Principal};
+use crate::auth::{Caller, Principal, UserCaller};
 use crate::db::cache::Topic;
 use crate::db::{Db, Tx};
 use crate::error::{ConflictOnUnique, Error, Result};
@@ -78,7 +78,7 @@ impl TenantRole {
 }
 
 /// A tenant as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
 pub struct Tenant {
     /// The tenant's id.
     pub id: String,
@@ -120,6 +120,12 @@ impl Acting {
         }
     }
 
+    /// Whether the caller may do what needs role `needed` in the tenant. Pages ask this to show
+    /// or hide controls; [`authorize`] enforces the same rule.
+    pub fn allows(self, needed: TenantRole) -> bool {
+        self.effective_role().is_some_and(|role| role >= needed)
+    }
+
     /// How the caller is shown in the API: their role, `operator` or `api_key`.
     pub fn label(self) -> &'static str {
         match self {
@@ -146,18 +152,6 @@ macro_rules! columns {
     () => {
         "id, slug, name, plan, created_at, deleted_at, purge_after"
     };
-}
-
-fn from_row(row: &AnyRow) -> Result<Tenant> {
-    Ok(Tenant {
-        id: row.try_get("id")?,
-        slug: row.try_get("slug")?,
-        name: row.try_get("name")?,
-        plan: row.try_get("plan")?,
-        created_at: row.try_get("created_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-        purge_after: row.try_get("purge_after")?,
-    })
 }
 
 /// The 404 every caller gets for a tenant it may not see, whether or not it exists.
@@ -261,7 +255,7 @@ async fn live_tenant(db: &Db, slug: &str) -> Result<Tenant> {
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| tenant_not_found(slug))?;
-    let tenant = from_row(&row)?;
+    let tenant = Tenant::from_row(&row)?;
     db.cache()
         .tenants
         .put(slug.to_owned(), tenant.clone(), generation);
@@ -347,13 +341,15 @@ pub fn validate_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// Creates tenant `slug` on plan `plan` with user `owner` as its owner. Whether the caller
-/// may choose `plan` is for the caller to check. Unless `owner` is an operator, it may have
-/// created at most `max_per_account` tenants (deleted ones count until they are purged).
+/// Creates tenant `slug` on plan `plan` with user `owner` as its owner. Only an operator may
+/// start a tenant on another plan than [`DEFAULT_PLAN`] ([`may_set_plan`]). Unless `owner` is
+/// an operator, it may have created at most `max_per_account` tenants (deleted ones count
+/// until they are purged).
 ///
 /// # Errors
 ///
-/// [`Error::BadRequest`] (`invalid_slug`, `invalid_name`, `unknown_plan`); [`Error::Conflict`]
+/// [`Error::BadRequest`] (`invalid_slug`, `invalid_name`, `unknown_plan`); 403
+/// `plan_requires_operator`; [`Error::Conflict`]
 /// (`slug_taken`) if the slug is in use (deleted tenants keep theirs until purged), or
 /// (`tenant_limit_reached`) if the owner has created its limit of tenants.
 pub async fn create(
@@ -361,7 +357,7 @@ pub async fn create(
     slug: &str,
     name: &str,
     plan: &str,
-    owner: &crate::auth::UserCaller,
+    owner: &UserCaller,
     max_per_account: u32,
     now: i64,
 ) -> Result<Tenant> {
@@ -371,6 +367,15 @@ pub async fn create(
     let mut tx = db.begin().await?;
     if !plans::plan_exists(&mut tx, plan).await? {
         return Err(unknown_plan(plan));
+    }
+    if plan != DEFAULT_PLAN && !may_set_plan(owner) {
+        return Err(Error::forbidden(
+            "plan_requires_operator",
+            format!(
+                "field `plan`: only an operator may put a tenant on plan {plan:?}; new tenants \
+                 start on {DEFAULT_PLAN:?}"
+            ),
+        ));
     }
     if !owner.is_operator() {
         check_tenant_limit(&mut tx, owner_id, max_per_account).await?;
@@ -501,6 +506,32 @@ pub async fn list_all(
     rows.iter().map(with_role).collect()
 }
 
+/// The tenants `principal` sees, by slug, with the caller's role in each: every tenant for an
+/// operator (and, if `include_deleted`, those deleted but still in their grace period), else
+/// the live tenants the caller belongs to.
+///
+/// # Errors
+///
+/// 403 `user_required` for an API key; 403 `forbidden` for `include_deleted` by anyone but an
+/// operator; [`Error::Database`].
+pub async fn visible(
+    db: &Db,
+    principal: &Principal,
+    include_deleted: bool,
+) -> Result<Vec<TenantWithRole>> {
+    let user = principal.user()?;
+    if user.is_operator() {
+        list_all(db, &user.id, include_deleted).await
+    } else if include_deleted {
+        Err(Error::forbidden(
+            "forbidden",
+            "`include_deleted` needs the operator role",
+        ))
+    } else {
+        list_for_user(db, &user.id).await
+    }
+}
+
 fn with_role(row: &AnyRow) -> Result<TenantWithRole> {
     let role = row
         .try_get::<Option<String>, _>("role")?
@@ -509,23 +540,55 @@ fn with_role(row: &AnyRow) -> Result<TenantWithRole> {
                 .map_err(|_| Error::Internal(format!("stored tenant role {name:?}")))
         })
         .transpose()?;
-    Ok((from_row(row)?, role))
+    Ok((Tenant::from_row(row)?, role))
 }
 
-/// Renames `tenant` and/or moves it to another plan; returns it as it now is. Who may do which
-/// is for the caller to check. A move reaches the tenant's running installs at once: their
-/// next calls run under the new plan's limits ([`crate::installs::sync::apply_plan`]).
+/// What [`update`] changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TenantChange<'a> {
+    /// A new display name (owner, admin).
+    pub name: Option<&'a str>,
+    /// Another plan (operators only).
+    pub plan: Option<&'a str>,
+}
+
+/// Whether `user` may choose a tenant's plan (other than [`DEFAULT_PLAN`] for a new one):
+/// only operators may; a tenant admin asks one. [`create`] and [`update`] enforce it.
+pub fn may_set_plan(user: &UserCaller) -> bool {
+    user.is_operator()
+}
+
+/// [`may_set_plan`] for any caller (an API key may not): what pages ask to show or hide the
+/// plan controls.
+pub fn may_change_plan(principal: &Principal) -> bool {
+    principal.user().is_ok_and(may_set_plan)
+}
+
+/// Renames tenant `slug` (owner, admin) and/or moves it to another plan (operators) as
+/// `principal`; returns the access with the tenant as it now is. A move reaches the tenant's
+/// running installs at once: their next calls run under the new plan's limits
+/// ([`crate::installs::sync::apply_plan`]).
 ///
 /// # Errors
 ///
-/// [`Error::BadRequest`] (`invalid_name`, `unknown_plan`); [`Error::NotFound`] if it was
-/// deleted meanwhile.
+/// As [`authorize`] (admin); 403 `plan_requires_operator` for a plan change by anyone but an
+/// operator; [`Error::BadRequest`] (`invalid_name`, `unknown_plan`); [`Error::NotFound`] if it
+/// was deleted meanwhile.
 pub async fn update(
     state: &AppState,
-    tenant: &Tenant,
-    name: Option<&str>,
-    plan: Option<&str>,
-) -> Result<Tenant> {
+    principal: &Principal,
+    slug: &str,
+    change: TenantChange<'_>,
+) -> Result<Access> {
+    let access = authorize(state.db(), principal, slug, TenantRole::Admin).await?;
+    if change.plan.is_some() && !may_change_plan(principal) {
+        return Err(Error::forbidden(
+            "plan_requires_operator",
+            "field `plan`: only an operator may change a tenant's plan",
+        ));
+    }
+    let tenant = &access.tenant;
+    let TenantChange { name, plan } = change;
     let db = state.db();
     let name = name.map(validate_name).transpose()?;
     let mut tx = db.begin().await?;
@@ -553,7 +616,10 @@ pub async fn update(
     if plan.is_some() {
         sync::apply_plan(state, PlanScope::Tenant(&updated.id)).await;
     }
-    Ok(updated)
+    Ok(Access {
+        tenant: updated,
+        acting: access.acting,
+    })
 }
 
 /// Soft-deletes `tenant` at `now`: it answers 404 from now on, its API keys are revoked, and it
@@ -612,7 +678,7 @@ pub async fn restore(db: &Db, slug: &str, now: i64) -> Result<Tenant> {
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| tenant_not_found(slug))?;
-    let tenant = from_row(&row)?;
+    let tenant = Tenant::from_row(&row)?;
     let Some(deleted_at) = tenant.deleted_at else {
         return Err(Error::conflict(
             "not_deleted",

@@ -248,23 +248,7 @@ async fn create_tenant(
     JsonBody(body): JsonBody<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantView>)> {
     let user = principal.user()?;
-    super::validate_slug(&body.slug)?;
-    super::validate_name(&body.name)?;
     let plan = body.plan.as_deref().unwrap_or(DEFAULT_PLAN);
-    match super::plan(state.db(), plan).await {
-        Ok(_) => {}
-        Err(Error::NotFound(_)) => return Err(super::unknown_plan(plan)),
-        Err(e) => return Err(e),
-    }
-    if plan != DEFAULT_PLAN && !user.is_operator() {
-        return Err(Error::forbidden(
-            "plan_requires_operator",
-            format!(
-                "field `plan`: only an operator may put a tenant on plan {plan:?}; new tenants \
-                 start on {DEFAULT_PLAN:?}"
-            ),
-        ));
-    }
     let tenant = super::create(
         state.db(),
         &body.slug,
@@ -306,7 +290,6 @@ async fn list_tenants(
     principal: Principal,
     query: Result<Query<ListTenantsQuery>, QueryRejection>,
 ) -> Result<Json<TenantList>> {
-    let user = principal.user()?;
     let Query(query) = query.map_err(|e| {
         Error::bad_request(
             "invalid_query",
@@ -314,16 +297,7 @@ async fn list_tenants(
         )
     })?;
     let include_deleted = query.include_deleted.unwrap_or(false);
-    let tenants = if user.is_operator() {
-        super::list_all(state.db(), &user.id, include_deleted).await?
-    } else if include_deleted {
-        return Err(Error::forbidden(
-            "forbidden",
-            "`include_deleted` needs the operator role",
-        ));
-    } else {
-        super::list_for_user(state.db(), &user.id).await?
-    };
+    let tenants = super::visible(state.db(), &principal, include_deleted).await?;
     Ok(Json(TenantList {
         items: tenants
             .into_iter()
@@ -366,20 +340,12 @@ async fn update_tenant(
     Path(slug): Path<String>,
     JsonBody(body): JsonBody<UpdateTenant>,
 ) -> Result<Json<TenantView>> {
-    let access = authorize(state.db(), &principal, &slug, TenantRole::Admin).await?;
-    if body.plan.is_some() && !principal.is_operator() {
-        return Err(Error::forbidden(
-            "plan_requires_operator",
-            "field `plan`: only an operator may change a tenant's plan",
-        ));
-    }
-    let tenant = super::update(
-        &state,
-        &access.tenant,
-        body.name.as_deref(),
-        body.plan.as_deref(),
-    )
-    .await?;
+    let change = super::TenantChange {
+        name: body.name.as_deref(),
+        plan: body.plan.as_deref(),
+    };
+    let access = super::update(&state, &principal, &slug, change).await?;
+    let tenant = access.tenant;
     tracing::info!(tenant = %tenant.id, plan = %tenant.plan, "tenant updated");
     Ok(Json(TenantView::new(tenant, Some(access.acting.label()))))
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{check_text, find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
-use crate::auth::{Principal, UserCaller};
+use crate::auth::{Principal, Reviewer};
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
@@ -216,7 +216,7 @@ pub async fn list(state: &AppState, pending_only: bool) -> Result<Vec<Appeal>> {
 /// `already_decided`.
 pub async fn decide(
     state: &AppState,
-    decider: &UserCaller,
+    decider: Reviewer<'_>,
     id: &str,
     decision: &str,
     reason: Option<&str>,
@@ -253,10 +253,7 @@ pub async fn decide(
             ),
         ));
     }
-    if crate::publishers::member_role_in(&mut tx, &stored.publisher_id, &decider.id)
-        .await?
-        .is_some()
-    {
+    if !crate::review::may_judge(state.db(), &decider, &stored.publisher_id).await? {
         return Err(Error::forbidden(
             "self_review",
             "you are a member of the appealing publisher; another reviewer must decide",

@@ -1,5 +1,7 @@
 //! Versions: how installs follow, leave and return to a plugin's versions.
 //!
+//! - [`installable`]: which versions an install may be put on (never a yanked one) and which
+//!   it gets by default.
 //! - [`policy`]: which new versions an install's update policy accepts.
 //! - [`updates`]: automatic updates when a version is approved (only within the permissions
 //!   the tenant granted; otherwise the tenant is asked to consent), and manual updates.
@@ -23,6 +25,7 @@ pub mod appeals;
 pub mod block;
 pub mod control;
 mod hooks;
+pub mod installable;
 mod moves;
 pub mod policy;
 pub mod rollback;
@@ -175,7 +178,7 @@ pub(crate) fn find_version<'a>(
 /// every version is yanked), in `tx`.
 pub(crate) async fn refresh_latest(tx: &mut Tx, plugin_id: &str) -> Result<()> {
     let rows = version_rows(tx, plugin_id).await?;
-    if let Some(latest) = rows.iter().find(|row| !row.yanked()) {
+    if let Some(latest) = installable::newest(&rows) {
         sqlx::query("UPDATE plugins SET latest_version = $1 WHERE id = $2")
             .bind(&latest.version)
             .bind(plugin_id)

@@ -14,17 +14,18 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use super::hooks::Hooks;
+use super::installable::{self, Move};
 use super::moves::{self, Choice, Loader, Outcome, Previous, Target};
 use super::{VersionRow, find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
-use crate::auth::{Principal, UserCaller};
+use crate::auth::{Operator, Principal};
 use crate::clock::now_ms;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::installs::{self, Install};
 use crate::notifications::notify;
 use crate::state::AppState;
-use crate::tenants::Tenant;
+use crate::tenants::{self, Tenant, TenantRole};
 
 fn nothing_to_roll_back(plugin_id: &str) -> Error {
     Error::conflict(
@@ -33,18 +34,20 @@ fn nothing_to_roll_back(plugin_id: &str) -> Error {
     )
 }
 
-/// Returns the tenant's install of `plugin_id` to its previous version.
+/// Returns the install of `plugin_id` of tenant `slug` to its previous version, as
+/// `principal` (a tenant admin).
 ///
 /// # Errors
 ///
-/// 404 for an unknown install; 409 `nothing_to_roll_back` without a previous version, 409
+/// As [`tenants::access`] (admin); 404 for an unknown install; 409 `nothing_to_roll_back` without a previous version, 409
 /// `version_yanked` if it was yanked since; the host's refusal.
 pub async fn tenant_rollback(
     state: &AppState,
     principal: &Principal,
-    tenant: &Tenant,
+    slug: &str,
     plugin_id: &str,
 ) -> Result<Install> {
+    let tenant = &tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
     let runtime = state.runtime()?;
     // The hook runs with no transaction open; the transaction checks everything again and
     // refuses with `install_changed` if the install changed meanwhile.
@@ -111,15 +114,7 @@ async fn rollback_choice(tx: &mut Tx, tenant: &Tenant, plugin_id: &str) -> Resul
         .ok_or_else(|| nothing_to_roll_back(plugin_id))?;
     let rows = version_rows(tx, plugin_id).await?;
     let to = find_version(&rows, plugin_id, &previous)?;
-    if to.yanked() {
-        return Err(Error::conflict(
-            "version_yanked",
-            format!(
-                "{plugin_id} {} was yanked; the install cannot return to it",
-                to.version
-            ),
-        ));
-    }
+    installable::refuse_yanked(plugin_id, to, Move::Rollback)?;
     Ok(Choice::move_to(&install, to, Previous::Clear))
 }
 
@@ -146,7 +141,7 @@ pub struct OperatorRollback {
 /// empty or overlong reason.
 pub async fn operator_rollback(
     state: &AppState,
-    operator: &UserCaller,
+    operator: Operator<'_>,
     plugin_id: &str,
     to_version: &str,
     reason: Option<&str>,
@@ -176,7 +171,7 @@ pub async fn operator_rollback(
 /// One attempt at an operator rollback: hooks first, then one transaction.
 struct OperatorRollbackOnce<'a> {
     state: &'a AppState,
-    operator: &'a UserCaller,
+    operator: Operator<'a>,
     plugin_id: &'a str,
     to_version: &'a str,
     reason: &'a str,
@@ -282,15 +277,7 @@ impl OperatorRollbackOnce<'_> {
         let plugin_id = self.plugin_id;
         let rows = version_rows(tx, plugin_id).await?;
         let to = find_version(&rows, plugin_id, self.to_version)?.clone();
-        if to.yanked() {
-            return Err(Error::conflict(
-                "version_yanked",
-                format!(
-                    "{plugin_id} {} is yanked; roll back to a good version",
-                    to.version
-                ),
-            ));
-        }
+        installable::refuse_yanked(plugin_id, &to, Move::Rollback)?;
         let mut choices = Vec::new();
         for install in moves::installs_of(tx, plugin_id, None).await? {
             let Ok(from) = find_version(&rows, plugin_id, &install.version) else {

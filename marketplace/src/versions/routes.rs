@@ -18,7 +18,6 @@ use crate::body::JsonBody;
 use crate::error::{ApiError, Error, Result};
 use crate::installs::InstallView;
 use crate::state::AppState;
-use crate::tenants::{self, TenantRole};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -59,11 +58,10 @@ async fn update_install(
     Path((slug, plugin)): Path<(String, String)>,
     JsonBody(body): JsonBody<UpdateRequest>,
 ) -> Result<Json<InstallView>> {
-    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
     let install = super::updates::update(
         &state,
         &principal,
-        &tenant,
+        &slug,
         &plugin,
         &body.version,
         &body.permissions_digest,
@@ -85,8 +83,7 @@ async fn rollback_install(
     principal: Principal,
     Path((slug, plugin)): Path<(String, String)>,
 ) -> Result<Json<InstallView>> {
-    let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Admin).await?;
-    let install = super::rollback::tenant_rollback(&state, &principal, &tenant, &plugin).await?;
+    let install = super::rollback::tenant_rollback(&state, &principal, &slug, &plugin).await?;
     let host = state.runtime().ok().map(|runtime| runtime.host.as_ref());
     Ok(Json(InstallView::of(&install, host)))
 }

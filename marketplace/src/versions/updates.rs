@@ -20,17 +20,19 @@ use plinth_package::PermissionDiff;
 use serde_json::{Map, Value, json};
 
 use super::hooks::Hooks;
+use super::installable::{self, Move};
 use super::moves::{self, Choice, Loader, Planned, Previous, Target};
 use super::policy::UpdatePolicy;
 use super::{VersionRow, find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
 use crate::auth::Principal;
+use crate::catalog::Visibility;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::installs::{self, Install};
 use crate::notifications::notify;
 use crate::state::AppState;
-use crate::tenants::{Plan, Tenant};
+use crate::tenants::{self, Plan, Tenant, TenantRole};
 
 /// What an automatic update did to one install.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +155,8 @@ async fn decide(
     let rows = version_rows(tx, plugin_id).await?;
     let to = find_version(&rows, plugin_id, version)?.clone();
     let from = find_version(&rows, plugin_id, &install.version)?.clone();
-    if install.pinned || to.yanked() || !policy.allows(&from.semver, &to.semver) {
+    if install.pinned || !installable::may_move_to(&to) || !policy.allows(&from.semver, &to.semver)
+    {
         return Ok(Decision::Skip);
     }
     if held {
@@ -347,29 +350,29 @@ async fn record_failure(
     Ok(())
 }
 
-/// A manual update: the tenant's admin consents to `version`'s permission set (its digest)
-/// and the install moves there, keeping its configuration (merged with `config` if given).
+/// A manual update of tenant `slug`'s install of `plugin_id`: `principal`, a tenant admin,
+/// consents to `version`'s permission set (its digest) and the install moves there, keeping
+/// its configuration (merged with `config` if given).
 ///
 /// # Errors
 ///
-/// 404 for an unknown install, plugin or version (a blocked plugin is unknown); 409
+/// As [`tenants::access`] (admin); 404 for an unknown install, plugin or version (a blocked plugin is unknown); 409
 /// `version_yanked`, `permissions_changed` (with the current permissions in `details`),
 /// `not_an_update` (not newer than the installed version); 403 `plan_required` for a paid
 /// plugin on a plan without them; 400 `invalid_config`; the host's refusal.
 pub async fn update(
     state: &AppState,
     principal: &Principal,
-    tenant: &Tenant,
+    slug: &str,
     plugin_id: &str,
     version: &str,
     permissions_digest: &str,
     config: Option<&Map<String, Value>>,
 ) -> Result<Install> {
+    let tenant = &tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
     let runtime = state.runtime()?;
-    let shown = crate::catalog::version(state.db(), plugin_id, version, false).await?;
-    if shown.yanked {
-        return Err(yanked(plugin_id, &shown.version));
-    }
+    let shown = crate::catalog::version(state.db(), plugin_id, version, Visibility::PUBLIC).await?;
+    installable::refuse_yanked(plugin_id, &shown, Move::Update)?;
     if permissions_digest != shown.permissions_digest {
         return Err(Error::Conflict {
             code: "permissions_changed",
@@ -473,9 +476,7 @@ impl ManualUpdate<'_> {
         let rows = version_rows(tx, plugin_id).await?;
         let to = find_version(&rows, plugin_id, self.version)?;
         let from = find_version(&rows, plugin_id, &install.version)?;
-        if to.yanked() {
-            return Err(yanked(plugin_id, &to.version));
-        }
+        installable::refuse_yanked(plugin_id, to, Move::Update)?;
         if to.permissions_digest != self.permissions_digest {
             return Err(Error::conflict(
                 "permissions_changed",
@@ -505,13 +506,6 @@ impl ManualUpdate<'_> {
         }
         Ok((Choice::move_to(&install, to, Previous::Keep), from.clone()))
     }
-}
-
-fn yanked(plugin_id: &str, version: &str) -> Error {
-    Error::conflict(
-        "version_yanked",
-        format!("{plugin_id} {version} is yanked; choose another version"),
-    )
 }
 
 /// Tells the tenant what happened to its install of `plugin_id` on its own: an audit entry by

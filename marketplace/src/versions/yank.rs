@@ -10,11 +10,12 @@
 use serde_json::{Value, json};
 
 use super::hooks::Hooks;
+use super::installable;
 use super::moves::{self, Choice, Loader, Moves, Outcome, Previous, Staged};
 use super::rollback::tenant_slug;
 use super::{VersionRow, check_reason, find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
-use crate::auth::UserCaller;
+use crate::auth::Operator;
 use crate::clock::{now_ms, rfc3339};
 use crate::db::Tx;
 use crate::error::{Error, Result};
@@ -41,7 +42,7 @@ pub struct Yanked {
 /// `already_yanked`.
 pub async fn yank(
     state: &AppState,
-    operator: &UserCaller,
+    operator: Operator<'_>,
     plugin_id: &str,
     version: &str,
     reason_code: Option<&str>,
@@ -72,7 +73,7 @@ pub async fn yank(
 /// One attempt at a yank: the hooks of a security yank's moves first, then one transaction.
 struct YankOnce<'a> {
     state: &'a AppState,
-    operator: &'a UserCaller,
+    operator: Operator<'a>,
     plugin_id: &'a str,
     version: &'a str,
     reason_code: &'a str,
@@ -227,9 +228,8 @@ fn choices(
     affected: &[installs::Install],
 ) -> Vec<Choice> {
     // The installs were granted the yanked version's permission set.
-    let destination = rows.iter().find(|row| {
-        !row.yanked()
-            && row.version != target.version
+    let destination = installable::installable(rows).find(|row| {
+        row.version != target.version
             && row
                 .manifest
                 .permissions

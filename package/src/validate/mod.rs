@@ -27,11 +27,15 @@ pub use report::{Finding, Report, Severity};
 pub struct ValidationContext {
     /// The publisher namespace the submitter owns: the plugin id must be in it.
     pub publisher: Option<String>,
-    /// Versions of this plugin already published: the version must be greater than all.
+    /// Versions of this plugin already published or in review: the version must be greater
+    /// than all.
     pub published_versions: Vec<semver::Version>,
     /// `Some`: a developer signature by one of these keys is required and must verify.
     /// `None`: an unsigned package is fine, but a signature present must still verify.
     pub developer_keys: Option<Vec<PublicKey>>,
+    /// Keys the publisher revoked: a signature by one is `signature_key_revoked` rather than
+    /// `signature_unknown_key`.
+    pub revoked_keys: Vec<PublicKey>,
     /// Size limits to hold the package to.
     pub limits: ArchiveLimits,
     /// Plugin ids in use (published, or in review): a plugin id not among them that looks like
@@ -123,7 +127,7 @@ fn check_identity(package: &Package, context: &ValidationContext, report: &mut R
         report.error(
             "version_not_greater",
             format!(
-                "version {} is not greater than the latest published version {latest}",
+                "version {} is not greater than {latest}, the latest version published or in review",
                 plugin.version
             ),
         );
@@ -192,6 +196,16 @@ fn check_signature(package: &Package, context: &ValidationContext, report: &mut 
             return;
         }
         (Some(keys), Some(signature)) => {
+            if context.revoked_keys.contains(&signature.key) {
+                report.error(
+                    "signature_key_revoked",
+                    format!(
+                        "the package is signed by key {}, which was revoked; sign it with an active key",
+                        signature.key.fingerprint()
+                    ),
+                );
+                return;
+            }
             if !keys.contains(&signature.key) {
                 report.error(
                     "signature_unknown_key",
