@@ -284,7 +284,10 @@ async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
         .await?;
     ensure!(plans.status() == 200, "plans page: {}", plans.status());
     let plans = plans.text().await?;
-    ensure!(!plans.contains("Move to"), "moves offered to a tenant admin");
+    ensure!(
+        !plans.contains("Move to"),
+        "moves offered to a tenant admin"
+    );
     let forged = client
         .post(format!("{base}/operator/tenants/acme/plan"))
         .header(COOKIE, &owner)
@@ -292,9 +295,16 @@ async fn forms_without_the_csrf_token_are_refused() -> Result<()> {
         .body(format!("plan=pro&csrf={}", csrf_of(&plans)?))
         .send()
         .await?;
-    ensure!(forged.status() == 403, "forged plan form: {}", forged.status());
     ensure!(
-        forged.text().await?.contains("only an operator may change a tenant"),
+        forged.status() == 403,
+        "forged plan form: {}",
+        forged.status()
+    );
+    ensure!(
+        forged
+            .text()
+            .await?
+            .contains("only an operator may change a tenant"),
         "the service's refusal is shown"
     );
     let acme = api

@@ -94,19 +94,7 @@ pub async fn install(
     let version = choose_version(state.db(), &request.plugin, request.version.as_deref())
         .await?
         .chosen;
-    if request.permissions_digest != version.permissions_digest {
-        return Err(Error::Conflict {
-            code: "permissions_changed",
-            message: format!(
-                "the permissions you consented to ({}) are not those of {} {}; review the current ones and send their digest",
-                request.permissions_digest, request.plugin, version.version
-            ),
-            details: Some(json!({
-                "permissions": version.permissions,
-                "permissions_digest": version.permissions_digest,
-            })),
-        });
-    }
+    installable::refuse_without_consent(&request.plugin, &version, &request.permissions_digest)?;
     let plan = tenants::plan(state.db(), &tenant.plan).await?;
     let (package, loaded) = load(state, &request.plugin, &version.version).await?;
     let manifest = &package.manifest;

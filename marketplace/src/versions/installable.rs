@@ -1,11 +1,14 @@
-//! Which versions an install may be on: the one home of "a yanked version is refused" and "the
-//! default version is the newest that is not yanked".
+//! Which versions an install may be on: the one home of "a yanked version is refused", "the
+//! default version is the newest that is not yanked" and "an install consents to exactly the
+//! permission set it was shown" (by its digest, [`plinth_package::Permissions::digest`]).
 //!
 //! Installs, updates, rollbacks, the catalog's `latest_version` and the console's version picker
 //! all ask here. (A blocked plugin is another matter: it is hidden from the catalog, see
 //! [`crate::catalog::Visibility`], and its installs are stopped.)
 
-use crate::catalog::VersionInfo;
+use serde_json::json;
+
+use crate::catalog::{PermissionView, VersionInfo};
 use crate::error::{Error, Result};
 use crate::versions::VersionRow;
 
@@ -15,6 +18,10 @@ pub trait Candidate {
     fn version_text(&self) -> &str;
     /// Whether it was yanked.
     fn is_yanked(&self) -> bool;
+    /// The digest of its permission set (`sha256:<hex>`).
+    fn permissions_digest(&self) -> &str;
+    /// Its permissions as the API shows them.
+    fn permissions(&self) -> Vec<PermissionView>;
 }
 
 impl Candidate for VersionInfo {
@@ -25,6 +32,14 @@ impl Candidate for VersionInfo {
     fn is_yanked(&self) -> bool {
         self.yanked
     }
+
+    fn permissions_digest(&self) -> &str {
+        &self.permissions_digest
+    }
+
+    fn permissions(&self) -> Vec<PermissionView> {
+        self.permissions.clone()
+    }
 }
 
 impl Candidate for VersionRow {
@@ -34,6 +49,19 @@ impl Candidate for VersionRow {
 
     fn is_yanked(&self) -> bool {
         self.yanked()
+    }
+
+    fn permissions_digest(&self) -> &str {
+        &self.permissions_digest
+    }
+
+    fn permissions(&self) -> Vec<PermissionView> {
+        self.manifest
+            .permissions
+            .describe()
+            .into_iter()
+            .map(PermissionView::from)
+            .collect()
     }
 }
 
@@ -76,6 +104,36 @@ pub fn refuse_yanked(plugin_id: &str, candidate: &impl Candidate, purpose: Move)
     ))
 }
 
+/// Refuses to put an install on `candidate` unless `consented` is the digest of its permission
+/// set: installing or updating is consenting to exactly the permissions shown, so a set that
+/// changed since (or a digest never shown) is refused with the current ones to review.
+///
+/// # Errors
+///
+/// 409 `permissions_changed`, with the current `permissions` and `permissions_digest` in its
+/// details.
+pub fn refuse_without_consent(
+    plugin_id: &str,
+    candidate: &impl Candidate,
+    consented: &str,
+) -> Result<()> {
+    if consented == candidate.permissions_digest() {
+        return Ok(());
+    }
+    Err(Error::Conflict {
+        code: "permissions_changed",
+        message: format!(
+            "the permissions you consented to ({consented}) are not those of {plugin_id} {}; \
+             review the current ones and send their digest",
+            candidate.version_text()
+        ),
+        details: Some(json!({
+            "permissions": candidate.permissions(),
+            "permissions_digest": candidate.permissions_digest(),
+        })),
+    })
+}
+
 /// The versions an install may be put on, in the order given (newest first, as stored).
 pub fn installable<C: Candidate>(versions: &[C]) -> impl Iterator<Item = &C> {
     versions.iter().filter(|v| may_move_to(*v))
@@ -112,6 +170,12 @@ mod tests {
         }
         fn is_yanked(&self) -> bool {
             self.1
+        }
+        fn permissions_digest(&self) -> &str {
+            "sha256:aa"
+        }
+        fn permissions(&self) -> Vec<PermissionView> {
+            Vec::new()
         }
     }
 
@@ -152,5 +216,16 @@ mod tests {
                     if message.starts_with("acme.x 1.0.0 is yanked")
             ));
         }
+    }
+
+    #[test]
+    fn consent_is_to_the_digest_shown() {
+        assert!(refuse_without_consent("acme.x", &V("1.0.0", false), "sha256:aa").is_ok());
+        let refused = refuse_without_consent("acme.x", &V("1.0.0", false), "sha256:bb").err();
+        assert!(matches!(
+            refused,
+            Some(Error::Conflict { code: "permissions_changed", details: Some(ref d), .. })
+                if d["permissions_digest"] == "sha256:aa"
+        ));
     }
 }

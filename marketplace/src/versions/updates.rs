@@ -373,20 +373,7 @@ pub async fn update(
     let runtime = state.runtime()?;
     let shown = crate::catalog::version(state.db(), plugin_id, version, Visibility::PUBLIC).await?;
     installable::refuse_yanked(plugin_id, &shown, Move::Update)?;
-    if permissions_digest != shown.permissions_digest {
-        return Err(Error::Conflict {
-            code: "permissions_changed",
-            message: format!(
-                "the permissions you consented to ({permissions_digest}) are not those of \
-                 {plugin_id} {}; review the current ones and send their digest",
-                shown.version
-            ),
-            details: Some(json!({
-                "permissions": shown.permissions,
-                "permissions_digest": shown.permissions_digest,
-            })),
-        });
-    }
+    installable::refuse_without_consent(plugin_id, &shown, permissions_digest)?;
     let mut loader = Loader::default();
     loader.get(state, plugin_id, &shown.version).await?;
     let plan = crate::tenants::plan(state.db(), &tenant.plan).await?;
@@ -477,15 +464,7 @@ impl ManualUpdate<'_> {
         let to = find_version(&rows, plugin_id, self.version)?;
         let from = find_version(&rows, plugin_id, &install.version)?;
         installable::refuse_yanked(plugin_id, to, Move::Update)?;
-        if to.permissions_digest != self.permissions_digest {
-            return Err(Error::conflict(
-                "permissions_changed",
-                format!(
-                    "the permissions of {plugin_id} {} changed; review them again",
-                    to.version
-                ),
-            ));
-        }
+        installable::refuse_without_consent(plugin_id, to, self.permissions_digest)?;
         if to.semver <= from.semver {
             return Err(Error::conflict(
                 "not_an_update",
