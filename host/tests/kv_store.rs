@@ -776,9 +776,9 @@ async fn migrations_are_idempotent_and_tracked_apart(store: KvStore) -> Result<(
     ensure!(store.get(&ns, "kept").await? == Some(b"v".to_vec()));
 
     let tables: Vec<String> = match &store {
-        KvStore::Sqlite(pool) => {
+        KvStore::Sqlite(kv) => {
             sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                .fetch_all(pool)
+                .fetch_all(kv.pool())
                 .await?
                 .iter()
                 .map(|row| row.try_get(0))

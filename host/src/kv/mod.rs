@@ -202,7 +202,7 @@ fn is_transient(err: &sqlx::Error) -> bool {
 #[derive(Clone, Debug)]
 pub enum KvStore {
     /// SQLite, the embedded default.
-    Sqlite(SqlitePool),
+    Sqlite(sqlite::SqliteKv),
     /// PostgreSQL.
     Postgres(PgPool),
 }
@@ -221,7 +221,7 @@ impl KvStore {
     /// migrations fail.
     pub async fn connect(url: &str) -> Result<Self, KvError> {
         let store = if url.starts_with("sqlite:") {
-            Self::Sqlite(sqlite::connect(url).await?)
+            Self::Sqlite(sqlite::SqliteKv::new(sqlite::connect(url).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::Postgres(postgres::connect(url).await?)
         } else {
@@ -236,7 +236,7 @@ impl KvStore {
     ///
     /// The pool should be in WAL mode with a busy timeout, as [`KvStore::connect`] sets up.
     pub fn sqlite(pool: SqlitePool) -> Self {
-        Self::Sqlite(pool)
+        Self::Sqlite(sqlite::SqliteKv::new(pool))
     }
 
     /// A store over an existing PostgreSQL pool. Does not migrate: call [`KvStore::migrate`].
@@ -251,7 +251,7 @@ impl KvStore {
     /// [`KvError::Migrate`] if a migration fails or an applied one was changed since.
     pub async fn migrate(&self) -> Result<(), KvError> {
         match self {
-            Self::Sqlite(pool) => named(sqlite::migrator()).run(pool).await?,
+            Self::Sqlite(kv) => named(sqlite::migrator()).run(kv.pool()).await?,
             Self::Postgres(pool) => named(postgres::migrator()).run(pool).await?,
         }
         Ok(())
@@ -261,7 +261,7 @@ impl KvStore {
     /// Every later call fails with [`KvError::Unavailable`].
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(pool) => pool.close().await,
+            Self::Sqlite(kv) => kv.pool().close().await,
             Self::Postgres(pool) => pool.close().await,
         }
     }
@@ -275,7 +275,7 @@ impl KvStore {
     pub async fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         validate_key(key)?;
         match self {
-            Self::Sqlite(pool) => sqlite::get(pool, ns, key).await,
+            Self::Sqlite(kv) => sqlite::get(kv.pool(), ns, key).await,
             Self::Postgres(pool) => postgres::get(pool, ns, key).await,
         }
     }
@@ -301,7 +301,7 @@ impl KvStore {
         validate_key(key)?;
         validate_value(value)?;
         let result = match self {
-            Self::Sqlite(pool) => sqlite::set(pool, ns, key, value, quota).await,
+            Self::Sqlite(kv) => sqlite::set(kv, ns, key, value, quota).await,
             Self::Postgres(pool) => postgres::set(pool, ns, key, value, quota).await,
         };
         if let Err(KvError::QuotaExceeded {
@@ -330,10 +330,10 @@ impl KvStore {
     /// Database errors.
     pub async fn tenant_bytes(&self, tenant: &str) -> Result<u64, KvError> {
         let bytes: i64 = match self {
-            Self::Sqlite(pool) => {
+            Self::Sqlite(kv) => {
                 sqlx::query_scalar(TENANT_BYTES_SQL)
                     .bind(tenant)
-                    .fetch_one(pool)
+                    .fetch_one(kv.pool())
                     .await?
             }
             Self::Postgres(pool) => {
@@ -354,7 +354,7 @@ impl KvStore {
     pub async fn delete(&self, ns: &Namespace, key: &str) -> Result<bool, KvError> {
         validate_key(key)?;
         match self {
-            Self::Sqlite(pool) => sqlite::delete(pool, ns, key).await,
+            Self::Sqlite(kv) => sqlite::delete(kv, ns, key).await,
             Self::Postgres(pool) => postgres::delete(pool, ns, key).await,
         }
     }
@@ -386,7 +386,7 @@ impl KvStore {
         // One row more than the page, to learn whether another page follows.
         let fetch = i64::from(limit) + 1;
         let keys = match self {
-            Self::Sqlite(pool) => sqlite::list_keys(pool, ns, &range, fetch).await?,
+            Self::Sqlite(kv) => sqlite::list_keys(kv.pool(), ns, &range, fetch).await?,
             Self::Postgres(pool) => postgres::list_keys(pool, ns, &range, fetch).await?,
         };
         Ok(KeyPage::from_rows(keys, limit))
@@ -399,7 +399,7 @@ impl KvStore {
     /// Database errors.
     pub async fn usage(&self, ns: &Namespace) -> Result<KvUsage, KvError> {
         match self {
-            Self::Sqlite(pool) => sqlite::usage(pool, ns).await,
+            Self::Sqlite(kv) => sqlite::usage(kv.pool(), ns).await,
             Self::Postgres(pool) => postgres::usage(pool, ns).await,
         }
     }
@@ -412,7 +412,7 @@ impl KvStore {
     /// Database errors.
     pub async fn delete_namespace(&self, ns: &Namespace) -> Result<u64, KvError> {
         match self {
-            Self::Sqlite(pool) => sqlite::delete_namespace(pool, ns).await,
+            Self::Sqlite(kv) => sqlite::delete_namespace(kv, ns).await,
             Self::Postgres(pool) => postgres::delete_namespace(pool, ns).await,
         }
     }
@@ -425,20 +425,7 @@ impl KvStore {
     /// Database errors; nothing is deleted then.
     pub async fn delete_tenant(&self, tenant: &str) -> Result<u64, KvError> {
         let removed = match self {
-            Self::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let removed = sqlx::query(DELETE_TENANT_ENTRIES_SQL)
-                    .bind(tenant)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query(DELETE_TENANT_USAGE_SQL)
-                    .bind(tenant)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                removed
-            }
+            Self::Sqlite(kv) => sqlite::delete_tenant(kv, tenant).await?,
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let removed = sqlx::query(DELETE_TENANT_ENTRIES_SQL)

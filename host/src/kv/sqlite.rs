@@ -2,20 +2,26 @@
 //!
 //! Every write runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock before
 //! the first read: the quota is checked against usage no other writer can change until commit.
-//! Contending writers wait for the lock up to the connection's busy timeout.
+//! SQLite has one writer at a time, and writers that find the lock taken sleep in its busy
+//! handler for growing intervals, so under load they form a convoy with long tails. Writers of
+//! this process therefore take turns in one first-come-first-served queue ([`SqliteKv`]) and
+//! meet the lock free; the busy timeout is left for other processes on the same file. Reads
+//! never queue: in WAL mode they see the last commit without waiting for the writer.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
-    DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, GET_SQL, KeyRange, KvError, KvQuota, KvUsage, Namespace,
-    RELEASE_SQL, TENANT_OTHERS_SQL, USAGE_SQL, charge, charge_tenant, entry_bytes, from_db,
-    len_u64, list_sql, to_db,
+    DELETE_ENTRIES_SQL, DELETE_TENANT_ENTRIES_SQL, DELETE_TENANT_USAGE_SQL, DELETE_USAGE_SQL,
+    GET_SQL, KeyRange, KvError, KvQuota, KvUsage, Namespace, RELEASE_SQL, TENANT_OTHERS_SQL,
+    USAGE_SQL, charge, charge_tenant, entry_bytes, from_db, len_u64, list_sql, to_db,
 };
 
 /// The SQLite migrations: every file of `host/migrations/sqlite/`, embedded.
@@ -39,6 +45,50 @@ const UPSERT_USAGE_SQL: &str = "INSERT INTO kv_usage (tenant, plugin, bytes, key
 
 const DELETE_ENTRY_SQL: &str = "DELETE FROM kv_entries WHERE tenant = $1 AND plugin = $2 \
      AND key = $3 RETURNING length(value)";
+
+/// A SQLite kv database: its pool, and the queue its writers take turns in.
+#[derive(Clone, Debug)]
+pub struct SqliteKv {
+    pool: SqlitePool,
+    writers: Arc<Mutex<()>>,
+}
+
+/// A write transaction, holding this writer's turn until it ends.
+struct Write {
+    /// Declared first, so it ends (rolls back, if not committed) before the turn is given up.
+    tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl Write {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        let Write { tx, _turn } = self;
+        tx.commit().await
+    }
+}
+
+impl SqliteKv {
+    /// The kv store over `pool` (WAL, with a busy timeout, as [`connect`] opens it).
+    pub(super) fn new(pool: SqlitePool) -> SqliteKv {
+        SqliteKv {
+            pool,
+            writers: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The pool, for reads.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Begins a write transaction once the writers before it are done (tokio's mutex is
+    /// first come, first served).
+    async fn write(&self) -> Result<Write, sqlx::Error> {
+        let turn = Arc::clone(&self.writers).lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Write { tx, _turn: turn })
+    }
+}
 
 pub(super) async fn connect(url: &str) -> Result<SqlitePool, KvError> {
     let options = SqliteConnectOptions::from_str(url)?
@@ -64,17 +114,17 @@ pub(super) async fn get(
 }
 
 pub(super) async fn set(
-    pool: &SqlitePool,
+    kv: &SqliteKv,
     ns: &Namespace,
     key: &str,
     value: &[u8],
     quota: &KvQuota,
 ) -> Result<(), KvError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut write = kv.write().await?;
     let current = sqlx::query(USAGE_SQL)
         .bind(&ns.tenant)
         .bind(&ns.plugin)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *write.tx)
         .await?
         .map(|row| usage_from(&row))
         .transpose()?
@@ -83,7 +133,7 @@ pub(super) async fn set(
         .bind(&ns.tenant)
         .bind(&ns.plugin)
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *write.tx)
         .await?
         .map(|row| row.try_get(0))
         .transpose()?;
@@ -94,7 +144,7 @@ pub(super) async fn set(
         let others: i64 = sqlx::query_scalar(TENANT_OTHERS_SQL)
             .bind(&ns.tenant)
             .bind(&ns.plugin)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *write.tx)
             .await?;
         charge_tenant(from_db(others), after.bytes, quota)?;
     }
@@ -104,40 +154,40 @@ pub(super) async fn set(
         .bind(&ns.plugin)
         .bind(key)
         .bind(value)
-        .execute(&mut *tx)
+        .execute(&mut *write.tx)
         .await?;
     sqlx::query(UPSERT_USAGE_SQL)
         .bind(&ns.tenant)
         .bind(&ns.plugin)
         .bind(to_db(after.bytes))
         .bind(to_db(after.keys))
-        .execute(&mut *tx)
+        .execute(&mut *write.tx)
         .await?;
-    tx.commit().await?;
+    write.commit().await?;
     Ok(())
 }
 
-pub(super) async fn delete(pool: &SqlitePool, ns: &Namespace, key: &str) -> Result<bool, KvError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub(super) async fn delete(kv: &SqliteKv, ns: &Namespace, key: &str) -> Result<bool, KvError> {
+    let mut write = kv.write().await?;
     let removed: Option<i64> = sqlx::query(DELETE_ENTRY_SQL)
         .bind(&ns.tenant)
         .bind(&ns.plugin)
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *write.tx)
         .await?
         .map(|row| row.try_get(0))
         .transpose()?;
     let Some(value_len) = removed else {
-        tx.rollback().await?;
+        drop(write);
         return Ok(false);
     };
     sqlx::query(RELEASE_SQL)
         .bind(&ns.tenant)
         .bind(&ns.plugin)
         .bind(to_db(entry_bytes(key, from_db(value_len))))
-        .execute(&mut *tx)
+        .execute(&mut *write.tx)
         .await?;
-    tx.commit().await?;
+    write.commit().await?;
     Ok(true)
 }
 
@@ -173,20 +223,35 @@ pub(super) async fn usage(pool: &SqlitePool, ns: &Namespace) -> Result<KvUsage, 
         .unwrap_or_default())
 }
 
-pub(super) async fn delete_namespace(pool: &SqlitePool, ns: &Namespace) -> Result<u64, KvError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub(super) async fn delete_namespace(kv: &SqliteKv, ns: &Namespace) -> Result<u64, KvError> {
+    let mut write = kv.write().await?;
     let removed = sqlx::query(DELETE_ENTRIES_SQL)
         .bind(&ns.tenant)
         .bind(&ns.plugin)
-        .execute(&mut *tx)
+        .execute(&mut *write.tx)
         .await?
         .rows_affected();
     sqlx::query(DELETE_USAGE_SQL)
         .bind(&ns.tenant)
         .bind(&ns.plugin)
-        .execute(&mut *tx)
+        .execute(&mut *write.tx)
         .await?;
-    tx.commit().await?;
+    write.commit().await?;
+    Ok(removed)
+}
+
+pub(super) async fn delete_tenant(kv: &SqliteKv, tenant: &str) -> Result<u64, KvError> {
+    let mut write = kv.write().await?;
+    let removed = sqlx::query(DELETE_TENANT_ENTRIES_SQL)
+        .bind(tenant)
+        .execute(&mut *write.tx)
+        .await?
+        .rows_affected();
+    sqlx::query(DELETE_TENANT_USAGE_SQL)
+        .bind(tenant)
+        .execute(&mut *write.tx)
+        .await?;
+    write.commit().await?;
     Ok(removed)
 }
 
