@@ -1,9 +1,10 @@
 //! Outbound HTTP (`wasi:http/outgoing-handler`): the policy every request a plugin sends
 //! passes through.
 //!
-//! [`OutboundHttp`] implements [`WasiHttpHooks`]; the sandbox builds one per call and puts it in
-//! the store's `WasiHttpCtxView::hooks`. Its [`send_request`](WasiHttpHooks::send_request) is
-//! the one place every outgoing request goes through, and it refuses, in this order:
+//! [`OutboundHttp`] implements [`WasiHttpHooks`]; the capability ([`Http`]) prepares one per
+//! call as its state and hands it out as the store's `WasiHttpCtxView::hooks`. Its
+//! [`send_request`](WasiHttpHooks::send_request) is the one place every outgoing request goes
+//! through, and it refuses, in this order:
 //!
 //! 1. a scheme other than `http` or `https` ([`DenialReason::Scheme`]);
 //! 2. a host and port not on the plugin's granted allowlist ([`DenialReason::NotAllowlisted`],
@@ -57,9 +58,11 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 use crate::egress::CheckedResolver;
 use crate::rates::TenantRates;
 
+mod capability;
 mod denials;
 mod send;
 
+pub use capability::{Http, HttpState, ctx_view};
 pub use denials::{Denial, DenialReason, Denials, MAX_RECORDED_DENIALS};
 #[cfg(feature = "fuzzing")]
 pub(crate) use send::retarget;
