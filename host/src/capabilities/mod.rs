@@ -13,9 +13,11 @@
 //! Adding a capability takes its module and one line here:
 //! 1. a module (declared below with `pub mod`) with a marker type implementing [`Capability`]
 //!    and the WIT `Host` impl of its interface on `View<'_, State>` (the interface itself is
-//!    declared in `wit/` and reaches [`crate::bindings`] with the world);
-//! 2. one line `name: module::Marker,` in the [`capabilities!`](registry) list below: the
-//!    [`CapabilitySet`], the call's [`CallStates`] and the [`linker`] follow from it.
+//!    declared in `wit/plugin.wit` and imported by the plugin world; [`crate::bindings`] then
+//!    has it);
+//! 2. one line `name: module::Marker,` (under its doc comment) in the `capabilities!` list
+//!    below: the [`CapabilitySet`], the call's [`CallStates`] and the [`linker`] follow from
+//!    it.
 //!
 //! Only if the capability needs something per call that [`CallContext`] does not carry yet,
 //! or reports something after the call (as kv's bytes written), does the invocation change

@@ -22,7 +22,7 @@
 //! addresses, so a name cannot answer a public address to the check and a private one to the
 //! connection. `https` keeps the name for certificate verification and SNI. A refused
 //! request fails in the guest with `error-code.HTTP-request-denied` and is recorded in the
-//! call's [`Denials`], which the sandbox reads after the call to report a permission error;
+//! call's [`Denials`], which the invocation reads after the call to report a permission error;
 //! [`OutboundHttp::requests_sent`] counts the requests actually sent, for metering.
 //!
 //! **Redirects**: `wasi:http` never follows a redirect itself; it hands the `3xx` response to
@@ -113,11 +113,12 @@ struct Counters {
 
 /// The outbound HTTP policy of one sandboxed call, as [`WasiHttpHooks`].
 ///
-/// Build one per call (it holds `Arc`s of the grant and of the call's record, so it is cheap)
-/// and box a clone into the store; clones share the budget, the [`Denials`] and the count of
-/// requests sent, so the sandbox reads [`denials`](Self::denials) and
-/// [`requests_sent`](Self::requests_sent) on its own clone after the call. See the
-/// [module documentation](self) for the checks, their order, and redirects.
+/// Build one per call (it holds `Arc`s of the grant and of the call's record, so it is cheap):
+/// the [`Http`] capability prepares one as its state in the store. Clones share the budget,
+/// the [`Denials`] and the count of requests sent, so [`denials`](Self::denials) and
+/// [`requests_sent`](Self::requests_sent) read on any clone after the call (or on the store's
+/// own) see every request of the call. See the [module documentation](self) for the checks,
+/// their order, and redirects.
 #[derive(Debug, Clone)]
 pub struct OutboundHttp {
     permissions: Arc<Permissions>,
