@@ -50,3 +50,20 @@ registry::capabilities! {
     /// `wasi:http/types` and incoming requests use, so it is prepared for every call).
     http: http::Http,
 }
+
+#[cfg(test)]
+mod tests {
+    use plinth_package::Permissions;
+
+    use super::CapabilitySet;
+
+    #[test]
+    fn an_empty_grant_links_only_what_is_always_granted() {
+        let set = CapabilitySet::granted(&Permissions::default());
+        let log_only = CapabilitySet {
+            log: true,
+            ..CapabilitySet::default()
+        };
+        assert_eq!(set, log_only);
+    }
+}
