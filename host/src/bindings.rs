@@ -22,4 +22,5 @@ mod generated {
 }
 
 pub use generated::exports::plinth::plugin::{handler, lifecycle};
-pub use generated::plinth::plugin::{config, events, kv, log, types};
+// Every interface of the package, so a capability added to the world is here without a line.
+pub use generated::plinth::plugin::*;

@@ -17,14 +17,17 @@ use crate::bindings::config::{self, ConfigError};
 use crate::bindings::events::{self, EmitError};
 use crate::bindings::kv::{self, KeyPage, KvError as WitKvError};
 use crate::bindings::log::{self, Level};
-use crate::capabilities::config::ConfigState;
-use crate::capabilities::events::{EmittedEvent, EventsState};
+use crate::capabilities::config::Config;
+use crate::capabilities::events::{EmittedEvent, Events};
 use crate::capabilities::http::{OutboundHttp, retarget};
-use crate::capabilities::kv::KvState;
-use crate::capabilities::log::{LogLine, LogState};
+use crate::capabilities::kv::{Kv, KvState};
+use crate::capabilities::log::{Log, LogLine};
+use crate::capabilities::{self, CallContext, CallIdentity, CallStates, Capability, Holds, View};
+use crate::egress::CheckedResolver;
 use crate::kv::{KvQuota, KvStore, Namespace};
 use crate::limits::Limits;
-use crate::sandbox::{CallIdentity, SandboxState};
+use crate::rates::TenantRates;
+use crate::sandbox::SandboxState;
 
 /// The kv grant of a [`GuestCalls`]: the store, the install's namespace and its quota.
 #[derive(Debug, Clone)]
@@ -57,31 +60,33 @@ impl GuestCalls {
         depth: u32,
     ) -> Self {
         let permissions = Arc::new(manifest.permissions.clone());
-        let identity = CallIdentity {
-            tenant: "fuzz".to_owned(),
-            plugin: manifest.plugin.id.to_string(),
-            version: manifest.plugin.version.to_string(),
-        };
-        let outbound = OutboundHttp::new(
-            Arc::clone(&permissions),
-            crate::egress::CheckedResolver::system(false),
-            limits.max_outbound_requests,
-        );
-        let state = SandboxState::new(
-            identity,
-            limits.memory_bytes,
-            Box::new(outbound),
-            LogState::new(limits),
-            kv.map(|grant| KvState::new(grant.store, grant.namespace, grant.quota)),
-            ConfigState::new(manifest, Arc::new(config)),
-            EventsState::new(
-                permissions,
-                depth,
-                limits.max_emitted_events,
-                limits.max_event_payload_bytes,
-            ),
-        );
+        let mut state = SandboxState::new(CallContext {
+            identity: CallIdentity {
+                tenant: "fuzz".to_owned(),
+                plugin: manifest.plugin.id.to_string(),
+                version: manifest.plugin.version.to_string(),
+            },
+            manifest,
+            grants: &permissions,
+            limits,
+            config: &Arc::new(config),
+            depth,
+            kv: None,
+            egress: &CheckedResolver::system(false),
+            rates: &Arc::new(TenantRates::new()),
+        });
+        // The harness names the namespace and quota itself.
+        state.capabilities.kv =
+            kv.map(|grant| KvState::new(grant.store, grant.namespace, grant.quota));
         GuestCalls { state }
+    }
+
+    /// Capability `C`'s view of the call, as its bindings get it.
+    fn view<C: Capability>(&mut self) -> View<'_, C::State>
+    where
+        CallStates: Holds<C>,
+    {
+        capabilities::view::<C, _>(&mut self.state)
     }
 
     /// `kv.get`.
@@ -93,7 +98,7 @@ impl GuestCalls {
         &mut self,
         key: String,
     ) -> Result<Result<Option<Vec<u8>>, WitKvError>, Trap> {
-        kv::Host::get(&mut self.state, key).await
+        kv::Host::get(&mut self.view::<Kv>(), key).await
     }
 
     /// `kv.set`.
@@ -106,7 +111,7 @@ impl GuestCalls {
         key: String,
         value: Vec<u8>,
     ) -> Result<Result<(), WitKvError>, Trap> {
-        kv::Host::set(&mut self.state, key, value).await
+        kv::Host::set(&mut self.view::<Kv>(), key, value).await
     }
 
     /// `kv.delete`.
@@ -115,7 +120,7 @@ impl GuestCalls {
     ///
     /// A [`Trap`] if the host function faults.
     pub async fn kv_delete(&mut self, key: String) -> Result<Result<bool, WitKvError>, Trap> {
-        kv::Host::delete(&mut self.state, key).await
+        kv::Host::delete(&mut self.view::<Kv>(), key).await
     }
 
     /// `kv.list-keys`.
@@ -129,12 +134,16 @@ impl GuestCalls {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<Result<KeyPage, WitKvError>, Trap> {
-        kv::Host::list_keys(&mut self.state, prefix, cursor, limit).await
+        kv::Host::list_keys(&mut self.view::<Kv>(), prefix, cursor, limit).await
     }
 
     /// Bytes of keys and values the call's kv writes wrote so far.
     pub fn kv_bytes_written(&self) -> u64 {
-        self.state.kv.as_ref().map_or(0, KvState::bytes_written)
+        self.state
+            .capabilities
+            .kv
+            .as_ref()
+            .map_or(0, KvState::bytes_written)
     }
 
     /// `log.write`.
@@ -148,7 +157,7 @@ impl GuestCalls {
         message: String,
         fields: Vec<(String, String)>,
     ) -> Result<(), Trap> {
-        log::Host::write(&mut self.state, level, message, fields).await
+        log::Host::write(&mut self.view::<Log>(), level, message, fields).await
     }
 
     /// `events.emit`.
@@ -161,7 +170,7 @@ impl GuestCalls {
         topic: String,
         payload: Vec<u8>,
     ) -> Result<Result<(), EmitError>, Trap> {
-        events::Host::emit(&mut self.state, topic, payload).await
+        events::Host::emit(&mut self.view::<Events>(), topic, payload).await
     }
 
     /// `config.get`.
@@ -173,13 +182,14 @@ impl GuestCalls {
         &mut self,
         key: String,
     ) -> Result<Result<Option<String>, ConfigError>, Trap> {
-        config::Host::get(&mut self.state, key).await
+        config::Host::get(&mut self.view::<Config>(), key).await
     }
 
     /// What the call kept: its log lines, how many lines were dropped, and the events emitted.
     pub fn finish(self) -> (Vec<LogLine>, u32, Vec<EmittedEvent>) {
-        let (lines, dropped) = self.state.log.finish();
-        (lines, dropped, self.state.events.finish())
+        let capabilities = self.state.capabilities;
+        let (lines, dropped) = capabilities.log.finish();
+        (lines, dropped, capabilities.events.finish())
     }
 }
 

@@ -16,23 +16,23 @@ use wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler;
 
 use crate::bindings::types;
 use crate::budget::QuotaGrant;
-use crate::capabilities::config::ConfigState;
-use crate::capabilities::events::{EmittedEvent, EventsState};
-use crate::capabilities::http::{Denial, DenialReason, OutboundHttp, TenantRate};
+use crate::capabilities::events::EmittedEvent;
+use crate::capabilities::http::{Denial, DenialReason};
 use crate::capabilities::kv::KvState;
-use crate::capabilities::log::{LogLine, LogState};
+use crate::capabilities::log::LogLine;
+use crate::capabilities::{CallContext, CallIdentity};
 use crate::capacity::{Capacity, Footprint, TenantShare};
 use crate::cpu::CpuSlots;
 use crate::egress::CheckedResolver;
 use crate::engine::{Metering, PlinthEngine};
 use crate::error::InvokeError;
-use crate::kv::{KvQuota, KvStore, Namespace};
+use crate::kv::KvStore;
 use crate::limits::Limits;
 use crate::metering::{CallRecord, Meter};
 use crate::plugin::PreparedPlugin;
 use crate::rates::TenantRates;
 use crate::runtime::Host;
-use crate::sandbox::{CallIdentity, SandboxState};
+use crate::sandbox::SandboxState;
 use crate::workers::Workers;
 
 /// Fuel a metered call gets when its limits name none.
@@ -334,50 +334,21 @@ impl Sandboxes {
     ) -> Ran {
         let started = Instant::now();
         let manifest = &prepared.plugin.manifest;
-        let identity = CallIdentity {
-            tenant: tenant.to_string(),
-            plugin: manifest.plugin.id.to_string(),
-            version: manifest.plugin.version.to_string(),
-        };
-        let kv = match (&self.kv, &prepared.grants.kv) {
-            (Some(store), Some(grant)) => Some(KvState::new(
-                store.clone(),
-                Namespace::new(&identity.tenant, &identity.plugin),
-                KvQuota {
-                    max_bytes: grant.max_bytes,
-                    max_keys: grant.max_keys,
-                    tenant_max_bytes: limits.tenant_kv_bytes,
-                },
-            )),
-            _ => None,
-        };
-        let mut outbound = OutboundHttp::new(
-            Arc::clone(&prepared.grants),
-            self.egress.clone(),
-            limits.max_outbound_requests,
-        );
-        if let Some(per_minute) = limits.tenant_outbound_per_minute {
-            outbound = outbound.with_tenant_rate(TenantRate {
-                rates: Arc::clone(&self.rates),
-                tenant: identity.tenant.clone(),
-                per_minute,
-            });
-        }
-        let denials = outbound.denials();
-        let state = SandboxState::new(
-            identity,
-            limits.memory_bytes,
-            Box::new(outbound.clone()),
-            LogState::new(limits),
-            kv,
-            ConfigState::new(manifest, Arc::clone(config)),
-            EventsState::new(
-                Arc::clone(&prepared.grants),
-                depth,
-                limits.max_emitted_events,
-                limits.max_event_payload_bytes,
-            ),
-        );
+        let state = SandboxState::new(CallContext {
+            identity: CallIdentity {
+                tenant: tenant.to_string(),
+                plugin: manifest.plugin.id.to_string(),
+                version: manifest.plugin.version.to_string(),
+            },
+            manifest,
+            grants: &prepared.grants,
+            limits,
+            config,
+            depth,
+            kv: self.kv.as_ref(),
+            egress: &self.egress,
+            rates: &self.rates,
+        });
 
         let mut store = Store::new(self.engine.engine(prepared.metering), state);
         store.limiter(|state| &mut state.limiter);
@@ -469,7 +440,7 @@ impl Sandboxes {
                 retry_after_ms: Some(1000),
             }),
             Ok(Err(error)) => Err(classify_trap(&error, &store, limits, fuel)),
-            Ok(Ok(Err(plugin_error))) => Err(match denials.first() {
+            Ok(Ok(Err(plugin_error))) => Err(match store.data().capabilities.http.first_denial() {
                 // The plugin failed after its tenant ran out of requests for the minute.
                 Some(Denial {
                     reason: DenialReason::TenantRate,
@@ -503,8 +474,10 @@ impl Sandboxes {
         let stdout = state.stdout_text();
         let stderr = state.stderr_text();
         let memory_bytes = state.limiter.used();
-        let kv_bytes_written = state.kv.as_ref().map_or(0, KvState::bytes_written);
-        let mut log = state.log;
+        let capabilities = state.capabilities;
+        let kv_bytes_written = capabilities.kv.as_ref().map_or(0, KvState::bytes_written);
+        let outbound_requests = capabilities.http.outbound.requests_sent();
+        let mut log = capabilities.log;
         for (level, text) in [("info", &stdout), ("warn", &stderr)] {
             for line in text.lines().filter(|line| !line.trim().is_empty()) {
                 log.write(&state.identity, level, line, Vec::new());
@@ -512,7 +485,7 @@ impl Sandboxes {
         }
         let (logs, logs_dropped) = log.finish();
         let emitted = if result.is_ok() {
-            state.events.finish()
+            capabilities.events.finish()
         } else {
             Vec::new()
         };
@@ -526,7 +499,7 @@ impl Sandboxes {
                     wall: started.elapsed(),
                     fuel: fuel_used,
                     memory_bytes,
-                    outbound_requests: outbound.requests_sent(),
+                    outbound_requests,
                     kv_bytes_written,
                 },
             },

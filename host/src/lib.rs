@@ -12,7 +12,6 @@ pub mod cache;
 pub mod capabilities;
 pub mod capacity;
 mod cpu;
-mod dispatch;
 pub mod egress;
 pub mod engine;
 pub mod error;

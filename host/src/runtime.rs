@@ -352,7 +352,7 @@ impl Host {
             return Ok(Arc::clone(linker));
         }
         let linker = Arc::new(
-            capabilities::linker(self.sandboxes.engine.engine(metering), set)
+            capabilities::linker::<SandboxState>(self.sandboxes.engine.engine(metering), set)
                 .map_err(|e| Error::Engine(format!("linking capabilities: {e:#}")))?,
         );
         linkers.insert((metering, set), Arc::clone(&linker));

@@ -1,29 +1,19 @@
 //! The per-call sandbox: the data of a fresh wasmtime `Store` for each invocation.
 //!
-//! It carries who the call is for (tenant, plugin, version), the state of each granted
-//! capability and the memory limiter. Nothing in it outlives the call, so no state leaks
+//! It carries who the call is for (tenant, plugin, version), each capability's state for the
+//! call (prepared from its [`CallContext`]) and the memory limiter; capabilities reach their
+//! state through [`SandboxView`], which it implements. Nothing in it outlives the call, so no state leaks
 //! between tenants or calls; persistent state lives only behind the kv capability.
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
-use crate::capabilities::config::ConfigState;
-use crate::capabilities::events::EventsState;
-use crate::capabilities::kv::KvState;
-use crate::capabilities::log::LogState;
+use crate::capabilities::http::ctx_view;
+use crate::capabilities::{CallContext, CallParts, CallStates, SandboxView};
 
-/// Who a call runs for. Every log line and metric of the call carries it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallIdentity {
-    /// The tenant's slug.
-    pub tenant: String,
-    /// The plugin id.
-    pub plugin: String,
-    /// The plugin version.
-    pub version: String,
-}
+pub use crate::capabilities::CallIdentity;
 
 /// Bytes of guest stdout/stderr kept per call (they go to the log).
 const STDIO_CAPTURE_BYTES: usize = 16 << 10;
@@ -35,13 +25,9 @@ pub struct SandboxState {
     pub(crate) wasi: WasiCtx,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
-    pub(crate) http: WasiHttpCtx,
-    pub(crate) http_hooks: Box<dyn WasiHttpHooks>,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) log: LogState,
-    pub(crate) kv: Option<KvState>,
-    pub(crate) config: ConfigState,
-    pub(crate) events: EventsState,
+    /// Each capability's state for the call.
+    pub(crate) capabilities: CallStates,
 }
 
 impl std::fmt::Debug for SandboxState {
@@ -53,17 +39,11 @@ impl std::fmt::Debug for SandboxState {
 }
 
 impl SandboxState {
-    /// Builds the state of one call. The WASI context has nothing in it: no environment,
-    /// arguments, files or network; stdout and stderr are captured for the log.
-    pub(crate) fn new(
-        identity: CallIdentity,
-        memory_limit: u64,
-        http_hooks: Box<dyn WasiHttpHooks>,
-        log: LogState,
-        kv: Option<KvState>,
-        config: ConfigState,
-        events: EventsState,
-    ) -> Self {
+    /// Builds the state of the call `call` describes: every capability's state prepared from
+    /// it, memory limited to the call's limit. The WASI context has nothing in it: no
+    /// environment, arguments, files or network; stdout and stderr are captured for the log.
+    pub(crate) fn new(call: CallContext<'_>) -> Self {
+        let capabilities = CallStates::prepare(&call);
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
         let wasi = WasiCtx::builder()
@@ -74,18 +54,13 @@ impl SandboxState {
             .allow_ip_name_lookup(false)
             .build();
         SandboxState {
-            identity,
+            limiter: MemoryLimiter::new(call.limits.memory_bytes),
+            identity: call.identity,
             table: ResourceTable::new(),
             wasi,
             stdout,
             stderr,
-            http: WasiHttpCtx::new(),
-            http_hooks,
-            limiter: MemoryLimiter::new(memory_limit),
-            log,
-            kv,
-            config,
-            events,
+            capabilities,
         }
     }
 
@@ -109,13 +84,19 @@ impl WasiView for SandboxState {
     }
 }
 
+impl SandboxView for SandboxState {
+    fn parts(&mut self) -> CallParts<'_> {
+        CallParts {
+            states: &mut self.capabilities,
+            identity: &self.identity,
+            table: &mut self.table,
+        }
+    }
+}
+
 impl WasiHttpView for SandboxState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: self.http_hooks.as_mut(),
-        }
+        ctx_view(self)
     }
 }
 

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use plinth_package::Manifest;
-use wasmtime::component::{HasSelf, Linker};
+use plinth_package::{Manifest, Permissions};
+use wasmtime::component::Linker;
 
+use super::{CallContext, Capability, HasView, SandboxView, View, view};
 use crate::bindings::config::{self as wit, ConfigError};
-use crate::sandbox::SandboxState;
 
 /// The config capability's per-call state: the install's values and the manifest's schema.
 #[derive(Clone, Debug, Default)]
@@ -47,12 +47,28 @@ impl ConfigState {
     }
 }
 
-pub(crate) fn link(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+/// The config capability: granted by `config`, its state the install's [`ConfigState`].
+#[derive(Debug)]
+pub struct Config;
+
+impl Capability for Config {
+    type State = ConfigState;
+
+    fn granted(permissions: &Permissions) -> bool {
+        permissions.config
+    }
+
+    fn link<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasView<Config>>(linker, view::<Config, T>)
+    }
+
+    fn prepare(call: &CallContext<'_>) -> ConfigState {
+        ConfigState::new(call.manifest, std::sync::Arc::clone(call.config))
+    }
 }
 
-impl wit::Host for SandboxState {
+impl wit::Host for View<'_, ConfigState> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, ConfigError>> {
-        Ok(self.config.get(&key))
+        Ok(self.state.get(&key))
     }
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use plinth_package::Permissions;
 use serde::Serialize;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
+use super::{CallContext, Capability, HasView, SandboxView, View, view};
 use crate::bindings::events::{self as wit, EmitError};
-use crate::sandbox::SandboxState;
 
 /// The deepest chain of emits the host delivers (an outside event has depth 0).
 pub const MAX_EVENT_DEPTH: u32 = 8;
@@ -81,16 +81,41 @@ impl EventsState {
     }
 }
 
-pub(crate) fn link(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+/// The events capability: granted by a non-empty `events.emit`, its state the call's
+/// [`EventsState`].
+#[derive(Debug)]
+pub struct Events;
+
+impl Capability for Events {
+    type State = EventsState;
+
+    fn granted(permissions: &Permissions) -> bool {
+        permissions
+            .events
+            .as_ref()
+            .is_some_and(|events| !events.emit.is_empty())
+    }
+
+    fn link<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasView<Events>>(linker, view::<Events, T>)
+    }
+
+    fn prepare(call: &CallContext<'_>) -> EventsState {
+        EventsState::new(
+            Arc::clone(call.grants),
+            call.depth,
+            call.limits.max_emitted_events,
+            call.limits.max_event_payload_bytes,
+        )
+    }
 }
 
-impl wit::Host for SandboxState {
+impl wit::Host for View<'_, EventsState> {
     async fn emit(
         &mut self,
         topic: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), EmitError>> {
-        Ok(self.events.emit(topic, payload))
+        Ok(self.state.emit(topic, payload))
     }
 }

@@ -3,11 +3,12 @@
 //! The namespace (tenant, plugin) is fixed by the host when the call starts; the guest only
 //! ever names keys inside it. Storage, quotas and paging live in [`crate::kv`].
 
-use wasmtime::component::{HasSelf, Linker};
+use plinth_package::Permissions;
+use wasmtime::component::Linker;
 
+use super::{CallContext, Capability, HasView, SandboxView, View, view};
 use crate::bindings::kv::{self as wit, KeyPage, KvError as WitKvError};
 use crate::kv::{KvError, KvQuota, KvStore, Namespace};
-use crate::sandbox::SandboxState;
 
 /// The kv capability's per-call state: the store, this install's namespace and its quota.
 #[derive(Clone, Debug)]
@@ -54,19 +55,44 @@ fn to_wit(error: KvError) -> WitKvError {
     }
 }
 
-pub(crate) fn link(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+/// The kv capability: granted by `kv`, its state the call's [`KvState`] when the host has a
+/// store and the grant has kv.
+#[derive(Debug)]
+pub struct Kv;
+
+impl Capability for Kv {
+    type State = Option<KvState>;
+
+    fn granted(permissions: &Permissions) -> bool {
+        permissions.kv.is_some()
+    }
+
+    fn link<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasView<Kv>>(linker, view::<Kv, T>)
+    }
+
+    fn prepare(call: &CallContext<'_>) -> Option<KvState> {
+        let (store, grant) = (call.kv?, call.grants.kv.as_ref()?);
+        Some(KvState::new(
+            store.clone(),
+            Namespace::new(&call.identity.tenant, &call.identity.plugin),
+            KvQuota {
+                max_bytes: grant.max_bytes,
+                max_keys: grant.max_keys,
+                tenant_max_bytes: call.limits.tenant_kv_bytes,
+            },
+        ))
+    }
 }
 
 /// The kv state of a call, or the error a guest sees if kv is somehow not set up.
-fn state(sandbox: &mut SandboxState) -> Result<&mut KvState, WitKvError> {
-    sandbox
-        .kv
+fn state<'a>(view: &'a mut View<'_, Option<KvState>>) -> Result<&'a mut KvState, WitKvError> {
+    view.state
         .as_mut()
         .ok_or_else(|| WitKvError::Unavailable("kv is not granted".to_string()))
 }
 
-impl wit::Host for SandboxState {
+impl wit::Host for View<'_, Option<KvState>> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, WitKvError>> {
         let kv = match state(self) {
             Ok(kv) => kv,

@@ -12,13 +12,14 @@
 //! Control characters and line separators are escaped ([`crate::guest_text`]), so no line can
 //! forge another in the server's log. A plugin is never failed for logging too much.
 
+use plinth_package::Permissions;
 use serde::Serialize;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
+use super::{CallContext, CallIdentity, Capability, HasView, SandboxView, View, view};
 use crate::bindings::log::{self as wit, Level};
 use crate::guest_text::escape_within;
 use crate::limits::Limits;
-use crate::sandbox::{CallIdentity, SandboxState};
 
 /// Longest field key kept, in bytes; a longer key is cut.
 pub const MAX_FIELD_KEY_BYTES: usize = 64;
@@ -150,19 +151,35 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-pub(crate) fn link(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+/// The log capability: always granted, its state the call's [`LogState`].
+#[derive(Debug)]
+pub struct Log;
+
+impl Capability for Log {
+    type State = LogState;
+
+    fn granted(_: &Permissions) -> bool {
+        true
+    }
+
+    fn link<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasView<Log>>(linker, view::<Log, T>)
+    }
+
+    fn prepare(call: &CallContext<'_>) -> LogState {
+        LogState::new(call.limits)
+    }
 }
 
-impl wit::Host for SandboxState {
+impl wit::Host for View<'_, LogState> {
     async fn write(
         &mut self,
         level: Level,
         message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        self.log
-            .write(&self.identity, level_name(level), &message, fields);
+        self.state
+            .write(self.identity, level_name(level), &message, fields);
         Ok(())
     }
 }

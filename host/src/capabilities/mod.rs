@@ -1,79 +1,69 @@
-//! The capabilities a plugin may import, one module each, and the linker that composes them.
+//! The capabilities a plugin may import, one module each, all of one shape, and the linker that
+//! composes them.
 //!
-//! Every capability has the same shape: a `link` function that adds its imports to a
-//! [`Linker`], a per-call state built from the tenant's grant, and the WIT `Host` impl. A
-//! capability is linked only when granted, so a component that imports one it was not granted
-//! cannot be instantiated at all. Adding a capability touches its module and one line of
-//! [`linker`].
+//! Every capability is a marker type implementing [`Capability`]: whether a grant turns it on,
+//! a `link` that adds its imports to a [`Linker`](wasmtime::component::Linker), and a `prepare`
+//! that builds its per-call state from the call's [`CallContext`] (grant, limits, identity,
+//! the host's services). Its WIT `Host` impl is on [`View<'_, State>`](View), which its
+//! bindings get through [`view`] from any store data implementing [`SandboxView`]; so no
+//! capability knows the sandbox's type. A capability is linked only when granted, so a
+//! component that imports one it was not granted cannot be instantiated at all. `wasi` is not
+//! one: it is the base every plugin gets.
+//!
+//! Adding a capability takes its module and one line here:
+//! 1. a module (declared below with `pub mod`) with a marker type implementing [`Capability`]
+//!    and the WIT `Host` impl of its interface on `View<'_, State>` (the interface itself is
+//!    declared in `wit/plugin.wit` and imported by the plugin world; [`crate::bindings`] then
+//!    has it);
+//! 2. one line `name: module::Marker,` (under its doc comment) in the `capabilities!` list
+//!    below: the [`CapabilitySet`], the call's [`CallStates`] and the [`linker`] follow from
+//!    it.
+//!
+//! Only if the capability needs something per call that [`CallContext`] does not carry yet,
+//! or reports something after the call (as kv's bytes written), does the invocation change
+//! too: it fills the context and reads the states.
 
 pub mod config;
+mod context;
 pub mod events;
 pub mod http;
 pub mod kv;
 pub mod log;
+mod registry;
+mod shape;
 pub mod wasi;
 
-use plinth_package::Permissions;
-use wasmtime::Engine;
-use wasmtime::component::Linker;
+pub use context::{CallContext, CallIdentity};
+pub use registry::Holds;
+pub use shape::{CallParts, Capability, HasView, SandboxView, View, view};
 
-use crate::sandbox::SandboxState;
-
-/// Which optional capabilities a linker provides; derived from a grant.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct CapabilitySet {
+registry::capabilities! {
+    /// `plinth:plugin/log` (always granted).
+    log: log::Log,
     /// `plinth:plugin/kv`.
-    pub kv: bool,
+    kv: kv::Kv,
     /// `plinth:plugin/config`.
-    pub config: bool,
+    config: config::Config,
     /// `plinth:plugin/events`.
-    pub events: bool,
-    /// `wasi:http/outgoing-handler`.
-    pub http: bool,
+    events: events::Events,
+    /// `wasi:http/outgoing-handler` (its state, the call's outbound policy, is also what
+    /// `wasi:http/types` and incoming requests use, so it is prepared for every call).
+    http: http::Http,
 }
 
-impl CapabilitySet {
-    /// The capabilities a set of granted permissions turns on.
-    pub fn granted(permissions: &Permissions) -> Self {
-        CapabilitySet {
-            kv: permissions.kv.is_some(),
-            config: permissions.config,
-            events: permissions
-                .events
-                .as_ref()
-                .is_some_and(|events| !events.emit.is_empty()),
-            http: permissions.http.is_some(),
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use plinth_package::Permissions;
 
-/// A linker with the always-present imports (base WASI, `log`, the shared types) and the
-/// optional capabilities in `set`.
-///
-/// # Errors
-///
-/// Only if wasmtime refuses a definition, which would be a bug.
-pub fn linker(engine: &Engine, set: CapabilitySet) -> wasmtime::Result<Linker<SandboxState>> {
-    let mut linker = Linker::new(engine);
-    wasi::link(&mut linker)?;
-    log::link(&mut linker)?;
-    if set.kv {
-        kv::link(&mut linker)?;
+    use super::CapabilitySet;
+
+    #[test]
+    fn an_empty_grant_links_only_what_is_always_granted() {
+        let set = CapabilitySet::granted(&Permissions::default());
+        let log_only = CapabilitySet {
+            log: true,
+            ..CapabilitySet::default()
+        };
+        assert_eq!(set, log_only);
     }
-    if set.config {
-        config::link(&mut linker)?;
-    }
-    if set.events {
-        events::link(&mut linker)?;
-    }
-    if set.http {
-        wasmtime_wasi_http::p2::bindings::http::outgoing_handler::add_to_linker::<
-            _,
-            wasmtime_wasi_http::WasiHttp,
-        >(
-            &mut linker,
-            <SandboxState as wasmtime_wasi_http::WasiHttpView>::http,
-        )?;
-    }
-    Ok(linker)
 }

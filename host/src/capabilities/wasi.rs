@@ -4,40 +4,50 @@
 //! and `wasi:filesystem` interfaces whatever the plugin does. They are linked for every plugin
 //! against an empty context: no environment, arguments or preopened directories, stdin empty,
 //! stdout and stderr captured for the log. `wasi:sockets` is never linked, and
-//! `wasi:http/types` is linked here because both outbound and incoming HTTP use it.
+//! `wasi:http/types` is linked here because both outbound and incoming HTTP use it (against
+//! the [`http`](super::http) capability's state, which every call has).
 
-use wasmtime::component::Linker;
-use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
-use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::p2;
 use wasmtime_wasi::p2::bindings::{cli, filesystem, random};
-use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
+use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+use wasmtime_wasi_http::WasiHttp;
 use wasmtime_wasi_http::p2::bindings as http;
-use wasmtime_wasi_http::{WasiHttp, WasiHttpView as _};
 
+use super::SandboxView;
+use super::http::ctx_view;
 use crate::bindings::types;
-use crate::sandbox::SandboxState;
 
 /// Links the base WASI set, `wasi:http/types` and `plinth:plugin/types`.
-pub(crate) fn link(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> {
+pub(crate) fn link<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     // io, clocks, random, stdin/stdout/stderr.
     p2::add_to_linker_proxy_interfaces_async(linker)?;
     let l = linker;
-    random::insecure::add_to_linker::<_, WasiRandom>(l, SandboxState::random)?;
-    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, SandboxState::random)?;
-    cli::exit::add_to_linker::<_, WasiCli>(l, SandboxState::cli)?;
-    cli::environment::add_to_linker::<_, WasiCli>(l, SandboxState::cli)?;
-    cli::terminal_input::add_to_linker::<_, WasiCli>(l, SandboxState::cli)?;
-    cli::terminal_output::add_to_linker::<_, WasiCli>(l, SandboxState::cli)?;
-    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, SandboxState::cli)?;
-    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, SandboxState::cli)?;
-    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, SandboxState::cli)?;
-    filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, SandboxState::filesystem)?;
-    filesystem::types::add_to_linker::<_, WasiFilesystem>(l, SandboxState::filesystem)?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, T::random)?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, T::random)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, T::filesystem)?;
+    filesystem::types::add_to_linker::<_, WasiFilesystem>(l, T::filesystem)?;
     let options = http::LinkOptions::default();
-    http::http::types::add_to_linker::<_, WasiHttp>(l, &options.into(), SandboxState::http)?;
-    types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(l, |s| s)?;
+    http::http::types::add_to_linker::<_, WasiHttp>(l, &options.into(), ctx_view::<T>)?;
+    types::add_to_linker::<_, SharedTypes>(l, |_| SharedTypes)?;
     Ok(())
 }
 
-impl types::Host for SandboxState {}
+/// `plinth:plugin/types` has types only: its host side holds nothing.
+#[derive(Debug)]
+struct SharedTypes;
+
+impl HasData for SharedTypes {
+    type Data<'a> = SharedTypes;
+}
+
+impl types::Host for SharedTypes {}

@@ -1,9 +1,10 @@
 //! Outbound HTTP (`wasi:http/outgoing-handler`): the policy every request a plugin sends
 //! passes through.
 //!
-//! [`OutboundHttp`] implements [`WasiHttpHooks`]; the sandbox builds one per call and puts it in
-//! the store's `WasiHttpCtxView::hooks`. Its [`send_request`](WasiHttpHooks::send_request) is
-//! the one place every outgoing request goes through, and it refuses, in this order:
+//! [`OutboundHttp`] implements [`WasiHttpHooks`]; the capability ([`Http`]) prepares one per
+//! call as its state and hands it out as the store's `WasiHttpCtxView::hooks`. Its
+//! [`send_request`](WasiHttpHooks::send_request) is the one place every outgoing request goes
+//! through, and it refuses, in this order:
 //!
 //! 1. a scheme other than `http` or `https` ([`DenialReason::Scheme`]);
 //! 2. a host and port not on the plugin's granted allowlist ([`DenialReason::NotAllowlisted`],
@@ -21,7 +22,7 @@
 //! addresses, so a name cannot answer a public address to the check and a private one to the
 //! connection. `https` keeps the name for certificate verification and SNI. A refused
 //! request fails in the guest with `error-code.HTTP-request-denied` and is recorded in the
-//! call's [`Denials`], which the sandbox reads after the call to report a permission error;
+//! call's [`Denials`], which the invocation reads after the call to report a permission error;
 //! [`OutboundHttp::requests_sent`] counts the requests actually sent, for metering.
 //!
 //! **Redirects**: `wasi:http` never follows a redirect itself; it hands the `3xx` response to
@@ -57,9 +58,11 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 use crate::egress::CheckedResolver;
 use crate::rates::TenantRates;
 
+mod capability;
 mod denials;
 mod send;
 
+pub use capability::{Http, HttpState, ctx_view};
 pub use denials::{Denial, DenialReason, Denials, MAX_RECORDED_DENIALS};
 #[cfg(feature = "fuzzing")]
 pub(crate) use send::retarget;
@@ -110,11 +113,12 @@ struct Counters {
 
 /// The outbound HTTP policy of one sandboxed call, as [`WasiHttpHooks`].
 ///
-/// Build one per call (it holds `Arc`s of the grant and of the call's record, so it is cheap)
-/// and box a clone into the store; clones share the budget, the [`Denials`] and the count of
-/// requests sent, so the sandbox reads [`denials`](Self::denials) and
-/// [`requests_sent`](Self::requests_sent) on its own clone after the call. See the
-/// [module documentation](self) for the checks, their order, and redirects.
+/// Build one per call (it holds `Arc`s of the grant and of the call's record, so it is cheap):
+/// the [`Http`] capability prepares one as its state in the store. Clones share the budget,
+/// the [`Denials`] and the count of requests sent, so [`denials`](Self::denials) and
+/// [`requests_sent`](Self::requests_sent) read on any clone after the call (or on the store's
+/// own) see every request of the call. See the [module documentation](self) for the checks,
+/// their order, and redirects.
 #[derive(Debug, Clone)]
 pub struct OutboundHttp {
     permissions: Arc<Permissions>,

@@ -1,23 +1,50 @@
 //! Calls through installs: an event dispatched to a tenant's subscribed installs and onward to
 //! what they emit, within the event's [`EventBudget`]; a request served by an install's HTTP
-//! handler; and the bookkeeping after each call (circuit breaker, failures, rollout guard).
+//! handler. What each call leaves behind is [`accounting`](super::accounting)'s.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use crate::breaker::{Admission, BreakerState, RolloutVerdict};
+use super::accounting::circuit_open;
+use super::table::Install;
+use crate::breaker::Admission;
 use crate::budget::{EventBudget, QuotaGrant, Spent};
 use crate::error::{Error, InvokeError};
-use crate::installs::{CallFailure, Delivery, HostEvent, HttpServed, Install, RECENT_FAILURES};
 use crate::invoke::{Entry, Event, HttpExchange, Invocation, Metered};
 use crate::runtime::{Host, lock};
+
+/// One plugin's result for a dispatched event.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The plugin id.
+    pub plugin: String,
+    /// The version that handled it.
+    pub version: String,
+    /// The topic delivered (an emitted event's topic for onward deliveries).
+    pub topic: String,
+    /// 0 for the dispatched event, more for events plugins emitted onward.
+    pub depth: u32,
+    /// How the call ended.
+    pub invocation: Invocation,
+}
+
+/// How a plugin served an HTTP request.
+#[derive(Debug)]
+pub struct HttpServed {
+    /// The version that served it.
+    pub version: String,
+    /// The plugin's response, or why the call failed.
+    pub response: Result<http::Response<Bytes>, InvokeError>,
+    /// The call's logs and usage (its `result` carries no output for HTTP calls).
+    pub invocation: Invocation,
+}
 
 /// A delivery the cascade did not make.
 struct Skipped {
@@ -321,102 +348,6 @@ impl Host {
             invocation,
         }
     }
-
-    /// Feeds a call's outcome to the install's breaker, failure log and rollout guard; rolls
-    /// back if the rollout verdict says so. A call that was refused before it ran (breaker,
-    /// capacity, quota, budget) says nothing about the plugin and is not counted.
-    async fn account(
-        &self,
-        tenant: &str,
-        plugin: &str,
-        install: &Install,
-        version: &str,
-        invocation: &Invocation,
-    ) {
-        if invocation
-            .result
-            .as_ref()
-            .is_err_and(InvokeError::is_refusal)
-        {
-            return;
-        }
-        // Only failures that are the plugin's fault count against it.
-        let success = !matches!(
-            invocation.result,
-            Err(InvokeError::OutOfFuel { .. }
-                | InvokeError::Timeout { .. }
-                | InvokeError::MemoryLimit { .. }
-                | InvokeError::Trap { .. }
-                | InvokeError::OutputTooLarge { .. })
-        );
-        let now = Instant::now();
-        if let (false, Err(error)) = (success, &invocation.result) {
-            let mut log = lock(&install.failures);
-            if log.recent.len() >= RECENT_FAILURES {
-                log.recent.pop_front();
-            }
-            log.recent.push_back(CallFailure {
-                code: error.code().to_string(),
-                message: error.to_string(),
-                at: SystemTime::now(),
-            });
-        }
-        {
-            let mut breaker = lock(&install.breaker);
-            let was_open = matches!(breaker.state(now), BreakerState::Open { .. });
-            breaker.record(now, success);
-            if !was_open && matches!(breaker.state(now), BreakerState::Open { .. }) {
-                let policy = breaker.policy();
-                let reason = format!(
-                    "{} failures within {} s{}",
-                    policy.failure_threshold.max(1),
-                    policy.window.as_secs(),
-                    invocation
-                        .result
-                        .as_ref()
-                        .err()
-                        .map(|error| format!("; the last: {error}"))
-                        .unwrap_or_default()
-                );
-                lock(&install.failures).opened = Some((SystemTime::now(), reason));
-                let _ = self.events.send(HostEvent::CircuitOpened {
-                    tenant: tenant.to_string(),
-                    plugin: plugin.to_string(),
-                    version: version.to_string(),
-                });
-            }
-        }
-        let verdict = {
-            let mut rollout = lock(&install.rollout);
-            match rollout.as_mut() {
-                // Only calls on the version being rolled out count toward its verdict.
-                Some(guard) if install.current.load().version() == version => {
-                    let verdict = guard.record(now, success);
-                    if !matches!(verdict, RolloutVerdict::Watching) {
-                        *rollout = None;
-                    }
-                    verdict
-                }
-                _ => RolloutVerdict::Watching,
-            }
-        };
-        if let RolloutVerdict::RollBack { failures, calls } = verdict {
-            match self.roll_back_install(tenant, plugin, install).await {
-                Ok(rolled) => {
-                    tracing::warn!(tenant, plugin, from = %rolled.from, to = %rolled.to, failures, calls, "automatic rollback");
-                    let _ = self.events.send(HostEvent::AutoRolledBack {
-                        tenant: tenant.to_string(),
-                        plugin: plugin.to_string(),
-                        from: rolled.from,
-                        to: rolled.to,
-                        failures,
-                        calls,
-                    });
-                }
-                Err(error) => tracing::error!(tenant, plugin, %error, "automatic rollback failed"),
-            }
-        }
-    }
 }
 
 /// Bytes a delivery's result holds while the cascade collects it: its output or error text,
@@ -442,13 +373,6 @@ fn budget_exhausted(spent: Spent) -> InvokeError {
         Spent::Bytes(limit) => format!("{limit} bytes of results"),
     };
     InvokeError::EventBudgetExhausted { budget, skipped: 0 }
-}
-
-/// The error of a call refused by an open breaker that lets a trial through in `retry_after`.
-pub(crate) fn circuit_open(retry_after: std::time::Duration) -> InvokeError {
-    InvokeError::CircuitOpen {
-        retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
-    }
 }
 
 /// wasi-http needs an authority; a request routed by path alone gets `Host: localhost`.
