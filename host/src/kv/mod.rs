@@ -36,10 +36,13 @@
 
 mod postgres;
 mod sqlite;
+mod sqlite_writer;
 
+use sqlx::PgPool;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
-use sqlx::{PgPool, SqlitePool};
+
+use sqlite_writer::{Done, Write};
 
 /// The longest key accepted, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -146,6 +149,9 @@ pub enum KvError {
     /// Any other database failure.
     #[error("kv database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// The SQLite writer's database failed (not a "not now": those are [`KvError::Unavailable`]).
+    #[error("kv database error: {0}")]
+    Storage(String),
     /// Applying the kv migrations failed.
     #[error("kv migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -221,7 +227,7 @@ impl KvStore {
     /// migrations fail.
     pub async fn connect(url: &str) -> Result<Self, KvError> {
         let store = if url.starts_with("sqlite:") {
-            Self::Sqlite(sqlite::SqliteKv::new(sqlite::connect(url).await?))
+            Self::Sqlite(sqlite::connect(url).await?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::Postgres(postgres::connect(url).await?)
         } else {
@@ -230,13 +236,6 @@ impl KvStore {
         };
         store.migrate().await?;
         Ok(store)
-    }
-
-    /// A store over an existing SQLite pool. Does not migrate: call [`KvStore::migrate`].
-    ///
-    /// The pool should be in WAL mode with a busy timeout, as [`KvStore::connect`] sets up.
-    pub fn sqlite(pool: SqlitePool) -> Self {
-        Self::Sqlite(sqlite::SqliteKv::new(pool))
     }
 
     /// A store over an existing PostgreSQL pool. Does not migrate: call [`KvStore::migrate`].
@@ -261,7 +260,7 @@ impl KvStore {
     /// Every later call fails with [`KvError::Unavailable`].
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(kv) => kv.pool().close().await,
+            Self::Sqlite(kv) => kv.close().await,
             Self::Postgres(pool) => pool.close().await,
         }
     }
@@ -301,7 +300,15 @@ impl KvStore {
         validate_key(key)?;
         validate_value(value)?;
         let result = match self {
-            Self::Sqlite(kv) => sqlite::set(kv, ns, key, value, quota).await,
+            Self::Sqlite(kv) => kv
+                .write(Write::Set {
+                    ns: ns.clone(),
+                    key: key.to_owned(),
+                    value: value.to_vec(),
+                    quota: *quota,
+                })
+                .await
+                .map(drop),
             Self::Postgres(pool) => postgres::set(pool, ns, key, value, quota).await,
         };
         if let Err(KvError::QuotaExceeded {
@@ -354,7 +361,16 @@ impl KvStore {
     pub async fn delete(&self, ns: &Namespace, key: &str) -> Result<bool, KvError> {
         validate_key(key)?;
         match self {
-            Self::Sqlite(kv) => sqlite::delete(kv, ns, key).await,
+            Self::Sqlite(kv) => match kv
+                .write(Write::Delete {
+                    ns: ns.clone(),
+                    key: key.to_owned(),
+                })
+                .await?
+            {
+                Done::Deleted(existed) => Ok(existed),
+                other => Err(unexpected(&other)),
+            },
             Self::Postgres(pool) => postgres::delete(pool, ns, key).await,
         }
     }
@@ -412,7 +428,10 @@ impl KvStore {
     /// Database errors.
     pub async fn delete_namespace(&self, ns: &Namespace) -> Result<u64, KvError> {
         match self {
-            Self::Sqlite(kv) => sqlite::delete_namespace(kv, ns).await,
+            Self::Sqlite(kv) => match kv.write(Write::DeleteNamespace { ns: ns.clone() }).await? {
+                Done::Removed(removed) => Ok(removed),
+                other => Err(unexpected(&other)),
+            },
             Self::Postgres(pool) => postgres::delete_namespace(pool, ns).await,
         }
     }
@@ -425,7 +444,15 @@ impl KvStore {
     /// Database errors; nothing is deleted then.
     pub async fn delete_tenant(&self, tenant: &str) -> Result<u64, KvError> {
         let removed = match self {
-            Self::Sqlite(kv) => sqlite::delete_tenant(kv, tenant).await?,
+            Self::Sqlite(kv) => match kv
+                .write(Write::DeleteTenant {
+                    tenant: tenant.to_owned(),
+                })
+                .await?
+            {
+                Done::Removed(removed) => removed,
+                other => return Err(unexpected(&other)),
+            },
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let removed = sqlx::query(DELETE_TENANT_ENTRIES_SQL)
@@ -449,6 +476,13 @@ impl KvStore {
 fn named(mut migrator: Migrator) -> Migrator {
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     migrator
+}
+
+/// The writer answered a write with what another kind of write does: a bug.
+fn unexpected(done: &Done) -> KvError {
+    KvError::Storage(format!(
+        "the kv writer answered {done:?} to another kind of write"
+    ))
 }
 
 fn validate_key(key: &str) -> Result<(), KvError> {
