@@ -11,7 +11,8 @@
 //! get and set per event) against `hello` through Plinth.
 //!
 //! Pin the process to cores to compare core counts: `taskset -c 0 cargo bench …` against
-//! `taskset -c 0-1 cargo bench …`.
+//! `taskset -c 0-1 cargo bench …`. To profile one side at one load, `PLINTH_EVENT_PATH_ONLY`
+//! names it, e.g. `plinth:1` (Plinth at 1 connection) or `floor:16`; only that run is made.
 
 mod support;
 
@@ -46,6 +47,13 @@ fn main() -> Result<()> {
 /// Whether the floor answered with an output.
 fn floor_answered(body: &Value) -> bool {
     !body["output"].is_null()
+}
+
+/// The one run `PLINTH_EVENT_PATH_ONLY` asks for (side, connections), if any.
+fn only() -> Option<(String, usize)> {
+    let only = std::env::var("PLINTH_EVENT_PATH_ONLY").ok()?;
+    let (side, connections) = only.split_once(':')?;
+    Some((side.to_owned(), connections.parse().ok()?))
 }
 
 async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
@@ -97,6 +105,17 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
     )
     .await?;
     load::run_limited(generator, client, hello.clone(), 16, delivered, WARM_UP).await?;
+    if let Some((side, connections)) = only() {
+        let stats = match side.as_str() {
+            "floor" => floor_run(connections).await?,
+            "counter" => plinth_run(&counter, connections).await?,
+            _ => plinth_run(&hello, connections).await?,
+        };
+        println!("| scenario | connections | events/s | p50 ms | p95 ms | p99 ms |");
+        println!("|---|---|---|---|---|---|");
+        stats.print(&side, connections);
+        return Ok(());
+    }
 
     println!(
         "| connections | floor events/s | floor p99 ms | Plinth events/s | Plinth p99 ms | events/s ratio | p99 ratio |"
