@@ -29,162 +29,26 @@ use plinth_host::{
     EngineConfig, EventBudget, Host, Limits, Metering, PlinthEngine, PreparedPlugin,
 };
 use plinth_test_artifacts::{COUNTER, HELLO};
+use plinth_test_support::bare::BareHello;
 use tokio::runtime::Runtime;
-use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentType, Instance, InstancePre, Lift, Linker, Lower,
-    ResourceTable,
-};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::Engine;
+use wasmtime::component::Component;
 
 use common::{Bed, call};
-
-/// The export holding the handler, and its function.
-const HANDLER: &str = "plinth:plugin/handler@0.1.0";
-const ON_EVENT: &str = "on-event";
 
 /// Concurrent tasks in the throughput benchmarks.
 const CONCURRENCY: [usize; 2] = [2, 8];
 
 // ------------------------------------------------------------------------------------------
-// (a) Bare wasmtime.
+// (a) Bare wasmtime: `plinth_test_support::bare`.
 // ------------------------------------------------------------------------------------------
 
-/// `plinth:plugin/types.event`, lowered as the guest expects it.
-#[derive(ComponentType, Lower)]
-#[component(record)]
-struct WitEvent {
-    id: String,
-    topic: String,
-    payload: Vec<u8>,
-    tenant: String,
-    depth: u32,
-}
-
-/// `plinth:plugin/types.plugin-error`.
-#[derive(ComponentType, Lift, Debug)]
-#[component(variant)]
-enum WitPluginError {
-    #[component(name = "invalid-payload")]
-    InvalidPayload(#[allow(dead_code, reason = "only printed")] String),
-    #[component(name = "invalid-config")]
-    InvalidConfig(#[allow(dead_code, reason = "only printed")] String),
-    #[component(name = "capability")]
-    Capability(#[allow(dead_code, reason = "only printed")] String),
-    #[component(name = "failed")]
-    Failed(#[allow(dead_code, reason = "only printed")] String),
-}
-
-/// `plinth:plugin/log.level`.
-#[derive(ComponentType, Lift, Clone, Copy)]
-#[component(enum)]
-#[repr(u8)]
-#[allow(dead_code, reason = "lifted from the guest, never built on the host")]
-enum WitLevel {
-    #[component(name = "trace")]
-    Trace,
-    #[component(name = "debug")]
-    Debug,
-    #[component(name = "info")]
-    Info,
-    #[component(name = "warn")]
-    Warn,
-    #[component(name = "error")]
-    Error,
-}
-
-/// `on-event`'s signature.
-type OnEventParams = (WitEvent,);
-type OnEventResults = (Result<Option<Vec<u8>>, WitPluginError>,);
-
-/// The smallest store data `hello` can run with: an empty WASI context.
-struct BareState {
-    table: ResourceTable,
-    wasi: WasiCtx,
-}
-
-impl WasiView for BareState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// `hello` pre-instantiated on a bare engine.
-struct Bare {
-    engine: Engine,
-    pre: InstancePre<BareState>,
-    on_event: ComponentExportIndex,
-}
-
-/// An engine with exactly the configuration of plinth's standard engine, sized by the same
-/// [`EngineConfig::default`] the plinth host in these benchmarks uses.
-fn bare_engine() -> anyhow::Result<Engine> {
+/// `hello` on an engine with exactly the configuration of plinth's standard engine, sized by
+/// the same [`EngineConfig::default`] the plinth host in these benchmarks uses.
+fn bare_hello() -> anyhow::Result<BareHello> {
     let config = plinth_host::engine::wasmtime_config(&EngineConfig::default(), Metering::Epoch);
-    Ok(Engine::new(&config)?)
-}
-
-impl Bare {
-    fn new() -> anyhow::Result<Self> {
-        let engine = bare_engine()?;
-        let wasm = std::fs::read(HELLO.wasm).context("reading hello")?;
-        let component = Component::new(&engine, &wasm)?;
-        let mut linker: Linker<BareState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        // `types` holds only types, which need no definition; `log.write` does nothing.
-        linker.instance("plinth:plugin/types@0.1.0")?;
-        linker
-            .instance("plinth:plugin/log@0.1.0")?
-            .func_wrap_async(
-                "write",
-                |_store, (_level, _message, _fields): (WitLevel, String, Vec<(String, String)>)| {
-                    Box::new(async { Ok(()) })
-                },
-            )?;
-        let pre = linker.instantiate_pre(&component)?;
-        let handler = component
-            .get_export_index(None, HANDLER)
-            .context("hello exports no handler")?;
-        let on_event = component
-            .get_export_index(Some(&handler), ON_EVENT)
-            .context("hello's handler has no on-event")?;
-        Ok(Bare {
-            engine,
-            pre,
-            on_event,
-        })
-    }
-
-    /// A fresh store with an empty WASI context, and `hello` instantiated in it.
-    async fn instantiate(&self) -> anyhow::Result<(Store<BareState>, Instance)> {
-        let state = BareState {
-            table: ResourceTable::new(),
-            wasi: WasiCtx::builder().build(),
-        };
-        let mut store = Store::new(&self.engine, state);
-        // Epoch interruption is on and nothing ticks: any deadline in the future will do.
-        store.set_epoch_deadline(1 << 20);
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        Ok((store, instance))
-    }
-
-    /// One call in a fresh store: instantiate, call `on-event` with `"Ada"`.
-    async fn call(&self) -> anyhow::Result<Option<Vec<u8>>> {
-        let (mut store, instance) = self.instantiate().await?;
-        let on_event =
-            instance.get_typed_func::<OnEventParams, OnEventResults>(&mut store, &self.on_event)?;
-        let event = WitEvent {
-            id: "evt-bench".to_string(),
-            topic: "greet".to_string(),
-            payload: b"\"Ada\"".to_vec(),
-            tenant: "acme".to_string(),
-            depth: 0,
-        };
-        let (result,) = on_event.call_async(&mut store, (event,)).await?;
-        result.map_err(|error| anyhow::anyhow!("hello failed: {error:?}"))
-    }
+    let wasm = std::fs::read(HELLO.wasm).context("reading hello")?;
+    BareHello::new(Engine::new(&config)?, &wasm)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -228,13 +92,13 @@ fn two_workers() -> Runtime {
 
 fn hello(c: &mut Criterion) {
     let rt = current_thread();
-    let bare = or_panic(Bare::new());
+    let bare = or_panic(bare_hello());
     let bed = or_panic(rt.block_on(Bed::new()));
     let epoch = or_panic(bed.prepare(&HELLO, Metering::Epoch));
     let fuel = or_panic(bed.prepare(&HELLO, Metering::Fuel));
 
     // Both paths must really greet before they are timed.
-    let greeting = or_panic(rt.block_on(bare.call()));
+    let greeting = or_panic(rt.block_on(bare.call("greet", b"\"Ada\"")));
     assert_eq!(greeting.as_deref(), Some(&b"\"Hello, Ada!\""[..]));
     rt.block_on(invoke_hello(&bed.host, &epoch, Limits::default()));
     rt.block_on(invoke_hello(&bed.host, &fuel, Limits::default()));
@@ -242,7 +106,7 @@ fn hello(c: &mut Criterion) {
     let mut group = c.benchmark_group("hello");
     group.bench_function("bare_wasmtime", |b| {
         b.to_async(&rt)
-            .iter(|| async { black_box(or_panic(bare.call().await)) });
+            .iter(|| async { black_box(or_panic(bare.call("greet", b"\"Ada\"").await)) });
     });
     // Where the bare time goes: a fresh store and instantiation, without the call.
     group.bench_function("bare_instantiate_only", |b| {
@@ -374,7 +238,7 @@ where
 
 fn throughput(c: &mut Criterion) {
     let rt = two_workers();
-    let bare = Arc::new(or_panic(Bare::new()));
+    let bare = Arc::new(or_panic(bare_hello()));
     let bed = Arc::new(or_panic(rt.block_on(Bed::new())));
     let hello = or_panic(bed.prepare(&HELLO, Metering::Epoch));
 
@@ -388,7 +252,7 @@ fn throughput(c: &mut Criterion) {
                 spread(&rt, iters, tasks, move || {
                     let bare = Arc::clone(&bare);
                     async move {
-                        black_box(or_panic(bare.call().await));
+                        black_box(or_panic(bare.call("greet", b"\"Ada\"").await));
                     }
                 })
             });

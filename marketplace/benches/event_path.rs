@@ -62,15 +62,6 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
     let cache = tempfile::tempdir()?;
     let bench = start(&database, cache.path()).await?;
     bench.publish_examples().await?;
-    // Measure the platform, not the plan's API rate limit.
-    bench
-        .call(
-            reqwest::Method::PUT,
-            "/v1/plans/enterprise",
-            &bench.operator,
-            Some(json!({"api_requests_per_minute": 100_000_000})),
-        )
-        .await?;
     let tenant = bench
         .tenant("solo", &["examples.hello", "examples.counter"])
         .await?;

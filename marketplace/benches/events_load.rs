@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use anyhow::Result;
 use plinth_test_support::TestDatabase;
-use serde_json::json;
 
 use support::{delivered, load, rss_mib, start};
 
@@ -33,15 +32,6 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
     let cache = tempfile::tempdir()?;
     let bench = start(&database, cache.path()).await?;
     bench.publish_examples().await?;
-    // Measure the platform, not the plan's API rate limit.
-    bench
-        .call(
-            reqwest::Method::PUT,
-            "/v1/plans/enterprise",
-            &bench.operator,
-            Some(json!({"api_requests_per_minute": 100_000_000})),
-        )
-        .await?;
 
     println!("| scenario | connections | events/s | p50 ms | p95 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");

@@ -2,8 +2,10 @@
 //!
 //! Storage tests run on both backends: [`TestDatabase::sqlite`] gives a fresh SQLite file in a
 //! temporary directory, [`TestDatabase::postgres`] a fresh PostgreSQL schema on the test server
-//! (see [`postgres`]). Either is removed when dropped.
+//! (see [`postgres`]). Either is removed when dropped. [`bare`] runs `hello` on bare wasmtime,
+//! the floor the benchmarks measure Plinth against.
 
+pub mod bare;
 pub mod postgres;
 
 use postgres::TestSchema;
