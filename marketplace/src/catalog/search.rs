@@ -116,6 +116,8 @@ impl Sort {
     /// The integer SQL expression keyset paging orders by (descending), for the non-relevance
     /// orders. Rating is the damped average in thousandths of a star (see
     /// [`RATING_PRIOR_MILLISTARS`]), `-1` when unrated.
+    /// The sort key in SQL. The rating's has an index on PostgreSQL (migration 0014) that must
+    /// stay the same expression.
     fn key_expression(self) -> String {
         match self {
             Sort::Installs => "p.installs".to_owned(),
@@ -621,6 +623,17 @@ async fn categories_of(db: &Db, ids: &[String]) -> Result<HashMap<String, Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rating_order_has_its_index_on_postgres() {
+        // The index matches the query's expression only if it is the same expression.
+        let migration = include_str!("../../migrations/postgres/0014_rating_order.sql");
+        let expression = Sort::Rating.key_expression().replace("p.", "");
+        assert!(
+            migration.contains(&format!("({expression} DESC, id)")),
+            "migration 0014 no longer indexes {expression}"
+        );
+    }
 
     #[test]
     fn damped_rating_prefers_many_good_ratings_to_one_perfect() {
