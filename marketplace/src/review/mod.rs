@@ -161,9 +161,30 @@ pub async fn permission_diff(
 ///
 /// [`Error::Database`].
 pub async fn may_judge(db: &Db, reviewer: &UserCaller, publisher_id: &str) -> Result<bool> {
-    Ok(publishers::member_role(db, publisher_id, &reviewer.id)
-        .await?
-        .is_none())
+    Ok(judges(
+        publishers::member_role(db, publisher_id, &reviewer.id).await?,
+    ))
+}
+
+/// [`may_judge`] read in `tx`, for a decision made under a write transaction (which must not
+/// wait for a second connection while it holds one).
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub(crate) async fn may_judge_in(
+    tx: &mut crate::db::Tx,
+    reviewer: &UserCaller,
+    publisher_id: &str,
+) -> Result<bool> {
+    Ok(judges(
+        publishers::member_role_in(tx, publisher_id, &reviewer.id).await?,
+    ))
+}
+
+/// The rule itself: whoever has a role in the publisher does not judge its work.
+fn judges(role_in_publisher: Option<publishers::MemberRole>) -> bool {
+    role_in_publisher.is_none()
 }
 
 /// Records `reviewer`'s decision on submission `id`.

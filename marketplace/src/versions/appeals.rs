@@ -253,7 +253,7 @@ pub async fn decide(
             ),
         ));
     }
-    if !crate::review::may_judge(state.db(), &decider, &stored.publisher_id).await? {
+    if !crate::review::may_judge_in(&mut tx, &decider, &stored.publisher_id).await? {
         return Err(Error::forbidden(
             "self_review",
             "you are a member of the appealing publisher; another reviewer must decide",
