@@ -179,47 +179,37 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
 
 /// Applies `batch` in one transaction and answers each write.
 fn apply(connection: &mut Connection, batch: Vec<(Write, oneshot::Sender<Result<Done, KvError>>)>) {
-    let tx = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let mut tx = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => {
-            let message = err.to_string();
-            let busy = matches!(storage(err), KvError::Unavailable(_));
+            let error = storage(err);
             for (_, reply) in batch {
-                let error = if busy {
-                    KvError::Unavailable(message.clone())
-                } else {
-                    KvError::Storage(message.clone())
-                };
-                let _ = reply.send(Err(error));
+                let _ = reply.send(Err(again(&error)));
             }
             return;
         }
     };
-    let mut answers = Vec::with_capacity(batch.len());
-    let mut tx = tx;
-    for (write, reply) in batch {
-        answers.push((one(&mut tx, write), reply));
+    let answers: Vec<_> = batch
+        .into_iter()
+        .map(|(write, reply)| (one(&mut tx, write), reply))
+        .collect();
+    let failed = tx.commit().err().map(storage);
+    for (answer, reply) in answers {
+        // A caller that stopped waiting (its call timed out) has its write applied all the
+        // same, as a pooled write would be.
+        let answer = match (&failed, answer) {
+            (Some(error), Ok(_)) => Err(again(error)),
+            (_, answer) => answer,
+        };
+        let _ = reply.send(answer);
     }
-    match tx.commit() {
-        Ok(()) => {
-            for (answer, reply) in answers {
-                // A caller that stopped waiting (its call timed out) has its write applied all
-                // the same, as a pooled write would be.
-                let _ = reply.send(answer);
-            }
-        }
-        Err(err) => {
-            let message = err.to_string();
-            for (answer, reply) in answers {
-                let answer = match answer {
-                    Ok(_) => Err(KvError::Storage(format!(
-                        "the write was not committed: {message}"
-                    ))),
-                    refused => refused,
-                };
-                let _ = reply.send(answer);
-            }
-        }
+}
+
+/// The same failure again, for the next write of a batch that failed as a whole.
+fn again(error: &KvError) -> KvError {
+    match error {
+        KvError::Unavailable(message) => KvError::Unavailable(message.clone()),
+        other => KvError::Storage(other.to_string()),
     }
 }
 
@@ -322,27 +312,35 @@ fn delete(db: &Connection, ns: &Namespace, key: &str) -> Result<bool, KvError> {
 }
 
 fn delete_namespace(db: &Connection, ns: &Namespace) -> Result<u64, KvError> {
-    let removed = db
-        .prepare_cached(DELETE_ENTRIES_SQL)
-        .map_err(storage)?
-        .execute(named_params! {"$1": ns.tenant, "$2": ns.plugin})
-        .map_err(storage)?;
-    db.prepare_cached(DELETE_USAGE_SQL)
-        .map_err(storage)?
-        .execute(named_params! {"$1": ns.tenant, "$2": ns.plugin})
-        .map_err(storage)?;
-    Ok(len_u64(removed))
+    delete_all(
+        db,
+        (DELETE_ENTRIES_SQL, DELETE_USAGE_SQL),
+        named_params! {"$1": ns.tenant, "$2": ns.plugin},
+    )
 }
 
 fn delete_tenant(db: &Connection, tenant: &str) -> Result<u64, KvError> {
+    delete_all(
+        db,
+        (DELETE_TENANT_ENTRIES_SQL, DELETE_TENANT_USAGE_SQL),
+        named_params! {"$1": tenant},
+    )
+}
+
+/// Deletes entries and usage rows with the same parameters; returns how many entries went.
+fn delete_all(
+    db: &Connection,
+    (entries, usage): (&str, &str),
+    params: &[(&str, &dyn rusqlite::ToSql)],
+) -> Result<u64, KvError> {
     let removed = db
-        .prepare_cached(DELETE_TENANT_ENTRIES_SQL)
+        .prepare_cached(entries)
         .map_err(storage)?
-        .execute(named_params! {"$1": tenant})
+        .execute(params)
         .map_err(storage)?;
-    db.prepare_cached(DELETE_TENANT_USAGE_SQL)
+    db.prepare_cached(usage)
         .map_err(storage)?
-        .execute(named_params! {"$1": tenant})
+        .execute(params)
         .map_err(storage)?;
     Ok(len_u64(removed))
 }

@@ -537,6 +537,24 @@ fn unknown_version(plugin_id: &str, version: &str) -> Error {
     Error::not_found(format!("version {version:?} of plugin {plugin_id:?}"))
 }
 
+/// The version called `version` among `versions` (one plugin's, as [`versions`] lists them),
+/// found as [`version`] finds it, without reading again.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for a version that is not among them.
+pub fn version_among(
+    versions: Vec<VersionInfo>,
+    plugin_id: &str,
+    version: &str,
+) -> Result<VersionInfo> {
+    let key = version_key(plugin_id, version)?;
+    versions
+        .into_iter()
+        .find(|v| v.version == key)
+        .ok_or_else(|| unknown_version(plugin_id, version))
+}
+
 /// One version of a plugin.
 ///
 /// # Errors

@@ -24,11 +24,6 @@ impl Visibility {
         }
     }
 
-    /// Whether blocked plugins are shown.
-    pub fn sees_blocked(self) -> bool {
-        self.blocked
-    }
-
     /// Whether a plugin blocked at `blocked_at` (if it is) is shown.
     pub fn shows(self, blocked_at: Option<i64>) -> bool {
         self.blocked || blocked_at.is_none()

@@ -59,8 +59,7 @@ pub async fn choose_version(
         .collect();
     let chosen = match version.filter(|v| !v.is_empty()) {
         Some(version) => {
-            let chosen =
-                crate::catalog::version(db, plugin_id, version, Visibility::PUBLIC).await?;
+            let chosen = crate::catalog::version_among(versions, plugin_id, version)?;
             installable::refuse_yanked(plugin_id, &chosen, Move::Install)?;
             chosen
         }
