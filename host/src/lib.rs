@@ -24,6 +24,7 @@ pub mod installs;
 pub mod invoke;
 pub mod kv;
 pub mod limits;
+mod loaded;
 pub mod local_changes;
 pub mod metering;
 pub mod plugin;

@@ -3,10 +3,11 @@
 //! Loading checks trust and compiles (through the on-disk cache) once per version. Preparing
 //! links the component against exactly the capabilities a grant turns on and pre-instantiates
 //! it: one [`PreparedPlugin`] per (version, granted permissions, metering), shared by every
-//! tenant with that grant.
+//! tenant with that grant. The host keeps one [`LoadedPlugin`] per package digest (see
+//! `crate::loaded`), so every install of a version shares its code.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use plinth_package::{Manifest, PackageDigest, Permissions, PermissionsDigest};
 use wasmtime::component::{Component, InstancePre};
@@ -26,7 +27,9 @@ pub struct LoadedPlugin {
     pub(crate) wasm: Arc<[u8]>,
     /// Compiled for the standard engine at load; for the fuel engine on first use.
     pub(crate) components: [OnceLock<Component>; 2],
-    pub(crate) prepared: Mutex<HashMap<(Metering, PermissionsDigest), Arc<PreparedPlugin>>>,
+    /// Prepared forms by (metering, grant). Weak: a prepared form holds its version, and the
+    /// installs using it hold the prepared form, so a version nothing uses is freed.
+    pub(crate) prepared: Mutex<HashMap<(Metering, PermissionsDigest), Weak<PreparedPlugin>>>,
     /// The pool slots one instantiation holds (`memory_bytes` is the call's, set per call).
     pub(crate) footprint: Footprint,
 }

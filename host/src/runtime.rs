@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use plinth_package::{Package, Permissions};
 use wasmtime::component::Linker;
@@ -27,6 +27,7 @@ use crate::footprint;
 use crate::installs::{HostEvent, InstallTable};
 use crate::invoke::Sandboxes;
 use crate::kv::KvStore;
+use crate::loaded::LoadedVersions;
 use crate::local_changes::LocalChanges;
 use crate::metering::Meter;
 use crate::plugin::{LoadedPlugin, PreparedPlugin};
@@ -133,6 +134,7 @@ pub struct Host {
     /// Installs this process changed itself, and when.
     pub(crate) local_changes: LocalChanges,
     linkers: LinkerCache,
+    loaded: LoadedVersions,
 }
 
 impl std::fmt::Debug for Host {
@@ -190,6 +192,7 @@ impl Host {
             events: broadcast::channel(1024).0,
             local_changes: LocalChanges::default(),
             linkers: Mutex::new(HashMap::new()),
+            loaded: LoadedVersions::default(),
         })
     }
 
@@ -225,13 +228,17 @@ impl Host {
     }
 
     /// Loads a package: checks its signatures against the trust policy, then compiles it (or
-    /// loads it from the compiled cache) for the standard engine.
+    /// loads it from the compiled cache) for the standard engine. A version already loaded
+    /// (same package digest) is checked again and shared, not loaded twice.
     ///
     /// # Errors
     ///
     /// [`Error::Trust`] if the package is not trusted; [`Error::Cache`] if it does not compile.
     pub fn load(&self, package: &Package) -> Result<Arc<LoadedPlugin>, Error> {
         self.trust.check(package)?;
+        if let Some(loaded) = self.loaded.get(&package.digest()) {
+            return Ok(loaded);
+        }
         let mut plugin = LoadedPlugin {
             manifest: Arc::new(package.manifest.clone()),
             digest: package.digest(),
@@ -264,7 +271,12 @@ impl Host {
             });
         }
         tracing::info!(plugin = %plugin.label(), digest = %plugin.digest, footprint = ?plugin.footprint, "loaded");
-        Ok(Arc::new(plugin))
+        Ok(self.loaded.keep(Arc::new(plugin)))
+    }
+
+    /// How many plugin versions are loaded now (each shared by all its installs).
+    pub fn loaded_versions(&self) -> usize {
+        self.loaded.len()
     }
 
     /// Prepares a loaded plugin for a tenant's `grants` (which must be a subset of what the
@@ -283,8 +295,8 @@ impl Host {
         metering: Metering,
     ) -> Result<Arc<PreparedPlugin>, Error> {
         let key = (metering, grants.digest());
-        if let Some(prepared) = lock(&plugin.prepared).get(&key) {
-            return Ok(Arc::clone(prepared));
+        if let Some(prepared) = lock(&plugin.prepared).get(&key).and_then(Weak::upgrade) {
+            return Ok(prepared);
         }
         if let Some(grant) = grants
             .grants()
@@ -320,7 +332,13 @@ impl Host {
             lifecycle,
             incoming,
         });
-        lock(&plugin.prepared).insert(key, Arc::clone(&prepared));
+        let mut forms = lock(&plugin.prepared);
+        // A concurrent preparation of the same grant may have finished first: share it.
+        if let Some(first) = forms.get(&key).and_then(Weak::upgrade) {
+            return Ok(first);
+        }
+        forms.retain(|_, form| form.strong_count() > 0);
+        forms.insert(key, Arc::downgrade(&prepared));
         Ok(prepared)
     }
 

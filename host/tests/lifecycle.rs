@@ -510,6 +510,42 @@ async fn uninstall_removes_the_install_and_its_kv_data() {
     );
 }
 
+/// Every install of one version shares one loaded copy of it (compiled code, prepared forms),
+/// however often its package is read and loaded; the copy goes when nothing holds it.
+#[tokio::test]
+async fn installs_of_one_version_share_it_until_none_is_left() {
+    let f = fixture(|_| {}).await;
+    let alpha = f.install("alpha", &package(&HELLO)).await;
+    // Read again, as the marketplace does for each install.
+    let beta = f.install("beta", &package(&HELLO)).await;
+    assert!(Arc::ptr_eq(&alpha, &beta), "two copies of one version");
+    assert_eq!(f.host.loaded_versions(), 1);
+
+    let other = package_with(&HELLO, &manifest("examples.hello", "9.0.0", "greet"));
+    let gamma = f.install("gamma", &other).await;
+    assert!(!Arc::ptr_eq(&alpha, &gamma), "another version is its own");
+    assert_eq!(f.host.loaded_versions(), 2);
+    assert_eq!(
+        output(&f.dispatch("beta", "greet", "\"Ada\"").await[0]),
+        "Hello, Ada!"
+    );
+
+    for tenant in ["alpha", "beta"] {
+        f.host
+            .uninstall(tenant, "examples.hello")
+            .await
+            .unwrap_or_else(|e| panic!("uninstall: {e}"));
+    }
+    drop((alpha, beta));
+    assert_eq!(f.host.loaded_versions(), 1, "the unused version is freed");
+    drop(gamma);
+    assert_eq!(
+        f.host.loaded_versions(),
+        1,
+        "gamma's install still holds it"
+    );
+}
+
 #[tokio::test]
 async fn dispatched_calls_are_metered_per_tenant_plugin_and_version() {
     let f = fixture(|_| {}).await;
