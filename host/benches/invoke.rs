@@ -7,6 +7,9 @@
 //!   (epoch deadline, memory limiter, captured stdio, capability state, async timeout).
 //!   Targets: (b) ≤ 1.5 × (a) and (b) < 35 µs median.
 //! - `hello/plinth_invoke_fuel` (e): the same call fuel-metered, against (b).
+//! - `hello/runtime_hop_only` and `hello/bare_over_hop`: the host runs every call on a runtime
+//!   of its own (so that plugin load never holds the API's threads); these measure that hop
+//!   alone, and (a) making it, so the host's own work is (b) against `bare_over_hop`.
 //! - `cache/*` (c): loading from the compiled cache against compiling from wasm.
 //! - `kv/counter_invoke` (d): `counter` (one kv get and one kv set through the guest) on SQLite.
 //! - `throughput/*` (f): invocations per second of `hello` with N concurrent tokio tasks on a
@@ -112,6 +115,36 @@ fn hello(c: &mut Criterion) {
     group.bench_function("bare_instantiate_only", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(or_panic(bare.instantiate().await)) });
+    });
+    // What the host adds for isolation alone: moving a call to a runtime of its own (as many
+    // threads as the host's plugin runtime) and back, with nothing to run.
+    let plugin_threads = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .saturating_mul(plinth_host::runtime::WORKER_THREADS_PER_CORE);
+    let other = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(plugin_threads)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    group.bench_function("runtime_hop_only", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                other
+                    .spawn(async { black_box(1) })
+                    .await
+                    .unwrap_or_else(|e| panic!("hop: {e}")),
+            )
+        });
+    });
+    // Bare wasmtime making the same hop: what is left between it and `plinth_invoke` is the
+    // host's own work.
+    let moved = Arc::new(or_panic(bare_hello()));
+    group.bench_function("bare_over_hop", |b| {
+        b.to_async(&rt).iter(|| {
+            let moved = Arc::clone(&moved);
+            let call = other.spawn(async move { or_panic(moved.call("greet", b"\"Ada\"").await) });
+            async move { black_box(call.await.unwrap_or_else(|e| panic!("hop: {e}"))) }
+        });
     });
     group.bench_function("plinth_invoke", |b| {
         b.to_async(&rt)

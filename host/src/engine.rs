@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::Error;
 
@@ -149,7 +149,12 @@ pub fn wasmtime_config(config: &EngineConfig, metering: Metering) -> Config {
             // → ~34 µs per instantiate-and-call of `hello`; 1 MiB was slower than 64 KiB).
             .linear_memory_keep_resident(64 << 10)
             .table_keep_resident(64 << 10)
-            .async_stack_keep_resident(64 << 10);
+            .async_stack_keep_resident(64 << 10)
+            // Where Linux has `PAGEMAP_SCAN` (6.7+), reset only the pages a call dirtied, by
+            // copying, and skip `madvise` when they fit in what is kept resident: no page
+            // table changes, so no TLB shoot-downs across the cores (measured on `hello`:
+            // 26 → 14 µs bare, 65 → 37–47 µs through the host; no more memory is kept).
+            .pagemap_scan(Enabled::Auto);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     wasm
