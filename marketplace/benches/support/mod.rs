@@ -7,6 +7,11 @@
 pub mod floor;
 pub mod load;
 
+/// The allocator the `plinth` binary runs with (see `src/main.rs`), for the whole process:
+/// the floor, the server and the load generator alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
