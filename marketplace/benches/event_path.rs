@@ -19,7 +19,6 @@ mod support;
 use std::time::Duration;
 
 use anyhow::Result;
-use plinth_test_support::TestDatabase;
 use serde_json::{Value, json};
 
 use support::load::{self, Stats, Target};
@@ -58,7 +57,7 @@ fn only() -> Option<(String, usize)> {
 
 async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
     let floor = support::floor::serve().await?;
-    let database = TestDatabase::sqlite()?;
+    let database = support::database().await?;
     let cache = tempfile::tempdir()?;
     let bench = start(&database, cache.path()).await?;
     bench.publish_examples().await?;

@@ -12,7 +12,6 @@ mod support;
 use std::time::Instant;
 
 use anyhow::Result;
-use plinth_test_support::TestDatabase;
 
 use support::{delivered, load, rss_mib, start};
 
@@ -28,7 +27,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
-    let database = TestDatabase::sqlite()?;
+    let database = support::database().await?;
     let cache = tempfile::tempdir()?;
     let bench = start(&database, cache.path()).await?;
     bench.publish_examples().await?;

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use plinth_test_support::TestDatabase;
 
 use support::{rss_mib, start};
 
@@ -32,7 +31,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(tenants: usize) -> Result<()> {
-    let database = TestDatabase::sqlite()?;
+    let database = support::database().await?;
     let cache = tempfile::tempdir()?;
     let bench = Arc::new(start(&database, cache.path()).await?);
     bench.publish_examples().await?;

@@ -1,18 +1,19 @@
 //! The PostgreSQL backend of the kv store.
 //!
 //! Every write first locks the namespace's `kv_usage` row, then reads and changes entries, then
-//! updates the row, all in one transaction. Writers of one namespace therefore queue on that
-//! row (and always take locks in the same order, so they cannot deadlock), and each one's reads,
-//! taken after the lock under READ COMMITTED, see everything the previous writer committed.
-//! Writers of different namespaces never wait for each other.
+//! updates the row, all in one transaction; a set is one statement (the `kv_set` function of
+//! `migrations/postgres/0002_kv_set.sql`), so it holds the lock for no round trip to the client.
+//! Writers of one namespace therefore queue on that row (and always take locks in the same
+//! order, so they cannot deadlock), and each one's reads, taken after the lock under READ
+//! COMMITTED, see everything the previous writer committed. Writers of different namespaces
+//! never wait for each other.
 
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::postgres::{PgDatabaseError, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
 use super::{
     DELETE_ENTRIES_SQL, DELETE_USAGE_SQL, GET_SQL, KeyRange, KvError, KvQuota, KvUsage, Namespace,
-    RELEASE_SQL, TENANT_OTHERS_SQL, USAGE_SQL, charge, charge_tenant, entry_bytes, from_db,
-    len_u64, list_sql, to_db,
+    RELEASE_SQL, USAGE_SQL, entry_bytes, from_db, list_sql, to_db,
 };
 
 /// The PostgreSQL migrations: every file of `host/migrations/postgres/`, embedded.
@@ -20,31 +21,15 @@ pub(super) fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("migrations/postgres")
 }
 
-/// Creates the namespace's usage row if missing and locks it either way, returning the usage.
-/// (`ON CONFLICT DO UPDATE` locks the existing row and reads its latest committed version; it
-/// also copes with a concurrent `delete_namespace` removing the row.)
-const LOCK_USAGE_SQL: &str = "INSERT INTO kv_usage (tenant, plugin) VALUES ($1, $2) \
-     ON CONFLICT (tenant, plugin) DO UPDATE SET bytes = kv_usage.bytes \
-     RETURNING bytes, keys";
+/// One write, its quota check and its usage in one statement (migration `0002_kv_set.sql`).
+const SET_SQL: &str = "SELECT kv_set($1, $2, $3, $4, $5, $6, $7)";
 
-/// Serializes the tenant's growing writes until the transaction ends (an advisory lock keyed
-/// by the tenant).
-const LOCK_TENANT_SQL: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended('plinth-kv:' || $1, 0))";
+/// The SQLSTATE `kv_set` raises when a quota refuses the write.
+const REFUSED: &str = "PK001";
 
 /// Locks the namespace's usage row if it exists (writers that only remove).
 const LOCK_EXISTING_USAGE_SQL: &str =
     "SELECT 1 FROM kv_usage WHERE tenant = $1 AND plugin = $2 FOR UPDATE";
-
-const OLD_VALUE_LEN_SQL: &str = "SELECT octet_length(value)::BIGINT FROM kv_entries \
-     WHERE tenant = $1 AND plugin = $2 AND key = $3";
-
-const UPSERT_ENTRY_SQL: &str = "INSERT INTO kv_entries (tenant, plugin, key, value) \
-     VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (tenant, plugin, key) DO UPDATE SET value = EXCLUDED.value";
-
-const STORE_USAGE_SQL: &str =
-    "UPDATE kv_usage SET bytes = $3, keys = $4 WHERE tenant = $1 AND plugin = $2";
 
 const DELETE_ENTRY_SQL: &str = "DELETE FROM kv_entries WHERE tenant = $1 AND plugin = $2 \
      AND key = $3 RETURNING octet_length(value)::BIGINT";
@@ -74,57 +59,42 @@ pub(super) async fn set(
     value: &[u8],
     quota: &KvQuota,
 ) -> Result<(), KvError> {
-    let mut tx = pool.begin().await?;
-    if quota.tenant_max_bytes.is_some() {
-        // One tenant-wide writer at a time, so two installs cannot together pass the quota
-        // (SQLite's `BEGIN IMMEDIATE` serializes all writers already).
-        sqlx::query(LOCK_TENANT_SQL)
-            .bind(&ns.tenant)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let current = sqlx::query(LOCK_USAGE_SQL)
-        .bind(&ns.tenant)
-        .bind(&ns.plugin)
-        .fetch_one(&mut *tx)
-        .await?;
-    let current = usage_from(&current)?;
-    let old_value_len: Option<i64> = sqlx::query(OLD_VALUE_LEN_SQL)
-        .bind(&ns.tenant)
-        .bind(&ns.plugin)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()?;
-    let old = old_value_len.map(|len| entry_bytes(key, from_db(len)));
-    // On refusal the transaction is dropped, which rolls it back: nothing is written.
-    let after = charge(current, old, entry_bytes(key, len_u64(value.len())), quota)?;
-    if quota.tenant_max_bytes.is_some() && after.bytes > current.bytes {
-        let others: i64 = sqlx::query_scalar(TENANT_OTHERS_SQL)
-            .bind(&ns.tenant)
-            .bind(&ns.plugin)
-            .fetch_one(&mut *tx)
-            .await?;
-        charge_tenant(from_db(others), after.bytes, quota)?;
-    }
-
-    sqlx::query(UPSERT_ENTRY_SQL)
+    let written = sqlx::query(SET_SQL)
         .bind(&ns.tenant)
         .bind(&ns.plugin)
         .bind(key)
         .bind(value)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(STORE_USAGE_SQL)
-        .bind(&ns.tenant)
-        .bind(&ns.plugin)
-        .bind(to_db(after.bytes))
-        .bind(to_db(after.keys))
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
+        .bind(to_db(quota.max_bytes))
+        .bind(quota.max_keys.map(to_db))
+        .bind(quota.tenant_max_bytes.map(to_db))
+        .execute(pool)
+        .await;
+    match written {
+        Ok(_) => Ok(()),
+        Err(error) => Err(refusal(&error).unwrap_or_else(|| error.into())),
+    }
+}
+
+/// The quota refusal `kv_set` raised (SQLSTATE [`REFUSED`]), if that is what `error` is.
+fn refusal(error: &sqlx::Error) -> Option<KvError> {
+    let raised = error
+        .as_database_error()?
+        .try_downcast_ref::<PgDatabaseError>()?;
+    if raised.code() != REFUSED {
+        return None;
+    }
+    let quota = match raised.message() {
+        "bytes" => "bytes",
+        "keys" => "keys",
+        "tenant bytes" => "tenant bytes",
+        _ => return None,
+    };
+    let (limit, would_use) = raised.detail()?.split_once(' ')?;
+    Some(KvError::QuotaExceeded {
+        quota,
+        limit: limit.parse().ok()?,
+        would_use: would_use.parse().ok()?,
+    })
 }
 
 pub(super) async fn delete(pool: &PgPool, ns: &Namespace, key: &str) -> Result<bool, KvError> {

@@ -1,6 +1,6 @@
-//! What the HTTP benchmarks share: a marketplace with its host on loopback (SQLite), set up
-//! through its own API, and the load generator ([`load`]) and the floor ([`floor`]) they
-//! measure it with.
+//! What the HTTP benchmarks share: a marketplace with its host on loopback (SQLite, or
+//! PostgreSQL with `PLINTH_BENCH_DATABASE=postgres`), set up through its own API, and the load
+//! generator ([`load`]) and the floor ([`floor`]) they measure it with.
 
 #![allow(dead_code, reason = "each benchmark uses a part")]
 
@@ -36,7 +36,7 @@ pub struct Bench {
     secrets: String,
 }
 
-/// A marketplace with its host over `database` (SQLite, kv beside it), compiled components
+/// A marketplace with its host over `database` (kv beside it), compiled components
 /// cached in `compiled`, trusting packages countersigned by `trusted`, countersigning with
 /// `key` and sealing with `secrets`.
 async fn app_state(
@@ -46,17 +46,21 @@ async fn app_state(
     key: SecretKey,
     secrets: SecretsKey,
 ) -> Result<AppState> {
-    let TestDatabase::Sqlite(dir) = database else {
-        anyhow::bail!("the load bench runs on SQLite");
-    };
     let db = Db::connect(&database.url())
         .await?
         .with_audit_key(plinth_marketplace::audit::key::AuditKey::generate()?.0);
-    let kv = KvStore::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("kv.db").display()
-    ))
-    .await?;
+    // kv beside the marketplace's tables: a file of its own on SQLite, the same schema on
+    // PostgreSQL.
+    let kv = match database {
+        TestDatabase::Sqlite(dir) => {
+            KvStore::connect(&format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("kv.db").display()
+            ))
+            .await?
+        }
+        TestDatabase::Postgres(_) => KvStore::connect(&database.url()).await?,
+    };
     let mut config = HostConfig::new(compiled, TrustPolicy::enforce(vec![trusted]));
     config.kv = Some(kv);
     let host = Arc::new(Host::new(config)?);
@@ -66,6 +70,16 @@ async fn app_state(
         key,
         Runtime { host, secrets },
     ))
+}
+
+/// The database `PLINTH_BENCH_DATABASE` names: `postgres` (a fresh schema on the test server)
+/// or, by default, SQLite (a temporary file).
+pub async fn database() -> Result<TestDatabase> {
+    match std::env::var("PLINTH_BENCH_DATABASE").as_deref() {
+        Ok("postgres") => TestDatabase::postgres("bench").await,
+        Ok("sqlite") | Err(_) => TestDatabase::sqlite(),
+        Ok(other) => anyhow::bail!("PLINTH_BENCH_DATABASE is sqlite or postgres, not {other:?}"),
+    }
 }
 
 pub async fn start(database: &TestDatabase, cache: &Path) -> Result<Bench> {
