@@ -6,7 +6,7 @@
 //!
 //! Every form carries a CSRF token: a hash of the session token (or, before logging in, of
 //! the random pre-session cookie [`CSRF_COOKIE`]). Another site can neither read those
-//! cookies nor compute the token, so a form it posts is refused ([`crate::form::Posted`]).
+//! cookies nor compute the token, so a form it posts is refused (`crate::form::Posted`).
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::header::{CONTENT_SECURITY_POLICY, COOKIE, SET_COOKIE};

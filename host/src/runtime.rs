@@ -61,8 +61,10 @@ pub struct HostConfig {
     pub capacity: CapacityConfig,
     /// Threads of the plugin runtime; `None`: [`WORKER_THREADS_PER_CORE`] per available core.
     pub worker_threads: Option<usize>,
-    /// Calls that may run guest code at once (see [`crate::cpu`]); `None`: one per plugin
-    /// thread, so the threads are the only bound and the operating system shares the cores.
+    /// Calls that may run guest code at once, shared fairly between tenants: a call holds a
+    /// slot only while its guest code runs, and a freed slot goes to the waiting tenant with
+    /// the fewest slots. `None`: one per plugin thread, so the threads are the only bound and
+    /// the operating system shares the cores.
     pub cpu_slots: Option<usize>,
 }
 

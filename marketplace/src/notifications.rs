@@ -4,7 +4,7 @@
 //! [`notify`] is what every module calls to leave a message. When the recipient has a webhook
 //! ([`webhooks`]), the same transaction writes an outbox row for it, so a notification and its
 //! delivery exist together or not at all; the [`delivery`] task of a running server sends due
-//! rows, signed ([`signature`]), retrying with backoff up to a bound. The routes ([`routes`])
+//! rows, signed ([`signature`]), retrying with backoff up to a bound. The routes (`routes`)
 //! read the inboxes (`?unread=true`), mark notifications read or unread, and configure webhooks.
 
 pub mod delivery;

@@ -88,7 +88,7 @@ impl AppState {
     ///
     /// # Errors
     ///
-    /// [`Error::Unavailable`] when this marketplace runs without a host.
+    /// [`crate::Error::Unavailable`] when this marketplace runs without a host.
     pub fn runtime(&self) -> crate::error::Result<&Runtime> {
         self.0
             .runtime

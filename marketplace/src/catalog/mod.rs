@@ -4,7 +4,7 @@
 //! `versions` row, the `plugins` row (whose name, description, categories, pricing and
 //! capabilities follow the newest non-yanked version) and keeps full-text search in step
 //! (SQLite: the FTS5 table `plugin_search`; PostgreSQL: the generated `plugins.search`
-//! column). [`search`] answers `GET /v1/plugins`; [`plugin_detail`], [`versions`],
+//! column). [`search()`] answers `GET /v1/plugins`; [`plugin_detail`], [`versions`],
 //! [`version`] and [`package_bytes`] answer the other public routes.
 
 mod routes;

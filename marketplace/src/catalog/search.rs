@@ -2,7 +2,7 @@
 //!
 //! The user's text is never spliced into SQL nor handed raw to a full-text engine: it is cut
 //! into words of letters and digits ([`tokenize`]), and each backend builds its own query
-//! from those words (see [`crate::db::sqlite::search`] and [`crate::db::postgres::search`]),
+//! from those words (see `crate::db::sqlite::search` and `crate::db::postgres::search`),
 //! bound as a parameter. Only fixed SQL fragments and `$n` placeholders are concatenated.
 //!
 //! Paging: relevance pages by offset (scores are floats, not keys); installs, rating and

@@ -1,7 +1,7 @@
 //! Webhooks: where a tenant's or publisher's notifications are also delivered.
 //!
 //! At most one webhook per tenant or publisher. Setting one issues a new signing secret,
-//! answered once; it is kept to sign deliveries (see [`super::signature`]). [`enqueue`] writes
+//! answered once; it is kept to sign deliveries (see [`super::signature`]). `enqueue` writes
 //! the outbox row of a notification in the notification's own transaction; the
 //! [`super::delivery`] task sends it. URLs must be `http` or `https` and, unless
 //! [`crate::settings::WebhookSettings::egress`] allows private destinations, must not name a

@@ -34,7 +34,7 @@ pub struct SigningKey {
 const KEY_COLUMNS: &str = "id, public_key, fingerprint, created_at, revoked_at, proven_at";
 
 /// Registers `public_key` (`ed25519:<base64>`) as a signing key of `publisher`, on `proof`
-/// that the registrant holds it (see [`super::possession`]).
+/// that the registrant holds it (see `super::possession`).
 ///
 /// A key belongs to one publisher, and possession decides: a key another publisher registered
 /// without proof (before proofs were asked) is taken from it, and that publisher is told and
@@ -43,7 +43,7 @@ const KEY_COLUMNS: &str = "id, public_key, fingerprint, created_at, revoked_at, 
 /// # Errors
 ///
 /// [`Error::BadRequest`] `invalid_public_key`, `invalid_challenge`, `invalid_body`,
-/// `bad_proof` (see [`super::possession`]); [`Error::Conflict`] `key_exists` if the key is
+/// `bad_proof` (see `super::possession`); [`Error::Conflict`] `key_exists` if the key is
 /// registered already with a proof (to any publisher), or revoked by this one.
 pub async fn add_key(
     db: &Db,

@@ -1,5 +1,5 @@
 //! Publishers: a namespace plugin ids live in, its members, its signing keys (registered with a
-//! proof of possession: [`possession`]) and its API keys.
+//! proof of possession: `possession`) and its API keys.
 //!
 //! Every publisher route starts from [`access`] (or [`membership`] when the caller's role
 //! matters): a publisher the caller is not a member of answers 404, so that namespaces in use

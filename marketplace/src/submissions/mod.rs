@@ -3,8 +3,8 @@
 //!
 //! A package that cannot be read (400 `invalid_package`) or is not in one of the caller's
 //! namespaces (403 `wrong_publisher`) is refused at once. Otherwise it is validated
-//! ([`plinth_package::validate`], with the publisher's keys and live versions), and the
-//! report decides: the findings listed in [`refusal`] (display text, signature, version
+//! ([`plinth_package::validate()`], with the publisher's keys and live versions), and the
+//! report decides: the findings listed in `refusal` (display text, signature, version
 //! order) refuse it with nothing stored, under the finding's own code, so an author meets the
 //! same codes locally and here; a version taken by a live submission answers that submission
 //! (the same package) or 409 `version_exists`. Everything else is recorded in one transaction

@@ -21,7 +21,7 @@ pub struct BuildCommand {
     /// Sign the package with this secret key (written by `plinth keygen`).
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
-    /// Where to write the package [default: ./<id>-<version>.plinth].
+    /// Where to write the package (default: `./<id>-<version>.plinth`).
     #[arg(long, value_name = "PKG")]
     out: Option<PathBuf>,
     /// Print the result as JSON.

@@ -17,7 +17,7 @@ pub struct NewCommand {
     /// The plugin id: `<publisher>.<name>`, lowercase letters, digits and `-`.
     #[arg(value_name = "ID")]
     id: String,
-    /// Where to create the crate [default: ./<name>].
+    /// Where to create the crate (default: `./<name>`).
     #[arg(value_name = "DIR")]
     dir: Option<PathBuf>,
     /// The plinth-sdk crate to depend on.

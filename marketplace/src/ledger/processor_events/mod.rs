@@ -27,8 +27,8 @@
 //! All of this runs under the ledger lock ([`super::lock`]), so an event and the one creating
 //! its charge are never applied side by side, and none is left waiting for a charge that exists.
 //!
-//! [`event`] reads an event, [`apply`] applies one, this module stores deliveries and tries
-//! waiting events again, and [`reconciliation`] lists, reconciles and reports them.
+//! `event` reads an event, `apply` applies one, this module stores deliveries and tries
+//! waiting events again, and `reconciliation` lists, reconciles and reports them.
 
 mod apply;
 mod event;

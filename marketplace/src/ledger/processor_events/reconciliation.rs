@@ -80,7 +80,7 @@ pub struct ReconcileReport {
 ///
 /// # Errors
 ///
-/// [`Error::Database`].
+/// [`crate::Error::Database`].
 pub async fn reconcile(db: &Db, settings: &LedgerSettings, now: i64) -> Result<ReconcileReport> {
     let mut report = ReconcileReport::default();
     let ids: Vec<String> =
@@ -185,7 +185,7 @@ async fn report_unmatched(db: &Db, now: i64) -> Result<i64> {
 ///
 /// # Errors
 ///
-/// [`Error::Database`].
+/// [`crate::Error::Database`].
 pub async fn list(db: &Db, status: Option<Status>, limit: i64) -> Result<Vec<StoredEvent>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM billing_events WHERE ($1 IS NULL OR status = $1) \
@@ -204,7 +204,7 @@ pub async fn list(db: &Db, status: Option<Status>, limit: i64) -> Result<Vec<Sto
 ///
 /// # Errors
 ///
-/// [`Error::Database`].
+/// [`crate::Error::Database`].
 pub async fn waiting_counts(db: &Db) -> Result<(i64, i64)> {
     let row = sqlx::query(
         "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) \

@@ -26,7 +26,7 @@
 //! 11. `unattached`: every transaction belongs to a charge or a payout;
 //! 12. `derived_balance`: every account's balance is what the charges and payouts derive.
 //!
-//! Checks 1 to 5 are in [`structure`], 6 to 9 in [`charges`], 10 and 11 in [`payouts`].
+//! Checks 1 to 5 are in `structure`, 6 to 9 in `charges`, 10 and 11 in `payouts`.
 
 mod charges;
 mod payouts;
