@@ -8,8 +8,6 @@
 //! limited. Buckets live in memory (per server process); tenants and plans come from the
 //! database's short read cache ([`crate::db::cache`]).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -18,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::Principal;
 use crate::error::{Error, Result};
+use crate::sharded::Sharded;
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
 
@@ -65,8 +64,8 @@ impl TokenBucket {
 /// Every tenant's bucket.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    /// Tenant id → bucket.
-    buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Tenant id → bucket, sharded: tenants' requests rarely wait for each other.
+    buckets: Sharded<String, TokenBucket>,
 }
 
 impl RateLimiter {
@@ -81,19 +80,19 @@ impl RateLimiter {
     ///
     /// [`Error::RateLimited`] naming the limit, with the seconds until a request is allowed.
     pub fn check(&self, tenant_id: &str, slug: &str, per_minute: u64, now: Instant) -> Result<()> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let bucket = buckets
+        let taken = self
+            .buckets
+            .shard(tenant_id)
             .entry(tenant_id.to_owned())
-            .or_insert_with(|| TokenBucket::new(per_minute, now));
-        bucket
-            .try_take(per_minute, now)
-            .map_err(|wait| Error::RateLimited {
-                message: format!(
-                    "tenant {slug:?} is over its plan's limit of {per_minute} API requests per \
+            .or_insert_with(|| TokenBucket::new(per_minute, now))
+            .try_take(per_minute, now);
+        taken.map_err(|wait| Error::RateLimited {
+            message: format!(
+                "tenant {slug:?} is over its plan's limit of {per_minute} API requests per \
                      minute"
-                ),
-                retry_after_secs: wait.as_secs().saturating_add(1),
-            })
+            ),
+            retry_after_secs: wait.as_secs().saturating_add(1),
+        })
     }
 }
 

@@ -9,19 +9,18 @@
 //! never used after that change. Within one process the caches are therefore exact; the
 //! time to live bounds how long another process's change can go unseen.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::auth::Principal;
+use crate::sharded::{SHARDS, Sharded};
 use crate::tenants::{Plan, Tenant};
 
 /// How long an entry may be used at most.
 pub const TIME_TO_LIVE: Duration = Duration::from_secs(2);
 
-/// Most entries one cache holds; a full cache starts again empty.
+/// Most entries one cache holds; a full shard of it starts again empty.
 const CAPACITY: usize = 100_000;
 
 /// What a committed change may have made stale.
@@ -94,10 +93,11 @@ impl ReadCache {
     }
 }
 
-/// One cache: key → value, each entry stamped with the generation it was read at.
+/// One cache: key → value, each entry stamped with the generation it was read at. Sharded
+/// ([`Sharded`]): lookups of different keys rarely wait for each other.
 #[derive(Debug)]
 pub struct Cached<K, V> {
-    entries: Mutex<HashMap<K, Entry<V>>>,
+    entries: Sharded<K, Entry<V>>,
 }
 
 #[derive(Debug)]
@@ -110,7 +110,7 @@ struct Entry<V> {
 impl<K, V> Default for Cached<K, V> {
     fn default() -> Self {
         Cached {
-            entries: Mutex::new(HashMap::new()),
+            entries: Sharded::default(),
         }
     }
 }
@@ -119,7 +119,7 @@ impl<K: Eq + Hash, V: Clone> Cached<K, V> {
     /// The value under `key` if it was read at generation `current` less than
     /// [`TIME_TO_LIVE`] ago.
     pub fn get(&self, key: &K, current: u64) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.shard(key);
         let entry = entries.get(key)?;
         (entry.generation == current && entry.read_at.elapsed() < TIME_TO_LIVE)
             .then(|| entry.value.clone())
@@ -128,8 +128,8 @@ impl<K: Eq + Hash, V: Clone> Cached<K, V> {
     /// Keeps `value`, read after generation `read_at` was taken; it is used only while that
     /// generation is current.
     pub fn put(&self, key: K, value: V, read_at: u64) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= CAPACITY {
+        let mut entries = self.entries.shard(&key);
+        if entries.len() >= CAPACITY / SHARDS {
             entries.clear();
         }
         entries.insert(
