@@ -42,6 +42,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use dashmap::DashMap;
+use dashmap::mapref::one::RefMut;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -247,16 +249,23 @@ pub trait UsageSink: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + '_>>;
 }
 
-/// tenant → plugin → version → counters: nested so that a lookup by `&str` needs no
-/// allocation.
-type UsageMap = HashMap<String, HashMap<String, HashMap<String, UsageCounters>>>;
+/// plugin → version → counters: nested so that a lookup by `&str` needs no allocation.
+type UsageMap = HashMap<String, HashMap<String, UsageCounters>>;
 
+/// The meter's state. Every call touches only its tenant's entry, in a sharded map: calls of
+/// different tenants rarely wait for each other, however many cores run them. Draining and
+/// snapshots hold `period_start` while they walk the tenants, shard by shard.
 #[derive(Debug)]
 struct MeterState {
-    period_start: SystemTime,
+    period_start: Mutex<SystemTime>,
+    tenants: DashMap<String, TenantUsage>,
+}
+
+/// One tenant's counters and invocations.
+#[derive(Debug, Default)]
+struct TenantUsage {
     usage: UsageMap,
-    /// Per tenant: invocations counted here and not yet confirmed stored, and those confirmed.
-    tenants: HashMap<String, TenantInvocations>,
+    invocations: TenantInvocations,
 }
 
 /// A tenant's invocations as this meter knows them.
@@ -286,7 +295,7 @@ pub struct QuotaRefused {
 /// forgotten at the next drain.
 #[derive(Clone, Debug)]
 pub struct Meter {
-    state: Arc<Mutex<MeterState>>,
+    state: Arc<MeterState>,
     observer: Arc<OnceLock<Arc<dyn CallObserver>>>,
 }
 
@@ -307,11 +316,10 @@ impl Meter {
     /// An empty meter whose first period starts now.
     pub fn new() -> Self {
         Meter {
-            state: Arc::new(Mutex::new(MeterState {
-                period_start: SystemTime::now(),
-                usage: HashMap::new(),
-                tenants: HashMap::new(),
-            })),
+            state: Arc::new(MeterState {
+                period_start: Mutex::new(SystemTime::now()),
+                tenants: DashMap::new(),
+            }),
             observer: Arc::new(OnceLock::new()),
         }
     }
@@ -332,8 +340,7 @@ impl Meter {
     /// Counts the invocation of a call that starts now (before it runs, so quota checks see
     /// the calls in flight). Finish it with [`Meter::finish`].
     pub fn begin(&self, (tenant, plugin, version): (&str, &str, &str)) {
-        let mut state = self.lock();
-        count_invocation(&mut state, tenant, plugin, version);
+        count_invocation(&mut self.tenant(tenant), plugin, version);
     }
 
     /// [`Meter::begin`], only if `tenant`'s invocations this month stay within `quota`: the
@@ -347,8 +354,8 @@ impl Meter {
         (tenant, plugin, version): (&str, &str, &str),
         quota: &QuotaGrant,
     ) -> Result<(), QuotaRefused> {
-        let mut state = self.lock();
-        let known = state.tenants.get(tenant).copied().unwrap_or_default();
+        let mut entry = self.tenant(tenant);
+        let known = entry.invocations;
         let used = quota
             .stored
             .saturating_add(known.flushed.saturating_sub(quota.flushed_mark))
@@ -359,19 +366,21 @@ impl Meter {
                 limit: quota.limit,
             });
         }
-        count_invocation(&mut state, tenant, plugin, version);
+        count_invocation(&mut entry, plugin, version);
         Ok(())
     }
 
     /// Adds what a call started with [`Meter::begin`] used: its time, fuel, kv bytes, outbound
     /// requests and failure.
     pub fn finish(&self, (tenant, plugin, version): (&str, &str, &str), call: &CallRecord<'_>) {
-        {
-            let mut state = self.lock();
-            counters_mut(&mut state.usage, tenant, plugin, version, |counters| {
+        counters_mut(
+            &mut self.tenant(tenant).usage,
+            plugin,
+            version,
+            |counters| {
                 counters.add_usage(call);
-            });
-        }
+            },
+        );
         if let Some(observer) = self.observer.get() {
             observer.observe((tenant, plugin, version), call);
         }
@@ -381,12 +390,18 @@ impl Meter {
     /// pending or being flushed). Read it, and [`Meter::flushed_invocations`], *before* reading
     /// what is stored: a flush then never falls between the two reads unseen.
     pub fn unflushed_invocations(&self, tenant: &str) -> u64 {
-        self.lock().tenants.get(tenant).map_or(0, |t| t.unflushed)
+        self.state
+            .tenants
+            .get(tenant)
+            .map_or(0, |t| t.invocations.unflushed)
     }
 
     /// `tenant`'s invocations stored by confirmed flushes since this meter started.
     pub fn flushed_invocations(&self, tenant: &str) -> u64 {
-        self.lock().tenants.get(tenant).map_or(0, |t| t.flushed)
+        self.state
+            .tenants
+            .get(tenant)
+            .map_or(0, |t| t.invocations.flushed)
     }
 
     /// The usage counted since the last drain, without draining it; `period_end` is now.
@@ -402,43 +417,53 @@ impl Meter {
 
     fn snapshot_where(&self, only: Option<&str>) -> Vec<UsageRecord> {
         let now = SystemTime::now();
-        let state = self.lock();
-        let period_end = now.max(state.period_start);
+        let period_start = self.period_start();
+        let period_start = *period_start;
+        let period_end = now.max(period_start);
         let mut records = Vec::new();
-        let tenants: Vec<_> = match only {
-            Some(tenant) => state.usage.get_key_value(tenant).into_iter().collect(),
-            None => state.usage.iter().collect(),
-        };
-        for (tenant, plugins) in tenants {
-            for (plugin, versions) in plugins {
+        let mut add = |tenant: &str, usage: &UsageMap| {
+            for (plugin, versions) in usage {
                 for (version, counters) in versions {
                     if !counters.is_empty() {
                         records.push(UsageRecord {
                             key: MeterKey::new(tenant, plugin, version),
                             counters: counters.clone(),
-                            period_start: state.period_start,
+                            period_start,
                             period_end,
                         });
                     }
                 }
             }
+        };
+        match only {
+            Some(tenant) => {
+                if let Some(entry) = self.state.tenants.get(tenant) {
+                    add(tenant, &entry.usage);
+                }
+            }
+            None => {
+                for entry in &self.state.tenants {
+                    add(entry.key(), &entry.usage);
+                }
+            }
         }
-        drop(state);
         records.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         records
     }
 
     /// Takes the usage counted since the last drain and starts a new period. Records are
-    /// sorted by key; keys without calls are left out.
+    /// sorted by key; keys without calls are left out. A call counted while the drain walks
+    /// the tenants lands in exactly one period: this one if its tenant was not drained yet.
     pub fn drain(&self) -> Vec<UsageRecord> {
         let now = SystemTime::now();
-        let mut state = self.lock();
-        let period_start = state.period_start;
+        let mut period = self.period_start();
+        let period_start = *period;
         let period_end = now.max(period_start);
-        state.period_start = period_end;
+        *period = period_end;
         let mut records = Vec::new();
-        state.usage.retain(|tenant, plugins| {
-            plugins.retain(|plugin, versions| {
+        for mut entry in self.state.tenants.iter_mut() {
+            let (tenant, usage) = entry.pair_mut();
+            usage.usage.retain(|plugin, versions| {
                 versions.retain(|version, counters| {
                     if counters.is_empty() {
                         return false;
@@ -453,9 +478,8 @@ impl Meter {
                 });
                 !versions.is_empty()
             });
-            !plugins.is_empty()
-        });
-        drop(state);
+        }
+        drop(period);
         records.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         records
     }
@@ -530,9 +554,9 @@ impl Meter {
 
     /// Moves the invocations of a batch the sink stored from unflushed to flushed.
     fn confirm(&self, records: &[UsageRecord]) {
-        let mut state = self.lock();
         for record in records {
-            let tenant = state.tenants.entry(record.key.tenant.clone()).or_default();
+            let mut entry = self.tenant(&record.key.tenant);
+            let tenant = &mut entry.invocations;
             let invocations = record.counters.invocations;
             tenant.unflushed = tenant.unflushed.saturating_sub(invocations);
             tenant.flushed = tenant.flushed.saturating_add(invocations);
@@ -542,63 +566,64 @@ impl Meter {
     /// Adds records back after a flush that did not go through; the current period then
     /// starts no later than theirs.
     fn merge_back(&self, records: &[UsageRecord]) {
-        let mut state = self.lock();
+        let mut period = self.period_start();
         for record in records {
             let key = &record.key;
             counters_mut(
-                &mut state.usage,
-                &key.tenant,
+                &mut self.tenant(&key.tenant).usage,
                 &key.plugin,
                 &key.version,
                 |counters| counters.add(&record.counters),
             );
-            state.period_start = state.period_start.min(record.period_start);
+            *period = (*period).min(record.period_start);
         }
     }
 
-    /// The counters are plain numbers and every update leaves them consistent, so a panic
-    /// elsewhere while holding the lock does not make them unusable.
-    fn lock(&self) -> MutexGuard<'_, MeterState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// `tenant`'s entry, created if new, locked (its shard only). Allocates only for a new
+    /// tenant.
+    fn tenant(&self, tenant: &str) -> RefMut<'_, String, TenantUsage> {
+        match self.state.tenants.get_mut(tenant) {
+            Some(entry) => entry,
+            None => self.state.tenants.entry(tenant.to_owned()).or_default(),
+        }
+    }
+
+    /// The start of the current period, locked: taken before any tenant's entry by whoever
+    /// needs both. It is a plain time, so a panic elsewhere while holding it leaves it usable.
+    fn period_start(&self) -> MutexGuard<'_, SystemTime> {
+        self.state
+            .period_start
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// Counts one invocation of the key, and of its tenant.
-fn count_invocation(state: &mut MeterState, tenant: &str, plugin: &str, version: &str) {
-    counters_mut(&mut state.usage, tenant, plugin, version, |counters| {
+fn count_invocation(tenant: &mut TenantUsage, plugin: &str, version: &str) {
+    counters_mut(&mut tenant.usage, plugin, version, |counters| {
         counters.invocations = counters.invocations.saturating_add(1);
     });
-    let totals = match state.tenants.get_mut(tenant) {
-        Some(totals) => totals,
-        None => state.tenants.entry(tenant.to_owned()).or_default(),
-    };
-    totals.unflushed = totals.unflushed.saturating_add(1);
+    tenant.invocations.unflushed = tenant.invocations.unflushed.saturating_add(1);
 }
 
 /// Applies `update` to the key's counters, creating them (and allocating the key) only when
 /// the key is new.
 fn counters_mut(
     usage: &mut UsageMap,
-    tenant: &str,
     plugin: &str,
     version: &str,
     update: impl FnOnce(&mut UsageCounters),
 ) {
     if let Some(counters) = usage
-        .get_mut(tenant)
-        .and_then(|plugins| plugins.get_mut(plugin))
+        .get_mut(plugin)
         .and_then(|versions| versions.get_mut(version))
     {
         update(counters);
         return;
     }
-    let plugins = match usage.get_mut(tenant) {
-        Some(plugins) => plugins,
-        None => usage.entry(tenant.to_owned()).or_default(),
-    };
-    let versions = match plugins.get_mut(plugin) {
+    let versions = match usage.get_mut(plugin) {
         Some(versions) => versions,
-        None => plugins.entry(plugin.to_owned()).or_default(),
+        None => usage.entry(plugin.to_owned()).or_default(),
     };
     update(versions.entry(version.to_owned()).or_default());
 }

@@ -53,7 +53,6 @@ pub mod review;
 pub mod secrets;
 pub mod server;
 pub mod settings;
-pub mod sharded;
 pub mod signing_key;
 pub mod state;
 pub mod submissions;

@@ -10,13 +10,14 @@
 
 use std::time::{Duration, Instant};
 
+use dashmap::DashMap;
+
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::sharded::Sharded;
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
 
@@ -65,7 +66,7 @@ impl TokenBucket {
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     /// Tenant id → bucket, sharded: tenants' requests rarely wait for each other.
-    buckets: Sharded<String, TokenBucket>,
+    buckets: DashMap<String, TokenBucket>,
 }
 
 impl RateLimiter {
@@ -82,7 +83,6 @@ impl RateLimiter {
     pub fn check(&self, tenant_id: &str, slug: &str, per_minute: u64, now: Instant) -> Result<()> {
         let taken = self
             .buckets
-            .shard(tenant_id)
             .entry(tenant_id.to_owned())
             .or_insert_with(|| TokenBucket::new(per_minute, now))
             .try_take(per_minute, now);

@@ -10,17 +10,18 @@
 //! time to live bounds how long another process's change can go unseen.
 
 use std::hash::Hash;
+
+use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::auth::Principal;
-use crate::sharded::{SHARDS, Sharded};
 use crate::tenants::{Plan, Tenant};
 
 /// How long an entry may be used at most.
 pub const TIME_TO_LIVE: Duration = Duration::from_secs(2);
 
-/// Most entries one cache holds; a full shard of it starts again empty.
+/// Most entries one cache holds; a full cache starts again empty.
 const CAPACITY: usize = 100_000;
 
 /// What a committed change may have made stale.
@@ -93,11 +94,11 @@ impl ReadCache {
     }
 }
 
-/// One cache: key → value, each entry stamped with the generation it was read at. Sharded
-/// ([`Sharded`]): lookups of different keys rarely wait for each other.
+/// One cache: key → value, each entry stamped with the generation it was read at. A sharded
+/// map: lookups of different keys rarely wait for each other.
 #[derive(Debug)]
-pub struct Cached<K, V> {
-    entries: Sharded<K, Entry<V>>,
+pub struct Cached<K: Eq + Hash, V> {
+    entries: DashMap<K, Entry<V>>,
 }
 
 #[derive(Debug)]
@@ -107,10 +108,10 @@ struct Entry<V> {
     read_at: Instant,
 }
 
-impl<K, V> Default for Cached<K, V> {
+impl<K: Eq + Hash, V> Default for Cached<K, V> {
     fn default() -> Self {
         Cached {
-            entries: Sharded::default(),
+            entries: DashMap::new(),
         }
     }
 }
@@ -119,8 +120,7 @@ impl<K: Eq + Hash, V: Clone> Cached<K, V> {
     /// The value under `key` if it was read at generation `current` less than
     /// [`TIME_TO_LIVE`] ago.
     pub fn get(&self, key: &K, current: u64) -> Option<V> {
-        let entries = self.entries.shard(key);
-        let entry = entries.get(key)?;
+        let entry = self.entries.get(key)?;
         (entry.generation == current && entry.read_at.elapsed() < TIME_TO_LIVE)
             .then(|| entry.value.clone())
     }
@@ -128,11 +128,10 @@ impl<K: Eq + Hash, V: Clone> Cached<K, V> {
     /// Keeps `value`, read after generation `read_at` was taken; it is used only while that
     /// generation is current.
     pub fn put(&self, key: K, value: V, read_at: u64) {
-        let mut entries = self.entries.shard(&key);
-        if entries.len() >= CAPACITY / SHARDS {
-            entries.clear();
+        if self.entries.len() >= CAPACITY {
+            self.entries.clear();
         }
-        entries.insert(
+        self.entries.insert(
             key,
             Entry {
                 value,
