@@ -417,8 +417,9 @@ impl Meter {
 
     fn snapshot_where(&self, only: Option<&str>) -> Vec<UsageRecord> {
         let now = SystemTime::now();
-        let period_start = self.period_start();
-        let period_start = *period_start;
+        // Held while the tenants are read, as a drain holds it while it takes them.
+        let period = self.period_start();
+        let period_start = *period;
         let period_end = now.max(period_start);
         let mut records = Vec::new();
         let mut add = |tenant: &str, usage: &UsageMap| {
@@ -447,6 +448,7 @@ impl Meter {
                 }
             }
         }
+        drop(period);
         records.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         records
     }

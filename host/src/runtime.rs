@@ -237,13 +237,14 @@ impl Host {
     ///
     /// [`Error::Trust`] if the package is not trusted; [`Error::Cache`] if it does not compile.
     pub fn load(&self, package: &Package) -> Result<Arc<LoadedPlugin>, Error> {
-        self.trust.check(package)?;
-        if let Some(loaded) = self.loaded.get(&package.digest()) {
+        // The check hashes the package; its digest is the one the loaded versions are kept by.
+        let digest = self.trust.check(package)?.digest();
+        if let Some(loaded) = self.loaded.get(&digest) {
             return Ok(loaded);
         }
         let mut plugin = LoadedPlugin {
             manifest: Arc::new(package.manifest.clone()),
-            digest: package.digest(),
+            digest,
             wasm: Arc::from(package.wasm.as_slice()),
             components: [OnceLock::new(), OnceLock::new()],
             prepared: Mutex::new(HashMap::new()),

@@ -246,6 +246,24 @@ fn usage(db: &Connection, ns: &Namespace) -> Result<KvUsage, KvError> {
         .unwrap_or_default())
 }
 
+/// The value length `sql` (parameters: tenant, plugin, key) answers for `key`, if it has one:
+/// the entry's old length before a set, the removed entry's after a delete.
+fn value_len(
+    db: &Connection,
+    sql: &str,
+    ns: &Namespace,
+    key: &str,
+) -> Result<Option<i64>, KvError> {
+    db.prepare_cached(sql)
+        .map_err(storage)?
+        .query_row(
+            named_params! {"$1": ns.tenant, "$2": ns.plugin, "$3": key},
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(storage)
+}
+
 fn set(
     db: &Connection,
     ns: &Namespace,
@@ -254,15 +272,7 @@ fn set(
     quota: &KvQuota,
 ) -> Result<(), KvError> {
     let current = usage(db, ns)?;
-    let old_value_len: Option<i64> = db
-        .prepare_cached(OLD_VALUE_LEN_SQL)
-        .map_err(storage)?
-        .query_row(
-            named_params! {"$1": ns.tenant, "$2": ns.plugin, "$3": key},
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(storage)?;
+    let old_value_len = value_len(db, OLD_VALUE_LEN_SQL, ns, key)?;
     let old = old_value_len.map(|len| entry_bytes(key, from_db(len)));
     // A refusal returns before anything is written.
     let after = charge(current, old, entry_bytes(key, len_u64(value.len())), quota)?;
@@ -290,15 +300,7 @@ fn set(
 }
 
 fn delete(db: &Connection, ns: &Namespace, key: &str) -> Result<bool, KvError> {
-    let removed: Option<i64> = db
-        .prepare_cached(DELETE_ENTRY_SQL)
-        .map_err(storage)?
-        .query_row(
-            named_params! {"$1": ns.tenant, "$2": ns.plugin, "$3": key},
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(storage)?;
+    let removed = value_len(db, DELETE_ENTRY_SQL, ns, key)?;
     let Some(value_len) = removed else {
         return Ok(false);
     };
