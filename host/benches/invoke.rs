@@ -339,6 +339,7 @@ fn dispatch(c: &mut Criterion) {
                         config: Arc::new(std::collections::BTreeMap::new()),
                         limits: Limits::default(),
                         metering: Metering::Epoch,
+                        runs: Default::default(),
                     },
                 )
                 .await

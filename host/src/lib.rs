@@ -29,6 +29,7 @@ pub mod local_changes;
 pub mod metering;
 pub mod plugin;
 pub mod rates;
+pub mod runs;
 pub mod runtime;
 pub mod sandbox;
 pub mod trust;
@@ -45,4 +46,5 @@ pub use installs::{
 pub use invoke::{Call, Event, Invocation, Usage};
 pub use limits::Limits;
 pub use plugin::{LoadedPlugin, PreparedPlugin};
+pub use runs::{RunEntry, RunLogging, RunRecord, RunRecorder};
 pub use runtime::{Host, HostConfig, HostPolicies, PoolInUse};

@@ -32,6 +32,7 @@ use crate::local_changes::LocalChanges;
 use crate::metering::Meter;
 use crate::plugin::{LoadedPlugin, PreparedPlugin};
 use crate::rates::TenantRates;
+use crate::runs::RunRecorder;
 use crate::sandbox::SandboxState;
 use crate::trust::TrustPolicy;
 use crate::workers::Workers;
@@ -137,6 +138,8 @@ pub struct Host {
     pub(crate) local_changes: LocalChanges,
     linkers: LinkerCache,
     loaded: LoadedVersions,
+    /// Where runs through installs are recorded, once set.
+    pub(crate) run_recorder: OnceLock<Arc<dyn RunRecorder>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -195,12 +198,20 @@ impl Host {
             local_changes: LocalChanges::default(),
             linkers: Mutex::new(HashMap::new()),
             loaded: LoadedVersions::default(),
+            run_recorder: OnceLock::new(),
         })
     }
 
     /// Usage counters of every call dispatched through installs; flush them to storage.
     pub fn meter(&self) -> &Meter {
         &self.sandboxes.meter
+    }
+
+    /// Hands every run through an install (events, HTTP requests, lifecycle hooks) to
+    /// `recorder` from now on, as it ends ([`crate::runs`]). A host has at most one recorder:
+    /// returns `false` (and keeps the first) if one was set already.
+    pub fn set_run_recorder(&self, recorder: Arc<dyn RunRecorder>) -> bool {
+        self.run_recorder.set(recorder).is_ok()
     }
 
     /// The host's capacity: its budget and what is in use.

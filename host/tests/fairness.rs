@@ -55,6 +55,7 @@ impl Fixture {
             config: Arc::new(BTreeMap::new()),
             limits,
             metering: Metering::Epoch,
+            runs: Default::default(),
         };
         self.host
             .install(tenant, &loaded, spec)

@@ -106,6 +106,7 @@ fn spec(package: &Package, limits: Limits) -> InstallSpec {
         config: Arc::new(BTreeMap::new()),
         limits,
         metering: Metering::Epoch,
+        runs: Default::default(),
     }
 }
 

@@ -29,6 +29,11 @@ pub struct Settings {
     pub max_tenants_per_account: u32,
     /// What one publisher may keep in the marketplace.
     pub publisher_limits: PublisherLimits,
+    /// How the host's runs are queued and written to the run log.
+    pub runs: crate::runs::RunLogSettings,
+    /// Whether `/metrics` also counts plugin calls per tenant (one series per tenant and
+    /// outcome: turn it on only where the number of tenants is small).
+    pub metrics_per_tenant: bool,
 }
 
 /// What one publisher may keep in the marketplace: every submission in review waits on the
@@ -114,6 +119,8 @@ impl Default for Settings {
             throttle: crate::auth::throttle::ThrottleSettings::default(),
             max_tenants_per_account: 3,
             publisher_limits: PublisherLimits::default(),
+            runs: crate::runs::RunLogSettings::default(),
+            metrics_per_tenant: false,
         }
     }
 }

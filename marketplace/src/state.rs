@@ -1,6 +1,6 @@
 //! The state every handler shares: database, settings, the marketplace's signing key, metrics.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use plinth_host::Host;
 use plinth_package::{PublicKey, SecretKey};
@@ -9,6 +9,7 @@ use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::rate_limit::RateLimiter;
+use crate::runs::Recorder;
 use crate::secrets::SecretsKey;
 use crate::server::metrics::Metrics;
 use crate::settings::Settings;
@@ -26,6 +27,7 @@ struct Inner {
     throttle: Throttle,
     clock: Clock,
     runtime: Option<Runtime>,
+    run_recorder: OnceLock<Arc<Recorder>>,
 }
 
 /// The data plane a marketplace drives: the host that runs installs, and the key that seals
@@ -72,15 +74,17 @@ impl AppState {
         runtime: Option<Runtime>,
     ) -> AppState {
         let clock = Clock::new();
+        let metrics = Metrics::with_tenant_labels(settings.metrics_per_tenant);
         AppState(Arc::new(Inner {
             throttle: Throttle::new(&settings.throttle, clock.clone()),
             clock,
             db,
             settings,
             signing_key,
-            metrics: Metrics::new(),
+            metrics,
             rate_limiter: RateLimiter::new(),
             runtime,
+            run_recorder: OnceLock::new(),
         }))
     }
 
@@ -131,6 +135,16 @@ impl AppState {
     /// The monotonic clock waits are measured on; tests advance it instead of sleeping.
     pub fn clock(&self) -> &Clock {
         &self.0.clock
+    }
+
+    /// Where this process's host records runs, once the server has started it.
+    pub fn run_recorder(&self) -> Option<&Arc<Recorder>> {
+        self.0.run_recorder.get()
+    }
+
+    /// Sets the run recorder; `false` (and the first kept) if one was set already.
+    pub(crate) fn set_run_recorder(&self, recorder: Arc<Recorder>) -> bool {
+        self.0.run_recorder.set(recorder).is_ok()
     }
 
     /// The tenants' API rate buckets (this process's).

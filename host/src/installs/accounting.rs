@@ -12,6 +12,7 @@ use super::table::Install;
 use crate::breaker::{BreakerState, CircuitBreaker, RolloutVerdict};
 use crate::error::{Error, InvokeError};
 use crate::invoke::Invocation;
+use crate::runs::{RunEntry, RunLogging, RunRecord};
 use crate::runtime::{Host, lock};
 
 /// How many recent failures an install keeps for [`Host::breaker_status`].
@@ -201,6 +202,25 @@ impl Host {
                 }
                 Err(error) => tracing::error!(tenant, plugin, %error, "automatic rollback failed"),
             }
+        }
+    }
+
+    /// Hands the run that ended as `invocation` to the run recorder, if one is set (see
+    /// [`crate::runs`]). `input` is the call's payload or request body and `output` an HTTP
+    /// response's body; they are copied only when `logging` captures.
+    pub(super) fn record_run(
+        &self,
+        key: (&str, &str, &str),
+        entry: RunEntry,
+        logging: &RunLogging,
+        invocation: &Invocation,
+        input: &[u8],
+        output: Option<&[u8]>,
+    ) {
+        if let Some(recorder) = self.run_recorder.get() {
+            recorder.record(RunRecord::of(
+                key, entry, logging, invocation, input, output,
+            ));
         }
     }
 

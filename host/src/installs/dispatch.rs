@@ -18,6 +18,7 @@ use crate::breaker::Admission;
 use crate::budget::{EventBudget, QuotaGrant, Spent};
 use crate::error::{Error, InvokeError};
 use crate::invoke::{Entry, Event, HttpExchange, Invocation, Metered};
+use crate::runs::RunEntry;
 use crate::runtime::{Host, lock};
 
 /// One plugin's result for a dispatched event.
@@ -86,25 +87,51 @@ impl Host {
             });
         }
         let version = deployment.version();
+        let entry = RunEntry::Http {
+            method: request.method().to_string(),
+            path: request.uri().path().to_string(),
+        };
+        // The body is reference-counted: kept for capture without a copy.
+        let body = request.body().clone();
         if let Admission::Refused { retry_after } = lock(&install.breaker).admit(Instant::now()) {
             let error = circuit_open(retry_after);
+            let invocation = Invocation::failed(error.clone(), Instant::now());
+            let runs = &deployment.spec.runs;
+            self.record_run(
+                (tenant, plugin, &version),
+                entry,
+                runs,
+                &invocation,
+                &body,
+                None,
+            );
             return Ok(HttpServed {
                 version,
-                response: Err(error.clone()),
-                invocation: Invocation::failed(error, Instant::now()),
+                response: Err(error),
+                invocation,
             });
         }
         let exchange = HttpExchange {
             request: Some(with_host_header(request)),
             response: None,
         };
-        let entry = Entry::Http(Box::new(exchange));
+        let call = Entry::Http(Box::new(exchange));
         let ran = self
-            .run(deployment.call(tenant, 0, entry, Some(Metered { quota })))
+            .run(deployment.call(tenant, 0, call, Some(Metered { quota })))
             .await;
         let invocation = ran.invocation;
         self.account(tenant, plugin, &install, &version, &invocation)
             .await;
+        self.record_run(
+            (tenant, plugin, &version),
+            entry,
+            &deployment.spec.runs,
+            &invocation,
+            &body,
+            ran.response
+                .as_ref()
+                .map(|response| response.body().as_ref()),
+        );
         let response = match (invocation.result.clone(), ran.response) {
             (Ok(_), Some(response)) => Ok(response),
             (Ok(_), None) => Err(InvokeError::Internal(
@@ -340,6 +367,18 @@ impl Host {
         };
         self.account(tenant, plugin, install, &version, &invocation)
             .await;
+        self.record_run(
+            (tenant, plugin, &version),
+            RunEntry::Event {
+                id: event.id.clone(),
+                topic: event.topic.clone(),
+                depth: event.depth,
+            },
+            &deployment.spec.runs,
+            &invocation,
+            &event.payload,
+            None,
+        );
         Delivery {
             plugin: plugin.to_string(),
             version,

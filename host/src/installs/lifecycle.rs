@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::invoke::Entry;
 use crate::kv::Namespace;
 use crate::plugin::LoadedPlugin;
+use crate::runs::RunEntry;
 use crate::runtime::Host;
 
 impl Host {
@@ -226,6 +227,15 @@ impl Host {
         hook: &'static str,
     ) -> Result<(), Error> {
         let ran = self.run(deployment.call(tenant, 0, entry, None)).await;
+        let plugin = deployment.prepared.plugin.manifest.plugin.id.to_string();
+        self.record_run(
+            (tenant, &plugin, &deployment.version()),
+            RunEntry::Hook { name: hook },
+            &deployment.spec.runs,
+            &ran.invocation,
+            &[],
+            None,
+        );
         ran.invocation
             .result
             .map(|_| ())

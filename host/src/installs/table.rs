@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::invoke::{CallSpec, Entry, Metered};
 use crate::limits::Limits;
 use crate::plugin::PreparedPlugin;
+use crate::runs::RunLogging;
 use crate::runtime::{Host, lock};
 
 /// What a tenant granted an install and how it runs.
@@ -30,6 +31,8 @@ pub struct InstallSpec {
     pub limits: Limits,
     /// Whether calls count fuel.
     pub metering: Metering,
+    /// How the install's runs are recorded (capture, secrets to redact).
+    pub runs: RunLogging,
 }
 
 /// A version deployed for an install: the prepared plugin and the spec it runs with.

@@ -206,6 +206,8 @@ mod tests {
             max_concurrent_calls: 1,
             max_instance_slots: 1,
             memory_share_mb: 1,
+            run_retention_days: 1,
+            max_runs: 1,
         }
     }
 }

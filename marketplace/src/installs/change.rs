@@ -24,6 +24,8 @@ pub struct InstallChange {
     pub update_policy: Option<String>,
     /// Pin the install to its version: no automatic updates while pinned.
     pub pinned: Option<bool>,
+    /// Keep each run's payload and output in the run log ([`crate::runs`]).
+    pub capture_runs: Option<bool>,
 }
 
 /// Changes the install of `plugin` of tenant `slug` as `principal` (a tenant admin); returns
@@ -59,35 +61,46 @@ pub async fn change(
     .ok_or_else(not_installed)?;
     let mut new_config = None;
     let mut new_spec = None;
-    if let Some(input) = &change.config {
+    if change.config.is_some() || change.capture_runs.is_some() {
         let (package, _) = load(state, plugin, &seen.version).await?;
         let previous = config::open(&seen.config, &runtime.secrets, &seen.id)?;
-        let values = config::check(&package.manifest, input, &previous)?;
-        new_config = Some(config::seal(
-            &package.manifest,
-            &values,
-            &runtime.secrets,
-            &seen.id,
-            &config::sealed_keys(&seen.config),
-        )?);
+        let values = match &change.config {
+            Some(input) => {
+                let values = config::check(&package.manifest, input, &previous)?;
+                new_config = Some(config::seal(
+                    &package.manifest,
+                    &values,
+                    &runtime.secrets,
+                    &seen.id,
+                    &config::sealed_keys(&seen.config),
+                )?);
+                values
+            }
+            None => previous,
+        };
         let plan = tenants::plan(state.db(), &tenant.plan).await?;
-        new_spec = Some(spec_for(&plan, &package.manifest, values));
+        let capture = change.capture_runs.unwrap_or(seen.capture_runs);
+        new_spec = Some(spec_for(&plan, &package.manifest, values, capture));
     }
 
     let mut tx = state.db().begin().await?;
     let mut install = super::find(&mut tx, &tenant.id, plugin)
         .await?
         .ok_or_else(not_installed)?;
+    // The new spec was worked out from what was seen: the install must not have moved since.
+    if new_spec.is_some()
+        && (install.id != seen.id
+            || install.version != seen.version
+            || install.config != seen.config)
+    {
+        return Err(Error::conflict(
+            "install_changed",
+            format!(
+                "the install of {plugin} changed while its new configuration was checked; try again"
+            ),
+        ));
+    }
     if let Some(config) = new_config {
-        if install.id != seen.id || install.version != seen.version || install.config != seen.config
-        {
-            return Err(Error::conflict(
-                "install_changed",
-                format!(
-                    "the install of {plugin} changed while its new configuration was checked; try again"
-                ),
-            ));
-        }
         install.config = config;
     }
     if let Some(enabled) = change.enabled {
@@ -99,15 +112,19 @@ pub async fn change(
     if let Some(pinned) = change.pinned {
         install.pinned = pinned;
     }
+    if let Some(capture) = change.capture_runs {
+        install.capture_runs = capture;
+    }
     install.updated_at = now_ms();
     sqlx::query(
-        "UPDATE installs SET config = $1, enabled = $2, update_policy = $3, pinned = $4, updated_at = $5 \
-         WHERE id = $6",
+        "UPDATE installs SET config = $1, enabled = $2, update_policy = $3, pinned = $4, \
+         capture_runs = $5, updated_at = $6 WHERE id = $7",
     )
     .bind(&install.config)
     .bind(i64::from(install.enabled))
     .bind(&install.update_policy)
     .bind(i64::from(install.pinned))
+    .bind(i64::from(install.capture_runs))
     .bind(install.updated_at)
     .bind(&install.id)
     .execute(&mut *tx)
@@ -124,6 +141,9 @@ pub async fn change(
     }
     if change.pinned.is_some() {
         changed.insert("pinned".into(), install.pinned.into());
+    }
+    if change.capture_runs.is_some() {
+        changed.insert("capture_runs".into(), install.capture_runs.into());
     }
     super::audit(
         &mut tx,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use plinth_host::{InstallSpec, Limits, LoadedPlugin, Metering, TenantShare};
+use plinth_host::{InstallSpec, Limits, LoadedPlugin, Metering, RunLogging, TenantShare};
 use plinth_package::{Manifest, Package, PricingModel};
 
 use super::config;
@@ -15,8 +15,14 @@ use crate::tenants::Plan;
 /// version asks for (the tenant consented to exactly that set), its configuration, and the
 /// plan's limits capped by what the manifest asks for, and the plan's tenant-wide outbound
 /// request rate and kv quota (shared by all of the tenant's installs). Fuel is counted when the plan sets a
-/// per-call budget or the plugin is priced per invocation.
-pub fn spec_for(plan: &Plan, manifest: &Manifest, values: config::Values) -> InstallSpec {
+/// per-call budget or the plugin is priced per invocation. Its runs are recorded with their
+/// payload and output when `capture_runs`, and with its secret values to redact.
+pub fn spec_for(
+    plan: &Plan,
+    manifest: &Manifest,
+    values: config::Values,
+    capture_runs: bool,
+) -> InstallSpec {
     let mut limits = Limits::default()
         .with_memory_mb(u64::try_from(plan.memory_mb).unwrap_or(0))
         .with_timeout(std::time::Duration::from_millis(
@@ -40,11 +46,22 @@ pub fn spec_for(plan: &Plan, manifest: &Manifest, values: config::Values) -> Ins
         )
         .with_tenant_kv_bytes(u64::try_from(plan.kv_bytes.max(0)).unwrap_or(0))
         .with_share(share_of(plan));
+    let secrets: Vec<String> = values
+        .iter()
+        .filter(|(key, value)| {
+            !value.is_empty() && manifest.config.get(*key).is_some_and(|field| field.secret)
+        })
+        .map(|(_, value)| value.clone())
+        .collect();
     InstallSpec {
         grants: manifest.permissions.clone(),
         config: Arc::new(values),
         limits: limits.capped_by(manifest),
         metering,
+        runs: RunLogging {
+            capture_bytes: capture_runs.then_some(crate::runs::MAX_CAPTURED_BYTES),
+            secrets: Arc::from(secrets),
+        },
     }
 }
 

@@ -125,7 +125,11 @@ pub async fn install(
     }
     runtime
         .host
-        .install(&tenant.id, &loaded, spec_for(&plan, manifest, values))
+        .install(
+            &tenant.id,
+            &loaded,
+            spec_for(&plan, manifest, values, false),
+        )
         .await
         .map_err(host_error)?;
     let recorded = async {
@@ -191,6 +195,7 @@ pub async fn install(
         enabled: true,
         update_policy,
         pinned: false,
+        capture_runs: false,
         previous_version: None,
         previous_permissions_digest: None,
         previous_config: None,

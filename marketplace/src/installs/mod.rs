@@ -45,6 +45,8 @@ pub struct Install {
     pub update_policy: String,
     /// Never updated automatically while set.
     pub pinned: bool,
+    /// Whether its runs keep their payload and output ([`crate::runs`]).
+    pub capture_runs: bool,
     /// The version it ran before its last update: where a tenant rollback returns to.
     pub previous_version: Option<String>,
     /// The permission set consented to for [`Install::previous_version`].
@@ -58,7 +60,7 @@ pub struct Install {
 }
 
 pub(crate) const COLUMNS: &str = "id, tenant_id, plugin_id, version, permissions_digest, config, enabled, \
-                       update_policy, pinned, previous_version, previous_permissions_digest, \
+                       update_policy, pinned, capture_runs, previous_version, previous_permissions_digest, \
                        previous_config, created_at, updated_at";
 
 pub(crate) fn from_row(row: &AnyRow) -> Result<Install> {
@@ -72,6 +74,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Install> {
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         update_policy: row.try_get("update_policy")?,
         pinned: row.try_get::<i64, _>("pinned")? != 0,
+        capture_runs: row.try_get::<i64, _>("capture_runs")? != 0,
         previous_version: row.try_get("previous_version")?,
         previous_permissions_digest: row.try_get("previous_permissions_digest")?,
         previous_config: row.try_get("previous_config")?,

@@ -123,6 +123,8 @@ pub(crate) struct InstallView {
     update_policy: String,
     /// Whether automatic updates are stopped for this install.
     pinned: bool,
+    /// Whether its runs keep their payload and output (capped, secrets redacted).
+    capture_runs: bool,
     /// The version a rollback returns to, if any.
     previous_version: Option<String>,
     /// `{values, secrets_set}`: plain values, and which secrets are set (never their values).
@@ -148,6 +150,7 @@ impl From<&Install> for InstallView {
             permissions_digest: install.permissions_digest.clone(),
             update_policy: install.update_policy.clone(),
             pinned: install.pinned,
+            capture_runs: install.capture_runs,
             previous_version: install.previous_version.clone(),
             config: config::public_view(&install.config),
             installed_at: rfc3339(install.created_at),
@@ -228,6 +231,8 @@ pub(crate) struct InstallChange {
     update_policy: Option<String>,
     /// Pin the install to its version: no automatic updates while pinned.
     pinned: Option<bool>,
+    /// Keep each run's payload and output in the run log (capped, secrets redacted).
+    capture_runs: Option<bool>,
 }
 
 /// Changes an install's configuration, status or update policy (admin).
@@ -246,6 +251,7 @@ async fn update(
         config: body.config,
         update_policy: body.update_policy,
         pinned: body.pinned,
+        capture_runs: body.capture_runs,
     };
     let (tenant_id, install) =
         super::change::change(&state, &principal, &slug, &plugin, change).await?;

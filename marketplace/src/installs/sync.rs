@@ -214,7 +214,12 @@ async fn stored_spec(
     let runtime = state.runtime()?;
     let plan = crate::tenants::plan(state.db(), plan_name).await?;
     let values = config::open(&install.config, &runtime.secrets, &install.id)?;
-    Ok(spec_for(&plan, &package.manifest, values))
+    Ok(spec_for(
+        &plan,
+        &package.manifest,
+        values,
+        install.capture_runs,
+    ))
 }
 
 /// Applies one stored install of the loaded `package` to the host: its version, configuration,

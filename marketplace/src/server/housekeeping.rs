@@ -1,6 +1,7 @@
 //! Periodic work of a running server: purging tenants whose deletion grace has passed, webhook
-//! deliveries older than [`DELIVERIES_KEPT_MS`] that are settled, and the ledger's (last
-//! month's usage statement, releasing charges whose hold has ended).
+//! deliveries older than [`DELIVERIES_KEPT_MS`] that are settled, runs past their tenant's
+//! retention and volume, and the ledger's (last month's usage statement, releasing charges
+//! whose hold has ended).
 
 use std::time::Duration;
 
@@ -33,6 +34,11 @@ pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
                 Err(e) => {
                     tracing::warn!(error = %e, "pruning webhook deliveries failed; will retry")
                 }
+            }
+            match crate::runs::retention::prune(state.db(), now_ms()).await {
+                Ok(pruned) if pruned == Default::default() => {}
+                Ok(pruned) => tracing::info!(?pruned, "pruned the run log"),
+                Err(e) => tracing::warn!(error = %e, "pruning the run log failed; will retry"),
             }
             let ledger = &state.settings().ledger;
             if let Err(e) =

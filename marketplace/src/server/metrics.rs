@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 
 use super::plugin_metrics::{PluginCalls, PluginMetrics};
 use crate::error::Error;
+use crate::runs::RecorderCounters;
 use crate::state::AppState;
 
 /// Labels of a request metric: method, matched route (not the raw path) and status.
@@ -40,6 +41,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     plugins: PluginMetrics,
     password_checks: Counter,
+    runs: RecorderCounters,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -55,8 +57,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with the HTTP metrics registered.
+    /// A registry with the HTTP metrics registered, and no per-tenant series.
     pub fn new() -> Metrics {
+        Metrics::with_tenant_labels(false)
+    }
+}
+
+impl Metrics {
+    /// A registry with the HTTP metrics registered; with per-tenant plugin call counters when
+    /// `per_tenant` (see [`crate::Settings::metrics_per_tenant`]).
+    pub fn with_tenant_labels(per_tenant: bool) -> Metrics {
         let mut registry = Registry::with_prefix("plinth");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
@@ -79,13 +89,25 @@ impl Metrics {
              throttle, whether or not the account exists",
             password_checks.clone(),
         );
-        let plugins = PluginMetrics::register(&mut registry);
+        let plugins = PluginMetrics::register(&mut registry, per_tenant);
+        let runs = RecorderCounters::default();
+        registry.register(
+            "runs_written",
+            "Runs written to the run log",
+            runs.written.clone(),
+        );
+        registry.register(
+            "runs_dropped",
+            "Runs not written to the run log: its queue was full or the database failed",
+            runs.dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             plugins,
             password_checks,
+            runs,
         }
     }
 
@@ -98,6 +120,11 @@ impl Metrics {
     /// ([`plinth_host::metering::Meter::set_observer`]).
     pub fn plugin_calls(&self) -> std::sync::Arc<PluginCalls> {
         self.plugins.calls()
+    }
+
+    /// The run recorder's counters ([`crate::runs::Recorder`]).
+    pub fn run_counters(&self) -> RecorderCounters {
+        self.runs.clone()
     }
 
     /// The registry, for other components to register their metrics in.
@@ -175,7 +202,12 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
     let host = state.runtime().ok().map(|runtime| runtime.host.clone());
     let metrics = state.metrics();
-    if let Err(error) = metrics.plugins.refresh(state.db(), host.as_deref()).await {
+    let queued_runs = state.run_recorder().map(|recorder| recorder.queued());
+    if let Err(error) = metrics
+        .plugins
+        .refresh(state.db(), host.as_deref(), queued_runs)
+        .await
+    {
         return error.into_response();
     }
     match metrics.render() {

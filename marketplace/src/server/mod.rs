@@ -10,6 +10,7 @@ pub use plugin_metrics::PluginCalls;
 pub use role::{Role, UnknownRole};
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -55,7 +56,8 @@ fn documented_routes(role: Role) -> OpenApiRouter<AppState> {
             .merge(crate::audit::routes())
             .merge(crate::installs::routes())
             .merge(crate::ledger::routes())
-            .merge(crate::versions::routes());
+            .merge(crate::versions::routes())
+            .merge(crate::runs::routes::routes());
     }
     if role.serves_data_plane() {
         api = api
@@ -170,6 +172,21 @@ pub async fn serve_with(
             .meter()
             .set_observer(state.metrics().plugin_calls());
     }
+    let run_writer = state.runtime().ok().and_then(|runtime| {
+        let (recorder, writer) = crate::runs::Recorder::spawn(
+            state.db().clone(),
+            &state.settings().runs,
+            state.metrics().run_counters(),
+        );
+        // One recorder per host: a second server on the same state keeps the first's.
+        if state.set_run_recorder(Arc::clone(&recorder)) && runtime.host.set_run_recorder(recorder)
+        {
+            Some(writer)
+        } else {
+            writer.abort();
+            None
+        }
+    });
     let usage_flusher = state.runtime().ok().map(|runtime| {
         runtime.host.meter().spawn_flusher(
             std::sync::Arc::new(crate::usage::Store::new(state.db().clone())),
@@ -200,6 +217,13 @@ pub async fn serve_with(
     }
     if let Some(recorder) = rollback_recorder {
         recorder.abort();
+    }
+    // Runs recorded by the requests in flight are written before the database closes.
+    if let Some(writer) = run_writer {
+        if let Some(recorder) = state.run_recorder() {
+            recorder.flush().await;
+        }
+        writer.abort();
     }
     // The last flush runs after the requests in flight and before the database closes, so no
     // metered call is lost.

@@ -2,8 +2,9 @@
 //! failures by kind, latency, fuel (counted as each call is metered), and circuit breakers and
 //! queue depths (read when `/metrics` is scraped).
 //!
-//! Labels are the plugin and its version, never the tenant: the number of series grows with
-//! the catalog, not with the customers.
+//! Labels are the plugin and its version, not the tenant: the number of series grows with the
+//! catalog, not with the customers. An operator may turn on per-tenant call counters
+//! ([`crate::Settings::metrics_per_tenant`]) where there are few tenants.
 
 use std::sync::Arc;
 
@@ -42,6 +43,13 @@ struct BreakerLabels {
     state: String,
 }
 
+/// A tenant and whether its calls succeeded (`ok`) or failed (`failed`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+    outcome: &'static str,
+}
+
 /// A queue's name.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
@@ -55,10 +63,24 @@ pub struct PluginCalls {
     failures: Family<FailureLabels, Counter>,
     latency: Family<PluginLabels, Histogram>,
     fuel: Family<PluginLabels, Counter>,
+    /// Calls per tenant, when the operator turned them on.
+    tenants: Option<Family<TenantLabels, Counter>>,
 }
 
 impl CallObserver for PluginCalls {
-    fn observe(&self, (_tenant, plugin, version): (&str, &str, &str), call: &CallRecord<'_>) {
+    fn observe(&self, (tenant, plugin, version): (&str, &str, &str), call: &CallRecord<'_>) {
+        if let Some(tenants) = &self.tenants {
+            tenants
+                .get_or_create(&TenantLabels {
+                    tenant: tenant.to_owned(),
+                    outcome: if call.error_code.is_some() {
+                        "failed"
+                    } else {
+                        "ok"
+                    },
+                })
+                .inc();
+        }
         let labels = PluginLabels {
             plugin: plugin.to_owned(),
             version: version.to_owned(),
@@ -104,8 +126,8 @@ pub(crate) struct PluginMetrics {
 }
 
 impl PluginMetrics {
-    /// The metrics, registered in `registry`.
-    pub(crate) fn register(registry: &mut Registry) -> PluginMetrics {
+    /// The metrics, registered in `registry`; with per-tenant call counters if `per_tenant`.
+    pub(crate) fn register(registry: &mut Registry, per_tenant: bool) -> PluginMetrics {
         let calls = PluginCalls {
             invocations: Family::default(),
             failures: Family::default(),
@@ -114,7 +136,16 @@ impl PluginMetrics {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 17))
             }),
             fuel: Family::default(),
+            tenants: per_tenant.then(Family::default),
         };
+        if let Some(tenants) = &calls.tenants {
+            registry.register(
+                "tenant_plugin_invocations",
+                "Plugin calls per tenant and outcome (`ok` or `failed`); on only where the \
+                 operator turned per-tenant metrics on",
+                tenants.clone(),
+            );
+        }
         let snapshots = Snapshots::default();
         registry.register(
             "plugin_invocations",
@@ -144,7 +175,7 @@ impl PluginMetrics {
         registry.register(
             "queue_depth",
             "Work waiting: webhook notifications to deliver, submissions to review, \
-             usage records to store",
+             usage records to store, runs to write to the run log",
             snapshots.queues.clone(),
         );
         registry.register(
@@ -169,7 +200,12 @@ impl PluginMetrics {
     /// # Errors
     ///
     /// A database error.
-    pub(crate) async fn refresh(&self, db: &Db, host: Option<&Host>) -> Result<()> {
+    pub(crate) async fn refresh(
+        &self,
+        db: &Db,
+        host: Option<&Host>,
+        queued_runs: Option<usize>,
+    ) -> Result<()> {
         let pending_webhooks: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox WHERE status = $1")
                 .bind(status::PENDING)
@@ -189,6 +225,13 @@ impl PluginMetrics {
         queues
             .get_or_create(&QueueLabels { queue: "review" })
             .set(in_review);
+        if let Some(queued) = queued_runs {
+            queues
+                .get_or_create(&QueueLabels {
+                    queue: "run_records",
+                })
+                .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        }
         let Some(host) = host else {
             return Ok(());
         };

@@ -743,7 +743,7 @@ pub async fn purge_expired(db: &Db, now: i64) -> Result<Vec<String>> {
     .await?;
     let mut purged = Vec::new();
     for id in ids {
-        // Notifications and usage name their tenant without a foreign key.
+        // Notifications, usage and runs name their tenant without a foreign key.
         sqlx::query(
             "DELETE FROM notifications WHERE recipient_kind = 'tenant' AND recipient_id = $1",
         )
@@ -754,6 +754,14 @@ pub async fn purge_expired(db: &Db, now: i64) -> Result<Vec<String>> {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        for table in ["runs", "run_daily"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE tenant_id = $1"
+            )))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        }
         crate::ratings::forget_tenant(&mut tx, &id).await?;
         crate::notifications::webhooks::forget(&mut tx, "tenant", &id).await?;
         let deleted = sqlx::query(

@@ -49,6 +49,10 @@ pub struct Plan {
     /// Memory the tenant's running calls may reserve together on a host, in MiB (each call
     /// reserves its own memory limit).
     pub memory_share_mb: i64,
+    /// Days a tenant's run log keeps each run.
+    pub run_retention_days: i64,
+    /// Runs a tenant's run log keeps at most; the oldest go first.
+    pub max_runs: i64,
 }
 
 /// A change to a plan: each `Some` field replaces the stored value.
@@ -80,6 +84,10 @@ pub struct PlanChange {
     pub max_instance_slots: Option<i64>,
     /// New [`Plan::memory_share_mb`].
     pub memory_share_mb: Option<i64>,
+    /// New [`Plan::run_retention_days`].
+    pub run_retention_days: Option<i64>,
+    /// New [`Plan::max_runs`].
+    pub max_runs: Option<i64>,
 }
 
 impl PlanChange {
@@ -105,6 +113,8 @@ impl PlanChange {
             ("max_concurrent_calls", self.max_concurrent_calls),
             ("max_instance_slots", self.max_instance_slots),
             ("memory_share_mb", self.memory_share_mb),
+            ("run_retention_days", self.run_retention_days),
+            ("max_runs", self.max_runs),
         ];
         for (field, value) in fields {
             if let Some(value) = value
@@ -145,6 +155,8 @@ impl PlanChange {
         set(&mut plan.max_concurrent_calls, self.max_concurrent_calls);
         set(&mut plan.max_instance_slots, self.max_instance_slots);
         set(&mut plan.memory_share_mb, self.memory_share_mb);
+        set(&mut plan.run_retention_days, self.run_retention_days);
+        set(&mut plan.max_runs, self.max_runs);
         if let Some(fuel) = self.fuel_per_call {
             plan.fuel_per_call = fuel;
         }
@@ -160,7 +172,7 @@ macro_rules! columns {
         "name, position, max_installs, invocations_per_month, kv_bytes, memory_mb, \
          fuel_per_call, timeout_ms, outbound_requests_per_minute, api_requests_per_minute, \
          paid_plugins, max_invocations_per_event, max_concurrent_calls, max_instance_slots, \
-         memory_share_mb"
+         memory_share_mb, run_retention_days, max_runs"
     };
 }
 
@@ -181,6 +193,8 @@ fn from_row(row: &AnyRow) -> Result<Plan> {
         max_concurrent_calls: row.try_get("max_concurrent_calls")?,
         max_instance_slots: row.try_get("max_instance_slots")?,
         memory_share_mb: row.try_get("memory_share_mb")?,
+        run_retention_days: row.try_get("run_retention_days")?,
+        max_runs: row.try_get("max_runs")?,
     })
 }
 
@@ -274,8 +288,9 @@ pub async fn update_plan(state: &AppState, name: &str, change: &PlanChange) -> R
              memory_mb = $4, fuel_per_call = $5, timeout_ms = $6, \
              outbound_requests_per_minute = $7, api_requests_per_minute = $8, paid_plugins = $9, \
              max_invocations_per_event = $10, max_concurrent_calls = $11, \
-             max_instance_slots = $12, memory_share_mb = $13 \
-         WHERE name = $14",
+             max_instance_slots = $12, memory_share_mb = $13, run_retention_days = $14, \
+             max_runs = $15 \
+         WHERE name = $16",
     )
     .bind(plan.max_installs)
     .bind(plan.invocations_per_month)
@@ -290,6 +305,8 @@ pub async fn update_plan(state: &AppState, name: &str, change: &PlanChange) -> R
     .bind(plan.max_concurrent_calls)
     .bind(plan.max_instance_slots)
     .bind(plan.memory_share_mb)
+    .bind(plan.run_retention_days)
+    .bind(plan.max_runs)
     .bind(name)
     .execute(&mut *tx)
     .await?;

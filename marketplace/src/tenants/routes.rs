@@ -56,6 +56,10 @@ pub(crate) struct Quotas {
     /// Memory the tenant's running calls may reserve together on a host (each reserves its
     /// own `memory_mb`).
     memory_share_mb: i64,
+    /// Days the run log keeps each run.
+    run_retention_days: i64,
+    /// Runs the run log keeps at most (the oldest go first).
+    max_runs: i64,
 }
 
 /// A plan's feature gates.
@@ -90,6 +94,8 @@ impl From<&Plan> for Quotas {
             max_concurrent_calls: plan.max_concurrent_calls,
             max_instance_slots: plan.max_instance_slots,
             memory_share_mb: plan.memory_share_mb,
+            run_retention_days: plan.run_retention_days,
+            max_runs: plan.max_runs,
         }
     }
 }
@@ -148,6 +154,8 @@ pub(crate) struct PlanUpdate {
     max_concurrent_calls: Option<i64>,
     max_instance_slots: Option<i64>,
     memory_share_mb: Option<i64>,
+    run_retention_days: Option<i64>,
+    max_runs: Option<i64>,
 }
 
 /// Changes a plan's quotas and feature gates (operator). Quotas are positive integers.
@@ -176,6 +184,8 @@ async fn update_plan(
         max_concurrent_calls: body.max_concurrent_calls,
         max_instance_slots: body.max_instance_slots,
         memory_share_mb: body.memory_share_mb,
+        run_retention_days: body.run_retention_days,
+        max_runs: body.max_runs,
     };
     let plan = super::plans::update_plan(&state, &name, &change).await?;
     tracing::info!(operator = %operator.id, plan = %name, ?change, "plan updated");

@@ -253,7 +253,7 @@ pub(crate) async fn plan(
         .await?;
     let plan = crate::tenants::plan(state.db(), &plan_name).await?;
     let loaded = loader.get(state, &install.plugin_id, &to.version).await?;
-    let spec = installs::spec_for(&plan, loaded.manifest(), values);
+    let spec = installs::spec_for(&plan, loaded.manifest(), values, install.capture_runs);
     let step = Step::Move {
         stored,
         loaded,

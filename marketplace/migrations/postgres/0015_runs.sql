@@ -1,0 +1,68 @@
+-- Tenants and developers see what their plugins do (issue 26): run logs, daily usage per
+-- install, failure reports.
+
+-- How long a tenant's runs are kept, and how many at most (the oldest go first).
+ALTER TABLE plans ADD COLUMN run_retention_days BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE plans ADD COLUMN max_runs BIGINT NOT NULL DEFAULT 10000;
+UPDATE plans SET run_retention_days = 7, max_runs = 100000 WHERE name = 'pro';
+UPDATE plans SET run_retention_days = 30, max_runs = 1000000 WHERE name = 'enterprise';
+
+-- Whether an install's runs keep their payload and output (off unless the tenant turns it on).
+ALTER TABLE installs ADD COLUMN capture_runs BIGINT NOT NULL DEFAULT 0;
+
+-- One call through an install. No foreign keys: runs are written in batches after the calls
+-- end, and outlive an uninstall until retention drops them; purging a tenant deletes them.
+CREATE TABLE runs (
+    id                 TEXT PRIMARY KEY,
+    tenant_id          TEXT NOT NULL,
+    plugin_id          TEXT NOT NULL,
+    version            TEXT NOT NULL,
+    entry_kind         TEXT NOT NULL,
+    entry              TEXT NOT NULL,
+    event_id           TEXT,
+    started_at         BIGINT NOT NULL,
+    duration_us        BIGINT NOT NULL,
+    fuel               BIGINT,
+    memory_bytes       BIGINT NOT NULL,
+    outbound_requests  BIGINT NOT NULL,
+    kv_bytes_written   BIGINT NOT NULL,
+    outcome            TEXT NOT NULL,
+    error_message      TEXT,
+    output_bytes       BIGINT NOT NULL,
+    logs               TEXT NOT NULL,
+    logs_dropped       BIGINT NOT NULL,
+    input              BYTEA,
+    output             BYTEA,
+    capture_truncated  BIGINT NOT NULL DEFAULT 0,
+    shared_at          BIGINT,
+    shared_by          TEXT
+);
+CREATE INDEX runs_tenant_time ON runs (tenant_id, started_at, id);
+CREATE INDEX runs_install_time ON runs (tenant_id, plugin_id, started_at);
+CREATE INDEX runs_shared ON runs (plugin_id, shared_at) WHERE shared_at IS NOT NULL;
+
+-- Calls per install and UTC day, by outcome (`ok` or the error code) and duration bucket
+-- (bucket b holds durations in [2^(b-1), 2^b) microseconds; 0 holds 0).
+CREATE TABLE run_daily (
+    tenant_id  TEXT NOT NULL,
+    plugin_id  TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    bucket     BIGINT NOT NULL,
+    calls      BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, plugin_id, day, outcome, bucket)
+);
+CREATE INDEX run_daily_day ON run_daily (day);
+
+-- Failures of a plugin across tenants, by version and signature; no tenant is named.
+CREATE TABLE failure_reports (
+    plugin_id   TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    signature   TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    failures    BIGINT NOT NULL,
+    first_seen  BIGINT NOT NULL,
+    last_seen   BIGINT NOT NULL,
+    PRIMARY KEY (plugin_id, version, signature)
+);

@@ -1,0 +1,183 @@
+//! The host's [`RunRecorder`]: runs are queued on the call's path without waiting (a bounded
+//! queue; when it is full the run is counted as dropped, never waited for) and written in
+//! batches by one task per process, off the event path. While a batch is written, the runs
+//! ending meanwhile gather into the next one, so the busier the host, the bigger the batches.
+//!
+//! After a tenant has had [`RunLogSettings::volume_check_every`] runs written, its oldest runs
+//! beyond its plan's `max_runs` are dropped; the retention in days is the housekeeping's
+//! ([`super::retention`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plinth_host::{RunRecord, RunRecorder};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::store;
+use crate::db::Db;
+
+/// How runs are queued and written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLogSettings {
+    /// Runs waiting to be written at most (per process); more are dropped and counted.
+    pub queue: usize,
+    /// Runs one write stores at most.
+    pub max_batch: usize,
+    /// Runs written for a tenant between two checks of its plan's `max_runs`.
+    pub volume_check_every: u64,
+}
+
+impl Default for RunLogSettings {
+    fn default() -> Self {
+        RunLogSettings {
+            queue: 10_000,
+            max_batch: 512,
+            volume_check_every: 1_000,
+        }
+    }
+}
+
+/// Counters of the recorder, exported as metrics.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderCounters {
+    /// Runs stored.
+    pub written: Counter,
+    /// Runs dropped: the queue was full or their batch could not be stored.
+    pub dropped: Counter,
+}
+
+enum Message {
+    Run(Box<RunRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Queues runs for the writer task. Clones share the queue.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    queue: mpsc::Sender<Message>,
+    counters: RecorderCounters,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Run(run) => f.debug_tuple("Run").field(&run.tenant).finish(),
+            Message::Flush(_) => f.write_str("Flush"),
+        }
+    }
+}
+
+impl RunRecorder for Recorder {
+    fn record(&self, run: RunRecord) {
+        if self.queue.try_send(Message::Run(Box::new(run))).is_err() {
+            self.counters.dropped.inc();
+        }
+    }
+}
+
+impl Recorder {
+    /// A recorder writing to `db`, and its writer task (abort it after [`Recorder::flush`] to
+    /// stop).
+    pub fn spawn(
+        db: Db,
+        settings: &RunLogSettings,
+        counters: RecorderCounters,
+    ) -> (Arc<Recorder>, JoinHandle<()>) {
+        let (queue, received) = mpsc::channel(settings.queue.max(1));
+        let writer = Writer {
+            db,
+            settings: settings.clone(),
+            counters: counters.clone(),
+            since_check: HashMap::new(),
+        };
+        let task = tokio::spawn(writer.run(received));
+        (Arc::new(Recorder { queue, counters }), task)
+    }
+
+    /// Waits until every run queued before this call is written (or dropped).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.queue.send(Message::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+
+    /// Runs queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+struct Writer {
+    db: Db,
+    settings: RunLogSettings,
+    counters: RecorderCounters,
+    /// Runs written per tenant since its volume was last checked.
+    since_check: HashMap<String, u64>,
+}
+
+impl Writer {
+    async fn run(mut self, mut received: mpsc::Receiver<Message>) {
+        let max_batch = self.settings.max_batch.max(1);
+        let mut batch = Vec::with_capacity(max_batch);
+        let mut waiting = Vec::new();
+        while let Some(first) = received.recv().await {
+            let mut next = Some(first);
+            while let Some(message) = next {
+                match message {
+                    Message::Run(run) => batch.push(*run),
+                    Message::Flush(done) => waiting.push(done),
+                }
+                next = if batch.len() < max_batch {
+                    received.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            if !batch.is_empty() {
+                self.write(std::mem::take(&mut batch)).await;
+            }
+            for done in waiting.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn write(&mut self, batch: Vec<RunRecord>) {
+        let runs = batch.len() as u64;
+        let mut attempt = 0;
+        let written = loop {
+            attempt += 1;
+            match store::write(&self.db, &batch).await {
+                Ok(written) => break written,
+                Err(error) if attempt < 3 => {
+                    tracing::warn!(%error, runs, attempt, "storing runs failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, runs, "storing runs failed; they are dropped");
+                    self.counters.dropped.inc_by(runs);
+                    return;
+                }
+            }
+        };
+        self.counters.written.inc_by(runs);
+        for (tenant, count) in written {
+            // A tenant's first batch in this process is checked at once.
+            let since = self.since_check.entry(tenant.clone()).or_insert(u64::MAX);
+            *since = since.saturating_add(count);
+            if *since < self.settings.volume_check_every {
+                continue;
+            }
+            *since = 0;
+            match store::enforce_volume(&self.db, &tenant).await {
+                Ok(0) => {}
+                Ok(dropped) => tracing::debug!(tenant, dropped, "runs beyond the plan's volume"),
+                Err(error) => tracing::warn!(%error, tenant, "enforcing the run log's volume"),
+            }
+        }
+    }
+}

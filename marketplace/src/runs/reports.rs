@@ -1,0 +1,265 @@
+//! What a plugin's developers see of its runs: failures aggregated across tenants by signature
+//! (no tenant, payload or log line in them), and the runs tenants chose to share.
+//!
+//! Sharing is a tenant admin's explicit act, audited, and undone the same way; a shared run is
+//! visible to the members of the plugin's publisher for as long as it is shared and kept.
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row as _;
+use utoipa::ToSchema;
+
+use super::query::{RunDetail, all_columns, detail_of, settle};
+use crate::auth::Principal;
+use crate::clock::{now_ms, rfc3339};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::tenants::{self, TenantRole};
+
+/// The most signatures a report lists (the most frequent first).
+pub const MAX_SIGNATURES: i64 = 200;
+/// The most shared runs listed.
+const MAX_SHARED: i64 = 200;
+
+/// One kind of failure of a plugin, across tenants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FailureReport {
+    /// Stable id of the kind: a digest of the code and the template.
+    pub signature: String,
+    /// The error code, e.g. `trap`.
+    pub code: String,
+    /// The message with its variable parts replaced (`#`, `"…"`, `<email>`, `<id>`).
+    pub message: String,
+    /// Failures of this kind, all versions together.
+    pub failures: i64,
+    /// Failures per version, newest version first.
+    pub versions: Vec<VersionFailures>,
+    /// When it was first seen (RFC 3339).
+    pub first_seen: String,
+    /// When it was last seen (RFC 3339).
+    pub last_seen: String,
+}
+
+/// Failures of one kind on one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct VersionFailures {
+    /// The version.
+    pub version: String,
+    /// Failures on it.
+    pub failures: i64,
+}
+
+/// A run a tenant shared, as the publisher sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SharedRun {
+    /// The tenant that shared it (its slug), so the publisher can follow up.
+    pub tenant: String,
+    /// When it was shared (RFC 3339).
+    pub shared_at: String,
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunDetail,
+}
+
+/// The caller's access to `plugin_id` as a member of its publisher.
+///
+/// # Errors
+///
+/// 404 for an unknown plugin or a caller who is not a member of its publisher.
+async fn publisher_access(db: &Db, principal: &Principal, plugin_id: &str) -> Result<()> {
+    let namespace: Option<String> = sqlx::query_scalar(
+        "SELECT pub.namespace FROM plugins p JOIN publishers pub ON pub.id = p.publisher_id \
+         WHERE p.id = $1",
+    )
+    .bind(plugin_id)
+    .fetch_optional(db.pool())
+    .await?;
+    let namespace = namespace.ok_or_else(|| Error::not_found(format!("plugin {plugin_id:?}")))?;
+    crate::publishers::access(db, principal, &namespace)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => Error::not_found(format!("plugin {plugin_id:?}")),
+            other => other,
+        })?;
+    Ok(())
+}
+
+/// The failures of `plugin_id` across every tenant, most frequent first (members of its
+/// publisher).
+///
+/// # Errors
+///
+/// 404 for an unknown plugin or a caller outside its publisher.
+pub async fn failures(
+    state: &AppState,
+    principal: &Principal,
+    plugin_id: &str,
+) -> Result<Vec<FailureReport>> {
+    let db = state.db();
+    publisher_access(db, principal, plugin_id).await?;
+    settle(state).await;
+    let rows = sqlx::query(
+        "SELECT signature, version, code, message, failures, first_seen, last_seen \
+         FROM failure_reports WHERE plugin_id = $1 AND signature IN ( \
+            SELECT signature FROM failure_reports WHERE plugin_id = $1 \
+            GROUP BY signature ORDER BY SUM(failures) DESC, signature LIMIT $2)",
+    )
+    .bind(plugin_id)
+    .bind(MAX_SIGNATURES)
+    .fetch_all(db.pool())
+    .await?;
+    let mut reports: Vec<FailureReport> = Vec::new();
+    for row in rows {
+        let signature: String = row.try_get("signature")?;
+        let version: String = row.try_get("version")?;
+        let failures: i64 = row.try_get("failures")?;
+        let first_seen: i64 = row.try_get("first_seen")?;
+        let last_seen: i64 = row.try_get("last_seen")?;
+        let index = match reports.iter().position(|r| r.signature == signature) {
+            Some(index) => index,
+            None => {
+                reports.push(FailureReport {
+                    signature,
+                    code: row.try_get("code")?,
+                    message: row.try_get("message")?,
+                    failures: 0,
+                    versions: Vec::new(),
+                    first_seen: rfc3339(first_seen),
+                    last_seen: rfc3339(last_seen),
+                });
+                reports.len() - 1
+            }
+        };
+        let report = &mut reports[index];
+        report.failures += failures;
+        report.versions.push(VersionFailures { version, failures });
+        // RFC 3339 in UTC with the same precision sorts as time does.
+        let (first, last) = (rfc3339(first_seen), rfc3339(last_seen));
+        if first < report.first_seen {
+            report.first_seen = first;
+        }
+        if last > report.last_seen {
+            report.last_seen = last;
+        }
+    }
+    for report in &mut reports {
+        report.versions.sort_by(|a, b| {
+            let key = |v: &str| semver::Version::parse(v).ok();
+            key(&b.version)
+                .cmp(&key(&a.version))
+                .then_with(|| b.version.cmp(&a.version))
+        });
+    }
+    reports.sort_by(|a, b| {
+        b.failures
+            .cmp(&a.failures)
+            .then_with(|| a.signature.cmp(&b.signature))
+    });
+    Ok(reports)
+}
+
+/// Shares (or, with `shared` false, stops sharing) run `run_id` of tenant `slug` with the
+/// publisher of its plugin (tenant admin); audited. Sharing a shared run again changes nothing.
+///
+/// # Errors
+///
+/// 404 for a tenant the caller may not see or a run it does not have; 403 below admin.
+pub async fn set_shared(
+    state: &AppState,
+    principal: &Principal,
+    slug: &str,
+    run_id: &str,
+    shared: bool,
+) -> Result<()> {
+    let tenant = tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
+    settle(state).await;
+    let mut tx = state.db().begin().await?;
+    let row = sqlx::query("SELECT plugin_id, shared_at FROM runs WHERE tenant_id = $1 AND id = $2")
+        .bind(&tenant.id)
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("run {run_id:?}")))?;
+    let plugin_id: String = row.try_get("plugin_id")?;
+    let shared_at: Option<i64> = row.try_get("shared_at")?;
+    if shared_at.is_some() == shared {
+        return Ok(());
+    }
+    let by = principal.user().ok().map(|user| user.id.clone());
+    sqlx::query("UPDATE runs SET shared_at = $1, shared_by = $2 WHERE tenant_id = $3 AND id = $4")
+        .bind(shared.then(now_ms))
+        .bind(if shared { by } else { None })
+        .bind(&tenant.id)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    crate::installs::audit(
+        &mut tx,
+        principal,
+        if shared { "run.shared" } else { "run.unshared" },
+        &tenant.id,
+        &plugin_id,
+        json!({ "run": run_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The runs tenants shared with `plugin_id`'s publisher, newest shared first (members of its
+/// publisher).
+///
+/// # Errors
+///
+/// 404 for an unknown plugin or a caller outside its publisher.
+pub async fn shared_runs(
+    state: &AppState,
+    principal: &Principal,
+    plugin_id: &str,
+) -> Result<Vec<SharedRun>> {
+    publisher_access(state.db(), principal, plugin_id).await?;
+    shared(state.db(), plugin_id, None).await
+}
+
+/// One run shared with `plugin_id`'s publisher (members of its publisher).
+///
+/// # Errors
+///
+/// 404 for an unknown plugin, a caller outside its publisher, or a run not shared (or gone).
+pub async fn shared_run(
+    state: &AppState,
+    principal: &Principal,
+    plugin_id: &str,
+    run_id: &str,
+) -> Result<SharedRun> {
+    publisher_access(state.db(), principal, plugin_id).await?;
+    shared(state.db(), plugin_id, Some(run_id))
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found(format!("shared run {run_id:?}")))
+}
+
+async fn shared(db: &Db, plugin_id: &str, run_id: Option<&str>) -> Result<Vec<SharedRun>> {
+    let sql = format!(
+        "SELECT {}, (SELECT slug FROM tenants WHERE tenants.id = runs.tenant_id) AS tenant_slug \
+         FROM runs WHERE plugin_id = $1 AND shared_at IS NOT NULL AND ($2 = '' OR id = $2) \
+         ORDER BY shared_at DESC LIMIT {MAX_SHARED}",
+        all_columns()
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(plugin_id)
+        .bind(run_id.unwrap_or_default())
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let shared_at: i64 = row.try_get("shared_at")?;
+            Ok(SharedRun {
+                tenant: row.try_get("tenant_slug")?,
+                shared_at: rfc3339(shared_at),
+                run: detail_of(row)?,
+            })
+        })
+        .collect()
+}

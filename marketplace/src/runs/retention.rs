@@ -1,0 +1,64 @@
+//! How long runs are kept: each tenant's plan names the days (`run_retention_days`); daily
+//! counts are kept [`DAYS_KEPT`](super::daily::DAYS_KEPT) days (and one more, for time zones
+//! ahead of UTC) whatever the plan. The volume (`max_runs`) is enforced as runs are written
+//! ([`super::recorder`]) and again here.
+
+use sqlx::Row as _;
+
+use super::daily::{DAYS_KEPT, day_of};
+use crate::clock::DAY_MS;
+use crate::db::Db;
+use crate::error::Result;
+
+/// What one pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Runs older than their tenant's retention.
+    pub expired: u64,
+    /// Runs beyond their tenant's volume.
+    pub over_volume: u64,
+    /// Daily counts older than [`DAYS_KEPT`].
+    pub days: u64,
+}
+
+/// Removes, as of `now` (Unix ms), every run older than its tenant's plan keeps them (and the
+/// runs of tenants that no longer exist), every tenant's runs beyond its plan's volume, and the
+/// daily counts past [`DAYS_KEPT`].
+///
+/// # Errors
+///
+/// [`crate::Error::Database`]; what was removed before the error stays removed.
+pub async fn prune(db: &Db, now: i64) -> Result<Pruned> {
+    let mut pruned = Pruned::default();
+    let mut tx = db.begin().await?;
+    pruned.expired = sqlx::query(
+        "DELETE FROM runs WHERE started_at < $1 - $2 * COALESCE( \
+            (SELECT p.run_retention_days FROM tenants t JOIN plans p ON p.name = t.plan \
+             WHERE t.id = runs.tenant_id), 0)",
+    )
+    .bind(now)
+    .bind(DAY_MS)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    pruned.days = sqlx::query("DELETE FROM run_daily WHERE day < $1")
+        .bind(day_of(now - (DAYS_KEPT + 1) * DAY_MS))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    let over: Vec<String> = sqlx::query(
+        "SELECT r.tenant_id FROM runs r GROUP BY r.tenant_id HAVING COUNT(*) > COALESCE( \
+            (SELECT p.max_runs FROM tenants t JOIN plans p ON p.name = t.plan \
+             WHERE t.id = r.tenant_id), 0)",
+    )
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|row| row.try_get("tenant_id"))
+    .collect::<std::result::Result<_, _>>()?;
+    for tenant in over {
+        pruned.over_volume += super::store::enforce_volume(db, &tenant).await?;
+    }
+    Ok(pruned)
+}
