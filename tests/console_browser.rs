@@ -676,3 +676,136 @@ async fn console_journey_in_a_browser() -> Result<()> {
     server.stop().context("stopping the server")?;
     Ok(())
 }
+
+/// A tenant admin finds a failed run: the dashboard links an install's run log, which shows
+/// its daily chart; filtering to failed runs leaves the trap, whose page shows the error and
+/// the log lines the plugin wrote before it failed. The developer sees the failure reported
+/// and, once the tenant shares it, the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_in_a_browser() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let data_dir = work.path().join("data");
+    let server = PlinthServer::start_with_args(&data_dir, None, &[])?;
+    let api = Api {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+    };
+    let (ok, operator, stderr) = bootstrap_with_password(&data_dir, None, Some(PASSWORD))?;
+    ensure!(ok, "bootstrap failed: {stderr}");
+    let (developer, key) = api.developer("dev@example.com", "examples").await?;
+    api.ok(
+        Method::POST,
+        "/v1/publishers",
+        Some(&developer),
+        Some(json!({"namespace": "fixtures", "name": "Fixtures"})),
+    )
+    .await?;
+    let fixtures_key = SecretKey::generate()?;
+    api.register_key(&developer, "fixtures", &fixtures_key)
+        .await?;
+    for (plugin, key) in [(&HELLO, &key), (&TRAP, &fixtures_key)] {
+        let path = signed_package(work.path(), plugin, key)?;
+        api.publish_and_approve(&path, &developer, &operator)
+            .await?;
+    }
+    let (_, admin) = account(&api, "admin@acme.example").await?;
+    api.ok(
+        Method::POST,
+        "/v1/tenants",
+        Some(&admin),
+        Some(json!({"slug": "acme", "name": "Acme"})),
+    )
+    .await?;
+    let trap = "fixtures.trap";
+    for plugin in ["examples.hello", trap] {
+        api.install(&admin, "acme", plugin, None, json!({})).await?;
+    }
+    for (topic, payload) in [
+        ("greet", json!("Ada")),
+        ("run", json!({})),
+        ("greet", json!("Bo")),
+    ] {
+        api.ok(
+            Method::POST,
+            "/v1/tenants/acme/events",
+            Some(&admin),
+            Some(json!({"topic": topic, "payload": payload})),
+        )
+        .await?;
+    }
+
+    let session = Session {
+        browser: Browser::start(DESKTOP.0, DESKTOP.1).await?,
+        base: server.base.clone(),
+    };
+    let browser = &session.browser;
+    session.log_in("admin@acme.example").await?;
+    session.open("/tenants/acme").await?;
+    browser
+        .click(&format!("a[href='/tenants/acme/runs?plugin={trap}']"))
+        .await?;
+    browser.wait_for_text("main h1", "Run log of Acme").await?;
+    ensure!(
+        browser.exists(&format!("svg[id='daily-{trap}']")).await?,
+        "the daily chart"
+    );
+    let days = browser.text("#daily-table").await?;
+    ensure!(days.contains("trap 1"), "daily table: {days}");
+    session.screenshots("run-log").await?;
+    // Every install's runs, then only the failed ones.
+    browser
+        .execute("document.getElementById('filter-plugin').value = ''; return true;")
+        .await?;
+    browser
+        .execute("document.getElementById('filter-outcome').value = 'failed'; return true;")
+        .await?;
+    browser.click("form.filters button[type=submit]").await?;
+    browser
+        .wait_for_url("outcome=failed&q=&since=&until=")
+        .await?;
+    let runs = browser.text("#runs").await?;
+    ensure!(
+        runs.contains(trap) && runs.contains("trap") && !runs.contains("examples.hello"),
+        "failed runs: {runs}"
+    );
+    browser.click("#runs tbody tr a").await?;
+    browser
+        .wait_for_text("main h1", "Run of fixtures.trap")
+        .await?;
+    let error = browser.text("#run-error").await?;
+    ensure!(error.contains("trap"), "error: {error}");
+    let logs = browser.text("#run-logs").await?;
+    ensure!(logs.contains("deliberate panic"), "log lines: {logs}");
+    session.screenshots("run").await?;
+    session.accept_confirmations().await?;
+    browser.click("form[action$='/share'] button").await?;
+    browser
+        .wait_for_text("main form[action$='/share'] button", "Stop sharing")
+        .await?;
+    session.assert_only_local_requests().await?;
+    session.log_out().await?;
+
+    // The developer: the failure, counted and named by kind, and the shared run.
+    session.log_in("dev@example.com").await?;
+    session
+        .open(&format!("/developer/plugins/{trap}/failures"))
+        .await?;
+    let failures = browser.text("#failures").await?;
+    ensure!(
+        failures.contains("trap") && failures.contains("0.1.0: 1") && !failures.contains("acme"),
+        "failures: {failures}"
+    );
+    browser.click("main ul li a").await?;
+    browser.wait_for_text("main h1", "shared by acme").await?;
+    ensure!(
+        browser
+            .text("#run-logs")
+            .await?
+            .contains("deliberate panic")
+    );
+    session.assert_only_local_requests().await?;
+
+    session.browser.quit().await?;
+    server.stop().context("stopping the server")?;
+    Ok(())
+}

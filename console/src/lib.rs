@@ -64,6 +64,13 @@ pub fn routes() -> Router<AppState> {
         .route("/tenants", get(pages::tenant::index))
         .route("/tenants/{slug}", get(pages::tenant::dashboard))
         .route("/tenants/{slug}/plans", get(pages::tenant::plans))
+        .route("/tenants/{slug}/runs", get(pages::runs::list))
+        .route("/tenants/{slug}/runs/{id}", get(pages::runs::show))
+        .route("/tenants/{slug}/runs/{id}/share", post(pages::runs::share))
+        .route(
+            "/tenants/{slug}/installs/{plugin}/capture",
+            post(pages::runs::capture),
+        )
         .route(
             "/tenants/{slug}/installs/{plugin}/uninstall",
             post(pages::tenant::uninstall),
@@ -96,6 +103,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/developer/ratings/{plugin}/{rating}/reply",
             post(pages::developer::reply),
+        )
+        .route(
+            "/developer/plugins/{plugin}/failures",
+            get(pages::runs::failures),
+        )
+        .route(
+            "/developer/plugins/{plugin}/shared-runs/{id}",
+            get(pages::runs::shared_run),
         )
         .route("/review", get(pages::review::queue))
         .route("/review/{id}", post(pages::review::decide))

@@ -88,6 +88,71 @@ pub fn bar_chart(id: &str, title: &str, bars: &[Bar]) -> Markup {
     }
 }
 
+/// One column of a [`column_chart`]: a period's successful and failed calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The period, e.g. `2026-12-05`.
+    pub label: String,
+    /// Calls that succeeded.
+    pub ok: i64,
+    /// Calls that failed.
+    pub failed: i64,
+}
+
+/// The height of a column chart's plot.
+const PLOT_HEIGHT: i64 = 120;
+/// The room under the plot for the first and last labels.
+const AXIS_HEIGHT: i64 = 18;
+
+/// A column chart titled `title`: one column per period, failed calls stacked on successful
+/// ones, all on one scale (the busiest period fills the height). Each column's numbers are in
+/// its tooltip; the first and last periods are labelled under the plot.
+pub fn column_chart(id: &str, title: &str, columns: &[Column]) -> Markup {
+    let busiest = columns
+        .iter()
+        .map(|c| c.ok.saturating_add(c.failed))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let n = i64::try_from(columns.len()).unwrap_or(1).max(1);
+    let slot = WIDTH / n;
+    let bar = (slot - 2).max(1);
+    let height = |part: i64| -> i64 {
+        let scaled = i128::from(part.max(0)) * i128::from(PLOT_HEIGHT) / i128::from(busiest);
+        let scaled = i64::try_from(scaled).unwrap_or(PLOT_HEIGHT);
+        if part > 0 { scaled.max(1) } else { 0 }
+    };
+    let title_id = format!("{id}-title");
+    html! {
+        figure.chart {
+            svg #(id) xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby=(title_id)
+                viewBox=(format!("0 0 {WIDTH} {}", PLOT_HEIGHT + AXIS_HEIGHT)) preserveAspectRatio="xMinYMin meet" {
+                title #(title_id) { (title) }
+                line x1="0" y1=(PLOT_HEIGHT) x2=(WIDTH) y2=(PLOT_HEIGHT) class="chart-axis" {}
+                @for (index, column) in columns.iter().enumerate() {
+                    @let x = slot * i64::try_from(index).unwrap_or(0);
+                    @let ok = height(column.ok);
+                    @let failed = height(column.failed);
+                    g class="chart-column" {
+                        title { (column.label) ": " (count(column.ok.saturating_add(column.failed))) " calls, " (count(column.failed)) " failed" }
+                        @if ok > 0 {
+                            rect x=(x) y=(PLOT_HEIGHT - ok) width=(bar) height=(ok) class="chart-bar" {}
+                        }
+                        @if failed > 0 {
+                            rect x=(x) y=(PLOT_HEIGHT - ok - failed) width=(bar) height=(failed) class="chart-bar over" {}
+                        }
+                    }
+                }
+                @if let (Some(first), Some(last)) = (columns.first(), columns.last()) {
+                    text x="0" y=(PLOT_HEIGHT + 14) class="chart-label" { (first.label) }
+                    text x=(WIDTH) y=(PLOT_HEIGHT + 14) text-anchor="end" class="chart-label" { (last.label) }
+                }
+            }
+            figcaption { (title) }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +180,41 @@ mod tests {
         assert_eq!(scaled(0, 100), 0);
         assert_eq!(scaled(1, 1_000_000), 2);
         assert_eq!(scaled(200, 100), WIDTH);
+    }
+
+    #[test]
+    fn columns_share_one_scale_and_stack_failures() {
+        let svg = column_chart(
+            "daily",
+            "Calls per day",
+            &[
+                Column {
+                    label: "2026-12-04".into(),
+                    ok: 0,
+                    failed: 0,
+                },
+                Column {
+                    label: "2026-12-05".into(),
+                    ok: 6,
+                    failed: 2,
+                },
+            ],
+        )
+        .into_string();
+        assert!(svg.contains("2026-12-05: 8 calls, 2 failed"), "{svg}");
+        // The busiest day fills the plot: 6 of 8 succeeded, 2 failed on top.
+        assert!(
+            svg.contains(&format!("height=\"{}\"", PLOT_HEIGHT * 6 / 8)),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(&format!(
+                "height=\"{}\" class=\"chart-bar over\"",
+                PLOT_HEIGHT * 2 / 8
+            )),
+            "{svg}"
+        );
+        // A day without calls draws no bar.
+        assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
     }
 }

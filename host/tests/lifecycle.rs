@@ -769,3 +769,96 @@ async fn reconfigure_changes_the_limits_of_the_running_version() {
         Err(Error::NotInstalled { .. })
     ));
 }
+
+/// Keeps every run the host records.
+#[derive(Debug, Default)]
+struct Runs(std::sync::Mutex<Vec<plinth_host::RunRecord>>);
+
+impl plinth_host::RunRecorder for Runs {
+    fn record(&self, run: plinth_host::RunRecord) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(run);
+    }
+}
+
+impl Runs {
+    fn take(&self) -> Vec<plinth_host::RunRecord> {
+        std::mem::take(
+            &mut self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_through_an_install_is_recorded_and_captured_only_when_asked() {
+    use plinth_host::{RunEntry, RunLogging};
+    let f = fixture(|_| {}).await;
+    let runs = Arc::new(Runs::default());
+    assert!(f.host.set_run_recorder(runs.clone()));
+    assert!(
+        !f.host.set_run_recorder(Arc::new(Runs::default())),
+        "one recorder"
+    );
+    let hello = package(&HELLO);
+    let loaded = f.load(&hello);
+    let mut capturing = spec(&hello, Limits::default());
+    capturing.runs = RunLogging {
+        capture_bytes: Some(5),
+        secrets: Arc::from(vec!["Ada".to_string()]),
+    };
+    f.host
+        .install("acme", &loaded, capturing)
+        .await
+        .unwrap_or_else(|e| panic!("install: {e}"));
+    f.install("globex", &hello).await;
+    f.dispatch("acme", "greet", "\"Ada\"").await;
+    f.dispatch("globex", "greet", "42").await;
+
+    let mut recorded = runs.take();
+    recorded.sort_by_key(|run| (run.tenant.clone(), run.entry.kind()));
+    let kinds: Vec<(&str, &str)> = recorded
+        .iter()
+        .map(|run| (run.tenant.as_str(), run.entry.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("acme", "event"),
+            ("acme", "hook"),
+            ("globex", "event"),
+            ("globex", "hook")
+        ]
+    );
+    let acme = &recorded[0];
+    assert_eq!(
+        acme.entry,
+        RunEntry::Event {
+            id: "evt".into(),
+            topic: "greet".into(),
+            depth: 0
+        }
+    );
+    assert_eq!(acme.outcome, Ok("\"Hello, Ada!\"".len() as u64));
+    assert!(acme.logs.iter().any(|line| line.message == "greeting"));
+    let captured = acme.captured.clone().unwrap_or_default();
+    assert_eq!(
+        (captured.input.as_slice(), captured.output.as_slice()),
+        (&b"\"Ada\""[..], &b"\"Hell"[..])
+    );
+    assert!(captured.truncated);
+    assert_eq!(&*acme.secrets, ["Ada".to_string()]);
+    assert_eq!(recorded[1].entry, RunEntry::Hook { name: "on-install" });
+    // globex captures nothing, and its failure is typed.
+    let globex = &recorded[2];
+    assert_eq!(globex.captured, None);
+    assert!(
+        matches!(&globex.outcome, Err(InvokeError::PluginError { kind, .. }) if kind == "invalid-payload"),
+        "{:?}",
+        globex.outcome
+    );
+}

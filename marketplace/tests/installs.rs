@@ -487,8 +487,31 @@ async fn other_tenants_installs_answer_404(app: TestApp) -> Result<()> {
     tenant(&app, &other, "globex").await?;
     let other_key = api_key(&app, &other, "globex").await?;
     let digest = digest(&app, &hello).await?;
+    // A run of acme's: its install hook.
+    let acme_runs = app
+        .get("/v1/tenants/acme/runs", Some(&w.admin))
+        .await?
+        .expect(StatusCode::OK)?;
+    let run = acme_runs.body["items"][0]["id"]
+        .as_str()
+        .context("a run of acme")?
+        .to_owned();
     let routes: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, "/v1/tenants/acme/installs".into(), None),
+        (Method::GET, "/v1/tenants/acme/runs".into(), None),
+        (Method::GET, format!("/v1/tenants/acme/runs/{run}"), None),
+        (Method::GET, "/v1/tenants/acme/runs/export".into(), None),
+        (
+            Method::PUT,
+            format!("/v1/tenants/acme/runs/{run}/share"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/tenants/acme/installs/{hello}/daily"),
+            None,
+        ),
+        (Method::GET, format!("/v1/tenants/globex/runs/{run}"), None),
         (
             Method::POST,
             "/v1/tenants/acme/installs".into(),

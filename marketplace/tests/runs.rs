@@ -643,3 +643,69 @@ async fn another_tenant_sees_no_runs(app: TestApp) -> Result<()> {
     ensure!(listed.iter().all(|run| run["shared"] == false));
     Ok(())
 }
+
+/// With the run log off nothing is recorded; with per-tenant metrics on, `/metrics` counts
+/// each tenant's calls by outcome (and never without it).
+async fn switches(database: plinth_test_support::TestDatabase) -> Result<()> {
+    let mut settings = plinth_marketplace::Settings::default();
+    settings.runs.enabled = false;
+    settings.metrics_per_tenant = true;
+    let app = TestApp::start_with_host_settings(database, settings).await?;
+    let w = world(&app).await?;
+    let hello = publish(&app, &w, &HELLO, "hello").await?;
+    install(&app, &w.admin, "acme", &hello, json!({})).await?;
+    event(&app, &w.admin, "acme", "greet", json!("Ada")).await?;
+    event(&app, &w.admin, "acme", "greet", json!(1)).await?;
+    ensure!(
+        runs(&app, &w.admin, "/v1/tenants/acme/runs")
+            .await?
+            .is_empty()
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+        .fetch_one(app.db().pool())
+        .await?;
+    ensure!(stored == 0, "{stored} runs stored with the run log off");
+    let tenant_id: String = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'acme'")
+        .fetch_one(app.db().pool())
+        .await?;
+    let metrics = app.get("/metrics", None).await?.expect(StatusCode::OK)?;
+    let text = String::from_utf8(metrics.bytes)?;
+    for outcome in ["ok", "failed"] {
+        let series = format!(
+            "plinth_tenant_plugin_invocations_total{{tenant=\"{tenant_id}\",outcome=\"{outcome}\"}} 1"
+        );
+        ensure!(text.contains(&series), "no {series} in\n{text}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_on_sqlite() -> Result<()> {
+    switches(plinth_test_support::TestDatabase::sqlite()?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_on_postgres() -> Result<()> {
+    switches(plinth_test_support::TestDatabase::postgres("run_switches").await?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_name_no_tenant_by_default() -> Result<()> {
+    let app = TestApp::start_sqlite_with_host().await?;
+    let w = world(&app).await?;
+    let hello = publish(&app, &w, &HELLO, "hello").await?;
+    install(&app, &w.admin, "acme", &hello, json!({})).await?;
+    event(&app, &w.admin, "acme", "greet", json!("Ada")).await?;
+    let metrics = app.get("/metrics", None).await?.expect(StatusCode::OK)?;
+    let text = String::from_utf8(metrics.bytes)?;
+    ensure!(
+        text.contains("plinth_plugin_invocations_total") && !text.contains("tenant="),
+        "{text}"
+    );
+    // The run was written, and counted.
+    runs(&app, &w.admin, "/v1/tenants/acme/runs").await?;
+    let metrics = app.get("/metrics", None).await?.expect(StatusCode::OK)?;
+    let text = String::from_utf8(metrics.bytes)?;
+    ensure!(text.contains("plinth_runs_written_total 2"), "{text}");
+    Ok(())
+}

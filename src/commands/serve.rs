@@ -119,10 +119,26 @@ pub struct ServeCommand {
         value_name = "MIB"
     )]
     max_publisher_storage_mb: u64,
+    /// Whether plugin runs are recorded in the tenants' run logs (`on` or `off`).
+    #[arg(long, env = "PLINTH_RUN_LOG", value_enum, default_value_t = Switch::On)]
+    run_log: Switch,
+    /// Whether `/metrics` also counts plugin calls per tenant (one series per tenant and
+    /// outcome; for deployments with few tenants).
+    #[arg(long, env = "PLINTH_METRICS_PER_TENANT", value_enum, default_value_t = Switch::Off)]
+    metrics_per_tenant: Switch,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line, with
     /// the request id, tenant, plugin and version of the spans it is in) for log collectors.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// A feature turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// How log lines are written.
@@ -188,6 +204,8 @@ impl ServeCommand {
         };
         settings.webhooks.egress = egress;
         settings.max_tenants_per_account = self.max_tenants_per_account;
+        settings.runs.enabled = self.run_log == Switch::On;
+        settings.metrics_per_tenant = self.metrics_per_tenant == Switch::On;
         settings.publisher_limits = PublisherLimits {
             max_in_review: self.max_submissions_in_review,
             max_stored_bytes: self.max_publisher_storage_mb.saturating_mul(1 << 20),

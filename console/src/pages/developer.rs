@@ -267,6 +267,14 @@ pub async fn portal(
                     }
                 }
                 (revenue)
+                @if !published.is_empty() {
+                    h3 { "Failures in the field" }
+                    ul.failure-links {
+                        @for plugin in &published {
+                            li { a href=(format!("/developer/plugins/{plugin}/failures")) { "Failures and shared runs of " (plugin) } }
+                        }
+                    }
+                }
                 (ratings)
                 h3 { "Notifications" }
                 @if inbox.is_empty() { p { "No notifications." } }

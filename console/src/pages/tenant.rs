@@ -149,6 +149,7 @@ pub async fn dashboard(
                 span { (tenant.slug) }
                 span { "plan " (plan.name) " · " a href=(format!("/tenants/{}/plans", tenant.slug)) { "compare plans" } }
                 span { "you act as " (access.acting.label()) }
+                span { a href=(format!("/tenants/{}/runs", tenant.slug)) { "run log" } }
             }
             section.panel aria-labelledby="installs-title" {
                 h2 #installs-title { "Installed plugins" }
@@ -168,7 +169,8 @@ pub async fn dashboard(
                                         .and_then(|h| h.breaker_status(&tenant.id, &install.plugin_id))
                                         .map_or("not running", |status| status.state.as_str());
                                     tr {
-                                        td data-label="Plugin" { a href=(format!("/plugins/{}", install.plugin_id)) { (install.plugin_id) } }
+                                        td data-label="Plugin" { a href=(format!("/plugins/{}", install.plugin_id)) { (install.plugin_id) }
+                                            br; a.hint href=(format!("/tenants/{}/runs?plugin={}", tenant.slug, install.plugin_id)) { "runs and daily chart" } }
                                         td data-label="Version" { (install.version)
                                             @if let Some(newest) = latest.get(&install.plugin_id).filter(|v| **v != install.version) {
                                                 @if admin {

@@ -101,6 +101,13 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// This run and `other` as one: their requests, over their times added up.
+    pub fn merge(&mut self, other: Stats) {
+        self.latencies.extend(other.latencies);
+        self.latencies.sort();
+        self.elapsed += other.elapsed;
+    }
+
     /// Requests per second.
     pub fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()

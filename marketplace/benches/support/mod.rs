@@ -45,6 +45,7 @@ async fn app_state(
     trusted: plinth_package::PublicKey,
     key: SecretKey,
     secrets: SecretsKey,
+    settings: Settings,
 ) -> Result<AppState> {
     let db = Db::connect(&database.url())
         .await?
@@ -66,7 +67,7 @@ async fn app_state(
     let host = Arc::new(Host::new(config)?);
     Ok(AppState::with_runtime(
         db,
-        Settings::default(),
+        settings,
         key,
         Runtime { host, secrets },
     ))
@@ -83,9 +84,18 @@ pub async fn database() -> Result<TestDatabase> {
 }
 
 pub async fn start(database: &TestDatabase, cache: &Path) -> Result<Bench> {
+    start_with_settings(database, cache, Settings::default()).await
+}
+
+/// [`start`] with `settings`.
+pub async fn start_with_settings(
+    database: &TestDatabase,
+    cache: &Path,
+    settings: Settings,
+) -> Result<Bench> {
     let (secrets, secrets_text) = SecretsKey::generate()?;
     let key = SecretKey::generate()?;
-    let state = app_state(database, cache, key.public_key(), key, secrets).await?;
+    let state = app_state(database, cache, key.public_key(), key, secrets, settings).await?;
     let operator =
         plinth_marketplace::accounts::bootstrap_operator(state.db(), "op@bench.test", "Op", None)
             .await?
@@ -123,7 +133,15 @@ impl Bench {
         let started = Instant::now();
         let secrets = SecretsKey::parse(&self.secrets)?;
         let trusted = self.state.public_key();
-        let state = app_state(database, compiled, trusted, SecretKey::generate()?, secrets).await?;
+        let state = app_state(
+            database,
+            compiled,
+            trusted,
+            SecretKey::generate()?,
+            secrets,
+            Settings::default(),
+        )
+        .await?;
         let restored = plinth_marketplace::installs::restore_all(&state).await?;
         Ok((restored, started.elapsed()))
     }

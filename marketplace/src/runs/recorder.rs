@@ -22,6 +22,8 @@ use crate::db::Db;
 /// How runs are queued and written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunLogSettings {
+    /// Whether runs are recorded at all (the routes then list what was recorded before).
+    pub enabled: bool,
     /// Runs waiting to be written at most (per process); more are dropped and counted.
     pub queue: usize,
     /// Runs one write stores at most.
@@ -33,6 +35,7 @@ pub struct RunLogSettings {
 impl Default for RunLogSettings {
     fn default() -> Self {
         RunLogSettings {
+            enabled: true,
             queue: 10_000,
             max_batch: 512,
             volume_check_every: 1_000,

@@ -2,7 +2,7 @@
 //! message template that names no tenant data.
 //!
 //! The template keeps the error's first line with the variable parts replaced: numbers by `#`,
-//! quoted text by `"…"`, e-mail addresses by `<email>`, long hexadecimal and id-like words by
+//! quoted text (in any quotes) by `"…"`, e-mail addresses by `<email>`, long hexadecimal and id-like words by
 //! `<id>`, and the tenant's own id by `<tenant>`. A trap's first wasm frame (`N: 0x… - name`)
 //! is kept as its function name, since that is where developers look first. The signature is
 //! the error code and the template.
@@ -50,17 +50,21 @@ fn template(line: &str, tenant: &str) -> String {
             out.push('…');
             break;
         }
+        // An apostrophe inside a word (`can't`) quotes nothing.
+        let opens_quote = match c {
+            '"' | '`' => true,
+            '\'' => !out.ends_with(|p: char| p.is_alphanumeric()),
+            _ => false,
+        };
         match c {
-            '"' | '\'' | '`' => {
-                // Quoted text, up to the closing quote (or the end).
+            c if opens_quote => {
+                // Quoted text, up to the closing quote (or the end), whatever the quote.
                 for next in chars.by_ref() {
                     if next == c {
                         break;
                     }
                 }
-                out.push(c);
-                out.push('…');
-                out.push(c);
+                out.push_str("\"…\"");
             }
             c if c.is_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '@' => {
                 let mut word = String::from(c);
@@ -129,6 +133,12 @@ mod tests {
         assert_eq!(a, b);
         let (other_code, _) = of("trap", "order 1 of \"x\" failed for a@b.c (tenant t)", "t");
         assert_ne!(a, other_code);
+    }
+
+    #[test]
+    fn apostrophes_in_words_quote_nothing() {
+        let (_, template) = of("plugin", "can't read the user's file 'a.txt'", "");
+        assert_eq!(template, "can't read the user's file \"…\"");
     }
 
     #[test]

@@ -16,8 +16,32 @@ use crate::db::{Db, Tx};
 use crate::error::Result;
 use crate::id::new_id;
 
-/// Rows one `INSERT` writes at most (22 parameters each: within both backends' limits).
+/// Rows one `INSERT` writes at most (21 parameters each: within both backends' limits).
 const ROWS_PER_INSERT: usize = 64;
+
+/// Kinds of failure a report keeps per plugin version; failures of further kinds are counted
+/// under one last kind ([`OVERFLOW_MESSAGE`]), so a plugin that fails with ever new messages
+/// cannot grow the reports without bound.
+pub const MAX_KINDS_PER_VERSION: i64 = 500;
+
+/// The message of the kind further kinds are counted under.
+const OVERFLOW_MESSAGE: &str = "(more kinds of failure than a report keeps)";
+
+/// The most bytes of a run's error message, and of its entry, kept.
+const MAX_TEXT_BYTES: usize = 4096;
+
+/// `text` cut to at most `max` bytes, at a character boundary, marked with `…` when cut.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
 
 /// One log line as stored (a JSON array of these per run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -102,7 +126,7 @@ fn prepare(batch: &[RunRecord]) -> Prepared {
             Ok(bytes) => ("ok".to_owned(), None, db_count(*bytes)),
             Err(error) => (
                 error.code().to_owned(),
-                Some(redactor.text(&error.to_string())),
+                Some(cut(redactor.text(&error.to_string()), MAX_TEXT_BYTES)),
                 0,
             ),
         };
@@ -157,7 +181,7 @@ fn prepare(batch: &[RunRecord]) -> Prepared {
         prepared.rows.push(Row {
             id: new_id(),
             entry_kind: run.entry.kind(),
-            entry: redactor.text(&run.entry.describe()),
+            entry: cut(redactor.text(&run.entry.describe()), MAX_TEXT_BYTES),
             event_id,
             started_at,
             duration_us: db_count(duration_us),
@@ -214,6 +238,25 @@ pub(crate) async fn write(db: &Db, batch: &[RunRecord]) -> Result<HashMap<String
         .await?;
     }
     for ((plugin, version, signature), seen) in &prepared.failures {
+        let counted = sqlx::query(
+            "SELECT COUNT(*) AS kinds, \
+             COALESCE(SUM(CASE WHEN signature = $3 THEN 1 ELSE 0 END), 0) AS known \
+             FROM failure_reports WHERE plugin_id = $1 AND version = $2",
+        )
+        .bind(plugin)
+        .bind(version)
+        .bind(signature)
+        .fetch_one(&mut *tx)
+        .await?;
+        let kinds: i64 = counted.try_get("kinds")?;
+        let known: i64 = counted.try_get("known")?;
+        let overflow;
+        let (signature, template) = if known == 0 && kinds >= MAX_KINDS_PER_VERSION {
+            overflow = signature::of(&seen.code, OVERFLOW_MESSAGE, "");
+            (&overflow.0, &overflow.1)
+        } else {
+            (signature, &seen.template)
+        };
         sqlx::query(
             "INSERT INTO failure_reports (plugin_id, version, signature, code, message, \
              failures, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -228,7 +271,7 @@ pub(crate) async fn write(db: &Db, batch: &[RunRecord]) -> Result<HashMap<String
         .bind(version)
         .bind(signature)
         .bind(&seen.code)
-        .bind(&seen.template)
+        .bind(template)
         .bind(seen.failures)
         .bind(seen.first_seen)
         .bind(seen.last_seen)
@@ -330,4 +373,88 @@ pub(crate) async fn enforce_volume(db: &Db, tenant_id: &str) -> Result<u64> {
     .rows_affected();
     tx.commit().await?;
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use plinth_host::{InvokeError, RunEntry, Usage};
+    use plinth_test_support::TestDatabase;
+
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_at_a_character() {
+        assert_eq!(cut("short".to_owned(), 10), "short");
+        let cut_text = cut("é".repeat(10), 8);
+        assert!(cut_text.len() <= 8 && cut_text.ends_with('…'), "{cut_text}");
+    }
+
+    /// A failed run of `labs.flaky` 1.0.0 whose message is `kind`.
+    fn failure(kind: &str) -> RunRecord {
+        RunRecord {
+            tenant: "t1".into(),
+            plugin: "labs.flaky".into(),
+            version: "1.0.0".into(),
+            entry: RunEntry::Hook { name: "on-install" },
+            started_at: SystemTime::now(),
+            usage: Usage::default(),
+            outcome: Err(InvokeError::PluginError {
+                kind: "failed".into(),
+                message: format!("failure of kind {kind}"),
+            }),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            captured: None,
+            secrets: Arc::from(Vec::<String>::new()),
+        }
+    }
+
+    /// `n` as letters: a word the failure templates keep as it is.
+    fn letters(mut n: usize) -> String {
+        let mut word = String::new();
+        loop {
+            word.push(char::from(b'a' + (n % 26) as u8));
+            n /= 26;
+            if n == 0 {
+                return word;
+            }
+        }
+    }
+
+    async fn failure_kinds_are_bounded(database: TestDatabase) -> anyhow::Result<()> {
+        let db = Db::connect(&database.url()).await?;
+        let kinds = usize::try_from(MAX_KINDS_PER_VERSION)? + 20;
+        let batch: Vec<RunRecord> = (0..kinds).map(|n| failure(&letters(n))).collect();
+        write(&db, &batch).await?;
+        // Once more: known kinds keep counting as themselves.
+        write(&db, &batch[..1]).await?;
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failure_reports")
+            .fetch_one(db.pool())
+            .await?;
+        assert_eq!(stored, MAX_KINDS_PER_VERSION + 1);
+        let total: i64 = sqlx::query_scalar("SELECT CAST(SUM(failures) AS BIGINT) FROM failure_reports")
+            .fetch_one(db.pool())
+            .await?;
+        assert_eq!(total, i64::try_from(kinds)? + 1);
+        let overflow: i64 =
+            sqlx::query_scalar("SELECT failures FROM failure_reports WHERE message = $1")
+                .bind(OVERFLOW_MESSAGE)
+                .fetch_one(db.pool())
+                .await?;
+        assert!(overflow >= 20, "{overflow}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn failure_kinds_are_bounded_on_sqlite() -> anyhow::Result<()> {
+        failure_kinds_are_bounded(TestDatabase::sqlite()?).await
+    }
+
+    #[tokio::test]
+    async fn failure_kinds_are_bounded_on_postgres() -> anyhow::Result<()> {
+        failure_kinds_are_bounded(TestDatabase::postgres("failure_kinds").await?).await
+    }
 }

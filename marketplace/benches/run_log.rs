@@ -1,0 +1,146 @@
+//! What the run log costs: the event path with run logging on against the same server with it
+//! off, in one run, and the storage a thousand runs take.
+//!
+//! `cargo bench -p plinth-marketplace --bench run_log` starts two Plinth servers in this
+//! process, each with its own database and host, identical but for
+//! `Settings::runs.enabled`, with `hello` installed for one tenant. The same load generator
+//! drives them alternately (off, on, off, on) at 1 and 16 connections and prints events/s and
+//! p99 of each and the ratio on/off. Then it counts the runs the "on" server stored and the
+//! bytes its run-log tables take (SQLite: the database file after a checkpoint, against the
+//! same file of the "off" server; PostgreSQL: `pg_total_relation_size` of the three tables),
+//! per 1,000 runs. `PLINTH_BENCH_DATABASE=postgres` runs both on PostgreSQL.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use plinth_marketplace::Settings;
+use plinth_test_support::TestDatabase;
+
+use support::load::{self, Stats};
+use support::{delivered, start_with_settings};
+
+/// Requests and time of the unmeasured warm-up of each server.
+const WARM_UP: (usize, Duration) = (2_000, Duration::from_secs(3));
+
+/// Measured rounds per connection count (each measures off, then on).
+const ROUNDS: usize = 2;
+
+fn main() -> Result<()> {
+    let generator = load::generator(2)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(generator.handle()))
+}
+
+/// Bytes the run log's tables take in `database`.
+async fn run_log_bytes(database: &TestDatabase, db: &plinth_marketplace::Db) -> Result<i64> {
+    match database {
+        TestDatabase::Sqlite(dir) => {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(db.pool())
+                .await?;
+            let file = std::fs::read_dir(dir.path())?
+                .filter_map(Result::ok)
+                .find(|entry| {
+                    entry.path().extension().is_some_and(|e| e == "db")
+                        && !entry.file_name().to_string_lossy().starts_with("kv")
+                })
+                .context("the marketplace's database file")?;
+            Ok(i64::try_from(file.metadata()?.len())?)
+        }
+        TestDatabase::Postgres(_) => Ok(sqlx::query_scalar(
+            "SELECT (pg_total_relation_size('runs') + pg_total_relation_size('run_daily') \
+             + pg_total_relation_size('failure_reports'))::BIGINT",
+        )
+        .fetch_one(db.pool())
+        .await?),
+    }
+}
+
+async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
+    let mut sides = Vec::new();
+    for enabled in [false, true] {
+        let database = support::database().await?;
+        let cache = tempfile::tempdir()?;
+        let mut settings = Settings::default();
+        settings.runs.enabled = enabled;
+        let bench = start_with_settings(&database, cache.path(), settings).await?;
+        bench.publish_examples().await?;
+        let tenant = bench.tenant("solo", &["examples.hello"]).await?;
+        let targets = bench.event_targets(&[(tenant, "greet")]);
+        load::run_limited(
+            generator,
+            &bench.client,
+            targets.clone(),
+            16,
+            delivered,
+            WARM_UP,
+        )
+        .await?;
+        sides.push((database, cache, bench, targets));
+    }
+    println!(
+        "| connections | off events/s | off p99 ms | on events/s | on p99 ms | events/s on/off | p99 on/off |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for connections in [1, 16] {
+        let mut off: Option<Stats> = None;
+        let mut on: Option<Stats> = None;
+        for _ in 0..ROUNDS {
+            for (index, (_, _, bench, targets)) in sides.iter().enumerate() {
+                let stats = load::run(
+                    generator,
+                    &bench.client,
+                    targets.clone(),
+                    connections,
+                    delivered,
+                )
+                .await?;
+                let slot = if index == 0 { &mut off } else { &mut on };
+                match slot {
+                    Some(total) => total.merge(stats),
+                    None => *slot = Some(stats),
+                }
+            }
+        }
+        let (Some(off), Some(on)) = (off, on) else {
+            continue;
+        };
+        println!(
+            "| {connections} | {:.0} | {:.2} | {:.0} | {:.2} | {:.3} | {:.2} |",
+            off.rate(),
+            off.quantile_ms(0.99),
+            on.rate(),
+            on.quantile_ms(0.99),
+            on.rate() / off.rate(),
+            on.quantile_ms(0.99) / off.quantile_ms(0.99)
+        );
+    }
+    // Storage: everything the "on" server recorded is written once its queue is flushed.
+    let (off_database, _, off_bench, _) = &sides[0];
+    let (on_database, _, on_bench, _) = &sides[1];
+    if let Some(recorder) = on_bench.state.run_recorder() {
+        recorder.flush().await;
+    }
+    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+        .fetch_one(on_bench.state.db().pool())
+        .await?;
+    let on_bytes = run_log_bytes(on_database, on_bench.state.db()).await?;
+    let baseline = match on_database {
+        TestDatabase::Sqlite(_) => run_log_bytes(off_database, off_bench.state.db()).await?,
+        TestDatabase::Postgres(_) => 0,
+    };
+    let dropped = on_bench.state.metrics().run_counters().dropped.get();
+    println!();
+    println!("| runs stored | runs dropped | run-log bytes | bytes per 1,000 runs |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {runs} | {dropped} | {} | {:.0} |",
+        on_bytes - baseline,
+        (on_bytes - baseline) as f64 * 1000.0 / runs.max(1) as f64
+    );
+    Ok(())
+}
