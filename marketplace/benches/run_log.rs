@@ -8,7 +8,12 @@
 //! p99 of each and the ratio on/off. Then it counts the runs the "on" server stored and the
 //! bytes its run-log tables take (SQLite: the database file after a checkpoint, against the
 //! same file of the "off" server; PostgreSQL: `pg_total_relation_size` of the three tables),
-//! per 1,000 runs. `PLINTH_BENCH_DATABASE=postgres` runs both on PostgreSQL.
+//! per 1,000 runs. Last, the writer alone: [`WRITER_RUNS`] runs like `hello`'s (one log line)
+//! recorded through a fresh recorder on a fresh database and written, to give the cost of
+//! storing one run in microseconds of one task. `PLINTH_BENCH_DATABASE=postgres` runs all of it
+//! on PostgreSQL. To profile one
+//! side, `PLINTH_RUN_LOG_ONLY=on` (or `off`) starts only that server and runs it once at 16
+//! connections; `PLINTH_RUN_LOG_ONLY=writer` measures only the writer.
 
 mod support;
 
@@ -24,8 +29,11 @@ use support::{delivered, start_with_settings};
 /// Requests and time of the unmeasured warm-up of each server.
 const WARM_UP: (usize, Duration) = (2_000, Duration::from_secs(3));
 
+/// Runs the writer-alone measurement records.
+const WRITER_RUNS: usize = 100_000;
+
 /// Measured rounds per connection count (each measures off, then on).
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 
 fn main() -> Result<()> {
     let generator = load::generator(2)?;
@@ -61,8 +69,18 @@ async fn run_log_bytes(database: &TestDatabase, db: &plinth_marketplace::Db) -> 
 }
 
 async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
+    let only = std::env::var("PLINTH_RUN_LOG_ONLY").ok();
+    if only.as_deref() == Some("writer") {
+        return writer_alone().await;
+    }
     let mut sides = Vec::new();
     for enabled in [false, true] {
+        if only
+            .as_deref()
+            .is_some_and(|side| side != if enabled { "on" } else { "off" })
+        {
+            continue;
+        }
         let database = support::database().await?;
         let cache = tempfile::tempdir()?;
         let mut settings = Settings::default();
@@ -81,6 +99,13 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
         )
         .await?;
         sides.push((database, cache, bench, targets));
+    }
+    if let (Some(side), Some((_, _, bench, targets))) = (&only, sides.first()) {
+        let stats = load::run(generator, &bench.client, targets.clone(), 16, delivered).await?;
+        println!("| scenario | connections | events/s | p50 ms | p95 ms | p99 ms |");
+        println!("|---|---|---|---|---|---|");
+        stats.print(&format!("run log {side}"), 16);
+        return Ok(());
     }
     println!(
         "| connections | off events/s | off p99 ms | on events/s | on p99 ms | events/s on/off | p99 on/off |"
@@ -141,6 +166,74 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
         "| {runs} | {dropped} | {} | {:.0} |",
         on_bytes - baseline,
         (on_bytes - baseline) as f64 * 1000.0 / runs.max(1) as f64
+    );
+    writer_alone().await
+}
+
+/// Records [`WRITER_RUNS`] runs through a recorder of its own and prints how long storing
+/// them took.
+async fn writer_alone() -> Result<()> {
+    use std::sync::Arc;
+    use std::time::{Instant, SystemTime};
+
+    use plinth_host::capabilities::log::LogLine;
+    use plinth_host::{RunEntry, RunRecord, RunRecorder as _, Usage};
+    use plinth_marketplace::runs::{Recorder, RecorderCounters, RunLogSettings};
+
+    let database = support::database().await?;
+    let db = plinth_marketplace::Db::connect(&database.url()).await?;
+    let counters = RecorderCounters::default();
+    let (recorder, writer) = Recorder::spawn(db, &RunLogSettings::default(), counters.clone())?;
+    let run = RunRecord {
+        tenant: "t-0000".into(),
+        plugin: "examples.hello".into(),
+        version: "0.1.0".into(),
+        entry: RunEntry::Event {
+            id: "01a2".into(),
+            topic: "greet".into(),
+            depth: 0,
+        },
+        started_at: SystemTime::now(),
+        usage: Usage {
+            wall: Duration::from_micros(180),
+            memory_bytes: 1 << 20,
+            ..Usage::default()
+        },
+        outcome: Ok(13),
+        logs: vec![LogLine {
+            level: "info",
+            message: "greeting".into(),
+            fields: vec![("name".into(), "Ada".into())],
+            truncated: false,
+        }],
+        logs_dropped: 0,
+        captured: None,
+        secrets: Arc::from(Vec::<String>::new()),
+    };
+    let started = Instant::now();
+    for _ in 0..WRITER_RUNS / 5_000 {
+        for _ in 0..5_000 {
+            recorder.record(run.clone());
+        }
+        recorder.flush().await;
+    }
+    let took = started.elapsed();
+    writer.abort();
+    println!();
+    println!("| writer alone | runs | dropped | seconds | runs/s | µs per run |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {:.2} | {:.0} | {:.1} |",
+        if matches!(database, TestDatabase::Sqlite(_)) {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        },
+        counters.written.get(),
+        counters.dropped.get(),
+        took.as_secs_f64(),
+        counters.written.get() as f64 / took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / counters.written.get().max(1) as f64
     );
     Ok(())
 }

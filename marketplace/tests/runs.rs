@@ -355,6 +355,10 @@ async fn retention_and_volume_follow_the_plan(app: TestApp) -> Result<()> {
     let w = world(&app).await?;
     let hello = publish(&app, &w, &HELLO, "hello").await?;
     install(&app, &w.admin, "acme", &hello, json!({})).await?;
+    for name in ["a", "b", "c", "d", "e"] {
+        event(&app, &w.admin, "acme", "greet", json!(name)).await?;
+    }
+    ensure!(runs(&app, &w.admin, "/v1/tenants/acme/runs").await?.len() == 6);
     // The free plan keeps runs 1 day; at most 3 of them from now on.
     let plan = app
         .put("/v1/plans/free", Some(&w.operator), json!({"max_runs": 3}))
@@ -368,10 +372,6 @@ async fn retention_and_volume_follow_the_plan(app: TestApp) -> Result<()> {
     app.put("/v1/plans/free", Some(&w.operator), json!({"max_runs": 0}))
         .await?
         .expect_error(StatusCode::BAD_REQUEST, "invalid_quota")?;
-    for name in ["a", "b", "c", "d", "e"] {
-        event(&app, &w.admin, "acme", "greet", json!(name)).await?;
-    }
-    ensure!(runs(&app, &w.admin, "/v1/tenants/acme/runs").await?.len() == 6);
     let now = now_ms();
     let pruned = retention::prune(app.db(), now).await?;
     ensure!(pruned.over_volume == 3 && pruned.expired == 0, "{pruned:?}");
@@ -708,4 +708,37 @@ async fn metrics_name_no_tenant_by_default() -> Result<()> {
     let text = String::from_utf8(metrics.bytes)?;
     ensure!(text.contains("plinth_runs_written_total 2"), "{text}");
     Ok(())
+}
+
+/// The writer keeps a tenant within its plan's volume as it writes, without waiting for the
+/// housekeeping (here it checks after every run).
+async fn the_writer_keeps_the_volume(database: plinth_test_support::TestDatabase) -> Result<()> {
+    let mut settings = plinth_marketplace::Settings::default();
+    settings.runs.volume_check_every = 1;
+    let app = TestApp::start_with_host_settings(database, settings).await?;
+    let w = world(&app).await?;
+    app.put("/v1/plans/free", Some(&w.operator), json!({"max_runs": 2}))
+        .await?
+        .expect(StatusCode::OK)?;
+    let hello = publish(&app, &w, &HELLO, "hello").await?;
+    install(&app, &w.admin, "acme", &hello, json!({})).await?;
+    for name in ["a", "b", "c", "d"] {
+        event(&app, &w.admin, "acme", "greet", json!(name)).await?;
+        let kept = runs(&app, &w.admin, "/v1/tenants/acme/runs").await?;
+        ensure!(kept.len() <= 2, "{kept:?}");
+    }
+    let kept = runs(&app, &w.admin, "/v1/tenants/acme/runs").await?;
+    ensure!(kept.len() == 2, "{kept:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_keeps_the_volume_on_sqlite() -> Result<()> {
+    the_writer_keeps_the_volume(plinth_test_support::TestDatabase::sqlite()?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_keeps_the_volume_on_postgres() -> Result<()> {
+    the_writer_keeps_the_volume(plinth_test_support::TestDatabase::postgres("run_volume").await?)
+        .await
 }

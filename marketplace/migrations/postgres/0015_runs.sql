@@ -12,8 +12,10 @@ ALTER TABLE installs ADD COLUMN capture_runs BIGINT NOT NULL DEFAULT 0;
 
 -- One call through an install. No foreign keys: runs are written in batches after the calls
 -- end, and outlive an uninstall until retention drops them; purging a tenant deletes them.
+-- The id is a UUIDv7 carrying `started_at`, so one key serves listing a tenant's runs newest
+-- first and finding one by id: each run written costs the table and one index.
 CREATE TABLE runs (
-    id                 TEXT PRIMARY KEY,
+    id                 TEXT NOT NULL,
     tenant_id          TEXT NOT NULL,
     plugin_id          TEXT NOT NULL,
     version            TEXT NOT NULL,
@@ -35,10 +37,9 @@ CREATE TABLE runs (
     output             BYTEA,
     capture_truncated  BIGINT NOT NULL DEFAULT 0,
     shared_at          BIGINT,
-    shared_by          TEXT
+    shared_by          TEXT,
+    PRIMARY KEY (tenant_id, started_at, id)
 );
-CREATE INDEX runs_tenant_time ON runs (tenant_id, started_at, id);
-CREATE INDEX runs_install_time ON runs (tenant_id, plugin_id, started_at);
 CREATE INDEX runs_shared ON runs (plugin_id, shared_at) WHERE shared_at IS NOT NULL;
 
 -- Calls per install and UTC day, by outcome (`ok` or the error code) and duration bucket

@@ -17,7 +17,9 @@ mod redact;
 pub mod reports;
 pub mod retention;
 pub(crate) mod routes;
+mod run_id;
 mod signature;
+mod sqlite_writer;
 pub mod store;
 
 pub use recorder::{Recorder, RecorderCounters, RunLogSettings};

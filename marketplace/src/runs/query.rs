@@ -392,15 +392,19 @@ pub async fn get(
 ) -> Result<RunDetail> {
     let tenant = tenants::access(state.db(), principal, slug, TenantRole::Readonly).await?;
     settle(state).await;
+    let not_found = || Error::not_found(format!("run {id:?}"));
+    let started_at = super::run_id::started_at_of(id).ok_or_else(not_found)?;
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, {DETAIL_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2"
+        "SELECT {SUMMARY_COLUMNS}, {DETAIL_COLUMNS} FROM runs \
+         WHERE tenant_id = $1 AND started_at = $2 AND id = $3"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&tenant.id)
+        .bind(started_at)
         .bind(id)
         .fetch_optional(state.db().pool())
         .await?
-        .ok_or_else(|| Error::not_found(format!("run {id:?}")))?;
+        .ok_or_else(not_found)?;
     detail_of(&row)
 }
 

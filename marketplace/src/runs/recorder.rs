@@ -1,7 +1,9 @@
 //! The host's [`RunRecorder`]: runs are queued on the call's path without waiting (a bounded
 //! queue; when it is full the run is counted as dropped, never waited for) and written in
-//! batches by one task per process, off the event path. While a batch is written, the runs
-//! ending meanwhile gather into the next one, so the busier the host, the bigger the batches.
+//! batches by one task per process, off the event path. A batch is written when it is full or
+//! [`RunLogSettings::linger`] after its first run, whichever comes first, or at once when a
+//! reader asks ([`Recorder::flush`]): one transaction stores many runs however few calls there
+//! are at a time.
 //!
 //! After a tenant has had [`RunLogSettings::volume_check_every`] runs written, its oldest runs
 //! beyond its plan's `max_runs` are dropped; the retention in days is the housekeeping's
@@ -16,8 +18,9 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::store;
+use super::store::{self, Store};
 use crate::db::Db;
+use crate::state::AppState;
 
 /// How runs are queued and written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub struct RunLogSettings {
     pub queue: usize,
     /// Runs one write stores at most.
     pub max_batch: usize,
+    /// How long a batch waits for more runs after its first.
+    pub linger: Duration,
     /// Runs written for a tenant between two checks of its plan's `max_runs`.
     pub volume_check_every: u64,
 }
@@ -38,6 +43,7 @@ impl Default for RunLogSettings {
             enabled: true,
             queue: 10_000,
             max_batch: 512,
+            linger: Duration::from_millis(200),
             volume_check_every: 1_000,
         }
     }
@@ -84,20 +90,25 @@ impl RunRecorder for Recorder {
 impl Recorder {
     /// A recorder writing to `db`, and its writer task (abort it after [`Recorder::flush`] to
     /// stop).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Internal`] if SQLite's writer cannot open the database.
     pub fn spawn(
         db: Db,
         settings: &RunLogSettings,
         counters: RecorderCounters,
-    ) -> (Arc<Recorder>, JoinHandle<()>) {
+    ) -> crate::error::Result<(Arc<Recorder>, JoinHandle<()>)> {
         let (queue, received) = mpsc::channel(settings.queue.max(1));
         let writer = Writer {
+            store: Store::open(&db)?,
             db,
             settings: settings.clone(),
             counters: counters.clone(),
             since_check: HashMap::new(),
         };
         let task = tokio::spawn(writer.run(received));
-        (Arc::new(Recorder { queue, counters }), task)
+        Ok((Arc::new(Recorder { queue, counters }), task))
     }
 
     /// Waits until every run queued before this call is written (or dropped).
@@ -114,8 +125,37 @@ impl Recorder {
     }
 }
 
+/// Starts recording the runs of `state`'s host, unless the settings turn the run log off or
+/// there is no host; returns the writer task (abort it after [`Recorder::flush`] to stop).
+pub(crate) fn start(state: &AppState) -> Option<JoinHandle<()>> {
+    let runtime = state.runtime().ok()?;
+    if !state.settings().runs.enabled {
+        return None;
+    }
+    let spawned = Recorder::spawn(
+        state.db().clone(),
+        &state.settings().runs,
+        state.metrics().run_counters(),
+    );
+    let (recorder, writer) = match spawned {
+        Ok(spawned) => spawned,
+        Err(error) => {
+            tracing::error!(%error, "the run log cannot be written; runs are not recorded");
+            return None;
+        }
+    };
+    // One recorder per host: a second server on the same state keeps the first's.
+    if state.set_run_recorder(Arc::clone(&recorder)) && runtime.host.set_run_recorder(recorder) {
+        Some(writer)
+    } else {
+        writer.abort();
+        None
+    }
+}
+
 struct Writer {
     db: Db,
+    store: Store,
     settings: RunLogSettings,
     counters: RecorderCounters,
     /// Runs written per tenant since its volume was last checked.
@@ -128,16 +168,20 @@ impl Writer {
         let mut batch = Vec::with_capacity(max_batch);
         let mut waiting = Vec::new();
         while let Some(first) = received.recv().await {
+            let deadline = tokio::time::Instant::now() + self.settings.linger;
             let mut next = Some(first);
             while let Some(message) = next {
                 match message {
                     Message::Run(run) => batch.push(*run),
                     Message::Flush(done) => waiting.push(done),
                 }
-                next = if batch.len() < max_batch {
-                    received.try_recv().ok()
-                } else {
+                next = if batch.len() >= max_batch || !waiting.is_empty() {
                     None
+                } else {
+                    tokio::time::timeout_at(deadline, received.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 };
             }
             if !batch.is_empty() {
@@ -154,7 +198,7 @@ impl Writer {
         let mut attempt = 0;
         let written = loop {
             attempt += 1;
-            match store::write(&self.db, &batch).await {
+            match self.store.write(&batch).await {
                 Ok(written) => break written,
                 Err(error) if attempt < 3 => {
                     tracing::warn!(%error, runs, attempt, "storing runs failed; retrying");

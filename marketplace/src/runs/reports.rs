@@ -174,26 +174,36 @@ pub async fn set_shared(
 ) -> Result<()> {
     let tenant = tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
     settle(state).await;
+    let not_found = || Error::not_found(format!("run {run_id:?}"));
+    let started_at = super::run_id::started_at_of(run_id).ok_or_else(not_found)?;
     let mut tx = state.db().begin().await?;
-    let row = sqlx::query("SELECT plugin_id, shared_at FROM runs WHERE tenant_id = $1 AND id = $2")
-        .bind(&tenant.id)
-        .bind(run_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("run {run_id:?}")))?;
+    let row = sqlx::query(
+        "SELECT plugin_id, shared_at FROM runs \
+         WHERE tenant_id = $1 AND started_at = $2 AND id = $3",
+    )
+    .bind(&tenant.id)
+    .bind(started_at)
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(not_found)?;
     let plugin_id: String = row.try_get("plugin_id")?;
     let shared_at: Option<i64> = row.try_get("shared_at")?;
     if shared_at.is_some() == shared {
         return Ok(());
     }
     let by = principal.user().ok().map(|user| user.id.clone());
-    sqlx::query("UPDATE runs SET shared_at = $1, shared_by = $2 WHERE tenant_id = $3 AND id = $4")
-        .bind(shared.then(now_ms))
-        .bind(if shared { by } else { None })
-        .bind(&tenant.id)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE runs SET shared_at = $1, shared_by = $2 \
+         WHERE tenant_id = $3 AND started_at = $4 AND id = $5",
+    )
+    .bind(shared.then(now_ms))
+    .bind(if shared { by } else { None })
+    .bind(&tenant.id)
+    .bind(started_at)
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
     crate::installs::audit(
         &mut tx,
         principal,

@@ -1,9 +1,9 @@
 //! Writing recorded runs: a batch of [`RunRecord`]s becomes, in one transaction, rows of `runs`
 //! (secrets redacted), additions to the per-install daily counts (`run_daily`) and to the
-//! plugins' failure reports (`failure_reports`).
+//! plugins' failure reports (`failure_reports`). The batch is prepared here; PostgreSQL stores
+//! it through the pool, SQLite through [`super::sqlite_writer`].
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use plinth_host::RunRecord;
 use serde::{Deserialize, Serialize};
@@ -11,12 +11,14 @@ use sqlx::Row as _;
 
 use super::daily::{bucket_of, day_of};
 use super::redact::Redactor;
+use super::run_id;
 use super::signature;
-use crate::db::{Db, Tx};
+use super::sqlite_writer::SqliteRunWriter;
+use crate::db::{Backend, Db, Tx};
 use crate::error::Result;
-use crate::id::new_id;
 
-/// Rows one `INSERT` writes at most (21 parameters each: within both backends' limits).
+/// Rows one `INSERT` writes at most on PostgreSQL (21 parameters each): one round trip for
+/// many rows.
 const ROWS_PER_INSERT: usize = 64;
 
 /// Kinds of failure a report keeps per plugin version; failures of further kinds are counted
@@ -57,28 +59,28 @@ pub struct StoredLine {
 }
 
 /// A run ready to insert.
-struct Row {
-    id: String,
-    tenant: String,
-    plugin: String,
-    version: String,
-    entry_kind: &'static str,
-    entry: String,
-    event_id: Option<String>,
-    started_at: i64,
-    duration_us: i64,
-    fuel: Option<i64>,
-    memory_bytes: i64,
-    outbound_requests: i64,
-    kv_bytes_written: i64,
-    outcome: String,
-    error_message: Option<String>,
-    output_bytes: i64,
-    logs: String,
-    logs_dropped: i64,
-    input: Option<Vec<u8>>,
-    output: Option<Vec<u8>>,
-    capture_truncated: bool,
+pub(super) struct Row {
+    pub(super) id: String,
+    pub(super) tenant: String,
+    pub(super) plugin: String,
+    pub(super) version: String,
+    pub(super) entry_kind: &'static str,
+    pub(super) entry: String,
+    pub(super) event_id: Option<String>,
+    pub(super) started_at: i64,
+    pub(super) duration_us: i64,
+    pub(super) fuel: Option<i64>,
+    pub(super) memory_bytes: i64,
+    pub(super) outbound_requests: i64,
+    pub(super) kv_bytes_written: i64,
+    pub(super) outcome: String,
+    pub(super) error_message: Option<String>,
+    pub(super) output_bytes: i64,
+    pub(super) logs: String,
+    pub(super) logs_dropped: i64,
+    pub(super) input: Option<Vec<u8>>,
+    pub(super) output: Option<Vec<u8>>,
+    pub(super) capture_truncated: bool,
 }
 
 /// A count as the database stores it (BIGINT), saturating.
@@ -86,30 +88,25 @@ fn db_count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn unix_ms(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Key of a daily count: tenant, plugin, day, outcome, duration bucket.
-type DayKey = (String, String, String, String, i64);
+pub(super) type DayKey = (String, String, String, String, i64);
 /// Key of a failure report: plugin, version, signature.
-type FailureKey = (String, String, String);
+pub(super) type FailureKey = (String, String, String);
 
 /// A failure report's additions from one batch.
-struct FailureSeen {
-    code: String,
-    template: String,
-    failures: i64,
-    first_seen: i64,
-    last_seen: i64,
+pub(super) struct FailureSeen {
+    pub(super) code: String,
+    pub(super) template: String,
+    pub(super) failures: i64,
+    pub(super) first_seen: i64,
+    pub(super) last_seen: i64,
 }
 
 /// What a batch adds to the three tables.
-struct Prepared {
-    rows: Vec<Row>,
-    daily: HashMap<DayKey, i64>,
-    failures: HashMap<FailureKey, FailureSeen>,
+pub(super) struct Prepared {
+    pub(super) rows: Vec<Row>,
+    pub(super) daily: HashMap<DayKey, i64>,
+    pub(super) failures: HashMap<FailureKey, FailureSeen>,
 }
 
 fn prepare(batch: &[RunRecord]) -> Prepared {
@@ -120,7 +117,7 @@ fn prepare(batch: &[RunRecord]) -> Prepared {
     };
     for run in batch {
         let redactor = Redactor::new(&run.secrets);
-        let started_at = unix_ms(run.started_at);
+        let (id, started_at) = run_id::new(run.started_at);
         let duration_us = u64::try_from(run.usage.wall.as_micros()).unwrap_or(u64::MAX);
         let (outcome, error_message, output_bytes) = match &run.outcome {
             Ok(bytes) => ("ok".to_owned(), None, db_count(*bytes)),
@@ -179,7 +176,7 @@ fn prepare(batch: &[RunRecord]) -> Prepared {
         };
         let captured = run.captured.as_ref();
         prepared.rows.push(Row {
-            id: new_id(),
+            id,
             entry_kind: run.entry.kind(),
             entry: cut(redactor.text(&run.entry.describe()), MAX_TEXT_BYTES),
             event_id,
@@ -205,92 +202,42 @@ fn prepare(batch: &[RunRecord]) -> Prepared {
     prepared
 }
 
-/// Stores `batch`: all of it or (on error) none of it. Returns the tenants it wrote runs for,
-/// with how many.
-///
-/// # Errors
-///
-/// [`crate::Error::Database`].
-pub(crate) async fn write(db: &Db, batch: &[RunRecord]) -> Result<HashMap<String, u64>> {
-    let prepared = prepare(batch);
-    let mut written: HashMap<String, u64> = HashMap::new();
-    for row in &prepared.rows {
-        *written.entry(row.tenant.clone()).or_default() += 1;
-    }
-    let mut tx = db.begin().await?;
-    for chunk in prepared.rows.chunks(ROWS_PER_INSERT) {
-        insert_runs(&mut tx, chunk).await?;
-    }
-    for ((tenant, plugin, day, outcome, bucket), calls) in &prepared.daily {
-        sqlx::query(
-            "INSERT INTO run_daily (tenant_id, plugin_id, day, outcome, bucket, calls) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (tenant_id, plugin_id, day, outcome, bucket) \
-             DO UPDATE SET calls = run_daily.calls + excluded.calls",
-        )
-        .bind(tenant)
-        .bind(plugin)
-        .bind(day)
-        .bind(outcome)
-        .bind(*bucket)
-        .bind(*calls)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for ((plugin, version, signature), seen) in &prepared.failures {
-        let counted = sqlx::query(
-            "SELECT COUNT(*) AS kinds, \
-             COALESCE(SUM(CASE WHEN signature = $3 THEN 1 ELSE 0 END), 0) AS known \
-             FROM failure_reports WHERE plugin_id = $1 AND version = $2",
-        )
-        .bind(plugin)
-        .bind(version)
-        .bind(signature)
-        .fetch_one(&mut *tx)
-        .await?;
-        let kinds: i64 = counted.try_get("kinds")?;
-        let known: i64 = counted.try_get("known")?;
-        let overflow;
-        let (signature, template) = if known == 0 && kinds >= MAX_KINDS_PER_VERSION {
-            overflow = signature::of(&seen.code, OVERFLOW_MESSAGE, "");
-            (&overflow.0, &overflow.1)
-        } else {
-            (signature, &seen.template)
-        };
-        sqlx::query(
-            "INSERT INTO failure_reports (plugin_id, version, signature, code, message, \
-             failures, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (plugin_id, version, signature) DO UPDATE SET \
-             failures = failure_reports.failures + excluded.failures, \
-             first_seen = CASE WHEN excluded.first_seen < failure_reports.first_seen \
-                THEN excluded.first_seen ELSE failure_reports.first_seen END, \
-             last_seen = CASE WHEN excluded.last_seen > failure_reports.last_seen \
-                THEN excluded.last_seen ELSE failure_reports.last_seen END",
-        )
-        .bind(plugin)
-        .bind(version)
-        .bind(signature)
-        .bind(&seen.code)
-        .bind(template)
-        .bind(seen.failures)
-        .bind(seen.first_seen)
-        .bind(seen.last_seen)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(written)
-}
+/// Adds one day's calls of an install (parameters: tenant, plugin, day, outcome, bucket, calls).
+pub(super) const UPSERT_DAILY_SQL: &str = "INSERT INTO run_daily (tenant_id, plugin_id, day, outcome, bucket, calls) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (tenant_id, plugin_id, day, outcome, bucket) \
+     DO UPDATE SET calls = run_daily.calls + excluded.calls";
 
-async fn insert_runs(tx: &mut Tx, rows: &[Row]) -> Result<()> {
-    const COLUMNS: usize = 21;
-    let mut sql = String::from(
-        "INSERT INTO runs (id, tenant_id, plugin_id, version, entry_kind, entry, event_id, \
-         started_at, duration_us, fuel, memory_bytes, outbound_requests, kv_bytes_written, \
-         outcome, error_message, output_bytes, logs, logs_dropped, input, output, \
-         capture_truncated) VALUES ",
-    );
-    for index in 0..rows.len() {
+/// How many kinds a plugin version's report has, and whether `$3` is one of them
+/// (parameters: plugin, version, signature).
+pub(super) const KINDS_SQL: &str = "SELECT COUNT(*) AS kinds, \
+     COALESCE(SUM(CASE WHEN signature = $3 THEN 1 ELSE 0 END), 0) AS known \
+     FROM failure_reports WHERE plugin_id = $1 AND version = $2";
+
+/// Adds failures of one kind (parameters: plugin, version, signature, code, message,
+/// failures, first seen, last seen).
+pub(super) const UPSERT_FAILURES_SQL: &str = "INSERT INTO failure_reports (plugin_id, version, signature, code, message, \
+     failures, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (plugin_id, version, signature) DO UPDATE SET \
+     failures = failure_reports.failures + excluded.failures, \
+     first_seen = CASE WHEN excluded.first_seen < failure_reports.first_seen \
+        THEN excluded.first_seen ELSE failure_reports.first_seen END, \
+     last_seen = CASE WHEN excluded.last_seen > failure_reports.last_seen \
+        THEN excluded.last_seen ELSE failure_reports.last_seen END";
+
+/// The columns a run is inserted with, in the order rows bind them.
+const INSERT_COLUMNS: &str = "INSERT INTO runs (id, tenant_id, plugin_id, version, entry_kind, \
+     entry, event_id, started_at, duration_us, fuel, memory_bytes, outbound_requests, \
+     kv_bytes_written, outcome, error_message, output_bytes, logs, logs_dropped, input, output, \
+     capture_truncated) VALUES ";
+
+/// Columns of [`INSERT_COLUMNS`].
+const COLUMNS: usize = 21;
+
+/// An `INSERT` of `rows` runs with parameters `$1`… in [`INSERT_COLUMNS`] order.
+pub(super) fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(INSERT_COLUMNS);
+    for index in 0..rows {
         if index > 0 {
             sql.push_str(", ");
         }
@@ -304,29 +251,137 @@ async fn insert_runs(tx: &mut Tx, rows: &[Row]) -> Result<()> {
         }
         sql.push(')');
     }
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    sql
+}
+
+/// The kind failures of `seen` are counted under, given that their version's report has
+/// `kinds` kinds and `known` says whether `signature` is one: itself, or past
+/// [`MAX_KINDS_PER_VERSION`] the overflow kind. Returns the signature and message.
+pub(super) fn kind_to_count(
+    signature: &str,
+    seen: &FailureSeen,
+    kinds: i64,
+    known: bool,
+) -> (String, String) {
+    if !known && kinds >= MAX_KINDS_PER_VERSION {
+        signature::of(&seen.code, OVERFLOW_MESSAGE, "")
+    } else {
+        (signature.to_owned(), seen.template.clone())
+    }
+}
+
+/// Where runs are stored: on SQLite a writer thread with a connection of its own
+/// ([`super::sqlite_writer`]), on PostgreSQL the pool.
+#[derive(Debug)]
+pub(super) enum Store {
+    /// SQLite.
+    Sqlite(SqliteRunWriter),
+    /// PostgreSQL.
+    Postgres(Db),
+}
+
+impl Store {
+    /// The store of `db`'s runs.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Internal`] if SQLite's writer cannot open the database.
+    pub(super) fn open(db: &Db) -> Result<Store> {
+        Ok(match db.backend() {
+            Backend::Sqlite => Store::Sqlite(SqliteRunWriter::start(db.url())?),
+            Backend::Postgres => Store::Postgres(db.clone()),
+        })
+    }
+
+    /// Stores `batch`: all of it or (on error) none of it. Returns the tenants it wrote runs
+    /// for, with how many.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Database`] (or, on SQLite, [`crate::Error::Internal`] with SQLite's
+    /// error); nothing of the batch is stored then.
+    pub(super) async fn write(&self, batch: &[RunRecord]) -> Result<HashMap<String, u64>> {
+        let prepared = prepare(batch);
+        let mut written: HashMap<String, u64> = HashMap::new();
+        for row in &prepared.rows {
+            *written.entry(row.tenant.clone()).or_default() += 1;
+        }
+        match self {
+            Store::Sqlite(writer) => writer.write(prepared).await?,
+            Store::Postgres(db) => write_postgres(db, &prepared).await?,
+        }
+        Ok(written)
+    }
+}
+
+/// Stores `prepared` through the pool, in one transaction.
+async fn write_postgres(db: &Db, prepared: &Prepared) -> Result<()> {
+    let mut tx = db.begin().await?;
+    for chunk in prepared.rows.chunks(ROWS_PER_INSERT) {
+        insert_runs(&mut tx, chunk).await?;
+    }
+    for ((tenant, plugin, day, outcome, bucket), calls) in &prepared.daily {
+        sqlx::query(UPSERT_DAILY_SQL)
+            .bind(tenant)
+            .bind(plugin)
+            .bind(day)
+            .bind(outcome)
+            .bind(*bucket)
+            .bind(*calls)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for ((plugin, version, signature), seen) in &prepared.failures {
+        let counted = sqlx::query(KINDS_SQL)
+            .bind(plugin)
+            .bind(version)
+            .bind(signature)
+            .fetch_one(&mut *tx)
+            .await?;
+        let kinds: i64 = counted.try_get("kinds")?;
+        let known: i64 = counted.try_get("known")?;
+        let (signature, message) = kind_to_count(signature, seen, kinds, known > 0);
+        sqlx::query(UPSERT_FAILURES_SQL)
+            .bind(plugin)
+            .bind(version)
+            .bind(signature)
+            .bind(&seen.code)
+            .bind(message)
+            .bind(seen.failures)
+            .bind(seen.first_seen)
+            .bind(seen.last_seen)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Inserts `rows` in one statement.
+async fn insert_runs(tx: &mut Tx, rows: &[Row]) -> Result<()> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len())));
     for row in rows {
         query = query
-            .bind(row.id.clone())
-            .bind(row.tenant.clone())
-            .bind(row.plugin.clone())
-            .bind(row.version.clone())
+            .bind(row.id.as_str())
+            .bind(row.tenant.as_str())
+            .bind(row.plugin.as_str())
+            .bind(row.version.as_str())
             .bind(row.entry_kind)
-            .bind(row.entry.clone())
-            .bind(row.event_id.clone())
+            .bind(row.entry.as_str())
+            .bind(row.event_id.as_deref())
             .bind(row.started_at)
             .bind(row.duration_us)
             .bind(row.fuel)
             .bind(row.memory_bytes)
             .bind(row.outbound_requests)
             .bind(row.kv_bytes_written)
-            .bind(row.outcome.clone())
-            .bind(row.error_message.clone())
+            .bind(row.outcome.as_str())
+            .bind(row.error_message.as_deref())
             .bind(row.output_bytes)
-            .bind(row.logs.clone())
+            .bind(row.logs.as_str())
             .bind(row.logs_dropped)
-            .bind(row.input.clone())
-            .bind(row.output.clone())
+            .bind(row.input.as_deref())
+            .bind(row.output.as_deref())
             .bind(i64::from(row.capture_truncated));
     }
     query.execute(&mut **tx).await?;
@@ -426,18 +481,20 @@ mod tests {
 
     async fn failure_kinds_are_bounded(database: TestDatabase) -> anyhow::Result<()> {
         let db = Db::connect(&database.url()).await?;
+        let store = Store::open(&db)?;
         let kinds = usize::try_from(MAX_KINDS_PER_VERSION)? + 20;
         let batch: Vec<RunRecord> = (0..kinds).map(|n| failure(&letters(n))).collect();
-        write(&db, &batch).await?;
+        store.write(&batch).await?;
         // Once more: known kinds keep counting as themselves.
-        write(&db, &batch[..1]).await?;
+        store.write(&batch[..1]).await?;
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failure_reports")
             .fetch_one(db.pool())
             .await?;
         assert_eq!(stored, MAX_KINDS_PER_VERSION + 1);
-        let total: i64 = sqlx::query_scalar("SELECT CAST(SUM(failures) AS BIGINT) FROM failure_reports")
-            .fetch_one(db.pool())
-            .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT CAST(SUM(failures) AS BIGINT) FROM failure_reports")
+                .fetch_one(db.pool())
+                .await?;
         assert_eq!(total, i64::try_from(kinds)? + 1);
         let overflow: i64 =
             sqlx::query_scalar("SELECT failures FROM failure_reports WHERE message = $1")

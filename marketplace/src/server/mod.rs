@@ -10,7 +10,7 @@ pub use plugin_metrics::PluginCalls;
 pub use role::{Role, UnknownRole};
 
 use std::future::Future;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -172,27 +172,7 @@ pub async fn serve_with(
             .meter()
             .set_observer(state.metrics().plugin_calls());
     }
-    let run_log = state.settings().runs.enabled;
-    let run_writer = state
-        .runtime()
-        .ok()
-        .filter(|_| run_log)
-        .and_then(|runtime| {
-            let (recorder, writer) = crate::runs::Recorder::spawn(
-                state.db().clone(),
-                &state.settings().runs,
-                state.metrics().run_counters(),
-            );
-            // One recorder per host: a second server on the same state keeps the first's.
-            if state.set_run_recorder(Arc::clone(&recorder))
-                && runtime.host.set_run_recorder(recorder)
-            {
-                Some(writer)
-            } else {
-                writer.abort();
-                None
-            }
-        });
+    let run_writer = crate::runs::recorder::start(&state);
     let usage_flusher = state.runtime().ok().map(|runtime| {
         runtime.host.meter().spawn_flusher(
             std::sync::Arc::new(crate::usage::Store::new(state.db().clone())),
