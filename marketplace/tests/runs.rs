@@ -10,7 +10,7 @@ mod publishing;
 use anyhow::{Context, Result, ensure};
 use plinth_marketplace::clock::{DAY_MS, now_ms};
 use plinth_marketplace::runs::retention;
-use plinth_test_artifacts::{HELLO, TestPlugin, WEBHOOK_NOTIFY};
+use plinth_test_artifacts::{HELLO, HTTP_ECHO, TestPlugin, WEBHOOK_NOTIFY};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -25,6 +25,7 @@ on_both_backends_with_host!(
     daily_charts_and_the_export,
     failure_reports_name_no_tenant_and_shared_runs_come_and_go,
     another_tenant_sees_no_runs,
+    plugin_http_requests_are_runs_too,
 );
 
 struct World {
@@ -527,8 +528,12 @@ async fn failure_reports_name_no_tenant_and_shared_runs_come_and_go(app: TestApp
         reports.body
     );
     let text = reports.body.to_string();
+    let message = items[0]["message"].as_str().unwrap_or_default();
     ensure!(
-        !text.contains("acme") && !text.contains("globex") && !text.contains("41"),
+        !text.contains("acme")
+            && !text.contains("globex")
+            && !message.contains("41")
+            && !message.contains("97"),
         "{text}"
     );
     // Only the publisher's members see it.
@@ -741,4 +746,49 @@ async fn the_writer_keeps_the_volume_on_sqlite() -> Result<()> {
 async fn the_writer_keeps_the_volume_on_postgres() -> Result<()> {
     the_writer_keeps_the_volume(plinth_test_support::TestDatabase::postgres("run_volume").await?)
         .await
+}
+
+async fn plugin_http_requests_are_runs_too(app: TestApp) -> Result<()> {
+    let w = world(&app).await?;
+    let echo = publish(&app, &w, &HTTP_ECHO, "echo").await?;
+    install(&app, &w.admin, "acme", &echo, json!({})).await?;
+    app.patch(
+        &format!("/v1/tenants/acme/installs/{echo}"),
+        Some(&w.admin),
+        json!({"capture_runs": true}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    app.post(
+        &format!("/p/acme/{echo}/orders"),
+        Some(&w.admin),
+        json!({"n": 7}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    let http = runs(&app, &w.admin, "/v1/tenants/acme/runs?limit=1").await?;
+    ensure!(
+        http[0]["entry_kind"] == "http"
+            && http[0]["entry"] == "POST /orders"
+            && http[0]["outcome"] == "ok",
+        "{http:?}"
+    );
+    let run = app
+        .get(
+            &format!(
+                "/v1/tenants/acme/runs/{}",
+                http[0]["id"].as_str().context("id")?
+            ),
+            Some(&w.admin),
+        )
+        .await?
+        .expect(StatusCode::OK)?;
+    let capture = &run.body["capture"];
+    ensure!(
+        capture["input"] == "{\"n\":7}"
+            && capture["output"].as_str().is_some_and(|o| !o.is_empty()),
+        "{}",
+        run.body
+    );
+    Ok(())
 }
