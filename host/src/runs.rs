@@ -2,7 +2,7 @@
 //! version, for how long, with what outcome and log lines), handed to a [`RunRecorder`] so
 //! tenants and developers can look at their plugins' runs.
 //!
-//! The host builds a [`RunRecord`] only when a recorder is set ([`Host::set_run_recorder`]),
+//! The host builds a [`RunRecord`] only when a recorder is set ([`Host::set_run_recorder`](crate::Host::set_run_recorder)),
 //! after the call has ended and its install's bookkeeping is done. The recorder runs on the
 //! call's path, so it must not block: the marketplace's queues the record and writes batches
 //! from another task.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use common::{Reply, TestApp};
-use publishing::{Dev, developer, package_with, submit_ok};
+use publishing::{Dev, developer};
 
 on_both_backends_with_host!(
     runs_keep_logs_and_typed_errors_and_filter,
@@ -57,17 +57,10 @@ async fn tenant(app: &TestApp, token: &str, slug: &str) -> Result<()> {
     Ok(())
 }
 
+/// `plugin` as `labs.<name>` 0.1.0, submitted by the developer and approved by the operator.
 async fn publish(app: &TestApp, w: &World, plugin: &TestPlugin, name: &str) -> Result<String> {
     let id = format!("labs.{name}");
-    let bytes = package_with(plugin, &id, "0.1.0", "", None, Some(&w.dev.key))?;
-    let submission = submit_ok(app, &w.dev.token, bytes).await?;
-    app.post(
-        &format!("/v1/submissions/{submission}/decision"),
-        Some(&w.operator),
-        json!({"decision": "approve", "reason": "Reviewed in a test."}),
-    )
-    .await?
-    .expect(StatusCode::OK)?;
+    publishing::publish(app, &w.dev, &w.operator, plugin, &id, "0.1.0").await?;
     Ok(id)
 }
 

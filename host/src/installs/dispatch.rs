@@ -96,11 +96,10 @@ impl Host {
         if let Admission::Refused { retry_after } = lock(&install.breaker).admit(Instant::now()) {
             let error = circuit_open(retry_after);
             let invocation = Invocation::failed(error.clone(), Instant::now());
-            let runs = &deployment.spec.runs;
             self.record_run(
                 (tenant, plugin, &version),
                 entry,
-                runs,
+                &deployment.spec.runs,
                 &invocation,
                 &body,
                 None,

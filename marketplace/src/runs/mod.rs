@@ -6,7 +6,7 @@
 //! ([`daily`]) and, for a failure that is the plugin's, its plugin's failure report
 //! ([`reports`]). Payloads and outputs are kept only for installs whose tenant turned capture
 //! on, cut to [`MAX_CAPTURED_BYTES`]; the install's secret configuration values are redacted
-//! from everything stored ([`redact`]).
+//! from everything stored (module `redact`).
 //!
 //! Each tenant's plan bounds its run log: days kept and runs kept ([`retention`]).
 

@@ -1,5 +1,5 @@
 //! How long runs are kept: each tenant's plan names the days (`run_retention_days`); daily
-//! counts are kept [`DAYS_KEPT`](super::daily::DAYS_KEPT) days (and one more, for time zones
+//! counts are kept [`DAYS_KEPT`] days (and one more, for time zones
 //! ahead of UTC) whatever the plan. The volume (`max_runs`) is enforced as runs are written
 //! ([`super::recorder`]) and again here.
 

@@ -15,7 +15,8 @@ pub(crate) fn new(started: SystemTime) -> (String, i64) {
         since_epoch.as_secs(),
         since_epoch.subsec_nanos(),
     ));
-    let started_ms = started_at_of(&id.to_string()).unwrap_or_default();
+    // The id keeps whole milliseconds, as `as_millis` counts them.
+    let started_ms = i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX);
     (id.to_string(), started_ms)
 }
 

@@ -1,7 +1,7 @@
 //! Writing recorded runs: a batch of [`RunRecord`]s becomes, in one transaction, rows of `runs`
 //! (secrets redacted), additions to the per-install daily counts (`run_daily`) and to the
 //! plugins' failure reports (`failure_reports`). The batch is prepared here; PostgreSQL stores
-//! it through the pool, SQLite through [`super::sqlite_writer`].
+//! it through the pool, SQLite through a writer thread of its own (module `sqlite_writer`).
 
 use std::collections::HashMap;
 
@@ -22,7 +22,7 @@ use crate::error::Result;
 const ROWS_PER_INSERT: usize = 64;
 
 /// Kinds of failure a report keeps per plugin version; failures of further kinds are counted
-/// under one last kind ([`OVERFLOW_MESSAGE`]), so a plugin that fails with ever new messages
+/// under one last kind ("more kinds of failure than a report keeps"), so a plugin that fails with ever new messages
 /// cannot grow the reports without bound.
 pub const MAX_KINDS_PER_VERSION: i64 = 500;
 
