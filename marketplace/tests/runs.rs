@@ -709,11 +709,10 @@ async fn metrics_name_no_tenant_by_default() -> Result<()> {
 }
 
 /// The writer keeps a tenant within its plan's volume as it writes, without waiting for the
-/// housekeeping (here it checks after every run).
+/// housekeeping.
 async fn the_writer_keeps_the_volume(database: plinth_test_support::TestDatabase) -> Result<()> {
-    let mut settings = plinth_marketplace::Settings::default();
-    settings.runs.volume_check_every = 1;
-    let app = TestApp::start_with_host_settings(database, settings).await?;
+    let app = TestApp::start_with_host_settings(database, plinth_marketplace::Settings::default())
+        .await?;
     let w = world(&app).await?;
     app.put("/v1/plans/free", Some(&w.operator), json!({"max_runs": 2}))
         .await?

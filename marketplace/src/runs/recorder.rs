@@ -5,13 +5,14 @@
 //! reader asks ([`Recorder::flush`]): one transaction stores many runs however few calls there
 //! are at a time.
 //!
-//! After a tenant has had [`RunLogSettings::volume_check_every`] runs written, its oldest runs
-//! beyond its plan's `max_runs` are dropped; the retention in days is the housekeeping's
-//! ([`super::retention`]).
+//! The writer counts each tenant's runs as it writes them, from a count it takes in the
+//! database at the tenant's first batch and again every [`RECOUNT_EVERY`]; when the count
+//! passes the plan's `max_runs`, the oldest runs beyond it are dropped at once. The retention
+//! in days, and plan changes in between, are the housekeeping's ([`super::retention`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use plinth_host::{RunRecord, RunRecorder};
 use prometheus_client::metrics::counter::Counter;
@@ -33,8 +34,6 @@ pub struct RunLogSettings {
     pub max_batch: usize,
     /// How long a batch waits for more runs after its first.
     pub linger: Duration,
-    /// Runs written for a tenant between two checks of its plan's `max_runs`.
-    pub volume_check_every: u64,
 }
 
 impl Default for RunLogSettings {
@@ -44,7 +43,6 @@ impl Default for RunLogSettings {
             queue: 10_000,
             max_batch: 512,
             linger: Duration::from_millis(200),
-            volume_check_every: 1_000,
         }
     }
 }
@@ -105,7 +103,7 @@ impl Recorder {
             db,
             settings: settings.clone(),
             counters: counters.clone(),
-            since_check: HashMap::new(),
+            volumes: HashMap::new(),
         };
         let task = tokio::spawn(writer.run(received));
         Ok((Arc::new(Recorder { queue, counters }), task))
@@ -158,8 +156,20 @@ struct Writer {
     store: Store,
     settings: RunLogSettings,
     counters: RecorderCounters,
-    /// Runs written per tenant since its volume was last checked.
-    since_check: HashMap<String, u64>,
+    /// What the writer knows of each tenant's run count.
+    volumes: HashMap<String, Known>,
+}
+
+/// How often the writer counts a tenant's runs in the database again (its plan may have
+/// changed, the housekeeping may have dropped some).
+pub const RECOUNT_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// A tenant's run count as the writer keeps it: counted, plus what it wrote since.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    runs: u64,
+    max_runs: u64,
+    counted_at: Instant,
 }
 
 impl Writer {
@@ -213,17 +223,37 @@ impl Writer {
         };
         self.counters.written.inc_by(runs);
         for (tenant, count) in written {
-            // A tenant's first batch in this process is checked at once.
-            let since = self.since_check.entry(tenant.clone()).or_insert(u64::MAX);
-            *since = since.saturating_add(count);
-            if *since < self.settings.volume_check_every {
+            // A tenant's first batch in this process is counted at once.
+            let due = self.volumes.get_mut(&tenant).is_none_or(|known| {
+                known.runs = known.runs.saturating_add(count);
+                known.runs > known.max_runs || known.counted_at.elapsed() >= RECOUNT_EVERY
+            });
+            if !due {
                 continue;
             }
-            *since = 0;
             match store::enforce_volume(&self.db, &tenant).await {
-                Ok(0) => {}
-                Ok(dropped) => tracing::debug!(tenant, dropped, "runs beyond the plan's volume"),
-                Err(error) => tracing::warn!(%error, tenant, "enforcing the run log's volume"),
+                Ok(volume) => {
+                    if volume.dropped > 0 {
+                        tracing::debug!(
+                            tenant,
+                            dropped = volume.dropped,
+                            "runs beyond the plan's volume"
+                        );
+                    }
+                    self.volumes.insert(
+                        tenant,
+                        Known {
+                            runs: volume.runs,
+                            max_runs: volume.max_runs,
+                            counted_at: Instant::now(),
+                        },
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(%error, tenant, "enforcing the run log's volume");
+                    // Counted again with the next batch.
+                    self.volumes.remove(&tenant);
+                }
             }
         }
     }

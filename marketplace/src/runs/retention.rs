@@ -58,7 +58,7 @@ pub async fn prune(db: &Db, now: i64) -> Result<Pruned> {
     .map(|row| row.try_get("tenant_id"))
     .collect::<std::result::Result<_, _>>()?;
     for tenant in over {
-        pruned.over_volume += super::store::enforce_volume(db, &tenant).await?;
+        pruned.over_volume += super::store::enforce_volume(db, &tenant).await?.dropped;
     }
     Ok(pruned)
 }

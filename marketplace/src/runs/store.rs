@@ -388,12 +388,23 @@ async fn insert_runs(tx: &mut Tx, rows: &[Row]) -> Result<()> {
     Ok(())
 }
 
-/// Drops `tenant_id`'s oldest runs beyond its plan's `max_runs`; returns how many went.
+/// A tenant's run log after [`enforce_volume`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Volume {
+    /// Runs it keeps now.
+    pub(crate) runs: u64,
+    /// The most its plan keeps.
+    pub(crate) max_runs: u64,
+    /// Runs dropped to get there.
+    pub(crate) dropped: u64,
+}
+
+/// Counts `tenant_id`'s runs and drops its oldest beyond its plan's `max_runs`.
 ///
 /// # Errors
 ///
 /// [`crate::Error::Database`].
-pub(crate) async fn enforce_volume(db: &Db, tenant_id: &str) -> Result<u64> {
+pub(crate) async fn enforce_volume(db: &Db, tenant_id: &str) -> Result<Volume> {
     let max_runs: Option<i64> = sqlx::query_scalar(
         "SELECT p.max_runs FROM tenants t JOIN plans p ON p.name = t.plan WHERE t.id = $1",
     )
@@ -402,6 +413,18 @@ pub(crate) async fn enforce_volume(db: &Db, tenant_id: &str) -> Result<u64> {
     .await?;
     // A tenant that is gone keeps nothing.
     let max_runs = max_runs.unwrap_or(0).max(0);
+    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_one(db.pool())
+        .await?;
+    let volume = |runs: i64, dropped: u64| Volume {
+        runs: u64::try_from(runs).unwrap_or(0),
+        max_runs: u64::try_from(max_runs).unwrap_or(0),
+        dropped,
+    };
+    if runs <= max_runs {
+        return Ok(volume(runs, 0));
+    }
     let oldest_kept = sqlx::query(
         "SELECT started_at, id FROM runs WHERE tenant_id = $1 \
          ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET $2",
@@ -411,7 +434,7 @@ pub(crate) async fn enforce_volume(db: &Db, tenant_id: &str) -> Result<u64> {
     .fetch_optional(db.pool())
     .await?;
     let Some(first_dropped) = oldest_kept else {
-        return Ok(0);
+        return Ok(volume(runs, 0));
     };
     let started_at: i64 = first_dropped.try_get("started_at")?;
     let id: String = first_dropped.try_get("id")?;
@@ -427,7 +450,10 @@ pub(crate) async fn enforce_volume(db: &Db, tenant_id: &str) -> Result<u64> {
     .await?
     .rows_affected();
     tx.commit().await?;
-    Ok(deleted)
+    Ok(volume(
+        runs.saturating_sub(i64::try_from(deleted).unwrap_or(i64::MAX)),
+        deleted,
+    ))
 }
 
 #[cfg(test)]
