@@ -9,7 +9,7 @@
 //! bytes its run-log tables take (SQLite: the database file after a checkpoint, against the
 //! same file of the "off" server; PostgreSQL: `pg_total_relation_size` of the three tables),
 //! per 1,000 runs. Last, the writer alone: [`WRITER_RUNS`] runs like `hello`'s (one log line)
-//! recorded through a fresh recorder on a fresh database and written, to give the cost of
+//! of an enterprise tenant, recorded through a fresh recorder on a fresh database and written, to give the cost of
 //! storing one run in microseconds of one task. `PLINTH_BENCH_DATABASE=postgres` runs all of it
 //! on PostgreSQL. To profile one
 //! side, `PLINTH_RUN_LOG_ONLY=on` (or `off`) starts only that server and runs it once at 16
@@ -182,6 +182,13 @@ async fn writer_alone() -> Result<()> {
 
     let database = support::database().await?;
     let db = plinth_marketplace::Db::connect(&database.url()).await?;
+    // An enterprise tenant: every run is kept, as in the measurement above.
+    sqlx::query(
+        "INSERT INTO tenants (id, slug, name, plan, created_at) \
+         VALUES ('t-0000', 'writer', 'Writer', 'enterprise', 0)",
+    )
+    .execute(db.pool())
+    .await?;
     let counters = RecorderCounters::default();
     let (recorder, writer) = Recorder::spawn(db, &RunLogSettings::default(), counters.clone())?;
     let run = RunRecord {
