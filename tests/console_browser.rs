@@ -178,6 +178,23 @@ fn webhook_notify_0_2(dir: &Path, key: &SecretKey) -> Result<PathBuf> {
 }
 
 /// Signs up `email` with [`PASSWORD`]; returns (id, token).
+/// `dev@example.com`, owner of publishers `examples` and `fixtures` with a key registered to
+/// each: (token, examples key, fixtures key).
+async fn developer_of_examples_and_fixtures(api: &Api) -> Result<(String, SecretKey, SecretKey)> {
+    let (developer, key) = api.developer("dev@example.com", "examples").await?;
+    api.ok(
+        Method::POST,
+        "/v1/publishers",
+        Some(&developer),
+        Some(json!({"namespace": "fixtures", "name": "Fixtures"})),
+    )
+    .await?;
+    let fixtures_key = SecretKey::generate()?;
+    api.register_key(&developer, "fixtures", &fixtures_key)
+        .await?;
+    Ok((developer, key, fixtures_key))
+}
+
 async fn account(api: &Api, email: &str) -> Result<(String, String)> {
     api.account(email).await
 }
@@ -206,17 +223,7 @@ async fn console_journey_in_a_browser() -> Result<()> {
     // Seed: a developer with publishers examples and fixtures; hello, webhook-notify and a paid
     // plugin approved, the paid one installed by tenant globex and charged once; tenant acme
     // with an admin and a member; a reviewer and an operator who log in.
-    let (developer, key) = api.developer("dev@example.com", "examples").await?;
-    api.ok(
-        Method::POST,
-        "/v1/publishers",
-        Some(&developer),
-        Some(json!({"namespace": "fixtures", "name": "Fixtures"})),
-    )
-    .await?;
-    let fixtures_key = SecretKey::generate()?;
-    api.register_key(&developer, "fixtures", &fixtures_key)
-        .await?;
+    let (developer, key, fixtures_key) = developer_of_examples_and_fixtures(&api).await?;
     for plugin in [&HELLO, &WEBHOOK_NOTIFY] {
         let path = signed_package(work.path(), plugin, &key)?;
         api.publish_and_approve(&path, &developer, &operator)
@@ -692,17 +699,7 @@ async fn a_failed_run_in_a_browser() -> Result<()> {
     };
     let (ok, operator, stderr) = bootstrap_with_password(&data_dir, None, Some(PASSWORD))?;
     ensure!(ok, "bootstrap failed: {stderr}");
-    let (developer, key) = api.developer("dev@example.com", "examples").await?;
-    api.ok(
-        Method::POST,
-        "/v1/publishers",
-        Some(&developer),
-        Some(json!({"namespace": "fixtures", "name": "Fixtures"})),
-    )
-    .await?;
-    let fixtures_key = SecretKey::generate()?;
-    api.register_key(&developer, "fixtures", &fixtures_key)
-        .await?;
+    let (developer, key, fixtures_key) = developer_of_examples_and_fixtures(&api).await?;
     for (plugin, key) in [(&HELLO, &key), (&TRAP, &fixtures_key)] {
         let path = signed_package(work.path(), plugin, key)?;
         api.publish_and_approve(&path, &developer, &operator)
