@@ -216,7 +216,7 @@ async fn runs_keep_logs_and_typed_errors_and_filter(app: TestApp) -> Result<()> 
     ids.dedup();
     ensure!(ids == all.iter().map(|run| run["id"].clone()).collect::<Vec<_>>());
 
-    // Time range: nothing before an hour ago.
+    // Time ranges: none before 2000; a day alone is that day in UTC, `until` it included.
     let none = runs(
         &app,
         &w.admin,
@@ -224,12 +224,23 @@ async fn runs_keep_logs_and_typed_errors_and_filter(app: TestApp) -> Result<()> 
     )
     .await?;
     ensure!(none.is_empty(), "{none:?}");
+    let today = all[0]["started_at"].as_str().context("started_at")?[..10].to_owned();
+    let on_the_day = runs(
+        &app,
+        &w.admin,
+        &format!("/v1/tenants/acme/runs?since={today}&until={today}"),
+    )
+    .await?;
+    ensure!(on_the_day.len() == all.len(), "{on_the_day:?}");
+    let before_the_day = runs(&app, &w.admin, "/v1/tenants/acme/runs?until=2001-01-01").await?;
+    ensure!(before_the_day.is_empty(), "{before_the_day:?}");
 
     // Bad filters name what is wrong.
     for (query, names) in [
         ("limit=0", "limit"),
         ("limit=101", "limit"),
         ("since=yesterday", "since"),
+        ("until=2026-13-40", "until"),
         ("outcome=Bad%20Code", "outcome"),
         ("before=nonsense", "before"),
         ("unknown=1", "unknown"),

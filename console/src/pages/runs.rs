@@ -146,12 +146,12 @@ pub async fn list(
                     input #filter-q type="search" name="q" value=(filter.text.clone().unwrap_or_default());
                 }
                 div.field {
-                    label for="filter-since" { "From (RFC 3339)" }
-                    input #filter-since type="text" name="since" placeholder="2026-12-01T00:00:00Z" value=(filter.since.clone().unwrap_or_default());
+                    label for="filter-since" { "From (day, UTC)" }
+                    input #filter-since type="date" name="since" value=(filter.since.clone().unwrap_or_default());
                 }
                 div.field {
-                    label for="filter-until" { "Until" }
-                    input #filter-until type="text" name="until" placeholder="2026-12-02T00:00:00Z" value=(filter.until.clone().unwrap_or_default());
+                    label for="filter-until" { "Until (day, UTC, included)" }
+                    input #filter-until type="date" name="until" value=(filter.until.clone().unwrap_or_default());
                 }
                 button type="submit" { "Filter" }
             }

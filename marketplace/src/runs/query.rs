@@ -36,9 +36,9 @@ pub struct RunFilter {
     pub plugin: Option<String>,
     /// `ok`, `failed` (any error), or one error code (`timeout`, `trap`, `plugin`, …).
     pub outcome: Option<String>,
-    /// Only runs started at or after this time (RFC 3339).
+    /// Only runs started at or after this time (RFC 3339, or a day: its start in UTC).
     pub since: Option<String>,
-    /// Only runs started before this time (RFC 3339).
+    /// Only runs started before this time (RFC 3339, or a day: that day included).
     pub until: Option<String>,
     /// Only runs whose log lines or error contain this text (case-insensitive for ASCII).
     pub text: Option<String>,
@@ -140,12 +140,29 @@ fn bad(message: impl Into<String>) -> Error {
 }
 
 /// Unix milliseconds of an RFC 3339 time in field `field`.
-fn parse_time(field: &str, value: &str) -> Result<i64> {
-    let at = OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+/// A day alone (`2026-12-01`) is that day's start in UTC, or with `day_end` the next day's
+/// start, so that `until` a day includes it.
+fn parse_time(field: &str, value: &str, day_end: bool) -> Result<i64> {
+    let wrong = || {
         bad(format!(
-            "{field} must be an RFC 3339 time such as 2026-12-01T00:00:00Z, not {value:?}"
+            "{field} must be an RFC 3339 time such as 2026-12-01T00:00:00Z or a day such as \
+             2026-12-01, not {value:?}"
         ))
-    })?;
+    };
+    let at = match OffsetDateTime::parse(value, &Rfc3339) {
+        Ok(at) => at,
+        Err(_) => {
+            let format = time::format_description::parse_borrowed::<2>("[year]-[month]-[day]")
+                .map_err(|e| Error::Internal(format!("the day format: {e}")))?;
+            let day = time::Date::parse(value, &format).map_err(|_| wrong())?;
+            let day = if day_end {
+                day.next_day().ok_or_else(wrong)?
+            } else {
+                day
+            };
+            day.midnight().assume_utc()
+        }
+    };
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
         .map_err(|_| bad(format!("{field} is out of range")))
 }
@@ -222,10 +239,16 @@ impl RunFilter {
             }
         }
         if let Some(since) = &self.since {
-            conditions.and("started_at >= ?", [Bind::Int(parse_time("since", since)?)]);
+            conditions.and(
+                "started_at >= ?",
+                [Bind::Int(parse_time("since", since, false)?)],
+            );
         }
         if let Some(until) = &self.until {
-            conditions.and("started_at < ?", [Bind::Int(parse_time("until", until)?)]);
+            conditions.and(
+                "started_at < ?",
+                [Bind::Int(parse_time("until", until, true)?)],
+            );
         }
         if let Some(text) = self.text.as_deref().filter(|text| !text.is_empty()) {
             if text.chars().count() > MAX_TEXT_CHARS {

@@ -49,11 +49,12 @@ fn query_of<T>(query: std::result::Result<Query<T>, QueryRejection>) -> Result<T
 pub(crate) struct RunsQuery {
     /// Only this install's runs (plugin id).
     plugin: Option<String>,
-    /// `ok`, `failed`, or an error code (`timeout`, `trap`, `plugin`, …).
+    /// `ok`, `failed`, or an error code (`timeout`, `trap`, `plugin_error`, …).
     outcome: Option<String>,
-    /// Runs started at or after this time (RFC 3339).
+    /// Runs started at or after this time (RFC 3339), or on or after this day (`2026-12-01`,
+    /// UTC).
     since: Option<String>,
-    /// Runs started before this time (RFC 3339).
+    /// Runs started before this time (RFC 3339), or up to and including this day (UTC).
     until: Option<String>,
     /// Text the run's log lines or error contain.
     q: Option<String>,
@@ -100,9 +101,9 @@ pub(crate) struct ExportQuery {
     plugin: Option<String>,
     /// `ok`, `failed`, or an error code.
     outcome: Option<String>,
-    /// Runs started at or after this time (RFC 3339).
+    /// Runs started at or after this time (RFC 3339), or on or after this day (UTC).
     since: Option<String>,
-    /// Runs started before this time (RFC 3339).
+    /// Runs started before this time (RFC 3339), or up to and including this day (UTC).
     until: Option<String>,
 }
 
