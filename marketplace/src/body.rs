@@ -1,6 +1,8 @@
-//! Request bodies: a JSON extractor whose errors name the offending field.
+//! Request bodies and query strings: a JSON extractor whose errors name the offending field,
+//! and the one answer to a query string that does not parse.
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Query, Request};
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
@@ -29,6 +31,20 @@ where
         let _ = state;
         parse(&body).map(JsonBody)
     }
+}
+
+/// The query string as `T`, taken by a handler as `Result<Query<T>, QueryRejection>`.
+///
+/// # Errors
+///
+/// [`Error::BadRequest`] with code `invalid_query` and what is wrong with it.
+pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Error> {
+    query.map(|Query(query)| query).map_err(|rejection| {
+        Error::bad_request(
+            "invalid_query",
+            format!("the query string is not valid: {}", rejection.body_text()),
+        )
+    })
 }
 
 /// Parses `bytes` as `T`, naming the field in the error.

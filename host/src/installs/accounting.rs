@@ -207,11 +207,12 @@ impl Host {
 
     /// Hands the run that ended as `invocation` to the run recorder, if one is set (see
     /// [`crate::runs`]). `input` is the call's payload or request body and `output` an HTTP
-    /// response's body; they are copied only when `logging` captures.
+    /// response's body; they are copied only when `logging` captures. Without a recorder
+    /// nothing is built: not even the `entry`.
     pub(super) fn record_run(
         &self,
         key: (&str, &str, &str),
-        entry: RunEntry,
+        entry: impl FnOnce() -> RunEntry,
         logging: &RunLogging,
         invocation: &Invocation,
         input: &[u8],
@@ -219,7 +220,12 @@ impl Host {
     ) {
         if let Some(recorder) = self.run_recorder.get() {
             recorder.record(RunRecord::of(
-                key, entry, logging, invocation, input, output,
+                key,
+                entry(),
+                logging,
+                invocation,
+                input,
+                output,
             ));
         }
     }

@@ -93,45 +93,35 @@ impl Host {
         };
         // The body is reference-counted: kept for capture without a copy.
         let body = request.body().clone();
-        if let Admission::Refused { retry_after } = lock(&install.breaker).admit(Instant::now()) {
-            let error = circuit_open(retry_after);
-            let invocation = Invocation::failed(error.clone(), Instant::now());
-            self.record_run(
-                (tenant, plugin, &version),
-                entry,
-                &deployment.spec.runs,
-                &invocation,
-                &body,
+        let admission = lock(&install.breaker).admit(Instant::now());
+        let (invocation, response) = match admission {
+            Admission::Refused { retry_after } => (
+                Invocation::failed(circuit_open(retry_after), Instant::now()),
                 None,
-            );
-            return Ok(HttpServed {
-                version,
-                response: Err(error),
-                invocation,
-            });
-        }
-        let exchange = HttpExchange {
-            request: Some(with_host_header(request)),
-            response: None,
+            ),
+            Admission::Allowed | Admission::Trial => {
+                let exchange = HttpExchange {
+                    request: Some(with_host_header(request)),
+                    response: None,
+                };
+                let call = Entry::Http(Box::new(exchange));
+                let ran = self
+                    .run(deployment.call(tenant, 0, call, Some(Metered { quota })))
+                    .await;
+                self.account(tenant, plugin, &install, &version, &ran.invocation)
+                    .await;
+                (ran.invocation, ran.response)
+            }
         };
-        let call = Entry::Http(Box::new(exchange));
-        let ran = self
-            .run(deployment.call(tenant, 0, call, Some(Metered { quota })))
-            .await;
-        let invocation = ran.invocation;
-        self.account(tenant, plugin, &install, &version, &invocation)
-            .await;
         self.record_run(
             (tenant, plugin, &version),
-            entry,
+            || entry,
             &deployment.spec.runs,
             &invocation,
             &body,
-            ran.response
-                .as_ref()
-                .map(|response| response.body().as_ref()),
+            response.as_ref().map(|response| response.body().as_ref()),
         );
-        let response = match (invocation.result.clone(), ran.response) {
+        let response = match (invocation.result.clone(), response) {
             (Ok(_), Some(response)) => Ok(response),
             (Ok(_), None) => Err(InvokeError::Internal(
                 "the plugin's HTTP handler sent no response".to_string(),
@@ -368,7 +358,7 @@ impl Host {
             .await;
         self.record_run(
             (tenant, plugin, &version),
-            RunEntry::Event {
+            || RunEntry::Event {
                 id: event.id.clone(),
                 topic: event.topic.clone(),
                 depth: event.depth,

@@ -230,7 +230,7 @@ impl Host {
         let plugin = deployment.prepared.plugin.manifest.plugin.id.to_string();
         self.record_run(
             (tenant, &plugin, &deployment.version()),
-            RunEntry::Hook { name: hook },
+            || RunEntry::Hook { name: hook },
             &deployment.spec.runs,
             &ran.invocation,
             &[],

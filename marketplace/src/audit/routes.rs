@@ -56,12 +56,7 @@ async fn list_entries(
     principal: Principal,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<AuditPage>> {
-    let Query(query) = query.map_err(|rejection| {
-        Error::bad_request(
-            "invalid_query",
-            format!("the query string is not valid: {}", rejection.body_text()),
-        )
-    })?;
+    let query = crate::body::query(query)?;
     let limit = query.limit.unwrap_or(MAX_LISTED);
     if !(1..=MAX_LISTED).contains(&limit) {
         return Err(Error::bad_request(

@@ -34,12 +34,7 @@ async fn search(
     _principal: Option<Principal>,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchPage>> {
-    let Query(params) = params.map_err(|rejection| {
-        Error::bad_request(
-            "invalid_query",
-            format!("the query string is not valid: {}", rejection.body_text()),
-        )
-    })?;
+    let params = crate::body::query(params)?;
     let query = SearchQuery::from_params(&params)?;
     Ok(Json(super::search(state.db(), &query).await?))
 }

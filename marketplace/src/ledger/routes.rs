@@ -114,7 +114,7 @@ async fn billing_events(
     params: std::result::Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<EventList>> {
     principal.operator()?;
-    let params = query(params)?;
+    let params = crate::body::query(params)?;
     let status = match params.status.as_deref() {
         None => None,
         Some(name) => Some(processor_events::Status::parse(name).ok_or_else(|| {
@@ -283,15 +283,6 @@ pub(crate) struct StatementQuery {
     format: Option<String>,
 }
 
-fn query<T>(query: std::result::Result<Query<T>, QueryRejection>) -> Result<T> {
-    query.map(|Query(q)| q).map_err(|rejection| {
-        Error::bad_request(
-            "invalid_query",
-            format!("the query string is not valid: {}", rejection.body_text()),
-        )
-    })
-}
-
 /// A publisher's monthly statement, as JSON or CSV (publisher members; others get 404).
 #[utoipa::path(get, path = "/v1/publishers/{ns}/statements", tag = "billing", security(("bearer" = [])),
     params(("ns" = String, Path, description = "Publisher namespace"), StatementQuery),
@@ -304,7 +295,7 @@ async fn publisher_statement(
     params: std::result::Result<Query<StatementQuery>, QueryRejection>,
 ) -> Result<Response> {
     let publisher = crate::publishers::access(state.db(), &principal, &ns).await?;
-    let params = query(params)?;
+    let params = crate::body::query(params)?;
     let month = crate::month::parse("month", &params.month)?;
     let statement =
         super::statements::statement(state.db(), &publisher.id, &publisher.namespace, &month)
@@ -345,7 +336,7 @@ async fn revenue_report(
     params: std::result::Result<Query<MonthQuery>, QueryRejection>,
 ) -> Result<Json<RevenueReport>> {
     principal.operator()?;
-    let month = crate::month::parse("month", &query(params)?.month)?;
+    let month = crate::month::parse("month", &crate::body::query(params)?.month)?;
     Ok(Json(super::statements::revenue(state.db(), &month).await?))
 }
 

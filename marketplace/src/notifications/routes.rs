@@ -57,12 +57,7 @@ pub(crate) struct InboxParams {
 
 /// Whether the listing is of unread notifications only.
 fn unread_only(params: Result<Query<InboxParams>, QueryRejection>) -> Result<bool> {
-    let Query(params) = params.map_err(|rejection| {
-        Error::bad_request(
-            "invalid_query",
-            format!("the query string is not valid: {}", rejection.body_text()),
-        )
-    })?;
+    let params = crate::body::query(params)?;
     match params.unread.as_deref() {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),

@@ -49,12 +49,7 @@ async fn list(
     Path(id): Path<String>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<RatingPage>> {
-    let Query(params) = params.map_err(|rejection| {
-        Error::bad_request(
-            "invalid_query",
-            format!("the query string is not valid: {}", rejection.body_text()),
-        )
-    })?;
+    let params = crate::body::query(params)?;
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(text) => text

@@ -4,6 +4,8 @@
 //! Sharing is a tenant admin's explicit act, audited, and undone the same way; a shared run is
 //! visible to the members of the plugin's publisher for as long as it is shared and kept.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row as _;
@@ -110,38 +112,42 @@ pub async fn failures(
     .fetch_all(db.pool())
     .await?;
     let mut reports: Vec<FailureReport> = Vec::new();
+    // Per report (same index): where it is by signature, and when it was first and last seen.
+    let mut by_signature: HashMap<String, usize> = HashMap::new();
+    let mut seen: Vec<(i64, i64)> = Vec::new();
     for row in rows {
         let signature: String = row.try_get("signature")?;
         let version: String = row.try_get("version")?;
         let failures: i64 = row.try_get("failures")?;
         let first_seen: i64 = row.try_get("first_seen")?;
         let last_seen: i64 = row.try_get("last_seen")?;
-        let index = match reports.iter().position(|r| r.signature == signature) {
-            Some(index) => index,
+        let index = match by_signature.get(&signature) {
+            Some(&index) => index,
             None => {
+                by_signature.insert(signature.clone(), reports.len());
                 reports.push(FailureReport {
                     signature,
                     code: row.try_get("code")?,
                     message: row.try_get("message")?,
                     failures: 0,
                     versions: Vec::new(),
-                    first_seen: rfc3339(first_seen),
-                    last_seen: rfc3339(last_seen),
+                    first_seen: String::new(),
+                    last_seen: String::new(),
                 });
+                seen.push((first_seen, last_seen));
                 reports.len() - 1
             }
         };
         let report = &mut reports[index];
         report.failures += failures;
         report.versions.push(VersionFailures { version, failures });
-        // RFC 3339 in UTC with the same precision sorts as time does.
-        let (first, last) = (rfc3339(first_seen), rfc3339(last_seen));
-        if first < report.first_seen {
-            report.first_seen = first;
-        }
-        if last > report.last_seen {
-            report.last_seen = last;
-        }
+        let (first, last) = &mut seen[index];
+        *first = (*first).min(first_seen);
+        *last = (*last).max(last_seen);
+    }
+    for (report, (first, last)) in reports.iter_mut().zip(seen) {
+        report.first_seen = rfc3339(first);
+        report.last_seen = rfc3339(last);
     }
     for report in &mut reports {
         report.versions.sort_by(|a, b| {

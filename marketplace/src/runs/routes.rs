@@ -33,15 +33,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_shared_run))
 }
 
-fn query_of<T>(query: std::result::Result<Query<T>, QueryRejection>) -> Result<T> {
-    query.map(|Query(query)| query).map_err(|rejection| {
-        Error::bad_request(
-            "invalid_query",
-            format!("the query string is not valid: {}", rejection.body_text()),
-        )
-    })
-}
-
 /// Which runs to list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -88,7 +79,7 @@ async fn list_runs(
     Path(slug): Path<String>,
     params: std::result::Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Json<RunPage>> {
-    let filter = RunFilter::from(query_of(params)?);
+    let filter = RunFilter::from(crate::body::query(params)?);
     Ok(Json(query::list(&state, &principal, &slug, &filter).await?))
 }
 
@@ -118,7 +109,7 @@ async fn export_runs(
     Path(slug): Path<String>,
     params: std::result::Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response> {
-    let params = query_of(params)?;
+    let params = crate::body::query(params)?;
     let filter = RunFilter {
         plugin: params.plugin,
         outcome: params.outcome,
@@ -222,7 +213,7 @@ async fn install_daily(
     Path((slug, plugin)): Path<(String, String)>,
     params: std::result::Result<Query<DaysQuery>, QueryRejection>,
 ) -> Result<Json<DailyUsage>> {
-    let days = query_of(params)?.days.unwrap_or(daily::DAYS_KEPT);
+    let days = crate::body::query(params)?.days.unwrap_or(daily::DAYS_KEPT);
     let items = daily::for_install(&state, &principal, &slug, &plugin, days).await?;
     Ok(Json(DailyUsage { items }))
 }

@@ -16,6 +16,7 @@ use super::signature;
 use super::sqlite_writer::SqliteRunWriter;
 use crate::db::{Backend, Db, Tx};
 use crate::error::Result;
+use crate::usage::db_count;
 
 /// Rows one `INSERT` writes at most on PostgreSQL (21 parameters each): one round trip for
 /// many rows.
@@ -81,11 +82,6 @@ pub(super) struct Row {
     pub(super) input: Option<Vec<u8>>,
     pub(super) output: Option<Vec<u8>>,
     pub(super) capture_truncated: bool,
-}
-
-/// A count as the database stores it (BIGINT), saturating.
-fn db_count(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Key of a daily count: tenant, plugin, day, outcome, duration bucket.

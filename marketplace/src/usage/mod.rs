@@ -35,7 +35,7 @@ fn system_ms(at: SystemTime) -> i64 {
 }
 
 /// A counter as the database stores it (BIGINT), saturating.
-fn db_count(value: u64) -> i64 {
+pub(crate) fn db_count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 

@@ -365,12 +365,7 @@ async fn list_appeals(
     query: Result<Query<AppealsQuery>, QueryRejection>,
 ) -> Result<Json<AppealList>> {
     principal.reviewer()?;
-    let Query(query) = query.map_err(|rejection| {
-        Error::bad_request(
-            "invalid_query",
-            format!("the query string is not valid: {}", rejection.body_text()),
-        )
-    })?;
+    let query = crate::body::query(query)?;
     let pending_only = match query.status.as_deref() {
         None | Some("pending") => true,
         Some("all") => false,
