@@ -1,19 +1,20 @@
 //! What the run log costs: the event path with run logging on against the same server with it
 //! off, in one run, and the storage a thousand runs take.
 //!
-//! `cargo bench -p plinth-marketplace --bench run_log` starts two Plinth servers in this
-//! process, each with its own database and host, identical but for
-//! `Settings::runs.enabled`, with `hello` installed for one tenant. The same load generator
-//! drives them alternately (off, on, off, on) at 1 and 16 connections and prints events/s and
-//! p99 of each and the ratio on/off. Then it counts the runs the "on" server stored and the
-//! bytes its run-log tables take (SQLite: the database file after a checkpoint, against the
-//! same file of the "off" server; PostgreSQL: `pg_total_relation_size` of the three tables),
-//! per 1,000 runs. Last, the writer alone: [`WRITER_RUNS`] runs like `hello`'s (one log line)
-//! of an enterprise tenant, recorded through a fresh recorder on a fresh database and written, to give the cost of
-//! storing one run in microseconds of one task. `PLINTH_BENCH_DATABASE=postgres` runs all of it
-//! on PostgreSQL. To profile one
-//! side, `PLINTH_RUN_LOG_ONLY=on` (or `off`) starts only that server and runs it once at 16
-//! connections; `PLINTH_RUN_LOG_ONLY=writer` measures only the writer.
+//! `cargo bench --workspace --bench run_log` starts two Plinth servers in this process, each
+//! with its own database and host, identical but for `Settings::runs.enabled`, with `hello`
+//! installed for one tenant. The same load generator drives them alternately (off, on, off,
+//! on; [`ROUNDS`] rounds of [`MEASURE`] each, the "on" side's time counting until its queue
+//! is written) at 1 and 16 connections and prints events/s and p99 of each and the ratio
+//! on/off. Then it counts the runs the "on" server stored and the bytes its run-log tables
+//! take (SQLite: the database file after a checkpoint, against the same file of the "off"
+//! server; PostgreSQL: `pg_total_relation_size` of the three tables), per 1,000 runs. Last,
+//! the writer alone: [`WRITER_RUNS`] runs like `hello`'s (one log line) of an enterprise
+//! tenant, recorded through a fresh recorder on a fresh database and written, to give the
+//! cost of storing one run in microseconds of one task. `PLINTH_BENCH_DATABASE=postgres` runs
+//! all of it on PostgreSQL. To profile one side, `PLINTH_RUN_LOG_ONLY=on` (or `off`) starts
+//! only that server and drives it for [`MEASURE_ALONE`] at 16 connections;
+//! `PLINTH_RUN_LOG_ONLY=writer` measures only the writer.
 
 mod support;
 
@@ -33,7 +34,14 @@ const WARM_UP: (usize, Duration) = (2_000, Duration::from_secs(3));
 const WRITER_RUNS: usize = 100_000;
 
 /// Measured rounds per connection count (each measures off, then on).
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
+
+/// How long each side is driven in a round: a fixed time rather than a count of requests, so
+/// that the writer works alongside the event path as it would in steady state.
+const MEASURE: Duration = Duration::from_secs(3);
+
+/// How long one side alone (`PLINTH_RUN_LOG_ONLY`) is driven: long enough to profile.
+const MEASURE_ALONE: Duration = Duration::from_secs(12);
 
 fn main() -> Result<()> {
     let generator = load::generator(2)?;
@@ -60,12 +68,38 @@ async fn run_log_bytes(database: &TestDatabase, db: &plinth_marketplace::Db) -> 
             Ok(i64::try_from(file.metadata()?.len())?)
         }
         TestDatabase::Postgres(_) => Ok(sqlx::query_scalar(
-            "SELECT (pg_total_relation_size('runs') + pg_total_relation_size('run_daily') \
+            "SELECT (pg_total_relation_size('run_batches') + pg_total_relation_size('run_daily') \
              + pg_total_relation_size('failure_reports'))::BIGINT",
         )
         .fetch_one(db.pool())
         .await?),
     }
+}
+
+/// Drives `bench` for `time` from `connections` connections; the runs still queued at the end
+/// are written before it returns, and the time that takes counts as the side's.
+async fn measure(
+    generator: &tokio::runtime::Handle,
+    bench: &support::Bench,
+    targets: Vec<load::Target>,
+    connections: usize,
+    time: Duration,
+) -> Result<Stats> {
+    let mut stats = load::run_limited(
+        generator,
+        &bench.client,
+        targets,
+        connections,
+        delivered,
+        (usize::MAX, time),
+    )
+    .await?;
+    if let Some(recorder) = bench.state.run_recorder() {
+        let started = std::time::Instant::now();
+        recorder.flush().await;
+        stats.add_time(started.elapsed());
+    }
+    Ok(stats)
 }
 
 async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
@@ -101,7 +135,7 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
         sides.push((database, cache, bench, targets));
     }
     if let (Some(side), Some((_, _, bench, targets))) = (&only, sides.first()) {
-        let stats = load::run(generator, &bench.client, targets.clone(), 16, delivered).await?;
+        let stats = measure(generator, bench, targets.clone(), 16, MEASURE_ALONE).await?;
         println!("| scenario | connections | events/s | p50 ms | p95 ms | p99 ms |");
         println!("|---|---|---|---|---|---|");
         stats.print(&format!("run log {side}"), 16);
@@ -116,14 +150,8 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
         let mut on: Option<Stats> = None;
         for _ in 0..ROUNDS {
             for (index, (_, _, bench, targets)) in sides.iter().enumerate() {
-                let stats = load::run(
-                    generator,
-                    &bench.client,
-                    targets.clone(),
-                    connections,
-                    delivered,
-                )
-                .await?;
+                let stats =
+                    measure(generator, bench, targets.clone(), connections, MEASURE).await?;
                 let slot = if index == 0 { &mut off } else { &mut on };
                 match slot {
                     Some(total) => total.merge(stats),
@@ -150,9 +178,10 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
     if let Some(recorder) = on_bench.state.run_recorder() {
         recorder.flush().await;
     }
-    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
-        .fetch_one(on_bench.state.db().pool())
-        .await?;
+    let runs: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM run_batches")
+            .fetch_one(on_bench.state.db().pool())
+            .await?;
     let on_bytes = run_log_bytes(on_database, on_bench.state.db()).await?;
     let baseline = match on_database {
         TestDatabase::Sqlite(_) => run_log_bytes(off_database, off_bench.state.db()).await?,

@@ -13,7 +13,6 @@ use plinth_marketplace::runs::retention;
 use plinth_test_artifacts::{HELLO, HTTP_ECHO, TestPlugin, WEBHOOK_NOTIFY};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use common::{Reply, TestApp};
 use publishing::{Dev, developer};
@@ -103,28 +102,23 @@ async fn runs(app: &TestApp, token: &str, path: &str) -> Result<Vec<Value>> {
     reply.body["items"].as_array().cloned().context("items")
 }
 
-/// Every text the runs table holds, row by row: entry, error, logs, input and output.
+/// Every run the database holds (in batches, and shared copies), each as the JSON text it is
+/// stored as once decompressed: entry, error, logs, payload and output.
 async fn stored_texts(app: &TestApp) -> Result<Vec<String>> {
-    let rows = sqlx::query("SELECT entry, error_message, logs, input, output FROM runs")
+    let bodies: Vec<Vec<u8>> = sqlx::query_scalar("SELECT body FROM run_batches")
         .fetch_all(app.db().pool())
         .await?;
-    rows.iter()
-        .map(|row| {
-            let bytes = |column: &str| -> Result<String> {
-                let value: Option<Vec<u8>> = row.try_get(column)?;
-                Ok(String::from_utf8_lossy(&value.unwrap_or_default()).into_owned())
-            };
-            let entry: String = row.try_get("entry")?;
-            let error: Option<String> = row.try_get("error_message")?;
-            let logs: String = row.try_get("logs")?;
-            Ok(format!(
-                "{entry}|{}|{logs}|{}|{}",
-                error.unwrap_or_default(),
-                bytes("input")?,
-                bytes("output")?
-            ))
-        })
-        .collect()
+    let mut texts = Vec::new();
+    for body in bodies {
+        for run in plinth_marketplace::runs::batch::decode(&body)? {
+            texts.push(serde_json::to_string(&run)?);
+        }
+    }
+    let shared: Vec<String> = sqlx::query_scalar("SELECT run FROM shared_runs")
+        .fetch_all(app.db().pool())
+        .await?;
+    texts.extend(shared);
+    Ok(texts)
 }
 
 async fn runs_keep_logs_and_typed_errors_and_filter(app: TestApp) -> Result<()> {
@@ -670,7 +664,7 @@ async fn switches(database: plinth_test_support::TestDatabase) -> Result<()> {
             .await?
             .is_empty()
     );
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_batches")
         .fetch_one(app.db().pool())
         .await?;
     ensure!(stored == 0, "{stored} runs stored with the run log off");

@@ -101,6 +101,11 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts `time` as part of the run (work it left that finished after it).
+    pub fn add_time(&mut self, time: Duration) {
+        self.elapsed += time;
+    }
+
     /// This run and `other` as one: their requests, over their times added up.
     pub fn merge(&mut self, other: Stats) {
         self.latencies.extend(other.latencies);

@@ -1,7 +1,7 @@
 //! Run logs: what tenants' plugins did, for the tenants and the plugins' developers.
 //!
 //! The host hands every call through an install to the [`recorder::Recorder`] as it ends; its
-//! writer stores them in batches, off the event path ([`store`]): the run itself (entry,
+//! writer stores them in batches, off the event path ([`store`], [`batch`]): the run itself (entry,
 //! version, duration, fuel, memory, outcome, log lines), its day's counts per install
 //! ([`daily`]) and, for a failure that is the plugin's, its plugin's failure report
 //! ([`reports`]). Payloads and outputs are kept only for installs whose tenant turned capture
@@ -10,6 +10,7 @@
 //!
 //! Each tenant's plan bounds its run log: days kept and runs kept ([`retention`]).
 
+pub mod batch;
 pub mod daily;
 pub mod query;
 pub mod recorder;

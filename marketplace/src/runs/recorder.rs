@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use plinth_host::{RunRecord, RunRecorder};
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::store::{self, Store};
@@ -65,8 +65,13 @@ enum Message {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<Message>,
+    /// Wakes the writer from its nap when a flush is queued.
+    flushes: Arc<Notify>,
     counters: RecorderCounters,
 }
+
+/// How long the writer naps while a batch lingers.
+const TICK: Duration = Duration::from_millis(10);
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,14 +110,23 @@ impl Recorder {
             counters: counters.clone(),
             volumes: HashMap::new(),
         };
-        let task = tokio::spawn(writer.run(received));
-        Ok((Arc::new(Recorder { queue, counters }), task))
+        let flushes = Arc::new(Notify::new());
+        let task = tokio::spawn(writer.run(received, Arc::clone(&flushes)));
+        Ok((
+            Arc::new(Recorder {
+                queue,
+                flushes,
+                counters,
+            }),
+            task,
+        ))
     }
 
     /// Waits until every run queued before this call is written (or dropped).
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
         if self.queue.send(Message::Flush(done)).await.is_ok() {
+            self.flushes.notify_one();
             let _ = written.await;
         }
     }
@@ -173,26 +187,37 @@ struct Known {
 }
 
 impl Writer {
-    async fn run(mut self, mut received: mpsc::Receiver<Message>) {
+    /// Writes what `received` brings. Between a batch's first run and its linger the writer
+    /// naps in [`TICK`]s and takes what arrived meanwhile all at once (a flush cuts the nap
+    /// short): it is woken once a tick, not once a run.
+    async fn run(mut self, mut received: mpsc::Receiver<Message>, flushes: Arc<Notify>) {
         let max_batch = self.settings.max_batch.max(1);
         let mut batch = Vec::with_capacity(max_batch);
         let mut waiting = Vec::new();
-        while let Some(first) = received.recv().await {
+        let mut incoming = Vec::with_capacity(max_batch);
+        while received.recv_many(&mut incoming, max_batch).await > 0 {
             let deadline = tokio::time::Instant::now() + self.settings.linger;
-            let mut next = Some(first);
-            while let Some(message) = next {
-                match message {
-                    Message::Run(run) => batch.push(*run),
-                    Message::Flush(done) => waiting.push(done),
+            loop {
+                for message in incoming.drain(..) {
+                    match message {
+                        Message::Run(run) => batch.push(*run),
+                        Message::Flush(done) => waiting.push(done),
+                    }
                 }
-                next = if batch.len() >= max_batch || !waiting.is_empty() {
-                    None
-                } else {
-                    tokio::time::timeout_at(deadline, received.recv())
-                        .await
-                        .ok()
-                        .flatten()
-                };
+                let now = tokio::time::Instant::now();
+                if batch.len() >= max_batch || !waiting.is_empty() || now >= deadline {
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(TICK.min(deadline - now)) => {}
+                    () = flushes.notified() => {}
+                }
+                while batch.len() + incoming.len() < max_batch {
+                    match received.try_recv() {
+                        Ok(message) => incoming.push(message),
+                        Err(_) => break,
+                    }
+                }
             }
             if !batch.is_empty() {
                 self.write(std::mem::take(&mut batch)).await;

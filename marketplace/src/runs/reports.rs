@@ -11,7 +11,8 @@ use serde_json::json;
 use sqlx::Row as _;
 use utoipa::ToSchema;
 
-use super::query::{RunDetail, all_columns, detail_of, settle};
+use super::batch::StoredRun;
+use super::query::{RunDetail, find, settle};
 use crate::auth::Principal;
 use crate::clock::{now_ms, rfc3339};
 use crate::db::Db;
@@ -180,36 +181,41 @@ pub async fn set_shared(
 ) -> Result<()> {
     let tenant = tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
     settle(state).await;
-    let not_found = || Error::not_found(format!("run {run_id:?}"));
-    let started_at = super::run_id::started_at_of(run_id).ok_or_else(not_found)?;
+    let run = find(state.db(), &tenant.id, run_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("run {run_id:?}")))?;
     let mut tx = state.db().begin().await?;
-    let row = sqlx::query(
-        "SELECT plugin_id, shared_at FROM runs \
-         WHERE tenant_id = $1 AND started_at = $2 AND id = $3",
-    )
-    .bind(&tenant.id)
-    .bind(started_at)
-    .bind(run_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(not_found)?;
-    let plugin_id: String = row.try_get("plugin_id")?;
-    let shared_at: Option<i64> = row.try_get("shared_at")?;
-    if shared_at.is_some() == shared {
+    let by = principal.user().ok().map(|user| user.id.clone());
+    let changed = if shared {
+        let copy = serde_json::to_string(&run)
+            .map_err(|e| Error::Internal(format!("writing a run as JSON: {e}")))?;
+        sqlx::query(
+            "INSERT INTO shared_runs (tenant_id, run_id, plugin_id, started_at, shared_at, \
+             shared_by, run) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, run_id) DO NOTHING",
+        )
+        .bind(&tenant.id)
+        .bind(run_id)
+        .bind(&run.plugin)
+        .bind(run.started_at)
+        .bind(now_ms())
+        .bind(by)
+        .bind(copy)
+        .execute(&mut *tx)
+        .await?
+    } else {
+        sqlx::query("DELETE FROM shared_runs WHERE tenant_id = $1 AND run_id = $2")
+            .bind(&tenant.id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?
+    }
+    .rows_affected();
+    // Sharing what is shared (or unsharing what is not) changes nothing, and is not audited.
+    if changed == 0 {
         return Ok(());
     }
-    let by = principal.user().ok().map(|user| user.id.clone());
-    sqlx::query(
-        "UPDATE runs SET shared_at = $1, shared_by = $2 \
-         WHERE tenant_id = $3 AND started_at = $4 AND id = $5",
-    )
-    .bind(shared.then(now_ms))
-    .bind(if shared { by } else { None })
-    .bind(&tenant.id)
-    .bind(started_at)
-    .bind(run_id)
-    .execute(&mut *tx)
-    .await?;
+    let plugin_id = run.plugin;
     crate::installs::audit(
         &mut tx,
         principal,
@@ -257,24 +263,27 @@ pub async fn shared_run(
 }
 
 async fn shared(db: &Db, plugin_id: &str, run_id: Option<&str>) -> Result<Vec<SharedRun>> {
-    let sql = format!(
-        "SELECT {}, (SELECT slug FROM tenants WHERE tenants.id = runs.tenant_id) AS tenant_slug \
-         FROM runs WHERE plugin_id = $1 AND shared_at IS NOT NULL AND ($2 = '' OR id = $2) \
-         ORDER BY shared_at DESC LIMIT {MAX_SHARED}",
-        all_columns()
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(plugin_id)
-        .bind(run_id.unwrap_or_default())
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT run, shared_at, \
+         (SELECT slug FROM tenants WHERE tenants.id = shared_runs.tenant_id) AS tenant_slug \
+         FROM shared_runs WHERE plugin_id = $1 AND ($2 = '' OR run_id = $2) \
+         ORDER BY shared_at DESC LIMIT $3",
+    )
+    .bind(plugin_id)
+    .bind(run_id.unwrap_or_default())
+    .bind(MAX_SHARED)
+    .fetch_all(db.pool())
+    .await?;
     rows.iter()
         .map(|row| {
             let shared_at: i64 = row.try_get("shared_at")?;
+            let run: String = row.try_get("run")?;
+            let run: StoredRun = serde_json::from_str(&run)
+                .map_err(|e| Error::Internal(format!("a shared run: {e}")))?;
             Ok(SharedRun {
                 tenant: row.try_get("tenant_slug")?,
                 shared_at: rfc3339(shared_at),
-                run: detail_of(row)?,
+                run: RunDetail::of(run, true),
             })
         })
         .collect()

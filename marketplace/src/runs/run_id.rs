@@ -1,6 +1,6 @@
 //! Run ids: UUIDv7s whose timestamp is the run's start, in Unix milliseconds. A run is found by
-//! its id through the runs table's key (tenant, start, id) with the start read back from the
-//! id, so no second index is written for every run.
+//! its id through the batches whose time span holds the start read back from the id
+//! ([`super::batch`]), so no index entry is written for every run.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

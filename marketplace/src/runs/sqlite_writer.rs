@@ -18,7 +18,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{mpsc, oneshot};
 
 use super::store::{
-    KINDS_SQL, Prepared, UPSERT_DAILY_SQL, UPSERT_FAILURES_SQL, insert_sql, kind_to_count,
+    INSERT_BATCH_SQL, KINDS_SQL, Prepared, UPSERT_DAILY_SQL, UPSERT_FAILURES_SQL, kind_to_count,
 };
 use crate::error::{Error, Result};
 
@@ -98,30 +98,16 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
 fn apply(connection: &mut Connection, prepared: &Prepared) -> rusqlite::Result<()> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
-        let mut insert = tx.prepare_cached(&insert_sql(1))?;
-        for row in &prepared.rows {
+        let mut insert = tx.prepare_cached(INSERT_BATCH_SQL)?;
+        for row in &prepared.batches {
             insert.execute(params![
-                row.id,
                 row.tenant,
-                row.plugin,
-                row.version,
-                row.entry_kind,
-                row.entry,
-                row.event_id,
-                row.started_at,
-                row.duration_us,
-                row.fuel,
-                row.memory_bytes,
-                row.outbound_requests,
-                row.kv_bytes_written,
-                row.outcome,
-                row.error_message,
-                row.output_bytes,
-                row.logs,
-                row.logs_dropped,
-                row.input,
-                row.output,
-                i64::from(row.capture_truncated),
+                row.last_at,
+                row.id,
+                row.first_at,
+                row.runs,
+                row.failures,
+                row.body,
             ])?;
         }
         let mut daily = tx.prepare_cached(UPSERT_DAILY_SQL)?;

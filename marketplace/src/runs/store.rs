@@ -1,6 +1,7 @@
-//! Writing recorded runs: a batch of [`RunRecord`]s becomes, in one transaction, rows of `runs`
-//! (secrets redacted), additions to the per-install daily counts (`run_daily`) and to the
-//! plugins' failure reports (`failure_reports`). The batch is prepared here; PostgreSQL stores
+//! Writing recorded runs: a batch of [`RunRecord`]s becomes, in one transaction, rows of
+//! `run_batches` (one per tenant and minute, see [`super::batch`]; secrets redacted),
+//! additions to the per-install daily counts (`run_daily`) and to the plugins' failure reports
+//! (`failure_reports`). The batch is prepared here; PostgreSQL stores
 //! it through the pool, SQLite through a writer thread of its own (module `sqlite_writer`).
 
 use std::collections::HashMap;
@@ -9,18 +10,16 @@ use plinth_host::RunRecord;
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 
+use super::batch::{self, BatchRow, StoredCapture, StoredRun};
 use super::daily::{bucket_of, day_of};
 use super::redact::Redactor;
 use super::run_id;
 use super::signature;
 use super::sqlite_writer::SqliteRunWriter;
+use crate::clock::DAY_MS;
 use crate::db::{Backend, Db, Tx};
 use crate::error::Result;
 use crate::usage::db_count;
-
-/// Rows one `INSERT` writes at most on PostgreSQL (21 parameters each): one round trip for
-/// many rows.
-const ROWS_PER_INSERT: usize = 64;
 
 /// Kinds of failure a report keeps per plugin version; failures of further kinds are counted
 /// under one last kind ("more kinds of failure than a report keeps"), so a plugin that fails with ever new messages
@@ -59,31 +58,6 @@ pub struct StoredLine {
     pub truncated: bool,
 }
 
-/// A run ready to insert.
-pub(super) struct Row {
-    pub(super) id: String,
-    pub(super) tenant: String,
-    pub(super) plugin: String,
-    pub(super) version: String,
-    pub(super) entry_kind: &'static str,
-    pub(super) entry: String,
-    pub(super) event_id: Option<String>,
-    pub(super) started_at: i64,
-    pub(super) duration_us: i64,
-    pub(super) fuel: Option<i64>,
-    pub(super) memory_bytes: i64,
-    pub(super) outbound_requests: i64,
-    pub(super) kv_bytes_written: i64,
-    pub(super) outcome: String,
-    pub(super) error_message: Option<String>,
-    pub(super) output_bytes: i64,
-    pub(super) logs: String,
-    pub(super) logs_dropped: i64,
-    pub(super) input: Option<Vec<u8>>,
-    pub(super) output: Option<Vec<u8>>,
-    pub(super) capture_truncated: bool,
-}
-
 /// Key of a daily count: tenant, plugin, day, outcome, duration bucket.
 pub(super) type DayKey = (String, String, String, String, i64);
 /// Key of a failure report: plugin, version, signature.
@@ -98,38 +72,41 @@ pub(super) struct FailureSeen {
     pub(super) last_seen: i64,
 }
 
-/// What a batch adds to the three tables.
+/// What a write adds to the three tables.
 pub(super) struct Prepared {
-    pub(super) rows: Vec<Row>,
+    /// The runs, in batches of one tenant each.
+    pub(super) batches: Vec<BatchRow>,
     pub(super) daily: HashMap<DayKey, i64>,
     pub(super) failures: HashMap<FailureKey, FailureSeen>,
 }
 
-fn prepare(batch: &[RunRecord]) -> Prepared {
-    let mut prepared = Prepared {
-        rows: Vec::with_capacity(batch.len()),
-        daily: HashMap::new(),
-        failures: HashMap::new(),
-    };
+/// The three tables' additions from `batch`, and how many runs each tenant gets.
+fn prepare(batch: &[RunRecord]) -> Result<(Prepared, HashMap<String, u64>)> {
+    // Counted under borrowed keys (tenant, plugin, day's start, outcome, bucket): a run adds
+    // to a count without allocating.
+    let mut calls: HashMap<(&str, &str, i64, &str, i64), i64> = HashMap::new();
+    let mut failures: HashMap<FailureKey, FailureSeen> = HashMap::new();
+    let mut per_tenant: HashMap<&str, Vec<StoredRun>> = HashMap::new();
     for run in batch {
         let redactor = Redactor::new(&run.secrets);
         let (id, started_at) = run_id::new(run.started_at);
         let duration_us = u64::try_from(run.usage.wall.as_micros()).unwrap_or(u64::MAX);
-        let (outcome, error_message, output_bytes) = match &run.outcome {
-            Ok(bytes) => ("ok".to_owned(), None, db_count(*bytes)),
+        let (code, error_message, output_bytes) = match &run.outcome {
+            Ok(bytes) => ("ok", None, db_count(*bytes)),
             Err(error) => (
-                error.code().to_owned(),
+                error.code(),
                 Some(cut(redactor.text(&error.to_string()), MAX_TEXT_BYTES)),
                 0,
             ),
         };
-        *prepared
-            .daily
+        let outcome = code.to_owned();
+        let day_start = started_at - started_at.rem_euclid(DAY_MS);
+        *calls
             .entry((
-                run.tenant.clone(),
-                run.plugin.clone(),
-                day_of(started_at),
-                outcome.clone(),
+                &run.tenant,
+                &run.plugin,
+                day_start,
+                code,
                 bucket_of(duration_us),
             ))
             .or_default() += 1;
@@ -138,8 +115,7 @@ fn prepare(batch: &[RunRecord]) -> Prepared {
             && !error.is_refusal()
         {
             let (signature, template) = signature::of(&outcome, message, &run.tenant);
-            let seen = prepared
-                .failures
+            let seen = failures
                 .entry((run.plugin.clone(), run.version.clone(), signature))
                 .or_insert(FailureSeen {
                     code: outcome.clone(),
@@ -170,10 +146,12 @@ fn prepare(batch: &[RunRecord]) -> Prepared {
             plinth_host::RunEntry::Event { id, .. } => Some(id.clone()),
             _ => None,
         };
-        let captured = run.captured.as_ref();
-        prepared.rows.push(Row {
+        let lossy = |bytes: &[u8]| String::from_utf8_lossy(&redactor.bytes(bytes)).into_owned();
+        per_tenant.entry(&run.tenant).or_default().push(StoredRun {
             id,
-            entry_kind: run.entry.kind(),
+            plugin: run.plugin.clone(),
+            version: run.version.clone(),
+            entry_kind: run.entry.kind().to_owned(),
             entry: cut(redactor.text(&run.entry.describe()), MAX_TEXT_BYTES),
             event_id,
             started_at,
@@ -185,17 +163,40 @@ fn prepare(batch: &[RunRecord]) -> Prepared {
             outcome,
             error_message,
             output_bytes,
-            logs: serde_json::to_string(&logs).unwrap_or_else(|_| "[]".to_owned()),
+            logs,
             logs_dropped: i64::from(run.logs_dropped),
-            input: captured.map(|c| redactor.bytes(&c.input)),
-            output: captured.map(|c| redactor.bytes(&c.output)),
-            capture_truncated: captured.is_some_and(|c| c.truncated),
-            tenant: run.tenant.clone(),
-            plugin: run.plugin.clone(),
-            version: run.version.clone(),
+            capture: run.captured.as_ref().map(|captured| StoredCapture {
+                input: lossy(&captured.input),
+                output: lossy(&captured.output),
+                truncated: captured.truncated,
+            }),
         });
     }
-    prepared
+    let mut daily: HashMap<DayKey, i64> = HashMap::with_capacity(calls.len());
+    for ((tenant, plugin, day_start, outcome, bucket), count) in calls {
+        let key = (
+            tenant.to_owned(),
+            plugin.to_owned(),
+            day_of(day_start),
+            outcome.to_owned(),
+            bucket,
+        );
+        *daily.entry(key).or_default() += count;
+    }
+    let mut batches = Vec::new();
+    let mut written = HashMap::new();
+    for (tenant, runs) in per_tenant {
+        written.insert(tenant.to_owned(), runs.len() as u64);
+        batches.extend(batch::batches(tenant, runs)?);
+    }
+    Ok((
+        Prepared {
+            batches,
+            daily,
+            failures,
+        },
+        written,
+    ))
 }
 
 /// Adds one day's calls of an install (parameters: tenant, plugin, day, outcome, bucket, calls).
@@ -221,34 +222,10 @@ pub(super) const UPSERT_FAILURES_SQL: &str = "INSERT INTO failure_reports (plugi
      last_seen = CASE WHEN excluded.last_seen > failure_reports.last_seen \
         THEN excluded.last_seen ELSE failure_reports.last_seen END";
 
-/// The columns a run is inserted with, in the order rows bind them.
-const INSERT_COLUMNS: &str = "INSERT INTO runs (id, tenant_id, plugin_id, version, entry_kind, \
-     entry, event_id, started_at, duration_us, fuel, memory_bytes, outbound_requests, \
-     kv_bytes_written, outcome, error_message, output_bytes, logs, logs_dropped, input, output, \
-     capture_truncated) VALUES ";
-
-/// Columns of [`INSERT_COLUMNS`].
-const COLUMNS: usize = 21;
-
-/// An `INSERT` of `rows` runs with parameters `$1`… in [`INSERT_COLUMNS`] order.
-pub(super) fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(INSERT_COLUMNS);
-    for index in 0..rows {
-        if index > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..COLUMNS {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(index * COLUMNS + column + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
-}
+/// Inserts a batch (parameters: tenant, last at, id, first at, runs, failures, body).
+pub(super) const INSERT_BATCH_SQL: &str = "INSERT INTO run_batches \
+     (tenant_id, last_at, id, first_at, runs, failures, body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// The kind failures of `seen` are counted under, given that their version's report has
 /// `kinds` kinds and `known` says whether `signature` is one: itself, or past
@@ -297,11 +274,7 @@ impl Store {
     /// [`crate::Error::Database`] (or, on SQLite, [`crate::Error::Internal`] with SQLite's
     /// error); nothing of the batch is stored then.
     pub(super) async fn write(&self, batch: &[RunRecord]) -> Result<HashMap<String, u64>> {
-        let prepared = prepare(batch);
-        let mut written: HashMap<String, u64> = HashMap::new();
-        for row in &prepared.rows {
-            *written.entry(row.tenant.clone()).or_default() += 1;
-        }
+        let (prepared, written) = prepare(batch)?;
         match self {
             Store::Sqlite(writer) => writer.write(prepared).await?,
             Store::Postgres(db) => write_postgres(db, &prepared).await?,
@@ -313,8 +286,17 @@ impl Store {
 /// Stores `prepared` through the pool, in one transaction.
 async fn write_postgres(db: &Db, prepared: &Prepared) -> Result<()> {
     let mut tx = db.begin().await?;
-    for chunk in prepared.rows.chunks(ROWS_PER_INSERT) {
-        insert_runs(&mut tx, chunk).await?;
+    for row in &prepared.batches {
+        sqlx::query(INSERT_BATCH_SQL)
+            .bind(&row.tenant)
+            .bind(row.last_at)
+            .bind(&row.id)
+            .bind(row.first_at)
+            .bind(row.runs)
+            .bind(row.failures)
+            .bind(row.body.as_slice())
+            .execute(&mut *tx)
+            .await?;
     }
     for ((tenant, plugin, day, outcome, bucket), calls) in &prepared.daily {
         sqlx::query(UPSERT_DAILY_SQL)
@@ -353,37 +335,6 @@ async fn write_postgres(db: &Db, prepared: &Prepared) -> Result<()> {
     Ok(())
 }
 
-/// Inserts `rows` in one statement.
-async fn insert_runs(tx: &mut Tx, rows: &[Row]) -> Result<()> {
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len())));
-    for row in rows {
-        query = query
-            .bind(row.id.as_str())
-            .bind(row.tenant.as_str())
-            .bind(row.plugin.as_str())
-            .bind(row.version.as_str())
-            .bind(row.entry_kind)
-            .bind(row.entry.as_str())
-            .bind(row.event_id.as_deref())
-            .bind(row.started_at)
-            .bind(row.duration_us)
-            .bind(row.fuel)
-            .bind(row.memory_bytes)
-            .bind(row.outbound_requests)
-            .bind(row.kv_bytes_written)
-            .bind(row.outcome.as_str())
-            .bind(row.error_message.as_deref())
-            .bind(row.output_bytes)
-            .bind(row.logs.as_str())
-            .bind(row.logs_dropped)
-            .bind(row.input.as_deref())
-            .bind(row.output.as_deref())
-            .bind(i64::from(row.capture_truncated));
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
 /// A tenant's run log after [`enforce_volume`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Volume {
@@ -395,7 +346,9 @@ pub(crate) struct Volume {
     pub(crate) dropped: u64,
 }
 
-/// Counts `tenant_id`'s runs and drops its oldest beyond its plan's `max_runs`.
+/// Counts `tenant_id`'s runs and drops its oldest beyond its plan's `max_runs`: whole batches,
+/// then the oldest runs of the next (see [`trim`]). Its runs shared with publishers go with
+/// them.
 ///
 /// # Errors
 ///
@@ -409,47 +362,152 @@ pub(crate) async fn enforce_volume(db: &Db, tenant_id: &str) -> Result<Volume> {
     .await?;
     // A tenant that is gone keeps nothing.
     let max_runs = max_runs.unwrap_or(0).max(0);
-    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE tenant_id = $1")
-        .bind(tenant_id)
-        .fetch_one(db.pool())
-        .await?;
-    let volume = |runs: i64, dropped: u64| Volume {
+    let runs: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM run_batches WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_one(db.pool())
+    .await?;
+    let volume = |runs: i64, dropped: i64| Volume {
         runs: u64::try_from(runs).unwrap_or(0),
         max_runs: u64::try_from(max_runs).unwrap_or(0),
-        dropped,
+        dropped: u64::try_from(dropped).unwrap_or(0),
     };
-    if runs <= max_runs {
+    let mut excess = runs - max_runs;
+    if excess <= 0 {
         return Ok(volume(runs, 0));
     }
-    let oldest_kept = sqlx::query(
-        "SELECT started_at, id FROM runs WHERE tenant_id = $1 \
-         ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET $2",
-    )
-    .bind(tenant_id)
-    .bind(max_runs)
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(first_dropped) = oldest_kept else {
-        return Ok(volume(runs, 0));
-    };
-    let started_at: i64 = first_dropped.try_get("started_at")?;
-    let id: String = first_dropped.try_get("id")?;
+    // The oldest batches, as many as the excess reaches into.
+    let mut dropped = 0;
+    let mut whole: Option<(i64, String)> = None;
+    let mut partial: Option<(i64, String)> = None;
+    let mut after = (i64::MIN, String::new());
+    'batches: while excess > 0 {
+        let oldest = sqlx::query(
+            "SELECT last_at, id, runs FROM run_batches WHERE tenant_id = $1 \
+             AND (last_at > $2 OR (last_at = $2 AND id > $3)) \
+             ORDER BY last_at, id LIMIT 256",
+        )
+        .bind(tenant_id)
+        .bind(after.0)
+        .bind(&after.1)
+        .fetch_all(db.pool())
+        .await?;
+        if oldest.is_empty() {
+            break;
+        }
+        for row in &oldest {
+            let key: (i64, String) = (row.try_get("last_at")?, row.try_get("id")?);
+            let batch_runs: i64 = row.try_get("runs")?;
+            if batch_runs > excess {
+                partial = Some(key);
+                break 'batches;
+            }
+            excess -= batch_runs;
+            dropped += batch_runs;
+            whole = Some(key.clone());
+            after = key;
+            if excess == 0 {
+                break 'batches;
+            }
+        }
+    }
     let mut tx = db.begin().await?;
-    let deleted = sqlx::query(
-        "DELETE FROM runs WHERE tenant_id = $1 \
-         AND (started_at < $2 OR (started_at = $2 AND id <= $3))",
+    if let Some((last_at, id)) = &whole {
+        sqlx::query(
+            "DELETE FROM run_batches WHERE tenant_id = $1 \
+             AND (last_at < $2 OR (last_at = $2 AND id <= $3))",
+        )
+        .bind(tenant_id)
+        .bind(*last_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(key) = &partial {
+        let excess = usize::try_from(excess).unwrap_or(usize::MAX);
+        dropped += trim(&mut tx, tenant_id, key, |runs| {
+            runs.iter().skip(excess).cloned().collect()
+        })
+        .await?;
+    }
+    // Shared runs older than the oldest run kept go too.
+    let oldest_kept: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(first_at) FROM run_batches WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query("DELETE FROM shared_runs WHERE tenant_id = $1 AND started_at < $2")
+        .bind(tenant_id)
+        .bind(oldest_kept.unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(volume(runs - dropped, dropped))
+}
+
+/// Rewrites `tenant_id`'s batch `key` (`last_at`, id) with the runs `keep` keeps of it
+/// (given oldest first), or deletes it if none are kept. Returns how many runs it removed:
+/// none if the batch is gone or was changed meanwhile (its run count no longer the one read).
+///
+/// # Errors
+///
+/// [`crate::Error::Database`], or [`crate::Error::Internal`] for a batch that does not decode.
+pub(super) async fn trim(
+    tx: &mut Tx,
+    tenant_id: &str,
+    key: &(i64, String),
+    keep: impl FnOnce(&[StoredRun]) -> Vec<StoredRun>,
+) -> Result<i64> {
+    let Some(row) = sqlx::query(
+        "SELECT runs, body FROM run_batches WHERE tenant_id = $1 AND last_at = $2 AND id = $3",
     )
     .bind(tenant_id)
-    .bind(started_at)
-    .bind(id)
-    .execute(&mut *tx)
+    .bind(key.0)
+    .bind(&key.1)
+    .fetch_optional(&mut **tx)
     .await?
+    else {
+        return Ok(0);
+    };
+    let runs_before: i64 = row.try_get("runs")?;
+    let body: Vec<u8> = row.try_get("body")?;
+    let runs = batch::decode(&body)?;
+    let kept = keep(&runs);
+    let removed = i64::try_from(runs.len() - kept.len().min(runs.len())).unwrap_or(0);
+    let changed = if kept.is_empty() {
+        sqlx::query(
+            "DELETE FROM run_batches WHERE tenant_id = $1 AND last_at = $2 AND id = $3 \
+             AND runs = $4",
+        )
+        .bind(tenant_id)
+        .bind(key.0)
+        .bind(&key.1)
+        .bind(runs_before)
+        .execute(&mut **tx)
+        .await?
+    } else {
+        let rewritten = batch::row_of(tenant_id, &kept)?;
+        sqlx::query(
+            "UPDATE run_batches SET last_at = $1, id = $2, first_at = $3, runs = $4, \
+             failures = $5, body = $6 \
+             WHERE tenant_id = $7 AND last_at = $8 AND id = $9 AND runs = $10",
+        )
+        .bind(rewritten.last_at)
+        .bind(&rewritten.id)
+        .bind(rewritten.first_at)
+        .bind(rewritten.runs)
+        .bind(rewritten.failures)
+        .bind(rewritten.body.as_slice())
+        .bind(tenant_id)
+        .bind(key.0)
+        .bind(&key.1)
+        .bind(runs_before)
+        .execute(&mut **tx)
+        .await?
+    }
     .rows_affected();
-    tx.commit().await?;
-    Ok(volume(
-        runs.saturating_sub(i64::try_from(deleted).unwrap_or(i64::MAX)),
-        deleted,
-    ))
+    Ok(if changed > 0 { removed } else { 0 })
 }
 
 #[cfg(test)]

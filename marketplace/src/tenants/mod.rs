@@ -754,7 +754,7 @@ pub async fn purge_expired(db: &Db, now: i64) -> Result<Vec<String>> {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
-        for table in ["runs", "run_daily"] {
+        for table in ["run_batches", "shared_runs", "run_daily"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE tenant_id = $1"
             )))

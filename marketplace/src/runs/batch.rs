@@ -1,0 +1,260 @@
+//! How runs are kept: a tenant's runs that one write stores, whose starts lie within
+//! [`MAX_SPAN_MS`], become one row of `run_batches` whose body is their JSON array compressed
+//! with LZ4. One insert then stores hundreds of runs: the `run_log` benchmark's profile showed
+//! a row and an index entry per run costing the event path's cores more than the 5% the issue
+//! allows once they are saturated. Readers decompress the batches a query reaches.
+//!
+//! LZ4 (the `lz4_flex` crate, pure Rust) because a run's JSON repeats its field names, plugin
+//! and topic: it compresses several times at under a microsecond a run, where zlib costs
+//! several.
+
+use serde::{Deserialize, Serialize};
+
+use super::store::StoredLine;
+use crate::error::{Error, Result};
+
+/// The longest time between the starts of the first and the last run of a batch, in
+/// milliseconds: a run started at `t` is in a batch whose `last_at` lies in
+/// `t..=t + MAX_SPAN_MS`, so finding it reads a minute of batches at most.
+pub const MAX_SPAN_MS: i64 = 60_000;
+
+/// One run as a batch keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRun {
+    /// The run's id (a UUIDv7 carrying `started_at`).
+    pub id: String,
+    /// The plugin (the install) that ran.
+    pub plugin: String,
+    /// The version that ran.
+    pub version: String,
+    /// `event`, `http` or `hook`.
+    pub entry_kind: String,
+    /// The topic, `METHOD /path` or the hook's name (secrets redacted).
+    pub entry: String,
+    /// The event's id, for events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// When it started, in Unix milliseconds.
+    pub started_at: i64,
+    /// How long it took, in microseconds.
+    pub duration_us: i64,
+    /// Fuel burnt, when metered by fuel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<i64>,
+    /// Peak bytes of memories and tables.
+    pub memory_bytes: i64,
+    /// Outbound HTTP requests sent.
+    pub outbound_requests: i64,
+    /// Bytes written to kv.
+    pub kv_bytes_written: i64,
+    /// `ok` or the error's code.
+    pub outcome: String,
+    /// The error's message (secrets redacted), when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Bytes of output.
+    pub output_bytes: i64,
+    /// The plugin's log lines (secrets redacted).
+    pub logs: Vec<StoredLine>,
+    /// Lines dropped past the caps.
+    pub logs_dropped: i64,
+    /// Payload and output, when the install captured them (redacted; UTF-8, invalid bytes
+    /// replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<StoredCapture>,
+}
+
+/// A captured run's payload and output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCapture {
+    /// The event's payload or the request's body.
+    pub input: String,
+    /// The output or the response's body.
+    pub output: String,
+    /// Whether either was cut to the capture limit.
+    pub truncated: bool,
+}
+
+impl StoredRun {
+    /// Whether it failed.
+    pub fn failed(&self) -> bool {
+        self.outcome != "ok"
+    }
+
+    /// Whether its log lines or error contain `needle` (already lower-cased).
+    pub(super) fn mentions(&self, needle: &str) -> bool {
+        let has = |text: &str| text.to_lowercase().contains(needle);
+        self.error_message.as_deref().is_some_and(has)
+            || self.logs.iter().any(|line| {
+                has(&line.message)
+                    || line
+                        .fields
+                        .iter()
+                        .any(|(key, value)| has(key) || has(value))
+            })
+    }
+}
+
+/// A batch ready to insert.
+#[derive(Debug)]
+pub(super) struct BatchRow {
+    pub(super) tenant: String,
+    /// The newest run's start.
+    pub(super) last_at: i64,
+    /// The newest run's id.
+    pub(super) id: String,
+    /// The oldest run's start.
+    pub(super) first_at: i64,
+    pub(super) runs: i64,
+    pub(super) failures: i64,
+    pub(super) body: Vec<u8>,
+}
+
+/// `runs`, oldest first, as the body of a batch.
+///
+/// # Errors
+///
+/// [`Error::Internal`] if they cannot be written as JSON.
+pub(super) fn encode(runs: &[StoredRun]) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(runs)
+        .map_err(|e| Error::Internal(format!("writing runs as JSON: {e}")))?;
+    Ok(lz4_flex::compress_prepend_size(&json))
+}
+
+/// The runs of a batch's `body`, oldest first.
+///
+/// # Errors
+///
+/// [`Error::Internal`] if the body is not one [`encode`] wrote.
+pub fn decode(body: &[u8]) -> Result<Vec<StoredRun>> {
+    let json = lz4_flex::decompress_size_prepended(body)
+        .map_err(|e| Error::Internal(format!("a stored batch of runs: {e}")))?;
+    serde_json::from_slice(&json)
+        .map_err(|e| Error::Internal(format!("a stored batch of runs: {e}")))
+}
+
+/// `tenant`'s `runs` (in any order) as batches: sorted by start, cut wherever the next run
+/// would make a batch span more than [`MAX_SPAN_MS`].
+///
+/// # Errors
+///
+/// [`Error::Internal`] if they cannot be written as JSON.
+pub(super) fn batches(tenant: &str, mut runs: Vec<StoredRun>) -> Result<Vec<BatchRow>> {
+    runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    let mut rows = Vec::new();
+    let mut start = 0;
+    while start < runs.len() {
+        let first_at = runs[start].started_at;
+        let end = runs[start..]
+            .iter()
+            .position(|run| run.started_at - first_at > MAX_SPAN_MS)
+            .map_or(runs.len(), |offset| start + offset);
+        rows.push(row_of(tenant, &runs[start..end])?);
+        start = end;
+    }
+    Ok(rows)
+}
+
+/// The batch of `tenant`'s `runs` (sorted by start, at least one).
+///
+/// # Errors
+///
+/// [`Error::Internal`] if they are none or cannot be written as JSON.
+pub(super) fn row_of(tenant: &str, runs: &[StoredRun]) -> Result<BatchRow> {
+    let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
+        return Err(Error::Internal("an empty batch of runs".to_owned()));
+    };
+    Ok(BatchRow {
+        tenant: tenant.to_owned(),
+        last_at: last.started_at,
+        id: last.id.clone(),
+        first_at: first.started_at,
+        runs: i64::try_from(runs.len()).unwrap_or(i64::MAX),
+        failures: i64::try_from(runs.iter().filter(|run| run.failed()).count()).unwrap_or(i64::MAX),
+        body: encode(runs)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, started_at: i64, outcome: &str) -> StoredRun {
+        StoredRun {
+            id: id.to_owned(),
+            plugin: "examples.hello".to_owned(),
+            version: "0.1.0".to_owned(),
+            entry_kind: "event".to_owned(),
+            entry: "greet".to_owned(),
+            event_id: Some("ev".to_owned()),
+            started_at,
+            duration_us: 120,
+            fuel: Some(5_000),
+            memory_bytes: 65_536,
+            outbound_requests: 0,
+            kv_bytes_written: 0,
+            outcome: outcome.to_owned(),
+            error_message: (outcome != "ok").then(|| format!("Boom at {id}")),
+            output_bytes: 12,
+            logs: vec![StoredLine {
+                level: "info".to_owned(),
+                message: "greeting".to_owned(),
+                fields: vec![("Name".to_owned(), "Ada".to_owned())],
+                truncated: false,
+            }],
+            logs_dropped: 0,
+            capture: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_back_as_written() -> Result<()> {
+        let runs = vec![run("a", 1_000, "ok"), run("b", 1_001, "timeout")];
+        let body = encode(&runs)?;
+        assert_eq!(decode(&body)?, runs);
+        assert!(decode(b"not a batch").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn batches_span_a_minute_at_most() -> Result<()> {
+        let runs = vec![
+            run("c", 70_000, "ok"),
+            run("a", 1_000, "trap"),
+            run("b", 61_000, "ok"),
+            run("d", 200_000, "ok"),
+        ];
+        let rows = batches("t1", runs)?;
+        let spans: Vec<(i64, i64, i64, i64, &str)> = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.first_at,
+                    row.last_at,
+                    row.runs,
+                    row.failures,
+                    row.id.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (1_000, 61_000, 2, 1, "b"),
+                (70_000, 70_000, 1, 0, "c"),
+                (200_000, 200_000, 1, 0, "d")
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn text_is_found_in_logs_fields_and_errors() {
+        let failed = run("x", 1, "plugin");
+        assert!(failed.mentions("boom"));
+        assert!(failed.mentions("name"));
+        assert!(failed.mentions("ada"));
+        assert!(!failed.mentions("grace"));
+        assert!(!run("y", 1, "ok").mentions("boom"));
+    }
+}
