@@ -125,7 +125,7 @@ pub(super) fn encode(runs: &[StoredRun]) -> Result<Vec<u8>> {
 ///
 /// # Errors
 ///
-/// [`Error::Internal`] if the body is not one [`encode`] wrote.
+/// [`Error::Internal`] if the body is not one the writer wrote.
 pub fn decode(body: &[u8]) -> Result<Vec<StoredRun>> {
     let json = lz4_flex::decompress_size_prepended(body)
         .map_err(|e| Error::Internal(format!("a stored batch of runs: {e}")))?;
