@@ -120,14 +120,15 @@ pub trait RunRecorder: Send + Sync + std::fmt::Debug {
 }
 
 impl RunRecord {
-    /// The record of a call through an install that ended as `invocation`. `input` is what
+    /// The record of a call through an install that ended as `invocation`, whose log lines
+    /// move into the record (nothing reads them once the run is recorded). `input` is what
     /// capture would keep of the call's input (borrowed: copied only when captured); `output`
     /// overrides the invocation's output (an HTTP response body).
     pub(crate) fn of(
         (tenant, plugin, version): (&str, &str, &str),
         entry: RunEntry,
         logging: &RunLogging,
-        invocation: &Invocation,
+        invocation: &mut Invocation,
         input: &[u8],
         output: Option<&[u8]>,
     ) -> RunRecord {
@@ -160,7 +161,7 @@ impl RunRecord {
             started_at,
             usage: invocation.usage.clone(),
             outcome,
-            logs: invocation.logs.clone(),
+            logs: std::mem::take(&mut invocation.logs),
             logs_dropped: invocation.logs_dropped,
             captured,
             secrets: Arc::clone(&logging.secrets),
@@ -189,7 +190,7 @@ mod tests {
             ("t", "p", "1.0.0"),
             entry.clone(),
             &RunLogging::default(),
-            &ok(b"output"),
+            &mut ok(b"output"),
             b"payload",
             None,
         );
@@ -203,7 +204,7 @@ mod tests {
             ("t", "p", "1.0.0"),
             entry,
             &capturing,
-            &ok(b"output"),
+            &mut ok(b"output"),
             b"pay",
             None,
         );

@@ -206,15 +206,16 @@ impl Host {
     }
 
     /// Hands the run that ended as `invocation` to the run recorder, if one is set (see
-    /// [`crate::runs`]). `input` is the call's payload or request body and `output` an HTTP
-    /// response's body; they are copied only when `logging` captures. Without a recorder
-    /// nothing is built: not even the `entry`.
+    /// [`crate::runs`]); the invocation's log lines move into the record. `input` is the
+    /// call's payload or request body and `output` an HTTP response's body; they are copied
+    /// only when `logging` captures. Without a recorder nothing is built: not even the
+    /// `entry`.
     pub(super) fn record_run(
         &self,
         key: (&str, &str, &str),
         entry: impl FnOnce() -> RunEntry,
         logging: &RunLogging,
-        invocation: &Invocation,
+        invocation: &mut Invocation,
         input: &[u8],
         output: Option<&[u8]>,
     ) {

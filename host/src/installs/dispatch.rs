@@ -94,7 +94,7 @@ impl Host {
         // The body is reference-counted: kept for capture without a copy.
         let body = request.body().clone();
         let admission = lock(&install.breaker).admit(Instant::now());
-        let (invocation, response) = match admission {
+        let (mut invocation, response) = match admission {
             Admission::Refused { retry_after } => (
                 Invocation::failed(circuit_open(retry_after), Instant::now()),
                 None,
@@ -117,7 +117,7 @@ impl Host {
             (tenant, plugin, &version),
             || entry,
             &deployment.spec.runs,
-            &invocation,
+            &mut invocation,
             &body,
             response.as_ref().map(|response| response.body().as_ref()),
         );
@@ -338,7 +338,7 @@ impl Host {
         let deployment = install.current.load_full();
         let version = deployment.version();
         let admission = lock(&install.breaker).admit(Instant::now());
-        let invocation = match admission {
+        let mut invocation = match admission {
             Admission::Refused { retry_after } => {
                 Invocation::failed(circuit_open(retry_after), Instant::now())
             }
@@ -364,7 +364,7 @@ impl Host {
                 depth: event.depth,
             },
             &deployment.spec.runs,
-            &invocation,
+            &mut invocation,
             &event.payload,
             None,
         );

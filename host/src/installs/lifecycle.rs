@@ -226,13 +226,13 @@ impl Host {
         entry: Entry,
         hook: &'static str,
     ) -> Result<(), Error> {
-        let ran = self.run(deployment.call(tenant, 0, entry, None)).await;
+        let mut ran = self.run(deployment.call(tenant, 0, entry, None)).await;
         let plugin = deployment.prepared.plugin.manifest.plugin.id.to_string();
         self.record_run(
             (tenant, &plugin, &deployment.version()),
             || RunEntry::Hook { name: hook },
             &deployment.spec.runs,
-            &ran.invocation,
+            &mut ran.invocation,
             &[],
             None,
         );

@@ -5,7 +5,8 @@
 DROP TABLE runs;
 
 -- A tenant's runs written together, whose starts lie within a minute (`first_at` to
--- `last_at`, Unix ms): `body` is their JSON array, LZ4-compressed. `id` is the newest run's.
+-- `last_at`, Unix ms): `body` holds them serialised and LZ4-compressed (`runs::batch`).
+-- `id` is the newest run's.
 -- `failures` counts the failed ones, so a search for failures skips batches without any.
 CREATE TABLE run_batches (
     tenant_id  TEXT NOT NULL,
