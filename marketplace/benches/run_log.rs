@@ -3,9 +3,9 @@
 //!
 //! `cargo bench --workspace --bench run_log` starts two Plinth servers in this process, each
 //! with its own database and host, identical but for `Settings::runs.enabled`, with `hello`
-//! installed for one tenant. The same load generator drives them alternately (off, on, off,
-//! on; [`ROUNDS`] rounds of [`MEASURE`] each, the "on" side's time counting until its queue
-//! is written) at 1 and 16 connections and prints events/s and p99 of each and the ratio
+//! installed for one tenant. The same load generator drives them alternately (off, on, on,
+//! off, …; [`ROUNDS`] rounds of [`MEASURE`] each, the "on" side's time counting until its
+//! queue is written) at 1 and 16 connections and prints events/s and p99 of each and the ratio
 //! on/off. Then it counts the runs the "on" server stored and the bytes its run-log tables
 //! take (SQLite: the database file after a checkpoint, against the same file of the "off"
 //! server; PostgreSQL: `pg_total_relation_size` of the three tables), per 1,000 runs. Last,
@@ -33,8 +33,8 @@ const WARM_UP: (usize, Duration) = (2_000, Duration::from_secs(3));
 /// Runs the writer-alone measurement records.
 const WRITER_RUNS: usize = 100_000;
 
-/// Measured rounds per connection count (each measures off, then on).
-const ROUNDS: usize = 5;
+/// Measured rounds per connection count (each measures both sides, in turns first).
+const ROUNDS: usize = 6;
 
 /// How long each side is driven in a round: a fixed time rather than a count of requests, so
 /// that the writer works alongside the event path as it would in steady state.
@@ -148,8 +148,13 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
     for connections in [1, 16] {
         let mut off: Option<Stats> = None;
         let mut on: Option<Stats> = None;
-        for _ in 0..ROUNDS {
-            for (index, (_, _, bench, targets)) in sides.iter().enumerate() {
+        for round in 0..ROUNDS {
+            // Off then on, then on then off: whichever goes first in a round has no edge.
+            let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for index in order {
+                let Some((_, _, bench, targets)) = sides.get(index) else {
+                    continue;
+                };
                 let stats =
                     measure(generator, bench, targets.clone(), connections, MEASURE).await?;
                 let slot = if index == 0 { &mut off } else { &mut on };

@@ -18,6 +18,8 @@ CREATE TABLE run_batches (
     body       BYTEA NOT NULL,
     PRIMARY KEY (tenant_id, last_at, id)
 );
+-- The body is compressed already: stored out of line without PostgreSQL compressing it again.
+ALTER TABLE run_batches ALTER COLUMN body SET STORAGE EXTERNAL;
 
 -- A run its tenant shared with the plugin's publisher: a copy (JSON), kept while the tenant
 -- keeps the run and until it is unshared.

@@ -702,7 +702,8 @@ mod tests {
         let mut all = Vec::new();
         for write in writes {
             let batch: Vec<RunRecord> = write.iter().map(|(ms, f)| run_at(*ms, *f)).collect();
-            store.write(&batch).await?;
+            let prepared = crate::runs::store::prepare(batch)?.0;
+            store.write(&std::sync::Arc::new(prepared)).await?;
             all.extend(write.iter().copied());
         }
         let newest_first = |runs: &[RunDetail]| -> Vec<String> {

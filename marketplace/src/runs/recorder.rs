@@ -230,11 +230,19 @@ impl Writer {
 
     async fn write(&mut self, batch: Vec<RunRecord>) {
         let runs = batch.len() as u64;
+        let (prepared, written) = match store::prepare(batch) {
+            Ok((prepared, written)) => (Arc::new(prepared), written),
+            Err(error) => {
+                tracing::error!(%error, runs, "runs could not be prepared; they are dropped");
+                self.counters.dropped.inc_by(runs);
+                return;
+            }
+        };
         let mut attempt = 0;
-        let written = loop {
+        loop {
             attempt += 1;
-            match self.store.write(&batch).await {
-                Ok(written) => break written,
+            match self.store.write(&prepared).await {
+                Ok(()) => break,
                 Err(error) if attempt < 3 => {
                     tracing::warn!(%error, runs, attempt, "storing runs failed; retrying");
                     tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
@@ -245,7 +253,7 @@ impl Writer {
                     return;
                 }
             }
-        };
+        }
         self.counters.written.inc_by(runs);
         for (tenant, count) in written {
             // A tenant's first batch in this process is counted at once.

@@ -49,6 +49,19 @@ impl<'a> Redactor<'a> {
         out
     }
 
+    /// `text` with every secret replaced by [`REDACTED`]: itself, without a copy, when it
+    /// holds none.
+    pub(crate) fn owned(&self, text: String) -> String {
+        if self
+            .finders
+            .iter()
+            .all(|finder| finder.find(text.as_bytes()).is_none())
+        {
+            return text;
+        }
+        self.text(&text)
+    }
+
     /// `text` with every secret replaced by [`REDACTED`].
     pub(crate) fn text(&self, text: &str) -> String {
         if self.finders.is_empty() {
@@ -78,6 +91,11 @@ mod tests {
         );
         assert_eq!(redactor.bytes(b"\xffhunter2\xfe"), b"\xff[redacted]\xfe");
         assert_eq!(redactor.text("nothing secret"), "nothing secret");
+        assert_eq!(redactor.owned("nothing secret".into()), "nothing secret");
+        assert_eq!(
+            redactor.owned("a hunter2 b".into()),
+            "a [redacted] b".to_string()
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use std::path::Path;
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, named_params, params};
@@ -28,7 +29,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Batches waiting for the thread; the recorder's writer sends one at a time.
 const QUEUE: usize = 4;
 
-type Job = (Prepared, oneshot::Sender<Result<()>>);
+type Job = (Arc<Prepared>, oneshot::Sender<Result<()>>);
 
 /// The handle of the writer thread; the thread ends when the handle is dropped.
 #[derive(Debug)]
@@ -74,7 +75,7 @@ impl SqliteRunWriter {
     /// # Errors
     ///
     /// [`Error::Internal`] with SQLite's error.
-    pub(super) async fn write(&self, prepared: Prepared) -> Result<()> {
+    pub(super) async fn write(&self, prepared: Arc<Prepared>) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Internal("the run log's writer stopped".to_owned());
         self.jobs

@@ -5,6 +5,7 @@
 //! it through the pool, SQLite through a writer thread of its own (module `sqlite_writer`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use plinth_host::RunRecord;
 use serde::{Deserialize, Serialize};
@@ -81,44 +82,50 @@ pub(super) struct Prepared {
 }
 
 /// The three tables' additions from `batch`, and how many runs each tenant gets.
-fn prepare(batch: &[RunRecord]) -> Result<(Prepared, HashMap<String, u64>)> {
-    // Counted under borrowed keys (tenant, plugin, day's start, outcome, bucket): a run adds
-    // to a count without allocating.
-    let mut calls: HashMap<(&str, &str, i64, &str, i64), i64> = HashMap::new();
+/// The three tables' additions from `batch`, and how many runs each tenant gets. The records'
+/// strings move into the stored runs (redacted where a secret appears) rather than being
+/// copied.
+///
+/// # Errors
+///
+/// [`crate::Error::Internal`] if the runs cannot be serialised.
+pub(super) fn prepare(batch: Vec<RunRecord>) -> Result<(Prepared, HashMap<String, u64>)> {
     let mut failures: HashMap<FailureKey, FailureSeen> = HashMap::new();
-    let mut per_tenant: HashMap<&str, Vec<StoredRun>> = HashMap::new();
+    let mut per_tenant: HashMap<String, Vec<StoredRun>> = HashMap::new();
     for run in batch {
-        let redactor = Redactor::new(&run.secrets);
-        let (id, started_at) = run_id::new(run.started_at);
-        let duration_us = u64::try_from(run.usage.wall.as_micros()).unwrap_or(u64::MAX);
-        let (code, error_message, output_bytes) = match &run.outcome {
+        let RunRecord {
+            tenant,
+            plugin,
+            version,
+            entry,
+            started_at,
+            usage,
+            outcome,
+            logs,
+            logs_dropped,
+            captured,
+            secrets,
+        } = run;
+        let redactor = Redactor::new(&secrets);
+        let (id, started_at) = run_id::new(started_at);
+        let duration_us = u64::try_from(usage.wall.as_micros()).unwrap_or(u64::MAX);
+        let (code, error_message, output_bytes) = match &outcome {
             Ok(bytes) => ("ok", None, db_count(*bytes)),
             Err(error) => (
                 error.code(),
-                Some(cut(redactor.text(&error.to_string()), MAX_TEXT_BYTES)),
+                Some(cut(redactor.owned(error.to_string()), MAX_TEXT_BYTES)),
                 0,
             ),
         };
-        let outcome = code.to_owned();
-        let day_start = started_at - started_at.rem_euclid(DAY_MS);
-        *calls
-            .entry((
-                &run.tenant,
-                &run.plugin,
-                day_start,
-                code,
-                bucket_of(duration_us),
-            ))
-            .or_default() += 1;
         // A refusal (capacity, quota, breaker) says nothing about the plugin's code.
-        if let (Err(error), Some(message)) = (&run.outcome, &error_message)
+        if let (Err(error), Some(message)) = (&outcome, &error_message)
             && !error.is_refusal()
         {
-            let (signature, template) = signature::of(&outcome, message, &run.tenant);
+            let (signature, template) = signature::of(code, message, &tenant);
             let seen = failures
-                .entry((run.plugin.clone(), run.version.clone(), signature))
+                .entry((plugin.clone(), version.clone(), signature))
                 .or_insert(FailureSeen {
-                    code: outcome.clone(),
+                    code: code.to_owned(),
                     template,
                     failures: 0,
                     first_seen: started_at,
@@ -128,49 +135,63 @@ fn prepare(batch: &[RunRecord]) -> Result<(Prepared, HashMap<String, u64>)> {
             seen.first_seen = seen.first_seen.min(started_at);
             seen.last_seen = seen.last_seen.max(started_at);
         }
-        let logs: Vec<StoredLine> = run
-            .logs
-            .iter()
+        let logs: Vec<StoredLine> = logs
+            .into_iter()
             .map(|line| StoredLine {
                 level: line.level.to_owned(),
-                message: redactor.text(&line.message),
+                message: redactor.owned(line.message),
                 fields: line
                     .fields
-                    .iter()
-                    .map(|(key, value)| (redactor.text(key), redactor.text(value)))
+                    .into_iter()
+                    .map(|(key, value)| (redactor.owned(key), redactor.owned(value)))
                     .collect(),
                 truncated: line.truncated,
             })
             .collect();
-        let event_id = match &run.entry {
-            plinth_host::RunEntry::Event { id, .. } => Some(id.clone()),
+        let entry_kind = entry.kind().to_owned();
+        let described = cut(redactor.owned(entry.describe()), MAX_TEXT_BYTES);
+        let event_id = match entry {
+            plinth_host::RunEntry::Event { id, .. } => Some(id),
             _ => None,
         };
         let lossy = |bytes: &[u8]| String::from_utf8_lossy(&redactor.bytes(bytes)).into_owned();
-        per_tenant.entry(&run.tenant).or_default().push(StoredRun {
+        let capture = captured.as_ref().map(|captured| StoredCapture {
+            input: lossy(&captured.input),
+            output: lossy(&captured.output),
+            truncated: captured.truncated,
+        });
+        per_tenant.entry(tenant).or_default().push(StoredRun {
             id,
-            plugin: run.plugin.clone(),
-            version: run.version.clone(),
-            entry_kind: run.entry.kind().to_owned(),
-            entry: cut(redactor.text(&run.entry.describe()), MAX_TEXT_BYTES),
+            plugin,
+            version,
+            entry_kind,
+            entry: described,
             event_id,
             started_at,
             duration_us: db_count(duration_us),
-            fuel: run.usage.fuel.map(db_count),
-            memory_bytes: db_count(run.usage.memory_bytes),
-            outbound_requests: i64::from(run.usage.outbound_requests),
-            kv_bytes_written: db_count(run.usage.kv_bytes_written),
-            outcome,
+            fuel: usage.fuel.map(db_count),
+            memory_bytes: db_count(usage.memory_bytes),
+            outbound_requests: i64::from(usage.outbound_requests),
+            kv_bytes_written: db_count(usage.kv_bytes_written),
+            outcome: code.to_owned(),
             error_message,
             output_bytes,
             logs,
-            logs_dropped: i64::from(run.logs_dropped),
-            capture: run.captured.as_ref().map(|captured| StoredCapture {
-                input: lossy(&captured.input),
-                output: lossy(&captured.output),
-                truncated: captured.truncated,
-            }),
+            logs_dropped: i64::from(logs_dropped),
+            capture,
         });
+    }
+    // Counted under borrowed keys (tenant, plugin, day's start, outcome, bucket): a run adds
+    // to a count without allocating.
+    let mut calls: HashMap<(&str, &str, i64, &str, i64), i64> = HashMap::new();
+    for (tenant, runs) in &per_tenant {
+        for run in runs {
+            let day_start = run.started_at - run.started_at.rem_euclid(DAY_MS);
+            let bucket = bucket_of(u64::try_from(run.duration_us).unwrap_or(0));
+            *calls
+                .entry((tenant, &run.plugin, day_start, &run.outcome, bucket))
+                .or_default() += 1;
+        }
     }
     let mut daily: HashMap<DayKey, i64> = HashMap::with_capacity(calls.len());
     for ((tenant, plugin, day_start, outcome, bucket), count) in calls {
@@ -186,8 +207,8 @@ fn prepare(batch: &[RunRecord]) -> Result<(Prepared, HashMap<String, u64>)> {
     let mut batches = Vec::new();
     let mut written = HashMap::new();
     for (tenant, runs) in per_tenant {
-        written.insert(tenant.to_owned(), runs.len() as u64);
-        batches.extend(batch::batches(tenant, runs)?);
+        written.insert(tenant.clone(), runs.len() as u64);
+        batches.extend(batch::batches(&tenant, runs)?);
     }
     Ok((
         Prepared {
@@ -266,20 +287,17 @@ impl Store {
         })
     }
 
-    /// Stores `batch`: all of it or (on error) none of it. Returns the tenants it wrote runs
-    /// for, with how many.
+    /// Stores `prepared` (see [`prepare`]): all of it or (on error) none of it.
     ///
     /// # Errors
     ///
     /// [`crate::Error::Database`] (or, on SQLite, [`crate::Error::Internal`] with SQLite's
-    /// error); nothing of the batch is stored then.
-    pub(super) async fn write(&self, batch: &[RunRecord]) -> Result<HashMap<String, u64>> {
-        let (prepared, written) = prepare(batch)?;
+    /// error); nothing of it is stored then.
+    pub(super) async fn write(&self, prepared: &Arc<Prepared>) -> Result<()> {
         match self {
-            Store::Sqlite(writer) => writer.write(prepared).await?,
-            Store::Postgres(db) => write_postgres(db, &prepared).await?,
+            Store::Sqlite(writer) => writer.write(Arc::clone(prepared)).await,
+            Store::Postgres(db) => write_postgres(db, prepared).await,
         }
-        Ok(written)
     }
 }
 
@@ -564,9 +582,10 @@ mod tests {
         let store = Store::open(&db)?;
         let kinds = usize::try_from(MAX_KINDS_PER_VERSION)? + 20;
         let batch: Vec<RunRecord> = (0..kinds).map(|n| failure(&letters(n))).collect();
-        store.write(&batch).await?;
+        let once_more = batch[..1].to_vec();
+        store.write(&Arc::new(prepare(batch)?.0)).await?;
         // Once more: known kinds keep counting as themselves.
-        store.write(&batch[..1]).await?;
+        store.write(&Arc::new(prepare(once_more)?.0)).await?;
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failure_reports")
             .fetch_one(db.pool())
             .await?;
