@@ -200,14 +200,25 @@ mod tests {
             capture_bytes: Some(4),
             secrets: Arc::from(vec!["s3cret".to_string()]),
         };
+        let mut logged = ok(b"output");
+        logged.logs.push(LogLine {
+            level: "info",
+            message: "hello".into(),
+            fields: vec![("k".into(), "v".into())],
+            truncated: false,
+        });
         let record = RunRecord::of(
             ("t", "p", "1.0.0"),
             entry,
             &capturing,
-            &mut ok(b"output"),
+            &mut logged,
             b"pay",
             None,
         );
+        // The log lines moved into the record.
+        assert!(logged.logs.is_empty());
+        assert_eq!(record.logs.len(), 1);
+        assert_eq!(record.logs[0].message, "hello");
         let captured = record.captured.unwrap_or_default();
         assert_eq!(captured.input, b"pay");
         assert_eq!(captured.output, b"outp");

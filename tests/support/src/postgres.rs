@@ -17,6 +17,9 @@ use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 /// The server used when `PLINTH_TEST_POSTGRES_URL` is not set.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// The longest identifier PostgreSQL keeps whole (`NAMEDATALEN - 1`).
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
 /// The test server's URL.
 pub fn server_url() -> String {
     std::env::var("PLINTH_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
@@ -30,10 +33,17 @@ pub struct TestSchema {
 }
 
 impl TestSchema {
-    /// Creates a schema named `<prefix>_<random>`.
+    /// Creates a schema named `<prefix>_<random>`, the prefix cut so that the name fits
+    /// PostgreSQL's 63 bytes (which would otherwise cut the random part, and two runs of a test
+    /// with a long name would collide).
     pub async fn create(prefix: &str) -> anyhow::Result<Self> {
         let server = server_url();
-        let name = format!("{prefix}_{}", unique_suffix());
+        let suffix = unique_suffix();
+        let mut room = MAX_IDENTIFIER_BYTES.saturating_sub(suffix.len() + 1);
+        while !prefix.is_char_boundary(room.min(prefix.len())) {
+            room -= 1;
+        }
+        let name = format!("{}_{suffix}", &prefix[..room.min(prefix.len())]);
         let mut admin = PgConnection::connect(&server).await.with_context(|| {
             format!(
                 "PostgreSQL is unreachable at {server} (set PLINTH_TEST_POSTGRES_URL, or start it: \
