@@ -224,7 +224,7 @@ async fn writer_alone() -> Result<()> {
     .execute(db.pool())
     .await?;
     let counters = RecorderCounters::default();
-    let (recorder, writer) = Recorder::spawn(db, &RunLogSettings::default(), counters.clone())?;
+    let (recorder, writer) = Recorder::spawn(db, &RunLogSettings::default(), counters.clone());
     let run = RunRecord {
         tenant: "t-0000".into(),
         plugin: "examples.hello".into(),

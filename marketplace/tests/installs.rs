@@ -41,24 +41,12 @@ async fn world(app: &TestApp) -> Result<World> {
     let operator = app.operator().await?;
     let dev = developer(app, "dev@labs.example", "labs").await?;
     let (_, admin) = app.user("admin@acme.example").await?;
-    tenant(app, &admin, "acme").await?;
+    app.tenant(&admin, "acme").await?;
     Ok(World {
         operator,
         dev,
         admin,
     })
-}
-
-/// Creates tenant `slug` owned by `token`'s user.
-async fn tenant(app: &TestApp, token: &str, slug: &str) -> Result<()> {
-    app.post(
-        "/v1/tenants",
-        Some(token),
-        json!({"slug": slug, "name": format!("Tenant {slug}")}),
-    )
-    .await?
-    .expect(StatusCode::CREATED)?;
-    Ok(())
 }
 
 /// An API key of tenant `slug`.
@@ -484,7 +472,7 @@ async fn other_tenants_installs_answer_404(app: TestApp) -> Result<()> {
             .expect(StatusCode::CREATED)?;
     }
     let (_, other) = app.user("admin@globex.example").await?;
-    tenant(&app, &other, "globex").await?;
+    app.tenant(&other, "globex").await?;
     let other_key = api_key(&app, &other, "globex").await?;
     let digest = digest(&app, &hello).await?;
     // A run of acme's: its install hook.
@@ -831,7 +819,7 @@ async fn an_adversarial_plugin_never_blocks_another_tenant(app: TestApp) -> Resu
     .await?
     .expect(StatusCode::OK)?;
     let (_, other) = app.user("admin@globex.example").await?;
-    tenant(&app, &other, "globex").await?;
+    app.tenant(&other, "globex").await?;
     app.patch(
         "/v1/tenants/globex",
         Some(&w.operator),

@@ -43,7 +43,7 @@ async fn world(app: &TestApp) -> Result<World> {
     let dev = developer(app, "dev@labs.example", "labs").await?;
     let plugin = publish(app, &operator, &dev, "0.1.0").await?;
     let (_, admin) = app.user("admin@acme.example").await?;
-    tenant(app, &admin, "acme").await?;
+    app.tenant(&admin, "acme").await?;
     Ok(World {
         operator,
         dev,
@@ -63,17 +63,6 @@ async fn publish(app: &TestApp, operator: &str, dev: &Dev, version: &str) -> Res
     .await?
     .expect(StatusCode::OK)?;
     Ok(format!("{}.hello", dev.ns))
-}
-
-async fn tenant(app: &TestApp, token: &str, slug: &str) -> Result<()> {
-    app.post(
-        "/v1/tenants",
-        Some(token),
-        json!({"slug": slug, "name": format!("Tenant {slug}")}),
-    )
-    .await?
-    .expect(StatusCode::CREATED)?;
-    Ok(())
 }
 
 async fn tenant_id(app: &TestApp, slug: &str) -> Result<String> {
@@ -108,7 +97,7 @@ async fn had_installed(app: &TestApp, slug: &str, plugin: &str, days_ago: f64) -
 /// token.
 async fn rater(app: &TestApp, slug: &str, plugin: &str) -> Result<String> {
     let (_, token) = app.user(&format!("owner@{slug}.example")).await?;
-    tenant(app, &token, slug).await?;
+    app.tenant(&token, slug).await?;
     had_installed(app, slug, plugin, 2.0).await?;
     Ok(token)
 }
@@ -234,7 +223,7 @@ async fn rating_needs_an_install(app: TestApp) -> Result<()> {
         .await?
         .expect_error(StatusCode::FORBIDDEN, "forbidden")?;
     let (_, stranger) = app.user("admin@other.example").await?;
-    tenant(&app, &stranger, "other").await?;
+    app.tenant(&stranger, "other").await?;
     rate(&app, &stranger, plugin, "acme", json!({"stars": 1}))
         .await?
         .expect_error(StatusCode::NOT_FOUND, "not_found")?;
@@ -792,7 +781,7 @@ async fn one_rating_per_person_whatever_their_tenants(app: TestApp) -> Result<()
     let mut ids = Vec::new();
     for (n, stars) in (1..=3).zip([5, 4, 3]) {
         let slug = format!("sprawl-{n}");
-        tenant(&app, &sprawler, &slug).await?;
+        app.tenant(&sprawler, &slug).await?;
         had_installed(&app, &slug, plugin, 2.0).await?;
         let rated = rate(&app, &sprawler, plugin, &slug, json!({"stars": stars})).await?;
         statuses.push(rated.status);
@@ -838,7 +827,7 @@ async fn one_rating_per_person_whatever_their_tenants(app: TestApp) -> Result<()
 async fn the_publisher_does_not_rate_its_own_plugin(app: TestApp) -> Result<()> {
     let w = world(&app).await?;
     let plugin = &w.plugin;
-    tenant(&app, &w.dev.token, "labs-own").await?;
+    app.tenant(&w.dev.token, "labs-own").await?;
     had_installed(&app, "labs-own", plugin, 2.0).await?;
     rate(&app, &w.dev.token, plugin, "labs-own", json!({"stars": 5}))
         .await?

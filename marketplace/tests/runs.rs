@@ -37,23 +37,12 @@ async fn world(app: &TestApp) -> Result<World> {
     let operator = app.operator().await?;
     let dev = developer(app, "dev@labs.example", "labs").await?;
     let (_, admin) = app.user("admin@acme.example").await?;
-    tenant(app, &admin, "acme").await?;
+    app.tenant(&admin, "acme").await?;
     Ok(World {
         operator,
         dev,
         admin,
     })
-}
-
-async fn tenant(app: &TestApp, token: &str, slug: &str) -> Result<()> {
-    app.post(
-        "/v1/tenants",
-        Some(token),
-        json!({"slug": slug, "name": format!("Tenant {slug}")}),
-    )
-    .await?
-    .expect(StatusCode::CREATED)?;
-    Ok(())
 }
 
 /// `plugin` as `labs.<name>` 0.1.0, submitted by the developer and approved by the operator.
@@ -505,7 +494,7 @@ async fn failure_reports_name_no_tenant_and_shared_runs_come_and_go(app: TestApp
     let w = world(&app).await?;
     let hello = publish(&app, &w, &HELLO, "hello").await?;
     let (_, globex) = app.user("admin@globex.example").await?;
-    tenant(&app, &globex, "globex").await?;
+    app.tenant(&globex, "globex").await?;
     for (token, slug, bad) in [(&w.admin, "acme", 41), (&globex, "globex", 97)] {
         install(&app, token, slug, &hello, json!({})).await?;
         event(&app, token, slug, "greet", json!(bad)).await?;
@@ -601,7 +590,7 @@ async fn another_tenant_sees_no_runs(app: TestApp) -> Result<()> {
         .context("id")?
         .to_owned();
     let (_, globex) = app.user("admin@globex.example").await?;
-    tenant(&app, &globex, "globex").await?;
+    app.tenant(&globex, "globex").await?;
     let routes: Vec<(Method, String)> = vec![
         (Method::GET, "/v1/tenants/acme/runs".into()),
         (Method::GET, format!("/v1/tenants/acme/runs/{acme_run}")),

@@ -49,24 +49,13 @@ async fn world(app: &TestApp) -> Result<World> {
     let (_, reviewer) = app.reviewer(&operator, "reviewer@plinth.example").await?;
     let dev = developer(app, "dev@labs.example", "labs").await?;
     let (_, admin) = app.user("admin@acme.example").await?;
-    tenant(app, &admin, "acme").await?;
+    app.tenant(&admin, "acme").await?;
     Ok(World {
         operator,
         reviewer,
         dev,
         admin,
     })
-}
-
-async fn tenant(app: &TestApp, token: &str, slug: &str) -> Result<()> {
-    app.post(
-        "/v1/tenants",
-        Some(token),
-        json!({"slug": slug, "name": format!("Tenant {slug}")}),
-    )
-    .await?
-    .expect(StatusCode::CREATED)?;
-    Ok(())
 }
 
 async fn tenant_id(app: &TestApp, slug: &str) -> Result<String> {
@@ -346,7 +335,7 @@ async fn policies_and_pins_decide_who_follows(app: TestApp) -> Result<()> {
     // creates the third and makes the admin its admin.
     for (slug, policy) in [("pat", "patch"), ("man", "manual"), ("pin", "any")] {
         if slug == "pin" {
-            tenant(&app, &w.operator, slug).await?;
+            app.tenant(&w.operator, slug).await?;
             app.post(
                 &format!("/v1/tenants/{slug}/members"),
                 Some(&w.operator),
@@ -355,7 +344,7 @@ async fn policies_and_pins_decide_who_follows(app: TestApp) -> Result<()> {
             .await?
             .expect(StatusCode::CREATED)?;
         } else {
-            tenant(&app, &w.admin, slug).await?;
+            app.tenant(&w.admin, slug).await?;
         }
         install(&app, &w.admin, slug, COUNTER_ID, "1.0.0", policy)
             .await?
@@ -531,7 +520,7 @@ async fn yanked_versions_are_refused_and_yank_input_is_checked(app: TestApp) -> 
     install(&app, &w.admin, "acme", COUNTER_ID, "1.1.0", "any")
         .await?
         .expect(StatusCode::CREATED)?;
-    tenant(&app, &w.admin, "late").await?;
+    app.tenant(&w.admin, "late").await?;
     install(&app, &w.admin, "late", COUNTER_ID, "1.0.0", "manual")
         .await?
         .expect(StatusCode::CREATED)?;
@@ -577,7 +566,7 @@ async fn yanked_versions_are_refused_and_yank_input_is_checked(app: TestApp) -> 
         .expect_error(StatusCode::CONFLICT, "already_yanked")?;
 
     // Not installable, not an update target; the running install keeps running.
-    tenant(&app, &w.admin, "new").await?;
+    app.tenant(&w.admin, "new").await?;
     install(&app, &w.admin, "new", COUNTER_ID, "1.1.0", "manual")
         .await?
         .expect_error(StatusCode::CONFLICT, "version_yanked")?;
@@ -619,8 +608,8 @@ async fn security_yank_moves_every_install_off_the_version(app: TestApp) -> Resu
     counter(&app, &w, "1.0.0", "").await?;
     counter(&app, &w, "1.1.0", "").await?;
     counter(&app, &w, "1.2.0", EXTRA_HTTP).await?;
-    tenant(&app, &w.admin, "beta").await?;
-    tenant(&app, &w.admin, "wide").await?;
+    app.tenant(&w.admin, "beta").await?;
+    app.tenant(&w.admin, "wide").await?;
     install(&app, &w.admin, "acme", COUNTER_ID, "1.1.0", "manual")
         .await?
         .expect(StatusCode::CREATED)?;
@@ -719,7 +708,7 @@ async fn operator_rollback_moves_newer_installs(app: TestApp) -> Result<()> {
     }
     for (slug, v) in [("acme", "1.2.0"), ("mid", "1.1.0"), ("old", "1.0.0")] {
         if slug != "acme" {
-            tenant(&app, &w.admin, slug).await?;
+            app.tenant(&w.admin, slug).await?;
         }
         install(&app, &w.admin, slug, COUNTER_ID, v, "manual")
             .await?
@@ -828,7 +817,7 @@ async fn block_is_a_kill_switch_until_unblocked(app: TestApp) -> Result<()> {
         "{}",
         search.body
     );
-    tenant(&app, &w.admin, "new").await?;
+    app.tenant(&w.admin, "new").await?;
     let digest_now: String =
         sqlx::query("SELECT permissions_digest FROM versions WHERE plugin_id = $1")
             .bind(COUNTER_ID)
@@ -1169,7 +1158,7 @@ async fn concurrent_approval_and_security_yank_stay_consistent(app: TestApp) -> 
     counter(&app, &w, "1.0.0", "").await?;
     for slug in ["acme", "beta"] {
         if slug != "acme" {
-            tenant(&app, &w.admin, slug).await?;
+            app.tenant(&w.admin, slug).await?;
         }
         install(&app, &w.admin, slug, COUNTER_ID, "1.0.0", "any")
             .await?
@@ -1342,7 +1331,7 @@ async fn a_secret_stays_sealed_and_making_it_plain_needs_consent(app: TestApp) -
 
     // A tenant that installed the plain version has its value sealed by the update that
     // marks it secret, and a rollback to the plain version keeps it sealed.
-    tenant(&app, &w.admin, "beta").await?;
+    app.tenant(&w.admin, "beta").await?;
     let third = "https://hooks.example.com/th1rd-0c4a";
     app.post(
         "/v1/tenants/beta/installs",

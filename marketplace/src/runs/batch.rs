@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::query::RunCapture;
 use super::store::StoredLine;
 use crate::error::{Error, Result};
 
@@ -58,18 +59,7 @@ pub struct StoredRun {
     pub logs_dropped: i64,
     /// Payload and output, when the install captured them (redacted; UTF-8, invalid bytes
     /// replaced).
-    pub capture: Option<StoredCapture>,
-}
-
-/// A captured run's payload and output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredCapture {
-    /// The event's payload or the request's body.
-    pub input: String,
-    /// The output or the response's body.
-    pub output: String,
-    /// Whether either was cut to the capture limit.
-    pub truncated: bool,
+    pub capture: Option<RunCapture>,
 }
 
 impl StoredRun {

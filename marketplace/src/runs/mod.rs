@@ -20,7 +20,6 @@ pub mod retention;
 pub(crate) mod routes;
 mod run_id;
 mod signature;
-mod sqlite_writer;
 pub mod store;
 
 pub use recorder::{Recorder, RecorderCounters, RunLogSettings};

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -92,7 +92,7 @@ pub struct RunSummary {
 }
 
 /// What a captured run took in and gave back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunCapture {
     /// The event's payload or the request's body (UTF-8, invalid bytes replaced).
     pub input: String,
@@ -326,7 +326,12 @@ impl Search {
     fn batches_after(&self, after: Option<&(i64, String)>) -> Conditions {
         let mut conditions = Conditions::new();
         conditions.and("tenant_id = ?", [Bind::Text(self.tenant_id.clone())]);
-        if self.outcome != Outcome::Any && self.outcome != Outcome::Is("ok".to_owned()) {
+        let failures_only = match &self.outcome {
+            Outcome::Any => false,
+            Outcome::Failed => true,
+            Outcome::Is(code) => code != "ok",
+        };
+        if failures_only {
             conditions.and("failures > 0", []);
         }
         if let Some(since) = self.since {
@@ -401,11 +406,7 @@ impl RunDetail {
             output_bytes: run.output_bytes,
             logs: run.logs,
             logs_dropped: run.logs_dropped,
-            capture: run.capture.map(|capture| RunCapture {
-                input: capture.input,
-                output: capture.output,
-                truncated: capture.truncated,
-            }),
+            capture: run.capture,
         }
     }
 }
@@ -642,7 +643,7 @@ mod tests {
     use plinth_test_support::TestDatabase;
 
     use super::*;
-    use crate::runs::store::Store;
+    use crate::runs::store;
 
     /// A run of tenant `t1` started at `ms`, failed when `failed`.
     fn run_at(ms: u64, failed: bool) -> RunRecord {
@@ -692,7 +693,6 @@ mod tests {
 
     async fn pages_merge_overlapping_batches(database: TestDatabase) -> anyhow::Result<()> {
         let db = Db::connect(&database.url()).await?;
-        let store = Store::open(&db)?;
         // Three writes whose batches overlap in time, and one batch a minute apart.
         let writes: [&[(u64, bool)]; 3] = [
             &[(1_000, false), (1_005, true), (1_010, false)],
@@ -702,8 +702,7 @@ mod tests {
         let mut all = Vec::new();
         for write in writes {
             let batch: Vec<RunRecord> = write.iter().map(|(ms, f)| run_at(*ms, *f)).collect();
-            let prepared = crate::runs::store::prepare(batch)?.0;
-            store.write(&std::sync::Arc::new(prepared)).await?;
+            store::write(&db, &store::prepare(batch)?).await?;
             all.extend(write.iter().copied());
         }
         let newest_first = |runs: &[RunDetail]| -> Vec<String> {

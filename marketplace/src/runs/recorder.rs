@@ -19,7 +19,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::store::{self, Store};
+use super::store;
 use crate::db::Db;
 use crate::state::AppState;
 
@@ -93,18 +93,13 @@ impl RunRecorder for Recorder {
 impl Recorder {
     /// A recorder writing to `db`, and its writer task (abort it after [`Recorder::flush`] to
     /// stop).
-    ///
-    /// # Errors
-    ///
-    /// [`crate::Error::Internal`] if SQLite's writer cannot open the database.
     pub fn spawn(
         db: Db,
         settings: &RunLogSettings,
         counters: RecorderCounters,
-    ) -> crate::error::Result<(Arc<Recorder>, JoinHandle<()>)> {
+    ) -> (Arc<Recorder>, JoinHandle<()>) {
         let (queue, received) = mpsc::channel(settings.queue.max(1));
         let writer = Writer {
-            store: Store::open(&db)?,
             db,
             settings: settings.clone(),
             counters: counters.clone(),
@@ -112,14 +107,14 @@ impl Recorder {
         };
         let flushes = Arc::new(Notify::new());
         let task = tokio::spawn(writer.run(received, Arc::clone(&flushes)));
-        Ok((
+        (
             Arc::new(Recorder {
                 queue,
                 flushes,
                 counters,
             }),
             task,
-        ))
+        )
     }
 
     /// Waits until every run queued before this call is written (or dropped).
@@ -144,18 +139,11 @@ pub(crate) fn start(state: &AppState) -> Option<JoinHandle<()>> {
     if !state.settings().runs.enabled {
         return None;
     }
-    let spawned = Recorder::spawn(
+    let (recorder, writer) = Recorder::spawn(
         state.db().clone(),
         &state.settings().runs,
         state.metrics().run_counters(),
     );
-    let (recorder, writer) = match spawned {
-        Ok(spawned) => spawned,
-        Err(error) => {
-            tracing::error!(%error, "the run log cannot be written; runs are not recorded");
-            return None;
-        }
-    };
     // One recorder per host: a second server on the same state keeps the first's.
     if state.set_run_recorder(Arc::clone(&recorder)) && runtime.host.set_run_recorder(recorder) {
         Some(writer)
@@ -167,7 +155,6 @@ pub(crate) fn start(state: &AppState) -> Option<JoinHandle<()>> {
 
 struct Writer {
     db: Db,
-    store: Store,
     settings: RunLogSettings,
     counters: RecorderCounters,
     /// What the writer knows of each tenant's run count.
@@ -230,8 +217,8 @@ impl Writer {
 
     async fn write(&mut self, batch: Vec<RunRecord>) {
         let runs = batch.len() as u64;
-        let (prepared, written) = match store::prepare(batch) {
-            Ok((prepared, written)) => (Arc::new(prepared), written),
+        let prepared = match store::prepare(batch) {
+            Ok(prepared) => prepared,
             Err(error) => {
                 tracing::error!(%error, runs, "runs could not be prepared; they are dropped");
                 self.counters.dropped.inc_by(runs);
@@ -241,7 +228,7 @@ impl Writer {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.store.write(&prepared).await {
+            match store::write(&self.db, &prepared).await {
                 Ok(()) => break,
                 Err(error) if attempt < 3 => {
                     tracing::warn!(%error, runs, attempt, "storing runs failed; retrying");
@@ -255,16 +242,20 @@ impl Writer {
             }
         }
         self.counters.written.inc_by(runs);
+        let mut written: HashMap<&str, u64> = HashMap::new();
+        for batch in &prepared.batches {
+            *written.entry(&batch.tenant).or_default() += u64::try_from(batch.runs).unwrap_or(0);
+        }
         for (tenant, count) in written {
             // A tenant's first batch in this process is counted at once.
-            let due = self.volumes.get_mut(&tenant).is_none_or(|known| {
+            let due = self.volumes.get_mut(tenant).is_none_or(|known| {
                 known.runs = known.runs.saturating_add(count);
                 known.runs > known.max_runs || known.counted_at.elapsed() >= RECOUNT_EVERY
             });
             if !due {
                 continue;
             }
-            match store::enforce_volume(&self.db, &tenant).await {
+            match store::enforce_volume(&self.db, tenant).await {
                 Ok(volume) => {
                     if volume.dropped > 0 {
                         tracing::debug!(
@@ -274,7 +265,7 @@ impl Writer {
                         );
                     }
                     self.volumes.insert(
-                        tenant,
+                        tenant.to_owned(),
                         Known {
                             runs: volume.runs,
                             max_runs: volume.max_runs,
@@ -285,7 +276,7 @@ impl Writer {
                 Err(error) => {
                     tracing::warn!(%error, tenant, "enforcing the run log's volume");
                     // Counted again with the next batch.
-                    self.volumes.remove(&tenant);
+                    self.volumes.remove(tenant);
                 }
             }
         }

@@ -1,24 +1,22 @@
 //! Writing recorded runs: a batch of [`RunRecord`]s becomes, in one transaction, rows of
 //! `run_batches` (one per tenant and minute, see [`super::batch`]; secrets redacted),
 //! additions to the per-install daily counts (`run_daily`) and to the plugins' failure reports
-//! (`failure_reports`). The batch is prepared here; PostgreSQL stores
-//! it through the pool, SQLite through a writer thread of its own (module `sqlite_writer`).
+//! (`failure_reports`), written through the pool.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use plinth_host::RunRecord;
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 
-use super::batch::{self, BatchRow, StoredCapture, StoredRun};
+use super::batch::{self, BatchRow, StoredRun};
 use super::daily::{bucket_of, day_of};
+use super::query::RunCapture;
 use super::redact::Redactor;
 use super::run_id;
 use super::signature;
-use super::sqlite_writer::SqliteRunWriter;
 use crate::clock::DAY_MS;
-use crate::db::{Backend, Db, Tx};
+use crate::db::{Db, Tx};
 use crate::error::Result;
 use crate::usage::db_count;
 
@@ -82,14 +80,14 @@ pub(super) struct Prepared {
 }
 
 /// The three tables' additions from `batch`, and how many runs each tenant gets.
-/// The three tables' additions from `batch`, and how many runs each tenant gets. The records'
+/// The three tables' additions from `batch`. The records'
 /// strings move into the stored runs (redacted where a secret appears) rather than being
 /// copied.
 ///
 /// # Errors
 ///
 /// [`crate::Error::Internal`] if the runs cannot be serialised.
-pub(super) fn prepare(batch: Vec<RunRecord>) -> Result<(Prepared, HashMap<String, u64>)> {
+pub(super) fn prepare(batch: Vec<RunRecord>) -> Result<Prepared> {
     let mut failures: HashMap<FailureKey, FailureSeen> = HashMap::new();
     let mut per_tenant: HashMap<String, Vec<StoredRun>> = HashMap::new();
     for run in batch {
@@ -155,7 +153,7 @@ pub(super) fn prepare(batch: Vec<RunRecord>) -> Result<(Prepared, HashMap<String
             _ => None,
         };
         let lossy = |bytes: &[u8]| String::from_utf8_lossy(&redactor.bytes(bytes)).into_owned();
-        let capture = captured.as_ref().map(|captured| StoredCapture {
+        let capture = captured.as_ref().map(|captured| RunCapture {
             input: lossy(&captured.input),
             output: lossy(&captured.output),
             truncated: captured.truncated,
@@ -205,36 +203,31 @@ pub(super) fn prepare(batch: Vec<RunRecord>) -> Result<(Prepared, HashMap<String
         *daily.entry(key).or_default() += count;
     }
     let mut batches = Vec::new();
-    let mut written = HashMap::new();
     for (tenant, runs) in per_tenant {
-        written.insert(tenant.clone(), runs.len() as u64);
         batches.extend(batch::batches(&tenant, runs)?);
     }
-    Ok((
-        Prepared {
-            batches,
-            daily,
-            failures,
-        },
-        written,
-    ))
+    Ok(Prepared {
+        batches,
+        daily,
+        failures,
+    })
 }
 
 /// Adds one day's calls of an install (parameters: tenant, plugin, day, outcome, bucket, calls).
-pub(super) const UPSERT_DAILY_SQL: &str = "INSERT INTO run_daily (tenant_id, plugin_id, day, outcome, bucket, calls) \
+const UPSERT_DAILY_SQL: &str = "INSERT INTO run_daily (tenant_id, plugin_id, day, outcome, bucket, calls) \
      VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (tenant_id, plugin_id, day, outcome, bucket) \
      DO UPDATE SET calls = run_daily.calls + excluded.calls";
 
 /// How many kinds a plugin version's report has, and whether `$3` is one of them
 /// (parameters: plugin, version, signature).
-pub(super) const KINDS_SQL: &str = "SELECT COUNT(*) AS kinds, \
+const KINDS_SQL: &str = "SELECT COUNT(*) AS kinds, \
      COALESCE(SUM(CASE WHEN signature = $3 THEN 1 ELSE 0 END), 0) AS known \
      FROM failure_reports WHERE plugin_id = $1 AND version = $2";
 
 /// Adds failures of one kind (parameters: plugin, version, signature, code, message,
 /// failures, first seen, last seen).
-pub(super) const UPSERT_FAILURES_SQL: &str = "INSERT INTO failure_reports (plugin_id, version, signature, code, message, \
+const UPSERT_FAILURES_SQL: &str = "INSERT INTO failure_reports (plugin_id, version, signature, code, message, \
      failures, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
      ON CONFLICT (plugin_id, version, signature) DO UPDATE SET \
      failures = failure_reports.failures + excluded.failures, \
@@ -244,19 +237,14 @@ pub(super) const UPSERT_FAILURES_SQL: &str = "INSERT INTO failure_reports (plugi
         THEN excluded.last_seen ELSE failure_reports.last_seen END";
 
 /// Inserts a batch (parameters: tenant, last at, id, first at, runs, failures, body).
-pub(super) const INSERT_BATCH_SQL: &str = "INSERT INTO run_batches \
+const INSERT_BATCH_SQL: &str = "INSERT INTO run_batches \
      (tenant_id, last_at, id, first_at, runs, failures, body) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// The kind failures of `seen` are counted under, given that their version's report has
 /// `kinds` kinds and `known` says whether `signature` is one: itself, or past
 /// [`MAX_KINDS_PER_VERSION`] the overflow kind. Returns the signature and message.
-pub(super) fn kind_to_count(
-    signature: &str,
-    seen: &FailureSeen,
-    kinds: i64,
-    known: bool,
-) -> (String, String) {
+fn kind_to_count(signature: &str, seen: &FailureSeen, kinds: i64, known: bool) -> (String, String) {
     if !known && kinds >= MAX_KINDS_PER_VERSION {
         signature::of(&seen.code, OVERFLOW_MESSAGE, "")
     } else {
@@ -264,45 +252,12 @@ pub(super) fn kind_to_count(
     }
 }
 
-/// Where runs are stored: on SQLite a writer thread with a connection of its own
-/// ([`super::sqlite_writer`]), on PostgreSQL the pool.
-#[derive(Debug)]
-pub(super) enum Store {
-    /// SQLite.
-    Sqlite(SqliteRunWriter),
-    /// PostgreSQL.
-    Postgres(Db),
-}
-
-impl Store {
-    /// The store of `db`'s runs.
-    ///
-    /// # Errors
-    ///
-    /// [`crate::Error::Internal`] if SQLite's writer cannot open the database.
-    pub(super) fn open(db: &Db) -> Result<Store> {
-        Ok(match db.backend() {
-            Backend::Sqlite => Store::Sqlite(SqliteRunWriter::start(db.url())?),
-            Backend::Postgres => Store::Postgres(db.clone()),
-        })
-    }
-
-    /// Stores `prepared` (see [`prepare`]): all of it or (on error) none of it.
-    ///
-    /// # Errors
-    ///
-    /// [`crate::Error::Database`] (or, on SQLite, [`crate::Error::Internal`] with SQLite's
-    /// error); nothing of it is stored then.
-    pub(super) async fn write(&self, prepared: &Arc<Prepared>) -> Result<()> {
-        match self {
-            Store::Sqlite(writer) => writer.write(Arc::clone(prepared)).await,
-            Store::Postgres(db) => write_postgres(db, prepared).await,
-        }
-    }
-}
-
-/// Stores `prepared` through the pool, in one transaction.
-async fn write_postgres(db: &Db, prepared: &Prepared) -> Result<()> {
+/// Stores `prepared` (see [`prepare`]) in one transaction: all of it or (on error) none of it.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`]; nothing of it is stored then.
+pub(super) async fn write(db: &Db, prepared: &Prepared) -> Result<()> {
     let mut tx = db.begin().await?;
     for row in &prepared.batches {
         sqlx::query(INSERT_BATCH_SQL)
@@ -579,13 +534,12 @@ mod tests {
 
     async fn failure_kinds_are_bounded(database: TestDatabase) -> anyhow::Result<()> {
         let db = Db::connect(&database.url()).await?;
-        let store = Store::open(&db)?;
         let kinds = usize::try_from(MAX_KINDS_PER_VERSION)? + 20;
         let batch: Vec<RunRecord> = (0..kinds).map(|n| failure(&letters(n))).collect();
         let once_more = batch[..1].to_vec();
-        store.write(&Arc::new(prepare(batch)?.0)).await?;
+        write(&db, &prepare(batch)?).await?;
         // Once more: known kinds keep counting as themselves.
-        store.write(&Arc::new(prepare(once_more)?.0)).await?;
+        write(&db, &prepare(once_more)?).await?;
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failure_reports")
             .fetch_one(db.pool())
             .await?;

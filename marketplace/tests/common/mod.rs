@@ -378,6 +378,18 @@ impl TestApp {
         Ok((id, token))
     }
 
+    /// Creates tenant `slug` (named `Tenant <slug>`) owned by `token`'s user.
+    pub async fn tenant(&self, token: &str, slug: &str) -> Result<()> {
+        self.post(
+            "/v1/tenants",
+            Some(token),
+            json!({"slug": slug, "name": format!("Tenant {slug}")}),
+        )
+        .await?
+        .expect(StatusCode::CREATED)?;
+        Ok(())
+    }
+
     /// Signs up `email` and has the operator (bootstrapped if `operator` is None) make it a
     /// reviewer; returns (id, token).
     pub async fn reviewer(&self, operator: &str, email: &str) -> Result<(String, String)> {
