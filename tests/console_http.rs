@@ -386,3 +386,185 @@ async fn the_log_in_form_is_throttled() -> Result<()> {
     server.stop()?;
     Ok(())
 }
+
+/// GET `path` with `cookies`: (status, body).
+async fn page(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    cookies: Option<&str>,
+) -> Result<(u16, String)> {
+    let mut request = client.get(format!("{base}{path}"));
+    if let Some(cookies) = cookies {
+        request = request.header(COOKIE, cookies);
+    }
+    let response = request.send().await?;
+    Ok((response.status().as_u16(), response.text().await?))
+}
+
+/// Posts the form `body` (URL-encoded, the CSRF token added) to `path` with `cookies`.
+async fn post_form(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    cookies: &str,
+    token: &str,
+    body: &str,
+) -> Result<reqwest::Response> {
+    Ok(client
+        .post(format!("{base}{path}"))
+        .header(COOKIE, cookies)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{body}&csrf={token}"))
+        .send()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_deprecations_and_private_plugins_in_the_console() -> Result<()> {
+    use plinth_test_artifacts::HELLO;
+    use reqwest::Method;
+    use serde_json::json;
+
+    let (work, server, client, api) = start().await?;
+    let base = server.base.clone();
+    let (ok, operator, stderr) = common::server::bootstrap(&work.path().join("data"), None)?;
+    ensure!(ok, "bootstrap failed: {stderr}");
+    let operator = operator.trim().to_owned();
+    let (developer, key) = api.developer("dev@example.com", "examples").await?;
+    let dir = work.path();
+    let hello = common::api::signed_package(dir, &HELLO, &key)?;
+    api.publish_and_approve(&hello, &developer, &operator)
+        .await?;
+    let (_, admin) = api.account("admin@acme.example").await?;
+    api.tenant(&admin, "acme", None).await?;
+    api.install(
+        &admin,
+        "acme",
+        "examples.hello",
+        None,
+        json!({"update_policy": "minor"}),
+    )
+    .await?;
+
+    // A rollout of 0.2.0: the developer pauses it from the portal.
+    api.ok(
+        Method::PUT,
+        "/v1/plugins/examples.hello/versions/0.2.0/rollout",
+        Some(&developer),
+        Some(json!({"stages": [{"percent": 50, "soak_minutes": 60}, {"percent": 100}]})),
+    )
+    .await?;
+    let next = common::api::versioned_package(dir, &HELLO, &key, "0.2.0", "")?;
+    api.publish_and_approve(&next, &developer, &operator)
+        .await?;
+    let dev_cookies = sign_in(&client, &base, "dev@example.com").await?;
+    let (status, portal) = page(&client, &base, "/developer", Some(&dev_cookies)).await?;
+    ensure!(
+        status == 200 && portal.contains("data-rollout=\"examples.hello 0.2.0\""),
+        "{status}"
+    );
+    ensure!(portal.contains("active") && portal.contains("Halt and roll back"));
+    let token = csrf_of(&portal)?;
+    let paused = post_form(
+        &client,
+        &base,
+        "/rollouts/examples.hello/0.2.0/pause",
+        &dev_cookies,
+        &token,
+        "back=developer&reason=Checking+a+report",
+    )
+    .await?;
+    ensure!(
+        paused.status() == 303
+            && paused.headers().get(LOCATION).and_then(|v| v.to_str().ok())
+                == Some("/developer?done=rollout"),
+        "pause: {}",
+        paused.status()
+    );
+    let shown = api
+        .ok(
+            Method::GET,
+            "/v1/plugins/examples.hello/versions/0.2.0/rollout",
+            Some(&developer),
+            None,
+        )
+        .await?;
+    ensure!(
+        shown["state"] == "paused" && shown["reason"] == "Checking a report",
+        "{shown}"
+    );
+    // A tenant admin is no steward: the same form is a 404 for them.
+    let admin_cookies = sign_in(&client, &base, "admin@acme.example").await?;
+    let (_, tenants_page) = page(&client, &base, "/tenants", Some(&admin_cookies)).await?;
+    let admin_token = csrf_of(&tenants_page)?;
+    let refused = post_form(
+        &client,
+        &base,
+        "/rollouts/examples.hello/0.2.0/halt",
+        &admin_cookies,
+        &admin_token,
+        "back=developer&reason=mine",
+    )
+    .await?;
+    ensure!(
+        refused.status() == 404,
+        "halt by a tenant: {}",
+        refused.status()
+    );
+
+    // A deprecation is a banner on the plugin's page.
+    api.ok(
+        Method::PUT,
+        "/v1/plugins/examples.hello/deprecation",
+        Some(&developer),
+        Some(json!({"message": "Superseded by a better greeter."})),
+    )
+    .await?;
+    let (status, detail) = page(&client, &base, "/plugins/examples.hello", None).await?;
+    ensure!(
+        status == 200
+            && detail.contains("id=\"deprecation\"")
+            && detail.contains("Superseded by a better greeter."),
+        "{status}"
+    );
+
+    // A private plugin: its page and its card exist only for its audience.
+    api.ok(
+        Method::PUT,
+        "/v1/plugins/examples.internal/audience",
+        Some(&developer),
+        Some(json!({"tenants": ["acme"]})),
+    )
+    .await?;
+    let internal = common::api::renamed_package(dir, &HELLO, &key, "examples.internal")?;
+    api.publish_and_approve(&internal, &developer, &operator)
+        .await?;
+    let (status, _) = page(&client, &base, "/plugins/examples.internal", None).await?;
+    ensure!(
+        status == 404,
+        "a stranger sees the private plugin: {status}"
+    );
+    let (_, catalog) = page(&client, &base, "/catalog/results?q=hello", None).await?;
+    ensure!(catalog.contains("examples.hello") && !catalog.contains("examples.internal"));
+    let (status, mine) = page(
+        &client,
+        &base,
+        "/plugins/examples.internal",
+        Some(&admin_cookies),
+    )
+    .await?;
+    ensure!(
+        status == 200 && mine.contains("private to your organisation"),
+        "{status}"
+    );
+    let (_, catalog) = page(
+        &client,
+        &base,
+        "/catalog/results?q=hello",
+        Some(&admin_cookies),
+    )
+    .await?;
+    ensure!(catalog.contains("examples.internal"));
+    Ok(())
+}

@@ -112,6 +112,10 @@ pub fn routes() -> Router<AppState> {
             "/developer/plugins/{plugin}/shared-runs/{id}",
             get(pages::runs::shared_run),
         )
+        .route(
+            "/rollouts/{plugin}/{version}/{action}",
+            post(pages::rollouts::act),
+        )
         .route("/review", get(pages::review::queue))
         .route("/review/{id}", post(pages::review::decide))
         .route("/operator", get(pages::operator::dashboard))

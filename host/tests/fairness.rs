@@ -201,11 +201,18 @@ async fn a_calls_footprint_is_what_the_pool_allocates_for_it() {
             .await
         })
     };
+    // The pool counts the component instance before its core instances are made: wait for
+    // the instantiation to finish (it never does if the footprint under-counts).
     until("the call is instantiated", || {
-        f.host.pool_in_use().component_instances == 1
+        let pool = f.host.pool_in_use();
+        pool.component_instances == 1
+            && pool.core_instances >= u64::from(footprint.core_instances)
+            && pool.memories >= u64::from(footprint.memories)
+            && pool.tables >= u64::from(footprint.tables)
     })
     .await;
     let pool = f.host.pool_in_use();
+    assert_eq!(pool.component_instances, 1);
     assert_eq!(pool.core_instances, u64::from(footprint.core_instances));
     assert_eq!(pool.memories, u64::from(footprint.memories));
     assert_eq!(pool.tables, u64::from(footprint.tables));

@@ -409,7 +409,7 @@ async fn measure(backend: &str, db: &Db) -> Result<()> {
         if label.contains("5th page") {
             // Walk four pages to get the cursor of the fifth.
             for _ in 0..4 {
-                let page = catalog::search(db, &query).await?;
+                let page = catalog::search(db, &query, &catalog::Visibility::PUBLIC).await?;
                 let cursor = page.next_cursor.context("a next page")?;
                 query = SearchQuery::from_params(&SearchParams {
                     cursor: Some(cursor),
@@ -421,7 +421,7 @@ async fn measure(backend: &str, db: &Db) -> Result<()> {
         let mut returned = 0;
         for i in 0..WARMUP + ITERATIONS {
             let start = Instant::now();
-            let page = catalog::search(db, &query).await?;
+            let page = catalog::search(db, &query, &catalog::Visibility::PUBLIC).await?;
             let took = start.elapsed();
             if i >= WARMUP {
                 times.push(took);

@@ -147,6 +147,17 @@ pub fn versioned_package(
     write_package(dir, plugin, manifest, Some(key))
 }
 
+/// `plugin` under id `id`, signed by `key`, written to `dir`.
+pub fn renamed_package(
+    dir: &Path,
+    plugin: &TestPlugin,
+    key: &SecretKey,
+    id: &str,
+) -> Result<PathBuf> {
+    let manifest = rewritten_manifest(plugin, &[("id", id)], "")?;
+    write_package(dir, plugin, manifest, Some(key))
+}
+
 /// `plugin`'s component under id `id` and display name `name`, billed `amount` cents of USD a
 /// month, signed by `key` when one is given, written to `dir`.
 pub fn paid_package(

@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
 use plinth_marketplace::catalog::PluginSummary;
+use plinth_marketplace::catalog::Visibility;
 use plinth_marketplace::catalog::search::{SearchParams, SearchQuery, search};
 
 use super::{pricing_text, rating_text};
@@ -78,7 +79,10 @@ fn card(plugin: &PluginSummary) -> Markup {
     html! {
         li.card {
             h2 { a href=(format!("/plugins/{}", plugin.id)) { (plugin.name) } }
-            p.meta { span { (plugin.id) } span { "v" (plugin.latest_version) } }
+            p.meta {
+                span { (plugin.id) } span { "v" (plugin.latest_version) }
+                @if plugin.deprecated { span.tag { "deprecated" } }
+            }
             p { (plugin.description) }
             p.meta {
                 span { (rating_text(plugin.rating)) }
@@ -91,9 +95,10 @@ fn card(plugin: &PluginSummary) -> Markup {
 }
 
 /// The result cards of `params` (or the reason the search is not valid).
-async fn result_list(state: &AppState, params: &SearchParams) -> Markup {
+async fn result_list(state: &AppState, viewer: &Viewer, params: &SearchParams) -> Markup {
+    let visibility = Visibility::of(viewer.principal.as_ref());
     let found = match SearchQuery::from_params(params) {
-        Ok(query) => search(state.db(), &query).await,
+        Ok(query) => search(state.db(), &query, &visibility).await,
         Err(e) => Err(e),
     };
     match found {
@@ -133,7 +138,7 @@ fn select(name: &str, label: &str, options: &[(&str, &str)], chosen: Option<&str
 async fn page_handler(state: &AppState, viewer: &Viewer, params: SearchParams) -> Markup {
     let params = cleaned(params);
     let pricing: Vec<(&str, &str)> = PRICING.iter().map(|p| (*p, pricing_text(p))).collect();
-    let results = result_list(state, &params).await;
+    let results = result_list(state, viewer, &params).await;
     layout::page(
         viewer,
         "Catalog",
@@ -170,6 +175,10 @@ pub async fn page(
 }
 
 /// `GET /catalog/results`: only the result cards (live search replaces them in place).
-pub async fn results(State(state): State<AppState>, Query(params): Query<SearchParams>) -> Markup {
-    result_list(&state, &cleaned(params)).await
+pub async fn results(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(params): Query<SearchParams>,
+) -> Markup {
+    result_list(&state, &viewer, &cleaned(params)).await
 }

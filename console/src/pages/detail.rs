@@ -18,7 +18,11 @@ use crate::svg::{Bar, bar_chart};
 const REVIEWS_SHOWN: i64 = 20;
 
 /// The README of the plugin's `version`, if its package has one.
-async fn readme(state: &AppState, plugin: &PluginDetail, visibility: Visibility) -> Option<String> {
+async fn readme(
+    state: &AppState,
+    plugin: &PluginDetail,
+    visibility: &Visibility,
+) -> Option<String> {
     let file = catalog::package_bytes(state.db(), &plugin.id, &plugin.latest_version, visibility)
         .await
         .ok()?;
@@ -78,12 +82,12 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> Result<Markup, ConsoleError> {
     let visibility = Visibility::of(viewer.principal.as_ref());
-    let plugin = catalog::plugin_detail(state.db(), &id, visibility).await?;
-    let readme = readme(&state, &plugin, visibility).await;
+    let plugin = catalog::plugin_detail(state.db(), &id, &visibility).await?;
+    let readme = readme(&state, &plugin, &visibility).await;
     let ratings = ratings::list(
         state.db(),
         &id,
-        visibility,
+        &visibility,
         Reveal::Public,
         REVIEWS_SHOWN,
         None,
@@ -112,8 +116,17 @@ pub async fn page(
         &plugin.name,
         html! {
             h1 { (plugin.name) }
+            @if let Some(deprecation) = &plugin.deprecation {
+                p.warning #deprecation role="status" {
+                    strong { "Deprecated. " } (deprecation.notice)
+                    @if let Some(replacement) = &deprecation.replacement {
+                        " " a href=(format!("/plugins/{replacement}")) { "See " (replacement) "." }
+                    }
+                }
+            }
             p.meta {
                 span { (plugin.id) }
+                @if plugin.private { span.tag #private { "private to your organisation" } }
                 span { "by " (plugin.publisher.name) " (" (plugin.publisher.namespace) ")" }
                 span { "latest v" (plugin.latest_version) }
                 span { (plugin.installs) " installs" }
@@ -141,6 +154,7 @@ pub async fn page(
                                 h3 {
                                     "v" (version.version)
                                     @if version.yanked { " " span.tag { "yanked" } }
+                                    @if version.deprecated { " " span.tag { "deprecated" } }
                                 }
                                 p.meta { "published " (version.published_at) }
                                 @if let Some(changelog) = &version.changelog {

@@ -13,6 +13,7 @@ use plinth_marketplace::notifications::{self, Inbox};
 use plinth_marketplace::publishers;
 use plinth_marketplace::ratings::{self, Reveal};
 use plinth_marketplace::submissions::{self, Submission, Submitted};
+use plinth_marketplace::versions::rollout;
 use plinth_package::{Report, Severity};
 
 use crate::error::ConsoleError;
@@ -86,7 +87,7 @@ async fn ratings_to_answer(
         let page = ratings::list(
             state.db(),
             plugin,
-            Visibility::ALL,
+            &Visibility::ALL,
             Reveal::Public,
             RATINGS_SHOWN,
             None,
@@ -186,6 +187,7 @@ impl Done {
         Some(match self.done.as_deref()? {
             "publisher" => "The publisher is created.",
             "revoked" => "The signing key is revoked: it signs nothing new.",
+            "rollout" => "The rollout is changed.",
             _ => return None,
         })
     }
@@ -221,6 +223,7 @@ pub async fn portal(
         published.sort();
         published.dedup();
         let revenue = revenue(&state, &publisher).await?;
+        let rollouts = rollout::of_publisher(db, &publisher.id).await?;
         let ratings = ratings_to_answer(&state, &viewer, &published).await?;
         sections.push(html! {
             section.panel aria-labelledby=(format!("pub-{}", publisher.namespace)) {
@@ -267,6 +270,7 @@ pub async fn portal(
                     }
                 }
                 (revenue)
+                (super::rollouts::panel(&viewer, &rollouts, super::rollouts::Back::Developer))
                 @if !published.is_empty() {
                     h3 { "Failures in the field" }
                     ul.failure-links {

@@ -56,15 +56,18 @@ struct InstallForm {
     /// When the tenant has the plugin already: its version, how the permissions change, and
     /// the configuration keys its version marks secret that this one does not.
     installed: Option<(String, PermissionDiffView, Vec<String>)>,
+    /// The plugin's deprecation notice when it covers the chosen version.
+    deprecation: Option<String>,
 }
 
-/// The manifest of `plugin_id` `version` as published.
+/// The manifest of `plugin_id` `version` as published, as `visibility` (the tenant's) sees it.
 async fn published_package(
     state: &AppState,
     plugin_id: &str,
     version: &str,
+    visibility: &Visibility,
 ) -> Result<plinth_package::Package, ConsoleError> {
-    let file = catalog::package_bytes(state.db(), plugin_id, version, Visibility::PUBLIC).await?;
+    let file = catalog::package_bytes(state.db(), plugin_id, version, visibility).await?;
     plinth_package::Package::from_bytes(&file.bytes).map_err(|e| {
         plinth_marketplace::Error::Internal(format!("stored package does not read: {e}")).into()
     })
@@ -78,31 +81,40 @@ async fn load(
     choice: Choice,
 ) -> Result<InstallForm, ConsoleError> {
     let principal = viewer.require()?;
-    let tenants: Vec<String> = admin_tenants(state, principal)
-        .await?
-        .into_iter()
-        .map(|t| t.slug)
-        .collect();
-    let Some(first) = tenants.first().cloned() else {
+    // Only the tenants that may install it are offered (a private plugin's audience).
+    let administered = admin_tenants(state, principal).await?;
+    if administered.is_empty() {
         return Err(plinth_marketplace::Error::forbidden(
             "forbidden",
             "only a tenant's owners and admins can install plugins",
         )
         .into());
+    }
+    let mut tenants: Vec<String> = Vec::new();
+    for tenant in administered {
+        if catalog::shows(state.db(), plugin_id, &Visibility::tenant(&tenant.id)).await? {
+            tenants.push(tenant.slug);
+        }
+    }
+    let Some(first) = tenants.first().cloned() else {
+        return Err(plinth_marketplace::Error::not_found(format!("plugin {plugin_id:?}")).into());
     };
     let tenant = choice
         .tenant
         .filter(|t| tenants.contains(t))
         .unwrap_or(first);
-    let detail = catalog::plugin_detail(state.db(), plugin_id, Visibility::PUBLIC).await?;
-    let manage::VersionChoice {
-        installable: versions,
-        chosen: version,
-    } = manage::choose_version(state.db(), plugin_id, choice.version.as_deref()).await?;
-    let package = published_package(state, plugin_id, &version.version).await?;
     let tenant_id = tenants::access(state.db(), principal, &tenant, TenantRole::Admin)
         .await?
         .id;
+    let visibility = Visibility::tenant(&tenant_id);
+    let detail = catalog::plugin_detail(state.db(), plugin_id, &visibility).await?;
+    let manage::VersionChoice {
+        installable: versions,
+        chosen: version,
+        deprecation,
+    } = manage::choose_version(state.db(), &tenant_id, plugin_id, choice.version.as_deref())
+        .await?;
+    let package = published_package(state, plugin_id, &version.version, &visibility).await?;
     let current = installs::list(state.db(), &tenant_id)
         .await?
         .into_iter()
@@ -110,7 +122,7 @@ async fn load(
     let mut config = package.manifest.config.clone();
     let installed = match current {
         Some(install) => {
-            let old = published_package(state, plugin_id, &install.version).await?;
+            let old = published_package(state, plugin_id, &install.version, &visibility).await?;
             let diff = plinth_package::PermissionDiff::between(
                 &old.manifest.permissions,
                 &package.manifest.permissions,
@@ -135,6 +147,7 @@ async fn load(
         version,
         config,
         installed,
+        deprecation: deprecation.map(|d| d.notice()),
     })
 }
 
@@ -186,6 +199,9 @@ fn render(
         &format!("Install {}", form.plugin_name),
         html! {
             h1 { "Install " (form.plugin_name) }
+            @if let Some(notice) = &form.deprecation {
+                p.warning #deprecation role="status" { strong { "Deprecated. " } (notice) }
+            }
             form.panel method="get" action=(action) {
                 label for="tenant" { "Tenant" }
                 select #tenant name="tenant" data-autosubmit {

@@ -7,6 +7,7 @@ pub mod install;
 pub mod login;
 pub mod operator;
 pub mod review;
+pub mod rollouts;
 pub mod runs;
 pub mod tenant;
 

@@ -48,6 +48,7 @@ async fn render(
     let db = state.db();
     let tenants = tenants::list_all(db, &operator.id, false).await?;
     let plans = tenants::plans(db).await?;
+    let rollouts = versions::rollout::under_way(db).await?;
     let chain = chain::verify(db).await?;
     let entries = match &chain {
         Ok(report) => report.entries,
@@ -134,6 +135,7 @@ async fn render(
                     }
                     button.danger type="submit" { "Apply" }
                 }
+                (super::rollouts::panel(viewer, &rollouts, super::rollouts::Back::Operator))
             }
             section.panel aria-labelledby="payouts-title" {
                 h2 #payouts-title { "Payout run" }

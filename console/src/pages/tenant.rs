@@ -90,7 +90,7 @@ pub async fn dashboard(
         if let Ok(detail) = plinth_marketplace::catalog::plugin_detail(
             state.db(),
             &install.plugin_id,
-            plinth_marketplace::catalog::Visibility::PUBLIC,
+            &plinth_marketplace::catalog::Visibility::tenant(&tenant.id),
         )
         .await
         {

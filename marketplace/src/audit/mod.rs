@@ -48,7 +48,7 @@ impl Actor {
         }
     }
 
-    fn id(&self) -> Option<&str> {
+    pub(crate) fn id(&self) -> Option<&str> {
         match self {
             Actor::User(id) | Actor::TenantKey(id) => Some(id),
             Actor::System => None,

@@ -7,6 +7,7 @@
 //! column). [`search()`] answers `GET /v1/plugins`; [`plugin_detail`], [`versions`],
 //! [`version`] and [`package_bytes`] answer the other public routes.
 
+pub mod audience;
 mod routes;
 pub mod search;
 mod visibility;
@@ -26,6 +27,7 @@ use utoipa::ToSchema;
 use crate::clock::rfc3339;
 use crate::db::{Backend, Db, Tx};
 use crate::error::{Error, Result};
+use crate::versions::deprecation::{self, Deprecation, DeprecationView};
 
 /// One plugin in a search result.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -46,6 +48,8 @@ pub struct PluginSummary {
     pub categories: Vec<String>,
     /// Pricing model: `free`, `monthly` or `per-1000-invocations`.
     pub pricing: String,
+    /// Whether the whole plugin is deprecated (it is ranked after every other match).
+    pub deprecated: bool,
 }
 
 /// A plugin's publisher as the catalog shows it.
@@ -109,6 +113,8 @@ pub struct VersionInfo {
     pub permissions: Vec<PermissionView>,
     /// The digest of that permission set (`sha256:<hex>`); an install consents to it.
     pub permissions_digest: String,
+    /// Whether the plugin's deprecation covers this version.
+    pub deprecated: bool,
 }
 
 /// A plugin with its publisher, ratings and versions.
@@ -134,6 +140,10 @@ pub struct PluginDetail {
     pub rating: RatingSummary,
     /// Every published version, newest first.
     pub versions: Vec<VersionInfo>,
+    /// Whether only the tenants its publisher named see it.
+    pub private: bool,
+    /// The plugin's deprecation (of every version, or of the range it names), if any.
+    pub deprecation: Option<DeprecationView>,
 }
 
 /// Capability names recorded for filtering: each grant's capability (`events.subscribe`) and
@@ -389,21 +399,33 @@ pub(crate) fn average(sum: i64, count: i64) -> Option<f64> {
     (count > 0).then(|| ((sum as f64 / count as f64) * 100.0).round() / 100.0)
 }
 
-/// The plugin row as `visibility` sees it: `None` if unknown, or blocked and hidden.
+/// The plugin row as `visibility` sees it: `None` if unknown, or hidden from it (blocked, or
+/// private to an audience it is not in).
 async fn plugin_row(
     db: &Db,
     plugin_id: &str,
-    visibility: Visibility,
+    visibility: &Visibility,
 ) -> Result<Option<sqlx::any::AnyRow>> {
-    let row = sqlx::query(
+    let (shown, args) = visibility.condition(2);
+    let sql = format!(
         "SELECT p.id, p.name, p.description, p.pricing_model, p.latest_version, p.installs, \
          p.rating_sum, p.rating_count, p.blocked_at, pub.namespace, pub.name \
-         FROM plugins p JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1",
-    )
-    .bind(plugin_id)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(row.filter(|row| matches!(row.try_get::<Option<i64>, _>(8), Ok(blocked_at) if visibility.shows(blocked_at))))
+         FROM plugins p JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1 AND {shown}"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(plugin_id);
+    for arg in args {
+        query = query.bind(arg);
+    }
+    Ok(query.fetch_optional(db.pool()).await?)
+}
+
+/// Whether `visibility` shows `plugin_id` (an unknown plugin is not shown).
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn shows(db: &Db, plugin_id: &str, visibility: &Visibility) -> Result<bool> {
+    Ok(plugin_row(db, plugin_id, visibility).await?.is_some())
 }
 
 fn unknown_plugin(plugin_id: &str) -> Error {
@@ -429,7 +451,7 @@ async fn categories_of(db: &Db, plugin_id: &str) -> Result<Vec<String>> {
 pub async fn plugin_detail(
     db: &Db,
     plugin_id: &str,
-    visibility: Visibility,
+    visibility: &Visibility,
 ) -> Result<PluginDetail> {
     let row = plugin_row(db, plugin_id, visibility)
         .await?
@@ -437,6 +459,7 @@ pub async fn plugin_detail(
     let rating_sum: i64 = row.try_get(6)?;
     let rating_count: i64 = row.try_get(7)?;
     let histogram = rating_histogram(db, plugin_id).await?;
+    let deprecation = deprecation::of(db, plugin_id).await?;
     Ok(PluginDetail {
         id: row.try_get(0)?,
         name: row.try_get(1)?,
@@ -454,7 +477,9 @@ pub async fn plugin_detail(
             count: rating_count,
             histogram,
         },
-        versions: load_versions(db, plugin_id).await?,
+        versions: load_versions(db, plugin_id, deprecation.as_ref()).await?,
+        private: audience::private(db, plugin_id).await?,
+        deprecation: deprecation.as_ref().map(DeprecationView::from),
     })
 }
 
@@ -463,8 +488,12 @@ async fn rating_histogram(db: &Db, plugin_id: &str) -> Result<BTreeMap<String, i
     crate::ratings::histogram(db, plugin_id).await
 }
 
-/// Every version of a known plugin, newest first.
-async fn load_versions(db: &Db, plugin_id: &str) -> Result<Vec<VersionInfo>> {
+/// Every version of a known plugin, newest first, marked as `deprecation` covers them.
+async fn load_versions(
+    db: &Db,
+    plugin_id: &str,
+    deprecation: Option<&Deprecation>,
+) -> Result<Vec<VersionInfo>> {
     let rows = sqlx::query(
         "SELECT version, changelog, published_at, yanked_at, manifest, permissions_digest \
          FROM versions WHERE plugin_id = $1",
@@ -474,7 +503,7 @@ async fn load_versions(db: &Db, plugin_id: &str) -> Result<Vec<VersionInfo>> {
     .await?;
     let mut versions = rows
         .iter()
-        .map(|row| version_info(plugin_id, row))
+        .map(|row| version_info(plugin_id, row, deprecation))
         .collect::<Result<Vec<_>>>()?;
     versions.sort_by(|a, b| {
         let a = (Version::parse(&a.0).ok(), &a.0);
@@ -486,7 +515,11 @@ async fn load_versions(db: &Db, plugin_id: &str) -> Result<Vec<VersionInfo>> {
 
 /// A `versions` row (version, changelog, published_at, yanked_at, manifest,
 /// permissions_digest) as a [`VersionInfo`], with its version text for sorting.
-fn version_info(plugin_id: &str, row: &sqlx::any::AnyRow) -> Result<(String, VersionInfo)> {
+fn version_info(
+    plugin_id: &str,
+    row: &sqlx::any::AnyRow,
+    deprecation: Option<&Deprecation>,
+) -> Result<(String, VersionInfo)> {
     let version: String = row.try_get(0)?;
     let manifest: String = row.try_get(4)?;
     let permissions = parse_manifest(plugin_id, &manifest)?
@@ -500,12 +533,13 @@ fn version_info(plugin_id: &str, row: &sqlx::any::AnyRow) -> Result<(String, Ver
     Ok((
         version.clone(),
         VersionInfo {
-            version,
             changelog: row.try_get(1)?,
             published_at: rfc3339(published_at),
             yanked: yanked_at.is_some(),
             permissions,
             permissions_digest: row.try_get(5)?,
+            deprecated: deprecation.is_some_and(|d| d.covers(&version)),
+            version,
         },
     ))
 }
@@ -518,12 +552,13 @@ fn version_info(plugin_id: &str, row: &sqlx::any::AnyRow) -> Result<(String, Ver
 pub async fn versions(
     db: &Db,
     plugin_id: &str,
-    visibility: Visibility,
+    visibility: &Visibility,
 ) -> Result<Vec<VersionInfo>> {
     plugin_row(db, plugin_id, visibility)
         .await?
         .ok_or_else(|| unknown_plugin(plugin_id))?;
-    load_versions(db, plugin_id).await
+    let deprecation = deprecation::of(db, plugin_id).await?;
+    load_versions(db, plugin_id, deprecation.as_ref()).await
 }
 
 /// The stored text of a version: the version as given if it parses (`1.0.0`), normalised.
@@ -564,7 +599,7 @@ pub async fn version(
     db: &Db,
     plugin_id: &str,
     version: &str,
-    visibility: Visibility,
+    visibility: &Visibility,
 ) -> Result<VersionInfo> {
     plugin_row(db, plugin_id, visibility)
         .await?
@@ -579,7 +614,8 @@ pub async fn version(
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| unknown_version(plugin_id, version))?;
-    Ok(version_info(plugin_id, &row)?.1)
+    let deprecation = deprecation::of(db, plugin_id).await?;
+    Ok(version_info(plugin_id, &row, deprecation.as_ref())?.1)
 }
 
 /// A stored package, ready to download.
@@ -600,7 +636,7 @@ pub async fn package_bytes(
     db: &Db,
     plugin_id: &str,
     version: &str,
-    visibility: Visibility,
+    visibility: &Visibility,
 ) -> Result<PackageFile> {
     plugin_row(db, plugin_id, visibility)
         .await?

@@ -1,19 +1,22 @@
 //! `GET /v1/plugins…`: the public catalog. Anyone may call these; operators also see blocked
-//! plugins' detail and packages.
+//! plugins' detail and packages, and a private plugin's audience sees it. `…/audience`: a
+//! publisher makes a plugin private.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audience::{self, AudienceView};
 use super::search::{SearchPage, SearchParams, SearchQuery};
 use super::{PluginDetail, VersionInfo, Visibility};
 use crate::auth::Principal;
+use crate::body::JsonBody;
 use crate::error::{ApiError, Error, Result};
 use crate::state::AppState;
 
@@ -24,19 +27,78 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(versions))
         .routes(routes!(version))
         .routes(routes!(package))
+        .routes(routes!(get_audience, set_audience, make_public))
 }
 
-/// Searches the catalog. Blocked plugins never appear.
+/// `PUT /v1/plugins/{id}/audience`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AudienceRequest {
+    /// The slugs of the tenants that may see and install the plugin (1 to 1000).
+    tenants: Vec<String>,
+}
+
+/// Who may see a plugin: public, or private to the tenants listed (members of its publisher,
+/// operators).
+#[utoipa::path(get, path = "/v1/plugins/{id}/audience", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id (it may have no version yet)")),
+    responses((status = 200, body = AudienceView), (status = 404, body = ApiError)))]
+async fn get_audience(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<AudienceView>> {
+    Ok(Json(audience::get(state.db(), &principal, &id).await?))
+}
+
+/// Makes a plugin private to the tenants listed, replacing its audience (members of its
+/// publisher). Anyone else gets a 404 for it on every catalog and install route. A plugin
+/// already published to everyone stays public (409 `plugin_public`); a tenant that has it
+/// installed stays in the audience (409 `audience_installed`).
+#[utoipa::path(put, path = "/v1/plugins/{id}/audience", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id (it may have no version yet)")),
+    request_body = AudienceRequest,
+    responses((status = 200, body = AudienceView), (status = 400, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn set_audience(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AudienceRequest>,
+) -> Result<Json<AudienceView>> {
+    Ok(Json(
+        audience::set(state.db(), &principal, &id, &body.tenants).await?,
+    ))
+}
+
+/// Opens a private plugin to everyone (members of its publisher).
+#[utoipa::path(delete, path = "/v1/plugins/{id}/audience", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id")),
+    responses((status = 200, body = AudienceView), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+async fn make_public(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<AudienceView>> {
+    Ok(Json(
+        audience::make_public(state.db(), &principal, &id).await?,
+    ))
+}
+
+/// Searches the catalog. Blocked plugins never appear; a private plugin appears only to the
+/// tenants it was shared with (their members and API keys) and to its publisher.
 #[utoipa::path(get, path = "/v1/plugins", tag = "catalog", params(SearchParams),
     responses((status = 200, body = SearchPage), (status = 400, body = ApiError)))]
 async fn search(
     State(state): State<AppState>,
-    _principal: Option<Principal>,
+    principal: Option<Principal>,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchPage>> {
     let params = crate::body::query(params)?;
     let query = SearchQuery::from_params(&params)?;
-    Ok(Json(super::search(state.db(), &query).await?))
+    let visibility = Visibility::of(principal.as_ref());
+    Ok(Json(super::search(state.db(), &query, &visibility).await?))
 }
 
 /// A plugin: publisher, ratings, versions (newest first) with their permissions.
@@ -48,8 +110,10 @@ async fn detail(
     principal: Option<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<PluginDetail>> {
-    let blocked = Visibility::of(principal.as_ref());
-    Ok(Json(super::plugin_detail(state.db(), &id, blocked).await?))
+    let visibility = Visibility::of(principal.as_ref());
+    Ok(Json(
+        super::plugin_detail(state.db(), &id, &visibility).await?,
+    ))
 }
 
 /// The versions of a plugin.
@@ -68,9 +132,9 @@ async fn versions(
     principal: Option<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<VersionList>> {
-    let blocked = Visibility::of(principal.as_ref());
+    let visibility = Visibility::of(principal.as_ref());
     Ok(Json(VersionList {
-        items: super::versions(state.db(), &id, blocked).await?,
+        items: super::versions(state.db(), &id, &visibility).await?,
     }))
 }
 
@@ -84,8 +148,10 @@ async fn version(
     principal: Option<Principal>,
     Path((id, v)): Path<(String, String)>,
 ) -> Result<Json<VersionInfo>> {
-    let blocked = Visibility::of(principal.as_ref());
-    Ok(Json(super::version(state.db(), &id, &v, blocked).await?))
+    let visibility = Visibility::of(principal.as_ref());
+    Ok(Json(
+        super::version(state.db(), &id, &v, &visibility).await?,
+    ))
 }
 
 /// Downloads the countersigned `.plinth` package of a version.
@@ -99,8 +165,8 @@ async fn package(
     principal: Option<Principal>,
     Path((id, v)): Path<(String, String)>,
 ) -> Result<Response> {
-    let blocked = Visibility::of(principal.as_ref());
-    let file = super::package_bytes(state.db(), &id, &v, blocked).await?;
+    let visibility = Visibility::of(principal.as_ref());
+    let file = super::package_bytes(state.db(), &id, &v, &visibility).await?;
     let disposition =
         HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.file_name)).map_err(
             |e| Error::Internal(format!("package file name is not a header value: {e}")),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{PluginSummary, average};
+use super::{PluginSummary, Visibility, average};
 use crate::db::{Backend, Db};
 use crate::error::{Error, Result};
 
@@ -69,6 +69,16 @@ pub fn damped_rating(sum: i64, count: i64) -> i64 {
     }
 }
 
+/// How far a deprecated plugin's sort key is lowered: more than any install count, timestamp
+/// (in milliseconds, until the year 33,000) or damped rating, so deprecated plugins come after
+/// all others in every order.
+pub const DEPRECATED_PENALTY: i64 = 1_000_000_000_000_000;
+
+/// The SQL of a plugin's penalty (`p` is the plugins row): [`DEPRECATED_PENALTY`] while it is
+/// deprecated, else 0. Relevance orders by it first.
+const DEPRECATED_ORDER: &str =
+    "(CASE WHEN p.deprecated_at IS NULL THEN 0 ELSE 1000000000000000 END)";
+
 /// A sort order of search results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sort {
@@ -118,8 +128,11 @@ impl Sort {
     /// [`RATING_PRIOR_MILLISTARS`]), `-1` when unrated.
     /// The sort key in SQL. The rating's has an index on PostgreSQL (migration 0014) that must
     /// stay the same expression.
+    ///
+    /// A deprecated plugin's key is lowered by [`DEPRECATED_PENALTY`], so it ranks below every
+    /// plugin that is not deprecated and keyset paging still works on one integer.
     fn key_expression(self) -> String {
-        match self {
+        let base = match self {
             Sort::Installs => "p.installs".to_owned(),
             Sort::Rating => format!(
                 "(CASE WHEN p.rating_count = 0 THEN -1 \
@@ -127,7 +140,8 @@ impl Sort {
                  / ({RATING_PRIOR_WEIGHT} + p.rating_count) END)"
             ),
             Sort::Recent | Sort::Relevance => "p.updated_at".to_owned(),
-        }
+        };
+        format!("({base} - {DEPRECATED_ORDER})")
     }
 }
 
@@ -416,12 +430,13 @@ impl Sql {
     }
 }
 
-/// Searches the catalog: the page of non-blocked plugins that match `query`.
+/// Searches the catalog: the page of plugins `visibility` shows (never blocked ones, and
+/// private ones only to their audience) that match `query`.
 ///
 /// # Errors
 ///
 /// [`Error::Database`]; [`Error::BadRequest`] for a cursor of another sort order.
-pub async fn search(db: &Db, query: &SearchQuery) -> Result<SearchPage> {
+pub async fn search(db: &Db, query: &SearchQuery, visibility: &Visibility) -> Result<SearchPage> {
     let tokens = match &query.tokens {
         Some(tokens) if tokens.is_empty() => {
             // A `q` with no words (only punctuation or operators) matches nothing.
@@ -460,11 +475,11 @@ pub async fn search(db: &Db, query: &SearchQuery) -> Result<SearchPage> {
         }
         _ => None,
     };
-    let mut rows = build(db, query, tokens, sort, offset, window)
+    let mut rows = build(db, query, visibility, tokens, sort, offset, window)
         .fetch_all(db)
         .await?;
     if window.is_some() && (rows.len() as u64) < wanted {
-        rows = build(db, query, tokens, sort, offset, None)
+        rows = build(db, query, visibility, tokens, sort, offset, None)
             .fetch_all(db)
             .await?;
     }
@@ -502,6 +517,7 @@ pub async fn search(db: &Db, query: &SearchQuery) -> Result<SearchPage> {
                 rating: average(row.try_get("rating_sum")?, row.try_get("rating_count")?),
                 installs: row.try_get("installs")?,
                 pricing: row.try_get("pricing_model")?,
+                deprecated: row.try_get::<Option<i64>, _>("deprecated_at")?.is_some(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -518,6 +534,7 @@ fn to_i64(n: u64) -> i64 {
 fn build(
     db: &Db,
     query: &SearchQuery,
+    visibility: &Visibility,
     tokens: Option<&[String]>,
     sort: Sort,
     offset: u64,
@@ -529,11 +546,13 @@ fn build(
     let mut sql = Sql::default();
     sql.push(
         "SELECT p.id, p.name, p.description, p.latest_version, p.installs, p.rating_sum, \
-         p.rating_count, p.pricing_model, ",
+         p.rating_count, p.pricing_model, p.deprecated_at, ",
     );
     sql.push(if keyed { key } else { "0" })
         .push(" AS sort_key FROM ");
-    let mut conditions: Vec<String> = vec!["p.blocked_at IS NULL".to_owned()];
+    let (shown, args) = visibility.condition(sql.args.len() + 1);
+    sql.args.extend(args.into_iter().map(Arg::Text));
+    let mut conditions: Vec<String> = vec![shown];
     let mut rank_order = "";
     match (tokens, db.backend()) {
         (None, _) => {
@@ -587,7 +606,10 @@ fn build(
     if keyed {
         sql.push(" ORDER BY ").push(key).push(" DESC, p.id");
     } else {
-        sql.push(" ORDER BY ").push(rank_order);
+        sql.push(" ORDER BY ")
+            .push(DEPRECATED_ORDER)
+            .push(", ")
+            .push(rank_order);
     }
     let limit = sql.bind(Arg::Int(i64::from(query.limit) + 1));
     sql.push(" LIMIT ").push(&limit);
@@ -625,14 +647,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rating_order_has_its_index_on_postgres() {
+    fn keyed_orders_have_their_indexes() {
         // The index matches the query's expression only if it is the same expression.
-        let migration = include_str!("../../migrations/postgres/0014_rating_order.sql");
-        let expression = Sort::Rating.key_expression().replace("p.", "");
-        assert!(
-            migration.contains(&format!("({expression} DESC, id)")),
-            "migration 0014 no longer indexes {expression}"
-        );
+        let postgres = include_str!("../../migrations/postgres/0017_private_deprecated.sql");
+        let sqlite = include_str!("../../migrations/sqlite/0017_private_deprecated.sql");
+        for (sort, migrations) in [
+            (Sort::Rating, vec![postgres]),
+            (Sort::Installs, vec![postgres, sqlite]),
+            (Sort::Recent, vec![postgres, sqlite]),
+        ] {
+            let expression = sort.key_expression().replace("p.", "");
+            for migration in migrations {
+                assert!(
+                    migration.contains(&format!("({expression} DESC, id)")),
+                    "migration 0017 no longer indexes {expression}"
+                );
+            }
+        }
+        assert!(DEPRECATED_ORDER.contains(&DEPRECATED_PENALTY.to_string()));
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub async fn load(
         state.db(),
         plugin_id,
         version,
-        crate::catalog::Visibility::ALL,
+        &crate::catalog::Visibility::ALL,
     )
     .await?;
     let host = Arc::clone(&runtime.host);

@@ -13,6 +13,7 @@ use crate::error::{ConflictOnUnique, Error, Result};
 use crate::id::new_id;
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
+use crate::versions::deprecation::{self, Deprecation};
 use crate::versions::installable::{self, Move};
 use crate::versions::policy::UpdatePolicy;
 
@@ -39,21 +40,27 @@ pub struct VersionChoice {
     pub installable: Vec<String>,
     /// The version named, or else the default (the newest that may be installed).
     pub chosen: VersionInfo,
+    /// The plugin's deprecation if it covers the chosen version: the install form's banner
+    /// and the install's answer carry it.
+    pub deprecation: Option<Deprecation>,
 }
 
-/// What installing `plugin_id` (at `version` if named, else the default) would put the
-/// install on, as the install form and [`install`] both see it.
+/// What installing `plugin_id` (at `version` if named, else the default) for tenant
+/// `tenant_id` would put the install on, as the install form and [`install`] both see it.
 ///
 /// # Errors
 ///
-/// 404 for an unknown (or blocked) plugin or version; 409 `version_yanked` for a named yanked
-/// version, `no_installable_version` when every version is yanked.
+/// 404 for an unknown plugin or version, or one the tenant may not see (blocked, or private
+/// to others); 409 `version_yanked` for a named yanked version, `no_installable_version` when
+/// every version is yanked, `plugin_deprecated` when a deprecation closes the version to new
+/// installs.
 pub async fn choose_version(
     db: &Db,
+    tenant_id: &str,
     plugin_id: &str,
     version: Option<&str>,
 ) -> Result<VersionChoice> {
-    let versions = crate::catalog::versions(db, plugin_id, Visibility::PUBLIC).await?;
+    let versions = crate::catalog::versions(db, plugin_id, &Visibility::tenant(tenant_id)).await?;
     let installable = installable::installable(&versions)
         .map(|v| v.version.clone())
         .collect();
@@ -65,9 +72,12 @@ pub async fn choose_version(
         }
         None => installable::default_version(plugin_id, versions)?,
     };
+    let deprecation = deprecation::covering(db, plugin_id, &chosen.version).await?;
+    deprecation::refuse_blocked(deprecation.as_ref())?;
     Ok(VersionChoice {
         installable,
         chosen,
+        deprecation,
     })
 }
 
@@ -90,9 +100,14 @@ pub async fn install(
     let runtime = state.runtime()?;
     let update_policy = request.update_policy.unwrap_or_else(|| "manual".to_owned());
     UpdatePolicy::parse(&update_policy)?;
-    let version = choose_version(state.db(), &request.plugin, request.version.as_deref())
-        .await?
-        .chosen;
+    let version = choose_version(
+        state.db(),
+        &tenant.id,
+        &request.plugin,
+        request.version.as_deref(),
+    )
+    .await?
+    .chosen;
     installable::refuse_without_consent(&request.plugin, &version, &request.permissions_digest)?;
     let plan = tenants::plan(state.db(), &tenant.plan).await?;
     let (package, loaded) = load(state, &request.plugin, &version.version).await?;

@@ -15,9 +15,11 @@ use super::{Install, config};
 use crate::auth::Principal;
 use crate::body::JsonBody;
 use crate::clock::rfc3339;
+use crate::db::Db;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
+use crate::versions::deprecation::{self, Deprecation, DeprecationView};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -134,6 +136,9 @@ pub(crate) struct InstallView {
     updated_at: String,
     /// The install's circuit breaker; null when the host does not run the install.
     breaker: Option<BreakerView>,
+    /// The plugin's deprecation when it covers the installed version (the console shows it as
+    /// a banner); null otherwise.
+    deprecation: Option<DeprecationView>,
 }
 
 impl From<&Install> for InstallView {
@@ -156,6 +161,7 @@ impl From<&Install> for InstallView {
             installed_at: rfc3339(install.created_at),
             updated_at: rfc3339(install.updated_at),
             breaker: None,
+            deprecation: None,
         }
     }
 }
@@ -167,6 +173,25 @@ impl InstallView {
         view.breaker =
             host.and_then(|host| breaker_of(host, &install.tenant_id, &install.plugin_id));
         view
+    }
+
+    /// This view with the one of `deprecations` that covers its version, if any.
+    fn deprecated_by(mut self, deprecations: &[Deprecation]) -> InstallView {
+        self.deprecation = deprecations
+            .iter()
+            .find(|d| d.plugin_id == self.plugin && d.covers(&self.version))
+            .map(DeprecationView::from);
+        self
+    }
+
+    /// This view with its plugin's deprecation, if it covers its version.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Database`].
+    pub(crate) async fn with_deprecation(self, db: &Db) -> Result<InstallView> {
+        let found = deprecation::covering(db, &self.plugin, &self.version).await?;
+        Ok(self.deprecated_by(found.as_slice()))
     }
 }
 
@@ -183,7 +208,10 @@ async fn install(
 ) -> Result<(StatusCode, Json<InstallView>)> {
     let install = super::manage::install(&state, &principal, &slug, body.into()).await?;
     let host = state.runtime().ok().map(|runtime| runtime.host.as_ref());
-    Ok((StatusCode::CREATED, Json(InstallView::of(&install, host))))
+    let view = InstallView::of(&install, host)
+        .with_deprecation(state.db())
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// The tenant's installs.
@@ -204,6 +232,7 @@ async fn list(
     let tenant = tenants::access(state.db(), &principal, &slug, TenantRole::Readonly).await?;
     let host = state.runtime().ok().map(|runtime| runtime.host.clone());
     let installs = super::list(state.db(), &tenant.id).await?;
+    let deprecations = deprecation::of_installs(state.db(), &tenant.id).await?;
     Ok(Json(InstallList {
         items: installs
             .iter()
@@ -212,7 +241,7 @@ async fn list(
                 view.breaker = host
                     .as_ref()
                     .and_then(|host| breaker_of(host, &tenant.id, &install.plugin_id));
-                view
+                view.deprecated_by(&deprecations)
             })
             .collect(),
     }))
@@ -260,7 +289,7 @@ async fn update(
         .runtime()
         .ok()
         .and_then(|runtime| breaker_of(&runtime.host, &tenant_id, &plugin));
-    Ok(Json(view))
+    Ok(Json(view.with_deprecation(state.db()).await?))
 }
 
 /// Uninstalls: the install and its kv data are removed (admin).

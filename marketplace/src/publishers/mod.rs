@@ -1,5 +1,6 @@
 //! Publishers: a namespace plugin ids live in, its members, its signing keys (registered with a
-//! proof of possession: `possession`) and its API keys.
+//! proof of possession: `possession`) and its API keys; an operator's [`waiver`] of review for
+//! its private plugins.
 //!
 //! Every publisher route starts from [`access`] (or [`membership`] when the caller's role
 //! matters): a publisher the caller is not a member of answers 404, so that namespaces in use
@@ -8,6 +9,7 @@
 mod keys;
 mod possession;
 mod routes;
+pub mod waiver;
 
 pub use keys::{SigningKey, add_key, keys, keys_by_state, revoke_key};
 pub use possession::{CHALLENGE_TTL_MS, Challenge, MAX_OPEN_CHALLENGES, Proof, issue_challenge};

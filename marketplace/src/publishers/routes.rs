@@ -25,6 +25,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_challenge))
         .routes(routes!(revoke_key))
         .routes(routes!(create_api_key))
+        .routes(routes!(set_review_waiver))
 }
 
 /// `POST /v1/publishers`.
@@ -363,5 +364,40 @@ async fn create_api_key(
             name: body.name.trim().to_owned(),
             key,
         }),
+    ))
+}
+
+/// `PUT /v1/publishers/{ns}/review-waiver`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WaiverRequest {
+    /// Whether the publisher's private plugins skip human review.
+    waived: bool,
+    /// Why (audited).
+    reason: Option<String>,
+}
+
+/// Waives (or requires again) human review of a publisher's private plugins (operator).
+/// Automated validation still applies; public plugins are always reviewed. Audited.
+#[utoipa::path(put, path = "/v1/publishers/{ns}/review-waiver", tag = "publishers", security(("bearer" = [])),
+    params(("ns" = String, Path, description = "Publisher namespace")), request_body = WaiverRequest,
+    responses((status = 200, body = super::waiver::WaiverView), (status = 400, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn set_review_waiver(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<WaiverRequest>,
+) -> Result<Json<super::waiver::WaiverView>> {
+    let operator = principal.operator()?;
+    Ok(Json(
+        super::waiver::set(
+            state.db(),
+            operator,
+            &ns,
+            body.waived,
+            body.reason.as_deref(),
+        )
+        .await?,
     ))
 }

@@ -630,7 +630,7 @@ pub struct RatingPage {
     pub next_cursor: Option<String>,
 }
 
-/// A page of the ratings of `plugin_id` (of a blocked plugin only if `visibility` shows it).
+/// A page of the ratings of `plugin_id`, if `visibility` shows the plugin.
 ///
 /// # Errors
 ///
@@ -638,21 +638,22 @@ pub struct RatingPage {
 pub async fn list(
     db: &Db,
     plugin_id: &str,
-    visibility: Visibility,
+    visibility: &Visibility,
     reveal: Reveal,
     limit: i64,
     after: Option<&After>,
 ) -> Result<RatingPage> {
-    let plugin = sqlx::query(
-        "SELECT rating_sum, rating_count, blocked_at FROM plugins WHERE id = $1",
-    )
-    .bind(plugin_id)
-    .fetch_optional(db.pool())
-    .await?
-    .filter(
-        |row| matches!(row.try_get::<Option<i64>, _>("blocked_at"), Ok(at) if visibility.shows(at)),
-    )
-    .ok_or_else(|| unknown_plugin(plugin_id))?;
+    let (shown, args) = visibility.condition(2);
+    let sql =
+        format!("SELECT p.rating_sum, p.rating_count FROM plugins p WHERE p.id = $1 AND {shown}");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(plugin_id);
+    for arg in args {
+        query = query.bind(arg);
+    }
+    let plugin = query
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(|| unknown_plugin(plugin_id))?;
     let sum: i64 = plugin.try_get("rating_sum")?;
     let count: i64 = plugin.try_get("rating_count")?;
     let limit = limit.clamp(1, MAX_LIMIT);

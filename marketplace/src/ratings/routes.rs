@@ -77,7 +77,7 @@ async fn list(
         Reveal::Public
     };
     Ok(Json(
-        super::list(state.db(), &id, visibility, reveal, limit, after.as_ref()).await?,
+        super::list(state.db(), &id, &visibility, reveal, limit, after.as_ref()).await?,
     ))
 }
 

@@ -225,7 +225,79 @@ pub async fn decide(
     if submission.status != IN_REVIEW {
         return Err(not_in_review(&submission.status));
     }
+    record(
+        state,
+        &Decider::Reviewer(reviewer.id.clone()),
+        submission,
+        decision,
+        reason,
+        reason_code,
+    )
+    .await
+}
 
+/// Who decided on a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decider {
+    /// A reviewer, by user id.
+    Reviewer(String),
+    /// No one: the operator (by user id) who waived review of the publisher's private plugins.
+    Waiver(String),
+}
+
+/// Approves `submission`, a private plugin's version from a publisher whose review an operator
+/// waived (see [`crate::publishers::waiver`]), as soon as it passed validation. Audited as the
+/// system's approval under that operator's waiver.
+///
+/// # Errors
+///
+/// 409 `not_in_review`; [`Error::Database`].
+pub async fn approve_waived(
+    state: &AppState,
+    submission: Submission,
+    waived_by: String,
+) -> Result<Submission> {
+    if submission.status != IN_REVIEW {
+        return Err(Error::conflict(
+            "not_in_review",
+            format!(
+                "submission {} is {}, not in review",
+                submission.id, submission.status
+            ),
+        ));
+    }
+    record(
+        state,
+        &Decider::Waiver(waived_by),
+        submission,
+        Decision::Approve,
+        "Review waived by an operator for this publisher's private plugins.".to_owned(),
+        None,
+    )
+    .await
+}
+
+/// Records `decider`'s decision on `submission` (in review): one transaction.
+async fn record(
+    state: &AppState,
+    decider: &Decider,
+    submission: Submission,
+    decision: Decision,
+    reason: String,
+    reason_code: Option<String>,
+) -> Result<Submission> {
+    let db = state.db();
+    let id = submission.id.as_str();
+    let (decided_by, actor) = match decider {
+        Decider::Reviewer(user_id) => (user_id.clone(), crate::audit::Actor::User(user_id.clone())),
+        Decider::Waiver(operator_id) => (operator_id.clone(), crate::audit::Actor::System),
+    };
+    let not_in_review = |status: &str| {
+        Error::conflict(
+            "not_in_review",
+            format!("submission {id} is {status}, not in review; it cannot be decided again"),
+        )
+    };
     let now = now_ms();
     // For an approval, countersign and write the package before the transaction (CPU work).
     let approved = if decision == Decision::Approve {
@@ -252,7 +324,7 @@ pub async fn decide(
     )
     .bind(decision.status())
     .bind(now)
-    .bind(&reviewer.id)
+    .bind(&decided_by)
     .bind(reason_code.clone())
     .bind(&reason)
     .bind(id)
@@ -273,6 +345,9 @@ pub async fn decide(
         "reason_code": reason_code,
         "reason": reason,
     });
+    if let Decider::Waiver(operator_id) = decider {
+        payload["review_waived_by"] = serde_json::Value::String(operator_id.clone());
+    }
     if let Some((package, bytes)) = &approved {
         let artifact = submissions::store_artifact(&mut tx, bytes, now).await?;
         crate::catalog::publish_version(
@@ -309,7 +384,7 @@ pub async fn decide(
     crate::audit::record(
         &mut tx,
         crate::audit::Entry {
-            actor: crate::audit::Actor::User(reviewer.id.clone()),
+            actor,
             action: decision.audit_action(),
             tenant_id: None,
             subject: format!("plugin:{}@{}", submission.plugin_id, submission.version),
@@ -327,7 +402,7 @@ pub async fn decide(
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(submission = %id, reviewer = %reviewer.id, decision = decision.as_str(), "review decided");
+    tracing::info!(submission = %id, decided_by = %decided_by, waived = matches!(decider, Decider::Waiver(_)), decision = decision.as_str(), "review decided");
     if decision == Decision::Approve {
         // Each install's update is its own transaction, after the approval committed.
         crate::versions::updates::after_approval(

@@ -166,6 +166,7 @@ pub async fn serve_with(
     let deliverer = control_plane.then(|| crate::notifications::delivery::spawn(state.clone()));
     let change_listener = crate::changes::spawn(state.clone());
     let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
+    let rollout_ticker = crate::versions::rollout::spawn_ticker(state.clone());
     if let Ok(runtime) = state.runtime() {
         runtime
             .host
@@ -195,7 +196,7 @@ pub async fn serve_with(
             tokio::time::sleep(drain).await;
         } => tracing::warn!("requests still in flight after {drain:?}; stopping anyway"),
     }
-    for task in [housekeeping, deliverer, change_listener]
+    for task in [housekeeping, deliverer, change_listener, rollout_ticker]
         .into_iter()
         .flatten()
     {

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::id::new_id;
 use crate::publishers::{self, Publisher};
 use crate::settings::Settings;
+use crate::state::AppState;
 
 /// Waiting for a reviewer.
 pub const IN_REVIEW: &str = "in_review";
@@ -614,6 +615,27 @@ pub async fn submit(
         .await?
         .ok_or_else(|| Error::Internal("submission vanished".into()))?;
     Ok(Submitted::Created(submission))
+}
+
+/// A new submission as it stands once review waivers apply: a private plugin's version from
+/// a publisher whose review an operator waived is approved at once if it passed validation
+/// (see [`crate::publishers::waiver`]); any other submission is returned as it is.
+///
+/// # Errors
+///
+/// [`Error::Database`]; the approval's errors.
+pub async fn waive_review(state: &AppState, submission: Submission) -> Result<Submission> {
+    if submission.status != IN_REVIEW
+        || !crate::catalog::audience::private(state.db(), &submission.plugin_id).await?
+    {
+        return Ok(submission);
+    }
+    let Some(waived_by) =
+        crate::publishers::waiver::waived_by(state.db(), &submission.publisher_id).await?
+    else {
+        return Ok(submission);
+    };
+    crate::review::approve_waived(state, submission, waived_by).await
 }
 
 #[cfg(test)]

@@ -9,6 +9,10 @@
 //!   install, and recording the host's automatic rollbacks.
 //! - [`yank`] and [`block`]: pulling a version (a security yank moves every install off it) or
 //!   a whole plugin, with a reason code and evidence; [`appeals`] against them.
+//! - [`rollout`]: a new version reaches auto-updating installs stage by stage, pauses by
+//!   itself when an updated install fails, and can be halted (its updates rolled back).
+//! - [`deprecation`]: a publisher retires a plugin (or a range of its versions) in favour of
+//!   another; an operator may make it refuse new installs.
 //! - [`control`]: a publisher's change of control (new owner or signing key) makes the next
 //!   version of each of its plugins need a full review and pauses automatic updates.
 //!
@@ -24,11 +28,13 @@
 pub mod appeals;
 pub mod block;
 pub mod control;
+pub mod deprecation;
 mod hooks;
 pub mod installable;
 mod moves;
 pub mod policy;
 pub mod rollback;
+pub mod rollout;
 mod routes;
 pub mod updates;
 pub mod yank;
@@ -39,6 +45,8 @@ use plinth_package::Manifest;
 use semver::Version;
 use sqlx::Row;
 
+use crate::auth::Principal;
+use crate::catalog::Visibility;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 
@@ -54,6 +62,49 @@ pub(crate) async fn lock_plugin(tx: &mut Tx, plugin_id: &str) -> Result<bool> {
         .execute(&mut **tx)
         .await?;
     Ok(locked.rows_affected() == 1)
+}
+
+/// Who may manage a plugin's deprecation and rollouts: a member of its publisher or an
+/// operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Steward {
+    /// An operator.
+    Operator,
+    /// A member of the plugin's publisher (or its API key).
+    Publisher,
+}
+
+/// The caller's standing for published plugin `plugin_id`, and the plugin's publisher id.
+///
+/// # Errors
+///
+/// 404 for a plugin the caller may not see, or whose publisher it is not a member of.
+pub(crate) async fn steward_of(
+    db: &Db,
+    principal: &Principal,
+    plugin_id: &str,
+) -> Result<(Steward, String)> {
+    let unknown = || Error::not_found(format!("plugin {plugin_id:?}"));
+    if !crate::catalog::shows(db, plugin_id, &Visibility::of(Some(principal))).await? {
+        return Err(unknown());
+    }
+    let row = sqlx::query(
+        "SELECT p.publisher_id, pub.namespace FROM plugins p \
+         JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1",
+    )
+    .bind(plugin_id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(unknown)?;
+    let (publisher_id, namespace): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    if principal.is_operator() {
+        return Ok((Steward::Operator, publisher_id));
+    }
+    match crate::publishers::membership(db, principal, &namespace).await {
+        Ok(_) => Ok((Steward::Publisher, publisher_id)),
+        Err(Error::NotFound(_)) => Err(unknown()),
+        Err(other) => Err(other),
+    }
 }
 
 /// A plugin's row, as the versions module needs it.

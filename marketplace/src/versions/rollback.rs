@@ -455,5 +455,10 @@ pub async fn record_auto_rollback(state: &AppState, rollback: &AutoRollback<'_>)
         to,
         "automatic rollback recorded"
     );
+    // The breaker's verdict on one updated install pauses a staged rollout of that version.
+    let why = format!(
+        "an updated install was rolled back by its breaker ({failures} of {calls} calls failed after the update)"
+    );
+    super::rollout::pause_after_rollback(state.db(), plugin_id, from, &why).await?;
     Ok(())
 }

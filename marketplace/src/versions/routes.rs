@@ -1,5 +1,5 @@
 //! Routes of the versions module: tenant updates and rollbacks of an install; operator yanks,
-//! rollbacks and blocks; appeals.
+//! rollbacks and blocks; appeals; deprecation; staged rollouts.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -12,6 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::appeals::{self, Appeal};
+use super::deprecation::{DeprecationView, NewDeprecation};
+use super::rollout::{Halted, RolloutView, Stage};
 use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::body::JsonBody;
@@ -30,6 +32,183 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(file_appeal))
         .routes(routes!(list_appeals))
         .routes(routes!(decide_appeal))
+        .routes(routes!(deprecate_plugin, undeprecate_plugin))
+        .routes(routes!(schedule_rollout, get_rollout))
+        .routes(routes!(pause_rollout))
+        .routes(routes!(resume_rollout))
+        .routes(routes!(halt_rollout))
+}
+
+/// `PUT /v1/plugins/{id}/versions/{v}/rollout`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RolloutRequest {
+    /// 1 to 10 stages, their percentages rising to 100.
+    stages: Vec<Stage>,
+}
+
+/// Schedules a staged rollout of a version before it is approved (a member of the plugin's
+/// publisher, or an operator): once approved, only the first stage's tenants' auto-updating
+/// installs follow it; each next stage starts after the soak. Replaces a schedule not yet
+/// started. 409 `version_published` once approved.
+#[utoipa::path(put, path = "/v1/plugins/{id}/versions/{v}/rollout", tag = "versions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id"), ("v" = String, Path, description = "The version, not yet approved")),
+    request_body = RolloutRequest,
+    responses((status = 200, body = RolloutView), (status = 400, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn schedule_rollout(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((plugin, version)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RolloutRequest>,
+) -> Result<Json<RolloutView>> {
+    Ok(Json(
+        super::rollout::schedule(state.db(), &principal, &plugin, &version, body.stages).await?,
+    ))
+}
+
+/// A version's rollout: its stage, share of tenants, next stage and updated installs (members
+/// of the plugin's publisher, operators).
+#[utoipa::path(get, path = "/v1/plugins/{id}/versions/{v}/rollout", tag = "versions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id"), ("v" = String, Path, description = "Version")),
+    responses((status = 200, body = RolloutView), (status = 404, body = ApiError)))]
+async fn get_rollout(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((plugin, version)): Path<(String, String)>,
+) -> Result<Json<RolloutView>> {
+    Ok(Json(
+        super::rollout::get(state.db(), &principal, &plugin, &version).await?,
+    ))
+}
+
+/// `POST …/rollout/pause` and `…/halt`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RolloutReason {
+    /// Why (required; audited and sent to the publisher).
+    reason: Option<String>,
+}
+
+/// Pauses an active rollout: no next stage starts until it is resumed.
+#[utoipa::path(post, path = "/v1/plugins/{id}/versions/{v}/rollout/pause", tag = "versions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id"), ("v" = String, Path, description = "Version")),
+    request_body = RolloutReason,
+    responses((status = 200, body = RolloutView), (status = 400, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn pause_rollout(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((plugin, version)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RolloutReason>,
+) -> Result<Json<RolloutView>> {
+    Ok(Json(
+        super::rollout::pause(
+            state.db(),
+            &principal,
+            &plugin,
+            &version,
+            body.reason.as_deref(),
+        )
+        .await?,
+    ))
+}
+
+/// Resumes a paused rollout; the current stage soaks again from now.
+#[utoipa::path(post, path = "/v1/plugins/{id}/versions/{v}/rollout/resume", tag = "versions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id"), ("v" = String, Path, description = "Version")),
+    responses((status = 200, body = RolloutView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn resume_rollout(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((plugin, version)): Path<(String, String)>,
+) -> Result<Json<RolloutView>> {
+    Ok(Json(
+        super::rollout::resume(state.db(), &principal, &plugin, &version).await?,
+    ))
+}
+
+/// The kill switch: halts a rollout for good and rolls every install it updated back to the
+/// version it had.
+#[utoipa::path(post, path = "/v1/plugins/{id}/versions/{v}/rollout/halt", tag = "versions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id"), ("v" = String, Path, description = "Version")),
+    request_body = RolloutReason,
+    responses((status = 200, body = Halted), (status = 400, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn halt_rollout(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((plugin, version)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RolloutReason>,
+) -> Result<Json<Halted>> {
+    Ok(Json(
+        super::rollout::halt(
+            &state,
+            &principal,
+            &plugin,
+            &version,
+            body.reason.as_deref(),
+        )
+        .await?,
+    ))
+}
+
+/// `PUT /v1/plugins/{id}/deprecation`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeprecationRequest {
+    /// What tenants are told (at most 500 characters).
+    message: String,
+    /// The plugin to use instead (a published public plugin).
+    replacement: Option<String>,
+    /// The versions deprecated, as a semver requirement (e.g. `<2.0.0`); default every
+    /// version. Only a deprecation of every version ranks the plugin down in search.
+    versions: Option<String>,
+    /// Refuse new installs of the deprecated versions (operators only).
+    blocks_installs: Option<bool>,
+}
+
+/// Deprecates a plugin or a range of its versions (a member of its publisher, or an operator),
+/// replacing an earlier deprecation. The catalog shows it, search ranks a wholly deprecated
+/// plugin last, installs answer with it, installed tenants are notified. Audited.
+#[utoipa::path(put, path = "/v1/plugins/{id}/deprecation", tag = "versions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id")), request_body = DeprecationRequest,
+    responses((status = 200, body = DeprecationView), (status = 400, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, body = ApiError)))]
+async fn deprecate_plugin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(plugin): Path<String>,
+    JsonBody(body): JsonBody<DeprecationRequest>,
+) -> Result<Json<DeprecationView>> {
+    let deprecation = super::deprecation::deprecate(
+        state.db(),
+        &principal,
+        &plugin,
+        NewDeprecation {
+            message: body.message,
+            replacement: body.replacement,
+            versions: body.versions,
+            blocks_installs: body.blocks_installs,
+        },
+    )
+    .await?;
+    Ok(Json(DeprecationView::from(&deprecation)))
+}
+
+/// Lifts a plugin's deprecation (a member of its publisher, or an operator; only an operator
+/// when it blocks installs). Audited.
+#[utoipa::path(delete, path = "/v1/plugins/{id}/deprecation", tag = "versions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id")),
+    responses((status = 204, description = "Lifted"), (status = 403, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn undeprecate_plugin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(plugin): Path<String>,
+) -> Result<StatusCode> {
+    super::deprecation::undeprecate(state.db(), &principal, &plugin).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/tenants/{tenant}/installs/{plugin}/update`.
@@ -69,7 +248,11 @@ async fn update_install(
     )
     .await?;
     let host = state.runtime().ok().map(|runtime| runtime.host.as_ref());
-    Ok(Json(InstallView::of(&install, host)))
+    Ok(Json(
+        InstallView::of(&install, host)
+            .with_deprecation(state.db())
+            .await?,
+    ))
 }
 
 /// Returns an install to its previous version, with the grant and configuration it had there
@@ -85,7 +268,11 @@ async fn rollback_install(
 ) -> Result<Json<InstallView>> {
     let install = super::rollback::tenant_rollback(&state, &principal, &slug, &plugin).await?;
     let host = state.runtime().ok().map(|runtime| runtime.host.as_ref());
-    Ok(Json(InstallView::of(&install, host)))
+    Ok(Json(
+        InstallView::of(&install, host)
+            .with_deprecation(state.db())
+            .await?,
+    ))
 }
 
 /// `POST /v1/plugins/{id}/versions/{v}/yank`.

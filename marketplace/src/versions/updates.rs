@@ -18,15 +18,18 @@
 
 use plinth_package::PermissionDiff;
 use serde_json::{Map, Value, json};
+use sqlx::Row;
 
 use super::hooks::Hooks;
 use super::installable::{self, Move};
 use super::moves::{self, Choice, Loader, Planned, Previous, Target};
 use super::policy::UpdatePolicy;
+use super::rollout::Gate;
 use super::{VersionRow, find_version, lock_plugin, plugin_row, version_rows};
 use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::catalog::Visibility;
+use crate::clock::now_ms;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::installs::{self, Install};
@@ -51,12 +54,39 @@ pub enum AutoUpdate {
 /// Applies the approval of `plugin_id` `version` to every install whose update policy accepts
 /// it; `held` (the approval was the full review after a change of control) tells those
 /// tenants instead. Never fails: what goes wrong is logged, audited and notified per install.
+///
+/// A version with a staged rollout reaches only the installs of its first stage here; the
+/// rollout's [`tick`](super::rollout::tick) applies the next stages.
 pub async fn after_approval(state: &AppState, plugin_id: &str, version: &str, held: bool) {
     if state.runtime().is_err() {
         return;
     }
-    let candidates: Vec<String> = match sqlx::query_scalar(
-        "SELECT i.id FROM installs i JOIN tenants t ON t.id = i.tenant_id \
+    let gate = match super::rollout::begin(state.db(), plugin_id, version, held, now_ms()).await {
+        Ok(gate) => gate,
+        Err(error) => {
+            // Updating everyone would skip the publisher's schedule: update no one, loudly.
+            tracing::error!(plugin = plugin_id, version, %error, "cannot start the rollout; no install was updated");
+            return;
+        }
+    };
+    apply(state, plugin_id, version, held, gate).await;
+}
+
+/// Applies `version` of `plugin_id` to every install `gate` reaches whose update policy
+/// accepts it (see [`after_approval`]). Never fails: what goes wrong is logged, audited and
+/// notified per install.
+pub(crate) async fn apply(
+    state: &AppState,
+    plugin_id: &str,
+    version: &str,
+    held: bool,
+    gate: Gate,
+) {
+    if state.runtime().is_err() || gate == Gate::Nobody {
+        return;
+    }
+    let rows = match sqlx::query(
+        "SELECT i.id, i.tenant_id FROM installs i JOIN tenants t ON t.id = i.tenant_id \
          WHERE i.plugin_id = $1 AND i.pinned = 0 AND i.update_policy <> 'manual' \
          AND t.deleted_at IS NULL ORDER BY i.created_at",
     )
@@ -64,15 +94,28 @@ pub async fn after_approval(state: &AppState, plugin_id: &str, version: &str, he
     .fetch_all(state.db().pool())
     .await
     {
-        Ok(ids) => ids,
+        Ok(rows) => rows,
         Err(error) => {
             tracing::error!(plugin = plugin_id, %error, "cannot list installs to update");
             return;
         }
     };
+    let mut candidates = Vec::with_capacity(rows.len());
+    for row in rows {
+        match (row.try_get::<String, _>(0), row.try_get::<String, _>(1)) {
+            (Ok(install_id), Ok(tenant_id)) if gate.reaches(&tenant_id, plugin_id) => {
+                candidates.push(install_id);
+            }
+            (Ok(_), Ok(_)) => {}
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::error!(plugin = plugin_id, %error, "cannot read an install to update");
+            }
+        }
+    }
     if candidates.is_empty() {
         return;
     }
+    let staged = matches!(gate, Gate::Stage(_));
     let mut loader = Loader::default();
     let mut hooks = Hooks::default();
     for install_id in candidates {
@@ -86,6 +129,7 @@ pub async fn after_approval(state: &AppState, plugin_id: &str, version: &str, he
                 plugin_id,
                 version,
                 held,
+                staged,
             )
             .await
             {
@@ -175,7 +219,9 @@ async fn decide(
 }
 
 /// Updates one install to `version` if its policy, pin and grant allow: its hook runs first,
-/// then the update is recorded in one transaction that decides again.
+/// then the update is recorded in one transaction that decides again (`staged`: and recorded
+/// as the rollout's, for its kill switch).
+#[allow(clippy::too_many_arguments, reason = "one update, spelled out")]
 async fn update_one(
     state: &AppState,
     loader: &mut Loader,
@@ -184,6 +230,7 @@ async fn update_one(
     plugin_id: &str,
     version: &str,
     held: bool,
+    staged: bool,
 ) -> Result<AutoUpdate> {
     let runtime = state.runtime()?;
     let first = {
@@ -310,6 +357,9 @@ async fn update_one(
                 details,
             )
             .await?;
+            if staged {
+                super::rollout::record_update(&mut tx, plugin_id, version, &install.id).await?;
+            }
             moves.commit(tx).await?;
             Ok(AutoUpdate::Updated)
         }
@@ -371,7 +421,13 @@ pub async fn update(
 ) -> Result<Install> {
     let tenant = &tenants::access(state.db(), principal, slug, TenantRole::Admin).await?;
     let runtime = state.runtime()?;
-    let shown = crate::catalog::version(state.db(), plugin_id, version, Visibility::PUBLIC).await?;
+    let shown = crate::catalog::version(
+        state.db(),
+        plugin_id,
+        version,
+        &Visibility::tenant(&tenant.id),
+    )
+    .await?;
     installable::refuse_yanked(plugin_id, &shown, Move::Update)?;
     installable::refuse_without_consent(plugin_id, &shown, permissions_digest)?;
     let mut loader = Loader::default();
