@@ -3,7 +3,9 @@
 //! the database, the marketplace key and the secrets key. Installs, an automatic update and a
 //! security yank made through the marketplace reach both hosts through the database's change
 //! notifications; both hosts share the counter's kv data; killing one host loses nothing and
-//! the other keeps serving. PostgreSQL only: one SQLite file serves one process.
+//! the other keeps serving. A host process keeps the newest state statement it verified,
+//! across restarts, against storage that serves an older one. PostgreSQL only: one SQLite file
+//! serves one process.
 
 mod common {
     pub mod api;
@@ -205,6 +207,195 @@ async fn two_hosts_follow_one_marketplace_on_postgres() -> Result<()> {
     );
 
     host_b.stop()?;
+    marketplace.stop()?;
+    Ok(())
+}
+
+/// A `--role host` process keeps the newest state statement it verified: after a security
+/// yank, storage that serves an older statement and "forgets" the yank (a withheld state)
+/// brings neither the statement nor the version back, even across a restart of the host; and
+/// when the newest statement expires with nothing newer, its health turns degraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
+    let database = TestDatabase::postgres("statements_role_host").await?;
+    let url = database.url();
+    let work = tempfile::tempdir()?;
+    let key_file = work.path().join("marketplace.key");
+    let key_arg = key_file.to_string_lossy().into_owned();
+    let (_, secrets) = SecretsKey::generate()?;
+    let (_, audit_key) = plinth_marketplace::audit::key::AuditKey::generate()?;
+    let start = |name: &str, role: &str| {
+        PlinthServer::start_configured(
+            &work.path().join(name),
+            Some(&url),
+            &["--role", role, "--marketplace-key", &key_arg],
+            &[
+                ("PLINTH_SECRETS_KEY", secrets.as_str()),
+                ("PLINTH_AUDIT_KEY", audit_key.as_str()),
+            ],
+        )
+    };
+    let marketplace = start("marketplace", "marketplace")?;
+    let host = start("host", "host")?;
+    let api = client(&marketplace.base);
+    let on_host = client(&host.base);
+    let (ok, operator, stderr) = bootstrap(&work.path().join("marketplace"), Some(&url))?;
+    ensure!(ok, "bootstrap failed: {stderr}");
+    let (developer, signing) = api.developer("dev@example.com", "examples").await?;
+    for version in ["1.0.0", "1.1.0"] {
+        let path = versioned_package(work.path(), &COUNTER, &signing, version, "")?;
+        api.publish_and_approve(&path, &developer, &operator)
+            .await?;
+    }
+    let (_, admin) = api.account("admin@acme.example").await?;
+    api.tenant(&admin, "acme", None).await?;
+    api.install(&admin, "acme", COUNTER_ID, Some("1.1.0"), json!({}))
+        .await?;
+    let key = api.api_key(&admin, "acme").await?;
+    wait_for_version(&on_host, &key, "1.1.0").await?;
+
+    api.ok(
+        Method::POST,
+        &format!("/v1/plugins/{COUNTER_ID}/versions/1.1.0/yank"),
+        Some(&operator),
+        Some(json!({"reason_code": "security", "reason": "Leaks counts.", "security": true})),
+    )
+    .await?;
+    wait_for_version(&on_host, &key, "1.0.0").await?;
+    let newest = api.ok(Method::GET, "/v1/state", None, None).await?["statement"]["sequence"]
+        .as_i64()
+        .context("sequence")?;
+    let sequence_on = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("plinth_state_statement_sequence "))
+            .and_then(|n| n.trim().parse::<i64>().ok())
+    };
+    let started = Instant::now();
+    loop {
+        let metrics = on_host
+            .client
+            .get(format!("{}/metrics", on_host.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        if sequence_on(&metrics) == Some(newest) {
+            break;
+        }
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "the host never took statement {newest}: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = on_host.ok(Method::GET, "/healthz", None, None).await?;
+    ensure!(health["state_statement"] == "fresh", "{health}");
+
+    // Storage withholds the yank and serves the statement before it as the newest.
+    let db = plinth_marketplace::Db::connect(&url).await?;
+    sqlx::query("DELETE FROM state_statements WHERE sequence >= $1")
+        .bind(newest)
+        .execute(db.pool())
+        .await?;
+    sqlx::query("UPDATE versions SET yanked_at = NULL, yank_security = 0 WHERE plugin_id = $1")
+        .bind(COUNTER_ID)
+        .execute(db.pool())
+        .await?;
+    sqlx::query("UPDATE installs SET version = '1.1.0' WHERE plugin_id = $1")
+        .bind(COUNTER_ID)
+        .execute(db.pool())
+        .await?;
+    db.close().await;
+
+    // The host restarts from its data directory: it follows storage, refuses the older
+    // statement, and still runs 1.0.0.
+    host.stop()?;
+    let host = start("host", "host")?;
+    let on_host = client(&host.base);
+    let started = Instant::now();
+    loop {
+        let metrics = on_host
+            .client
+            .get(format!("{}/metrics", on_host.base))
+            .send()
+            .await;
+        if let Ok(response) = metrics {
+            let text = response.text().await?;
+            let refused = text
+                .lines()
+                .find_map(|line| line.strip_prefix("plinth_state_statements_refused_total "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            if refused >= 1 {
+                ensure!(sequence_on(&text) == Some(newest), "{text}");
+                break;
+            }
+        }
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "the host never refused the older statement"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The marketplace stops speaking: the newest statement it left is past its expiry, and
+    // the host says so on /healthz and in its metrics.
+    let marketplace_key =
+        plinth_package::SecretKey::parse(std::fs::read_to_string(&key_file)?.trim())?;
+    let stale = plinth_package::signing::statement::StateStatement::new(
+        u64::try_from(newest)? + 5,
+        1_000_000,
+        3600,
+        Vec::new(),
+        "sha256:00".to_owned(),
+        vec![marketplace_key.public_key()],
+    )
+    .sign(&marketplace_key);
+    let db = plinth_marketplace::Db::connect(&url).await?;
+    sqlx::query("INSERT INTO state_statements (sequence, issued_at, expires_at, body) VALUES ($1, $2, $3, $4)")
+        .bind(newest + 5)
+        .bind(stale.statement.issued_at)
+        .bind(stale.statement.expires_at)
+        .bind(serde_json::to_string(&stale)?)
+        .execute(db.pool())
+        .await?;
+    db.close().await;
+    let started = Instant::now();
+    loop {
+        let health = on_host.ok(Method::GET, "/healthz", None, None).await?;
+        if health["status"] == "degraded" {
+            ensure!(health["state_statement"] == "expired", "{health}");
+            break;
+        }
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "the host never saw its statement expire: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = on_host
+        .client
+        .get(format!("{}/metrics", on_host.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        metrics.contains("plinth_state_statement_expired 1"),
+        "{metrics}"
+    );
+
+    let (status, body) = event(&on_host, &key).await?;
+    ensure!(status == 200, "{status} {body}");
+    let ran: Vec<&Value> = body["results"]
+        .as_array()
+        .map(|r| r.iter().collect())
+        .unwrap_or_default();
+    ensure!(
+        ran.iter().all(|r| r["version"] != "1.1.0"),
+        "the host runs the revoked version: {body}"
+    );
+    host.stop()?;
     marketplace.stop()?;
     Ok(())
 }

@@ -32,6 +32,7 @@ pub mod rates;
 pub mod runs;
 pub mod runtime;
 pub mod sandbox;
+pub mod statements;
 pub mod trust;
 mod workers;
 

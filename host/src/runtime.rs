@@ -34,8 +34,10 @@ use crate::plugin::{LoadedPlugin, PreparedPlugin};
 use crate::rates::TenantRates;
 use crate::runs::RunRecorder;
 use crate::sandbox::SandboxState;
-use crate::trust::TrustPolicy;
+use crate::statements::{Freshness, Observed, StatementGuard, StatementRefused};
+use crate::trust::{TrustError, TrustPolicy};
 use crate::workers::Workers;
+use plinth_package::signing::statement::{SignedStatement, StateStatement};
 
 /// Plugin threads per core by default. More threads than cores, so that a few calls busy in
 /// work that cannot yield (a large `memory.fill`, say) never hold every thread: the operating
@@ -140,6 +142,8 @@ pub struct Host {
     loaded: LoadedVersions,
     /// Where runs through installs are recorded, once set.
     pub(crate) run_recorder: OnceLock<Arc<dyn RunRecorder>>,
+    /// The newest marketplace state statement seen (freeze and rollback defence).
+    pub(crate) statements: StatementGuard,
 }
 
 impl std::fmt::Debug for Host {
@@ -188,9 +192,12 @@ impl Host {
             meter: Meter::new(),
             workers: Workers::new(threads)?,
         };
+        let cache = CompiledCache::new(config.cache_dir)?;
+        let statements = StatementGuard::open(Some(cache.dir()));
         Ok(Host {
             sandboxes: Arc::new(sandboxes),
-            cache: CompiledCache::new(config.cache_dir)?,
+            cache,
+            statements,
             trust: config.trust,
             policies: config.policies,
             installs: InstallTable::default(),
@@ -248,8 +255,18 @@ impl Host {
     ///
     /// [`Error::Trust`] if the package is not trusted; [`Error::Cache`] if it does not compile.
     pub fn load(&self, package: &Package) -> Result<Arc<LoadedPlugin>, Error> {
+        let info = &package.manifest.plugin;
+        let version = info.version.to_string();
+        if let Some(sequence) = self.statements.revokes(info.id.as_str(), &version) {
+            return Err(Error::Trust(TrustError::Revoked {
+                plugin: info.id.to_string(),
+                version,
+                sequence,
+            }));
+        }
         // The check hashes the package; its digest is the one the loaded versions are kept by.
-        let digest = self.trust.check(package)?.digest();
+        let rotated = self.statements.keys();
+        let digest = self.trust.check_with(package, rotated.as_deref())?.digest();
         if let Some(loaded) = self.loaded.get(&digest) {
             return Ok(loaded);
         }
@@ -286,6 +303,58 @@ impl Host {
         }
         tracing::info!(plugin = %plugin.label(), digest = %plugin.digest, footprint = ?plugin.footprint, "loaded");
         Ok(self.loaded.keep(Arc::new(plugin)))
+    }
+
+    /// Takes in a marketplace state statement (see [`crate::statements`]): verified against
+    /// the keys the newest statement seen names (before any, the trust policy's marketplace
+    /// keys; any key under the development policy) and refused if older than the newest seen.
+    /// When it is newer, the keys it names are trusted for countersignatures from then on,
+    /// every install running a version it revokes is stopped at once, and those versions no
+    /// longer load.
+    ///
+    /// # Errors
+    ///
+    /// [`StatementRefused`].
+    pub fn observe_statement(
+        &self,
+        signed: &SignedStatement,
+    ) -> Result<Observed, StatementRefused> {
+        let observed = self
+            .statements
+            .observe(signed, self.trust.marketplace_keys())?;
+        if let Observed::Newer { sequence } = observed {
+            for tenant in self.tenants() {
+                for install in self.installs(&tenant) {
+                    if install.enabled
+                        && signed.statement.revokes(&install.plugin, &install.version)
+                    {
+                        if let Ok(found) = self.find(&tenant, &install.plugin) {
+                            found
+                                .enabled
+                                .store(false, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        tracing::warn!(tenant, plugin = %install.plugin, version = %install.version, sequence, "stopped an install of a version the state statement revokes");
+                    }
+                }
+            }
+            tracing::info!(sequence, "state statement accepted");
+        }
+        Ok(observed)
+    }
+
+    /// How current the newest state statement seen is at `now` (Unix seconds).
+    pub fn statement_freshness(&self, now: i64) -> Freshness {
+        self.statements.freshness(now)
+    }
+
+    /// The newest state statement seen, if any.
+    pub fn newest_statement(&self) -> Option<StateStatement> {
+        self.statements.newest()
+    }
+
+    /// The sequence of the newest statement seen if it revokes `version` of `plugin`.
+    pub fn revoked_by_statement(&self, plugin: &str, version: &str) -> Option<u64> {
+        self.statements.revokes(plugin, version)
     }
 
     /// How many plugin versions are loaded now (each shared by all its installs).

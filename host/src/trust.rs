@@ -109,6 +109,17 @@ pub enum TrustError {
         /// What the package has.
         actual: String,
     },
+    /// The newest marketplace state statement this host has seen revokes this version (a
+    /// security yank, or a blocked plugin), whatever storage says.
+    #[error("{plugin} {version} is revoked by marketplace state statement {sequence}")]
+    Revoked {
+        /// The plugin id.
+        plugin: String,
+        /// The version.
+        version: String,
+        /// The statement that revokes it.
+        sequence: u64,
+    },
     /// A signature check failed in a way this host does not know about.
     #[error("the package's signatures could not be verified: {0}")]
     Unverifiable(String),
@@ -196,6 +207,15 @@ impl TrustPolicy {
         }
     }
 
+    /// The marketplace keys trusted for countersignatures and state statements; `None` under
+    /// the development policy (which checks nothing).
+    pub fn marketplace_keys(&self) -> Option<&[PublicKey]> {
+        match &self.mode {
+            Mode::Enforce { marketplace_keys } => Some(marketplace_keys),
+            Mode::Development => None,
+        }
+    }
+
     /// Whether this is the development policy.
     pub fn is_development(&self) -> bool {
         matches!(self.mode, Mode::Development)
@@ -210,6 +230,21 @@ impl TrustPolicy {
     /// countersignature (missing, untrusted key, invalid, for another package). Never under
     /// [`development`](Self::development).
     pub fn check<'a>(&self, package: &'a Package) -> Result<TrustedPackage<'a>, TrustError> {
+        self.check_with(package, None)
+    }
+
+    /// [`check`](Self::check), with the marketplace keys a state statement named in place of
+    /// the configured ones when `rotated` is given (a key rotation: see
+    /// [`crate::statements`]). The development policy still checks nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check).
+    pub fn check_with<'a>(
+        &self,
+        package: &'a Package,
+        rotated: Option<&[PublicKey]>,
+    ) -> Result<TrustedPackage<'a>, TrustError> {
         let digest = package.digest();
         let manifest = &package.manifest;
         let marketplace_keys = match &self.mode {
@@ -226,7 +261,7 @@ impl TrustPolicy {
                     basis: TrustBasis::Development,
                 });
             }
-            Mode::Enforce { marketplace_keys } => marketplace_keys,
+            Mode::Enforce { marketplace_keys } => rotated.unwrap_or(marketplace_keys),
         };
 
         let signatures = &package.signature;

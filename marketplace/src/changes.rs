@@ -2,7 +2,7 @@
 //! processes (hosts and marketplaces) run on one database and keep only caches, so each
 //! listens on channel `plinth_changes`, which triggers notify on every commit that changes an
 //! install, a tenant's plan or deletion, a plan, a plugin's block or a token's revocation
-//! (migration 0008). A notification retires the read caches it concerns and brings the host's
+//! (migration 0008), or issues a state statement (migration 0019: the host takes it in). A notification retires the read caches it concerns and brings the host's
 //! affected installs in line with storage ([`crate::installs::sync`]).
 //!
 //! Notifications from this process's own connections are skipped (it applied its changes
@@ -62,6 +62,8 @@ pub enum Change {
     },
     /// A token was revoked or restored.
     Access,
+    /// A state statement was issued.
+    Statement,
 }
 
 impl Change {
@@ -89,6 +91,7 @@ impl Change {
                 plugin_id: second.to_owned(),
             },
             "access" => Change::Access,
+            "statement" => Change::Statement,
             _ => return None,
         })
     }
@@ -153,6 +156,7 @@ fn retire_cached_reads(state: &AppState) {
 /// changed itself in the last [`SPARE_LOCAL_CHANGES`].
 async fn catch_up(state: &AppState) {
     retire_cached_reads(state);
+    crate::statements::follow(state).await;
     if state.runtime().is_ok()
         && let Err(error) = sync::sync_all_sparing_local(state, SPARE_LOCAL_CHANGES).await
     {
@@ -186,6 +190,10 @@ async fn handle(state: &AppState, schema: &str, notification: &PgNotification) {
         Change::Plugin { plugin_id } => (None, Some(plugin_id.as_str())),
         Change::Access => {
             state.db().changed(Topic::Access);
+            return;
+        }
+        Change::Statement => {
+            crate::statements::follow(state).await;
             return;
         }
     };
@@ -227,6 +235,10 @@ mod tests {
             })
         );
         assert_eq!(Change::parse("s1|access||", "s1"), Some(Change::Access));
+        assert_eq!(
+            Change::parse("s1|statement||7", "s1"),
+            Some(Change::Statement)
+        );
         assert_eq!(Change::parse("s2|install|t1|acme.hello", "s1"), None);
         assert_eq!(Change::parse("s1|weird|t1|x", "s1"), None);
         assert_eq!(Change::parse("s1|install", "s1"), None);

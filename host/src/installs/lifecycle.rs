@@ -118,11 +118,21 @@ impl Host {
     ///
     /// # Errors
     ///
-    /// [`Error::NotInstalled`].
+    /// [`Error::NotInstalled`]; [`Error::Trust`] for enabling a version the newest state
+    /// statement revokes.
     pub fn set_enabled(&self, tenant: &str, plugin: &str, enabled: bool) -> Result<(), Error> {
-        self.find(tenant, plugin)?
-            .enabled
-            .store(enabled, Ordering::SeqCst);
+        let install = self.find(tenant, plugin)?;
+        if enabled {
+            let version = install.current.load().version();
+            if let Some(sequence) = self.statements.revokes(plugin, &version) {
+                return Err(Error::Trust(crate::trust::TrustError::Revoked {
+                    plugin: plugin.to_owned(),
+                    version,
+                    sequence,
+                }));
+            }
+        }
+        install.enabled.store(enabled, Ordering::SeqCst);
         self.local_changes.touch(tenant, plugin);
         tracing::info!(tenant, plugin, enabled, "install enabled state changed");
         Ok(())

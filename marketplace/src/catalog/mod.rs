@@ -428,6 +428,24 @@ pub async fn shows(db: &Db, plugin_id: &str, visibility: &Visibility) -> Result<
     Ok(plugin_row(db, plugin_id, visibility).await?.is_some())
 }
 
+/// The publisher (id, namespace) of published plugin `plugin_id`, with no visibility check:
+/// the caller has made its own.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown plugin; [`Error::Database`].
+pub(crate) async fn publisher_of(db: &Db, plugin_id: &str) -> Result<(String, String)> {
+    let row = sqlx::query(
+        "SELECT p.publisher_id, pub.namespace FROM plugins p \
+         JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1",
+    )
+    .bind(plugin_id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| unknown_plugin(plugin_id))?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
 fn unknown_plugin(plugin_id: &str) -> Error {
     Error::not_found(format!("plugin {plugin_id:?}"))
 }

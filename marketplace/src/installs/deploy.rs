@@ -143,6 +143,10 @@ pub(crate) fn host_error(error: plinth_host::Error) -> Error {
         plinth_host::Error::NothingToRollBack { .. } => {
             Error::conflict("nothing_to_roll_back", error.to_string())
         }
+        // The host's newest state statement revokes it, whatever storage says.
+        plinth_host::Error::Trust(plinth_host::trust::TrustError::Revoked { .. }) => {
+            Error::conflict("version_revoked", error.to_string())
+        }
         plinth_host::Error::InstallChanged { .. } => {
             Error::conflict("install_changed", format!("{error}; try again"))
         }

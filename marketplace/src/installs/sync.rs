@@ -28,6 +28,9 @@ use crate::state::AppState;
 /// [`crate::error::Error::Database`] if the installs cannot be read;
 /// [`crate::error::Error::Unavailable`] without a host.
 pub async fn restore_all(state: &AppState) -> Result<usize> {
+    // The stored state statements first: the keys they name and what they revoke decide
+    // which packages load.
+    crate::statements::follow(state).await;
     sync_sparing(state, None, None, None).await
 }
 

@@ -345,19 +345,6 @@ async fn rating_tenant(tx: &mut Tx, plugin_id: &str, rating_id: &str) -> Result<
         .ok_or_else(|| unknown_rating(plugin_id, rating_id))
 }
 
-/// The plugin's publisher id and namespace, if the plugin exists.
-async fn publisher_of(db: &Db, plugin_id: &str) -> Result<(String, String)> {
-    let row = sqlx::query(
-        "SELECT p.publisher_id, pub.namespace FROM plugins p \
-         JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1",
-    )
-    .bind(plugin_id)
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or_else(|| unknown_plugin(plugin_id))?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
-}
-
 /// The publisher's reply to rating `rating_id` of `plugin_id` (replacing an earlier
 /// reply); the caller must be a member of the plugin's publisher (or its API key). Audited,
 /// and the tenant is notified.
@@ -376,7 +363,7 @@ pub async fn reply(
 ) -> Result<RatingView> {
     let text = clean_text("text", Some(text), MAX_TEXT_CHARS)?
         .ok_or_else(|| Error::bad_request("invalid_body", "field `text` must not be empty"))?;
-    let (publisher_id, namespace) = publisher_of(db, plugin_id).await?;
+    let (publisher_id, namespace) = crate::catalog::publisher_of(db, plugin_id).await?;
     let member = match crate::publishers::membership(db, principal, &namespace).await {
         Ok(member) => member,
         Err(Error::NotFound(_)) => {
@@ -437,7 +424,7 @@ async fn moderator<'p>(
     plugin_id: &str,
 ) -> Result<crate::auth::Reviewer<'p>> {
     let user = principal.reviewer()?;
-    let (publisher_id, namespace) = publisher_of(db, plugin_id).await?;
+    let (publisher_id, namespace) = crate::catalog::publisher_of(db, plugin_id).await?;
     if !crate::review::may_judge(db, &user, &publisher_id).await? {
         return Err(Error::forbidden(
             "own_publisher",

@@ -11,6 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -42,6 +43,9 @@ pub struct Metrics {
     plugins: PluginMetrics,
     password_checks: Counter,
     runs: RecorderCounters,
+    statements_refused: Counter,
+    statement_expired: Gauge,
+    statement_sequence: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,6 +105,25 @@ impl Metrics {
             "Runs not written to the run log: its queue was full or the database failed",
             runs.dropped.clone(),
         );
+        let statements_refused = Counter::default();
+        registry.register(
+            "state_statements_refused",
+            "State statements from storage the host refused: older than one it had seen (a \
+             replayed or withheld state), or not signed by a trusted key",
+            statements_refused.clone(),
+        );
+        let statement_expired = Gauge::default();
+        registry.register(
+            "state_statement_expired",
+            "1 while the newest state statement the host holds is past its expiry",
+            statement_expired.clone(),
+        );
+        let statement_sequence = Gauge::default();
+        registry.register(
+            "state_statement_sequence",
+            "The sequence of the newest state statement the host holds (0 before the first)",
+            statement_sequence.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -108,12 +131,33 @@ impl Metrics {
             plugins,
             password_checks,
             runs,
+            statements_refused,
+            statement_expired,
+            statement_sequence,
         }
     }
 
     /// Counts one password verification by log-in.
     pub fn count_password_check(&self) {
         self.password_checks.inc();
+    }
+
+    /// Counts one state statement the host refused.
+    pub fn count_refused_statement(&self) {
+        self.statements_refused.inc();
+    }
+
+    /// Sets the state statement gauges from `host`'s newest statement at `now` (Unix seconds).
+    fn refresh_statement(&self, host: &plinth_host::Host, now: i64) {
+        use plinth_host::statements::Freshness;
+        let (sequence, expired) = match host.statement_freshness(now) {
+            Freshness::Unknown => (0, false),
+            Freshness::Fresh { sequence, .. } => (sequence, false),
+            Freshness::Expired { sequence, .. } => (sequence, true),
+        };
+        self.statement_sequence
+            .set(i64::try_from(sequence).unwrap_or(i64::MAX));
+        self.statement_expired.set(i64::from(expired));
     }
 
     /// The observer that counts plugin calls: give it to the host's meter
@@ -203,6 +247,9 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
     let host = state.runtime().ok().map(|runtime| runtime.host.clone());
     let metrics = state.metrics();
     let queued_runs = state.run_recorder().map(|recorder| recorder.queued());
+    if let Some(host) = host.as_deref() {
+        metrics.refresh_statement(host, crate::clock::now_ms() / 1000);
+    }
     if let Err(error) = metrics
         .plugins
         .refresh(state.db(), host.as_deref(), queued_runs)

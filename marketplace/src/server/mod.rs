@@ -57,7 +57,8 @@ fn documented_routes(role: Role) -> OpenApiRouter<AppState> {
             .merge(crate::installs::routes())
             .merge(crate::ledger::routes())
             .merge(crate::versions::routes())
-            .merge(crate::runs::routes::routes());
+            .merge(crate::runs::routes::routes())
+            .merge(crate::statements::routes());
     }
     if role.serves_data_plane() {
         api = api
@@ -113,7 +114,9 @@ pub fn router_with(state: AppState, extra: Option<Router<AppState>>) -> Router {
     .with_state(state)
 }
 
-/// `GET /healthz`: 200 when the database answers.
+/// `GET /healthz`: 200 when the database answers; `degraded` when this process's host holds
+/// no state statement newer than its expiry (the marketplace stopped issuing them, or someone
+/// is holding them back).
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "The database answers", body = Health),
         (status = 500, body = crate::error::ApiError)))]
@@ -121,14 +124,45 @@ async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<axum::Json<Health>, Error> {
     sqlx::query("SELECT 1").execute(state.db().pool()).await?;
-    Ok(axum::Json(Health { status: "ok" }))
+    let freshness = state.runtime().ok().map(|runtime| {
+        runtime
+            .host
+            .statement_freshness(crate::clock::now_ms() / 1000)
+    });
+    let state_statement = match freshness {
+        None => "no_host",
+        Some(plinth_host::statements::Freshness::Unknown) => "none_yet",
+        Some(plinth_host::statements::Freshness::Fresh { .. }) => "fresh",
+        Some(plinth_host::statements::Freshness::Expired {
+            sequence,
+            expired_at,
+        }) => {
+            tracing::warn!(
+                sequence,
+                expired_at,
+                "the newest state statement has expired"
+            );
+            "expired"
+        }
+    };
+    Ok(axum::Json(Health {
+        status: if state_statement == "expired" {
+            "degraded"
+        } else {
+            "ok"
+        },
+        state_statement,
+    }))
 }
 
 /// `GET /healthz`'s answer.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 struct Health {
-    /// Always `ok`.
+    /// `ok`, or `degraded` while the newest state statement has expired.
     status: &'static str,
+    /// The host's newest state statement: `fresh`, `expired`, `none_yet`, or `no_host` in a
+    /// process without a host.
+    state_statement: &'static str,
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and finishes
@@ -167,6 +201,7 @@ pub async fn serve_with(
     let change_listener = crate::changes::spawn(state.clone());
     let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
     let rollout_ticker = crate::versions::rollout::spawn_ticker(state.clone());
+    let statements = Some(crate::statements::spawn(state.clone()));
     if let Ok(runtime) = state.runtime() {
         runtime
             .host
@@ -196,9 +231,15 @@ pub async fn serve_with(
             tokio::time::sleep(drain).await;
         } => tracing::warn!("requests still in flight after {drain:?}; stopping anyway"),
     }
-    for task in [housekeeping, deliverer, change_listener, rollout_ticker]
-        .into_iter()
-        .flatten()
+    for task in [
+        housekeeping,
+        deliverer,
+        change_listener,
+        rollout_ticker,
+        statements,
+    ]
+    .into_iter()
+    .flatten()
     {
         task.abort();
     }

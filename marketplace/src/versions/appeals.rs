@@ -366,5 +366,8 @@ pub async fn decide(
         return Err(e.into());
     }
     tracing::info!(appeal = id, decision, lifted, "appeal decided");
+    if lifted {
+        super::block::after_unblock(state, &switched_on).await;
+    }
     Ok(appeal)
 }

@@ -110,6 +110,7 @@ pub async fn block(
         return Err(e.into());
     }
     tracing::warn!(plugin = plugin_id, reason_code, "plugin blocked");
+    crate::statements::after_change(state).await;
     Ok(Blocked {
         blocked_at: Some(rfc3339(now)),
         installs: installs.len(),
@@ -125,6 +126,11 @@ fn switch(runtime: &Runtime, installs: &[Install], on: bool) {
             on && install.enabled,
         ) {
             Ok(()) | Err(plinth_host::Error::NotInstalled { .. }) => {}
+            // Until the next state statement (see `after_unblock`), the host's newest one
+            // still revokes a plugin that was just unblocked.
+            Err(plinth_host::Error::Trust(plinth_host::trust::TrustError::Revoked { .. })) => {
+                tracing::debug!(tenant = %install.tenant_id, plugin = %install.plugin_id, "waiting for the next state statement to switch an install on");
+            }
             Err(error) => {
                 tracing::error!(tenant = %install.tenant_id, plugin = %install.plugin_id, %error, "cannot switch an install");
             }
@@ -169,6 +175,7 @@ pub async fn unblock(
         return Err(e.into());
     }
     tracing::info!(plugin = plugin_id, "plugin unblocked");
+    after_unblock(state, &installs).await;
     Ok(Blocked {
         blocked_at: None,
         installs: installs.len(),
@@ -231,6 +238,15 @@ pub(crate) async fn unblock_in(
         .await?;
     }
     Ok(Some(installs))
+}
+
+/// After an unblock committed: issues a state statement that no longer revokes the plugin,
+/// hands it to the host, then switches `installs` back on as stored.
+pub(crate) async fn after_unblock(state: &AppState, installs: &[Install]) {
+    crate::statements::after_change(state).await;
+    if let Ok(runtime) = state.runtime() {
+        switch(runtime, installs, true);
+    }
 }
 
 /// Switches the host side of `installs` back on (as stored) after an unblock commits, or off

@@ -88,15 +88,7 @@ pub(crate) async fn steward_of(
     if !crate::catalog::shows(db, plugin_id, &Visibility::of(Some(principal))).await? {
         return Err(unknown());
     }
-    let row = sqlx::query(
-        "SELECT p.publisher_id, pub.namespace FROM plugins p \
-         JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1",
-    )
-    .bind(plugin_id)
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or_else(unknown)?;
-    let (publisher_id, namespace): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    let (publisher_id, namespace) = crate::catalog::publisher_of(db, plugin_id).await?;
     if principal.is_operator() {
         return Ok((Steward::Operator, publisher_id));
     }

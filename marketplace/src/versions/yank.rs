@@ -200,6 +200,10 @@ impl YankOnce<'_> {
         .await?;
         moves.commit(tx).await?;
         tracing::warn!(plugin = plugin_id, version = %target.version, security, reason_code, "version yanked");
+        if security {
+            // Hosts learn at once that the version must not run anywhere.
+            crate::statements::after_change(self.state).await;
+        }
         Ok(Yanked {
             version: target.version,
             yanked_at: rfc3339(now),

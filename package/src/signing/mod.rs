@@ -12,6 +12,7 @@ mod file;
 mod keys;
 mod package;
 mod possession;
+pub mod statement;
 
 use std::fmt;
 

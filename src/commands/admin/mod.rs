@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod bootstrap;
 pub mod restore;
+pub mod rotate_key;
 
 /// Operator tasks on the marketplace's storage.
 #[derive(Debug, clap::Subcommand)]
@@ -10,6 +11,7 @@ pub enum AdminCommand {
     Bootstrap(bootstrap::BootstrapCommand),
     Backup(backup::BackupCommand),
     Restore(restore::RestoreCommand),
+    RotateKey(rotate_key::RotateKeyCommand),
 }
 
 impl AdminCommand {
@@ -19,6 +21,7 @@ impl AdminCommand {
             AdminCommand::Bootstrap(command) => command.execute(),
             AdminCommand::Backup(command) => command.execute(),
             AdminCommand::Restore(command) => command.execute(),
+            AdminCommand::RotateKey(command) => command.execute(),
         }
     }
 }
