@@ -67,10 +67,12 @@ async fn greet(api: &Api, key: &str) -> Result<Value> {
         .with_context(|| format!("no hello result: {answer}"))
 }
 
-/// Waits for `GET /v1/state` to be signed by `key`; returns the statement.
-async fn statement_by(api: &Api, key: &str) -> Result<Value> {
+/// Waits for `GET /v1/state` (as `operator`) to be signed by `key`; returns the statement.
+async fn statement_by(api: &Api, operator: &str, key: &str) -> Result<Value> {
     for _ in 0..100 {
-        let (status, body) = api.send(Method::GET, "/v1/state", None, None).await?;
+        let (status, body) = api
+            .send(Method::GET, "/v1/state", Some(operator), None)
+            .await?;
         if status == 200 && body["key"] == key {
             return Ok(body);
         }
@@ -129,7 +131,7 @@ async fn a_rotated_key_keeps_installs_running_across_a_restart() -> Result<()> {
         greet(&client, &key).await?["error"].is_null(),
         "the install stopped after the rotation"
     );
-    let statement = statement_by(&client, &second).await?;
+    let statement = statement_by(&client, operator.trim(), &second).await?;
     let keys = statement["statement"]["keys"].clone();
     ensure!(keys == json!([second, first]), "{keys}");
     server.stop()?;
@@ -144,7 +146,7 @@ async fn a_rotated_key_keeps_installs_running_across_a_restart() -> Result<()> {
         greet(&client, &key).await?["error"].is_null(),
         "the install stopped after the second rotation"
     );
-    let statement = statement_by(&client, &third).await?;
+    let statement = statement_by(&client, operator.trim(), &third).await?;
     ensure!(
         statement["statement"]["keys"] == json!([third]),
         "{statement}"

@@ -262,7 +262,9 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
     )
     .await?;
     wait_for_version(&on_host, &key, "1.0.0").await?;
-    let newest = api.ok(Method::GET, "/v1/state", None, None).await?["statement"]["sequence"]
+    let newest = api
+        .ok(Method::GET, "/v1/state", Some(&operator), None)
+        .await?["statement"]["sequence"]
         .as_i64()
         .context("sequence")?;
     let sequence_on = |metrics: &str| {

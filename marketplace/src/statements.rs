@@ -4,7 +4,8 @@
 //! ([`ISSUE_EVERY`], valid for [`VALID_FOR`]) and after every change of what must not run (a
 //! security yank, a block, an unblock: [`after_change`]). A statement revokes every
 //! security-yanked version and every blocked plugin, and carries the digest of those
-//! revocations and of the install set. `GET /v1/state` serves the newest.
+//! revocations and of the install set. `GET /v1/state` serves the newest to operators (it
+//! names private plugins).
 //!
 //! Every process with a host hands the newest stored statement to it ([`deliver`]): at start,
 //! after issuing one, on PostgreSQL when another process issued one (a change notification),
@@ -320,15 +321,19 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(newest))
 }
 
-/// The newest signed state statement: what no host may run (security-yanked versions, blocked
-/// plugins) and the install set's digest, with its sequence and expiry, signed by the
-/// marketplace key. Anyone may read it; hosts verify it.
-#[utoipa::path(get, path = "/v1/state", tag = "operations",
+/// The newest signed state statement (operators): what no host may run (security-yanked
+/// versions, blocked plugins) and the install set's digest, with its sequence and expiry,
+/// signed by the marketplace key. Operators only: it names private plugins. Hosts read it
+/// from storage and verify it.
+#[utoipa::path(get, path = "/v1/state", tag = "operations", security(("bearer" = [])),
     responses((status = 200, description = "The signed statement", body = Object),
+        (status = 401, body = crate::error::ApiError), (status = 403, body = crate::error::ApiError),
         (status = 404, body = crate::error::ApiError)))]
 async fn newest(
     axum::extract::State(state): axum::extract::State<AppState>,
+    principal: crate::auth::Principal,
 ) -> Result<axum::Json<SignedStatement>> {
+    principal.operator()?;
     latest(state.db())
         .await?
         .map(axum::Json)

@@ -67,10 +67,10 @@ async fn release(app: &TestApp, operator: &str, dev: &Dev, version: &str) -> Res
     Ok(())
 }
 
-/// The newest statement `GET /v1/state` serves, once there is one.
-async fn served(app: &TestApp) -> Result<SignedStatement> {
+/// The newest statement `GET /v1/state` serves `operator`, once there is one.
+async fn served(app: &TestApp, operator: &str) -> Result<SignedStatement> {
     for _ in 0..100 {
-        let reply = app.get("/v1/state", None).await?;
+        let reply = app.get("/v1/state", Some(operator)).await?;
         if reply.status == StatusCode::OK {
             return Ok(serde_json::from_value(reply.body)?);
         }
@@ -115,7 +115,15 @@ async fn health(app: &TestApp) -> Result<Value> {
 
 async fn statements_are_signed_served_and_follow_every_security_yank(app: TestApp) -> Result<()> {
     let w = world(&app).await?;
-    let first = served(&app).await?;
+    let first = served(&app, &w.operator).await?;
+    // It names private plugins: operators only.
+    app.get("/v1/state", None)
+        .await?
+        .expect(StatusCode::UNAUTHORIZED)?;
+    let (_, someone) = app.user("someone@example.com").await?;
+    app.get("/v1/state", Some(&someone))
+        .await?
+        .expect_error(StatusCode::FORBIDDEN, "forbidden")?;
     let key = app.state.public_key();
     let stated = first.verify(&[key])?;
     ensure!(
@@ -125,7 +133,7 @@ async fn statements_are_signed_served_and_follow_every_security_yank(app: TestAp
     ensure!(health(&app).await?["state_statement"] == "fresh");
 
     security_yank(&app, &w.operator, "1.1.0").await?;
-    let after = served(&app).await?;
+    let after = served(&app, &w.operator).await?;
     let stated = after.verify(&[key])?;
     ensure!(stated.sequence > first.statement.sequence, "{stated:?}");
     ensure!(stated.revokes(PLUGIN, "1.1.0") && !stated.revokes(PLUGIN, "1.0.0"));
@@ -145,7 +153,12 @@ async fn statements_are_signed_served_and_follow_every_security_yank(app: TestAp
     )
     .await?
     .expect(StatusCode::OK)?;
-    ensure!(served(&app).await?.statement.revokes(PLUGIN, "1.0.0"));
+    ensure!(
+        served(&app, &w.operator)
+            .await?
+            .statement
+            .revokes(PLUGIN, "1.0.0")
+    );
     app.post(
         &format!("/v1/plugins/{PLUGIN}/unblock"),
         Some(&w.operator),
@@ -153,7 +166,7 @@ async fn statements_are_signed_served_and_follow_every_security_yank(app: TestAp
     )
     .await?
     .expect(StatusCode::OK)?;
-    let lifted = served(&app).await?;
+    let lifted = served(&app, &w.operator).await?;
     ensure!(
         !lifted.statement.revokes(PLUGIN, "1.0.0") && lifted.statement.revokes(PLUGIN, "1.1.0")
     );
@@ -169,9 +182,9 @@ async fn statements_are_signed_served_and_follow_every_security_yank(app: TestAp
 
 async fn a_replayed_older_statement_is_refused(app: TestApp) -> Result<()> {
     let w = world(&app).await?;
-    let before = served(&app).await?;
+    let before = served(&app, &w.operator).await?;
     security_yank(&app, &w.operator, "1.1.0").await?;
-    let after = served(&app).await?;
+    let after = served(&app, &w.operator).await?;
     // Storage (or a replica) serves the statement from before the yank as the newest.
     sqlx::query("DELETE FROM state_statements WHERE sequence > $1")
         .bind(i64::try_from(before.statement.sequence)?)
@@ -236,8 +249,8 @@ async fn a_withheld_yank_does_not_bring_the_version_back(app: TestApp) -> Result
 }
 
 async fn an_expired_statement_degrades_health(app: TestApp) -> Result<()> {
-    let _w = world(&app).await?;
-    let current = served(&app).await?;
+    let w = world(&app).await?;
+    let current = served(&app, &w.operator).await?;
     ensure!(health(&app).await?["status"] == "ok");
     // A statement issued long ago and never followed by another: past its expiry.
     let stale = StateStatement::new(

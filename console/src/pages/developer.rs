@@ -356,10 +356,9 @@ pub async fn upload(
     let bytes = package
         .filter(|bytes| !bytes.is_empty())
         .ok_or_else(|| ConsoleError::BadForm("choose a .plinth package to upload".to_owned()))?;
-    let submission =
-        match submissions::submit(state.db(), state.settings(), principal, bytes.to_vec()).await? {
-            Submitted::Created(submission) | Submitted::Existing(submission) => submission,
-        };
+    let submission = match submissions::submit_package(&state, principal, bytes.to_vec()).await? {
+        Submitted::Created(submission) | Submitted::Existing(submission) => submission,
+    };
     Ok(see_other(&format!(
         "/developer/submissions/{}",
         submission.id

@@ -617,6 +617,25 @@ pub async fn submit(
     Ok(Submitted::Created(submission))
 }
 
+/// Submits the package `bytes` as `principal` ([`submit`]), then applies a review waiver to a
+/// new submission ([`waive_review`]): what the API and the console both call.
+///
+/// # Errors
+///
+/// As [`submit`] and [`waive_review`].
+pub async fn submit_package(
+    state: &AppState,
+    principal: &Principal,
+    bytes: Vec<u8>,
+) -> Result<Submitted> {
+    match submit(state.db(), state.settings(), principal, bytes).await? {
+        Submitted::Created(submission) => {
+            Ok(Submitted::Created(waive_review(state, submission).await?))
+        }
+        existing => Ok(existing),
+    }
+}
+
 /// A new submission as it stands once review waivers apply: a private plugin's version from
 /// a publisher whose review an operator waived is approved at once if it passed validation
 /// (see [`crate::publishers::waiver`]); any other submission is returned as it is.

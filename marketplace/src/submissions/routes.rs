@@ -157,10 +157,10 @@ async fn submit(
             Error::bad_request("invalid_body", format!("the upload could not be read: {e}"))
         }
     })?;
-    let submitted = super::submit(state.db(), state.settings(), &principal, bytes.to_vec()).await?;
+    let submitted = super::submit_package(&state, &principal, bytes.to_vec()).await?;
     let median = super::median_review_seconds(state.db()).await?;
     let (status, submission) = match submitted {
-        Submitted::Created(s) => (StatusCode::CREATED, super::waive_review(&state, s).await?),
+        Submitted::Created(s) => (StatusCode::CREATED, s),
         Submitted::Existing(s) => (StatusCode::OK, s),
     };
     Ok((

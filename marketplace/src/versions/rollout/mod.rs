@@ -541,10 +541,13 @@ pub async fn tick(state: &AppState, now: i64) -> Result<usize> {
 /// How often the server starts the stages that are due.
 pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Calls [`tick`] every [`TICK_EVERY`] with the time, where installs are updated (a process
-/// with a host); `None` elsewhere. Abort the handle to stop it.
+/// Calls [`tick`] every [`TICK_EVERY`] with the time, in a control-plane process with a host
+/// (where approvals update installs); `None` elsewhere. Abort the handle to stop it.
 pub fn spawn_ticker(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     state.runtime().ok()?;
+    if !state.settings().role.serves_control_plane() {
+        return None;
+    }
     Some(tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK_EVERY);
         loop {
