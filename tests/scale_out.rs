@@ -254,6 +254,24 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
     let key = api.api_key(&admin, "acme").await?;
     wait_for_version(&on_host, &key, "1.1.0").await?;
 
+    // A block stops the plugin on the host; the unblock's statement lifts it again there.
+    api.ok(
+        Method::POST,
+        &format!("/v1/plugins/{COUNTER_ID}/block"),
+        Some(&operator),
+        Some(json!({"reason_code": "policy", "reason": "Under investigation."})),
+    )
+    .await?;
+    wait_until(&on_host, &key, |results| results.is_empty()).await?;
+    api.ok(
+        Method::POST,
+        &format!("/v1/plugins/{COUNTER_ID}/unblock"),
+        Some(&operator),
+        Some(json!({"reason": "Cleared."})),
+    )
+    .await?;
+    wait_for_version(&on_host, &key, "1.1.0").await?;
+
     api.ok(
         Method::POST,
         &format!("/v1/plugins/{COUNTER_ID}/versions/1.1.0/yank"),

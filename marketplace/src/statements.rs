@@ -274,8 +274,37 @@ pub(crate) async fn follow(state: &AppState) {
             }
         },
     };
+    let before = runtime.host.newest_statement();
     if let Some(newest) = newest {
         deliver(state, &newest);
+    }
+    lifted(state, before.as_ref()).await;
+}
+
+/// Brings back in line with storage the plugins a statement the host held revoked and its
+/// newest one no longer does (an unblock, a reversed yank made by another process): the
+/// host refused to load them until now.
+async fn lifted(state: &AppState, before: Option<&StateStatement>) {
+    let (Ok(runtime), Some(before)) = (state.runtime(), before) else {
+        return;
+    };
+    let Some(now) = runtime.host.newest_statement() else {
+        return;
+    };
+    if now.sequence == before.sequence {
+        return;
+    }
+    let mut plugins: Vec<&str> = before
+        .revoked
+        .iter()
+        .filter(|item| !now.revoked.contains(item))
+        .map(|item| item.plugin.as_str())
+        .collect();
+    plugins.dedup();
+    for plugin in plugins {
+        if let Err(error) = crate::installs::sync::sync(state, None, Some(plugin)).await {
+            tracing::warn!(plugin, %error, "cannot bring back a plugin a state statement no longer revokes");
+        }
     }
 }
 
