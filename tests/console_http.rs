@@ -494,6 +494,34 @@ async fn rollouts_deprecations_and_private_plugins_in_the_console() -> Result<()
         shown["state"] == "paused" && shown["reason"] == "Checking a report",
         "{shown}"
     );
+    // The portal schedules the next version's rollout through the same service.
+    let scheduled = post_form(
+        &client,
+        &base,
+        "/rollouts",
+        &dev_cookies,
+        &token,
+        "back=developer&plugin=examples.hello&version=0.3.0&stages=10%3A30%2C+100",
+    )
+    .await?;
+    ensure!(
+        scheduled.status() == 303,
+        "schedule: {}",
+        scheduled.status()
+    );
+    let pending = api
+        .ok(
+            Method::GET,
+            "/v1/plugins/examples.hello/versions/0.3.0/rollout",
+            Some(&developer),
+            None,
+        )
+        .await?;
+    ensure!(
+        pending["state"] == "pending"
+            && pending["stages"][0] == json!({"percent": 10, "soak_minutes": 30}),
+        "{pending}"
+    );
     // A tenant admin is no steward: the same form is a 404 for them.
     let admin_cookies = sign_in(&client, &base, "admin@acme.example").await?;
     let (_, tenants_page) = page(&client, &base, "/tenants", Some(&admin_cookies)).await?;

@@ -112,6 +112,7 @@ pub fn routes() -> Router<AppState> {
             "/developer/plugins/{plugin}/shared-runs/{id}",
             get(pages::runs::shared_run),
         )
+        .route("/rollouts", post(pages::rollouts::schedule))
         .route(
             "/rollouts/{plugin}/{version}/{action}",
             post(pages::rollouts::act),

@@ -270,7 +270,7 @@ pub async fn portal(
                     }
                 }
                 (revenue)
-                (super::rollouts::panel(&viewer, &rollouts, super::rollouts::Back::Developer))
+                (super::rollouts::panel(&viewer, &rollouts, super::rollouts::Back::Developer, &published))
                 @if !published.is_empty() {
                     h3 { "Failures in the field" }
                     ul.failure-links {

@@ -135,7 +135,7 @@ async fn render(
                     }
                     button.danger type="submit" { "Apply" }
                 }
-                (super::rollouts::panel(viewer, &rollouts, super::rollouts::Back::Operator))
+                (super::rollouts::panel(viewer, &rollouts, super::rollouts::Back::Operator, &[]))
             }
             section.panel aria-labelledby="payouts-title" {
                 h2 #payouts-title { "Payout run" }

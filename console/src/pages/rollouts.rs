@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
-use plinth_marketplace::versions::rollout::{self, RolloutView};
+use plinth_marketplace::versions::rollout::{self, RolloutView, Stage};
 use serde::Deserialize;
 
 use crate::error::ConsoleError;
@@ -47,12 +47,28 @@ impl Back {
     }
 }
 
-/// The table of `rollouts` with their forms, returning to `back`.
-pub fn panel(viewer: &Viewer, rollouts: &[RolloutView], back: Back) -> Markup {
+/// The table of `rollouts` with their forms, returning to `back`, and a form to schedule one
+/// for any of `plugins` (none: no form).
+pub fn panel(viewer: &Viewer, rollouts: &[RolloutView], back: Back, plugins: &[String]) -> Markup {
     html! {
         h3 { "Staged rollouts" }
+        @if !plugins.is_empty() {
+            form.schedule-rollout method="post" action="/rollouts" {
+                (csrf_field(viewer))
+                input type="hidden" name="back" value=(back.name());
+                label for="rollout-plugin" { "Plugin" }
+                select #rollout-plugin name="plugin" required {
+                    @for plugin in plugins { option value=(plugin) { (plugin) } }
+                }
+                label for="rollout-version" { "Version (not yet approved)" }
+                input #rollout-version type="text" name="version" required placeholder="1.3.0";
+                label for="rollout-stages" { "Stages: percent:soak minutes, rising to 100" }
+                input #rollout-stages type="text" name="stages" required value="5:60, 25:1440, 100";
+                button.secondary type="submit" { "Schedule rollout" }
+            }
+        }
         @if rollouts.is_empty() {
-            p { "No rollout. Schedule one for a version before its approval (PUT /v1/plugins/{id}/versions/{v}/rollout)." }
+            p { "No rollout yet." }
         } @else {
             div.table-wrap {
                 table.stack.rollouts {
@@ -157,4 +173,90 @@ pub async fn act(
     }
     let back = Back::parse(&form.back);
     Ok(see_other(&format!("{}?done=rollout", back.path())))
+}
+
+/// What the schedule form posts.
+#[derive(Debug, Deserialize)]
+pub struct ScheduleForm {
+    /// `developer` or `operator`.
+    back: String,
+    plugin: String,
+    version: String,
+    /// `percent[:soak minutes]`, comma-separated.
+    stages: String,
+}
+
+/// The stages written as `5:60, 25:1440, 100` (`percent[:soak minutes]`).
+///
+/// # Errors
+///
+/// 400 `invalid_rollout` naming the part that is not a stage. Whether the stages make a
+/// schedule is the rollout service's to say.
+fn parse_stages(text: &str) -> Result<Vec<Stage>, plinth_marketplace::Error> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (percent, soak) = part.split_once(':').unwrap_or((part, "0"));
+            match (percent.trim().parse::<u8>(), soak.trim().parse::<i64>()) {
+                (Ok(percent), Ok(soak_minutes)) => Ok(Stage {
+                    percent,
+                    soak_minutes,
+                }),
+                _ => Err(plinth_marketplace::Error::bad_request(
+                    "invalid_rollout",
+                    format!("field `stages`: {part:?} is not percent:minutes (e.g. 25:1440)"),
+                )),
+            }
+        })
+        .collect()
+}
+
+/// `POST /rollouts`: schedules a rollout through the same service as the API.
+pub async fn schedule(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Posted(form): Posted<ScheduleForm>,
+) -> Result<Response, ConsoleError> {
+    let principal = viewer.require()?;
+    let stages = parse_stages(&form.stages)?;
+    rollout::schedule(
+        state.db(),
+        principal,
+        form.plugin.trim(),
+        form.version.trim(),
+        stages,
+    )
+    .await?;
+    let back = Back::parse(&form.back);
+    Ok(see_other(&format!("{}?done=rollout", back.path())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_are_read_as_percent_and_minutes() {
+        let stages = parse_stages("5:60, 25:1440,100").ok();
+        assert_eq!(
+            stages,
+            Some(vec![
+                Stage {
+                    percent: 5,
+                    soak_minutes: 60
+                },
+                Stage {
+                    percent: 25,
+                    soak_minutes: 1440
+                },
+                Stage {
+                    percent: 100,
+                    soak_minutes: 0
+                },
+            ])
+        );
+        assert!(parse_stages("5:an hour, 100").is_err());
+        assert!(parse_stages("500").is_err());
+    }
 }
