@@ -19,6 +19,10 @@ CREATE TABLE plugin_audience (
 );
 CREATE INDEX plugin_audience_tenant ON plugin_audience (tenant_id, plugin_id);
 
+-- 1 while the plugin has a row in `private_plugins` (kept by `catalog::audience::mark`), so a
+-- search filters public plugins on a column instead of probing `private_plugins` per row.
+ALTER TABLE plugins ADD COLUMN private BIGINT NOT NULL DEFAULT 0;
+
 -- An operator may waive human review of a publisher's private plugins (audited).
 ALTER TABLE publishers ADD COLUMN review_waived_at BIGINT;
 ALTER TABLE publishers ADD COLUMN review_waived_by TEXT;

@@ -19,6 +19,10 @@ CREATE TABLE plugin_audience (
 );
 CREATE INDEX plugin_audience_tenant ON plugin_audience (tenant_id, plugin_id);
 
+-- 1 while the plugin has a row in `private_plugins` (kept by `catalog::audience::mark`), so a
+-- search filters public plugins on a column instead of probing `private_plugins` per row.
+ALTER TABLE plugins ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+
 -- An operator may waive human review of a publisher's private plugins (audited).
 ALTER TABLE publishers ADD COLUMN review_waived_at INTEGER;
 ALTER TABLE publishers ADD COLUMN review_waived_by TEXT;
@@ -43,3 +47,4 @@ DROP INDEX plugins_installs;
 DROP INDEX plugins_updated;
 CREATE INDEX plugins_installs ON plugins ((installs - (CASE WHEN deprecated_at IS NULL THEN 0 ELSE 1000000000000000 END)) DESC, id);
 CREATE INDEX plugins_updated ON plugins ((updated_at - (CASE WHEN deprecated_at IS NULL THEN 0 ELSE 1000000000000000 END)) DESC, id);
+CREATE INDEX plugins_rating ON plugins (((CASE WHEN rating_count = 0 THEN -1 ELSE (10 * 3000 + rating_sum * 1000) / (10 + rating_count) END) - (CASE WHEN deprecated_at IS NULL THEN 0 ELSE 1000000000000000 END)) DESC, id);

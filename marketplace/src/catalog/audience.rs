@@ -57,6 +57,24 @@ async fn owner(db: &Db, principal: &Principal, plugin_id: &str) -> Result<String
     Ok(publisher.id)
 }
 
+/// Brings `plugins.private` (what searches filter on) in line with `private_plugins` for
+/// `plugin_id`, in `tx`: after a change of audience, and when a plugin's first version is
+/// published.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub(crate) async fn mark(tx: &mut Tx, plugin_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE plugins SET private = \
+         (SELECT COUNT(*) FROM private_plugins WHERE plugin_id = $1) WHERE id = $1",
+    )
+    .bind(plugin_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Whether `plugin_id` is private, read in `tx`.
 async fn is_private(tx: &mut Tx, plugin_id: &str) -> Result<bool> {
     let found: Option<String> =
@@ -259,6 +277,7 @@ pub async fn set(
         },
     )
     .await?;
+    mark(&mut tx, plugin_id).await?;
     let shown = view(&mut tx, plugin_id).await?;
     tx.commit().await?;
     tracing::info!(
@@ -299,6 +318,7 @@ pub async fn make_public(db: &Db, principal: &Principal, plugin_id: &str) -> Res
         },
     )
     .await?;
+    mark(&mut tx, plugin_id).await?;
     let shown = view(&mut tx, plugin_id).await?;
     tx.commit().await?;
     tracing::info!(plugin = plugin_id, "private plugin opened to everyone");

@@ -238,6 +238,8 @@ pub async fn publish_version(
         .bind(now)
         .execute(&mut **tx)
         .await?;
+        // A plugin declared private before its first version is private from its first row.
+        audience::mark(tx, plugin_id).await?;
     }
 
     let inserted = sqlx::query(

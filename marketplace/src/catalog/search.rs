@@ -652,7 +652,7 @@ mod tests {
         let postgres = include_str!("../../migrations/postgres/0017_private_deprecated.sql");
         let sqlite = include_str!("../../migrations/sqlite/0017_private_deprecated.sql");
         for (sort, migrations) in [
-            (Sort::Rating, vec![postgres]),
+            (Sort::Rating, vec![postgres, sqlite]),
             (Sort::Installs, vec![postgres, sqlite]),
             (Sort::Recent, vec![postgres, sqlite]),
         ] {

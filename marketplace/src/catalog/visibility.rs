@@ -76,8 +76,7 @@ impl Visibility {
         let Some(viewer) = &self.viewer else {
             return ("1 = 1".to_owned(), Vec::new());
         };
-        let public = "p.blocked_at IS NULL AND (NOT EXISTS \
-             (SELECT 1 FROM private_plugins pp WHERE pp.plugin_id = p.id)";
+        let public = "p.blocked_at IS NULL AND (p.private = 0";
         let (audience, args) = match viewer {
             Viewer::Stranger => (String::new(), Vec::new()),
             Viewer::Tenant(tenant_id) => (
