@@ -358,15 +358,29 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The marketplace stops speaking: the newest statement it left is past its expiry, and
-    // the host says so on /healthz and in its metrics.
+    let (status, body) = event(&on_host, &key).await?;
+    ensure!(status == 200, "{status} {body}");
+    let ran: Vec<&Value> = body["results"]
+        .as_array()
+        .map(|r| r.iter().collect())
+        .unwrap_or_default();
+    ensure!(
+        ran.iter().all(|r| r["version"] != "1.1.0"),
+        "the host runs the revoked version: {body}"
+    );
+
+    // The marketplace stops speaking: the last statement it left (still revoking 1.1.0) is
+    // past its expiry, and the host says so on /healthz and in its metrics.
     let marketplace_key =
         plinth_package::SecretKey::parse(std::fs::read_to_string(&key_file)?.trim())?;
     let stale = plinth_package::signing::statement::StateStatement::new(
         u64::try_from(newest)? + 5,
         1_000_000,
         3600,
-        Vec::new(),
+        vec![plinth_package::signing::statement::Revoked {
+            plugin: COUNTER_ID.to_owned(),
+            version: Some("1.1.0".to_owned()),
+        }],
         "sha256:00".to_owned(),
         vec![marketplace_key.public_key()],
     )
@@ -404,17 +418,14 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
         metrics.contains("plinth_state_statement_expired 1"),
         "{metrics}"
     );
-
-    let (status, body) = event(&on_host, &key).await?;
-    ensure!(status == 200, "{status} {body}");
-    let ran: Vec<&Value> = body["results"]
-        .as_array()
-        .map(|r| r.iter().collect())
-        .unwrap_or_default();
+    let (_, body) = event(&on_host, &key).await?;
     ensure!(
-        ran.iter().all(|r| r["version"] != "1.1.0"),
-        "the host runs the revoked version: {body}"
+        body["results"]
+            .as_array()
+            .is_none_or(|results| results.iter().all(|r| r["version"] != "1.1.0")),
+        "the expired statement's revocation still holds: {body}"
     );
+
     host.stop()?;
     marketplace.stop()?;
     Ok(())
