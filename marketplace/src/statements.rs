@@ -192,6 +192,11 @@ pub async fn issue_as(db: &Db, signer: &SecretKey, now_ms: i64) -> Result<Signed
     ))
 }
 
+/// A stored statement's body; one that does not read is the server's fault.
+fn parse(body: &str) -> Result<SignedStatement> {
+    serde_json::from_str(body).map_err(|e| Error::Internal(format!("stored state statement: {e}")))
+}
+
 /// The newest stored statement, as stored (a host verifies it; storage is not trusted).
 ///
 /// # Errors
@@ -202,11 +207,7 @@ pub async fn latest(db: &Db) -> Result<Option<SignedStatement>> {
         sqlx::query_scalar("SELECT body FROM state_statements ORDER BY sequence DESC LIMIT 1")
             .fetch_optional(db.pool())
             .await?;
-    body.map(|body| {
-        serde_json::from_str(&body)
-            .map_err(|e| Error::Internal(format!("stored state statement: {e}")))
-    })
-    .transpose()
+    body.as_deref().map(parse).transpose()
 }
 
 /// Hands `signed` to this process's host, if it has one: logs (and counts) a refusal, which
@@ -317,13 +318,7 @@ async fn since(db: &Db, sequence: u64) -> Result<Vec<SignedStatement>> {
     .bind(KEPT)
     .fetch_all(db.pool())
     .await?;
-    bodies
-        .iter()
-        .map(|body| {
-            serde_json::from_str(body)
-                .map_err(|e| Error::Internal(format!("stored state statement: {e}")))
-        })
-        .collect()
+    bodies.iter().map(|body| parse(body)).collect()
 }
 
 /// Starts the statement loop: a control-plane process issues one now and every

@@ -240,23 +240,10 @@ async fn deprecation_is_shown_ranked_down_and_notified(app: TestApp) -> Result<(
     .await?
     .expect_error(StatusCode::CONFLICT, "not_deprecated")?;
 
-    let audit = app
-        .get("/v1/audit", Some(&w.operator))
-        .await?
-        .expect(StatusCode::OK)?;
-    let actions: Vec<&str> = audit.body["items"]
-        .as_array()
-        .context("items")?
-        .iter()
-        .filter_map(|e| e["action"].as_str())
-        .collect();
+    let actions = app.audit_actions(&w.operator).await?;
     ensure!(
-        actions
-            .iter()
-            .filter(|a| **a == "plugin.deprecated")
-            .count()
-            == 2
-            && actions.contains(&"plugin.undeprecated"),
+        actions.iter().filter(|a| *a == "plugin.deprecated").count() == 2
+            && actions.iter().any(|a| a == "plugin.undeprecated"),
         "{actions:?}"
     );
     Ok(())

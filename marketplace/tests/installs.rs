@@ -49,19 +49,6 @@ async fn world(app: &TestApp) -> Result<World> {
     })
 }
 
-/// An API key of tenant `slug`.
-async fn api_key(app: &TestApp, token: &str, slug: &str) -> Result<String> {
-    let made = app
-        .post(
-            &format!("/v1/tenants/{slug}/api-keys"),
-            Some(token),
-            json!({"name": "backend"}),
-        )
-        .await?
-        .expect(StatusCode::CREATED)?;
-    Ok(made.body["key"].as_str().context("key")?.to_owned())
-}
-
 /// Publishes `plugin` as `labs.<name>` 0.1.0 and has the operator approve it; returns the id.
 async fn publish(app: &TestApp, w: &World, plugin: &TestPlugin, name: &str) -> Result<String> {
     let id = format!("labs.{name}");
@@ -169,7 +156,7 @@ async fn plugin_http_reaches_the_install(app: TestApp) -> Result<()> {
             .await?
             .expect(StatusCode::CREATED)?;
     }
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
 
     let posted = app
         .send_bytes(
@@ -274,7 +261,7 @@ async fn breaker_is_visible_and_resets(app: TestApp) -> Result<()> {
         "{}",
         installed.body
     );
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
 
     // The default policy opens after 5 failures.
     for _ in 0..5 {
@@ -369,7 +356,7 @@ async fn plugin_http_is_refused_while_the_breaker_is_open(app: TestApp) -> Resul
     install(&app, &w.admin, "acme", &echo, json!({}))
         .await?
         .expect(StatusCode::CREATED)?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     let fail = format!("/p/acme/{echo}/fail");
     // The default policy opens after 5 failures; each is the plugin's own trap.
     for _ in 0..5 {
@@ -432,7 +419,7 @@ async fn members_cannot_install_admins_can(app: TestApp) -> Result<()> {
     )
     .await?
     .expect(StatusCode::CREATED)?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     for token in [&member, &key] {
         install(&app, token, "acme", &hello, json!({}))
             .await?
@@ -473,7 +460,7 @@ async fn other_tenants_installs_answer_404(app: TestApp) -> Result<()> {
     }
     let (_, other) = app.user("admin@globex.example").await?;
     app.tenant(&other, "globex").await?;
-    let other_key = api_key(&app, &other, "globex").await?;
+    let other_key = app.api_key(&other, "globex").await?;
     let digest = digest(&app, &hello).await?;
     // A run of acme's: its install hook.
     let acme_runs = app
@@ -573,7 +560,7 @@ async fn events_input_is_checked(app: TestApp) -> Result<()> {
     install(&app, &w.admin, "acme", &hello, json!({}))
         .await?
         .expect(StatusCode::CREATED)?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     ensure!(
         event(&app, &key, "acme", "nobody.listens", json!({"a": 1}))
             .await?
@@ -761,7 +748,7 @@ async fn yanked_versions_and_plan_limits_stop_installs(app: TestApp) -> Result<(
         listed.body
     );
     // The host runs only the one install: counter's topic reaches nobody.
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     ensure!(
         event(&app, &key, "acme", "count", json!({}))
             .await?
@@ -773,7 +760,7 @@ async fn yanked_versions_and_plan_limits_stop_installs(app: TestApp) -> Result<(
 async fn uninstall_deletes_kv_data(app: TestApp) -> Result<()> {
     let w = world(&app).await?;
     let counter = publish(&app, &w, &COUNTER, "counter").await?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     for round in 0..2 {
         install(&app, &w.admin, "acme", &counter, json!({}))
             .await?
@@ -833,8 +820,8 @@ async fn an_adversarial_plugin_never_blocks_another_tenant(app: TestApp) -> Resu
     install(&app, &other, "globex", &hello, json!({}))
         .await?
         .expect(StatusCode::CREATED)?;
-    let acme_key = api_key(&app, &w.admin, "acme").await?;
-    let globex_key = api_key(&app, &other, "globex").await?;
+    let acme_key = app.api_key(&w.admin, "acme").await?;
+    let globex_key = app.api_key(&other, "globex").await?;
 
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..12 {
@@ -894,7 +881,7 @@ async fn a_full_sync_spares_what_this_process_just_changed(app: TestApp) -> Resu
 
     let w = world(&app).await?;
     let hello = publish(&app, &w, &HELLO, "hello").await?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     install(&app, &w.admin, "acme", &hello, json!({}))
         .await?
         .expect(StatusCode::CREATED)?;

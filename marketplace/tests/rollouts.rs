@@ -164,19 +164,6 @@ async fn on_version(app: &TestApp, w: &World, version: &str) -> Result<Vec<Strin
     Ok(on)
 }
 
-async fn audit_actions(app: &TestApp, operator: &str) -> Result<Vec<String>> {
-    let page = app
-        .get("/v1/audit", Some(operator))
-        .await?
-        .expect(StatusCode::OK)?;
-    Ok(page.body["items"]
-        .as_array()
-        .context("items")?
-        .iter()
-        .filter_map(|e| e["action"].as_str().map(str::to_owned))
-        .collect())
-}
-
 async fn a_rollout_follows_its_schedule_and_the_clock(app: TestApp) -> Result<()> {
     let w = world(&app).await?;
     let first = w.in_stage(50);
@@ -226,7 +213,7 @@ async fn a_rollout_follows_its_schedule_and_the_clock(app: TestApp) -> Result<()
     );
     ensure!(rollout::tick(&app.state, approved_at + 10 * HOUR_MS).await? == 0);
 
-    let actions = audit_actions(&app, &w.operator).await?;
+    let actions = app.audit_actions(&w.operator).await?;
     for action in ["rollout.scheduled", "rollout.started", "rollout.completed"] {
         ensure!(
             actions.iter().any(|a| a == action),
@@ -386,7 +373,7 @@ async fn a_failing_update_pauses_the_rollout_by_itself(app: TestApp) -> Result<(
         !on_new.contains(failing) && on_new.iter().all(|slug| first.contains(slug)),
         "{on_new:?}"
     );
-    let actions = audit_actions(&app, &w.operator).await?;
+    let actions = app.audit_actions(&w.operator).await?;
     ensure!(actions.iter().any(|a| a == "rollout.paused"), "{actions:?}");
     Ok(())
 }
@@ -470,7 +457,7 @@ async fn the_kill_switch_rolls_the_updated_installs_back(app: TestApp) -> Result
         "{}",
         inbox.body
     );
-    let actions = audit_actions(&app, &w.operator).await?;
+    let actions = app.audit_actions(&w.operator).await?;
     for action in ["rollout.paused", "rollout.resumed", "rollout.halted"] {
         ensure!(
             actions.iter().any(|a| a == action),

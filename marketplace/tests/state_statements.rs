@@ -204,7 +204,7 @@ async fn a_replayed_older_statement_is_refused(app: TestApp) -> Result<()> {
         "plinth_state_statement_sequence {}",
         after.statement.sequence
     )));
-    // The host still holds the newer statement, and it survives a restart of the guard.
+    // The host still holds the newer statement and its revocation.
     let host = &app.state.runtime()?.host;
     ensure!(host.newest_statement().map(|s| s.sequence) == Some(after.statement.sequence));
     ensure!(host.revoked_by_statement(PLUGIN, "1.1.0") == Some(after.statement.sequence));

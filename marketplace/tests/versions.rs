@@ -193,18 +193,6 @@ async fn audit_actions(app: &TestApp, operator: &str) -> Result<Vec<Value>> {
     page.body["items"].as_array().cloned().context("items")
 }
 
-async fn api_key(app: &TestApp, token: &str, slug: &str) -> Result<String> {
-    let made = app
-        .post(
-            &format!("/v1/tenants/{slug}/api-keys"),
-            Some(token),
-            json!({"name": "backend"}),
-        )
-        .await?
-        .expect(StatusCode::CREATED)?;
-    Ok(made.body["key"].as_str().context("key")?.to_owned())
-}
-
 async fn events(app: &TestApp, key: &str, slug: &str, topic: &str) -> Result<Vec<Value>> {
     let reply = app
         .post(
@@ -252,7 +240,7 @@ async fn updates_follow_the_grant_and_ask_consent_for_more(app: TestApp) -> Resu
     install(&app, &w.admin, "acme", COUNTER_ID, "1.0.0", "minor")
         .await?
         .expect(StatusCode::CREATED)?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     ensure!(count(&app, &key, "acme").await? == ("1.0.0".into(), 1));
 
     // Same permissions: applied on approval, through the host, keeping the kv data.
@@ -476,7 +464,7 @@ async fn tenant_rollback_returns_and_refuses_without_previous(app: TestApp) -> R
     app.post(&path, Some(&w.admin), json!({}))
         .await?
         .expect_error(StatusCode::CONFLICT, "nothing_to_roll_back")?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     ensure!(count(&app, &key, "acme").await?.1 == 1);
     update(&app, &w.admin, "acme", COUNTER_ID, "1.1.0")
         .await?
@@ -622,7 +610,7 @@ async fn security_yank_moves_every_install_off_the_version(app: TestApp) -> Resu
     install(&app, &w.admin, "wide", COUNTER_ID, "1.2.0", "manual")
         .await?
         .expect(StatusCode::CREATED)?;
-    let key = api_key(&app, &w.admin, "beta").await?;
+    let key = app.api_key(&w.admin, "beta").await?;
     ensure!(count(&app, &key, "beta").await? == ("1.1.0".into(), 1));
 
     let yanked = yank(&app, &w.operator, COUNTER_ID, "1.1.0", true)
@@ -766,7 +754,7 @@ async fn block_is_a_kill_switch_until_unblocked(app: TestApp) -> Result<()> {
     install(&app, &w.admin, "acme", COUNTER_ID, "1.0.0", "manual")
         .await?
         .expect(StatusCode::CREATED)?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     ensure!(count(&app, &key, "acme").await?.1 == 1);
     let path = format!("/v1/plugins/{COUNTER_ID}/block");
     app.post(
@@ -1112,7 +1100,7 @@ async fn automatic_rollback_is_recorded_and_notified(app: TestApp) -> Result<()>
         .expect(StatusCode::OK)?;
     ensure!(in_host(&app, "acme", "labs.hello").await? == Some(("1.1.0".into(), true)));
 
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     // The test host rolls back after 3 calls with more than half failing.
     for _ in 0..3 {
         events(&app, &key, "acme", "greet").await?;
@@ -1288,7 +1276,7 @@ async fn a_secret_stays_sealed_and_making_it_plain_needs_consent(app: TestApp) -
     )
     .await?
     .expect(StatusCode::CREATED)?;
-    let key = api_key(&app, &w.admin, "acme").await?;
+    let key = app.api_key(&w.admin, "acme").await?;
     let viewers = [w.admin.as_str(), reader.as_str(), key.as_str()];
 
     // 0.1.1 asks for the same permissions but no longer marks `webhook-url` secret: the

@@ -75,26 +75,19 @@ pub(crate) async fn mark(tx: &mut Tx, plugin_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether `plugin_id` is private, read in `tx`.
-async fn is_private(tx: &mut Tx, plugin_id: &str) -> Result<bool> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT plugin_id FROM private_plugins WHERE plugin_id = $1")
-            .bind(plugin_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(found.is_some())
-}
-
-/// Whether `plugin_id` is private.
+/// Whether `plugin_id` is private. Takes any executor: `db.pool()` or `&mut *tx`.
 ///
 /// # Errors
 ///
 /// [`Error::Database`].
-pub async fn private(db: &Db, plugin_id: &str) -> Result<bool> {
+pub async fn private<'e, E>(executor: E, plugin_id: &str) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let found: Option<String> =
         sqlx::query_scalar("SELECT plugin_id FROM private_plugins WHERE plugin_id = $1")
             .bind(plugin_id)
-            .fetch_optional(db.pool())
+            .fetch_optional(executor)
             .await?;
     Ok(found.is_some())
 }
@@ -114,7 +107,7 @@ async fn members(tx: &mut Tx, plugin_id: &str) -> Result<Vec<(String, String)>> 
 }
 
 async fn view(tx: &mut Tx, plugin_id: &str) -> Result<AudienceView> {
-    let private = is_private(tx, plugin_id).await?;
+    let private = private(&mut **tx, plugin_id).await?;
     Ok(AudienceView {
         plugin: plugin_id.to_owned(),
         private,
@@ -168,19 +161,27 @@ pub async fn set(
     }
     let now = now_ms();
     let mut tx = db.begin().await?;
-    let mut tenants = Vec::with_capacity(wanted.len());
-    let mut unknown = Vec::new();
+    // One query for every slug named (at most MAX_AUDIENCE placeholders).
+    let placeholders: Vec<String> = (1..=wanted.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT id, slug FROM tenants WHERE deleted_at IS NULL AND slug IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for slug in &wanted {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1 AND deleted_at IS NULL")
-                .bind(*slug)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match id {
-            Some(id) => tenants.push((id, (*slug).to_owned())),
-            None => unknown.push(format!("{slug:?}")),
-        }
+        query = query.bind(*slug);
     }
+    let tenants: Vec<(String, String)> = query
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_>>()?;
+    let mut unknown: Vec<String> = wanted
+        .iter()
+        .filter(|slug| !tenants.iter().any(|(_, known)| known == *slug))
+        .map(|slug| format!("{slug:?}"))
+        .collect();
     if !unknown.is_empty() {
         unknown.truncate(10);
         return Err(Error::bad_request(
@@ -192,7 +193,7 @@ pub async fn set(
         .bind(plugin_id)
         .fetch_optional(&mut *tx)
         .await?;
-    let was_private = is_private(&mut tx, plugin_id).await?;
+    let was_private = private(&mut *tx, plugin_id).await?;
     if published.is_some() && !was_private {
         return Err(Error::conflict(
             "plugin_public",

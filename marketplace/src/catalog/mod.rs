@@ -498,7 +498,7 @@ pub async fn plugin_detail(
             histogram,
         },
         versions: load_versions(db, plugin_id, deprecation.as_ref()).await?,
-        private: audience::private(db, plugin_id).await?,
+        private: audience::private(db.pool(), plugin_id).await?,
         deprecation: deprecation.as_ref().map(DeprecationView::from),
     })
 }

@@ -645,7 +645,7 @@ pub async fn submit_package(
 /// [`Error::Database`]; the approval's errors.
 pub async fn waive_review(state: &AppState, submission: Submission) -> Result<Submission> {
     if submission.status != IN_REVIEW
-        || !crate::catalog::audience::private(state.db(), &submission.plugin_id).await?
+        || !crate::catalog::audience::private(state.db().pool(), &submission.plugin_id).await?
     {
         return Ok(submission);
     }

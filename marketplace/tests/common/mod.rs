@@ -390,6 +390,33 @@ impl TestApp {
         Ok(())
     }
 
+    /// A new API key of tenant `slug`, made by `token` (an admin of it).
+    pub async fn api_key(&self, token: &str, slug: &str) -> Result<String> {
+        let made = self
+            .post(
+                &format!("/v1/tenants/{slug}/api-keys"),
+                Some(token),
+                json!({"name": "backend"}),
+            )
+            .await?
+            .expect(StatusCode::CREATED)?;
+        Ok(made.body["key"].as_str().context("key")?.to_owned())
+    }
+
+    /// The actions of the audit log's first page, as `operator` reads it, newest first.
+    pub async fn audit_actions(&self, operator: &str) -> Result<Vec<String>> {
+        let page = self
+            .get("/v1/audit", Some(operator))
+            .await?
+            .expect(StatusCode::OK)?;
+        Ok(page.body["items"]
+            .as_array()
+            .context("items")?
+            .iter()
+            .filter_map(|e| e["action"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// Signs up `email` and has the operator (bootstrapped if `operator` is None) make it a
     /// reviewer; returns (id, token).
     pub async fn reviewer(&self, operator: &str, email: &str) -> Result<(String, String)> {

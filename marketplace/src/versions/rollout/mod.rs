@@ -966,13 +966,15 @@ impl HaltOnce<'_> {
     /// version it had, or its disabling when that version is gone or yanked.
     async fn choices(&self, tx: &mut Tx) -> Result<Vec<Choice>> {
         let (plugin_id, version) = (self.plugin_id, self.version);
-        let updated: Vec<String> = sqlx::query_scalar(
+        let updated: std::collections::HashSet<String> = sqlx::query_scalar(
             "SELECT install_id FROM rollout_updates WHERE plugin_id = $1 AND version = $2",
         )
         .bind(plugin_id)
         .bind(version)
         .fetch_all(&mut **tx)
-        .await?;
+        .await?
+        .into_iter()
+        .collect();
         if updated.is_empty() {
             return Ok(Vec::new());
         }
