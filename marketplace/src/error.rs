@@ -75,6 +75,15 @@ pub enum Error {
         /// Seconds until the quota resets.
         retry_after_secs: u64,
     },
+    /// The tenant has as many asynchronous events waiting as its plan allows (429
+    /// `queue_full`, with `Retry-After`).
+    #[error("{message}")]
+    QueueFull {
+        /// How many wait, and the plan's bound.
+        message: String,
+        /// When to retry, in seconds.
+        retry_after_secs: u64,
+    },
     /// A plugin could not answer a request routed to it: it does not serve it (501) or its
     /// call failed (502, with the call's error code such as `trap` or `timeout`).
     #[error("{message}")]
@@ -165,7 +174,8 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited { .. }
             | Error::TooManyAttempts { .. }
-            | Error::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            | Error::QuotaExceeded { .. }
+            | Error::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::CircuitOpen { .. } | Error::Capacity { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -189,6 +199,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::TooManyAttempts { .. } => "too_many_attempts",
             Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::QueueFull { .. } => "queue_full",
             Error::Unavailable(_) => "unavailable",
             Error::CircuitOpen { .. } => "circuit_open",
             Error::Capacity { .. } => "capacity",
@@ -227,6 +238,9 @@ impl IntoResponse for Error {
             retry_after_secs, ..
         }
         | Error::QuotaExceeded {
+            retry_after_secs, ..
+        }
+        | Error::QueueFull {
             retry_after_secs, ..
         }
         | Error::CircuitOpen {

@@ -31,6 +31,8 @@ pub struct Settings {
     pub publisher_limits: PublisherLimits,
     /// How the host's runs are queued and written to the run log.
     pub runs: crate::runs::RunLogSettings,
+    /// How this process works the queue of asynchronous events.
+    pub queue: crate::queue::QueueSettings,
     /// Whether `/metrics` also counts plugin calls per tenant (one series per tenant and
     /// outcome: turn it on only where the number of tenants is small).
     pub metrics_per_tenant: bool,
@@ -120,6 +122,7 @@ impl Default for Settings {
             max_tenants_per_account: 3,
             publisher_limits: PublisherLimits::default(),
             runs: crate::runs::RunLogSettings::default(),
+            queue: crate::queue::QueueSettings::default(),
             metrics_per_tenant: false,
         }
     }

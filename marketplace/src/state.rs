@@ -28,6 +28,7 @@ struct Inner {
     clock: Clock,
     runtime: Option<Runtime>,
     run_recorder: OnceLock<Arc<Recorder>>,
+    queue_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The data plane a marketplace drives: the host that runs installs, and the key that seals
@@ -85,6 +86,7 @@ impl AppState {
             rate_limiter: RateLimiter::new(),
             runtime,
             run_recorder: OnceLock::new(),
+            queue_wake: Arc::default(),
         }))
     }
 
@@ -145,6 +147,11 @@ impl AppState {
     /// Sets the run recorder; `false` (and the first kept) if one was set already.
     pub(crate) fn set_run_recorder(&self, recorder: Arc<Recorder>) -> bool {
         self.0.run_recorder.set(recorder).is_ok()
+    }
+
+    /// Wakes this process's queue worker ([`crate::queue::worker`]).
+    pub fn queue_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.0.queue_wake
     }
 
     /// The tenants' API rate buckets (this process's).

@@ -72,8 +72,9 @@ pub use manifest::{
     PluginInfo, Pricing, PricingModel,
 };
 pub use permissions::{
-    EventsPermission, Grant, GrantDescription, HostPattern, HttpPermission, KvPermission,
-    PermissionDiff, PermissionDiffView, Permissions, PermissionsDigest, Risk, Topic,
+    CronPattern, EventsPermission, Grant, GrantDescription, HostPattern, HttpPermission, Interval,
+    KvPermission, PermissionDiff, PermissionDiffView, Permissions, PermissionsDigest, Risk,
+    Schedule, Topic,
 };
 pub use signing::{
     Countersignature, DeveloperSignature, PublicKey, SecretKey, SignatureFile, SignatureValue,

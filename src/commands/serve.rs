@@ -126,6 +126,16 @@ pub struct ServeCommand {
     /// outcome; for deployments with few tenants).
     #[arg(long, env = "PLINTH_METRICS_PER_TENANT", value_enum, default_value_t = Switch::Off)]
     metrics_per_tenant: Switch,
+    /// How long a host holds a claimed asynchronous event before another host may deliver it
+    /// (renewed while the plugins run), in seconds: how soon the events of a host that died
+    /// are delivered again.
+    #[arg(long, env = "PLINTH_EVENT_LEASE_SECS", default_value_t = 60, value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=3600))]
+    event_lease_secs: u64,
+    /// Asynchronous events this process delivers at once (of one tenant, a quarter of them).
+    #[arg(long, env = "PLINTH_EVENT_WORKERS", default_value_t = 16, value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..=1024))]
+    event_workers: u64,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line, with
     /// the request id, tenant, plugin and version of the spans it is in) for log collectors.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -206,6 +216,9 @@ impl ServeCommand {
         settings.max_tenants_per_account = self.max_tenants_per_account;
         settings.runs.enabled = self.run_log == Switch::On;
         settings.metrics_per_tenant = self.metrics_per_tenant == Switch::On;
+        settings.queue.lease = std::time::Duration::from_secs(self.event_lease_secs);
+        settings.queue.concurrency = usize::try_from(self.event_workers).unwrap_or(16);
+        settings.queue.per_tenant = settings.queue.concurrency.div_ceil(4);
         settings.publisher_limits = PublisherLimits {
             max_in_review: self.max_submissions_in_review,
             max_stored_bytes: self.max_publisher_storage_mb.saturating_mul(1 << 20),

@@ -27,6 +27,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("noisy", "NOISY"),
     ("log-bomb", "LOG_BOMB"),
     ("slow-hooks", "SLOW_HOOKS"),
+    ("queue-probe", "QUEUE_PROBE"),
 ];
 
 /// Environment variables of the outer cargo that must not reach the guest build: flags and

@@ -164,7 +164,8 @@ impl Host {
                 }
                 continue;
             }
-            let (results, refused) = self.deliver(tenant, &event, budget).await;
+            let targets = self.targets(tenant, &event.topic);
+            let (results, refused) = self.deliver(tenant, &event, targets, budget).await;
             if !refused.is_empty() {
                 stop.get_or_insert(budget_exhausted(Spent::Invocations(
                     budget.max_invocations(),
@@ -233,6 +234,52 @@ impl Host {
         deliveries
     }
 
+    /// The plugins of `tenant`'s enabled installs subscribed to `topic`, sorted: who one hop of
+    /// an event with that topic reaches.
+    pub fn subscribers(&self, tenant: &str, topic: &str) -> Vec<String> {
+        self.targets(tenant, topic)
+            .into_iter()
+            .map(|(plugin, _)| plugin)
+            .collect()
+    }
+
+    /// Delivers `event` to each of `plugins` (one hop: what they emit comes back in each
+    /// delivery's [`Invocation::emitted`] and is not delivered), concurrently (bounded), each
+    /// call counted against `quota` when given. A plugin without an enabled install of
+    /// `tenant` gets no delivery: the caller sees it missing from the result. Subscription is
+    /// not checked: the caller chose the plugins (a schedule reaches its own install).
+    pub async fn deliver_hop(
+        self: &Arc<Self>,
+        tenant: &str,
+        event: &Event,
+        plugins: &[String],
+        quota: Option<QuotaGrant>,
+    ) -> Vec<Delivery> {
+        let targets: Vec<(String, Arc<Install>)> = {
+            let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);
+            let installs = table.get(tenant);
+            plugins
+                .iter()
+                .filter_map(|plugin| {
+                    let install = installs?.get(plugin)?;
+                    install
+                        .enabled
+                        .load(Ordering::SeqCst)
+                        .then(|| (plugin.clone(), Arc::clone(install)))
+                })
+                .collect()
+        };
+        let invocations = u32::try_from(targets.len()).unwrap_or(u32::MAX);
+        let mut budget = EventBudget::new(invocations);
+        if let Some(quota) = quota {
+            budget = budget.with_quota(quota);
+        }
+        let (deliveries, _) = self
+            .deliver(tenant, event, targets, &Arc::new(budget))
+            .await;
+        deliveries
+    }
+
     /// The enabled installs of `tenant` subscribed to `topic`, sorted by plugin id.
     fn targets(&self, tenant: &str, topic: &str) -> Vec<(String, Arc<Install>)> {
         let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);
@@ -257,12 +304,13 @@ impl Host {
         targets
     }
 
-    /// Delivers one event to the tenant's subscribed installs, concurrently; returns the
-    /// deliveries made and those the budget did not allow.
+    /// Delivers one event to `targets`, concurrently; returns the deliveries made and those
+    /// the budget did not allow.
     async fn deliver(
         self: &Arc<Self>,
         tenant: &str,
         event: &Event,
+        targets: Vec<(String, Arc<Install>)>,
         budget: &Arc<EventBudget>,
     ) -> (Vec<Delivery>, Vec<Skipped>) {
         let semaphore = Arc::new(Semaphore::new(
@@ -270,8 +318,7 @@ impl Host {
         ));
         let mut tasks = JoinSet::new();
         let mut refused = Vec::new();
-        for (index, (plugin, install)) in self.targets(tenant, &event.topic).into_iter().enumerate()
-        {
+        for (index, (plugin, install)) in targets.into_iter().enumerate() {
             if budget.take_invocation().is_err() {
                 refused.push(Skipped {
                     plugin,

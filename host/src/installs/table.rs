@@ -203,6 +203,26 @@ impl Host {
             .collect()
     }
 
+    /// Every enabled install whose grant includes schedules: `(tenant, plugin, schedules)`,
+    /// sorted. What the marketplace's schedule ticker queues ticks for.
+    pub fn scheduled(&self) -> Vec<(String, String, Vec<plinth_package::Schedule>)> {
+        let table = self.installs.read().unwrap_or_else(PoisonError::into_inner);
+        let mut list: Vec<_> = table
+            .iter()
+            .flat_map(|(tenant, installs)| {
+                installs.iter().filter_map(move |(plugin, install)| {
+                    if !install.enabled.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    let schedules = install.current.load().spec.grants.schedules.clone();
+                    (!schedules.is_empty()).then(|| (tenant.clone(), plugin.clone(), schedules))
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        list
+    }
+
     /// Whether this process itself changed `tenant`'s install of `plugin` (installed,
     /// upgraded, rolled back, reconfigured, enabled or disabled, uninstalled) in the last
     /// `window`; [`Host::apply`] and [`Host::detach`] do not count.

@@ -208,6 +208,8 @@ mod tests {
             memory_share_mb: 1,
             run_retention_days: 1,
             max_runs: 1,
+            event_attempts: 1,
+            max_queued_events: 1,
         }
     }
 }

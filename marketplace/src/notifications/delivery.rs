@@ -39,11 +39,7 @@ const MAX_ERROR_CHARS: usize = 500;
 /// The wait after the `attempts`-th failed attempt: `backoff · 2^(attempts-1)`, at most
 /// `max_backoff`.
 pub fn backoff(settings: &WebhookSettings, attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(30);
-    settings
-        .backoff
-        .saturating_mul(1 << doublings)
-        .min(settings.max_backoff)
+    crate::queue::backoff::exponential(settings.backoff, settings.max_backoff, attempts)
 }
 
 /// Starts the deliverer of `state`'s server; abort the handle to stop it (deliveries in

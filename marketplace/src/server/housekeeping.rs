@@ -1,7 +1,7 @@
 //! Periodic work of a running server: purging tenants whose deletion grace has passed, webhook
 //! deliveries older than [`DELIVERIES_KEPT_MS`] that are settled, runs past their tenant's
-//! retention and volume, and the ledger's (last month's usage statement, releasing charges
-//! whose hold has ended).
+//! retention and volume, queued events finished longer ago than the queue keeps them, and the
+//! ledger's (last month's usage statement, releasing charges whose hold has ended).
 
 use std::time::Duration;
 
@@ -39,6 +39,13 @@ pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
                 Ok(pruned) if pruned == Default::default() => {}
                 Ok(pruned) => tracing::info!(?pruned, "pruned the run log"),
                 Err(e) => tracing::warn!(error = %e, "pruning the run log failed; will retry"),
+            }
+            let kept =
+                i64::try_from(state.settings().queue.keep_finished.as_millis()).unwrap_or(i64::MAX);
+            match crate::queue::store::prune(state.db(), now_ms().saturating_sub(kept)).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned finished queued events"),
+                Err(e) => tracing::warn!(error = %e, "pruning queued events failed; will retry"),
             }
             let ledger = &state.settings().ledger;
             if let Err(e) =

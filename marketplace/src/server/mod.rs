@@ -202,6 +202,8 @@ pub async fn serve_with(
     let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
     let rollout_ticker = crate::versions::rollout::spawn_ticker(state.clone());
     let statements = Some(crate::statements::spawn(state.clone()));
+    let queue_worker = crate::queue::worker::spawn(state.clone());
+    let schedule_ticker = crate::schedules::spawn_ticker(state.clone());
     if let Ok(runtime) = state.runtime() {
         runtime
             .host
@@ -237,6 +239,8 @@ pub async fn serve_with(
         change_listener,
         rollout_ticker,
         statements,
+        queue_worker,
+        schedule_ticker,
     ]
     .into_iter()
     .flatten()

@@ -301,6 +301,21 @@ pub async fn lock_tenant(tx: &mut Tx, tenant: &Tenant) -> Result<()> {
     Ok(())
 }
 
+/// The tenant with id `id`, deleted or not, if it exists.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<Tenant>> {
+    Ok(sqlx::query_as(
+        "SELECT id, slug, name, plan, created_at, deleted_at, purge_after FROM tenants \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
 /// Checks a tenant slug: lowercase `[a-z0-9-]`, 2 to 40 characters, starting with a letter.
 ///
 /// # Errors

@@ -53,6 +53,10 @@ pub struct Plan {
     pub run_retention_days: i64,
     /// Runs a tenant's run log keeps at most; the oldest go first.
     pub max_runs: i64,
+    /// Attempts a queued event gets before it is dead-lettered.
+    pub event_attempts: i64,
+    /// The tenant's events that may wait in the queue at once.
+    pub max_queued_events: i64,
 }
 
 /// A change to a plan: each `Some` field replaces the stored value.
@@ -88,6 +92,10 @@ pub struct PlanChange {
     pub run_retention_days: Option<i64>,
     /// New [`Plan::max_runs`].
     pub max_runs: Option<i64>,
+    /// New [`Plan::event_attempts`].
+    pub event_attempts: Option<i64>,
+    /// New [`Plan::max_queued_events`].
+    pub max_queued_events: Option<i64>,
 }
 
 impl PlanChange {
@@ -115,6 +123,8 @@ impl PlanChange {
             ("memory_share_mb", self.memory_share_mb),
             ("run_retention_days", self.run_retention_days),
             ("max_runs", self.max_runs),
+            ("event_attempts", self.event_attempts),
+            ("max_queued_events", self.max_queued_events),
         ];
         for (field, value) in fields {
             if let Some(value) = value
@@ -157,6 +167,8 @@ impl PlanChange {
         set(&mut plan.memory_share_mb, self.memory_share_mb);
         set(&mut plan.run_retention_days, self.run_retention_days);
         set(&mut plan.max_runs, self.max_runs);
+        set(&mut plan.event_attempts, self.event_attempts);
+        set(&mut plan.max_queued_events, self.max_queued_events);
         if let Some(fuel) = self.fuel_per_call {
             plan.fuel_per_call = fuel;
         }
@@ -172,7 +184,7 @@ macro_rules! columns {
         "name, position, max_installs, invocations_per_month, kv_bytes, memory_mb, \
          fuel_per_call, timeout_ms, outbound_requests_per_minute, api_requests_per_minute, \
          paid_plugins, max_invocations_per_event, max_concurrent_calls, max_instance_slots, \
-         memory_share_mb, run_retention_days, max_runs"
+         memory_share_mb, run_retention_days, max_runs, event_attempts, max_queued_events"
     };
 }
 
@@ -195,6 +207,8 @@ fn from_row(row: &AnyRow) -> Result<Plan> {
         memory_share_mb: row.try_get("memory_share_mb")?,
         run_retention_days: row.try_get("run_retention_days")?,
         max_runs: row.try_get("max_runs")?,
+        event_attempts: row.try_get("event_attempts")?,
+        max_queued_events: row.try_get("max_queued_events")?,
     })
 }
 
@@ -289,8 +303,8 @@ pub async fn update_plan(state: &AppState, name: &str, change: &PlanChange) -> R
              outbound_requests_per_minute = $7, api_requests_per_minute = $8, paid_plugins = $9, \
              max_invocations_per_event = $10, max_concurrent_calls = $11, \
              max_instance_slots = $12, memory_share_mb = $13, run_retention_days = $14, \
-             max_runs = $15 \
-         WHERE name = $16",
+             max_runs = $15, event_attempts = $16, max_queued_events = $17 \
+         WHERE name = $18",
     )
     .bind(plan.max_installs)
     .bind(plan.invocations_per_month)
@@ -307,6 +321,8 @@ pub async fn update_plan(state: &AppState, name: &str, change: &PlanChange) -> R
     .bind(plan.memory_share_mb)
     .bind(plan.run_retention_days)
     .bind(plan.max_runs)
+    .bind(plan.event_attempts)
+    .bind(plan.max_queued_events)
     .bind(name)
     .execute(&mut *tx)
     .await?;

@@ -60,6 +60,10 @@ pub(crate) struct Quotas {
     run_retention_days: i64,
     /// Runs the run log keeps at most (the oldest go first).
     max_runs: i64,
+    /// Attempts a queued (asynchronous) event gets before it is dead-lettered.
+    event_attempts: i64,
+    /// The tenant's asynchronous events that may wait in the queue at once.
+    max_queued_events: i64,
 }
 
 /// A plan's feature gates.
@@ -96,6 +100,8 @@ impl From<&Plan> for Quotas {
             memory_share_mb: plan.memory_share_mb,
             run_retention_days: plan.run_retention_days,
             max_runs: plan.max_runs,
+            event_attempts: plan.event_attempts,
+            max_queued_events: plan.max_queued_events,
         }
     }
 }
@@ -156,6 +162,8 @@ pub(crate) struct PlanUpdate {
     memory_share_mb: Option<i64>,
     run_retention_days: Option<i64>,
     max_runs: Option<i64>,
+    event_attempts: Option<i64>,
+    max_queued_events: Option<i64>,
 }
 
 /// Changes a plan's quotas and feature gates (operator). Quotas are positive integers.
@@ -186,6 +194,8 @@ async fn update_plan(
         memory_share_mb: body.memory_share_mb,
         run_retention_days: body.run_retention_days,
         max_runs: body.max_runs,
+        event_attempts: body.event_attempts,
+        max_queued_events: body.max_queued_events,
     };
     let plan = super::plans::update_plan(&state, &name, &change).await?;
     tracing::info!(operator = %operator.id, plan = %name, ?change, "plan updated");

@@ -92,6 +92,35 @@ macro_rules! on_both_backends_with_settings {
     )*};
 }
 
+/// Runs each named `async fn(TestApp) -> anyhow::Result<()>` on SQLite and on PostgreSQL,
+/// with a host, on servers started with the settings `$settings()` makes.
+#[macro_export]
+macro_rules! on_both_backends_with_host_and_settings {
+    ($settings:ident => $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let database = plinth_test_support::TestDatabase::sqlite().expect("a SQLite database");
+                let app = $crate::common::TestApp::start_with_host_settings(database, super::$settings())
+                    .await
+                    .expect("start on SQLite");
+                super::$name(app).await.expect("test on SQLite");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let database = plinth_test_support::TestDatabase::postgres(stringify!($name))
+                    .await
+                    .expect("a PostgreSQL schema");
+                let app = $crate::common::TestApp::start_with_host_settings(database, super::$settings())
+                    .await
+                    .expect("start on PostgreSQL");
+                super::$name(app).await.expect("test on PostgreSQL");
+            }
+        }
+    )*};
+}
+
 /// A running marketplace on a fresh database.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -235,6 +264,39 @@ impl TestApp {
             ))
         })
         .await
+    }
+
+    /// A second host process's state on this app's database (no server): its own host, with
+    /// the installs of the database restored into it, trusting the same marketplace key.
+    pub async fn another_host(&self) -> Result<AppState> {
+        let kv_url = match &self._database {
+            TestDatabase::Sqlite(dir) => {
+                format!("sqlite://{}?mode=rwc", dir.path().join("kv.db").display())
+            }
+            TestDatabase::Postgres(schema) => schema.url(),
+        };
+        let cache = tempfile::tempdir()?.keep();
+        let kv = plinth_host::kv::KvStore::connect(&kv_url).await?;
+        let key = SecretKey::parse(&self.state.signing_key().to_file_string())?;
+        let mut config = plinth_host::HostConfig::new(
+            cache,
+            plinth_host::trust::TrustPolicy::enforce(vec![key.public_key()]),
+        );
+        config.kv = Some(kv);
+        let host = std::sync::Arc::new(plinth_host::Host::new(config)?);
+        let (secrets, _) = plinth_marketplace::secrets::SecretsKey::generate()?;
+        let (audit_key, _) = plinth_marketplace::audit::key::AuditKey::generate()?;
+        let db = Db::connect(&self._database.url())
+            .await?
+            .with_audit_key(audit_key);
+        let state = AppState::with_runtime(
+            db,
+            self.state.settings().clone(),
+            key,
+            plinth_marketplace::Runtime { host, secrets },
+        );
+        plinth_marketplace::installs::restore_all(&state).await?;
+        Ok(state)
     }
 
     async fn start_state(

@@ -9,6 +9,9 @@ use crate::error::ManifestError;
 /// Longest configuration key.
 const MAX_CONFIG_KEY: usize = 64;
 
+/// Most schedules one plugin may declare.
+const MAX_SCHEDULES: usize = 10;
+
 impl Manifest {
     /// Checks the rules the schema cannot express. Returns the first problem.
     pub(super) fn check(&self) -> Result<(), ManifestError> {
@@ -83,6 +86,21 @@ impl Manifest {
             no_duplicates("permissions.events.subscribe", &events.subscribe)?;
             no_duplicates("permissions.events.emit", &events.emit)?;
         }
+        if perms.schedules.len() > MAX_SCHEDULES {
+            return Err(ManifestError::new(
+                "permissions.schedules",
+                format!("declare at most {MAX_SCHEDULES} schedules"),
+            ));
+        }
+        for (i, schedule) in perms.schedules.iter().enumerate() {
+            if schedule.cron.is_some() == schedule.every.is_some() {
+                return Err(ManifestError::new(
+                    format!("permissions.schedules[{i}]"),
+                    "give exactly one of `cron` (a pattern) and `every` (an interval)",
+                ));
+            }
+        }
+        no_duplicates("permissions.schedules", &perms.schedules)?;
         Ok(())
     }
 

@@ -166,6 +166,7 @@ impl Manifest {
         c.opt_u64(self.limits.memory_mb)
             .opt_u64(self.limits.timeout_ms)
             .opt_u64(self.limits.fuel);
+        self.permissions.encode_schedules(&mut c);
         c.into_bytes()
     }
 }

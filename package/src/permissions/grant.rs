@@ -2,11 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{HostPattern, Risk, Topic};
+use super::{HostPattern, Risk, Schedule, Topic};
 use crate::canonical::Canonical;
 
 /// One atomic permission. [`Permissions::grants`](super::Permissions::grants) lists them in
-/// this type's order: kv, hosts, subscriptions, emits, config.
+/// this type's order: kv, hosts, subscriptions, emits, config, schedules.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Grant {
@@ -25,12 +25,15 @@ pub enum Grant {
     Emit(Topic),
     /// Reading the tenant's configuration values.
     Config,
+    /// Running on its own clock, receiving one topic.
+    Schedule(Schedule),
 }
 
 /// A grant as the API shows it: `{capability, detail, sentence, risk}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantDescription {
-    /// Machine name of the capability: `kv`, `http`, `events.subscribe`, `events.emit`, `config`.
+    /// Machine name of the capability: `kv`, `http`, `events.subscribe`, `events.emit`,
+    /// `config`, `schedule`.
     pub capability: String,
     /// What exactly: a quota, a host, a topic.
     pub detail: String,
@@ -42,7 +45,7 @@ pub struct GrantDescription {
 
 impl Grant {
     /// Machine name of the capability: `kv`, `http`, `events.subscribe`, `events.emit`,
-    /// `config`.
+    /// `config`, `schedule`.
     pub fn capability(&self) -> &'static str {
         match self {
             Grant::Kv { .. } => "kv",
@@ -50,11 +53,12 @@ impl Grant {
             Grant::Subscribe(_) => "events.subscribe",
             Grant::Emit(_) => "events.emit",
             Grant::Config => "config",
+            Grant::Schedule(_) => "schedule",
         }
     }
 
     /// What exactly is granted: `max-bytes=1048576` (`, max-keys=N`), the host, the topic, or
-    /// `read` for config.
+    /// `read` for config, `every 15m → topic` or `cron PATTERN → topic` for a schedule.
     pub fn detail(&self) -> String {
         match self {
             Grant::Kv {
@@ -68,6 +72,7 @@ impl Grant {
             Grant::HttpHost(host) => host.to_string(),
             Grant::Subscribe(topic) | Grant::Emit(topic) => topic.to_string(),
             Grant::Config => "read".to_owned(),
+            Grant::Schedule(schedule) => format!("{} → {}", schedule.detail(), schedule.topic),
         }
     }
 
@@ -102,16 +107,25 @@ impl Grant {
             Grant::Subscribe(topic) => format!("Receive your {topic} events"),
             Grant::Emit(topic) => format!("Emit {topic} events"),
             Grant::Config => "Read the configuration values you set for it".to_owned(),
+            Grant::Schedule(schedule) => format!(
+                "Run on its own {}, receiving {} events (each run counts against your \
+                 invocations)",
+                schedule.cadence(),
+                schedule.topic
+            ),
         }
     }
 
     /// How much the grant exposes the tenant: outbound HTTP is high (data can leave the
-    /// platform), emitting events medium (other plugins act on them), the rest low.
+    /// platform), emitting events medium (other plugins act on them), the rest low (a schedule
+    /// spends invocations but exposes nothing).
     pub fn risk(&self) -> Risk {
         match self {
             Grant::HttpHost(_) => Risk::High,
             Grant::Emit(_) => Risk::Medium,
-            Grant::Kv { .. } | Grant::Subscribe(_) | Grant::Config => Risk::Low,
+            Grant::Kv { .. } | Grant::Subscribe(_) | Grant::Config | Grant::Schedule(_) => {
+                Risk::Low
+            }
         }
     }
 
@@ -141,6 +155,9 @@ impl Grant {
                 c.str(topic.as_str());
             }
             Grant::Config => {}
+            Grant::Schedule(schedule) => {
+                c.str(&schedule.detail()).str(schedule.topic.as_str());
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ mod diff;
 mod grant;
 mod host;
 mod risk;
+mod schedule;
 mod topic;
 
 use std::collections::BTreeSet;
@@ -22,6 +23,7 @@ pub use diff::{PermissionDiff, PermissionDiffView};
 pub use grant::{Grant, GrantDescription, human_bytes};
 pub use host::HostPattern;
 pub use risk::Risk;
+pub use schedule::{CronPattern, Interval, MIN_PERIOD_SECS, Schedule};
 pub use topic::Topic;
 
 /// The `[permissions]` table of `plinth.toml`. Everything is optional: a plugin without
@@ -40,6 +42,9 @@ pub struct Permissions {
     pub events: Option<EventsPermission>,
     /// Reading the tenant's configuration values (`plinth:plugin/config`).
     pub config: bool,
+    /// `[[permissions.schedules]]`: runs on the plugin's own clock, each receiving a topic.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<Schedule>,
 }
 
 /// `permissions.kv`: the key-value store quota.
@@ -123,6 +128,7 @@ impl Permissions {
         if self.config {
             set.insert(Grant::Config);
         }
+        set.extend(self.schedules.iter().cloned().map(Grant::Schedule));
         set.into_iter().collect()
     }
 
@@ -164,6 +170,7 @@ impl Permissions {
             Grant::Subscribe(topic) => self.subscribes(topic.as_str()),
             Grant::Emit(topic) => self.may_emit(topic.as_str()),
             Grant::Config => self.config,
+            Grant::Schedule(schedule) => self.schedules.contains(schedule),
         }
     }
 
@@ -225,5 +232,18 @@ impl Permissions {
             None => c.bool(false),
         };
         c.bool(self.config);
+    }
+
+    /// The schedules' canonical encoding, appended after everything else a manifest encodes
+    /// and only when there are schedules: the encoding (and so the digest) of every manifest
+    /// without schedules stays what it was before schedules existed.
+    pub(crate) fn encode_schedules(&self, c: &mut Canonical) {
+        if self.schedules.is_empty() {
+            return;
+        }
+        c.str("schedules").u64(self.schedules.len() as u64);
+        for schedule in &self.schedules {
+            c.str(&schedule.detail()).str(schedule.topic.as_str());
+        }
     }
 }
