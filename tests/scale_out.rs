@@ -53,8 +53,8 @@ async fn two_hosts_follow_one_marketplace_on_postgres() -> Result<()> {
     let marketplace = start("marketplace", "marketplace")?;
     let host_a = start("host-a", "host")?;
     let host_b = start("host-b", "host")?;
-    let api = client(&marketplace.base);
-    let hosts = [client(&host_a.base), client(&host_b.base)];
+    let api = Api::at(&marketplace.base);
+    let hosts = [Api::at(&host_a.base), Api::at(&host_b.base)];
 
     let (ok, operator, stderr) = bootstrap(&work.path().join("marketplace"), Some(&url))?;
     ensure!(ok, "bootstrap failed: {stderr}");
@@ -237,8 +237,8 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
     };
     let marketplace = start("marketplace", "marketplace")?;
     let host = start("host", "host")?;
-    let api = client(&marketplace.base);
-    let on_host = client(&host.base);
+    let api = Api::at(&marketplace.base);
+    let on_host = Api::at(&host.base);
     let (ok, operator, stderr) = bootstrap(&work.path().join("marketplace"), Some(&url))?;
     ensure!(ok, "bootstrap failed: {stderr}");
     let (developer, signing) = api.developer("dev@example.com", "examples").await?;
@@ -332,7 +332,7 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
     // statement, and still runs 1.0.0.
     host.stop()?;
     let host = start("host", "host")?;
-    let on_host = client(&host.base);
+    let on_host = Api::at(&host.base);
     let started = Instant::now();
     loop {
         let metrics = on_host
@@ -429,13 +429,6 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
     host.stop()?;
     marketplace.stop()?;
     Ok(())
-}
-
-fn client(base: &str) -> Api {
-    Api {
-        base: base.to_owned(),
-        client: reqwest::Client::new(),
-    }
 }
 
 async fn event(host: &Api, key: &str) -> Result<(u16, Value)> {

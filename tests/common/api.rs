@@ -19,6 +19,14 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client for the server at `base` (`http://127.0.0.1:PORT`).
+    pub fn at(base: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
     pub async fn send(
         &self,
         method: reqwest::Method,
