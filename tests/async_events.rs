@@ -62,6 +62,9 @@ async fn a_thousand_events_survive_a_killed_host_on_postgres() -> Result<()> {
     let (ok, operator, stderr) = bootstrap(&work.path().join("marketplace"), Some(&url))?;
     ensure!(ok, "bootstrap failed: {stderr}");
     let keys = setup(&api, &operator, work.path()).await?;
+    for host in &hosts {
+        follows_installs(host, &keys).await?;
+    }
 
     // Both hosts accept; A is killed after a third of the events.
     let started = Instant::now();
@@ -251,6 +254,34 @@ async fn send(
     let body: Value = response.json().await.unwrap_or(Value::Null);
     ensure!(status == 202, "event on {}: {status} {body}", host.base);
     Ok(body["id"].as_str().context("event id")?.to_owned())
+}
+
+/// Waits until `host` runs the probe for every tenant (it learns of installs made through the
+/// marketplace from the database's notifications): an event a host accepts reaches the installs
+/// it runs when the event is first attempted.
+async fn follows_installs(host: &Api, keys: &[String]) -> Result<()> {
+    let started = Instant::now();
+    for (tenant, key) in TENANTS.iter().zip(keys) {
+        loop {
+            let (status, body) = host
+                .send(
+                    Method::POST,
+                    &format!("/v1/tenants/{tenant}/events"),
+                    Some(key),
+                    Some(json!({"topic": "job.step", "payload": {}})),
+                )
+                .await?;
+            ensure!(status == 200, "event on {}: {status} {body}", host.base);
+            if body["results"].as_array().is_some_and(|r| !r.is_empty()) {
+                break;
+            }
+            if started.elapsed() > PATIENCE {
+                bail!("{} does not run {tenant}'s install", host.base);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Waits until no tenant has an event queued.

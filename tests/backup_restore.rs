@@ -232,7 +232,8 @@ async fn backup_and_restore(database: Option<TestDatabase>) -> Result<()> {
     // The storage is lost; the backup comes back into a fresh data dir.
     if let Some(schema) = &schema {
         lose_schema(schema).await?;
-        let server_url = plinth_test_support::postgres::server_url();
+        // Restored as the role the marketplace connects as, which then owns it.
+        let server_url = plinth_test_support::postgres::app_server_url();
         let into = format!("--dbname={server_url}");
         run(
             "pg_restore",

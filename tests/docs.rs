@@ -45,11 +45,12 @@ const SUBSTITUTIONS: [(&str, &str, &str); 1] = [(
 
 /// Blocks fenced `sh not-run: …`, by their first line: commands that need what a test
 /// machine does not have.
-const NOT_RUN: [&str; 4] = [
+const NOT_RUN: [&str; 5] = [
     "pg_dump --format=custom --file=plinth.dump \"$PLINTH_DATABASE_URL\"",
     "docker build -t plinth .",
     "docker run -d --name plinth -p 8080:8080 -v plinth-data:/data plinth",
     "docker run -d --name plinth -p 8080:8080 \\",
+    "psql \"$PLINTH_DATABASE_URL\" -c \"SELECT tablename, policyname FROM pg_policies ORDER BY 1\"",
 ];
 
 /// A fenced code block: its info string and text.

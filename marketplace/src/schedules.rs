@@ -115,7 +115,7 @@ async fn queue_if_first(
         return Ok(false);
     };
     let plan = tenants::plan(state.db(), &tenant.plan).await?;
-    let mut tx = state.db().begin().await?;
+    let mut tx = state.db().begin_tenant(&key.tenant).await?;
     if !advance(&mut tx, key, tick).await? {
         // A first sighting's row is kept.
         tx.commit().await?;

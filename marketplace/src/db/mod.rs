@@ -175,6 +175,9 @@ impl Db {
                     .after_connect(move |conn, _meta| {
                         let backends = Arc::clone(&backends);
                         Box::pin(async move {
+                            sqlx::query(postgres::scope::CROSS_TENANT)
+                                .execute(&mut *conn)
+                                .await?;
                             let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
                                 .fetch_one(conn)
                                 .await?;
@@ -302,6 +305,25 @@ impl Db {
             Backend::Postgres => self.pool.begin().await?,
         };
         Ok(self.transaction(inner))
+    }
+
+    /// Starts a transaction that may write, scoped to tenant `tenant_id`: on PostgreSQL the
+    /// row-level security policies ([`postgres::scope`]) let its queries see and write that
+    /// tenant's rows only, whatever their `WHERE` says. The one way to open a tenant-scoped
+    /// transaction; work across tenants uses [`Db::begin`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::begin`].
+    pub async fn begin_tenant(&self, tenant_id: &str) -> Result<Tx> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query(postgres::scope::TENANT)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// Starts a transaction that only reads: one consistent snapshot for several queries

@@ -1,4 +1,5 @@
-//! What is PostgreSQL's own: migrations and full-text search (a weighted `tsvector`).
+//! What is PostgreSQL's own: migrations, full-text search (a weighted `tsvector`) and the
+//! tenant scope its row-level security policies read ([`scope`]).
 
 use sqlx::migrate::Migrator;
 
@@ -45,4 +46,40 @@ pub(crate) mod search {
             );
         }
     }
+}
+
+/// Row-level security: every tenant-scoped table (one with a `tenant_id`, and `tenants` by its
+/// `id`) has the policy `tenant_rows` (migration `0023`), which lets a row through when the
+/// transaction's scope is the row's tenant, or when the session works across tenants:
+///
+/// ```sql
+/// current_setting('plinth.scope', true) = 'all'
+///     OR tenant_id = current_setting('plinth.tenant', true)
+/// ```
+///
+/// Two paths set the scope, each in one place:
+/// - [`CROSS_TENANT`], run on every connection of the marketplace's pool when it opens
+///   ([`Db::connect`](super::Db::connect)): the explicit bypass, by which operator routes,
+///   housekeeping, payouts, the change listener and every query outside a tenant-scoped
+///   transaction read across tenants (each filtering by tenant in its own SQL).
+/// - [`TENANT`], run by [`Db::begin_tenant`](super::Db::begin_tenant), the one function that
+///   opens tenant-scoped transactions: until it ends, a query that forgot its
+///   `WHERE tenant_id = …` still sees (and may write) that tenant's rows only.
+///
+/// A connection made without either (`psql` as the application's role) sees no tenant's rows.
+/// The policies hold for the tables' owner too (`FORCE ROW LEVEL SECURITY`); only a superuser
+/// or a role with `BYPASSRLS` is above them, so the application should not connect as one.
+pub mod scope {
+    /// Sets the session's scope to every tenant (not transaction-local: it lasts as long as
+    /// the pooled connection, and a tenant-scoped transaction's local setting overrides it
+    /// until that transaction ends).
+    pub const CROSS_TENANT: &str = "SELECT set_config('plinth.scope', 'all', false)";
+
+    /// Narrows the transaction to one tenant, bound as `$1`.
+    pub const TENANT: &str = "SELECT set_config('plinth.scope', 'tenant', true), \
+                              set_config('plinth.tenant', $1, true)";
+
+    /// Tables with a `tenant_id` that have no policy, each for a reason: the audit log is one
+    /// hash chain across tenants (every append reads the entry before it, whoever's it is).
+    pub const EXEMPT: &[&str] = &["audit_log"];
 }

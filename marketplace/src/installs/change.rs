@@ -83,7 +83,7 @@ pub async fn change(
         new_spec = Some(spec_for(&plan, &package.manifest, values, capture));
     }
 
-    let mut tx = state.db().begin().await?;
+    let mut tx = state.db().begin_tenant(&tenant.id).await?;
     let mut install = super::find(&mut tx, &tenant.id, plugin)
         .await?
         .ok_or_else(not_installed)?;

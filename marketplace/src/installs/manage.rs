@@ -148,7 +148,7 @@ pub async fn install(
         .await
         .map_err(host_error)?;
     let recorded = async {
-        let mut tx = state.db().begin().await?;
+        let mut tx = state.db().begin_tenant(&tenant.id).await?;
         tenants::lock_tenant(&mut tx, &tenant).await?;
         check_installable(&mut tx, &tenant, &plan, &request.plugin).await?;
         sqlx::query(
@@ -253,7 +253,7 @@ pub async fn uninstall(
         }
     }
 
-    let mut tx = state.db().begin().await?;
+    let mut tx = state.db().begin_tenant(&tenant.id).await?;
     let install = super::find(&mut tx, &tenant.id, plugin)
         .await?
         .ok_or_else(|| Error::not_found(format!("install of {plugin}")))?;

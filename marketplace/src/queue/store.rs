@@ -163,7 +163,7 @@ pub async fn fan_out(
     targets: &[String],
     now: i64,
 ) -> Result<Option<Vec<String>>> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&event.tenant_id).await?;
     let wanted = i64::try_from(targets.len()).unwrap_or(i64::MAX);
     let granted = reserve(&mut tx, &event.root_id, wanted).await?;
     let granted = usize::try_from(granted).unwrap_or(0).min(targets.len());
@@ -321,7 +321,7 @@ pub async fn record(
         .filter(|o| matches!(o.kind, OutcomeKind::Retry | OutcomeKind::Failed))
         .find_map(|o| o.error.as_ref())
         .map(|(code, message)| format!("{code}: {message}"));
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&event.tenant_id).await?;
     let previous: Option<String> =
         sqlx::query_scalar("SELECT failed FROM queued_events WHERE id = $1 AND lease_token = $2")
             .bind(&event.id)

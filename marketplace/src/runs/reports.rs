@@ -184,7 +184,7 @@ pub async fn set_shared(
     let run = find(state.db(), &tenant.id, run_id)
         .await?
         .ok_or_else(|| Error::not_found(format!("run {run_id:?}")))?;
-    let mut tx = state.db().begin().await?;
+    let mut tx = state.db().begin_tenant(&tenant.id).await?;
     let by = principal.user().ok().map(|user| user.id.clone());
     let changed = if shared {
         let copy = serde_json::to_string(&run)

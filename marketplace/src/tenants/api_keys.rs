@@ -61,7 +61,7 @@ pub async fn create(
         created_at: now,
         revoked_at: None,
     };
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&tenant.id).await?;
     lock_tenant(&mut tx, tenant).await?;
     sqlx::query(
         "INSERT INTO tokens (id, token_hash, kind, tenant_id, name, created_at) \
@@ -112,7 +112,7 @@ pub async fn list(db: &Db, tenant: &Tenant) -> Result<Vec<ApiKey>> {
 ///
 /// [`Error::NotFound`] if `tenant` has no such key.
 pub async fn revoke(db: &Db, actor: &Actor, tenant: &Tenant, key_id: &str, now: i64) -> Result<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&tenant.id).await?;
     let found =
         sqlx::query("SELECT revoked_at FROM tokens WHERE id = $1 AND tenant_id = $2 AND kind = $3")
             .bind(key_id)

@@ -126,7 +126,7 @@ pub async fn add(
         check_owner_rule(acting_as, "add an owner")?;
     }
     let email = normalize_email(email)?;
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&tenant.id).await?;
     lock_tenant(&mut tx, tenant).await?;
     let user = sqlx::query("SELECT id, name FROM users WHERE email = $1")
         .bind(&email)
@@ -171,7 +171,7 @@ pub async fn set_role(
     user_id: &str,
     role: TenantRole,
 ) -> Result<Member> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&tenant.id).await?;
     lock_tenant(&mut tx, tenant).await?;
     let mut member = member_in(&mut tx, tenant, user_id).await?;
     if role == TenantRole::Owner {
@@ -201,7 +201,7 @@ pub async fn set_role(
 /// [`Error::NotFound`] for a non-member; [`Error::Forbidden`] if a non-owner removes an owner;
 /// [`Error::Conflict`] (`last_owner`) for the last owner.
 pub async fn remove(db: &Db, tenant: &Tenant, acting_as: TenantRole, user_id: &str) -> Result<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&tenant.id).await?;
     lock_tenant(&mut tx, tenant).await?;
     let member = member_in(&mut tx, tenant, user_id).await?;
     if member.role == TenantRole::Owner {

@@ -606,7 +606,7 @@ pub async fn update(
     let TenantChange { name, plan } = change;
     let db = state.db();
     let name = name.map(validate_name).transpose()?;
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&tenant.id).await?;
     lock_tenant(&mut tx, tenant).await?;
     if let Some(plan) = plan
         && !plans::plan_exists(&mut tx, plan).await?
@@ -645,7 +645,7 @@ pub async fn update(
 /// [`Error::NotFound`] if it was deleted meanwhile; [`Error::Database`].
 pub async fn soft_delete(db: &Db, tenant: &Tenant, now: i64, grace_ms: i64) -> Result<Tenant> {
     let purge_after = now.saturating_add(grace_ms);
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_tenant(&tenant.id).await?;
     let deleted = sqlx::query(
         "UPDATE tenants SET deleted_at = $1, purge_after = $2 WHERE id = $3 AND deleted_at IS NULL",
     )
