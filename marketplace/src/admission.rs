@@ -57,7 +57,8 @@ pub async fn admit(state: &AppState, principal: &Principal, slug: &str) -> Resul
         let per_minute = u64::try_from(plan.api_requests_per_minute).unwrap_or(1);
         state
             .rate_limiter()
-            .check(&tenant.id, &tenant.slug, per_minute, Instant::now())?;
+            .admit(&tenant.id, &tenant.slug, per_minute, Instant::now())
+            .await?;
     }
     let quota =
         crate::usage::quota_grant(state.db(), runtime.host.meter(), &tenant, &plan, now_ms())
