@@ -31,7 +31,7 @@ use crate::loaded::LoadedVersions;
 use crate::local_changes::LocalChanges;
 use crate::metering::Meter;
 use crate::plugin::{LoadedPlugin, PreparedPlugin};
-use crate::rates::TenantRates;
+use crate::rates::{RateLeases, SharedRates, TenantRates};
 use crate::runs::RunRecorder;
 use crate::sandbox::SandboxState;
 use crate::statements::{Freshness, Observed, StatementGuard, StatementRefused};
@@ -69,6 +69,9 @@ pub struct HostConfig {
     /// the fewest slots. `None`: one per plugin thread, so the threads are the only bound and
     /// the operating system shares the cores.
     pub cpu_slots: Option<usize>,
+    /// The store every process of a deployment leases tenants' outbound rates from, when
+    /// several share them; `None`: the rates are this process's alone ([`crate::rates`]).
+    pub rate_leases: Option<Arc<dyn RateLeases>>,
 }
 
 impl HostConfig {
@@ -86,6 +89,7 @@ impl HostConfig {
             capacity: CapacityConfig::default(),
             worker_threads: None,
             cpu_slots: None,
+            rate_leases: None,
         }
     }
 }
@@ -181,7 +185,9 @@ impl Host {
             engine: PlinthEngine::new(&config.engine)?,
             kv: config.kv,
             egress: config.egress,
-            rates: Arc::new(TenantRates::new()),
+            rates: Arc::new(config.rate_leases.map_or_else(TenantRates::new, |leases| {
+                TenantRates::with_shared(SharedRates::new(leases))
+            })),
             capacity: Capacity::new(capacity),
             // A call holds a slot only while a plugin thread polls it: with a slot per thread
             // nobody ever waits, so the slots are left out.
@@ -219,6 +225,12 @@ impl Host {
     /// returns `false` (and keeps the first) if one was set already.
     pub fn set_run_recorder(&self, recorder: Arc<dyn RunRecorder>) -> bool {
         self.run_recorder.set(recorder).is_ok()
+    }
+
+    /// Gives the deployment's shared rate store back the outbound requests this process
+    /// leased and did not send (at shutdown); returns how many went back.
+    pub async fn release_rates(&self) -> u64 {
+        self.sandboxes.rates.release().await
     }
 
     /// The host's capacity: its budget and what is in use.

@@ -18,7 +18,8 @@ use plinth_host::capabilities::http::{
     Denial, DenialReason, OutboundConfig, OutboundHttp, TenantRate,
 };
 use plinth_host::egress::{CheckedResolver, Lookup, LookupFuture, is_public_address};
-use plinth_host::rates::TenantRates;
+use plinth_host::rates::window::{until_window_end, wall_clock_ms};
+use plinth_host::rates::{MemoryLeases, SharedRates, TenantRates};
 use plinth_package::{HttpPermission, Permissions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -486,6 +487,54 @@ async fn the_tenant_rate_is_shared_by_all_of_a_tenants_calls_and_no_other() {
     let mut other = call_of("b");
     send(&mut other, &server.url("/")).await.unwrap();
     assert_eq!(server.accepted(), 3);
+}
+
+#[tokio::test]
+async fn the_tenant_rate_holds_across_hosts_sharing_a_lease_store() {
+    let server = Server::start(|_| OK.to_owned()).await;
+    // Three processes' rates, leasing from one store (the database, in a deployment).
+    let store = Arc::new(MemoryLeases::new());
+    let hosts: Vec<_> = (0..3)
+        .map(|_| Arc::new(TenantRates::with_shared(SharedRates::new(store.clone()))))
+        .collect();
+    // In one minute window (each host's bucket alone would let 40 through, 120 together).
+    let now = wall_clock_ms();
+    if until_window_end(now) < 10_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            until_window_end(now).unsigned_abs() + 10,
+        ))
+        .await;
+    }
+    let mut calls: Vec<_> = hosts
+        .iter()
+        .map(|rates| {
+            OutboundHttp::with_config(permissions(&["127.0.0.1"]), private_allowed(), config(100))
+                .with_tenant_rate(TenantRate {
+                    rates: Arc::clone(rates),
+                    tenant: "a".to_owned(),
+                    per_minute: 40,
+                })
+        })
+        .collect();
+    let mut sent = 0;
+    for i in 0..120 {
+        if send(&mut calls[i % 3], &server.url("/")).await.is_ok() {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 40);
+    assert_eq!(server.accepted(), 40);
+    let refused = calls[0].denials();
+    let denial = refused.first().unwrap();
+    assert_eq!(denial.reason, DenialReason::TenantRate);
+    assert!(denial.retry_after.unwrap() <= std::time::Duration::from_secs(60));
+    // A request refused by the shared rate gave its bucket token and call budget back.
+    assert_eq!(
+        hosts[0].try_take("a", 40, std::time::Instant::now()),
+        Ok(())
+    );
+    let requests: u32 = calls.iter().map(OutboundHttp::requests_sent).sum();
+    assert_eq!(requests, 40);
 }
 
 #[tokio::test]

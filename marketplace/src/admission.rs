@@ -57,7 +57,8 @@ pub async fn admit(state: &AppState, principal: &Principal, slug: &str) -> Resul
         let per_minute = u64::try_from(plan.api_requests_per_minute).unwrap_or(1);
         state
             .rate_limiter()
-            .check(&tenant.id, &tenant.slug, per_minute, Instant::now())?;
+            .admit(&tenant.id, &tenant.slug, per_minute, Instant::now())
+            .await?;
     }
     let quota =
         crate::usage::quota_grant(state.db(), runtime.host.meter(), &tenant, &plan, now_ms())
@@ -69,14 +70,15 @@ pub async fn admit(state: &AppState, principal: &Principal, slug: &str) -> Resul
     })
 }
 
-/// Whether `path` is an entrance of this gate, which counts its requests against the API rate
+/// Whether `method` `path` is an entrance of this gate, which counts its requests against the API rate
 /// itself (so the rate middleware of the other tenant routes leaves it alone).
-pub fn is_gated(path: &str) -> bool {
+pub fn is_gated(method: &axum::http::Method, path: &str) -> bool {
     path.starts_with("/p/")
-        || path
-            .strip_prefix("/v1/tenants/")
-            .and_then(|rest| rest.split_once('/'))
-            .is_some_and(|(slug, rest)| !slug.is_empty() && rest == "events")
+        || (method == axum::http::Method::POST
+            && path
+                .strip_prefix("/v1/tenants/")
+                .and_then(|rest| rest.split_once('/'))
+                .is_some_and(|(slug, rest)| !slug.is_empty() && rest == "events"))
 }
 
 /// The answer to a call the host refused before it ran (or ran out of its tenant's rate), if
@@ -144,12 +146,22 @@ mod tests {
 
     #[test]
     fn the_gate_knows_its_entrances() {
-        assert!(is_gated("/v1/tenants/acme/events"));
-        assert!(is_gated("/p/acme/examples.echo/x"));
-        assert!(!is_gated("/v1/tenants/acme/events/x"));
-        assert!(!is_gated("/v1/tenants/acme/installs"));
-        assert!(!is_gated("/v1/tenants//events"));
-        assert!(!is_gated("/v1/plugins"));
+        let post = axum::http::Method::POST;
+        assert!(is_gated(&post, "/v1/tenants/acme/events"));
+        assert!(is_gated(&post, "/p/acme/examples.echo/x"));
+        assert!(is_gated(
+            &axum::http::Method::GET,
+            "/p/acme/examples.echo/x"
+        ));
+        // Listing the tenant's queued events is an ordinary tenant route.
+        assert!(!is_gated(
+            &axum::http::Method::GET,
+            "/v1/tenants/acme/events"
+        ));
+        assert!(!is_gated(&post, "/v1/tenants/acme/events/x/replay"));
+        assert!(!is_gated(&post, "/v1/tenants/acme/installs"));
+        assert!(!is_gated(&post, "/v1/tenants//events"));
+        assert!(!is_gated(&post, "/v1/plugins"));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! keys ([`publishers`]), submissions with validation ([`submissions`]), the review workflow
 //! ([`review`]), the catalog with full-text search ([`catalog`]), ratings ([`ratings`]),
 //! inboxes with webhook delivery ([`notifications`]), metering, quotas and rate limits
-//! ([`usage`], [`rate_limit`]), run logs and failure reports ([`runs`]), the queue of
-//! asynchronous events and schedules ([`queue`], [`schedules`]), the revenue-share ledger
-//! ([`ledger`]), backups ([`backup`]), and the HTTP API that serves them all ([`server`]).
+//! ([`usage`], [`rate_limit`], shared across processes by [`rate_leases`]), run logs and
+//! failure reports ([`runs`]), the queue of asynchronous events and schedules ([`queue`],
+//! [`schedules`]), the revenue-share ledger ([`ledger`]), backups ([`backup`]), and the HTTP
+//! API that serves them all ([`server`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), plinth_marketplace::Error> {
@@ -50,6 +51,7 @@ pub mod notifications;
 pub mod plugin_http;
 pub mod publishers;
 pub mod queue;
+pub mod rate_leases;
 pub mod rate_limit;
 pub mod ratings;
 pub mod review;

@@ -7,8 +7,19 @@
 //! tenant's requests by calling its routes with bad or foreign credentials; operators are not
 //! limited. Buckets live in memory (per server process); tenants and plans come from the
 //! database's short read cache ([`crate::db::cache`]).
+//!
+//! On PostgreSQL, where several processes may serve one deployment, a request also needs a
+//! request of the tenant's deployment-wide rate: each process leases slices of every minute
+//! window from the database ([`crate::rate_leases`]), so all processes together admit at most
+//! the plan's rate per window ([`plinth_host::rates::shared`] states the bound and what
+//! happens when the database cannot answer). On SQLite, one process being the whole
+//! deployment, the bucket alone decides, as it always has.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use plinth_host::rates::window::wall_clock_ms;
+use plinth_host::rates::{RateKind, RateLeases, SharedRates};
 
 use dashmap::DashMap;
 
@@ -17,6 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Principal;
+use crate::db::{Backend, Db};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::tenants::{self, TenantRole};
@@ -60,19 +72,84 @@ impl TokenBucket {
             Err(Duration::from_secs_f64((1.0 - self.tokens) / rate_per_sec))
         }
     }
+
+    /// Gives back a token taken for a request that was refused after all, up to the size.
+    pub fn put_back(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.capacity);
+    }
 }
 
-/// Every tenant's bucket.
+/// Every tenant's bucket, and its deployment-wide rate when processes share one.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     /// Tenant id → bucket, sharded: tenants' requests rarely wait for each other.
     buckets: DashMap<String, TokenBucket>,
+    /// The deployment-wide rates, leased from the store all processes share.
+    shared: Option<SharedRates>,
 }
 
 impl RateLimiter {
-    /// An empty limiter.
+    /// An empty limiter of this process alone.
     pub fn new() -> RateLimiter {
         RateLimiter::default()
+    }
+
+    /// An empty limiter whose rates also hold across every process leasing from `leases`.
+    pub fn shared(leases: Arc<dyn RateLeases>) -> RateLimiter {
+        RateLimiter {
+            shared: Some(SharedRates::new(leases)),
+            ..RateLimiter::default()
+        }
+    }
+
+    /// The limiter for a server on `db`: shared through it on PostgreSQL, which several
+    /// processes may serve; this process's alone on SQLite.
+    pub fn for_db(db: &Db) -> RateLimiter {
+        match db.backend() {
+            Backend::Postgres => {
+                RateLimiter::shared(Arc::new(crate::rate_leases::DbLeases::new(db.clone())))
+            }
+            Backend::Sqlite => RateLimiter::new(),
+        }
+    }
+
+    /// Admits one request of `tenant_id` at `per_minute`: a token of its bucket
+    /// ([`RateLimiter::check`]) and, when rates are shared, a request of this minute's window
+    /// across the deployment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RateLimited`] naming the limit, with the seconds until a request is allowed
+    /// (the end of the window when the deployment used it up).
+    pub async fn admit(
+        &self,
+        tenant_id: &str,
+        slug: &str,
+        per_minute: u64,
+        now: Instant,
+    ) -> Result<()> {
+        self.check(tenant_id, slug, per_minute, now)?;
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let taken = shared
+            .take(tenant_id, RateKind::Api, per_minute, wall_clock_ms())
+            .await;
+        taken.map_err(|wait| {
+            if let Some(mut bucket) = self.buckets.get_mut(tenant_id) {
+                bucket.put_back();
+            }
+            limited(slug, per_minute, wait)
+        })
+    }
+
+    /// Gives the shared store back the requests this process leased and did not spend (at
+    /// shutdown); returns how many went back.
+    pub async fn release(&self) -> u64 {
+        match &self.shared {
+            Some(shared) => shared.release(wall_clock_ms()).await,
+            None => 0,
+        }
     }
 
     /// Takes one request from `tenant_id`'s bucket, sized `per_minute`.
@@ -86,13 +163,17 @@ impl RateLimiter {
             .entry(tenant_id.to_owned())
             .or_insert_with(|| TokenBucket::new(per_minute, now))
             .try_take(per_minute, now);
-        taken.map_err(|wait| Error::RateLimited {
-            message: format!(
-                "tenant {slug:?} is over its plan's limit of {per_minute} API requests per \
-                     minute"
-            ),
-            retry_after_secs: wait.as_secs().saturating_add(1),
-        })
+        taken.map_err(|wait| limited(slug, per_minute, wait))
+    }
+}
+
+/// The refusal of a request of `slug`'s over `per_minute`, allowed again after `wait`.
+fn limited(slug: &str, per_minute: u64, wait: Duration) -> Error {
+    Error::RateLimited {
+        message: format!(
+            "tenant {slug:?} is over its plan's limit of {per_minute} API requests per minute"
+        ),
+        retry_after_secs: wait.as_secs().saturating_add(1),
     }
 }
 
@@ -109,7 +190,7 @@ fn tenant_slug(path: &str) -> Option<&str> {
 /// the handler answers it as usual.
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if crate::admission::is_gated(path) {
+    if crate::admission::is_gated(request.method(), path) {
         return next.run(request).await;
     }
     let Some(slug) = tenant_slug(path).map(str::to_owned) else {
@@ -137,7 +218,8 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     };
     match state
         .rate_limiter()
-        .check(&tenant.id, &tenant.slug, limit, Instant::now())
+        .admit(&tenant.id, &tenant.slug, limit, Instant::now())
+        .await
     {
         Ok(()) => next.run(request).await,
         Err(e) => {
@@ -192,6 +274,30 @@ mod tests {
             matches!(refused, Error::RateLimited { retry_after_secs, .. } if retry_after_secs >= 1)
         );
         assert!(limiter.check("b", "b", 1, now).is_ok());
+    }
+
+    #[tokio::test]
+    async fn shared_limiters_hold_the_rate_between_them_per_window() {
+        let leases: Arc<dyn RateLeases> = Arc::new(plinth_host::rates::MemoryLeases::new());
+        let processes: Vec<_> = (0..3)
+            .map(|_| RateLimiter::shared(Arc::clone(&leases)))
+            .collect();
+        let now = Instant::now();
+        let mut admitted = 0;
+        let mut refused = None;
+        for i in 0..60 {
+            match processes[i % 3].admit("a", "a", 20, now).await {
+                Ok(()) => admitted += 1,
+                Err(e) => refused = Some(e),
+            }
+        }
+        // 20 per window; a window's end during the loop could let up to 20 more through.
+        assert!((20..=40).contains(&admitted), "{admitted}");
+        let refused = refused.unwrap();
+        assert_eq!(refused.code(), "rate_limited");
+        assert!(refused.to_string().contains("20 API requests per minute"));
+        // Refused by the window, the bucket keeps its token: each process took at most 20.
+        assert!(processes[0].check("a", "a", 20, now).is_ok());
     }
 
     #[test]

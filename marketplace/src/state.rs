@@ -76,6 +76,7 @@ impl AppState {
     ) -> AppState {
         let clock = Clock::new();
         let metrics = Metrics::with_tenant_labels(settings.metrics_per_tenant);
+        let rate_limiter = RateLimiter::for_db(&db);
         AppState(Arc::new(Inner {
             throttle: Throttle::new(&settings.throttle, clock.clone()),
             clock,
@@ -83,7 +84,7 @@ impl AppState {
             settings,
             signing_key,
             metrics,
-            rate_limiter: RateLimiter::new(),
+            rate_limiter,
             runtime,
             run_recorder: OnceLock::new(),
             queue_wake: Arc::default(),
@@ -154,7 +155,8 @@ impl AppState {
         &self.0.queue_wake
     }
 
-    /// The tenants' API rate buckets (this process's).
+    /// The tenants' API rates: this process's buckets, and on PostgreSQL the deployment-wide
+    /// rates leased from the database.
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.0.rate_limiter
     }

@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use plinth_host::egress::CheckedResolver;
 use plinth_host::kv::KvStore;
+use plinth_host::rates::RateLeases;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{Host, HostConfig};
 use plinth_marketplace::audit::{self, key::AuditKey};
 use plinth_marketplace::db::Backend;
+use plinth_marketplace::rate_leases::DbLeases;
 use plinth_marketplace::secrets::SecretsKey;
 use plinth_marketplace::server::Role;
 use plinth_marketplace::settings::PublisherLimits;
@@ -195,12 +197,17 @@ impl ServeCommand {
         };
         // One outbound policy for plugins' requests and webhook deliveries alike.
         let egress = CheckedResolver::system(allow_private_http());
+        // On PostgreSQL the processes of a deployment hold tenants' outbound rates between
+        // them, as the API's (`AppState` does that from the database itself).
+        let rate_leases = (db.backend() == Backend::Postgres)
+            .then(|| Arc::new(DbLeases::new(db.clone())) as Arc<dyn RateLeases>);
         let runtime = start_host(
             &self.data_dir,
             self.database_url.as_deref(),
             &key,
             &capacity,
             egress.clone(),
+            rate_leases,
         )
         .await?;
         anyhow::ensure!(
@@ -270,13 +277,15 @@ struct HostCapacity {
 }
 
 /// The host, trusting only packages countersigned by this marketplace's key; its kv data in
-/// `DIR/kv.db` (or the PostgreSQL database), compiled components cached in `DIR/compiled`.
+/// `DIR/kv.db` (or the PostgreSQL database), compiled components cached in `DIR/compiled`;
+/// tenants' outbound rates shared through `rate_leases` when there is one.
 async fn start_host(
     data_dir: &std::path::Path,
     database_url: Option<&str>,
     key: &plinth_package::SecretKey,
     capacity: &HostCapacity,
     egress: CheckedResolver,
+    rate_leases: Option<Arc<dyn RateLeases>>,
 ) -> anyhow::Result<Runtime> {
     anyhow::ensure!(
         capacity.calls > 0
@@ -304,6 +313,7 @@ async fn start_host(
     config.capacity.max_memory_bytes = capacity.memory_mb.saturating_mul(1 << 20);
     config.worker_threads = capacity.threads;
     config.cpu_slots = capacity.cpu_slots;
+    config.rate_leases = rate_leases;
     let host = Host::new(config).context("cannot start the host")?;
     let secrets = SecretsKey::load_or_create(data_dir)?;
     Ok(Runtime {

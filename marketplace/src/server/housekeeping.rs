@@ -1,7 +1,8 @@
 //! Periodic work of a running server: purging tenants whose deletion grace has passed, webhook
 //! deliveries older than [`DELIVERIES_KEPT_MS`] that are settled, runs past their tenant's
-//! retention and volume, queued events finished longer ago than the queue keeps them, and the
-//! ledger's (last month's usage statement, releasing charges whose hold has ended).
+//! retention and volume, queued events finished longer ago than the queue keeps them, shared
+//! rate windows that ended ([`crate::rate_leases`]), and the ledger's (last month's usage
+//! statement, releasing charges whose hold has ended).
 
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ const EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// How long delivered and failed webhook deliveries stay visible.
 const DELIVERIES_KEPT_MS: i64 = 30 * crate::clock::DAY_MS;
+
+/// How long the leases of a rate window are kept after it started.
+const RATE_WINDOWS_KEPT_MS: i64 = 10 * 60 * 1000;
 
 /// Starts the housekeeping loop; abort the handle to stop it.
 pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
@@ -46,6 +50,13 @@ pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "pruned finished queued events"),
                 Err(e) => tracing::warn!(error = %e, "pruning queued events failed; will retry"),
+            }
+            // Windows end after a minute; a few more minutes spare clocks a little behind.
+            let ended = now_ms().saturating_sub(RATE_WINDOWS_KEPT_MS);
+            match crate::rate_leases::prune(state.db(), ended).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "pruned ended rate windows"),
+                Err(e) => tracing::warn!(error = %e, "pruning rate windows failed; will retry"),
             }
             let ledger = &state.settings().ledger;
             if let Err(e) =

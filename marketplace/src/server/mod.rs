@@ -257,6 +257,17 @@ pub async fn serve_with(
         }
         writer.abort();
     }
+    // Requests of the tenants' shared rates this process leased and did not spend go back
+    // for the other processes (a no-op on SQLite).
+    let released = state.rate_limiter().release().await;
+    let released = released
+        + match state.runtime() {
+            Ok(runtime) => runtime.host.release_rates().await,
+            Err(_) => 0,
+        };
+    if released > 0 {
+        tracing::info!(released, "unspent shared rate given back");
+    }
     // The last flush runs after the requests in flight and before the database closes, so no
     // metered call is lost.
     if let Some(flusher) = usage_flusher {

@@ -16,7 +16,9 @@
 //!    address that is not public ([`DenialReason::PrivateAddress`], decided by the call's
 //!    [`CheckedResolver`]).
 //!
-//! Checks 1–3 run before the hook returns, so before any DNS lookup or connection. Check 4 is
+//! Checks 1–3 run before any DNS lookup or connection: all but the deployment-wide part of the
+//! tenant's rate before the hook returns, that part (which may lease from the store all
+//! processes share, [`crate::rates::SharedRates`]) first thing in the future it returns. Check 4 is
 //! made by the resolver the request is then sent through ([`crate::egress`]): the name is
 //! looked up once, every address is checked, and the connection goes only to those checked
 //! addresses, so a name cannot answer a public address to the check and a private one to the
@@ -281,7 +283,23 @@ impl WasiHttpHooks for OutboundHttp {
         let resolver = self.resolver.clone();
         let denials = self.denials.clone();
         let counters = Arc::clone(&self.counters);
+        let tenant_rate = self.tenant_rate.clone();
         Box::new(async move {
+            // The deployment-wide part of check 3: it may lease from the shared store, so it
+            // runs here rather than in `admit` (still before any lookup or connection).
+            if let Some(rate) = &tenant_rate
+                && let Err(wait) = rate.rates.take_shared(&rate.tenant, rate.per_minute).await
+            {
+                rate.rates.put_back(&rate.tenant, rate.per_minute);
+                counters.admitted.fetch_sub(1, Ordering::Relaxed);
+                denials.record(Denial {
+                    host: destination.host,
+                    port: Some(destination.port),
+                    reason: DenialReason::TenantRate,
+                    retry_after: Some(wait),
+                });
+                return Err(HttpError::HttpRequestDenied);
+            }
             match send::send(request, &destination, resolver, &options).await {
                 Ok(response) => {
                     counters.sent.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,18 @@
 //! worth of requests and refills continuously at the per-minute rate, so a tenant may burst up
 //! to its rate and then goes on at the rate. Arithmetic is in whole micro-tokens, so no
 //! rounding lets a request through that the rate does not allow.
+//!
+//! A bucket is per process. When several processes serve a deployment, the rate must hold for
+//! all of them together: [`TenantRates::with_shared`] adds a [`SharedRates`] that leases slices
+//! of each window's requests from a store every process shares ([`leases`], [`window`],
+//! [`shared`]); a request then needs both a token of the bucket and a leased request.
+
+pub mod leases;
+pub mod shared;
+pub mod window;
+
+pub use leases::{LeaseError, LeaseFuture, LeaseKey, MemoryLeases, RateKind, RateLeases};
+pub use shared::SharedRates;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -30,12 +42,66 @@ struct Bucket {
 #[derive(Debug, Default)]
 pub struct TenantRates {
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// The deployment-wide part, when several processes share the rates.
+    shared: Option<SharedRates>,
 }
 
 impl TenantRates {
-    /// No tenant has sent anything yet.
+    /// No tenant has sent anything yet; the rates are this process's alone.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Rates that also hold across every process sharing `shared`'s store: see
+    /// [`TenantRates::take_shared`].
+    pub fn with_shared(shared: SharedRates) -> Self {
+        TenantRates {
+            shared: Some(shared),
+            ..Self::default()
+        }
+    }
+
+    /// Takes one request of `tenant`'s deployment-wide outbound rate (`per_minute` per
+    /// window), after [`TenantRates::try_take`] let it through; always `Ok` without a shared
+    /// store. `Err` carries how long until the window ends; give the bucket's token back with
+    /// [`TenantRates::put_back`] then.
+    pub async fn take_shared(&self, tenant: &str, per_minute: u32) -> Result<(), Duration> {
+        match &self.shared {
+            None => Ok(()),
+            Some(shared) => {
+                shared
+                    .take(
+                        tenant,
+                        RateKind::Outbound,
+                        u64::from(per_minute),
+                        window::wall_clock_ms(),
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// Gives back the token [`TenantRates::try_take`] took for a request that was refused
+    /// after all (by the shared rate), up to the bucket's size at `per_minute`.
+    pub fn put_back(&self, tenant: &str, per_minute: u32) {
+        let capacity = u128::from(per_minute) * TOKEN;
+        if let Some(bucket) = self
+            .buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(tenant)
+        {
+            bucket.micro_tokens = bucket.micro_tokens.saturating_add(TOKEN).min(capacity);
+        }
+    }
+
+    /// Gives the shared store back what this process leased and did not spend (at shutdown);
+    /// returns how many requests went back.
+    pub async fn release(&self) -> u64 {
+        match &self.shared {
+            None => 0,
+            Some(shared) => shared.release(window::wall_clock_ms()).await,
+        }
     }
 
     /// Takes one request from `tenant`'s bucket at `per_minute`, at time `now`. `Err` carries
@@ -130,6 +196,45 @@ mod tests {
             .try_take("a", 60, start + Duration::from_millis(400))
             .unwrap_err();
         assert_eq!(wait, Duration::from_millis(600));
+    }
+
+    #[test]
+    fn a_token_put_back_is_there_again_up_to_the_size() {
+        let rates = TenantRates::new();
+        let now = Instant::now();
+        assert_eq!(rates.try_take("a", 2, now), Ok(()));
+        assert_eq!(rates.try_take("a", 2, now), Ok(()));
+        rates.put_back("a", 2);
+        assert_eq!(rates.try_take("a", 2, now), Ok(()));
+        assert!(rates.try_take("a", 2, now).is_err());
+        rates.put_back("a", 2);
+        rates.put_back("a", 2);
+        rates.put_back("a", 2);
+        assert_eq!(rates.try_take("a", 2, now), Ok(()));
+        assert_eq!(rates.try_take("a", 2, now), Ok(()));
+        assert!(rates.try_take("a", 2, now).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_shared_rate_holds_across_processes() {
+        let leases = std::sync::Arc::new(MemoryLeases::new());
+        let hosts: Vec<_> = (0..3)
+            .map(|_| TenantRates::with_shared(SharedRates::new(leases.clone())))
+            .collect();
+        let mut sent = 0;
+        for i in 0..90 {
+            let host = &hosts[i % 3];
+            if host.try_take("a", 30, Instant::now()).is_ok() {
+                if host.take_shared("a", 30).await.is_ok() {
+                    sent += 1;
+                } else {
+                    host.put_back("a", 30);
+                }
+            }
+        }
+        // Within one window (a window boundary in the loop could let up to 60 through).
+        assert!((30..=60).contains(&sent), "{sent}");
+        assert_eq!(TenantRates::new().take_shared("a", 0).await, Ok(()));
     }
 
     #[test]
