@@ -15,6 +15,7 @@ mod common {
     pub mod api;
     pub mod neighbours;
     pub mod server;
+    pub mod stats;
 }
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 use common::api::Api;
 use common::neighbours::{self, Attack};
 use common::server::{PlinthServer, bootstrap};
+use common::stats::percentile;
 
 /// How long each scenario measures.
 const MEASURE_FOR: Duration = Duration::from_secs(10);
@@ -182,12 +184,4 @@ async fn probe_health(client: &reqwest::Client, url: &str, stop: &AtomicBool) ->
         tokio::time::sleep(PAUSE).await;
     }
     Ok(latencies)
-}
-
-/// The `q` quantile of `samples` (nearest rank).
-fn percentile(samples: &[f64], q: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
-    sorted.get(rank - 1).copied().unwrap_or(f64::NAN)
 }

@@ -53,8 +53,20 @@ impl PlinthServer {
         log_file: &Path,
         args: &[&str],
     ) -> anyhow::Result<PlinthServer> {
+        Self::start_logging_configured(data_dir, database_url, filter, log_file, args, &[])
+    }
+
+    /// As [`PlinthServer::start_logging_with_args`], with environment too.
+    pub fn start_logging_configured(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        filter: &str,
+        log_file: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<PlinthServer> {
         let file = std::fs::File::create(log_file)?;
-        Self::start_with(data_dir, database_url, filter, Stdio::from(file), args)
+        Self::spawn(args, env, data_dir, database_url, filter, Stdio::from(file))
     }
 
     /// As [`PlinthServer::start`], with more `plinth serve` arguments and environment.
