@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
 use common::api::{Api, versioned_package};
-use common::server::{PlinthServer, bootstrap};
+use common::server::{Cluster, PlinthServer, bootstrap};
 use common::stats::percentile;
 
 const ACCEPT_FOR: Duration = Duration::from_secs(5);
@@ -89,38 +89,27 @@ impl Deployment {
     async fn start(database: Option<&TestDatabase>, hosts: usize) -> Result<Deployment> {
         let work = tempfile::tempdir()?;
         let url = database.map(TestDatabase::url);
-        let key_file = work.path().join("marketplace.key");
-        let key_arg = key_file.to_string_lossy().into_owned();
-        let (_, secrets) = plinth_marketplace::secrets::SecretsKey::generate()?;
-        let (_, audit) = plinth_marketplace::audit::key::AuditKey::generate()?;
-        let env = [
-            ("PLINTH_SECRETS_KEY", secrets.as_str()),
-            ("PLINTH_AUDIT_KEY", audit.as_str()),
-        ];
-        let start = |name: &str, role: &str| {
-            let dir = work.path().join(name);
-            PlinthServer::start_logging_configured(
-                &dir,
-                url.as_deref(),
-                "warn",
-                &work.path().join(format!("{name}.log")),
-                &["--role", role, "--marketplace-key", &key_arg],
-                &env,
-            )
-        };
         let mut servers = Vec::new();
-        if hosts == 1 {
-            servers.push(start("all", "all")?);
-        } else {
-            servers.push(start("marketplace", "marketplace")?);
-            for n in 0..hosts {
-                servers.push(start(&format!("host-{n}"), "host")?);
+        let first = match &url {
+            None => {
+                let dir = work.path().join("all");
+                let log = work.path().join("all.log");
+                servers.push(PlinthServer::start_logging_to(&dir, None, "warn", &log)?);
+                dir
             }
-        }
+            Some(url) => {
+                let cluster = Cluster::new(work.path(), url)?;
+                let first = if hosts == 1 { "all" } else { "marketplace" };
+                servers.push(cluster.start_quiet(first, first, &[])?);
+                if hosts > 1 {
+                    for n in 0..hosts {
+                        servers.push(cluster.start_quiet(&format!("host-{n}"), "host", &[])?);
+                    }
+                }
+                cluster.data_dir(first)
+            }
+        };
         let api = Api::at(&servers[0].base);
-        let first = work
-            .path()
-            .join(if hosts == 1 { "all" } else { "marketplace" });
         let (ok, operator, stderr) = bootstrap(&first, url.as_deref())?;
         ensure!(ok, "bootstrap failed: {stderr}");
         let (developer, signing) = api.developer("dev@fixtures.example", "fixtures").await?;

@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use common::api::{Api, versioned_package};
-use common::server::{PlinthServer, bootstrap};
+use common::server::{Cluster, PlinthServer, bootstrap};
 
 const PROBE: &str = "fixtures.queue-probe";
 
@@ -37,23 +37,8 @@ async fn a_thousand_events_survive_a_killed_host_on_postgres() -> Result<()> {
     let database = TestDatabase::postgres("async_events").await?;
     let url = database.url();
     let work = tempfile::tempdir()?;
-    let key_file = work.path().join("marketplace.key");
-    let key_arg = key_file.to_string_lossy().into_owned();
-    let start = |name: &str, role: &str| {
-        PlinthServer::start_configured(
-            &work.path().join(name),
-            Some(&url),
-            &[
-                "--role",
-                role,
-                "--marketplace-key",
-                &key_arg,
-                "--event-lease-secs",
-                "2",
-            ],
-            &[],
-        )
-    };
+    let cluster = Cluster::new(work.path(), &url)?;
+    let start = |name: &str, role: &str| cluster.start(name, role, &["--event-lease-secs", "2"]);
     let marketplace = start("marketplace", "marketplace")?;
     let host_a = start("host-a", "host")?;
     let host_b = start("host-b", "host")?;
@@ -112,14 +97,7 @@ async fn a_thousand_events_survive_a_killed_host_on_postgres() -> Result<()> {
     let mut redelivered = 0;
     let mut attempted_again = 0;
     for (tenant, id) in &sent {
-        let event = hosts[1]
-            .ok(
-                Method::GET,
-                &format!("/v1/tenants/{}/events/{id}", TENANTS[*tenant]),
-                Some(&keys[*tenant]),
-                None,
-            )
-            .await?;
+        let event = shown(&hosts[1], &keys[*tenant], TENANTS[*tenant], id).await?;
         ensure!(event["status"] == "delivered", "{event}");
         let results = event["results"].as_array().context("results")?;
         let last = results.last().context("a result")?;
@@ -188,14 +166,7 @@ async fn queued_retries_survive_a_restart_on_sqlite() -> Result<()> {
     let api = Api::at(&server.base);
     drain(&api, &keys[..1]).await?;
     for id in &ids {
-        let event = api
-            .ok(
-                Method::GET,
-                &format!("/v1/tenants/acme/events/{id}"),
-                Some(&keys[0]),
-                None,
-            )
-            .await?;
+        let event = shown(&api, &keys[0], "acme", id).await?;
         ensure!(event["status"] == "delivered", "{event}");
         let results = event["results"].as_array().context("results")?;
         ensure!(results[0]["outcome"] == "retry", "{event}");
@@ -284,6 +255,17 @@ async fn follows_installs(host: &Api, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Event `id` of `tenant` as `host` shows it.
+async fn shown(host: &Api, key: &str, tenant: &str, id: &str) -> Result<Value> {
+    host.ok(
+        Method::GET,
+        &format!("/v1/tenants/{tenant}/events/{id}"),
+        Some(key),
+        None,
+    )
+    .await
+}
+
 /// Waits until no tenant has an event queued.
 async fn drain(host: &Api, keys: &[String]) -> Result<()> {
     let started = Instant::now();
@@ -325,14 +307,7 @@ async fn wait_for(
             if last.get(id.as_str()).is_some_and(&done) {
                 continue;
             }
-            let event = api
-                .ok(
-                    Method::GET,
-                    &format!("/v1/tenants/acme/events/{id}"),
-                    Some(key),
-                    None,
-                )
-                .await?;
+            let event = shown(api, key, "acme", id).await?;
             last.insert(id, event);
         }
         if last.values().all(&done) && last.len() == ids.len() {

@@ -15,14 +15,13 @@ mod common {
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use plinth_marketplace::secrets::SecretsKey;
 use plinth_test_artifacts::COUNTER;
 use plinth_test_support::TestDatabase;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use common::api::{Api, versioned_package};
-use common::server::{PlinthServer, bootstrap};
+use common::server::{Cluster, bootstrap};
 
 const COUNTER_ID: &str = "examples.counter";
 
@@ -35,21 +34,8 @@ async fn two_hosts_follow_one_marketplace_on_postgres() -> Result<()> {
     let database = TestDatabase::postgres("scale_out").await?;
     let url = database.url();
     let work = tempfile::tempdir()?;
-    let key_file = work.path().join("marketplace.key");
-    let key_arg = key_file.to_string_lossy().into_owned();
-    let (_, secrets) = SecretsKey::generate()?;
-    let (_, audit_key) = plinth_marketplace::audit::key::AuditKey::generate()?;
-    let start = |name: &str, role: &str| {
-        PlinthServer::start_configured(
-            &work.path().join(name),
-            Some(&url),
-            &["--role", role, "--marketplace-key", &key_arg],
-            &[
-                ("PLINTH_SECRETS_KEY", secrets.as_str()),
-                ("PLINTH_AUDIT_KEY", audit_key.as_str()),
-            ],
-        )
-    };
+    let cluster = Cluster::new(work.path(), &url)?;
+    let start = |name: &str, role: &str| cluster.start(name, role, &[]);
     let marketplace = start("marketplace", "marketplace")?;
     let host_a = start("host-a", "host")?;
     let host_b = start("host-b", "host")?;
@@ -220,21 +206,8 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
     let database = TestDatabase::postgres("statements_role_host").await?;
     let url = database.url();
     let work = tempfile::tempdir()?;
-    let key_file = work.path().join("marketplace.key");
-    let key_arg = key_file.to_string_lossy().into_owned();
-    let (_, secrets) = SecretsKey::generate()?;
-    let (_, audit_key) = plinth_marketplace::audit::key::AuditKey::generate()?;
-    let start = |name: &str, role: &str| {
-        PlinthServer::start_configured(
-            &work.path().join(name),
-            Some(&url),
-            &["--role", role, "--marketplace-key", &key_arg],
-            &[
-                ("PLINTH_SECRETS_KEY", secrets.as_str()),
-                ("PLINTH_AUDIT_KEY", audit_key.as_str()),
-            ],
-        )
-    };
+    let cluster = Cluster::new(work.path(), &url)?;
+    let start = |name: &str, role: &str| cluster.start(name, role, &[]);
     let marketplace = start("marketplace", "marketplace")?;
     let host = start("host", "host")?;
     let api = Api::at(&marketplace.base);
@@ -371,8 +344,9 @@ async fn a_host_process_refuses_a_replayed_state_on_postgres() -> Result<()> {
 
     // The marketplace stops speaking: the last statement it left (still revoking 1.1.0) is
     // past its expiry, and the host says so on /healthz and in its metrics.
-    let marketplace_key =
-        plinth_package::SecretKey::parse(std::fs::read_to_string(&key_file)?.trim())?;
+    let marketplace_key = plinth_package::SecretKey::parse(
+        std::fs::read_to_string(work.path().join("marketplace.key"))?.trim(),
+    )?;
     let stale = plinth_package::signing::statement::StateStatement::new(
         u64::try_from(newest)? + 5,
         1_000_000,

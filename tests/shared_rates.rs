@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
-use plinth_marketplace::secrets::SecretsKey;
 use plinth_package::{Package, SecretKey};
 use plinth_test_artifacts::WEBHOOK_NOTIFY;
 use plinth_test_support::TestDatabase;
@@ -27,7 +26,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::api::Api;
-use common::server::{PlinthServer, bootstrap};
+use common::server::{Cluster, PlinthServer, bootstrap};
 
 /// The plan's API requests per minute.
 const LIMIT: u32 = 300;
@@ -257,22 +256,8 @@ impl Deployment {
         let database = TestDatabase::postgres(name).await?;
         let url = database.url();
         let work = tempfile::tempdir()?;
-        let key_file = work.path().join("marketplace.key");
-        let key_arg = key_file.to_string_lossy().into_owned();
-        let (_, secrets) = SecretsKey::generate()?;
-        let (_, audit_key) = plinth_marketplace::audit::key::AuditKey::generate()?;
-        let start = |name: &str, role: &str| {
-            PlinthServer::start_configured(
-                &work.path().join(name),
-                Some(&url),
-                &["--role", role, "--marketplace-key", &key_arg],
-                &[
-                    ("PLINTH_SECRETS_KEY", secrets.as_str()),
-                    ("PLINTH_AUDIT_KEY", audit_key.as_str()),
-                    ("PLINTH_ALLOW_PRIVATE_HTTP", "1"),
-                ],
-            )
-        };
+        let cluster = Cluster::new(work.path(), &url)?.with_env("PLINTH_ALLOW_PRIVATE_HTTP", "1");
+        let start = |name: &str, role: &str| cluster.start(name, role, &[]);
         let marketplace = start("marketplace", "marketplace")?;
         let hosts = [start("host-a", "host")?, start("host-b", "host")?];
         let (ok, operator, stderr) = bootstrap(&work.path().join("marketplace"), Some(&url))?;

@@ -32,7 +32,7 @@ fn settings() -> Settings {
     settings
 }
 
-on_both_backends_with_host_and_settings!(settings =>
+on_both_backends_with_settings!(host settings =>
     an_async_event_is_stored_then_delivered_with_each_plugins_result,
     an_idempotency_key_returns_the_first_requests_event,
     failures_back_off_then_dead_letter_and_replay,

@@ -7,7 +7,7 @@
 )]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -53,20 +53,8 @@ impl PlinthServer {
         log_file: &Path,
         args: &[&str],
     ) -> anyhow::Result<PlinthServer> {
-        Self::start_logging_configured(data_dir, database_url, filter, log_file, args, &[])
-    }
-
-    /// As [`PlinthServer::start_logging_with_args`], with environment too.
-    pub fn start_logging_configured(
-        data_dir: &Path,
-        database_url: Option<&str>,
-        filter: &str,
-        log_file: &Path,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<PlinthServer> {
         let file = std::fs::File::create(log_file)?;
-        Self::spawn(args, env, data_dir, database_url, filter, Stdio::from(file))
+        Self::start_with(data_dir, database_url, filter, Stdio::from(file), args)
     }
 
     /// As [`PlinthServer::start`], with more `plinth serve` arguments and environment.
@@ -209,4 +197,93 @@ pub fn bootstrap_with_password(
         String::from_utf8_lossy(&output.stdout).trim().to_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
+}
+
+/// `plinth serve` processes of one deployment on one PostgreSQL database (`--role`): they
+/// share the marketplace key (one file under `dir`), the secrets key and the audit key, and
+/// each has its own data dir `dir/<name>`.
+pub struct Cluster {
+    dir: PathBuf,
+    url: String,
+    key_arg: String,
+    env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// A deployment in `dir` on the database at `url`, with fresh keys.
+    pub fn new(dir: &Path, url: &str) -> anyhow::Result<Cluster> {
+        let (_, secrets) = plinth_marketplace::secrets::SecretsKey::generate()?;
+        let (_, audit) = plinth_marketplace::audit::key::AuditKey::generate()?;
+        Ok(Cluster {
+            dir: dir.to_path_buf(),
+            url: url.to_owned(),
+            key_arg: dir.join("marketplace.key").to_string_lossy().into_owned(),
+            env: vec![
+                ("PLINTH_SECRETS_KEY".to_owned(), secrets),
+                ("PLINTH_AUDIT_KEY".to_owned(), audit),
+            ],
+        })
+    }
+
+    /// Every process also gets `name=value` in its environment.
+    #[must_use]
+    pub fn with_env(mut self, name: &str, value: &str) -> Cluster {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The data dir of process `name`.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Starts process `name` as `--role role` with `args` more, logging at `info` to this
+    /// test's stderr.
+    pub fn start(&self, name: &str, role: &str, args: &[&str]) -> anyhow::Result<PlinthServer> {
+        let args = self.args(role, args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        PlinthServer::spawn(
+            &args,
+            &self.env(),
+            &self.data_dir(name),
+            Some(&self.url),
+            "info",
+            Stdio::inherit(),
+        )
+    }
+
+    /// As [`Cluster::start`], logging at `warn` into `dir/<name>.log`.
+    pub fn start_quiet(
+        &self,
+        name: &str,
+        role: &str,
+        args: &[&str],
+    ) -> anyhow::Result<PlinthServer> {
+        let args = self.args(role, args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        PlinthServer::spawn(
+            &args,
+            &self.env(),
+            &self.data_dir(name),
+            Some(&self.url),
+            "warn",
+            Stdio::from(log),
+        )
+    }
+
+    fn args(&self, role: &str, more: &[&str]) -> Vec<String> {
+        ["--role", role, "--marketplace-key", &self.key_arg]
+            .into_iter()
+            .chain(more.iter().copied())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect()
+    }
 }

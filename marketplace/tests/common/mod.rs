@@ -64,15 +64,22 @@ macro_rules! on_both_backends_with_host {
 }
 
 /// Runs each named `async fn(TestApp) -> anyhow::Result<()>` on SQLite and on PostgreSQL, on
-/// servers started with the settings `$settings()` makes.
+/// servers started with the settings `$settings()` makes; `host $settings => …` starts them with
+/// a host.
 #[macro_export]
 macro_rules! on_both_backends_with_settings {
-    ($settings:ident => $($name:ident),* $(,)?) => {$(
+    (host $settings:ident => $($name:ident),* $(,)?) => {
+        $crate::on_both_backends_with_settings!(@started start_with_host_settings, $settings => $($name),*);
+    };
+    ($settings:ident => $($name:ident),* $(,)?) => {
+        $crate::on_both_backends_with_settings!(@started start, $settings => $($name),*);
+    };
+    (@started $start:ident, $settings:ident => $($name:ident),*) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let database = plinth_test_support::TestDatabase::sqlite().expect("a SQLite database");
-                let app = $crate::common::TestApp::start(database, super::$settings())
+                let app = $crate::common::TestApp::$start(database, super::$settings())
                     .await
                     .expect("start on SQLite");
                 super::$name(app).await.expect("test on SQLite");
@@ -83,36 +90,7 @@ macro_rules! on_both_backends_with_settings {
                 let database = plinth_test_support::TestDatabase::postgres(stringify!($name))
                     .await
                     .expect("a PostgreSQL schema");
-                let app = $crate::common::TestApp::start(database, super::$settings())
-                    .await
-                    .expect("start on PostgreSQL");
-                super::$name(app).await.expect("test on PostgreSQL");
-            }
-        }
-    )*};
-}
-
-/// Runs each named `async fn(TestApp) -> anyhow::Result<()>` on SQLite and on PostgreSQL,
-/// with a host, on servers started with the settings `$settings()` makes.
-#[macro_export]
-macro_rules! on_both_backends_with_host_and_settings {
-    ($settings:ident => $($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let database = plinth_test_support::TestDatabase::sqlite().expect("a SQLite database");
-                let app = $crate::common::TestApp::start_with_host_settings(database, super::$settings())
-                    .await
-                    .expect("start on SQLite");
-                super::$name(app).await.expect("test on SQLite");
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let database = plinth_test_support::TestDatabase::postgres(stringify!($name))
-                    .await
-                    .expect("a PostgreSQL schema");
-                let app = $crate::common::TestApp::start_with_host_settings(database, super::$settings())
+                let app = $crate::common::TestApp::$start(database, super::$settings())
                     .await
                     .expect("start on PostgreSQL");
                 super::$name(app).await.expect("test on PostgreSQL");
