@@ -5,7 +5,7 @@
 //!
 //! A lease is one statement: an `INSERT … ON CONFLICT DO UPDATE … RETURNING` on the row of
 //! (tenant, kind, window) in the UNLOGGED `rate_leases` table, which grants
-//! [`grant`](plinth_host::rates::window::grant)`(leased, slice, limit)` and adds it to
+//! [`grant`]`(leased, slice, limit)` and adds it to
 //! `leased` under the row's lock, so concurrent leases from any number of processes never
 //! grant past the limit. The same SQL runs on SQLite (where `plinth serve` keeps rates in
 //! memory, one process being the whole deployment), so the store is tested on both backends.

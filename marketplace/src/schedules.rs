@@ -1,7 +1,7 @@
 //! Schedules: every install whose grant has `[[permissions.schedules]]` gets an event on each
 //! tick, through the queue ([`crate::queue`]), for that install only.
 //!
-//! Every host process ticks ([`spawn_ticker`], once a second; tests call [`tick`] with the time
+//! Every host process ticks (once a second, in the background; tests call [`tick`] with the time
 //! they choose). A tick is queued once across all hosts: `schedule_ticks` keeps each
 //! schedule's last queued tick, and moving it forward is a compare-and-set in the transaction
 //! that queues the event.

@@ -58,11 +58,11 @@ pub(crate) mod search {
 /// ```
 ///
 /// Two paths set the scope, each in one place:
-/// - [`CROSS_TENANT`], run on every connection of the marketplace's pool when it opens
+/// - [`CROSS_TENANT`](scope::CROSS_TENANT), run on every connection of the marketplace's pool when it opens
 ///   ([`Db::connect`](super::Db::connect)): the explicit bypass, by which operator routes,
 ///   housekeeping, payouts, the change listener and every query outside a tenant-scoped
 ///   transaction read across tenants (each filtering by tenant in its own SQL).
-/// - [`TENANT`], run by [`Db::begin_tenant`](super::Db::begin_tenant), the one function that
+/// - [`TENANT`](scope::TENANT), run by [`Db::begin_tenant`](super::Db::begin_tenant), the one function that
 ///   opens tenant-scoped transactions: until it ends, a query that forgot its
 ///   `WHERE tenant_id = …` still sees (and may write) that tenant's rows only.
 ///

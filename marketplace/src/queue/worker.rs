@@ -1,6 +1,6 @@
 //! The worker of a host process: claims due events, delivers them through the host, records
-//! what happened. [`work_due`] is one round at a given time (what tests drive); [`spawn`]
-//! runs rounds in the background, woken by [`wake`] when this process queues an event and
+//! what happened. [`work_due`] is one round at a given time (what tests drive); the server's
+//! worker runs rounds in the background, woken by [`wake`] when this process queues an event and
 //! otherwise every [`QueueSettings::poll_every`].
 
 use std::collections::HashMap;
