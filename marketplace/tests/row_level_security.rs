@@ -113,6 +113,16 @@ async fn a_tenants_transaction_sees_only_its_own_rows_in_every_tenant_scoped_tab
         with_both >= 6,
         "only {with_both} tables hold both tenants' rows"
     );
+    // A tenant's read-only transaction is scoped alike.
+    let mut read = db.begin_tenant_read(&globex).await?;
+    let tenants: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM installs")
+        .fetch_all(&mut *read)
+        .await?;
+    read.rollback().await?;
+    ensure!(
+        tenants == [globex.clone()],
+        "globex's read saw installs of {tenants:?}"
+    );
 
     // Nor can it write another tenant's row.
     let mut tx = db.begin_tenant(&acme).await?;

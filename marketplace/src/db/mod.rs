@@ -326,6 +326,24 @@ impl Db {
         Ok(tx)
     }
 
+    /// Starts a transaction that only reads ([`Db::begin_read`]), scoped to tenant
+    /// `tenant_id` as [`Db::begin_tenant`] scopes one that writes: what a tenant's own views
+    /// read through.
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::begin_read`].
+    pub async fn begin_tenant_read(&self, tenant_id: &str) -> Result<Tx> {
+        let mut tx = self.begin_read().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query(postgres::scope::TENANT)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// Starts a transaction that only reads: one consistent snapshot for several queries
     /// (a single query needs no transaction: run it on [`Db::pool`]).
     ///

@@ -62,8 +62,9 @@ pub(crate) mod search {
 ///   ([`Db::connect`](super::Db::connect)): the explicit bypass, by which operator routes,
 ///   housekeeping, payouts, the change listener and every query outside a tenant-scoped
 ///   transaction read across tenants (each filtering by tenant in its own SQL).
-/// - [`TENANT`](scope::TENANT), run by [`Db::begin_tenant`](super::Db::begin_tenant), the one function that
-///   opens tenant-scoped transactions: until it ends, a query that forgot its
+/// - [`TENANT`](scope::TENANT), run by [`Db::begin_tenant`](super::Db::begin_tenant) (and
+///   its read-only twin [`Db::begin_tenant_read`](super::Db::begin_tenant_read)), the one way
+///   tenant-scoped transactions are opened: until it ends, a query that forgot its
 ///   `WHERE tenant_id = …` still sees (and may write) that tenant's rows only.
 ///
 /// A connection made without either (`psql` as the application's role) sees no tenant's rows.

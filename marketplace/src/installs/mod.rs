@@ -83,17 +83,19 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Install> {
     })
 }
 
-/// The tenant's installs, by plugin id.
+/// The tenant's installs, by plugin id (read in the tenant's scope).
 ///
 /// # Errors
 ///
 /// [`crate::Error::Database`].
 pub async fn list(db: &Db, tenant_id: &str) -> Result<Vec<Install>> {
+    let mut tx = db.begin_tenant_read(tenant_id).await?;
     let sql = format!("SELECT {COLUMNS} FROM installs WHERE tenant_id = $1 ORDER BY plugin_id");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
-        .fetch_all(db.pool())
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -95,12 +95,13 @@ fn from_row(row: &AnyRow) -> Result<QueuedEventView> {
     })
 }
 
-/// Event `id` of tenant `tenant_id`, with its results.
+/// Event `id` of tenant `tenant_id`, with its results (read in the tenant's scope).
 ///
 /// # Errors
 ///
 /// [`Error::NotFound`] when the tenant has no such event; [`Error::Database`].
 pub async fn event(db: &Db, tenant_id: &str, id: &str) -> Result<QueuedEventView> {
+    let mut tx = db.begin_tenant_read(tenant_id).await?;
     let row = sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -108,7 +109,7 @@ pub async fn event(db: &Db, tenant_id: &str, id: &str) -> Result<QueuedEventView
     ))
     .bind(id)
     .bind(tenant_id)
-    .fetch_optional(db.pool())
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::not_found(format!("event {id:?}")))?;
     let mut view = from_row(&row)?;
@@ -117,8 +118,9 @@ pub async fn event(db: &Db, tenant_id: &str, id: &str) -> Result<QueuedEventView
          FROM queued_event_results WHERE event_id = $1 ORDER BY attempt, plugin",
     )
     .bind(id)
-    .fetch_all(db.pool())
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     view.results = Some(
         results
             .iter()
@@ -150,7 +152,7 @@ fn shown(bytes: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// The tenant's events with `status` (any when `None`), newest first, created before `before`
+/// The tenant's events (read in its scope) with `status` (any when `None`), newest first, created before `before`
 /// (Unix ms) when given, at most `limit` (capped at [`MAX_PAGE`]).
 ///
 /// # Errors
@@ -171,6 +173,7 @@ pub async fn list(
             format!("parameter `status` must be queued, delivered or dead, not {status:?}"),
         ));
     }
+    let mut tx = db.begin_tenant_read(tenant_id).await?;
     let rows = sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -182,7 +185,8 @@ pub async fn list(
     .bind(status)
     .bind(before.unwrap_or(i64::MAX))
     .bind(limit.clamp(1, MAX_PAGE))
-    .fetch_all(db.pool())
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     rows.iter().map(from_row).collect()
 }

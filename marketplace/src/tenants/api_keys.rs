@@ -86,14 +86,16 @@ pub async fn create(
 ///
 /// [`Error::Database`].
 pub async fn list(db: &Db, tenant: &Tenant) -> Result<Vec<ApiKey>> {
+    let mut tx = db.begin_tenant_read(&tenant.id).await?;
     let rows = sqlx::query(
         "SELECT id, name, created_at, revoked_at FROM tokens \
          WHERE tenant_id = $1 AND kind = $2 ORDER BY created_at, id",
     )
     .bind(&tenant.id)
     .bind(TokenKind::TenantKey.as_str())
-    .fetch_all(db.pool())
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     rows.iter()
         .map(|row| {
             Ok(ApiKey {

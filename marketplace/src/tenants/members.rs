@@ -52,13 +52,15 @@ macro_rules! select {
 ///
 /// [`Error::Database`].
 pub async fn list(db: &Db, tenant: &Tenant) -> Result<Vec<Member>> {
+    let mut tx = db.begin_tenant_read(&tenant.id).await?;
     let rows = sqlx::query(concat!(
         select!(),
         " WHERE m.tenant_id = $1 ORDER BY m.created_at, u.email"
     ))
     .bind(&tenant.id)
-    .fetch_all(db.pool())
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let mut members = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     members.sort_by_key(|m| std::cmp::Reverse(m.role));
     Ok(members)
