@@ -280,6 +280,20 @@ async fn failures_back_off_then_dead_letter_and_replay(app: TestApp) -> Result<(
         .filter_map(|r| r["outcome"].as_str())
         .collect();
     ensure!(outcomes == ["retry", "retry", "failed"], "{outcomes:?}");
+    // `/metrics` counts what the worker recorded: two retries of `doomed` and one of
+    // `flaky`, one failure for good, one dead letter.
+    let metrics = app.get("/metrics", None).await?.expect(StatusCode::OK)?;
+    let text = String::from_utf8(metrics.bytes)?;
+    for line in [
+        "plinth_queued_deliveries_total{outcome=\"retry\"} 3",
+        "plinth_queued_deliveries_total{outcome=\"failed\"} 1",
+        "plinth_queued_deliveries_total{outcome=\"ok\"} 1",
+        "plinth_queued_events_dead_total 1",
+        "plinth_queued_event_leases_lost_total 0",
+        "plinth_queue_depth{queue=\"queued_events\"} 0",
+    ] {
+        ensure!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
     let letters = app
         .get("/v1/tenants/acme/events?status=dead", Some(&key))
         .await?

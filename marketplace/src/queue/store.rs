@@ -292,8 +292,8 @@ pub enum Next {
 }
 
 /// Records an attempt of `event`: each plugin's outcome, the events they emitted, and the
-/// event's new state (`next` for what is left to retry). `false` when the lease was lost:
-/// nothing is written then.
+/// event's new state (`next` for what is left to retry). Returns that state (`queued`,
+/// `delivered` or `dead`), or `None` when the lease was lost: nothing is written then.
 ///
 /// # Errors
 ///
@@ -304,7 +304,7 @@ pub async fn record(
     outcomes: &[Outcome],
     next: &Next,
     now: i64,
-) -> Result<bool> {
+) -> Result<Option<&'static str>> {
     let retry: Vec<String> = outcomes
         .iter()
         .filter(|o| o.kind == OutcomeKind::Retry)
@@ -357,7 +357,7 @@ pub async fn record(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     for outcome in outcomes {
         insert_result(&mut tx, &event.id, event.attempt, outcome, now).await?;
@@ -383,7 +383,7 @@ pub async fn record(
         }
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(status))
 }
 
 /// The id of the `index`-th event `plugin` emitted while handling `parent`: the same on every

@@ -11,9 +11,9 @@ use plinth_host::{Delivery, InvokeError};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::QueueSettings;
 use super::backoff::{exponential, jittered};
 use super::store::{self, Claimed, Next, Outcome, OutcomeKind};
+use super::{DEAD, QueueSettings};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::id::new_id;
@@ -171,10 +171,18 @@ async fn attempt(state: &AppState, event: &Claimed, clock: impl Fn() -> i64) -> 
     };
     let now = clock();
     let next = next_attempt(state, event, &outcomes, now);
-    if !store::record(state.db(), event, &outcomes, &next, now).await? {
-        tracing::info!(event = %event.id, "lost the lease of a queued event; another host records it");
-    } else if outcomes.iter().any(|o| !o.emitted.is_empty()) {
-        wake(state);
+    let metrics = state.metrics();
+    match store::record(state.db(), event, &outcomes, &next, now).await? {
+        None => {
+            metrics.count_lost_lease();
+            tracing::info!(event = %event.id, "lost the lease of a queued event; another host records it");
+        }
+        Some(status) => {
+            metrics.count_queued_attempt(outcomes.iter().map(|o| o.kind.as_str()), status == DEAD);
+            if outcomes.iter().any(|o| !o.emitted.is_empty()) {
+                wake(state);
+            }
+        }
     }
     Ok(())
 }

@@ -35,6 +35,12 @@ struct RouteLabels {
     route: String,
 }
 
+/// Labels of a queued-event outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 /// The marketplace's metrics registry.
 pub struct Metrics {
     registry: Registry,
@@ -46,6 +52,9 @@ pub struct Metrics {
     statements_refused: Counter,
     statement_expired: Gauge,
     statement_sequence: Gauge,
+    queue_outcomes: Family<OutcomeLabels, Counter>,
+    dead_letters: Counter,
+    leases_lost: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -124,6 +133,26 @@ impl Metrics {
             "The sequence of the newest state statement the host holds (0 before the first)",
             statement_sequence.clone(),
         );
+        let queue_outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "queued_deliveries",
+            "Deliveries of queued (asynchronous) events this process recorded, by outcome: ok, \
+             retry, failed (for good) or skipped",
+            queue_outcomes.clone(),
+        );
+        let dead_letters = Counter::default();
+        registry.register(
+            "queued_events_dead",
+            "Queued events this process dead-lettered (a plugin's delivery failed for good)",
+            dead_letters.clone(),
+        );
+        let leases_lost = Counter::default();
+        registry.register(
+            "queued_event_leases_lost",
+            "Attempts of queued events whose lease another host had taken over by the time \
+             they ended (their results were not recorded; the event is delivered again)",
+            leases_lost.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -134,6 +163,9 @@ impl Metrics {
             statements_refused,
             statement_expired,
             statement_sequence,
+            queue_outcomes,
+            dead_letters,
+            leases_lost,
         }
     }
 
@@ -158,6 +190,28 @@ impl Metrics {
         self.statement_sequence
             .set(i64::try_from(sequence).unwrap_or(i64::MAX));
         self.statement_expired.set(i64::from(expired));
+    }
+
+    /// Counts a recorded attempt of a queued event: each plugin's outcome (`ok`, `retry`,
+    /// `failed`, `skipped`), and whether the event was dead-lettered.
+    pub fn count_queued_attempt(
+        &self,
+        outcomes: impl IntoIterator<Item = &'static str>,
+        dead: bool,
+    ) {
+        for outcome in outcomes {
+            self.queue_outcomes
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc();
+        }
+        if dead {
+            self.dead_letters.inc();
+        }
+    }
+
+    /// Counts an attempt whose lease was lost.
+    pub fn count_lost_lease(&self) {
+        self.leases_lost.inc();
     }
 
     /// The observer that counts plugin calls: give it to the host's meter

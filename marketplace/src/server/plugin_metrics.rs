@@ -216,12 +216,23 @@ impl PluginMetrics {
                 .bind(crate::submissions::IN_REVIEW)
                 .fetch_one(db.pool())
                 .await?;
+        // Counted through the partial index of due events; across tenants (the pool's scope).
+        let queued_events: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM queued_events WHERE status = $1")
+                .bind(crate::queue::QUEUED)
+                .fetch_one(db.pool())
+                .await?;
         let queues = &self.snapshots.queues;
         queues
             .get_or_create(&QueueLabels {
                 queue: "webhook_deliveries",
             })
             .set(pending_webhooks);
+        queues
+            .get_or_create(&QueueLabels {
+                queue: "queued_events",
+            })
+            .set(queued_events);
         queues
             .get_or_create(&QueueLabels { queue: "review" })
             .set(in_review);
