@@ -55,22 +55,8 @@ async fn publish(
 
 /// Creates tenant `slug` owned by `token`'s user, and an API key for it.
 async fn tenant(app: &TestApp, token: &str, slug: &str) -> Result<String> {
-    app.post(
-        "/v1/tenants",
-        Some(token),
-        json!({"slug": slug, "name": slug}),
-    )
-    .await?
-    .expect(StatusCode::CREATED)?;
-    let made = app
-        .post(
-            &format!("/v1/tenants/{slug}/api-keys"),
-            Some(token),
-            json!({"name": "backend"}),
-        )
-        .await?
-        .expect(StatusCode::CREATED)?;
-    Ok(made.body["key"].as_str().context("key")?.to_owned())
+    app.tenant(token, slug).await?;
+    app.api_key(token, slug).await
 }
 
 /// `POST /v1/tenants/{slug}/installs` consenting to the shown permissions.

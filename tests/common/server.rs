@@ -57,16 +57,6 @@ impl PlinthServer {
         Self::start_with(data_dir, database_url, filter, Stdio::from(file), args)
     }
 
-    /// As [`PlinthServer::start`], with more `plinth serve` arguments and environment.
-    pub fn start_configured(
-        data_dir: &Path,
-        database_url: Option<&str>,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<PlinthServer> {
-        Self::spawn(args, env, data_dir, database_url, "info", Stdio::inherit())
-    }
-
     fn start_with(
         data_dir: &Path,
         database_url: Option<&str>,
@@ -240,16 +230,7 @@ impl Cluster {
     /// Starts process `name` as `--role role` with `args` more, logging at `info` to this
     /// test's stderr.
     pub fn start(&self, name: &str, role: &str, args: &[&str]) -> anyhow::Result<PlinthServer> {
-        let args = self.args(role, args);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        PlinthServer::spawn(
-            &args,
-            &self.env(),
-            &self.data_dir(name),
-            Some(&self.url),
-            "info",
-            Stdio::inherit(),
-        )
+        self.spawn(name, role, args, "info", Stdio::inherit())
     }
 
     /// As [`Cluster::start`], logging at `warn` into `dir/<name>.log`.
@@ -259,31 +240,32 @@ impl Cluster {
         role: &str,
         args: &[&str],
     ) -> anyhow::Result<PlinthServer> {
-        let args = self.args(role, args);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
-        PlinthServer::spawn(
-            &args,
-            &self.env(),
-            &self.data_dir(name),
-            Some(&self.url),
-            "warn",
-            Stdio::from(log),
-        )
+        self.spawn(name, role, args, "warn", Stdio::from(log))
     }
 
-    fn args(&self, role: &str, more: &[&str]) -> Vec<String> {
-        ["--role", role, "--marketplace-key", &self.key_arg]
-            .into_iter()
-            .chain(more.iter().copied())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn env(&self) -> Vec<(&str, &str)> {
-        self.env
+    fn spawn(
+        &self,
+        name: &str,
+        role: &str,
+        more: &[&str],
+        filter: &str,
+        stderr: Stdio,
+    ) -> anyhow::Result<PlinthServer> {
+        let mut args = vec!["--role", role, "--marketplace-key", &self.key_arg];
+        args.extend_from_slice(more);
+        let env: Vec<(&str, &str)> = self
+            .env
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect()
+            .collect();
+        PlinthServer::spawn(
+            &args,
+            &env,
+            &self.data_dir(name),
+            Some(&self.url),
+            filter,
+            stderr,
+        )
     }
 }

@@ -316,14 +316,8 @@ impl Db {
     ///
     /// As [`Db::begin`].
     pub async fn begin_tenant(&self, tenant_id: &str) -> Result<Tx> {
-        let mut tx = self.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query(postgres::scope::TENANT)
-                .bind(tenant_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(tx)
+        let tx = self.begin().await?;
+        self.scoped(tx, tenant_id).await
     }
 
     /// Starts a transaction that only reads ([`Db::begin_read`]), scoped to tenant
@@ -334,7 +328,12 @@ impl Db {
     ///
     /// As [`Db::begin_read`].
     pub async fn begin_tenant_read(&self, tenant_id: &str) -> Result<Tx> {
-        let mut tx = self.begin_read().await?;
+        let tx = self.begin_read().await?;
+        self.scoped(tx, tenant_id).await
+    }
+
+    /// `tx` narrowed to tenant `tenant_id` (PostgreSQL's policies; nothing on SQLite).
+    async fn scoped(&self, mut tx: Tx, tenant_id: &str) -> Result<Tx> {
         if self.backend == Backend::Postgres {
             sqlx::query(postgres::scope::TENANT)
                 .bind(tenant_id)
