@@ -490,3 +490,144 @@ fn plugin_run_refuses_a_payload_that_is_not_json() {
     );
     assert_fails_with(&output, &["--payload is not valid JSON"]);
 }
+
+/// A plugin directory with `counter`'s manifest plus `build_section`, for the language-neutral
+/// build path.
+fn counter_dir_with(dir: &Path, build_section: &str) -> PathBuf {
+    let plugin = dir.join("prebuilt");
+    std::fs::create_dir_all(&plugin).unwrap_or_else(|e| panic!("{e}"));
+    let manifest = std::fs::read_to_string(Path::new(COUNTER.dir).join("plinth.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        plugin.join("plinth.toml"),
+        format!("{manifest}\n{build_section}"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    plugin
+}
+
+#[test]
+fn plugin_wit_writes_the_world_the_permissions_imply() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let plugin = counter_dir_with(dir.path(), "");
+    let output = plinth(dir.path(), &["plugin", "wit", "prebuilt"]);
+    assert_ok(&output);
+    let world = std::fs::read_to_string(plugin.join("wit/world.wit")).unwrap_or_default();
+    assert!(world.contains("import plinth:plugin/kv@0.1.0;"), "{world}");
+    assert!(!world.contains("outgoing-handler"), "{world}");
+    assert!(!world.contains("plinth:plugin/config"), "{world}");
+    for dep in ["plinth-plugin.wit", "http.wit", "sockets.wit"] {
+        assert!(plugin.join("wit/deps").join(dep).is_file(), "{dep} missing");
+    }
+    assert!(
+        stderr(&output).contains("imports: log, kv"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_build_section_runs_its_command_with_the_wit_and_packages_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // The command records what it was given, then "builds" by copying the Rust counter.
+    let script = format!(
+        "printf '%s|%s|%s' \"$PLINTH_WORLD\" \"$PLINTH_CAPABILITIES\" \"$PLINTH_WIT_DIR\" > given \
+         && test -f \"$PLINTH_WIT_DIR/world.wit\" && cp {} \"$PLINTH_WASM_OUT\"",
+        COUNTER.wasm
+    );
+    let section = format!("[build]\ncommand = [\"sh\", \"-c\", {script:?}]\nworld = \"plugin\"\n",);
+    let plugin = counter_dir_with(dir.path(), &section);
+    let out = dir.path().join("counter.plinth");
+    let output = plinth(
+        dir.path(),
+        &[
+            "plugin",
+            "build",
+            "prebuilt",
+            "--out",
+            out.to_str().unwrap_or_default(),
+        ],
+    );
+    assert_ok(&output);
+    let given = std::fs::read_to_string(plugin.join("given")).unwrap_or_default();
+    let wit_dir = plugin
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join(".plinth/wit");
+    assert_eq!(given, format!("plugin|log,kv|{}", wit_dir.display()));
+    assert!(
+        stderr(&output).contains("the host compiles it"),
+        "no compile check: {}",
+        stderr(&output)
+    );
+    // The package runs: the command's output is the component.
+    let ran = plugin_run(dir.path(), &out, &["--event", "count"]);
+    assert_ok(&ran);
+    assert!(stdout(&ran).contains("\"count\": 1"), "{}", stdout(&ran));
+}
+
+#[test]
+fn a_build_command_that_fails_or_writes_nothing_is_reported_and_no_package_is_written() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    counter_dir_with(dir.path(), "[build]\ncommand = [\"true\"]\n");
+    let output = plinth(dir.path(), &["plugin", "build", "prebuilt"]);
+    assert_fails_with(&output, &["wrote no component", "PLINTH_WASM_OUT"]);
+    std::fs::remove_dir_all(dir.path().join("prebuilt")).unwrap_or_else(|e| panic!("{e}"));
+    counter_dir_with(dir.path(), "[build]\ncommand = [\"false\"]\n");
+    let output = plinth(dir.path(), &["plugin", "build", "prebuilt"]);
+    assert_fails_with(&output, &["[build].command", "failed"]);
+    std::fs::remove_dir_all(dir.path().join("prebuilt")).unwrap_or_else(|e| panic!("{e}"));
+    counter_dir_with(
+        dir.path(),
+        "[build]\ncommand = [\"true\"]\nworld = \"everything\"\n",
+    );
+    let output = plinth(dir.path(), &["plugin", "build", "prebuilt"]);
+    assert_fails_with(&output, &["build.world", "everything"]);
+    let packages = std::fs::read_dir(dir.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "plinth"))
+        .count();
+    assert_eq!(packages, 0, "a package was written");
+}
+
+#[test]
+fn a_prebuilt_component_is_packaged_and_timed_per_call() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    counter_dir_with(dir.path(), "");
+    let out = dir.path().join("prebuilt.plinth");
+    let output = plinth(
+        dir.path(),
+        &[
+            "plugin",
+            "build",
+            "prebuilt",
+            "--wasm",
+            COUNTER.wasm,
+            "--out",
+            out.to_str().unwrap_or_default(),
+        ],
+    );
+    assert_ok(&output);
+    let inspection = inspect_json(dir.path(), &out);
+    assert!(
+        inspection["core_instances"].as_u64().unwrap_or(0) >= 1
+            && inspection["initial_memory_bytes"].as_u64().unwrap_or(0) > 0,
+        "{inspection}"
+    );
+    assert!(
+        strings(&inspection["toolchain"])
+            .iter()
+            .any(|tool| tool.starts_with("processed-by: wit-bindgen-rust")),
+        "{inspection}"
+    );
+    let ran = plugin_run(dir.path(), &out, &["--event", "count", "--repeat", "5"]);
+    assert_ok(&ran);
+    assert!(
+        stderr(&ran).contains("5 calls: first "),
+        "no timing: {}",
+        stderr(&ran)
+    );
+    // Every call ran, in fresh instances sharing the kv store: the last one counts five.
+    assert!(stdout(&ran).contains("\"count\": 5"), "{}", stdout(&ran));
+}

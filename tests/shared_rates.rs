@@ -9,13 +9,14 @@
 
 mod common {
     pub mod api;
+    pub mod receiver;
     pub mod server;
 }
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use plinth_package::{Package, SecretKey};
@@ -23,9 +24,9 @@ use plinth_test_artifacts::WEBHOOK_NOTIFY;
 use plinth_test_support::TestDatabase;
 use reqwest::Method;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::api::Api;
+use common::receiver::{Receiver, now_ms};
 use common::server::{Cluster, PlinthServer, bootstrap};
 
 /// The plan's API requests per minute.
@@ -39,12 +40,6 @@ const CLIENTS: u32 = 6;
 
 /// The rate windows are wall-clock minutes.
 const WINDOW_MS: u128 = 60_000;
-
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_hold_a_tenant_to_one_api_rate() -> Result<()> {
@@ -161,7 +156,8 @@ async fn two_hosts_hold_a_tenant_to_one_outbound_rate() -> Result<()> {
     let package = webhook_package(deployment.work.path(), &signing)?;
     api.publish_and_approve(&package, &developer, operator)
         .await?;
-    let (url, hits) = receiver().await?;
+    let receiver = Receiver::start().await?;
+    let url = receiver.url.clone();
     let (_, admin) = api.account("admin@acme.example").await?;
     api.tenant(&admin, "acme", None).await?;
     api.install(
@@ -218,11 +214,10 @@ async fn two_hosts_hold_a_tenant_to_one_outbound_rate() -> Result<()> {
         "the events crossed a window boundary ({started}..{ended} ms); they took too long"
     );
     let window = started / WINDOW_MS;
-    let received = hits
-        .lock()
-        .map_err(|_| anyhow::anyhow!("receiver poisoned"))?
+    let received = receiver
+        .hits()
         .iter()
-        .filter(|at| **at / WINDOW_MS == window)
+        .filter(|hit| hit.at_ms / WINDOW_MS == window)
         .count();
     println!(
         "two hosts, outbound limit {OUTBOUND}/min: {received} requests reached the receiver \
@@ -313,56 +308,6 @@ async fn order(host: &Api, key: &str) -> Result<(u16, serde_json::Value)> {
         Some(json!({"topic": "order.created", "payload": {"id": 1}})),
     )
     .await
-}
-
-/// A loopback webhook receiver: answers every request 200 and records when it came (ms).
-async fn receiver() -> Result<(String, Arc<Mutex<Vec<u128>>>)> {
-    let hits = Arc::new(Mutex::new(Vec::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let recorded = Arc::clone(&hits);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let recorded = Arc::clone(&recorded);
-            tokio::spawn(async move {
-                if answer(stream).await.is_ok()
-                    && let Ok(mut hits) = recorded.lock()
-                {
-                    hits.push(now_ms());
-                }
-            });
-        }
-    });
-    Ok((url, hits))
-}
-
-/// Reads one request (headers and a `content-length` body) and answers 200.
-async fn answer(mut stream: tokio::net::TcpStream) -> Result<()> {
-    let mut read = Vec::new();
-    let mut buf = [0_u8; 4096];
-    let body_start = loop {
-        let n = stream.read(&mut buf).await?;
-        ensure!(n > 0, "closed before the headers ended");
-        read.extend_from_slice(&buf[..n]);
-        if let Some(at) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
-    let headers = String::from_utf8_lossy(&read[..body_start]).to_ascii_lowercase();
-    let length: usize = headers
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while read.len() < body_start + length {
-        let n = stream.read(&mut buf).await?;
-        ensure!(n > 0, "closed before the body ended");
-        read.extend_from_slice(&buf[..n]);
-    }
-    stream
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-        .await?;
-    Ok(())
 }
 
 fn client(base: &str) -> Api {

@@ -292,29 +292,47 @@ impl Host {
         };
         let component = self.component(&plugin, Metering::Epoch)?;
         plugin.footprint = footprint::of(&component, &plugin.wasm);
-        let too_many = [
-            (
-                plugin.footprint.core_instances,
-                MAX_CORE_INSTANCES_PER_COMPONENT,
-                "core instances",
-            ),
-            (
-                plugin.footprint.memories,
-                MAX_MEMORIES_PER_COMPONENT,
-                "memories",
-            ),
-            (plugin.footprint.tables, MAX_TABLES_PER_COMPONENT, "tables"),
-        ]
-        .into_iter()
-        .find(|(has, max, _)| has > max);
-        if let Some((has, max, what)) = too_many {
-            return Err(Error::Link {
-                plugin: plugin.label(),
-                message: format!("the component has {has} {what}; a host runs at most {max}"),
-            });
-        }
+        fits_one_instance(&plugin.footprint).map_err(|message| Error::Link {
+            plugin: plugin.label(),
+            message,
+        })?;
         tracing::info!(plugin = %plugin.label(), digest = %plugin.digest, footprint = ?plugin.footprint, "loaded");
         Ok(self.loaded.keep(Arc::new(plugin)))
+    }
+
+    /// Compiles `package`'s component with this host's engine (into the compiled cache, so a
+    /// later [`load`](Self::load) does not compile again) and checks that it would run here:
+    /// it fits one instance of the pool, links against the capabilities its manifest asks
+    /// for, and exports the handler. Signatures are not checked: this is what `plinth plugin
+    /// build` and a submission run before anything is signed or countersigned.
+    ///
+    /// Compiling a component built by a language runtime takes seconds of CPU: call it off the
+    /// async runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Cache`] if wasmtime refuses to compile the component, [`Error::Link`] if it
+    /// does not fit or does not link.
+    pub fn check_compiles(&self, package: &Package) -> Result<Footprint, Error> {
+        let label = format!(
+            "{}@{}",
+            package.manifest.plugin.id, package.manifest.plugin.version
+        );
+        let engine = self.sandboxes.engine.engine(Metering::Epoch);
+        let (component, _) = self.cache.load_or_compile(engine, &package.wasm)?;
+        let footprint = footprint::of(&component, &package.wasm);
+        let link_error = |message: String| Error::Link {
+            plugin: label.clone(),
+            message,
+        };
+        fits_one_instance(&footprint).map_err(link_error)?;
+        let capabilities = CapabilitySet::granted(&package.manifest.permissions);
+        let linker = self.linker(Metering::Epoch, capabilities)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| link_error(format!("{e:#}")))?;
+        handler::GuestIndices::new(&pre).map_err(|e| link_error(format!("{e:#}")))?;
+        Ok(footprint)
     }
 
     /// Takes in a marketplace state statement (see [`crate::statements`]): verified against
@@ -477,4 +495,26 @@ impl Host {
 /// consistent at each step (maps that only grow, whole-value swaps).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether one instance of a component with `footprint` fits the pool's per-component limits;
+/// the error names what is over and the limit.
+fn fits_one_instance(footprint: &Footprint) -> Result<(), String> {
+    let too_many = [
+        (
+            footprint.core_instances,
+            MAX_CORE_INSTANCES_PER_COMPONENT,
+            "core instances",
+        ),
+        (footprint.memories, MAX_MEMORIES_PER_COMPONENT, "memories"),
+        (footprint.tables, MAX_TABLES_PER_COMPONENT, "tables"),
+    ]
+    .into_iter()
+    .find(|(has, max, _)| has > max);
+    match too_many {
+        Some((has, max, what)) => Err(format!(
+            "the component has {has} {what}; a host runs at most {max}"
+        )),
+        None => Ok(()),
+    }
 }

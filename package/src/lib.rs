@@ -60,6 +60,7 @@ pub mod permissions;
 pub mod signing;
 pub mod validate;
 pub mod wasm;
+pub mod wit;
 
 pub use archive::{ArchiveLimits, Package};
 pub use digest::PackageDigest;
@@ -68,7 +69,7 @@ pub use error::{
 };
 pub use id::PluginId;
 pub use manifest::{
-    ConfigField, ConfigType, ConfigValue, Currency, Limits, Manifest, PLUGIN_API_VERSION,
+    Build, ConfigField, ConfigType, ConfigValue, Currency, Limits, Manifest, PLUGIN_API_VERSION,
     PluginInfo, Pricing, PricingModel,
 };
 pub use permissions::{
@@ -80,4 +81,5 @@ pub use signing::{
     Countersignature, DeveloperSignature, PublicKey, SecretKey, SignatureFile, SignatureValue,
 };
 pub use validate::{Finding, Report, Severity, ValidationContext, validate};
-pub use wasm::ComponentInfo;
+pub use wasm::{ComponentInfo, Producer};
+pub use wit::PluginWit;

@@ -1,7 +1,7 @@
 //! Inspecting `plugin.wasm`: is it a valid component, and what does it import and export?
 
 use serde::{Deserialize, Serialize};
-use wasmparser::{Encoding, Parser, Payload, Validator, WasmFeatures};
+use wasmparser::{Encoding, Instance, KnownCustom, Parser, Payload, Validator, WasmFeatures};
 
 use crate::error::{Error, WasmError};
 
@@ -13,6 +13,27 @@ pub struct ComponentInfo {
     pub imports: Vec<String>,
     /// Names of the component's top-level exports.
     pub exports: Vec<String>,
+    /// The toolchains that produced it, from every `producers` section (component and
+    /// modules), e.g. `language: Python`, `processed-by: componentize-py 0.25.1`; each once.
+    #[serde(default)]
+    pub producers: Vec<Producer>,
+    /// Core module instantiations in the binary: the pool slots one instance of it takes.
+    #[serde(default)]
+    pub core_instances: u32,
+    /// Bytes of linear memory its modules define at instantiation (initial pages).
+    #[serde(default)]
+    pub initial_memory_bytes: u64,
+}
+
+/// One entry of a `producers` custom section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Producer {
+    /// `language`, `processed-by` or `sdk`.
+    pub field: String,
+    /// The tool or language, e.g. `componentize-py`.
+    pub name: String,
+    /// Its version, possibly empty.
+    pub version: String,
 }
 
 /// Validates `wasm` as a WebAssembly component (component model features on) and lists its
@@ -73,8 +94,47 @@ fn inspect_inner(wasm: &[u8]) -> Result<ComponentInfo, WasmError> {
                     info.exports.push(export.name.name.to_owned());
                 }
             }
+            Payload::InstanceSection(reader) => {
+                let instantiations = reader
+                    .into_iter()
+                    .filter(|instance| matches!(instance, Ok(Instance::Instantiate { .. })))
+                    .count();
+                info.core_instances = info
+                    .core_instances
+                    .saturating_add(u32::try_from(instantiations).unwrap_or(u32::MAX));
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader.into_iter().flatten() {
+                    let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                    info.initial_memory_bytes = info
+                        .initial_memory_bytes
+                        .saturating_add(memory.initial.saturating_mul(page));
+                }
+            }
+            Payload::CustomSection(reader) => {
+                if let KnownCustom::Producers(producers) = reader.as_known() {
+                    add_producers(&mut info.producers, producers);
+                }
+            }
             _ => {}
         }
     }
     Ok(info)
+}
+
+/// Adds the entries of one `producers` section that `list` does not have yet; an entry that
+/// does not parse is skipped (the section is informational).
+fn add_producers(list: &mut Vec<Producer>, section: wasmparser::ProducersSectionReader<'_>) {
+    for field in section.into_iter().flatten() {
+        for value in field.values.into_iter().flatten() {
+            let producer = Producer {
+                field: field.name.to_owned(),
+                name: value.name.to_owned(),
+                version: value.version.to_owned(),
+            };
+            if !list.contains(&producer) {
+                list.push(producer);
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use plinth_test_artifacts::TestPlugin;
 use serde_json::{Value, json};
 
 /// A JSON client for one server.
+#[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub client: reqwest::Client,

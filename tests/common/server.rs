@@ -34,6 +34,15 @@ impl PlinthServer {
         Self::start_with(data_dir, database_url, "info", Stdio::inherit(), args)
     }
 
+    /// As [`PlinthServer::start`], with `env` added to the process's environment.
+    pub fn start_with_env(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<PlinthServer> {
+        Self::spawn(&[], env, data_dir, database_url, "info", Stdio::inherit())
+    }
+
     /// As [`PlinthServer::start`], logging at `PLINTH_LOG=filter` into `log_file` (for tests
     /// that read what the server logs).
     pub fn start_logging_to(

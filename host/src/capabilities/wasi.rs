@@ -3,16 +3,19 @@
 //! A language's standard library imports `wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`
 //! and `wasi:filesystem` interfaces whatever the plugin does. They are linked for every plugin
 //! against an empty context: no environment, arguments or preopened directories, stdin empty,
-//! stdout and stderr captured for the log. `wasi:sockets` is never linked, and
-//! `wasi:http/types` is linked here because both outbound and incoming HTTP use it (against
+//! stdout and stderr captured for the log. `wasi:sockets` is linked with every operation
+//! denied (the context allows no TCP, UDP or name lookup and no address): a language's C
+//! library imports it whatever the plugin does, and outbound traffic goes through
+//! `wasi:http/outgoing-handler` only. `wasi:http/types` is linked here because both outbound and incoming HTTP use it (against
 //! the [`http`](super::http) capability's state, which every call has).
 
 use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::p2;
-use wasmtime_wasi::p2::bindings::{cli, filesystem, random};
+use wasmtime_wasi::p2::bindings::{cli, filesystem, random, sockets};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 use wasmtime_wasi_http::WasiHttp;
 use wasmtime_wasi_http::p2::bindings as http;
 
@@ -36,6 +39,16 @@ pub(crate) fn link<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<(
     cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, T::cli)?;
     filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, T::filesystem)?;
     filesystem::types::add_to_linker::<_, WasiFilesystem>(l, T::filesystem)?;
+    // Denied by the sandbox's context: creating a socket or looking up a name fails with
+    // `access-denied`, so nothing here reaches the network.
+    let network = sockets::network::LinkOptions::default();
+    sockets::network::add_to_linker::<_, WasiSockets>(l, &network, T::sockets)?;
+    sockets::instance_network::add_to_linker::<_, WasiSockets>(l, T::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<_, WasiSockets>(l, T::sockets)?;
+    sockets::tcp::add_to_linker::<_, WasiSockets>(l, T::sockets)?;
+    sockets::udp_create_socket::add_to_linker::<_, WasiSockets>(l, T::sockets)?;
+    sockets::udp::add_to_linker::<_, WasiSockets>(l, T::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<_, WasiSockets>(l, T::sockets)?;
     let options = http::LinkOptions::default();
     http::http::types::add_to_linker::<_, WasiHttp>(l, &options.into(), ctx_view::<T>)?;
     types::add_to_linker::<_, SharedTypes>(l, |_| SharedTypes)?;

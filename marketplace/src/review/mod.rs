@@ -277,6 +277,24 @@ pub async fn approve_waived(
     .await
 }
 
+/// Compiles an approved package into the host's cache in the background, so that the first
+/// install of it loads a compiled component instead of compiling inside the install request
+/// (seconds for a component built by a language runtime). The submission's compile check has
+/// usually left it there already; then this is a quick cache hit. Without a host, nothing.
+fn warm_compiled_cache(state: &AppState, package: plinth_package::Package) {
+    let Ok(runtime) = state.runtime() else { return };
+    let host = std::sync::Arc::clone(&runtime.host);
+    tokio::task::spawn_blocking(move || {
+        let plugin = format!(
+            "{}@{}",
+            package.manifest.plugin.id, package.manifest.plugin.version
+        );
+        if let Err(error) = host.check_compiles(&package) {
+            tracing::warn!(%plugin, %error, "the approved component does not compile here");
+        }
+    });
+}
+
 /// Records `decider`'s decision on `submission` (in review): one transaction.
 async fn record(
     state: &AppState,
@@ -403,6 +421,9 @@ async fn record(
     .await?;
     tx.commit().await?;
     tracing::info!(submission = %id, decided_by = %decided_by, waived = matches!(decider, Decider::Waiver(_)), decision = decision.as_str(), "review decided");
+    if let Some((package, _)) = approved {
+        warm_compiled_cache(state, package);
+    }
     if decision == Decision::Approve {
         // Each install's update is its own transaction, after the approval committed.
         crate::versions::updates::after_approval(

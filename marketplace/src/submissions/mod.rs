@@ -18,6 +18,9 @@ pub(crate) mod routes;
 
 pub(crate) use routes::routes;
 
+use std::sync::Arc;
+
+use plinth_host::Host;
 use plinth_package::{Package, Report, ValidationContext, validate};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -487,13 +490,13 @@ async fn taken_ids(db: &Db) -> Result<Vec<String>> {
 /// `wrong_publisher`, `signature_unknown_key`, `signature_key_revoked`; 409
 /// `version_not_greater`, `version_exists`,
 /// `review_limit_reached`, `storage_limit_reached` — each with nothing stored. A new plugin id
-/// that looks like one in use is stored in review with a `lookalike_id` finding.
-pub async fn submit(
-    db: &Db,
-    settings: &Settings,
-    principal: &Principal,
-    bytes: Vec<u8>,
-) -> Result<Submitted> {
+/// that looks like one in use is stored in review with a `lookalike_id` finding. A package
+/// that passes validation is compiled by this server's host, if it runs one (see
+/// [`compile_check`]); one the host cannot run is stored as rejected with a
+/// `does_not_compile` finding.
+pub async fn submit(state: &AppState, principal: &Principal, bytes: Vec<u8>) -> Result<Submitted> {
+    let db = state.db();
+    let settings = state.settings();
     let submitted_by = match &principal.caller {
         Caller::User(user) => user.id.clone(),
         Caller::PublisherKey { user_id, .. } => user_id.clone(),
@@ -526,8 +529,17 @@ pub async fn submit(
         limits: settings.package_limits,
         taken_ids: taken_ids(db).await?,
     };
+    let host = state
+        .runtime()
+        .ok()
+        .map(|runtime| Arc::clone(&runtime.host));
     let (package, report) = tokio::task::spawn_blocking(move || {
-        let report = validate(&package, &context);
+        let mut report = validate(&package, &context);
+        if let Some(host) = host
+            && !report.has_errors()
+        {
+            compile_check(&host, &package, &mut report);
+        }
         (package, report)
     })
     .await
@@ -617,6 +629,28 @@ pub async fn submit(
     Ok(Submitted::Created(submission))
 }
 
+/// Compiles `package` with the host's engine settings and links it against its manifest's
+/// capabilities ([`Host::check_compiles`]); a failure becomes a `does_not_compile` error in
+/// `report`. The compiled component stays in the host's cache, so approving and installing it
+/// do not compile it again. Seconds of CPU for a component built by a language runtime: run it
+/// off the async runtime.
+fn compile_check(host: &Host, package: &Package, report: &mut Report) {
+    let started = std::time::Instant::now();
+    match host.check_compiles(package) {
+        Ok(footprint) => tracing::info!(
+            plugin = %package.manifest.plugin.id,
+            version = %package.manifest.plugin.version,
+            core_instances = footprint.core_instances,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "submission compiles"
+        ),
+        Err(error) => report.error(
+            "does_not_compile",
+            format!("the host cannot run this component: {error}"),
+        ),
+    }
+}
+
 /// Submits the package `bytes` as `principal` ([`submit`]), then applies a review waiver to a
 /// new submission ([`waive_review`]): what the API and the console both call.
 ///
@@ -628,7 +662,7 @@ pub async fn submit_package(
     principal: &Principal,
     bytes: Vec<u8>,
 ) -> Result<Submitted> {
-    match submit(state.db(), state.settings(), principal, bytes).await? {
+    match submit(state, principal, bytes).await? {
         Submitted::Created(submission) => {
             Ok(Submitted::Created(waive_review(state, submission).await?))
         }

@@ -68,7 +68,7 @@ mod tests {
     fn only_refusing_findings_refuse() {
         let mut report = Report::default();
         report.warning("lookalike_id", "looks like another");
-        report.error("import_forbidden", "imports sockets");
+        report.error("import_not_permitted", "imports kv");
         assert!(refusal(&report).is_none(), "stored as rejected instead");
         report.error("version_not_greater", "not greater");
         assert_eq!(code(refusal(&report)), Some((409, "version_not_greater")));

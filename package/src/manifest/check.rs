@@ -19,7 +19,8 @@ impl Manifest {
         self.check_permissions()?;
         self.check_config()?;
         self.check_pricing()?;
-        self.check_limits()
+        self.check_limits()?;
+        self.build.as_ref().map_or(Ok(()), |build| build.check())
     }
 
     fn check_plugin(&self) -> Result<(), ManifestError> {

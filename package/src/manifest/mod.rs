@@ -5,6 +5,7 @@
 //! host)`. After the schema, semantic rules are checked (a secret has no default, declaring
 //! config keys needs `permissions.config`, paid pricing needs an amount and a currency, …).
 
+mod build;
 mod check;
 mod config;
 mod pricing;
@@ -18,6 +19,7 @@ use crate::error::{Error, ManifestError};
 use crate::id::PluginId;
 use crate::permissions::Permissions;
 
+pub use build::Build;
 pub use config::{ConfigField, ConfigType, ConfigValue};
 pub use pricing::{Currency, Limits, Pricing, PricingModel};
 
@@ -64,6 +66,9 @@ pub struct Manifest {
     /// `[limits]`: resources requested per call.
     #[serde(default)]
     pub limits: Limits,
+    /// `[build]`: how a plugin in another language than Rust is built (absent for a crate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
 }
 
 /// `[plugin]`: who the plugin is and what it needs.
@@ -167,6 +172,12 @@ impl Manifest {
             .opt_u64(self.limits.timeout_ms)
             .opt_u64(self.limits.fuel);
         self.permissions.encode_schedules(&mut c);
+        // Appended only when present, so the digests of manifests without it are unchanged.
+        if let Some(build) = &self.build {
+            c.str("build")
+                .strs(&build.command)
+                .opt_str(build.world.as_deref());
+        }
         c.into_bytes()
     }
 }

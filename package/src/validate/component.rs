@@ -48,8 +48,10 @@ struct Uses {
     incoming_http: bool,
 }
 
-/// Base WASI packages every plugin may import (linked with nothing behind them).
-const BASE_WASI: [&str; 5] = ["io", "clocks", "random", "cli", "filesystem"];
+/// Base WASI packages every plugin may import: linked with nothing behind them (no files,
+/// environment or arguments), and `sockets` with every operation denied, because a language's
+/// C library imports it whatever the plugin does (componentize-py: seven interfaces).
+const BASE_WASI: [&str; 6] = ["io", "clocks", "random", "cli", "filesystem", "sockets"];
 
 pub(super) fn check(manifest: &Manifest, info: &ComponentInfo, report: &mut Report) {
     let mut uses = Uses::default();
@@ -95,10 +97,6 @@ fn check_import(manifest: &Manifest, import: &str, uses: &mut Uses, report: &mut
             return;
         }
         match (name.package, name.interface) {
-            ("sockets", _) => report.error(
-                "import_forbidden",
-                format!("import {import} is never granted: plugins may not open sockets; use wasi:http/outgoing-handler with permissions.http"),
-            ),
             (package, _) if BASE_WASI.contains(&package) => {}
             ("http", "types") => {}
             ("http", "outgoing-handler") => {

@@ -1,23 +1,40 @@
-//! `plinth plugin build`: compile a plugin crate, validate it and write its package.
+//! `plinth plugin build`: build a plugin's component (a Rust crate with cargo, another language
+//! with its `[build]` command, or a prebuilt `--wasm`), validate it, check that the host
+//! compiles it, and write its package.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use plinth_host::capacity::Footprint;
+use plinth_host::trust::TrustPolicy;
+use plinth_host::{Host, HostConfig};
 use plinth_package::{Package, Report, ValidationContext, validate};
 use serde::Serialize;
 
 use crate::commands::keygen::read_secret_key;
 
-/// Build a plugin: compile it to a WebAssembly component, validate it, and write the
-/// `<id>-<version>.plinth` package (signed when --key is given).
+/// Build a plugin: compile it to a WebAssembly component, validate it, check that the host
+/// compiles and links it, and write the `<id>-<version>.plinth` package (signed when --key is
+/// given).
 ///
-/// Validation findings are printed; if any is an error, no package is written.
+/// A directory with Cargo.toml is built with cargo; one whose plinth.toml has a `[build]`
+/// section is built by its command (JavaScript, TypeScript, Python, …) against the WIT world
+/// its permissions imply; `--wasm` packages a component built some other way. Validation
+/// findings are printed; if any is an error, or the host cannot run the component, no package
+/// is written.
 #[derive(Debug, clap::Args)]
 pub struct BuildCommand {
-    /// The plugin crate: a directory with Cargo.toml and plinth.toml.
+    /// The plugin's directory: plinth.toml, and Cargo.toml or a `[build]` section.
     #[arg(value_name = "DIR", default_value = ".")]
     dir: PathBuf,
+    /// Package this component instead of building one.
+    #[arg(long, value_name = "FILE")]
+    wasm: Option<PathBuf>,
+    /// Where the compile check caches compiled components (`plugin run` reuses them).
+    #[arg(long, value_name = "DIR", default_value = "./plinth-data")]
+    data_dir: PathBuf,
     /// Sign the package with this secret key (written by `plinth keygen`).
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
@@ -38,6 +55,16 @@ struct BuildOutput<'a> {
     digest: String,
     signed: bool,
     report: &'a Report,
+    footprint: Option<FootprintOutput>,
+}
+
+/// What one instance of the component holds, from the compile check.
+#[derive(Debug, Serialize)]
+struct FootprintOutput {
+    core_instances: u32,
+    memories: u32,
+    tables: u32,
+    compile_ms: u128,
 }
 
 impl BuildCommand {
@@ -45,13 +72,14 @@ impl BuildCommand {
     pub fn execute(self) -> anyhow::Result<()> {
         // Read the manifest first: a mistake there is reported before a long compile.
         let manifest_path = self.dir.join("plinth.toml");
-        let manifest_toml = std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-        plinth_package::Manifest::parse(&manifest_toml)
-            .with_context(|| manifest_path.display().to_string())?;
+        let (manifest_toml, manifest) = super::wit::read_manifest_text(&self.dir)?;
         let secret = self.key.as_deref().map(read_secret_key).transpose()?;
 
-        let wasm_path = compile_component(&self.dir)?;
+        let wasm_path = match (&self.wasm, &manifest.build) {
+            (Some(wasm), _) => wasm.clone(),
+            (None, Some(build)) => super::toolchain::build(&self.dir, &manifest, build)?,
+            (None, None) => compile_component(&self.dir)?,
+        };
         let wasm = std::fs::read(&wasm_path)
             .with_context(|| format!("cannot read {}", wasm_path.display()))?;
         let readme = read_optional(&self.dir.join("README.md"))?;
@@ -74,6 +102,18 @@ impl BuildCommand {
                 report.errors().count()
             );
         }
+        let started = Instant::now();
+        let footprint = compile_check(&package, &self.data_dir)?;
+        let compile_ms = started.elapsed().as_millis();
+        if !self.json {
+            eprintln!(
+                "the host compiles it ({:.1} s): {} core instances, {} memories, {} tables per call",
+                started.elapsed().as_secs_f64(),
+                footprint.core_instances,
+                footprint.memories,
+                footprint.tables
+            );
+        }
         if let Some(secret) = &secret {
             package.sign(secret);
         }
@@ -93,6 +133,12 @@ impl BuildCommand {
                 digest: package.digest().to_string(),
                 signed: secret.is_some(),
                 report: &report,
+                footprint: Some(FootprintOutput {
+                    core_instances: footprint.core_instances,
+                    memories: footprint.memories,
+                    tables: footprint.tables,
+                    compile_ms,
+                }),
             };
             println!("{}", serde_json::to_string_pretty(&output)?);
         } else {
@@ -111,6 +157,16 @@ impl BuildCommand {
         }
         Ok(())
     }
+}
+
+/// Compiles the component with the host's engine settings (caching it under `data_dir`, as
+/// `plugin run` does) and links it against the capabilities its manifest asks for.
+fn compile_check(package: &Package, data_dir: &Path) -> anyhow::Result<Footprint> {
+    let mut config = HostConfig::new(data_dir.join("compiled"), TrustPolicy::development());
+    config.engine = super::local_engine();
+    let host = Host::new(config).context("cannot start a local host for the compile check")?;
+    host.check_compiles(package)
+        .context("the host cannot run this component; no package written")
 }
 
 /// Reads a text file that a plugin may or may not have.

@@ -6,7 +6,9 @@ use anyhow::Context as _;
 use plinth_package::{Package, wasm};
 use serde::Serialize;
 
-/// Show a package's manifest, permissions, imports, exports, digest, sizes and signatures.
+/// Show a package's manifest, permissions, imports, exports, digest, sizes, signatures, the
+/// toolchain that produced its component, and what one instance of it takes (core instances,
+/// initial memory).
 #[derive(Debug, clap::Args)]
 pub struct InspectCommand {
     /// The `.plinth` package to inspect.
@@ -51,6 +53,9 @@ struct Inspection {
     pricing: serde_json::Value,
     imports: Vec<String>,
     exports: Vec<String>,
+    toolchain: Vec<String>,
+    core_instances: u32,
+    initial_memory_bytes: u64,
     sizes: Sizes,
     signatures: Signatures,
 }
@@ -124,6 +129,17 @@ impl Inspection {
             pricing: serde_json::to_value(&manifest.pricing)?,
             imports: component.imports,
             exports: component.exports,
+            toolchain: component
+                .producers
+                .iter()
+                .map(|p| {
+                    format!("{}: {} {}", p.field, p.name, p.version)
+                        .trim_end()
+                        .to_owned()
+                })
+                .collect(),
+            core_instances: component.core_instances,
+            initial_memory_bytes: component.initial_memory_bytes,
             sizes: Sizes {
                 package: package_size,
                 wasm: package.wasm.len(),
@@ -160,6 +176,21 @@ impl Inspection {
             out,
             "size:        {} bytes packaged, {} bytes of wasm",
             self.sizes.package, self.sizes.wasm
+        );
+        let _ = writeln!(
+            out,
+            "instance:    {} core instances, {:.1} MiB of initial memory",
+            self.core_instances,
+            self.initial_memory_bytes as f64 / f64::from(1u32 << 20)
+        );
+        let _ = writeln!(
+            out,
+            "toolchain:   {}",
+            if self.toolchain.is_empty() {
+                none()
+            } else {
+                self.toolchain.join(", ")
+            }
         );
         let _ = writeln!(
             out,

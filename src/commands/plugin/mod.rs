@@ -7,7 +7,9 @@ pub mod new;
 pub mod publish;
 pub mod run;
 pub mod sign;
+mod toolchain;
 pub mod verify;
+pub mod wit;
 
 /// Create, build, sign, verify, inspect, run and publish plugin packages.
 #[derive(Debug, clap::Subcommand)]
@@ -19,6 +21,7 @@ pub enum PluginCommand {
     Inspect(inspect::InspectCommand),
     Run(run::RunCommand),
     Publish(publish::PublishCommand),
+    Wit(wit::WitCommand),
 }
 
 impl PluginCommand {
@@ -32,6 +35,7 @@ impl PluginCommand {
             PluginCommand::Inspect(command) => command.execute(),
             PluginCommand::Run(command) => command.execute(),
             PluginCommand::Publish(command) => command.execute(),
+            PluginCommand::Wit(command) => command.execute(),
         }
     }
 }
@@ -43,4 +47,17 @@ fn read_package(path: &std::path::Path) -> anyhow::Result<plinth_package::Packag
         std::fs::read(path).with_context(|| format!("cannot read package {}", path.display()))?;
     plinth_package::Package::from_bytes(&bytes)
         .with_context(|| format!("{} is not a valid Plinth package", path.display()))
+}
+
+/// The engine of a local host (`plugin build`'s compile check, `plugin run`): a few calls at
+/// once, with room for a component built by a language runtime (componentize-py: 14 to 38
+/// core instances, StarlingMonkey: about 10).
+fn local_engine() -> plinth_host::EngineConfig {
+    plinth_host::EngineConfig {
+        max_instances: 4,
+        max_core_instances: 512,
+        max_memories: 32,
+        max_tables: 512,
+        ..plinth_host::EngineConfig::default()
+    }
 }

@@ -1,28 +1,61 @@
-//! `plinth plugin new`: scaffold a plugin crate that builds as is.
+//! `plinth plugin new`: scaffold a plugin, in Rust, JavaScript, TypeScript or Python, that
+//! builds as is.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use plinth_package::PluginId;
 
-/// Where the plinth-sdk sources of this build of `plinth` live (recorded at build time).
+/// Where the SDK sources of this build of `plinth` live (recorded at build time): the Rust
+/// crate here, the JavaScript package in `js/`, the Python package in `python/`.
 const BUNDLED_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk");
 
-/// Create a new plugin crate: Cargo.toml, plinth.toml and a working `src/lib.rs`.
+/// The language of a new plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Language {
+    /// A Rust crate using plinth-sdk, built with cargo.
+    Rust,
+    /// JavaScript with @plinth/sdk, built by componentize-js.
+    Js,
+    /// TypeScript with @plinth/sdk, bundled and built by componentize-js.
+    Ts,
+    /// Python with plinth_sdk, built by componentize-py.
+    Python,
+}
+
+impl Language {
+    /// The SDK this build of `plinth` ships for the language.
+    fn bundled_sdk(self) -> PathBuf {
+        let root = PathBuf::from(BUNDLED_SDK);
+        match self {
+            Language::Rust => root,
+            Language::Js | Language::Ts => root.join("js"),
+            Language::Python => root.join("python"),
+        }
+    }
+}
+
+/// Create a new plugin that builds as is: plinth.toml, the source of a plugin answering
+/// `greet` events, a README and a .gitignore; for Rust a crate (Cargo.toml, `src/lib.rs`),
+/// for JavaScript, TypeScript and Python a `[build]` section running the language's SDK.
 ///
-/// The crate depends on the plinth-sdk that ships with this `plinth` (by path; override with
+/// The plugin depends on the SDK that ships with this `plinth` (by path; override with
 /// PLINTH_SDK_PATH) and builds with `plinth plugin build DIR` unchanged.
 #[derive(Debug, clap::Args)]
 pub struct NewCommand {
     /// The plugin id: `<publisher>.<name>`, lowercase letters, digits and `-`.
     #[arg(value_name = "ID")]
     id: String,
-    /// Where to create the crate (default: `./<name>`).
+    /// Where to create the plugin (default: `./<name>`).
     #[arg(value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The plinth-sdk crate to depend on.
-    #[arg(long, env = "PLINTH_SDK_PATH", value_name = "DIR", default_value = BUNDLED_SDK)]
-    sdk_path: PathBuf,
+    /// The language to write it in.
+    #[arg(long, value_enum, default_value_t = Language::Rust)]
+    lang: Language,
+    /// The SDK to depend on, for the chosen language (default: the one shipped with this
+    /// `plinth`: `sdk/`, `sdk/js` or `sdk/python` of its checkout).
+    #[arg(long, env = "PLINTH_SDK_PATH", value_name = "DIR")]
+    sdk_path: Option<PathBuf>,
 }
 
 impl NewCommand {
@@ -41,13 +74,18 @@ impl NewCommand {
         {
             bail!("{} exists and is not empty", dir.display());
         }
-        let sdk_path = self.sdk_path.canonicalize().with_context(|| {
+        let sdk_path = self
+            .sdk_path
+            .clone()
+            .unwrap_or_else(|| self.lang.bundled_sdk());
+        let sdk_path = sdk_path.canonicalize().with_context(|| {
             format!(
-                "plinth-sdk not found at {} (set PLINTH_SDK_PATH to a plinth-sdk checkout)",
-                self.sdk_path.display()
+                "the {:?} SDK was not found at {} (set PLINTH_SDK_PATH to it)",
+                self.lang,
+                sdk_path.display()
             )
         })?;
-        let scaffold = Scaffold::new(&id, &sdk_path)?;
+        let scaffold = Scaffold::new(&id, &sdk_path, self.lang)?;
         scaffold
             .write(&dir)
             .with_context(|| format!("cannot create the plugin in {}", dir.display()))?;
@@ -68,7 +106,7 @@ struct Scaffold {
 }
 
 impl Scaffold {
-    fn new(id: &PluginId, sdk_path: &Path) -> anyhow::Result<Self> {
+    fn new(id: &PluginId, sdk_path: &Path, lang: Language) -> anyhow::Result<Self> {
         let name = id.name();
         // Package names cannot start with a digit.
         let crate_name = if name.starts_with(|c: char| c.is_ascii_digit()) {
@@ -105,21 +143,49 @@ impl Scaffold {
                 .replace("@type_name@", &type_name)
                 .replace("@sdk_path@", &sdk_path)
         };
-        Ok(Scaffold {
-            files: vec![
-                ("Cargo.toml", render(include_str!("template/Cargo.toml.in"))),
-                (
-                    "plinth.toml",
-                    render(include_str!("template/plinth.toml.in")),
-                ),
-                ("src/lib.rs", render(include_str!("template/lib.rs.in"))),
-                ("README.md", render(include_str!("template/README.md.in"))),
-                (".gitignore", render(include_str!("template/gitignore.in"))),
+        let files = match lang {
+            Language::Rust => vec![
+                ("Cargo.toml", include_str!("template/Cargo.toml.in")),
+                ("plinth.toml", include_str!("template/plinth.toml.in")),
+                ("src/lib.rs", include_str!("template/lib.rs.in")),
+                ("README.md", include_str!("template/README.md.in")),
+                (".gitignore", include_str!("template/gitignore.in")),
                 (
                     ".cargo/config.toml",
-                    render(include_str!("template/cargo-config.toml.in")),
+                    include_str!("template/cargo-config.toml.in"),
                 ),
             ],
+            Language::Js => vec![
+                ("plinth.toml", include_str!("template/js/plinth.toml.in")),
+                ("src/plugin.js", include_str!("template/js/plugin.js.in")),
+                ("README.md", include_str!("template/js/README.md.in")),
+                (".gitignore", include_str!("template/js/gitignore.in")),
+            ],
+            Language::Ts => vec![
+                ("plinth.toml", include_str!("template/ts/plinth.toml.in")),
+                ("src/plugin.ts", include_str!("template/ts/plugin.ts.in")),
+                (
+                    "tsconfig.json",
+                    include_str!("template/ts/tsconfig.json.in"),
+                ),
+                ("README.md", include_str!("template/js/README.md.in")),
+                (".gitignore", include_str!("template/js/gitignore.in")),
+            ],
+            Language::Python => vec![
+                (
+                    "plinth.toml",
+                    include_str!("template/python/plinth.toml.in"),
+                ),
+                ("app.py", include_str!("template/python/app.py.in")),
+                ("README.md", include_str!("template/python/README.md.in")),
+                (".gitignore", include_str!("template/python/gitignore.in")),
+            ],
+        };
+        Ok(Scaffold {
+            files: files
+                .into_iter()
+                .map(|(path, template)| (path, render(template)))
+                .collect(),
         })
     }
 

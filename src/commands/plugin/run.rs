@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use plinth_host::egress::CheckedResolver;
 use plinth_host::kv::KvStore;
 use plinth_host::trust::TrustPolicy;
-use plinth_host::{Call, EngineConfig, Event, Host, HostConfig, Limits, Metering};
+use plinth_host::{Call, Event, Host, HostConfig, Limits, Metering};
 
 /// Run one event through a plugin package in a local sandbox, exactly as the host would.
 ///
@@ -51,6 +51,10 @@ pub struct RunCommand {
     /// Print the whole outcome (output, error, logs, usage) as JSON.
     #[arg(long)]
     json: bool,
+    /// Run the event this many times, each in a fresh instance as the host does, and print
+    /// the time per call (the outcome shown is the last call's).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    repeat: u32,
 }
 
 impl RunCommand {
@@ -80,19 +84,13 @@ impl RunCommand {
             .context("cannot open the kv store")?;
         let mut host_config =
             HostConfig::new(self.data_dir.join("compiled"), TrustPolicy::development());
-        // One call at a time, but room for a component built by a language runtime (dozens of
-        // core instances).
-        host_config.engine = EngineConfig {
-            max_instances: 4,
-            max_core_instances: 512,
-            max_memories: 32,
-            max_tables: 512,
-            ..EngineConfig::default()
-        };
+        host_config.engine = super::local_engine();
         host_config.kv = Some(kv);
         host_config.egress = CheckedResolver::system(self.allow_private_http);
         let host = Host::new(host_config)?;
+        let started = Instant::now();
         let loaded = host.load(&package)?;
+        let load_time = started.elapsed();
         let metering = if self.fuel.is_some() {
             Metering::Fuel
         } else {
@@ -105,22 +103,37 @@ impl RunCommand {
         if let Some(fuel) = self.fuel {
             limits = limits.with_fuel(fuel);
         }
-        let invocation = host
-            .invoke(
-                &prepared,
-                Call {
-                    tenant: self.tenant.clone(),
-                    event: Event {
-                        id: "local-run".to_string(),
-                        topic: self.event.clone(),
-                        payload: self.payload.clone().into_bytes(),
-                        depth: 0,
+        let config = Arc::new(config);
+        let mut times = Vec::with_capacity(self.repeat as usize);
+        let mut first_memory = 0;
+        let mut invocation = None;
+        for i in 0..self.repeat {
+            let call = host
+                .invoke(
+                    &prepared,
+                    Call {
+                        tenant: self.tenant.clone(),
+                        event: Event {
+                            id: format!("local-run-{i}"),
+                            topic: self.event.clone(),
+                            payload: self.payload.clone().into_bytes(),
+                            depth: 0,
+                        },
+                        config: Arc::clone(&config),
+                        limits: limits.clone(),
                     },
-                    config: Arc::new(config),
-                    limits,
-                },
-            )
-            .await;
+                )
+                .await;
+            if i == 0 {
+                first_memory = call.usage.memory_bytes;
+            }
+            times.push(call.usage.wall);
+            invocation = Some(call);
+        }
+        let invocation = invocation.context("--repeat is at least 1")?;
+        if self.repeat > 1 {
+            eprintln!("{}", timing_summary(load_time, &mut times, first_memory));
+        }
 
         if self.json {
             let (output, error) = match &invocation.result {
@@ -170,6 +183,29 @@ impl RunCommand {
         }
         Ok(())
     }
+}
+
+/// One line on how long loading and each call took: the first call, then the median, 99th
+/// percentile and fastest of all; and the memory the first call used.
+fn timing_summary(load: Duration, times: &mut [Duration], first_memory: u64) -> String {
+    let first = times.first().copied().unwrap_or_default();
+    times.sort_unstable();
+    let at = |q: f64| {
+        let index = ((times.len() as f64 - 1.0) * q).round() as usize;
+        times.get(index).copied().unwrap_or_default()
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "{} calls: first {:.3} ms, median {:.3} ms, p99 {:.3} ms, fastest {:.3} ms per call; \
+         memory at first call {:.1} MiB; loaded (compiled or from cache) in {:.2} s",
+        times.len(),
+        ms(first),
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(at(0.0)),
+        first_memory as f64 / f64::from(1u32 << 20),
+        load.as_secs_f64()
+    )
 }
 
 /// The plugin's output as JSON, or as a string if it is not JSON.
