@@ -148,6 +148,9 @@ pub struct Host {
     pub(crate) run_recorder: OnceLock<Arc<dyn RunRecorder>>,
     /// The newest marketplace state statement seen (freeze and rollback defence).
     pub(crate) statements: StatementGuard,
+    /// Held by a compile check: one compiles at a time, so checks of submitted components
+    /// (seconds of CPU each for a language runtime's) cannot take every core from calls.
+    compile_checks: Mutex<()>,
 }
 
 impl std::fmt::Debug for Host {
@@ -212,6 +215,7 @@ impl Host {
             linkers: Mutex::new(HashMap::new()),
             loaded: LoadedVersions::default(),
             run_recorder: OnceLock::new(),
+            compile_checks: Mutex::new(()),
         })
     }
 
@@ -307,7 +311,8 @@ impl Host {
     /// build` and a submission run before anything is signed or countersigned.
     ///
     /// Compiling a component built by a language runtime takes seconds of CPU: call it off the
-    /// async runtime.
+    /// async runtime. Checks run one at a time (others wait); a component already in the cache
+    /// is not compiled again.
     ///
     /// # Errors
     ///
@@ -319,7 +324,10 @@ impl Host {
             package.manifest.plugin.id, package.manifest.plugin.version
         );
         let engine = self.sandboxes.engine.engine(Metering::Epoch);
-        let (component, _) = self.cache.load_or_compile(engine, &package.wasm)?;
+        let (component, _) = {
+            let _one_at_a_time = lock(&self.compile_checks);
+            self.cache.load_or_compile(engine, &package.wasm)?
+        };
         let footprint = footprint::of(&component, &package.wasm);
         let link_error = |message: String| Error::Link {
             plugin: label.clone(),
