@@ -106,6 +106,10 @@ fn the_sdks_own_tests_pass_and_the_js_bindings_match_wit() -> Result<()> {
     run(Command::new("npm")
         .args(["run", "bindings:check"])
         .current_dir(&js))?;
+    // The SDK's declared types agree with its code and the generated bindings.
+    run(Command::new("npm")
+        .args(["run", "typecheck"])
+        .current_dir(&js))?;
     run(Command::new(toolchains.python_bin.join("python3"))
         .args(["-m", "unittest", "discover", "-s", "tests"])
         .current_dir(repo().join("sdk/python")))?;
@@ -241,9 +245,11 @@ async fn examples_through_serve(database: Option<TestDatabase>) -> Result<()> {
     let receiver = Receiver::start().await?;
 
     let (_, admin) = api.account("admin@acme.example").await?;
-    api.tenant(&admin, "acme", None).await?;
-    let tenant_key = api.api_key(&admin, "acme").await?;
     for language in LANGUAGES {
+        // A tenant per language: the free plan's install limit holds one language's four.
+        let tenant = format!("acme-{language}");
+        api.tenant(&admin, &tenant, None).await?;
+        let tenant_key = api.api_key(&admin, &tenant).await?;
         let hello = example_id(&format!("{language}/hello"))?;
         let counter = example_id(&format!("{language}/counter"))?;
         let echo = example_id(&format!("{language}/http-echo"))?;
@@ -267,17 +273,18 @@ async fn examples_through_serve(database: Option<TestDatabase>) -> Result<()> {
             .await?;
 
         let started = std::time::Instant::now();
-        api.install(&admin, "acme", &hello, None, json!({})).await?;
+        api.install(&admin, &tenant, &hello, None, json!({}))
+            .await?;
         println!(
             "{language}: first install of {hello} answered in {} ms after approval",
             started.elapsed().as_millis()
         );
-        api.install(&admin, "acme", &counter, None, json!({}))
+        api.install(&admin, &tenant, &counter, None, json!({}))
             .await?;
-        api.install(&admin, "acme", &echo, None, json!({})).await?;
+        api.install(&admin, &tenant, &echo, None, json!({})).await?;
         api.install(
             &admin,
-            "acme",
+            &tenant,
             &webhook_id,
             None,
             json!({"config": {"webhook-url": receiver.url}}),
@@ -287,10 +294,11 @@ async fn examples_through_serve(database: Option<TestDatabase>) -> Result<()> {
         let event = |topic: &'static str, payload: Value| {
             let api = api.clone();
             let tenant_key = tenant_key.clone();
+            let events = format!("/v1/tenants/{tenant}/events");
             async move {
                 api.send(
                     Method::POST,
-                    "/v1/tenants/acme/events",
+                    &events,
                     Some(&tenant_key),
                     Some(json!({"topic": topic, "payload": payload})),
                 )
@@ -338,13 +346,13 @@ async fn examples_through_serve(database: Option<TestDatabase>) -> Result<()> {
         );
         let hits = receiver.hits();
         ensure!(
-            hits.len() == before + 1 && hits[before].body.contains("acme"),
+            hits.len() == before + 1 && hits[before].body.contains(r#""order":{"id":7}"#),
             "{language}: the receiver got {hits:?}"
         );
         // A host off the allowlist is refused by the host, which reports the refusal itself.
         api.ok(
             Method::PATCH,
-            &format!("/v1/tenants/acme/installs/{webhook_id}"),
+            &format!("/v1/tenants/{tenant}/installs/{webhook_id}"),
             Some(&admin),
             Some(json!({"config": {"webhook-url": "http://192.0.2.1/elsewhere"}})),
         )
@@ -360,7 +368,7 @@ async fn examples_through_serve(database: Option<TestDatabase>) -> Result<()> {
         );
         api.ok(
             Method::PATCH,
-            &format!("/v1/tenants/acme/installs/{webhook_id}"),
+            &format!("/v1/tenants/{tenant}/installs/{webhook_id}"),
             Some(&admin),
             Some(json!({"config": {"webhook-url": receiver.url}})),
         )
@@ -368,7 +376,7 @@ async fn examples_through_serve(database: Option<TestDatabase>) -> Result<()> {
 
         let echoed = api
             .client
-            .post(format!("{}/p/acme/{echo}/hello?x=1", api.base))
+            .post(format!("{}/p/{tenant}/{echo}/hello?x=1", api.base))
             .bearer_auth(&tenant_key)
             .body("hi")
             .send()
@@ -385,7 +393,7 @@ async fn examples_through_serve(database: Option<TestDatabase>) -> Result<()> {
         );
         let failed = api
             .client
-            .get(format!("{}/p/acme/{echo}/fail", api.base))
+            .get(format!("{}/p/{tenant}/{echo}/fail", api.base))
             .bearer_auth(&tenant_key)
             .send()
             .await?;

@@ -602,6 +602,59 @@ async fn a_plugin_serves_http_through_its_incoming_handler() {
     assert_eq!(usage[0].counters.invocations, 1, "HTTP calls are metered");
 }
 
+/// `component` with every `wasi:http/incoming-handler@0.2.12` name rewritten to `@0.2.10`
+/// (the same length, so the binary stays valid): what StarlingMonkey exports.
+fn exporting_incoming_handler_0_2_10(component: &[u8]) -> Vec<u8> {
+    let from = b"wasi:http/incoming-handler@0.2.12";
+    let to = b"wasi:http/incoming-handler@0.2.10";
+    let mut patched = component.to_vec();
+    let mut found = 0;
+    let mut at = 0;
+    while let Some(offset) = patched[at..].windows(from.len()).position(|w| w == from) {
+        patched[at + offset..at + offset + to.len()].copy_from_slice(to);
+        at += offset + to.len();
+        found += 1;
+    }
+    assert!(
+        found > 0,
+        "the echo component exports no incoming handler @0.2.12"
+    );
+    patched
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incoming_handler_of_another_wasi_0_2_version_serves_http() {
+    let f = fixture(|_| {}).await;
+    let mut echo = package(&HTTP_ECHO);
+    echo = Package::new(
+        echo.manifest_toml.clone(),
+        exporting_incoming_handler_0_2_10(&echo.wasm),
+        None,
+        None,
+    )
+    .unwrap_or_else(|e| panic!("package: {e}"));
+    let exports = plinth_package::wasm::inspect(&echo.wasm)
+        .unwrap_or_else(|e| panic!("inspect: {e}"))
+        .exports;
+    assert!(
+        exports.contains(&"wasi:http/incoming-handler@0.2.10".to_owned()),
+        "{exports:?}"
+    );
+    f.install("alpha", &echo).await;
+    let served = f
+        .host
+        .serve_http("alpha", "examples.http-echo", echo_request("older"), None)
+        .await
+        .unwrap_or_else(|e| panic!("serve: {e}"));
+    let response = served
+        .response
+        .unwrap_or_else(|e| panic!("the call failed: {e}"));
+    assert_eq!(response.status(), 200);
+    let echo: serde_json::Value =
+        serde_json::from_slice(response.body()).unwrap_or_else(|e| panic!("json: {e}"));
+    assert_eq!(echo["body"], "older");
+}
+
 #[tokio::test]
 async fn http_to_a_plugin_without_a_handler_or_install_is_refused() {
     let f = fixture(|_| {}).await;

@@ -138,6 +138,23 @@ pub fn example(dir: &str) -> Result<PathBuf> {
         .join("packages")
         .join(format!("{}.plinth", dir.replace('/', "-")));
     std::fs::create_dir_all(out.parent().context("packages dir")?)?;
+    // An earlier run's package is reused when it is newer than everything it is made of.
+    let language = dir.split('/').next().unwrap_or_default();
+    let inputs = [
+        source.clone(),
+        repo().join("sdk").join(language),
+        repo().join("wit"),
+        PathBuf::from(env!("CARGO_BIN_EXE_plinth")),
+    ];
+    let built_at = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
+    if let Some(built_at) = built_at
+        && inputs
+            .iter()
+            .all(|input| newest(input).is_some_and(|at| at < built_at))
+    {
+        built.insert(dir.to_owned(), out.clone());
+        return Ok(out);
+    }
     let key = developer_key()?;
     run(Command::new(env!("CARGO_BIN_EXE_plinth"))
         .current_dir(&source)
@@ -151,6 +168,28 @@ pub fn example(dir: &str) -> Result<PathBuf> {
         .arg(compiled_data_dir()))?;
     built.insert(dir.to_owned(), out.clone());
     Ok(out)
+}
+
+/// The newest modification time of `path` or any file below it, skipping what builds write
+/// (`node_modules`, `.plinth`, `__pycache__`, virtual environments).
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    let skipped = [
+        "node_modules",
+        ".plinth",
+        "__pycache__",
+        ".venv",
+        "plinth-data",
+    ];
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter(|entry| !skipped.iter().any(|skip| entry.file_name() == *skip))
+        .filter_map(|entry| newest(&entry.path()))
+        .max()
 }
 
 /// The data dir whose compiled-component cache the example builds fill.
