@@ -141,6 +141,15 @@ fn examples_build_and_run_locally_with_typed_errors() -> Result<()> {
             "{language} hello's refusal of 42 is not a typed invalid-payload error: {stderr}"
         );
 
+        // The SDK's typed exception for a missing setting, thrown by the plugin, arrives as
+        // the matching plugin error.
+        let webhook = example(&format!("{language}/webhook-notify"))?;
+        let (ok, _, stderr) = run_event(&webhook, "order.created", "{\"id\":1}", &data)?;
+        ensure!(
+            !ok && stderr.contains("(invalid-config)") && stderr.contains("webhook-url"),
+            "{language} webhook-notify without its URL: {stderr}"
+        );
+
         // kv persists across calls (the store lives in the data dir).
         let counter = example(&format!("{language}/counter"))?;
         for expected in [1, 2] {

@@ -574,26 +574,26 @@ fn echo_request(body: &'static str) -> http::Request<bytes::Bytes> {
         .unwrap_or_else(|e| panic!("request: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_serves_http_through_its_incoming_handler() {
-    let f = fixture(|_| {}).await;
-    f.install("alpha", &package(&HTTP_ECHO)).await;
+/// What alpha's `examples.http-echo` answers to a POST of `body`: its JSON, which must come
+/// with a 200.
+async fn echoed(f: &Fixture, body: &'static str) -> serde_json::Value {
     let served = f
         .host
-        .serve_http(
-            "alpha",
-            "examples.http-echo",
-            echo_request("hello there"),
-            None,
-        )
+        .serve_http("alpha", "examples.http-echo", echo_request(body), None)
         .await
         .unwrap_or_else(|e| panic!("serve: {e}"));
     let response = served
         .response
         .unwrap_or_else(|e| panic!("the call failed: {e}"));
     assert_eq!(response.status(), 200);
-    let echo: serde_json::Value =
-        serde_json::from_slice(response.body()).unwrap_or_else(|e| panic!("json: {e}"));
+    serde_json::from_slice(response.body()).unwrap_or_else(|e| panic!("json: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_serves_http_through_its_incoming_handler() {
+    let f = fixture(|_| {}).await;
+    f.install("alpha", &package(&HTTP_ECHO)).await;
+    let echo = echoed(&f, "hello there").await;
     assert_eq!(
         echo,
         serde_json::json!({"method": "POST", "path": "/orders?status=new", "body": "hello there"})
@@ -641,18 +641,7 @@ async fn an_incoming_handler_of_another_wasi_0_2_version_serves_http() {
         "{exports:?}"
     );
     f.install("alpha", &echo).await;
-    let served = f
-        .host
-        .serve_http("alpha", "examples.http-echo", echo_request("older"), None)
-        .await
-        .unwrap_or_else(|e| panic!("serve: {e}"));
-    let response = served
-        .response
-        .unwrap_or_else(|e| panic!("the call failed: {e}"));
-    assert_eq!(response.status(), 200);
-    let echo: serde_json::Value =
-        serde_json::from_slice(response.body()).unwrap_or_else(|e| panic!("json: {e}"));
-    assert_eq!(echo["body"], "older");
+    assert_eq!(echoed(&f, "older").await["body"], "older");
 }
 
 #[tokio::test]

@@ -6,8 +6,9 @@
 //! stdout and stderr captured for the log. `wasi:sockets` is linked with every operation
 //! denied (the context allows no TCP, UDP or name lookup and no address): a language's C
 //! library imports it whatever the plugin does, and outbound traffic goes through
-//! `wasi:http/outgoing-handler` only. `wasi:http/types` is linked here because both outbound and incoming HTTP use it (against
-//! the [`http`](super::http) capability's state, which every call has).
+//! `wasi:http/outgoing-handler` only. `wasi:http/types` is linked here because both outbound
+//! and incoming HTTP use it (against the [`http`](super::http) capability's state, which every
+//! call has).
 
 use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};

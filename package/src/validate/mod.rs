@@ -4,11 +4,12 @@
 //! Rules: the manifest's `api` range is satisfied by [`PLUGIN_API_VERSION`]; the id is in the
 //! submitter's namespace and the version greater than every published one (marketplace);
 //! sizes are within [`ArchiveLimits`]; the wasm is a valid component; every import is covered
-//! by a declared permission (base WASI always is, `wasi:sockets` too: it is linked with every operation denied); `plinth:plugin/handler`
-//! is exported; every declared permission is used (warning); the developer signature is
-//! valid (required, by a registered key, in the marketplace); what readers are shown keeps the
-//! rules of [`crate::display`] (`display_text`); and a new plugin id does not look like one in
-//! use (warning `lookalike_id`, for a reviewer to judge; see [`crate::lookalike`]).
+//! by a declared permission (base WASI always is, `wasi:sockets` too: it is linked with every
+//! operation denied); `plinth:plugin/handler` is exported; every declared permission is used
+//! (warning); the developer signature is valid (required, by a registered key, in the
+//! marketplace); what readers are shown keeps the rules of [`crate::display`] (`display_text`);
+//! and a new plugin id does not look like one in use (warning `lookalike_id`, for a reviewer to
+//! judge; see [`crate::lookalike`]).
 
 mod component;
 mod report;

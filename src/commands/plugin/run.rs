@@ -53,7 +53,12 @@ pub struct RunCommand {
     json: bool,
     /// Run the event this many times, each in a fresh instance as the host does, and print
     /// the time per call (the outcome shown is the last call's).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
     repeat: u32,
 }
 
