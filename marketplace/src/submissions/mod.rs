@@ -491,8 +491,8 @@ async fn taken_ids(db: &Db) -> Result<Vec<String>> {
 /// `version_not_greater`, `version_exists`,
 /// `review_limit_reached`, `storage_limit_reached` — each with nothing stored. A new plugin id
 /// that looks like one in use is stored in review with a `lookalike_id` finding. A package
-/// that passes validation is compiled by this server's host, if it runs one (see
-/// [`compile_check`]); one the host cannot run is stored as rejected with a
+/// that passes validation is compiled by this server's host, if it runs one
+/// ([`Host::check_compiles`]); one the host cannot run is stored as rejected with a
 /// `does_not_compile` finding.
 pub async fn submit(state: &AppState, principal: &Principal, bytes: Vec<u8>) -> Result<Submitted> {
     let db = state.db();
