@@ -5,14 +5,14 @@ mod publishing;
 
 use anyhow::{Context, Result, ensure};
 use plinth_marketplace::Settings;
-use plinth_package::SecretKey;
+use plinth_package::{Package, SecretKey};
 use plinth_test_artifacts::{HELLO, UNDECLARED_HTTP};
 use plinth_test_support::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::json;
 
 use common::TestApp;
-use publishing::{Dev, count, developer, hello, package_with, submit, submit_ok};
+use publishing::{Dev, count, developer, hello, manifest, package_with, submit, submit_ok};
 
 on_both_backends!(
     a_signed_package_enters_review,
@@ -26,6 +26,8 @@ on_both_backends!(
     hidden_characters_and_overlong_fields_are_refused,
     a_lookalike_plugin_id_goes_to_review_with_a_finding,
 );
+
+on_both_backends_with_host!(a_component_the_host_cannot_link_is_rejected_as_does_not_compile);
 
 async fn nothing_stored(app: &TestApp) -> Result<()> {
     let rows = (
@@ -468,5 +470,55 @@ async fn a_lookalike_plugin_id_goes_to_review_with_a_finding(app: TestApp) -> Re
             reply.body
         );
     }
+    Ok(())
+}
+
+/// `hello` with its import of `wasi:cli/exit@0.2.6` renamed to `wasi:cli/run@0.2.66` (the same
+/// length, so the binary stays valid): a base WASI name validation accepts, which no host
+/// links.
+fn hello_importing_what_no_host_links(dev: &Dev) -> Result<Vec<u8>> {
+    let from = b"wasi:cli/exit@0.2.6";
+    let to = b"wasi:cli/run@0.2.66";
+    let mut wasm = std::fs::read(HELLO.wasm)?;
+    let at = wasm
+        .windows(from.len())
+        .position(|w| w == from)
+        .context("hello imports no wasi:cli/exit@0.2.6")?;
+    wasm[at..at + to.len()].copy_from_slice(to);
+    let mut package = Package::new(
+        manifest(&HELLO, "acme.hello", "1.0.0", "")?,
+        wasm,
+        None,
+        None,
+    )?;
+    package.sign(&dev.key);
+    Ok(package.to_bytes()?)
+}
+
+async fn a_component_the_host_cannot_link_is_rejected_as_does_not_compile(
+    app: TestApp,
+) -> Result<()> {
+    let dev = developer(&app, "ada@example.com", "acme").await?;
+    let reply = submit(&app, &dev.token, hello_importing_what_no_host_links(&dev)?)
+        .await?
+        .expect(StatusCode::CREATED)?;
+    ensure!(
+        reply.body["status"] == "rejected_by_validation",
+        "{}",
+        reply.body
+    );
+    let findings = reply.body["report"]["findings"]
+        .as_array()
+        .context("findings")?;
+    ensure!(
+        findings.iter().any(|f| f["severity"] == "error"
+            && f["code"] == "does_not_compile"
+            && f["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("wasi:cli/run@0.2.66"))),
+        "{findings:?}"
+    );
+    // The unpatched component passes the same check.
+    submit_ok(&app, &dev.token, hello(&dev, "1.0.1")?).await?;
     Ok(())
 }
