@@ -15,7 +15,7 @@ pub struct Event {
     pub topic: String,
     /// The raw payload; by convention UTF-8 JSON (see [`Event::json`]).
     pub payload: Vec<u8>,
-    /// The slug of the tenant on whose behalf the plugin runs.
+    /// The id of the tenant the plugin runs for (stable, unlike its slug).
     pub tenant: String,
     /// How many `events::emit` hops led to this event: `0` for an event from outside.
     pub depth: u32,

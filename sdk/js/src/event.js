@@ -13,7 +13,7 @@ export class Event {
     this.id = raw.id;
     /** The topic the event was published on; always one the manifest subscribes to. */
     this.topic = raw.topic;
-    /** The slug of the tenant on whose behalf the plugin runs. */
+    /** The id of the tenant the plugin runs for (stable, unlike its slug). */
     this.tenant = raw.tenant;
     /** How many `events.emit` hops led to this event: `0` for an event from outside. */
     this.depth = raw.depth;

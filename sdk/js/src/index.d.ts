@@ -14,7 +14,7 @@ export declare class Event {
   readonly id: string;
   /** The topic the event was published on; always one the manifest subscribes to. */
   readonly topic: string;
-  /** The slug of the tenant on whose behalf the plugin runs. */
+  /** The id of the tenant the plugin runs for (stable, unlike its slug). */
   readonly tenant: string;
   /** How many `events.emit` hops led to this event: `0` for an event from outside. */
   readonly depth: number;

@@ -22,7 +22,7 @@ class Event:
             to the same install, so it can make side effects idempotent.
         topic: The topic the event was published on, e.g. `order.created`; always one the
             manifest subscribes to.
-        tenant: The slug of the tenant on whose behalf the plugin runs.
+        tenant: The id of the tenant the plugin runs for (stable, unlike its slug).
         depth: How many `events.emit` hops led to this event: 0 for an event from outside.
         payload: The raw payload; by convention UTF-8 JSON (see `json`).
     """

@@ -18,7 +18,7 @@ declare module 'plinth:plugin/types@0.1.0' {
      */
     payload: Uint8Array,
     /**
-     * The slug of the tenant on whose behalf the plugin runs.
+     * The id of the tenant the plugin runs for (stable, unlike its slug).
      */
     tenant: string,
     /**
