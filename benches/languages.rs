@@ -38,7 +38,7 @@ use plinth_test_artifacts::HELLO;
 use serde_json::json;
 
 use common::api::Api;
-use common::sdks::example;
+use common::sdks::{example, signed_copy};
 use common::server::{PlinthServer, bootstrap};
 use common::stats::percentile;
 
@@ -183,15 +183,7 @@ async fn first_install(package: &Package) -> Result<Duration> {
     let (developer, key): (String, SecretKey) = api
         .developer("dev@bench.example", package.manifest.plugin.id.publisher())
         .await?;
-    let mut signed = Package::new(
-        package.manifest_toml.clone(),
-        package.wasm.clone(),
-        Some("# Bench\n".to_owned()),
-        None,
-    )?;
-    signed.sign(&key);
-    let path = work.path().join(signed.file_name());
-    signed.write_to(&path)?;
+    let path = signed_copy(package, None, &key, work.path())?;
     api.publish_and_approve(&path, &developer, &operator)
         .await?;
     let (_, admin) = api.account("admin@acme.example").await?;

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use common::api::Api;
 use common::receiver::Receiver;
-use common::sdks::{compiled_data_dir, example, repo, run, toolchains};
+use common::sdks::{compiled_data_dir, example, repo, run, signed_copy, toolchains};
 use common::server::{PlinthServer, bootstrap};
 
 /// The languages and their directories under `plugins/`.
@@ -74,8 +74,8 @@ fn run_event(
     )
 }
 
-/// A fresh data dir holding a copy of the examples' compiled components, so running them
-/// does not compile again.
+/// A fresh data dir holding the examples' compiled components (hard links: cache entries
+/// are replaced by renames, never written in place), so running them does not compile again.
 fn data_dir_with_compiled(parent: &Path) -> Result<PathBuf> {
     let data = parent.join("data");
     let compiled = data.join("compiled");
@@ -84,7 +84,10 @@ fn data_dir_with_compiled(parent: &Path) -> Result<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|ext| ext == "cwasm") {
-                std::fs::copy(&path, compiled.join(entry.file_name()))?;
+                let link = compiled.join(entry.file_name());
+                if std::fs::hard_link(&path, &link).is_err() {
+                    std::fs::copy(&path, &link)?;
+                }
             }
         }
     }
@@ -225,18 +228,13 @@ fn for_marketplace(
     out: &Path,
 ) -> Result<PathBuf> {
     let built = Package::from_bytes(&std::fs::read(example(dir)?)?)?;
-    let manifest = match allow {
-        Some(host) => built
+    let manifest = allow.map(|host| {
+        built
             .manifest_toml
             .replace("hooks.example.com", host)
-            .replace("\"examples.", "\"examples.loopback-"),
-        None => built.manifest_toml.clone(),
-    };
-    let mut package = Package::new(manifest, built.wasm.clone(), built.readme, None)?;
-    package.sign(key);
-    let path = out.join(package.file_name());
-    package.write_to(&path)?;
-    Ok(path)
+            .replace("\"examples.", "\"examples.loopback-")
+    });
+    signed_copy(&built, manifest, key, out)
 }
 
 async fn examples_through_serve(database: Option<TestDatabase>) -> Result<()> {

@@ -148,8 +148,9 @@ pub struct Host {
     pub(crate) run_recorder: OnceLock<Arc<dyn RunRecorder>>,
     /// The newest marketplace state statement seen (freeze and rollback defence).
     pub(crate) statements: StatementGuard,
-    /// Held by a compile check: one compiles at a time, so checks of submitted components
-    /// (seconds of CPU each for a language runtime's) cannot take every core from calls.
+    /// Held by a compile check: one compiles at a time, so concurrent submissions of large
+    /// components queue instead of compiling (and holding their compilers' memory) all at
+    /// once. One compile still uses every core for its seconds (parallel compilation).
     compile_checks: Mutex<()>,
 }
 
@@ -341,6 +342,14 @@ impl Host {
             .map_err(|e| link_error(format!("{e:#}")))?;
         handler::GuestIndices::new(&pre).map_err(|e| link_error(format!("{e:#}")))?;
         Ok(footprint)
+    }
+
+    /// Whether this host's compiled cache holds `wasm` compiled for its standard engine (a
+    /// file check: nothing is read or compiled).
+    pub fn is_compiled(&self, wasm: &[u8]) -> bool {
+        self.cache
+            .entry_path(self.sandboxes.engine.engine(Metering::Epoch), wasm)
+            .is_file()
     }
 
     /// Takes in a marketplace state statement (see [`crate::statements`]): verified against

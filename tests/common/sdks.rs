@@ -20,6 +20,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result, ensure};
+use plinth_package::{Package, SecretKey};
 use sha2::{Digest, Sha256};
 
 /// The repository's root.
@@ -190,6 +191,22 @@ fn newest(path: &Path) -> Option<std::time::SystemTime> {
         .filter(|entry| !skipped.iter().any(|skip| entry.file_name() == *skip))
         .filter_map(|entry| newest(&entry.path()))
         .max()
+}
+
+/// `package` under `manifest` (its own when `None`), signed by `key`, written to `dir`: an
+/// example as its publisher submits it.
+pub fn signed_copy(
+    package: &Package,
+    manifest: Option<String>,
+    key: &SecretKey,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let manifest = manifest.unwrap_or_else(|| package.manifest_toml.clone());
+    let mut copy = Package::new(manifest, package.wasm.clone(), package.readme.clone(), None)?;
+    copy.sign(key);
+    let path = dir.join(copy.file_name());
+    copy.write_to(&path)?;
+    Ok(path)
 }
 
 /// The data dir whose compiled-component cache the example builds fill.

@@ -280,11 +280,14 @@ pub async fn approve_waived(
 /// Compiles an approved package into the host's cache in the background, so that the first
 /// install of it loads a compiled component instead of compiling inside the install request
 /// (seconds for a component built by a language runtime). The submission's compile check has
-/// usually left it there already; then this is a quick cache hit. Without a host, nothing.
+/// usually left it there already: then nothing is done. Without a host, nothing.
 fn warm_compiled_cache(state: &AppState, package: plinth_package::Package) {
     let Ok(runtime) = state.runtime() else { return };
     let host = std::sync::Arc::clone(&runtime.host);
     tokio::task::spawn_blocking(move || {
+        if host.is_compiled(&package.wasm) {
+            return;
+        }
         let plugin = format!(
             "{}@{}",
             package.manifest.plugin.id, package.manifest.plugin.version

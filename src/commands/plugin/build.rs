@@ -55,7 +55,7 @@ struct BuildOutput<'a> {
     digest: String,
     signed: bool,
     report: &'a Report,
-    footprint: Option<FootprintOutput>,
+    footprint: FootprintOutput,
 }
 
 /// What one instance of the component holds, from the compile check.
@@ -133,12 +133,12 @@ impl BuildCommand {
                 digest: package.digest().to_string(),
                 signed: secret.is_some(),
                 report: &report,
-                footprint: Some(FootprintOutput {
+                footprint: FootprintOutput {
                     core_instances: footprint.core_instances,
                     memories: footprint.memories,
                     tables: footprint.tables,
                     compile_ms,
-                }),
+                },
             };
             println!("{}", serde_json::to_string_pretty(&output)?);
         } else {
