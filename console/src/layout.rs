@@ -12,12 +12,14 @@ pub fn csrf_field(viewer: &Viewer) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(viewer.csrf); }
 }
 
-/// The `<head>` and the skip link shared by every page.
-fn head(title: &str) -> Markup {
+/// The `<head>` shared by every page; `refresh` (a `<meta http-equiv="refresh">` value) sends
+/// the browser on.
+fn head(title: &str, refresh: Option<&str>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
+            @if let Some(refresh) = refresh { meta http-equiv="refresh" content=(refresh); }
             title { (title) " · Plinth" }
             link rel="stylesheet" href="/assets/console.css";
             script src="/assets/console.js" defer {}
@@ -27,11 +29,29 @@ fn head(title: &str) -> Markup {
 
 /// A full page for `viewer`: navigation to the areas their roles open.
 pub fn page(viewer: &Viewer, title: &str, content: Markup) -> Markup {
+    shell(viewer, title, None, content)
+}
+
+/// A full page for `viewer` that sends the browser on to `url` at once (a `<meta>` refresh,
+/// which no JavaScript and no `form-action` of the Content-Security-Policy stands in the way
+/// of); `content` says where it goes, with a link, in case it does not. Only a path of this
+/// server or an `http(s)` address is followed.
+pub fn forward(viewer: &Viewer, title: &str, url: &str, content: Markup) -> Markup {
+    let web = url.starts_with("https://") || url.starts_with("http://");
+    let local = url.starts_with('/') && !url.starts_with("//");
+    let followed =
+        (web || local) && !url.contains(['\'', '\\']) && !url.chars().any(char::is_control);
+    let refresh = followed.then(|| format!("0; url='{url}'"));
+    shell(viewer, title, refresh.as_deref(), content)
+}
+
+/// The page around `content`, with `refresh` in its head if given.
+fn shell(viewer: &Viewer, title: &str, refresh: Option<&str>, content: Markup) -> Markup {
     let user = viewer.user();
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head(title, refresh))
             body {
                 a.skip href="#content" { "Skip to content" }
                 header.top {
@@ -74,7 +94,7 @@ pub fn bare(title: &str, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head(title, None))
             body {
                 header.top { a.brand href="/" { "Plinth" } }
                 main #content tabindex="-1" { (content) }
@@ -96,4 +116,35 @@ pub fn form_error(text: &str) -> Markup {
 /// A `303 See Other` to `path`: where a form that did its work sends the browser.
 pub fn see_other(path: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, path.to_owned())]).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anonymous() -> Viewer {
+        Viewer {
+            principal: None,
+            csrf: String::new(),
+        }
+    }
+
+    #[test]
+    fn forward_follows_web_addresses_and_local_paths_only() {
+        let refresh = |url: &str| {
+            forward(&anonymous(), "t", url, html! {})
+                .into_string()
+                .contains("http-equiv=\"refresh\"")
+        };
+        assert!(refresh("https://checkout.example.com/c/pay/cs_1#frag"));
+        assert!(refresh("/tenants/acme/billing"));
+        assert!(!refresh("javascript:alert(1)"));
+        assert!(!refresh("//elsewhere.example"));
+        assert!(!refresh("https://x.example/'; url=javascript:1"));
+        assert!(
+            !page(&anonymous(), "t", html! {})
+                .into_string()
+                .contains("http-equiv")
+        );
+    }
 }

@@ -63,7 +63,28 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(pages::login::log_out))
         .route("/tenants", get(pages::tenant::index))
         .route("/tenants/{slug}", get(pages::tenant::dashboard))
-        .route("/tenants/{slug}/plans", get(pages::tenant::plans))
+        .route("/tenants/{slug}/plans", get(pages::plans::show))
+        .route("/tenants/{slug}/billing", get(pages::billing::show))
+        .route(
+            "/tenants/{slug}/billing/payment-method",
+            get(pages::billing::payment_method_return).post(pages::billing::add_payment_method),
+        )
+        .route(
+            "/tenants/{slug}/billing/plan",
+            post(pages::plans::change_plan),
+        )
+        .route(
+            "/tenants/{slug}/billing/trial",
+            post(pages::plans::start_trial),
+        )
+        .route(
+            "/tenants/{slug}/billing/cancel",
+            post(pages::billing::cancel),
+        )
+        .route(
+            "/tenants/{slug}/invoices/{number}/pdf",
+            get(pages::billing::invoice_pdf),
+        )
         .route("/tenants/{slug}/runs", get(pages::runs::list))
         .route("/tenants/{slug}/runs/{id}", get(pages::runs::show))
         .route("/tenants/{slug}/runs/{id}/share", post(pages::runs::share))
@@ -123,6 +144,22 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/operator/tenants/{slug}/plan",
             post(pages::operator::set_plan),
+        )
+        .route(
+            "/operator/tenants/{slug}/suspension",
+            get(pages::suspension::show).post(pages::suspension::suspend),
+        )
+        .route(
+            "/operator/tenants/{slug}/suspension/lift",
+            post(pages::suspension::unsuspend),
+        )
+        .route(
+            "/operator/coupons",
+            get(pages::coupons::list).post(pages::coupons::create),
+        )
+        .route(
+            "/operator/coupons/{code}/deactivate",
+            post(pages::coupons::deactivate),
         )
         .route("/operator/plugins", post(pages::operator::plugin_action))
         .route("/operator/payouts", post(pages::operator::payout_run))

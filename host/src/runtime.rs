@@ -225,6 +225,11 @@ impl Host {
         &self.sandboxes.meter
     }
 
+    /// The kv capability's storage, if this host has one (what a tenant's plugins store).
+    pub fn kv_store(&self) -> Option<&KvStore> {
+        self.sandboxes.kv.as_ref()
+    }
+
     /// Hands every run through an install (events, HTTP requests, lifecycle hooks) to
     /// `recorder` from now on, as it ends ([`crate::runs`]). A host has at most one recorder:
     /// returns `false` (and keeps the first) if one was set already.

@@ -3,7 +3,8 @@
 //! whatever entrance comes later.
 //!
 //! In order: the caller is authenticated (the [`Principal`] extractor), may act for the tenant
-//! (a member or the tenant's API key), is within the plan's API rate, and the tenant has
+//! (a member or the tenant's API key), the tenant is not suspended (402 `payment_required`,
+//! [`crate::billing::suspension`]), is within the plan's API rate, and the tenant has
 //! invocations left this month. The admitted request then carries what the host enforces per
 //! call: the plan's [`EventBudget`] (invocations across all emit hops, each counted against the
 //! monthly quota as it starts) and, in each install's limits, the tenant's share of the host's
@@ -46,11 +47,15 @@ impl Admitted {
 ///
 /// # Errors
 ///
-/// 401/404 for a caller who may not act for the tenant (as every tenant route); 503 when this
+/// 401/404 for a caller who may not act for the tenant (as every tenant route); 402
+/// `payment_required` for a suspended tenant; 503 when this
 /// server runs no host; 429 `rate_limited` past the plan's API rate; 429 `quota_exceeded` when
 /// the month's invocations are used; [`Error::Database`].
 pub async fn admit(state: &AppState, principal: &Principal, slug: &str) -> Result<Admitted> {
     let tenant = tenants::access(state.db(), principal, slug, TenantRole::Member).await?;
+    if let Some(refusal) = crate::billing::suspension::refusal(&tenant) {
+        return Err(refusal);
+    }
     let runtime = state.runtime()?;
     let plan = tenants::plan(state.db(), &tenant.plan).await?;
     if !principal.is_operator() {

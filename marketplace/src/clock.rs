@@ -27,6 +27,12 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// `text` (RFC 3339) as Unix milliseconds, if it is such a time.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 /// A monotonic clock: the time since it was made, plus whatever [`Clock::advance`] added.
 /// Clones share one clock. The server never advances it; tests do, to pass a wait at once.
 #[derive(Debug, Clone)]

@@ -115,6 +115,17 @@ pub enum Error {
         /// the plan (it needs more than the whole share).
         retry_after_secs: Option<u64>,
     },
+    /// The tenant must pay first (402 `payment_required`): it is suspended for an unpaid
+    /// invoice or by an operator, and its plugins do not run until that is settled.
+    #[error("{message}")]
+    PaymentRequired {
+        /// Why, and how to pay.
+        message: String,
+    },
+    /// The payment processor could not be reached or failed (502 `processor_unavailable`):
+    /// nothing was changed; trying again is safe.
+    #[error("{0}")]
+    ProcessorUnavailable(String),
     /// A part of the platform this server does not run (503).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -172,6 +183,8 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
+            Error::ProcessorUnavailable(_) => StatusCode::BAD_GATEWAY,
             Error::RateLimited { .. }
             | Error::TooManyAttempts { .. }
             | Error::QuotaExceeded { .. }
@@ -196,6 +209,8 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::NotFound(_) => "not_found",
             Error::PayloadTooLarge { .. } => "too_large",
+            Error::PaymentRequired { .. } => "payment_required",
+            Error::ProcessorUnavailable(_) => "processor_unavailable",
             Error::RateLimited { .. } => "rate_limited",
             Error::TooManyAttempts { .. } => "too_many_attempts",
             Error::QuotaExceeded { .. } => "quota_exceeded",

@@ -7,7 +7,7 @@
 //! inboxes with webhook delivery ([`notifications`]), metering, quotas and rate limits
 //! ([`usage`], [`rate_limit`], shared across processes by [`rate_leases`]), run logs and
 //! failure reports ([`runs`]), the queue of asynchronous events and schedules ([`queue`],
-//! [`schedules`]), the revenue-share ledger ([`ledger`]), backups ([`backup`]), and the HTTP
+//! [`schedules`]), the revenue-share ledger ([`ledger`]), tenants' own billing ([`billing`]), backups ([`backup`]), and the HTTP
 //! API that serves them all ([`server`]).
 //!
 //! ```no_run
@@ -30,6 +30,7 @@ pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod billing;
 pub mod body;
 pub mod catalog;
 pub mod changes;

@@ -20,6 +20,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// The revenue-share ledger: webhook secret, hold, payout threshold, split and fees.
     pub ledger: crate::ledger::LedgerSettings,
+    /// The platform's own billing of tenants: processor, e-mail, dunning.
+    pub billing: crate::billing::BillingSettings,
     /// What this process serves when several share one PostgreSQL database.
     pub role: crate::server::Role,
     /// How many log-in and sign-up attempts an account and a client address may make.
@@ -118,6 +120,7 @@ impl Default for Settings {
             .to_vec(),
             webhooks: WebhookSettings::default(),
             ledger: crate::ledger::LedgerSettings::default(),
+            billing: crate::billing::BillingSettings::default(),
             throttle: crate::auth::throttle::ThrottleSettings::default(),
             max_tenants_per_account: 3,
             publisher_limits: PublisherLimits::default(),

@@ -14,6 +14,10 @@ use plinth_host::rates::RateLeases;
 use plinth_host::trust::TrustPolicy;
 use plinth_host::{Host, HostConfig};
 use plinth_marketplace::audit::{self, key::AuditKey};
+use plinth_marketplace::billing::BillingSettings;
+use plinth_marketplace::billing::mail::MailSettings;
+use plinth_marketplace::billing::processor::Processor;
+use plinth_marketplace::billing::processor::stripe::StripeProcessor;
 use plinth_marketplace::db::Backend;
 use plinth_marketplace::rate_leases::DbLeases;
 use plinth_marketplace::secrets::SecretsKey;
@@ -57,6 +61,70 @@ pub struct ServeCommand {
         hide_env_values = true
     )]
     billing_webhook_secret: Option<String>,
+    /// The payment processor's API (Stripe's shapes); tests and local development point it at
+    /// `plinth-processor-double`.
+    #[arg(
+        long,
+        env = "PLINTH_BILLING_PROCESSOR_URL",
+        default_value = "https://api.stripe.com",
+        value_name = "URL"
+    )]
+    billing_processor_url: String,
+    /// The processor's secret API key; without it tenants are not billed (plans that cost
+    /// money answer 409 `billing_not_configured`).
+    #[arg(
+        long,
+        env = "PLINTH_BILLING_PROCESSOR_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    billing_processor_key: Option<String>,
+    /// The address people reach this server at, for links in e-mail and the processor's return
+    /// pages; default `http://` + the listening address.
+    #[arg(long, env = "PLINTH_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Where billing e-mail is sent: `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://host`, or `smtp://127.0.0.1:2525` (plain); without it e-mail waits in the outbox.
+    #[arg(
+        long,
+        env = "PLINTH_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    smtp_url: Option<String>,
+    /// The From address of billing e-mail.
+    #[arg(
+        long,
+        env = "PLINTH_MAIL_FROM",
+        default_value = "Plinth <billing@localhost>",
+        value_name = "ADDRESS"
+    )]
+    mail_from: String,
+    /// Hours after the 1st, 2nd, … declined payment of an invoice before it is tried again.
+    #[arg(
+        long,
+        env = "PLINTH_DUNNING_RETRY_HOURS",
+        default_value = "72,120,168",
+        value_name = "HOURS,…",
+        value_delimiter = ','
+    )]
+    dunning_retry_hours: Vec<i64>,
+    /// Days a tenant stays past due before it is suspended.
+    #[arg(
+        long,
+        env = "PLINTH_SUSPEND_AFTER_DAYS",
+        default_value_t = 14,
+        value_name = "DAYS"
+    )]
+    suspend_after_days: i64,
+    /// How often billing does what time brings (trials, month ends, retries, alerts, e-mail).
+    #[arg(
+        long,
+        env = "PLINTH_BILLING_TICK_SECS",
+        default_value_t = 300,
+        value_name = "SECS"
+    )]
+    billing_tick_secs: u64,
     /// Days a publisher's part of a charge is held before it can be paid out.
     #[arg(long, default_value_t = 30, value_name = "DAYS")]
     payout_hold_days: i64,
@@ -178,6 +246,7 @@ impl ServeCommand {
     }
 
     async fn run(self) -> anyhow::Result<()> {
+        let billing = self.billing_settings()?;
         let audit_key = AuditKey::load_or_create(&self.data_dir)?;
         let db = open_database(&self.data_dir, self.database_url.as_deref())
             .await?
@@ -242,6 +311,7 @@ impl ServeCommand {
         settings.ledger.payout_dir = self
             .payout_dir
             .unwrap_or_else(|| self.data_dir.join("payouts"));
+        settings.billing = billing;
         let state = AppState::with_runtime(db, settings, key, runtime);
         let restored = installs::restore_all(&state).await?;
         tracing::info!(restored, "installs restored into the host");
@@ -264,6 +334,65 @@ impl ServeCommand {
         .await?;
         tracing::info!("plinth serve stopped");
         Ok(())
+    }
+}
+
+impl ServeCommand {
+    /// The platform's billing from the flags.
+    fn billing_settings(&self) -> anyhow::Result<BillingSettings> {
+        anyhow::ensure!(
+            self.dunning_retry_hours
+                .iter()
+                .all(|h| (0..=24 * 365).contains(h))
+                && (0..=365).contains(&self.suspend_after_days)
+                && self.billing_tick_secs > 0,
+            "--dunning-retry-hours must be 0 to 8760 each, --suspend-after-days 0 to 365 and \
+             --billing-tick-secs more than 0"
+        );
+        let processor = match self
+            .billing_processor_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+        {
+            Some(key) => Some(Arc::new(
+                StripeProcessor::new(
+                    &self.billing_processor_url,
+                    key.to_owned(),
+                    Duration::from_secs(20),
+                )
+                .map_err(|e| anyhow::anyhow!("--billing-processor-url: {e}"))?,
+            ) as Arc<dyn Processor>),
+            None => None,
+        };
+        let public_url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(BillingSettings {
+            processor,
+            mail: self
+                .smtp_url
+                .as_ref()
+                .filter(|u| !u.is_empty())
+                .map(|url| MailSettings {
+                    smtp_url: url.clone(),
+                    from: self.mail_from.clone(),
+                    timeout: Duration::from_secs(20),
+                }),
+            public_url,
+            retry_after_ms: self
+                .dunning_retry_hours
+                .iter()
+                .map(|h| h.saturating_mul(60 * 60 * 1000))
+                .collect(),
+            suspend_after_ms: self
+                .suspend_after_days
+                .saturating_mul(plinth_marketplace::clock::DAY_MS),
+            tick_every: Duration::from_secs(self.billing_tick_secs),
+            ..BillingSettings::default()
+        })
     }
 }
 

@@ -43,6 +43,26 @@ impl PlinthServer {
         Self::spawn(&[], env, data_dir, database_url, "info", Stdio::inherit())
     }
 
+    /// As [`PlinthServer::start_with_env`], listening on `listen` (`127.0.0.1:PORT`, a port
+    /// picked beforehand): for a server that must be told its own address, such as
+    /// `PLINTH_PUBLIC_URL` for the payment processor's return pages.
+    pub fn start_on_with_env(
+        listen: &str,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<PlinthServer> {
+        Self::spawn_on(
+            listen,
+            &[],
+            env,
+            data_dir,
+            database_url,
+            "info",
+            Stdio::inherit(),
+        )
+    }
+
     /// As [`PlinthServer::start`], logging at `PLINTH_LOG=filter` into `log_file` (for tests
     /// that read what the server logs).
     pub fn start_logging_to(
@@ -84,12 +104,32 @@ impl PlinthServer {
         filter: &str,
         stderr: Stdio,
     ) -> anyhow::Result<PlinthServer> {
+        Self::spawn_on(
+            "127.0.0.1:0",
+            args,
+            env,
+            data_dir,
+            database_url,
+            filter,
+            stderr,
+        )
+    }
+
+    fn spawn_on(
+        listen: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        data_dir: &Path,
+        database_url: Option<&str>,
+        filter: &str,
+        stderr: Stdio,
+    ) -> anyhow::Result<PlinthServer> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
         command
             .args([
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--drain-secs",
                 "5",
                 "--data-dir",

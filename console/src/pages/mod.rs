@@ -1,14 +1,18 @@
 //! One module per page (or group of pages) of the console.
 
+pub mod billing;
 pub mod catalog;
+pub mod coupons;
 pub mod detail;
 pub mod developer;
 pub mod install;
 pub mod login;
 pub mod operator;
+pub mod plans;
 pub mod review;
 pub mod rollouts;
 pub mod runs;
+pub mod suspension;
 pub mod tenant;
 
 use maud::{Markup, html};

@@ -1,4 +1,5 @@
-//! `/operator…`: tenants and plans, yank / security yank / block / rollback with
+//! `/operator…`: tenants and plans (with links to each tenant's suspension and to the coupons,
+//! `super::suspension` and `super::coupons`), yank / security yank / block / rollback with
 //! confirmation, payout runs, processor events waiting or unmatched, and the audit log with its
 //! chain status. Operators only, as in the API; every action calls the API's own service.
 
@@ -76,6 +77,7 @@ async fn render(
         "Operator",
         html! {
             h1 { "Operator" }
+            p #operator-links { a href="/operator/coupons" { "Coupons" } " · suspensions: in the tenants table below" }
             @match &message {
                 Some(Ok(text)) => (notice(text)),
                 Some(Err(text)) => (form_error(text)),
@@ -85,7 +87,7 @@ async fn render(
                 h2 #tenants-title { "Tenants" }
                 div.table-wrap {
                     table.stack #tenants {
-                        thead { tr { th scope="col" { "Tenant" } th scope="col" { "Plan" } th scope="col" { "Change plan" } } }
+                        thead { tr { th scope="col" { "Tenant" } th scope="col" { "Plan" } th scope="col" { "Change plan" } th scope="col" { "Suspension" } } }
                         tbody {
                             @for (tenant, _) in &tenants {
                                 tr {
@@ -99,6 +101,15 @@ async fn render(
                                                 @for plan in &plans { option value=(plan.name) selected[plan.name == tenant.plan] { (plan.name) } }
                                             }
                                             button.secondary type="submit" { "Set plan" }
+                                        }
+                                    }
+                                    td data-label="Suspension" {
+                                        a href=(format!("/operator/tenants/{}/suspension", tenant.slug)) {
+                                            @match &tenant.suspended_reason {
+                                                Some(reason) => { "suspended (" (reason) ")" },
+                                                None => { "not suspended" },
+                                            }
+                                            span.visually-hidden { ": suspend or lift " (tenant.slug) }
                                         }
                                     }
                                 }

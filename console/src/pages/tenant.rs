@@ -1,11 +1,12 @@
 //! `/tenants…`: the tenant dashboard (installs with status, version, breaker and update
-//! policy; rollback and uninstall; usage against quota as charts; notifications) and the plan
-//! comparison.
+//! policy; rollback and uninstall; usage against quota as charts; notifications; a suspended
+//! tenant's banner) and the plans table the plan comparison (`super::plans`) shows.
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use plinth_marketplace::AppState;
+use plinth_marketplace::billing::suspension;
 use plinth_marketplace::clock::now_ms;
 use plinth_marketplace::installs::{self, manage};
 use plinth_marketplace::notifications::{self, Inbox};
@@ -13,6 +14,7 @@ use plinth_marketplace::tenants::{self, TenantRole, usage};
 use plinth_marketplace::versions::rollback::tenant_rollback;
 use serde::Deserialize;
 
+use super::billing::monthly;
 use super::visible_tenants;
 use crate::error::ConsoleError;
 use crate::form::Posted;
@@ -145,11 +147,18 @@ pub async fn dashboard(
         html! {
             h1 { (tenant.name) }
             @if let Some(text) = done.text() { (notice(&text)) }
+            @if let Some(refusal) = suspension::refusal(&tenant) {
+                div.error #suspension role="alert" {
+                    p { strong { "This tenant is suspended. " } (refusal.to_string()) }
+                    p { a href=(format!("/tenants/{}/billing", tenant.slug)) { "Subscription and payment method" } }
+                }
+            }
             p.meta {
                 span { (tenant.slug) }
                 span { "plan " (plan.name) " · " a href=(format!("/tenants/{}/plans", tenant.slug)) { "compare plans" } }
                 span { "you act as " (access.acting.label()) }
                 span { a href=(format!("/tenants/{}/runs", tenant.slug)) { "run log" } }
+                span { a #billing-link href=(format!("/tenants/{}/billing", tenant.slug)) { "subscription and invoices" } }
             }
             section.panel aria-labelledby="installs-title" {
                 h2 #installs-title { "Installed plugins" }
@@ -224,39 +233,6 @@ pub async fn dashboard(
     ))
 }
 
-/// `GET /tenants/{slug}/plans`: the plans side by side. Only an operator changes a tenant's
-/// plan (as in the API), so others see whom to ask.
-pub async fn plans(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path(slug): Path<String>,
-) -> Result<Markup, ConsoleError> {
-    let principal = viewer.require()?;
-    let tenant = tenants::access(state.db(), principal, &slug, TenantRole::Readonly).await?;
-    let plans = tenants::plans(state.db()).await?;
-    Ok(page(
-        &viewer,
-        "Plans",
-        html! {
-            h1 { "Plans for " (tenant.name) }
-            p { "The tenant is on the " strong { (tenant.plan) } " plan. Operators move tenants between plans: ask yours to upgrade or downgrade." }
-            (plan_table(&plans, Some(&tenant.plan)))
-            @if tenants::may_change_plan(principal) {
-                div.moves {
-                    @for plan in plans.iter().filter(|p| p.name != tenant.plan) {
-                        form.inline method="post" action=(format!("/operator/tenants/{}/plan", tenant.slug)) {
-                            (csrf_field(&viewer))
-                            input type="hidden" name="plan" value=(plan.name);
-                            input type="hidden" name="back" value="plans";
-                            button.secondary type="submit" { "Move to " (plan.name) }
-                        } " "
-                    }
-                }
-            }
-        },
-    ))
-}
-
 /// The plans side by side, marking `current`.
 pub fn plan_table(plans: &[tenants::Plan], current: Option<&str>) -> Markup {
     html! {
@@ -265,6 +241,9 @@ pub fn plan_table(plans: &[tenants::Plan], current: Option<&str>) -> Markup {
                 thead { tr { th scope="col" { "" } @for plan in plans {
                     th scope="col" { (plan.name) @if current == Some(plan.name.as_str()) { " (current)" } } } } }
                 tbody {
+                    tr #plan-prices { th scope="row" { "Price" } @for plan in plans { td { (monthly(plan)) } } }
+                    tr { th scope="row" { "Trial" } @for plan in plans { td {
+                        @if plan.trial_days > 0 { (plan.trial_days) " days" } @else { "none" } } } }
                     tr { th scope="row" { "Installs" } @for plan in plans { td { (count(plan.max_installs)) } } }
                     tr { th scope="row" { "Invocations a month" } @for plan in plans { td { (count(plan.invocations_per_month)) } } }
                     tr { th scope="row" { "Key-value storage" } @for plan in plans { td { (bytes(u64::try_from(plan.kv_bytes).unwrap_or(0))) } } }

@@ -383,6 +383,41 @@ where
         .transpose()
 }
 
+/// The price of public plugin `plugin_id`'s newest version: `(model, amount, currency)` (amount
+/// 0 and an empty currency for a free plugin); `None` for a plugin the public does not see.
+///
+/// # Errors
+///
+/// [`Error::Database`]; [`Error::Internal`] if the stored manifest no longer parses.
+pub async fn pricing_of(db: &Db, plugin_id: &str) -> Result<Option<(String, i64, String)>> {
+    if !shows(db, plugin_id, &Visibility::PUBLIC).await? {
+        return Ok(None);
+    }
+    let rows = sqlx::query("SELECT version, manifest FROM versions WHERE plugin_id = $1")
+        .bind(plugin_id)
+        .fetch_all(db.pool())
+        .await?;
+    let mut newest: Option<(Version, String)> = None;
+    for row in rows {
+        let text: String = row.try_get(0)?;
+        let Ok(version) = Version::parse(&text) else {
+            continue;
+        };
+        if newest.as_ref().is_none_or(|(best, _)| version > *best) {
+            newest = Some((version, row.try_get(1)?));
+        }
+    }
+    let Some((_, manifest)) = newest else {
+        return Ok(None);
+    };
+    let pricing = parse_manifest(plugin_id, &manifest)?.pricing;
+    Ok(Some((
+        pricing.model.as_str().to_owned(),
+        pricing.amount.unwrap_or(0),
+        pricing.currency.map(|c| c.to_string()).unwrap_or_default(),
+    )))
+}
+
 /// Parses a stored manifest; a failure is the server's fault.
 fn parse_manifest(plugin_id: &str, manifest: &str) -> Result<Manifest> {
     Manifest::parse(manifest).map_err(|e| {

@@ -210,6 +210,9 @@ mod tests {
             max_runs: 1,
             event_attempts: 1,
             max_queued_events: 1,
+            price_monthly: 0,
+            currency: "USD".into(),
+            trial_days: 0,
         }
     }
 }

@@ -48,7 +48,8 @@ pub struct NewTransaction {
     /// Unique per transaction: a retry with the same key posts nothing new.
     pub idempotency_key: String,
     /// What it records: `charge`, `usage_charge`, `settlement`, `release`, `refund`,
-    /// `dispute_freeze`, `dispute_release`, `payout`, `payout_paid`, `payout_failed`.
+    /// `dispute_freeze`, `dispute_release`, `payout`, `payout_paid`, `payout_failed`, `invoice`
+    /// (a platform invoice's plan part), `invoice_credit` (a credit note of one).
     pub kind: &'static str,
     /// The publisher it concerns, if one.
     pub publisher_id: Option<String>,

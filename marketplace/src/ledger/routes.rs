@@ -76,7 +76,14 @@ async fn webhook(
             })
         })
         .transpose()?;
-    let outcome = super::webhook::receive(state.db(), settings, signature, &body).await?;
+    let outcome = super::webhook::receive(
+        state.db(),
+        settings,
+        &state.settings().billing,
+        signature,
+        &body,
+    )
+    .await?;
     let status = if outcome.status == processor_events::Status::Pending.as_str() {
         StatusCode::ACCEPTED
     } else {

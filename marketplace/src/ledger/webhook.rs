@@ -135,6 +135,7 @@ pub fn verify_signature(
 pub async fn receive(
     db: &Db,
     settings: &LedgerSettings,
+    billing: &crate::billing::BillingSettings,
     signature: Option<&str>,
     payload: &[u8],
 ) -> Result<Outcome> {
@@ -153,7 +154,7 @@ pub async fn receive(
         settings.webhook_tolerance_secs,
     )?;
     let event = processor_events::parse(payload)?;
-    processor_events::deliver(db, settings, &event, payload, now).await
+    processor_events::deliver(db, settings, billing, &event, payload, now).await
 }
 
 #[cfg(test)]

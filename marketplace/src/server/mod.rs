@@ -56,6 +56,7 @@ fn documented_routes(role: Role) -> OpenApiRouter<AppState> {
             .merge(crate::audit::routes())
             .merge(crate::installs::routes())
             .merge(crate::ledger::routes())
+            .merge(crate::billing::routes())
             .merge(crate::versions::routes())
             .merge(crate::runs::routes::routes())
             .merge(crate::statements::routes());
@@ -198,6 +199,7 @@ pub async fn serve_with(
     let control_plane = state.settings().role.serves_control_plane();
     let housekeeping = control_plane.then(|| housekeeping::spawn(state.clone()));
     let deliverer = control_plane.then(|| crate::notifications::delivery::spawn(state.clone()));
+    let billing = control_plane.then(|| crate::billing::cycle::spawn(state.clone()));
     let change_listener = crate::changes::spawn(state.clone());
     let rollback_recorder = crate::versions::rollback::spawn_auto_rollback_recorder(state.clone());
     let rollout_ticker = crate::versions::rollout::spawn_ticker(state.clone());
@@ -236,6 +238,7 @@ pub async fn serve_with(
     for task in [
         housekeeping,
         deliverer,
+        billing,
         change_listener,
         rollout_ticker,
         statements,

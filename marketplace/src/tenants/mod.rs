@@ -94,6 +94,11 @@ pub struct Tenant {
     pub deleted_at: Option<i64>,
     /// When a deleted tenant may be purged (Unix ms).
     pub purge_after: Option<i64>,
+    /// When it was suspended (Unix ms), while it is: its plugins do not run
+    /// ([`crate::billing::suspension`]).
+    pub suspended_at: Option<i64>,
+    /// Why it is suspended: `payment` (an invoice stayed unpaid) or `operator`.
+    pub suspended_reason: Option<String>,
 }
 
 /// How a caller reaches a tenant.
@@ -150,7 +155,8 @@ pub struct Access {
 /// The columns of `tenants`, in SQL.
 macro_rules! columns {
     () => {
-        "id, slug, name, plan, created_at, deleted_at, purge_after"
+        "id, slug, name, plan, created_at, deleted_at, purge_after, suspended_at, \
+         suspended_reason"
     };
 }
 
@@ -308,7 +314,8 @@ pub async fn lock_tenant(tx: &mut Tx, tenant: &Tenant) -> Result<()> {
 /// [`Error::Database`].
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<Tenant>> {
     Ok(sqlx::query_as(
-        "SELECT id, slug, name, plan, created_at, deleted_at, purge_after FROM tenants \
+        "SELECT id, slug, name, plan, created_at, deleted_at, purge_after, suspended_at, \
+         suspended_reason FROM tenants \
          WHERE id = $1",
     )
     .bind(id)
@@ -403,6 +410,8 @@ pub async fn create(
         created_at: now,
         deleted_at: None,
         purge_after: None,
+        suspended_at: None,
+        suspended_reason: None,
     };
     sqlx::query(
         "INSERT INTO tenants (id, slug, name, plan, created_at, created_by) \
@@ -439,6 +448,11 @@ pub async fn create(
         },
     )
     .await?;
+    let on = plans::plan_in(&mut tx, &tenant.plan).await?;
+    if on.price_monthly > 0 {
+        // An operator put it on a paid plan: billed from now.
+        crate::billing::periods::switch(&mut tx, &tenant.id, &on, false, now).await?;
+    }
     tx.commit().await?;
     Ok(tenant)
 }
@@ -488,7 +502,8 @@ pub type TenantWithRole = (Tenant, Option<TenantRole>);
 /// [`Error::Database`].
 pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<TenantWithRole>> {
     let rows = sqlx::query(
-        "SELECT t.id, t.slug, t.name, t.plan, t.created_at, t.deleted_at, t.purge_after, m.role \
+        "SELECT t.id, t.slug, t.name, t.plan, t.created_at, t.deleted_at, t.purge_after, \
+         t.suspended_at, t.suspended_reason, m.role \
          FROM tenants t JOIN tenant_members m ON m.tenant_id = t.id \
          WHERE m.user_id = $1 AND t.deleted_at IS NULL ORDER BY t.slug",
     )
@@ -510,7 +525,8 @@ pub async fn list_all(
     include_deleted: bool,
 ) -> Result<Vec<TenantWithRole>> {
     let rows = sqlx::query(
-        "SELECT t.id, t.slug, t.name, t.plan, t.created_at, t.deleted_at, t.purge_after, m.role \
+        "SELECT t.id, t.slug, t.name, t.plan, t.created_at, t.deleted_at, t.purge_after, \
+         t.suspended_at, t.suspended_reason, m.role \
          FROM tenants t LEFT JOIN tenant_members m ON m.tenant_id = t.id AND m.user_id = $1 \
          WHERE t.deleted_at IS NULL OR $2 = 1 ORDER BY t.slug",
     )
@@ -626,6 +642,25 @@ pub async fn update(
         .bind(&updated.id)
         .execute(&mut *tx)
         .await?;
+    if let Some(plan) = plan
+        && plan != tenant.plan
+    {
+        // What the tenant is on, from now: what its invoices prorate.
+        let plan = plans::plan_in(&mut tx, plan).await?;
+        crate::billing::periods::switch(&mut tx, &updated.id, &plan, false, crate::clock::now_ms())
+            .await?;
+        crate::audit::record(
+            &mut tx,
+            crate::audit::Entry {
+                actor: crate::audit::Actor::from(principal),
+                action: "tenant.plan_changed",
+                tenant_id: Some(&updated.id),
+                subject: format!("tenant:{}", updated.slug),
+                details: serde_json::json!({"from": tenant.plan, "to": plan.name}),
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     db.changed(Topic::Access);
     if plan.is_some() {

@@ -57,6 +57,12 @@ pub struct Plan {
     pub event_attempts: i64,
     /// The tenant's events that may wait in the queue at once.
     pub max_queued_events: i64,
+    /// What the plan costs a month, in minor units of [`Plan::currency`] (0: free).
+    pub price_monthly: i64,
+    /// ISO 4217 currency of the price.
+    pub currency: String,
+    /// Days of the trial a tenant may take once (0: no trial).
+    pub trial_days: i64,
 }
 
 /// A change to a plan: each `Some` field replaces the stored value.
@@ -96,6 +102,10 @@ pub struct PlanChange {
     pub event_attempts: Option<i64>,
     /// New [`Plan::max_queued_events`].
     pub max_queued_events: Option<i64>,
+    /// New [`Plan::price_monthly`] (0 or more).
+    pub price_monthly: Option<i64>,
+    /// New [`Plan::trial_days`] (0 or more).
+    pub trial_days: Option<i64>,
 }
 
 impl PlanChange {
@@ -136,6 +146,19 @@ impl PlanChange {
                 ));
             }
         }
+        for (field, value, most) in [
+            ("price_monthly", self.price_monthly, 100_000_000_i64),
+            ("trial_days", self.trial_days, 365),
+        ] {
+            if let Some(value) = value
+                && !(0..=most).contains(&value)
+            {
+                return Err(Error::bad_request(
+                    "invalid_price",
+                    format!("field `{field}` must be from 0 to {most}, not {value}"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -169,6 +192,8 @@ impl PlanChange {
         set(&mut plan.max_runs, self.max_runs);
         set(&mut plan.event_attempts, self.event_attempts);
         set(&mut plan.max_queued_events, self.max_queued_events);
+        set(&mut plan.price_monthly, self.price_monthly);
+        set(&mut plan.trial_days, self.trial_days);
         if let Some(fuel) = self.fuel_per_call {
             plan.fuel_per_call = fuel;
         }
@@ -184,7 +209,8 @@ macro_rules! columns {
         "name, position, max_installs, invocations_per_month, kv_bytes, memory_mb, \
          fuel_per_call, timeout_ms, outbound_requests_per_minute, api_requests_per_minute, \
          paid_plugins, max_invocations_per_event, max_concurrent_calls, max_instance_slots, \
-         memory_share_mb, run_retention_days, max_runs, event_attempts, max_queued_events"
+         memory_share_mb, run_retention_days, max_runs, event_attempts, max_queued_events, \
+         price_monthly, currency, trial_days"
     };
 }
 
@@ -209,6 +235,9 @@ fn from_row(row: &AnyRow) -> Result<Plan> {
         max_runs: row.try_get("max_runs")?,
         event_attempts: row.try_get("event_attempts")?,
         max_queued_events: row.try_get("max_queued_events")?,
+        price_monthly: row.try_get("price_monthly")?,
+        currency: row.try_get("currency")?,
+        trial_days: row.try_get("trial_days")?,
     })
 }
 
@@ -236,6 +265,24 @@ pub async fn plan(db: &Db, name: &str) -> Result<Plan> {
         .plans
         .put(name.to_owned(), plan.clone(), generation);
     Ok(plan)
+}
+
+/// The plan called `name` as transaction `tx` sees it (not through the cache).
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown plan; [`Error::Database`].
+pub async fn plan_in(tx: &mut Tx, name: &str) -> Result<Plan> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM plans WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::not_found(format!("plan {name:?}")))?;
+    from_row(&row)
 }
 
 /// Whether a plan called `name` exists, within transaction `tx`.
@@ -303,8 +350,9 @@ pub async fn update_plan(state: &AppState, name: &str, change: &PlanChange) -> R
              outbound_requests_per_minute = $7, api_requests_per_minute = $8, paid_plugins = $9, \
              max_invocations_per_event = $10, max_concurrent_calls = $11, \
              max_instance_slots = $12, memory_share_mb = $13, run_retention_days = $14, \
-             max_runs = $15, event_attempts = $16, max_queued_events = $17 \
-         WHERE name = $18",
+             max_runs = $15, event_attempts = $16, max_queued_events = $17, \
+             price_monthly = $18, trial_days = $19 \
+         WHERE name = $20",
     )
     .bind(plan.max_installs)
     .bind(plan.invocations_per_month)
@@ -323,6 +371,8 @@ pub async fn update_plan(state: &AppState, name: &str, change: &PlanChange) -> R
     .bind(plan.max_runs)
     .bind(plan.event_attempts)
     .bind(plan.max_queued_events)
+    .bind(plan.price_monthly)
+    .bind(plan.trial_days)
     .bind(name)
     .execute(&mut *tx)
     .await?;

@@ -81,6 +81,18 @@ pub(crate) struct PlanView {
     position: i64,
     quotas: Quotas,
     features: Features,
+    price: PriceView,
+}
+
+/// What a plan costs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PriceView {
+    /// Minor units a month (0: free).
+    monthly: i64,
+    /// ISO 4217.
+    currency: String,
+    /// Days of the trial a tenant may take once (0: none).
+    trial_days: i64,
 }
 
 impl From<&Plan> for Quotas {
@@ -114,6 +126,11 @@ impl From<&Plan> for PlanView {
             quotas: Quotas::from(plan),
             features: Features {
                 paid_plugins: plan.paid_plugins,
+            },
+            price: PriceView {
+                monthly: plan.price_monthly,
+                currency: plan.currency.clone(),
+                trial_days: plan.trial_days,
             },
         }
     }
@@ -164,6 +181,10 @@ pub(crate) struct PlanUpdate {
     max_runs: Option<i64>,
     event_attempts: Option<i64>,
     max_queued_events: Option<i64>,
+    /// The monthly price in minor units of the plan's currency (0: free).
+    price_monthly: Option<i64>,
+    /// Days of the trial a tenant may take once (0: none).
+    trial_days: Option<i64>,
 }
 
 /// Changes a plan's quotas and feature gates (operator). Quotas are positive integers.
@@ -196,6 +217,8 @@ async fn update_plan(
         max_runs: body.max_runs,
         event_attempts: body.event_attempts,
         max_queued_events: body.max_queued_events,
+        price_monthly: body.price_monthly,
+        trial_days: body.trial_days,
     };
     let plan = super::plans::update_plan(&state, &name, &change).await?;
     tracing::info!(operator = %operator.id, plan = %name, ?change, "plan updated");

@@ -3,10 +3,12 @@
 //! Storage tests run on both backends: [`TestDatabase::sqlite`] gives a fresh SQLite file in a
 //! temporary directory, [`TestDatabase::postgres`] a fresh PostgreSQL schema on the test server
 //! (see [`postgres`]). Either is removed when dropped. [`bare`] runs `hello` on bare wasmtime,
-//! the floor the benchmarks measure Plinth against.
+//! the floor the benchmarks measure Plinth against. [`smtp`] is an SMTP server on loopback that
+//! keeps the e-mail sent to it.
 
 pub mod bare;
 pub mod postgres;
+pub mod smtp;
 
 use postgres::TestSchema;
 

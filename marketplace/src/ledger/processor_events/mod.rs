@@ -32,6 +32,7 @@
 
 mod apply;
 mod event;
+mod invoices;
 mod reconciliation;
 
 use serde::Serialize;
@@ -40,6 +41,7 @@ use utoipa::ToSchema;
 
 pub(crate) use apply::{Applied, apply};
 pub(crate) use event::{Event, parse};
+pub(crate) use invoices::concerns_platform_invoice;
 pub use reconciliation::{
     MAX_LISTED, ReconcileReport, StoredEvent, list, reconcile, waiting_counts,
 };
@@ -113,6 +115,7 @@ pub struct Outcome {
 pub(crate) async fn deliver(
     db: &Db,
     settings: &LedgerSettings,
+    billing: &crate::billing::BillingSettings,
     event: &Event,
     payload: &[u8],
     now: i64,
@@ -151,7 +154,11 @@ pub(crate) async fn deliver(
             });
         }
     }
-    let applied = match (before, apply(&mut tx, settings, event, now).await?) {
+    let applied_now = match invoices::apply(&mut tx, settings, billing, event, now).await? {
+        Some(applied) => applied,
+        None => apply(&mut tx, settings, event, now).await?,
+    };
+    let applied = match (before, applied_now) {
         // Reported unmatched already and still waiting: it stays as reported.
         (Some(Status::Unmatched), Applied::Waiting(note)) => {
             sqlx::query("UPDATE billing_events SET note = $1 WHERE id = $2")
@@ -174,6 +181,9 @@ pub(crate) async fn deliver(
         apply_waiting(&mut tx, settings, charge, now).await?;
     }
     tx.commit().await?;
+    if invoices::concerns_platform_invoice(event) {
+        db.changed(crate::db::cache::Topic::Access);
+    }
     tracing::info!(event = %event.id, kind = %event.kind, status = applied.status().as_str(),
         note = applied.note(), "billing event");
     Ok(Outcome {

@@ -243,6 +243,10 @@ pub(super) async fn charge_events(db: &Db, recorded: &Recorded) -> Result<Option
                 "it was applied but its stored payload does not parse".to_owned(),
             )));
         };
+        if crate::ledger::processor_events::concerns_platform_invoice(&event) {
+            // A platform invoice's event: its postings are checked with the invoices.
+            continue;
+        }
         let field = |name: &str| event.object.get(name).and_then(serde_json::Value::as_str);
         let number = |name: &str| event.object.get(name).and_then(serde_json::Value::as_i64);
         let charge = match event.kind.as_str() {

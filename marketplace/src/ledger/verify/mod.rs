@@ -22,13 +22,15 @@
 //!    [`super::derivation`] derives from the charge — a balanced move inside one charge, or a
 //!    refund posted twice, shows here, naming the charge, the account, and both amounts;
 //! 10. `payout_postings`: each payout and its settlement moved exactly its amount between the
-//!     right accounts;
-//! 11. `unattached`: every transaction belongs to a charge or a payout;
+//!     right accounts; `invoice_postings`: each paid platform invoice moved its plan part from
+//!     processor clearing to platform revenue, and each credit note moved its amount back;
+//! 11. `unattached`: every transaction belongs to a charge, a payout or an invoice;
 //! 12. `derived_balance`: every account's balance is what the charges and payouts derive.
 //!
 //! Checks 1 to 5 are in `structure`, 6 to 9 in `charges`, 10 and 11 in `payouts`.
 
 mod charges;
+mod invoices;
 mod payouts;
 mod structure;
 

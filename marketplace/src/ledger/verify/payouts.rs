@@ -79,6 +79,25 @@ pub(super) async fn payout_postings(db: &Db, total: &mut Movements) -> Result<Op
             }
         }
     }
+    for expected in super::invoices::expected(db).await? {
+        let actual = by_key.get(&expected.key).unwrap_or(&none);
+        if let Some((account, want, got)) = first_difference(&expected.movements, &actual.movements)
+        {
+            return Ok(Some(violation(
+                "invoice_postings",
+                expected.subject,
+                format!(
+                    "its transaction ({}) should move {want} on account {account}, but its \
+                     postings sum to {got}",
+                    expected.key
+                ),
+            )));
+        }
+        for (account, amount) in expected.movements {
+            *total.entry(account).or_default() += amount;
+        }
+        of_payouts.push(expected.key);
+    }
     for key in &of_payouts {
         by_key.remove(key);
     }
@@ -86,7 +105,7 @@ pub(super) async fn payout_postings(db: &Db, total: &mut Movements) -> Result<Op
         violation(
             "unattached",
             format!("transaction {}", posted.id),
-            format!("it ({key}) belongs to no recorded charge and no payout"),
+            format!("it ({key}) belongs to no recorded charge, payout or invoice"),
         )
     }))
 }

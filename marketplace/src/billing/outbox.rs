@@ -1,0 +1,165 @@
+//! The e-mail outbox: messages written in the transaction of what they report (one row per
+//! recipient: the tenant's owners and admins), delivered over SMTP by [`deliver_due`] with
+//! retries, and never sent twice for one event (a unique key per event and recipient).
+//!
+//! Without an SMTP server configured, messages wait in the outbox: nothing is lost, and they
+//! leave once one is.
+
+use sqlx::Row;
+
+use super::BillingSettings;
+use super::mail::{Attachment, MailError, Mailer, OutgoingMail};
+use crate::db::Tx;
+use crate::error::Result;
+use crate::id::new_id;
+use crate::state::AppState;
+
+/// Attempts per message before it is recorded as failed.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// The most messages one delivery round sends.
+const BATCH: i64 = 50;
+
+/// The console's subscription page of tenant `slug`.
+pub fn console_link(settings: &BillingSettings, slug: &str) -> String {
+    format!("{}/tenants/{slug}/billing", settings.public_url)
+}
+
+/// Queues `subject`/`text` (template `template`) to every owner and admin of the tenant, in
+/// `tx`, once per `dedupe` key and recipient; `invoice_id` attaches that invoice's PDF.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`].
+#[allow(clippy::too_many_arguments, reason = "one row's columns")]
+pub async fn queue(
+    tx: &mut Tx,
+    tenant_id: &str,
+    dedupe: &str,
+    template: &str,
+    subject: &str,
+    text: &str,
+    invoice_id: Option<&str>,
+    now: i64,
+) -> Result<usize> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT u.email FROM tenant_members m JOIN users u ON u.id = m.user_id \
+         WHERE m.tenant_id = $1 AND m.role IN ('owner', 'admin') ORDER BY u.email LIMIT 20",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut queued = 0;
+    for row in rows {
+        let email: String = row.try_get("email")?;
+        let done = sqlx::query(
+            "INSERT INTO email_outbox (id, tenant_id, dedupe_key, recipient, template, subject, \
+             body, invoice_id, status, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9) \
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(tenant_id)
+        .bind(format!("{dedupe}:{email}"))
+        .bind(&email)
+        .bind(template)
+        .bind(subject)
+        .bind(text)
+        .bind(invoice_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        queued += usize::try_from(done.rows_affected()).unwrap_or(0);
+    }
+    Ok(queued)
+}
+
+/// What a delivery round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Messages sent.
+    pub sent: usize,
+    /// Messages to try again later.
+    pub deferred: usize,
+    /// Messages given up on.
+    pub failed: usize,
+}
+
+/// Sends the messages due at `now` (at most a batch), if an SMTP server is configured.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`]; an unusable SMTP setting is logged and leaves messages queued.
+pub async fn deliver_due(state: &AppState, now: i64) -> Result<Delivered> {
+    let mut out = Delivered::default();
+    let Some(settings) = &state.settings().billing.mail else {
+        return Ok(out);
+    };
+    let mailer = match Mailer::new(settings) {
+        Ok(mailer) => mailer,
+        Err(e) => {
+            tracing::warn!(error = %e, "billing e-mail is not sent: the SMTP setting is unusable");
+            return Ok(out);
+        }
+    };
+    let db = state.db();
+    let rows = sqlx::query(
+        "SELECT id, recipient, subject, body, invoice_id, attempts FROM email_outbox \
+         WHERE status = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+    )
+    .bind(now)
+    .bind(BATCH)
+    .fetch_all(db.pool())
+    .await?;
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let attempts: i64 = row.try_get::<i64, _>("attempts")? + 1;
+        let invoice_id: Option<String> = row.try_get("invoice_id")?;
+        let attachment = match invoice_id {
+            Some(invoice_id) => {
+                let invoice = super::invoices::by_id(db, &invoice_id).await?;
+                let (filename, bytes) = super::invoices::render(db, &invoice).await?;
+                Some(Attachment {
+                    filename,
+                    content_type: "application/pdf".to_owned(),
+                    bytes,
+                })
+            }
+            None => None,
+        };
+        let message = OutgoingMail {
+            to: row.try_get("recipient")?,
+            subject: row.try_get("subject")?,
+            text: row.try_get("body")?,
+            attachment,
+        };
+        let (status, next, error) = match mailer.send(&message).await {
+            Ok(()) => {
+                out.sent += 1;
+                ("sent", now, None)
+            }
+            Err(MailError::Transient(why)) if attempts < MAX_ATTEMPTS => {
+                out.deferred += 1;
+                let wait = 60_000_i64.saturating_mul(1 << attempts.min(6));
+                ("queued", now.saturating_add(wait), Some(why))
+            }
+            Err(e) => {
+                out.failed += 1;
+                ("failed", now, Some(e.to_string()))
+            }
+        };
+        sqlx::query(
+            "UPDATE email_outbox SET status = $1, attempts = $2, next_attempt_at = $3, \
+             last_error = $4, sent_at = CASE WHEN $1 = 'sent' THEN $5 ELSE sent_at END WHERE id = $6",
+        )
+        .bind(status)
+        .bind(attempts)
+        .bind(next)
+        .bind(error.as_deref())
+        .bind(now)
+        .bind(&id)
+        .execute(db.pool())
+        .await?;
+    }
+    Ok(out)
+}
