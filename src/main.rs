@@ -18,7 +18,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// sandboxes and distributed through a marketplace.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
-#[allow(clippy::large_enum_variant, reason = "parsed once at start; its size costs nothing")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; its size costs nothing"
+)]
 enum Plinth {
     Serve(commands::serve::ServeCommand),
     #[command(subcommand)]

@@ -45,7 +45,8 @@ const SUBSTITUTIONS: [(&str, &str, &str); 1] = [(
 
 /// Blocks fenced `sh not-run: …`, by their first line: commands that need what a test
 /// machine does not have.
-const NOT_RUN: [&str; 5] = [
+const NOT_RUN: [&str; 6] = [
+    "cargo build -p plinth-processor-double",
     "pg_dump --format=custom --file=plinth.dump \"$PLINTH_DATABASE_URL\"",
     "docker build -t plinth .",
     "docker run -d --name plinth -p 8080:8080 -v plinth-data:/data plinth",

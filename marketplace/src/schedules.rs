@@ -114,6 +114,10 @@ async fn queue_if_first(
     let Some(tenant) = tenants::by_id(state.db(), &key.tenant).await? else {
         return Ok(false);
     };
+    if tenant.suspended_at.is_some() {
+        // A suspended tenant's schedules do not fire (its plugins do not run).
+        return Ok(false);
+    }
     let plan = tenants::plan(state.db(), &tenant.plan).await?;
     let mut tx = state.db().begin_tenant(&key.tenant).await?;
     if !advance(&mut tx, key, tick).await? {

@@ -23,6 +23,7 @@ on_both_backends_billing!(
     quota_alerts_come_once_per_threshold_and_month,
     coupons_are_checked_and_redeemed_once,
     operators_suspend_and_lift_and_tenants_cannot,
+    trials_warn_then_end_without_a_card,
 );
 
 fn floor_share(price: i64, part: i64, whole: i64) -> i64 {
@@ -782,6 +783,73 @@ async fn operators_suspend_and_lift_and_tenants_cannot(b: Billing) -> Result<()>
         actions.iter().any(|a| a == "tenant.suspended")
             && actions.iter().any(|a| a == "tenant.unsuspended"),
         "{actions:?}"
+    );
+    Ok(())
+}
+
+/// A trial is announced ending once, then ends: without a card the tenant is back on free.
+async fn trials_warn_then_end_without_a_card(b: Billing) -> Result<()> {
+    let app = &b.app;
+    let (_, admin) = app.user("admin@acme.example").await?;
+    app.post(
+        "/v1/tenants",
+        Some(&admin),
+        json!({"slug": "acme", "name": "Acme"}),
+    )
+    .await?
+    .expect(StatusCode::CREATED)?;
+    app.post(
+        "/v1/tenants/acme/billing/trial",
+        Some(&admin),
+        json!({"plan": "free"}),
+    )
+    .await?
+    .expect_error(StatusCode::CONFLICT, "no_trial")?;
+    app.post(
+        "/v1/tenants/acme/billing/trial",
+        Some(&admin),
+        json!({"plan": "pro"}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    let start = now_ms();
+    ensure!(
+        b.tick(start + 10 * DAY_MS).await?.trials_warned == 0,
+        "not yet: 4 days left"
+    );
+    ensure!(b.tick(start + 12 * DAY_MS).await?.trials_warned == 1);
+    ensure!(
+        b.tick(start + 12 * DAY_MS + 1).await?.trials_warned == 0,
+        "once"
+    );
+    let warned = b.mail_to("admin@acme.example");
+    ensure!(
+        warned.iter().any(|m| m.subject().contains("trial")),
+        "{:?}",
+        warned.iter().map(|m| m.subject()).collect::<Vec<_>>()
+    );
+    let report = b.tick(start + 15 * DAY_MS).await?;
+    ensure!(report.trials_ended == 1, "{report:?}");
+    let tenant = app
+        .get("/v1/tenants/acme", Some(&admin))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(tenant.body["plan"] == "free", "{}", tenant.body);
+    let seen = overview(app, &admin).await?;
+    ensure!(
+        seen["status"] == "free" && seen["trial_available"] == false,
+        "{seen}"
+    );
+    // Nothing to invoice: the trial was free.
+    let report = b.tick(next_month(start + 15 * DAY_MS)? + 60_000).await?;
+    let list = app
+        .get("/v1/tenants/acme/invoices", Some(&admin))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        list.body["items"].as_array().is_some_and(Vec::is_empty),
+        "{report:?} {}",
+        list.body
     );
     Ok(())
 }

@@ -110,7 +110,8 @@ pub async fn suspend(
         .ok_or_else(|| Error::not_found(format!("tenant {slug:?}")))
 }
 
-/// An operator lifts tenant `slug`'s suspension, whatever its reason (audited).
+/// An operator lifts tenant `slug`'s suspension, whatever its reason (audited). Lifting a
+/// suspension for payment while the invoice is still unpaid starts the grace period again.
 ///
 /// # Errors
 ///
@@ -126,6 +127,17 @@ pub async fn unsuspend(state: &AppState, principal: &Principal, slug: &str) -> R
     };
     let mut tx = state.db().begin_tenant(&tenant.id).await?;
     lift_in(&mut tx, &tenant.id, &reason).await?;
+    if reason == "payment" {
+        // Lifted while still unpaid: the grace period starts again, or the next billing run
+        // would suspend it at once.
+        sqlx::query(
+            "UPDATE billing_accounts SET past_due_since = $1 WHERE tenant_id = $2 AND status = 'past_due'",
+        )
+        .bind(now_ms())
+        .bind(&tenant.id)
+        .execute(&mut *tx)
+        .await?;
+    }
     audit::record(
         &mut tx,
         Entry {

@@ -161,6 +161,16 @@ async fn attempt(state: &AppState, event: &Claimed, clock: impl Fn() -> i64) -> 
         }
     };
     let outcomes = match tenants::by_id(state.db(), &event.tenant_id).await? {
+        Some(tenant) if tenant.suspended_at.is_some() => {
+            // Not run while suspended: dead letters the tenant may replay once it pays.
+            let refusal = crate::billing::suspension::refusal(&tenant)
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            plugins
+                .iter()
+                .map(|plugin| failed_for_good(plugin, "payment_required", &refusal))
+                .collect()
+        }
         Some(tenant) if tenant.deleted_at.is_none() => {
             deliver(state, event, &tenant, &plugins).await?
         }
