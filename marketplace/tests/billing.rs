@@ -403,6 +403,60 @@ async fn trial_upgrade_invoice_dunning_suspension_and_back(b: Billing) -> Result
             .any(|m| m.subject().contains("active again"))
     );
 
+    // A correction: an operator credits 10.00 of the plan back, refunded by the processor.
+    let credit = "/v1/tenants/acme/invoices/PL-000001/credit-notes";
+    app.post(
+        credit,
+        Some(&admin),
+        json!({"amount": 1_000, "reason": "Outage on the 3rd"}),
+    )
+    .await?
+    .expect_error(StatusCode::FORBIDDEN, "forbidden")?;
+    let too_much = app
+        .post(
+            credit,
+            Some(&operator),
+            json!({"amount": pro + enterprise, "reason": "all"}),
+        )
+        .await?
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_amount")?;
+    ensure!(
+        too_much.message().contains("`amount`"),
+        "{}",
+        too_much.message()
+    );
+    let note = app
+        .post(
+            credit,
+            Some(&operator),
+            json!({"amount": 1_000, "reason": "Outage on the 3rd"}),
+        )
+        .await?
+        .expect(StatusCode::CREATED)?;
+    let processor_note = sqlx::query_scalar::<_, Option<String>>(
+        "SELECT processor_note FROM credit_notes WHERE id = $1",
+    )
+    .bind(note.body["id"].as_str().context("id")?)
+    .fetch_one(app.db().pool())
+    .await?
+    .context("the processor's credit note")?;
+    let at_processor = b
+        .double
+        .credit_note(&processor_note)
+        .context("the double has it")?;
+    ensure!(at_processor["total"] == 1_000, "{at_processor}");
+    let invoice = app
+        .get("/v1/tenants/acme/invoices/PL-000001", Some(&admin))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(
+        invoice.body["credited"] == 1_000 && invoice.body["status"] == "paid",
+        "{}",
+        invoice.body
+    );
+    ensure!(ledger_support::balance(app, "refunds:USD").await? == 1_000);
+    ledger_support::assert_sound(app).await?;
+
     // Every webhook the processor sent, delivered twice more, changes nothing.
     let before = counts(app).await?;
     for _ in 0..2 {

@@ -116,7 +116,7 @@ pub async fn start_trial(
     move_to(&mut tx, &tenant, &plan, true, now).await?;
     record(
         &mut tx,
-        principal,
+        Actor::from(principal),
         &tenant,
         "billing.trial_started",
         serde_json::json!({"plan": plan.name, "from": current.name, "ends_at": rfc3339(ends)}),
@@ -186,7 +186,7 @@ pub async fn change_plan(
         if cleared {
             record(
                 &mut tx,
-                principal,
+                Actor::from(principal),
                 &tenant,
                 "billing.downgrade_cancelled",
                 serde_json::json!({"plan": current.name}),
@@ -246,9 +246,7 @@ pub async fn change_plan(
         .execute(&mut *tx)
         .await?;
         move_to(&mut tx, &tenant, &target, false, now).await?;
-        record(
-            &mut tx,
-            principal,
+        record(&mut tx, Actor::from(principal),
             &tenant,
             "billing.plan_upgraded",
             serde_json::json!({"from": current.name, "to": target.name, "trial_converted": trialling}),
@@ -298,7 +296,7 @@ pub async fn change_plan(
         move_to(&mut tx, &tenant, &target, false, now).await?;
         record(
             &mut tx,
-            principal,
+            Actor::from(principal),
             &tenant,
             "billing.trial_ended",
             serde_json::json!({"from": current.name, "to": target.name}),
@@ -323,9 +321,7 @@ pub async fn change_plan(
     .execute(&mut *tx)
     .await?;
     let effective = crate::month::of(now)?.end_ms;
-    record(
-        &mut tx,
-        principal,
+    record(&mut tx, Actor::from(principal),
         &tenant,
         "billing.downgrade_scheduled",
         serde_json::json!({"from": current.name, "to": target.name, "effective_at": rfc3339(effective)}),
@@ -462,7 +458,7 @@ pub(crate) async fn move_to(
 
 async fn record(
     tx: &mut Tx,
-    principal: &Principal,
+    actor: Actor,
     tenant: &Tenant,
     action: &str,
     details: serde_json::Value,
@@ -470,7 +466,7 @@ async fn record(
     audit::record(
         tx,
         Entry {
-            actor: Actor::from(principal),
+            actor,
             action,
             tenant_id: Some(&tenant.id),
             subject: format!("tenant:{}", tenant.slug),
@@ -547,15 +543,12 @@ pub async fn end_trials(state: &AppState, now: i64) -> Result<usize> {
             continue;
         }
         move_to(&mut tx, &tenant, &next, false, at).await?;
-        audit::record(
+        record(
             &mut tx,
-            Entry {
-                actor: Actor::System,
-                action: "billing.trial_ended",
-                tenant_id: Some(&tenant.id),
-                subject: format!("tenant:{}", tenant.slug),
-                details: serde_json::json!({"from": current.name, "to": next.name}),
-            },
+            Actor::System,
+            &tenant,
+            "billing.trial_ended",
+            serde_json::json!({"from": current.name, "to": next.name}),
         )
         .await?;
         crate::notifications::notify(
@@ -683,15 +676,12 @@ pub async fn apply_pending(state: &AppState, now: i64) -> Result<usize> {
             continue;
         }
         move_to(&mut tx, &tenant, &target, false, month_start).await?;
-        audit::record(
+        record(
             &mut tx,
-            Entry {
-                actor: Actor::System,
-                action: "billing.plan_downgraded",
-                tenant_id: Some(&tenant.id),
-                subject: format!("tenant:{}", tenant.slug),
-                details: serde_json::json!({"from": tenant.plan, "to": target.name}),
-            },
+            Actor::System,
+            &tenant,
+            "billing.plan_downgraded",
+            serde_json::json!({"from": tenant.plan, "to": target.name}),
         )
         .await?;
         crate::notifications::notify(
