@@ -274,6 +274,17 @@ async fn trial_upgrade_invoice_dunning_suspension_and_back(b: Billing) -> Result
         invoice.body
     );
     ensure!(overview(app, &admin).await?["status"] == "past_due");
+    // The month's invocations went to the processor's meter too (both plugins answered each).
+    let metered_usage: Vec<_> = b
+        .double
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/billing/meter_events")
+        .collect();
+    ensure!(
+        metered_usage.len() == 1 && metered_usage[0].param("payload[value]") == Some("80"),
+        "{metered_usage:?}"
+    );
 
     // The PDF says the same.
     let pdf = app

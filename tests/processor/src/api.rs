@@ -254,6 +254,7 @@ fn route(
         ("POST", ["invoices", id, "pay"]) => invoices::pay(store, id),
         ("POST", ["invoiceitems"]) => invoices::add_item(store, form),
         ("POST", ["credit_notes"]) => credit_notes::create(store, form),
+        ("POST", ["billing", "meter_events"]) => crate::meter_events::create(store, form),
         ("GET", ["credit_notes", id]) => credit_notes::get(store, id),
         ("GET", ["charges", id]) => store
             .charges

@@ -59,6 +59,7 @@ mod customers;
 mod error;
 mod form;
 mod invoices;
+mod meter_events;
 mod store;
 mod webhooks;
 

@@ -164,10 +164,55 @@ pub async fn issue(
     .await?;
     tx.commit().await?;
     tracing::info!(tenant = %tenant.slug, invoice = %number, total = draft.total, "invoice issued");
+    report_usage(state, &tenant, month).await;
     if draft.total > 0 {
         first_collection(state, &id, now).await?;
     }
     Ok(Some(id))
+}
+
+/// Reports the tenant's invocations of `month` to the processor's meter `plinth_invocations`
+/// (for the processor's own dashboards: the invoice has priced them already). A failure is
+/// logged, not retried: nothing is billed from it.
+async fn report_usage(state: &AppState, tenant: &crate::tenants::Tenant, month: &MonthRange) {
+    let reported = async {
+        let used: i64 = sqlx::query(
+            "SELECT COALESCE(CAST(SUM(invocations) AS BIGINT), 0) AS n FROM usage_counters \
+             WHERE tenant_id = $1 AND month = $2",
+        )
+        .bind(&tenant.id)
+        .bind(&month.key)
+        .fetch_one(state.db().pool())
+        .await?
+        .try_get("n")?;
+        let Ok(value) = u64::try_from(used) else {
+            return Ok(());
+        };
+        if value == 0 {
+            return Ok(());
+        }
+        let customer = account::customer(state, tenant).await?;
+        let identifier = format!("{}:{}", tenant.id, month.key);
+        state
+            .settings()
+            .billing
+            .processor()?
+            .report_usage(
+                crate::billing::processor::UsageReport {
+                    customer: &customer,
+                    event_name: "plinth_invocations",
+                    value,
+                    identifier: &identifier,
+                    timestamp: (month.end_ms - 1) / 1000,
+                },
+                &format!("plinth-usage-{identifier}"),
+            )
+            .await?;
+        Ok::<(), Error>(())
+    };
+    if let Err(e) = reported.await {
+        tracing::warn!(tenant = %tenant.slug, month = %month.key, error = %e, "usage not reported to the processor");
+    }
 }
 
 /// Collects invoice `id` if nothing has tried yet.

@@ -148,6 +148,22 @@ pub struct NewCreditNote<'a> {
     pub refund: bool,
 }
 
+/// A tenant's metered usage, reported to the processor's meter (informational there: Plinth's
+/// invoice already prices it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageReport<'a> {
+    /// The processor's customer.
+    pub customer: &'a str,
+    /// The meter's event name, e.g. `plinth_invocations`.
+    pub event_name: &'a str,
+    /// How much was used.
+    pub value: u64,
+    /// Unique per report (the processor drops a repeat): `<tenant>:<month>`.
+    pub identifier: &'a str,
+    /// When, in Unix seconds.
+    pub timestamp: i64,
+}
+
 /// The processor's future answers.
 pub type Answer<'a, T> = BoxFuture<'a, Result<T, ProcessorError>>;
 
@@ -198,4 +214,7 @@ pub trait Processor: Send + Sync + std::fmt::Debug {
 
     /// Issues a credit note; answers its processor id.
     fn credit_note<'a>(&'a self, note: NewCreditNote<'a>, key: &'a str) -> Answer<'a, String>;
+
+    /// Reports metered usage to the processor's meter.
+    fn report_usage<'a>(&'a self, usage: UsageReport<'a>, key: &'a str) -> Answer<'a, ()>;
 }

@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     Answer, Collection, NewCreditNote, NewCustomer, NewInvoice, PaymentMethod, Processor,
-    ProcessorError, ProcessorInvoice, SetupSession,
+    ProcessorError, ProcessorInvoice, SetupSession, UsageReport,
 };
 
 /// The most bytes of an answer read; a longer answer is [`ProcessorError::Unavailable`].
@@ -648,6 +648,22 @@ impl Processor for StripeProcessor {
                 .post(&["v1", "credit_notes"], &credit_note_form(&note), key)
                 .await?;
             Ok(created.id)
+        })
+    }
+
+    fn report_usage<'a>(&'a self, usage: UsageReport<'a>, key: &'a str) -> Answer<'a, ()> {
+        Box::pin(async move {
+            let form = vec![
+                pair("event_name", usage.event_name),
+                pair("payload[stripe_customer_id]", usage.customer),
+                pair("payload[value]", usage.value.to_string()),
+                pair("identifier", usage.identifier),
+                pair("timestamp", usage.timestamp.to_string()),
+            ];
+            let _: serde_json::Value = self
+                .post(&["v1", "billing", "meter_events"], &form, key)
+                .await?;
+            Ok(())
         })
     }
 }
