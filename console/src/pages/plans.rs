@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use plinth_marketplace::AppState;
 use plinth_marketplace::billing::account::Status;
 use plinth_marketplace::billing::estimate::{self, Calculation, Estimate, Overview};
-use plinth_marketplace::billing::subscription;
+use plinth_marketplace::billing::subscription::{self, ChangeKind};
 use plinth_marketplace::tenants::{self, Plan, TenantRole};
 use serde::Deserialize;
 
@@ -88,18 +88,14 @@ fn choice(
     current: &Plan,
     overview: &Overview,
 ) -> Option<(&'static str, &'static str)> {
-    if plan.name == current.name {
-        return match (overview.status, overview.pending_plan.is_some()) {
-            (Status::Trialing, _) => Some(("Subscribe now", "upgrade")),
-            (_, true) => Some(("Keep this plan", "keep")),
-            _ => None,
-        };
+    let trialling = overview.status == Status::Trialing;
+    match subscription::change_kind(current, plan, trialling) {
+        ChangeKind::Upgrade if plan.name == current.name => Some(("Subscribe now", "upgrade")),
+        ChangeKind::Upgrade => Some(("Upgrade", "upgrade")),
+        ChangeKind::Downgrade => Some(("Switch", "switch")),
+        ChangeKind::Same if overview.pending_plan.is_some() => Some(("Keep this plan", "keep")),
+        ChangeKind::Same => None,
     }
-    Some(if plan.price_monthly > current.price_monthly {
-        ("Upgrade", "upgrade")
-    } else {
-        ("Switch", "switch")
-    })
 }
 
 /// The plans page: with a refused choice (and what was typed) shown, or the calculator's answer.

@@ -4,7 +4,7 @@
 //! Helvetica-Bold in `WinAnsiEncoding`, so no font file is embedded: a title, who sells and who
 //! is billed, the dates and status, a table of lines (description left, amount right-aligned),
 //! the totals and the notes. Lines that do not fit one page continue on the next under the
-//! heading "Invoice <number> (continued)" and the table header again; every page says
+//! heading "Invoice `<number>` (continued)" and the table header again; every page says
 //! "Page i of n".
 //!
 //! Text is drawn one text object per line (`BT /F1 10 Tf x y Td (…) Tj ET`), uncompressed, so

@@ -54,6 +54,37 @@ pub struct Misfit {
     pub message: String,
 }
 
+/// What moving from plan `current` to `target` is: the one rule [`change_plan`] follows and
+/// pages word their buttons by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Applies at once: a dearer plan (or, at the same price, a higher one), or the plan being
+    /// trialled (the trial converts).
+    Upgrade,
+    /// Applies at the start of next month, if the tenant fits.
+    Downgrade,
+    /// The plan the tenant is on: choosing it clears a scheduled downgrade.
+    Same,
+}
+
+/// See [`ChangeKind`]; `trialling` when the tenant is on `current`'s trial.
+pub fn change_kind(current: &Plan, target: &Plan, trialling: bool) -> ChangeKind {
+    if target.name == current.name {
+        return if trialling {
+            ChangeKind::Upgrade
+        } else {
+            ChangeKind::Same
+        };
+    }
+    if target.price_monthly > current.price_monthly
+        || (target.price_monthly == current.price_monthly && target.position > current.position)
+    {
+        ChangeKind::Upgrade
+    } else {
+        ChangeKind::Downgrade
+    }
+}
+
 /// Starts tenant `slug`'s trial of `plan_name` as `principal` (admin), redeeming `coupon` if
 /// given.
 ///
@@ -206,10 +237,7 @@ pub async fn change_plan(
             .to_owned(),
         });
     }
-    let upgrade = target.price_monthly > current.price_monthly
-        || (trialling && target.name == current.name)
-        || (target.price_monthly == current.price_monthly && target.position > current.position);
-    if upgrade {
+    if change_kind(&current, &target, trialling) == ChangeKind::Upgrade {
         if target.price_monthly > 0 {
             state.settings().billing.processor()?;
             if acct.payment_method.is_none() {
