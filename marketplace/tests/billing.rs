@@ -24,6 +24,7 @@ on_both_backends_billing!(
     coupons_are_checked_and_redeemed_once,
     operators_suspend_and_lift_and_tenants_cannot,
     trials_warn_then_end_without_a_card,
+    each_currency_is_invoiced_on_its_own,
 );
 
 fn floor_share(price: i64, part: i64, whole: i64) -> i64 {
@@ -618,6 +619,10 @@ async fn quota_alerts_come_once_per_threshold_and_month(b: Billing) -> Result<()
         "{:?}",
         mail.iter().map(|m| m.subject()).collect::<Vec<_>>()
     );
+    // Settled e-mail is pruned by housekeeping; nothing queued goes with it.
+    let pruned = plinth_marketplace::billing::outbox::prune(app.db(), now_ms() + 1).await?;
+    ensure!(pruned == 2, "{pruned} pruned");
+    ensure!(scalar(app, "SELECT COUNT(*) AS n FROM email_outbox").await? == 0);
     Ok(())
 }
 
@@ -916,5 +921,86 @@ async fn trials_warn_then_end_without_a_card(b: Billing) -> Result<()> {
         "{report:?} {}",
         list.body
     );
+    Ok(())
+}
+
+/// A plugin priced in another currency than the plan is billed on an invoice of its own, not
+/// left out; both are paid and posted.
+async fn each_currency_is_invoiced_on_its_own(b: Billing) -> Result<()> {
+    let app = &b.app;
+    let operator = app.operator().await?;
+    let dev = developer(app, "dev@labs.example", "labs").await?;
+    let euro = publish_paid(
+        app,
+        &operator,
+        &dev,
+        "euro",
+        "\n[pricing]\nmodel = \"monthly\"\namount = 800\ncurrency = \"EUR\"",
+    )
+    .await?;
+    let (_, admin) = app.user("admin@acme.example").await?;
+    let made = app
+        .post(
+            "/v1/tenants",
+            Some(&admin),
+            json!({"slug": "acme", "name": "Acme"}),
+        )
+        .await?
+        .expect(StatusCode::CREATED)?;
+    let tenant_id = made.body["id"].as_str().context("id")?.to_owned();
+    app.put(
+        "/v1/tenants/acme/billing/payment-method",
+        Some(&admin),
+        json!({"payment_method": "pm_card_visa"}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    app.put(
+        "/v1/tenants/acme/billing/plan",
+        Some(&admin),
+        json!({"plan": "pro"}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    install(app, &admin, "acme", &euro).await?;
+    let start = plinth_marketplace::month::of(now_ms())?.start_ms;
+    for sql in [
+        "UPDATE plan_periods SET starts_at = $1 WHERE tenant_id = $2 AND plan = 'pro'",
+        "UPDATE ledger_subscriptions SET started_at = $1 WHERE tenant_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(start)
+            .bind(&tenant_id)
+            .execute(app.db().pool())
+            .await?;
+    }
+    let report = b.tick(next_month(now_ms())? + 60_000).await?;
+    ensure!(report.invoices == 2, "{report:?}");
+    let list = app
+        .get("/v1/tenants/acme/invoices", Some(&admin))
+        .await?
+        .expect(StatusCode::OK)?;
+    let mut seen: Vec<(String, i64, String)> = list.body["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .map(|i| {
+            (
+                i["currency"].as_str().unwrap_or_default().to_owned(),
+                i["total"].as_i64().unwrap_or_default(),
+                i["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    ensure!(
+        seen == vec![
+            ("EUR".to_owned(), 800, "paid".to_owned()),
+            ("USD".to_owned(), 2_900, "paid".to_owned())
+        ],
+        "{seen:?}"
+    );
+    ensure!(ledger_support::balance(app, "platform_revenue:USD").await? == -2_900);
+    ledger_support::assert_sound(app).await?;
     Ok(())
 }

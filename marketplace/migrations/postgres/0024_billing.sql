@@ -94,7 +94,7 @@ CREATE TABLE invoices (
     next_attempt_at    BIGINT,
     issued_at          BIGINT NOT NULL,
     paid_at            BIGINT,
-    UNIQUE (tenant_id, period)
+    UNIQUE (tenant_id, period, currency)
 );
 CREATE INDEX invoices_status ON invoices (status, next_attempt_at);
 

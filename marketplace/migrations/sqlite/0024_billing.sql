@@ -94,7 +94,7 @@ CREATE TABLE invoices (
     next_attempt_at    INTEGER,
     issued_at          INTEGER NOT NULL,
     paid_at            INTEGER,
-    UNIQUE (tenant_id, period)
+    UNIQUE (tenant_id, period, currency)
 );
 CREATE INDEX invoices_status ON invoices (status, next_attempt_at);
 

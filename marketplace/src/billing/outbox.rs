@@ -163,3 +163,18 @@ pub async fn deliver_due(state: &AppState, now: i64) -> Result<Delivered> {
     }
     Ok(out)
 }
+
+/// Removes messages sent or given up on before `before` (Unix ms); answers how many.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`].
+pub async fn prune(db: &crate::db::Db, before: i64) -> Result<u64> {
+    let pruned = sqlx::query(
+        "DELETE FROM email_outbox WHERE status IN ('sent', 'failed') AND created_at < $1",
+    )
+    .bind(before)
+    .execute(db.pool())
+    .await?;
+    Ok(pruned.rows_affected())
+}

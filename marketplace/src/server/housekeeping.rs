@@ -1,5 +1,5 @@
 //! Periodic work of a running server: purging tenants whose deletion grace has passed, webhook
-//! deliveries older than [`DELIVERIES_KEPT_MS`] that are settled, runs past their tenant's
+//! deliveries and billing e-mail older than [`DELIVERIES_KEPT_MS`] that are settled, runs past their tenant's
 //! retention and volume, queued events finished longer ago than the queue keeps them, shared
 //! rate windows that ended ([`crate::rate_leases`]), and the ledger's (last month's usage
 //! statement, releasing charges whose hold has ended).
@@ -32,6 +32,11 @@ pub(super) fn spawn(state: AppState) -> JoinHandle<()> {
                 Err(e) => tracing::warn!(error = %e, "purging deleted tenants failed; will retry"),
             }
             let before = now_ms().saturating_sub(DELIVERIES_KEPT_MS);
+            match crate::billing::outbox::prune(state.db(), before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned settled billing e-mail"),
+                Err(e) => tracing::warn!(error = %e, "pruning billing e-mail failed; will retry"),
+            }
             match crate::notifications::webhooks::prune(state.db(), before).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "pruned settled webhook deliveries"),

@@ -29,7 +29,7 @@ pub struct DraftLine {
 /// An invoice as it would be issued.
 #[derive(Debug, Clone)]
 pub struct Draft {
-    /// ISO 4217: the plan's currency.
+    /// ISO 4217.
     pub currency: String,
     /// The lines, discount last.
     pub lines: Vec<DraftLine>,
@@ -41,34 +41,49 @@ pub struct Draft {
     pub total: i64,
     /// The coupon applied, if one took something off.
     pub coupon: Option<Held>,
-    /// Lines left out because they are in another currency than the plan's (named).
-    pub left_out: Vec<String>,
 }
 
 fn day(ms: i64) -> String {
     crate::clock::rfc3339(ms).chars().take(10).collect()
 }
 
-/// The draft of tenant `tenant_id`'s invoice for `month` as of now (the month need not have
-/// ended: the console's estimate of the next invoice reads the same).
+/// The currencies tenant `tenant_id` owes something in for `month`: its plans' and its paid
+/// plugins', each billed on an invoice of its own.
 ///
 /// # Errors
 ///
 /// [`crate::Error::Database`].
-pub async fn build(
-    db: &Db,
-    tenant_id: &str,
-    month: &MonthRange,
-    default_currency: &str,
-) -> Result<Draft> {
+pub async fn currencies(db: &Db, tenant_id: &str, month: &MonthRange) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT currency FROM plan_periods WHERE tenant_id = $1 AND price_monthly > 0 \
+           AND trial = 0 AND starts_at < $2 AND (ends_at IS NULL OR ends_at > $3) \
+         UNION SELECT currency FROM ledger_subscriptions WHERE tenant_id = $1 \
+           AND model = 'monthly' AND started_at < $2 AND (ended_at IS NULL OR ended_at > $3) \
+         UNION SELECT currency FROM ledger_charges WHERE tenant_id = $1 AND source = 'usage' \
+           AND period = $4 ORDER BY currency",
+    )
+    .bind(tenant_id)
+    .bind(month.end_ms)
+    .bind(month.start_ms)
+    .bind(&month.key)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| row.try_get("currency").map_err(Into::into))
+        .collect()
+}
+
+/// The draft of tenant `tenant_id`'s invoice in `currency` for `month` as of now (the month
+/// need not have ended: the console's estimate of the next invoice reads the same). What the
+/// tenant owes in other currencies is on their own invoices.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`].
+pub async fn build(db: &Db, tenant_id: &str, month: &MonthRange, currency: &str) -> Result<Draft> {
     let spans = periods::overlapping(db, tenant_id, month.start_ms, month.end_ms).await?;
-    let currency = spans
-        .iter()
-        .rev()
-        .find(|s| s.price_monthly > 0)
-        .map_or_else(|| default_currency.to_owned(), |s| s.currency.clone());
+    let currency = currency.to_owned();
     let mut lines = Vec::new();
-    let mut left_out = Vec::new();
     let mut plan_total: i64 = 0;
     for span in &spans {
         let to = span.ends_at.unwrap_or(month.end_ms);
@@ -77,7 +92,6 @@ pub async fn build(
             continue;
         }
         if span.currency != currency {
-            left_out.push(format!("plan {} in {}", span.plan, span.currency));
             continue;
         }
         let amount = prorate(span.price_monthly, from, to, month.start_ms, month.end_ms);
@@ -121,7 +135,6 @@ pub async fn build(
             ended.unwrap_or(month.end_ms).min(month.end_ms),
         );
         if plugin_currency != currency {
-            left_out.push(format!("plugin {plugin} in {plugin_currency}"));
             continue;
         }
         let amount = prorate(price, from, to, month.start_ms, month.end_ms);
@@ -154,7 +167,6 @@ pub async fn build(
         let plugin: String = row.try_get("plugin_id")?;
         let charge_currency: String = row.try_get("currency")?;
         if charge_currency != currency {
-            left_out.push(format!("usage of {plugin} in {charge_currency}"));
             continue;
         }
         let invocations: i64 = sqlx::query(
@@ -202,6 +214,5 @@ pub async fn build(
         total: subtotal - discount,
         lines,
         coupon,
-        left_out,
     })
 }

@@ -21,9 +21,10 @@ use crate::state::AppState;
 /// How long collection waits after the processor could not be reached.
 const UNREACHABLE_RETRY_MS: i64 = 60 * 60 * 1000;
 
-/// Issues tenant `tenant_id`'s invoice for `month` (which must have ended by `now`) and
-/// collects it; answers its id, or `None` when the tenant owes nothing for the month. An
-/// invoice issued before is answered as it is (and collected if it waits for a first attempt).
+/// Issues tenant `tenant_id`'s invoices for `month` (which must have ended by `now`) — one per
+/// currency it owes something in — and collects them; answers their ids (none when the tenant
+/// owes nothing). An invoice issued before is answered as it is (and collected if it waits for
+/// a first attempt).
 ///
 /// # Errors
 ///
@@ -34,7 +35,7 @@ pub async fn issue(
     tenant_id: &str,
     month: &MonthRange,
     now: i64,
-) -> Result<Option<String>> {
+) -> Result<Vec<String>> {
     if now < month.end_ms {
         return Err(Error::bad_request(
             "month_not_ended",
@@ -44,21 +45,45 @@ pub async fn issue(
             ),
         ));
     }
+    let Some(tenant) = crate::tenants::by_id(state.db(), tenant_id).await? else {
+        return Ok(Vec::new());
+    };
+    let mut issued = Vec::new();
+    for currency in super::build::currencies(state.db(), tenant_id, month).await? {
+        if let Some(id) = issue_in(state, &tenant, month, &currency, now).await? {
+            issued.push(id);
+        }
+    }
+    if !issued.is_empty() {
+        report_usage(state, &tenant, month).await;
+    }
+    Ok(issued)
+}
+
+/// Issues and collects the tenant's invoice in `currency` for `month`, as [`issue`].
+async fn issue_in(
+    state: &AppState,
+    tenant: &crate::tenants::Tenant,
+    month: &MonthRange,
+    currency: &str,
+    now: i64,
+) -> Result<Option<String>> {
     let db = state.db();
-    let existing = sqlx::query("SELECT id FROM invoices WHERE tenant_id = $1 AND period = $2")
-        .bind(tenant_id)
-        .bind(&month.key)
-        .fetch_optional(db.pool())
-        .await?;
+    let tenant_id = tenant.id.as_str();
+    let existing = sqlx::query(
+        "SELECT id FROM invoices WHERE tenant_id = $1 AND period = $2 AND currency = $3",
+    )
+    .bind(tenant_id)
+    .bind(&month.key)
+    .bind(currency)
+    .fetch_optional(db.pool())
+    .await?;
     if let Some(row) = existing {
         let id: String = row.try_get("id")?;
         first_collection(state, &id, now).await?;
         return Ok(Some(id));
     }
-    let Some(tenant) = crate::tenants::by_id(db, tenant_id).await? else {
-        return Ok(None);
-    };
-    let draft = super::build(db, tenant_id, month, "USD").await?;
+    let draft = super::build(db, tenant_id, month, currency).await?;
     if draft.lines.is_empty() || draft.total < 0 {
         return Ok(None);
     }
@@ -127,7 +152,7 @@ pub async fn issue(
             subject: format!("invoice:{number}"),
             details: serde_json::json!({
                 "period": month.key, "total": draft.total, "currency": draft.currency,
-                "lines": draft.lines.len(), "left_out": draft.left_out,
+                "lines": draft.lines.len(),
             }),
         },
     )
@@ -164,7 +189,6 @@ pub async fn issue(
     .await?;
     tx.commit().await?;
     tracing::info!(tenant = %tenant.slug, invoice = %number, total = draft.total, "invoice issued");
-    report_usage(state, &tenant, month).await;
     if draft.total > 0 {
         first_collection(state, &id, now).await?;
     }
@@ -266,9 +290,7 @@ pub async fn issue_month(state: &AppState, month: &MonthRange, now: i64) -> Resu
     let mut out = Vec::new();
     for row in rows {
         let tenant_id: String = row.try_get("tenant_id")?;
-        if let Some(id) = issue(state, &tenant_id, month, now).await? {
-            out.push(id);
-        }
+        out.extend(issue(state, &tenant_id, month, now).await?);
     }
     Ok(out)
 }
