@@ -346,7 +346,10 @@ async fn trial_upgrade_invoice_dunning_suspension_and_back(b: Billing) -> Result
 
     // Dunning: retried a day later, declined again.
     let report = b.tick(t1 + DAY_MS + 60_000).await?;
-    ensure!(report.retried == 1 && report.suspended == 0, "{report:?}");
+    ensure!(
+        report.retried == 1 && report.suspended == 0 && report.invoices == 0,
+        "a finished month is not walked again: {report:?}"
+    );
     ensure!(failures(&b) == 2, "a second payment-failed e-mail");
     // Past the grace period: suspended. Plugins answer 402; installs and data stay.
     let report = b.tick(t1 + 6 * DAY_MS).await?;

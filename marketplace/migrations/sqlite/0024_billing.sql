@@ -111,6 +111,13 @@ CREATE TABLE invoice_lines (
     PRIMARY KEY (invoice_id, line)
 );
 
+-- Months whose invoicing finished: later runs skip them (collection continues per invoice).
+CREATE TABLE billing_runs (
+    month       TEXT PRIMARY KEY,
+    invoices    INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL
+);
+
 -- Invoice numbers: PL-000001, PL-000002, … in the order invoices are issued.
 CREATE TABLE invoice_numbers (
     id   TEXT PRIMARY KEY,

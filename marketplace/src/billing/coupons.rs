@@ -401,6 +401,7 @@ fn usable(stored: &Stored, plan: &Plan, now: i64) -> Result<()> {
 /// As [`check`]; 409 `coupon_in_use` when the tenant holds another coupon.
 pub async fn redeem(
     tx: &mut Tx,
+    actor: Actor,
     tenant_id: &str,
     code: &str,
     plan: &Plan,
@@ -473,7 +474,7 @@ pub async fn redeem(
     audit::record(
         tx,
         Entry {
-            actor: Actor::System,
+            actor,
             action: "coupon.redeemed",
             tenant_id: Some(tenant_id),
             subject: format!("coupon:{}", stored.coupon.code),

@@ -57,10 +57,13 @@ pub async fn tick(state: &AppState, now: i64) -> Result<TickReport> {
     Ok(report)
 }
 
-/// Runs [`tick`] every `every` until the task is aborted.
+/// Runs [`tick`] every [`super::BillingSettings::tick_every`], from one period after start,
+/// until the task is aborted.
 pub(crate) fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(state.settings().billing.tick_every);
+        let every = state.settings().billing.tick_every;
+        // The first tick one period after start: a restarting server does not bill at once.
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;

@@ -131,7 +131,15 @@ pub async fn start_trial(
         ));
     }
     if let Some(code) = coupon {
-        super::coupons::redeem(&mut tx, &tenant.id, code, &plan, now).await?;
+        super::coupons::redeem(
+            &mut tx,
+            Actor::from(principal),
+            &tenant.id,
+            code,
+            &plan,
+            now,
+        )
+        .await?;
     }
     let ends = now.saturating_add(plan.trial_days.saturating_mul(crate::clock::DAY_MS));
     sqlx::query(
@@ -203,7 +211,15 @@ pub async fn change_plan(
     let trialling = acct.status == Status::Trialing;
     if target.name == current.name && !trialling {
         if let Some(code) = coupon {
-            super::coupons::redeem(&mut tx, &tenant.id, code, &target, now).await?;
+            super::coupons::redeem(
+                &mut tx,
+                Actor::from(principal),
+                &tenant.id,
+                code,
+                &target,
+                now,
+            )
+            .await?;
         }
         let cleared = acct.pending_plan.is_some();
         sqlx::query(
@@ -252,7 +268,15 @@ pub async fn change_plan(
             }
         }
         if let Some(code) = coupon {
-            super::coupons::redeem(&mut tx, &tenant.id, code, &target, now).await?;
+            super::coupons::redeem(
+                &mut tx,
+                Actor::from(principal),
+                &tenant.id,
+                code,
+                &target,
+                now,
+            )
+            .await?;
         }
         let status = if target.price_monthly > 0 {
             Status::Active

@@ -256,7 +256,9 @@ async fn first_collection(state: &AppState, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-/// Issues every tenant's invoice for `month`; answers the ids issued (or found).
+/// Issues every tenant's invoices for `month`, once: a month whose run finished is skipped
+/// (each invoice's collection goes on through [`crate::billing::dunning`]); answers the ids
+/// issued (or found).
 ///
 /// # Errors
 ///
@@ -271,6 +273,14 @@ pub async fn issue_month(state: &AppState, month: &MonthRange, now: i64) -> Resu
                 month.key
             ),
         ));
+    }
+    let finished = sqlx::query("SELECT invoices FROM billing_runs WHERE month = $1")
+        .bind(&month.key)
+        .fetch_optional(state.db().pool())
+        .await?;
+    if finished.is_some() {
+        // Invoiced already: every tick of the month would otherwise walk every tenant.
+        return Ok(Vec::new());
     }
     // Usage-priced plugins are billed per tenant and month first (idempotent).
     crate::ledger::usage_charges::run(state.db(), &state.settings().ledger, month, now).await?;
@@ -292,6 +302,15 @@ pub async fn issue_month(state: &AppState, month: &MonthRange, now: i64) -> Resu
         let tenant_id: String = row.try_get("tenant_id")?;
         out.extend(issue(state, &tenant_id, month, now).await?);
     }
+    sqlx::query(
+        "INSERT INTO billing_runs (month, invoices, finished_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (month) DO NOTHING",
+    )
+    .bind(&month.key)
+    .bind(i64::try_from(out.len()).unwrap_or(i64::MAX))
+    .bind(now)
+    .execute(state.db().pool())
+    .await?;
     Ok(out)
 }
 
