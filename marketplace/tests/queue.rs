@@ -40,6 +40,7 @@ on_both_backends_with_settings!(host settings =>
     an_event_tree_shares_its_plans_budget,
     a_schedule_ticks_once_per_tick_across_hosts,
     after_downtime_only_the_latest_missed_tick_is_delivered,
+    a_suspended_tenants_queued_events_and_schedules_do_not_run,
 );
 
 /// A tenant `slug` with the probe installed; returns (owner token, API key).
@@ -479,5 +480,48 @@ async fn after_downtime_only_the_latest_missed_tick_is_delivered(app: TestApp) -
         newest["results"][0]["output"]["payload"]["tick"] == T0 + 7 * FIVE_MINUTES,
         "{newest}"
     );
+    Ok(())
+}
+
+/// While a tenant is suspended its queued events do not run (each attempt fails with
+/// `payment_required` and is retried with back-off, as any failure) and its schedules do not
+/// fire; once lifted, both work again.
+async fn a_suspended_tenants_queued_events_and_schedules_do_not_run(app: TestApp) -> Result<()> {
+    let (operator, _, key) = setup(&app).await?;
+    ensure!(
+        schedules::tick(&app.state, T0 + 1_000).await? == 0,
+        "first sight"
+    );
+    let queued = job(&app, &key, json!({})).await?;
+    app.put(
+        "/v1/tenants/acme/suspension",
+        Some(&operator),
+        json!({"reason": "Unpaid"}),
+    )
+    .await?
+    .expect(StatusCode::OK)?;
+    let t0 = now_ms();
+    ensure!(work_due(&app.state, t0).await? == 1);
+    let refused = shown(&app, &key, &queued).await?;
+    ensure!(
+        refused["status"] == "queued"
+            && refused["results"][0]["error"]["code"] == "payment_required"
+            && refused["next_attempt_at"].as_i64() >= Some(t0 + 3_600_000),
+        "tried again in an hour: {refused}"
+    );
+    ensure!(
+        schedules::tick(&app.state, T0 + FIVE_MINUTES + 2_000).await? == 0,
+        "a suspended tenant's schedule fired"
+    );
+    app.delete("/v1/tenants/acme/suspension", Some(&operator))
+        .await?
+        .expect(StatusCode::OK)?;
+    ensure!(schedules::tick(&app.state, T0 + 2 * FIVE_MINUTES + 2_000).await? == 1);
+    let retry_at = refused["next_attempt_at"]
+        .as_i64()
+        .context("next attempt")?;
+    ensure!(work_due(&app.state, retry_at.max(t0) + 1).await? >= 1);
+    let delivered = shown(&app, &key, &queued).await?;
+    ensure!(delivered["status"] == "delivered", "{delivered}");
     Ok(())
 }

@@ -20,6 +20,8 @@ use crate::id::new_id;
 use crate::state::AppState;
 use crate::tenants;
 
+/// How long a suspended tenant's queued event waits before it is tried again.
+const SUSPENDED_RETRY: Duration = Duration::from_secs(60 * 60);
 /// Wakes this process's worker (an event was queued here).
 pub fn wake(state: &AppState) {
     state.queue_wake().notify_one();
@@ -162,13 +164,23 @@ async fn attempt(state: &AppState, event: &Claimed, clock: impl Fn() -> i64) -> 
     };
     let outcomes = match tenants::by_id(state.db(), &event.tenant_id).await? {
         Some(tenant) if tenant.suspended_at.is_some() => {
-            // Not run while suspended: dead letters the tenant may replay once it pays.
+            // Not run while suspended: tried again in an hour, as long as the plan's attempts
+            // last (a tenant that pays in time loses nothing; after that, a dead letter it may
+            // replay).
             let refusal = crate::billing::suspension::refusal(&tenant)
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             plugins
                 .iter()
-                .map(|plugin| failed_for_good(plugin, "payment_required", &refusal))
+                .map(|plugin| Outcome {
+                    plugin: plugin.clone(),
+                    version: String::new(),
+                    kind: OutcomeKind::Retry,
+                    output: None,
+                    error: Some(("payment_required".to_owned(), refusal.clone())),
+                    emitted: Vec::new(),
+                    retry_after: Some(SUSPENDED_RETRY),
+                })
                 .collect()
         }
         Some(tenant) if tenant.deleted_at.is_none() => {
