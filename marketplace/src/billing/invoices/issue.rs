@@ -422,7 +422,6 @@ pub async fn collect(state: &AppState, id: &str, now: i64) -> Result<Collected> 
             let paid = super::paid_in(
                 &mut tx,
                 &state.settings().ledger,
-                &state.settings().billing,
                 id,
                 charge.as_deref(),
                 now,

@@ -53,14 +53,13 @@ pub(crate) async fn platform_part(tx: &mut Tx, invoice_id: &str) -> Result<i64> 
 pub async fn paid_in(
     tx: &mut Tx,
     ledger: &LedgerSettings,
-    billing: &BillingSettings,
     invoice_id: &str,
     charge: Option<&str>,
     now: i64,
 ) -> Result<Option<Paid>> {
     crate::ledger::lock::held(tx)?;
     let row = sqlx::query(
-        "SELECT tenant_id, number, period, currency, total, processor_invoice, status FROM invoices WHERE id = $1",
+        "SELECT tenant_id, number, period, currency, total, status FROM invoices WHERE id = $1",
     )
     .bind(invoice_id)
     .fetch_optional(&mut **tx)
@@ -71,7 +70,6 @@ pub async fn paid_in(
     let period: String = row.try_get("period")?;
     let currency: String = row.try_get("currency")?;
     let total: i64 = row.try_get("total")?;
-    let processor_invoice: Option<String> = row.try_get("processor_invoice")?;
     let marked = sqlx::query(
         "UPDATE invoices SET status = 'paid', paid_at = $1, processor_charge = $2, \
          next_attempt_at = NULL WHERE id = $3 AND status = 'open'",
@@ -87,7 +85,6 @@ pub async fn paid_in(
     // The charges name the platform's invoice, not the processor's: the processor's events
     // about the whole invoice are not any one charge's.
     let reference = number.clone();
-    let _ = processor_invoice;
     let platform = platform_part(tx, invoice_id).await?;
     if platform > 0 {
         posting::post(
@@ -180,7 +177,7 @@ pub async fn paid_in(
         serde_json::json!({"invoice": invoice_id, "number": number}),
     )
     .await?;
-    let restored = restore_if_settled(tx, billing, &tenant_id, &number, now).await?;
+    let restored = restore_if_settled(tx, &tenant_id, &number, now).await?;
     Ok(Some(Paid {
         tenant_id,
         number,
@@ -190,13 +187,7 @@ pub async fn paid_in(
 
 /// A tenant past due (or suspended for payment) with no invoice left unpaid after a decline is
 /// restored: active (or free) and unsuspended.
-async fn restore_if_settled(
-    tx: &mut Tx,
-    billing: &BillingSettings,
-    tenant_id: &str,
-    number: &str,
-    now: i64,
-) -> Result<bool> {
+async fn restore_if_settled(tx: &mut Tx, tenant_id: &str, number: &str, now: i64) -> Result<bool> {
     let unpaid: i64 = sqlx::query(
         "SELECT COUNT(*) AS n FROM invoices WHERE tenant_id = $1 AND status = 'open' AND attempts > 0 \
          AND EXISTS (SELECT 1 FROM invoice_attempts a WHERE a.invoice_id = invoices.id)",
@@ -274,7 +265,6 @@ async fn restore_if_settled(
         now,
     )
     .await?;
-    let _ = billing;
     Ok(true)
 }
 

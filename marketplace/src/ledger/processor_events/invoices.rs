@@ -69,9 +69,7 @@ pub(crate) async fn apply(
     Ok(match event.kind.as_str() {
         "invoice.paid" => {
             let charge = text(object, "charge")?;
-            match crate::billing::invoices::paid_in(tx, ledger, billing, &invoice, charge, now)
-                .await?
-            {
+            match crate::billing::invoices::paid_in(tx, ledger, &invoice, charge, now).await? {
                 Some(paid) if paid.restored => {
                     done(format!("invoice {} paid; tenant restored", paid.number))
                 }
