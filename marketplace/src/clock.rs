@@ -27,6 +27,11 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// The UTC day `ms` (Unix milliseconds) falls on, `YYYY-MM-DD`.
+pub fn date(ms: i64) -> String {
+    rfc3339(ms).chars().take(10).collect()
+}
+
 /// `text` (RFC 3339) as Unix milliseconds, if it is such a time.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;

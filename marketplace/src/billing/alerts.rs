@@ -63,27 +63,22 @@ pub async fn check(state: &AppState, now: i64) -> Result<usize> {
                 &month,
                 &super::outbox::console_link(&state.settings().billing, &slug),
             );
-            crate::notifications::notify(
-                &mut tx,
-                "tenant",
-                &tenant_id,
-                "quota_alert",
-                &subject,
-                serde_json::json!({"quota": "invocations", "threshold": threshold, "used": used,
+            super::outbox::tell(
+&mut tx,
+&tenant_id,
+super::outbox::Notice {
+kind: "quota_alert",
+template: "quota_alert",
+subject: &subject,
+text: &text,
+payload: serde_json::json!({"quota": "invocations", "threshold": threshold, "used": used,
                     "limit": limit, "month": month}),
-            )
-            .await?;
-            super::outbox::queue(
-                &mut tx,
-                &tenant_id,
-                &format!("quota:invocations:{month}:{threshold}"),
-                "quota_alert",
-                &subject,
-                &text,
-                None,
-                now,
-            )
-            .await?;
+dedupe: format!("quota:invocations:{month}:{threshold}"),
+invoice_id: None,
+},
+now,
+)
+.await?;
             tx.commit().await?;
             raised += 1;
         }

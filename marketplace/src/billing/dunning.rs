@@ -123,23 +123,18 @@ pub async fn suspend_overdue(state: &AppState, now: i64) -> Result<usize> {
             &total,
             &super::outbox::console_link(settings, &slug),
         );
-        crate::notifications::notify(
-            &mut tx,
-            "tenant",
-            &tenant_id,
-            "suspended",
-            &subject,
-            serde_json::json!({"reason": "payment", "invoice": number}),
-        )
-        .await?;
-        super::outbox::queue(
+        super::outbox::tell(
             &mut tx,
             &tenant_id,
-            &format!("suspended:{number}:{now}"),
-            "suspended",
-            &subject,
-            &text,
-            None,
+            super::outbox::Notice {
+                kind: "suspended",
+                template: "suspended",
+                subject: &subject,
+                text: &text,
+                payload: serde_json::json!({"reason": "payment", "invoice": number}),
+                dedupe: format!("suspended:{number}:{now}"),
+                invoice_id: None,
+            },
             now,
         )
         .await?;

@@ -125,15 +125,7 @@ pub const MAX_PLUGINS: usize = 50;
 ///
 /// 400 `unknown_plan`, `invalid_calculation` (naming the field), `unknown_plugin`.
 pub async fn calculate(state: &AppState, calculation: &Calculation) -> Result<Estimate> {
-    let plan = tenants::plan(state.db(), &calculation.plan)
-        .await
-        .map_err(|e| match e {
-            Error::NotFound(_) => Error::bad_request(
-                "unknown_plan",
-                format!("field `plan`: there is no plan {:?}", calculation.plan),
-            ),
-            other => other,
-        })?;
+    let plan = super::subscription::known_plan(state, &calculation.plan).await?;
     if calculation.plugins.len() > MAX_PLUGINS {
         return Err(Error::bad_request(
             "invalid_calculation",

@@ -5,6 +5,8 @@
 //! Without an SMTP server configured, messages wait in the outbox: nothing is lost, and they
 //! leave once one is.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::BillingSettings;
@@ -32,7 +34,7 @@ pub fn console_link(settings: &BillingSettings, slug: &str) -> String {
 ///
 /// [`crate::Error::Database`].
 #[allow(clippy::too_many_arguments, reason = "one row's columns")]
-pub async fn queue(
+async fn queue(
     tx: &mut Tx,
     tenant_id: &str,
     dedupe: &str,
@@ -74,6 +76,56 @@ pub async fn queue(
     Ok(queued)
 }
 
+/// What a tenant is told of a billing event: in its inbox (and its webhook) as `kind` with
+/// `payload`, and by e-mail with template `template`, once per `dedupe` key.
+#[derive(Debug)]
+pub struct Notice<'a> {
+    /// The notification's kind, e.g. `payment_failed`.
+    pub kind: &'a str,
+    /// The e-mail's template, e.g. `payment_failed`.
+    pub template: &'a str,
+    /// The subject line, also the notification's message.
+    pub subject: &'a str,
+    /// The e-mail's text.
+    pub text: &'a str,
+    /// The notification's payload.
+    pub payload: serde_json::Value,
+    /// One e-mail per key and recipient.
+    pub dedupe: String,
+    /// The invoice whose PDF the e-mail carries, if one.
+    pub invoice_id: Option<&'a str>,
+}
+
+/// Tells the tenant `notice` in `tx`: the notification and the e-mail commit with the change
+/// they report, or neither does.
+///
+/// # Errors
+///
+/// [`crate::Error::Database`].
+pub async fn tell(tx: &mut Tx, tenant_id: &str, notice: Notice<'_>, now: i64) -> Result<()> {
+    crate::notifications::notify(
+        tx,
+        "tenant",
+        tenant_id,
+        notice.kind,
+        notice.subject,
+        notice.payload,
+    )
+    .await?;
+    queue(
+        tx,
+        tenant_id,
+        &notice.dedupe,
+        notice.template,
+        notice.subject,
+        notice.text,
+        notice.invoice_id,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
 /// What a delivery round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Delivered {
@@ -111,19 +163,25 @@ pub async fn deliver_due(state: &AppState, now: i64) -> Result<Delivered> {
     .bind(BATCH)
     .fetch_all(db.pool())
     .await?;
+    // An invoice's PDF is rendered once a round, however many of its recipients are due.
+    let mut pdfs: HashMap<String, Attachment> = HashMap::new();
     for row in rows {
         let id: String = row.try_get("id")?;
         let attempts: i64 = row.try_get::<i64, _>("attempts")? + 1;
         let invoice_id: Option<String> = row.try_get("invoice_id")?;
         let attachment = match invoice_id {
             Some(invoice_id) => {
-                let invoice = super::invoices::by_id(db, &invoice_id).await?;
-                let (filename, bytes) = super::invoices::render(db, &invoice).await?;
-                Some(Attachment {
-                    filename,
-                    content_type: "application/pdf".to_owned(),
-                    bytes,
-                })
+                if !pdfs.contains_key(&invoice_id) {
+                    let invoice = super::invoices::by_id(db, &invoice_id).await?;
+                    let (filename, bytes) = super::invoices::render(db, &invoice).await?;
+                    let pdf = Attachment {
+                        filename,
+                        content_type: "application/pdf".to_owned(),
+                        bytes,
+                    };
+                    pdfs.insert(invoice_id.clone(), pdf);
+                }
+                pdfs.get(&invoice_id).cloned()
             }
             None => None,
         };

@@ -19,7 +19,7 @@ use super::subscription::PlanChanged;
 use crate::auth::Principal;
 use crate::body::JsonBody;
 use crate::clock::now_ms;
-use crate::error::{ApiError, Error, Result};
+use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -403,15 +403,7 @@ async fn check_coupon(
     Query(query): Query<CouponQuery>,
 ) -> Result<Json<Coupon>> {
     principal.user()?;
-    let plan = crate::tenants::plan(state.db(), &query.plan)
-        .await
-        .map_err(|e| match e {
-            Error::NotFound(_) => Error::bad_request(
-                "unknown_plan",
-                format!("`plan`: there is no plan {:?}", query.plan),
-            ),
-            other => other,
-        })?;
+    let plan = super::subscription::known_plan(&state, &query.plan).await?;
     let mut coupon = super::coupons::check(state.db(), &code, &plan, now_ms()).await?;
     // Tenants see what a code gives, not how often it was used.
     coupon.redemptions = 0;

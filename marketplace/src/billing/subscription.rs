@@ -471,8 +471,13 @@ async fn misfits(
     Ok(out)
 }
 
-/// The plan named `name`, as a 400 naming the field if there is none.
-async fn known_plan(state: &AppState, name: &str) -> Result<Plan> {
+/// The plan named `name` (what a request's field `plan` names), as a 400 `unknown_plan` if
+/// there is none.
+///
+/// # Errors
+///
+/// 400 `unknown_plan`; [`Error::Database`].
+pub async fn known_plan(state: &AppState, name: &str) -> Result<Plan> {
     tenants::plan(state.db(), name).await.map_err(|e| match e {
         Error::NotFound(_) => Error::bad_request(
             "unknown_plan",
@@ -654,7 +659,7 @@ pub async fn warn_trials(state: &AppState, now: i64) -> Result<usize> {
         let left_ms = u64::try_from((ends - now).max(0)).unwrap_or(0);
         let days_left = u32::try_from(left_ms.div_ceil(crate::clock::DAY_MS.unsigned_abs()))
             .unwrap_or(u32::MAX);
-        let ends_on = rfc3339(ends).chars().take(10).collect::<String>();
+        let ends_on = crate::clock::date(ends);
         let (subject, text) = super::mail::templates::trial_ending(
             &tenant.name,
             &tenant.plan,
@@ -662,23 +667,18 @@ pub async fn warn_trials(state: &AppState, now: i64) -> Result<usize> {
             days_left,
             &super::outbox::console_link(settings, &tenant.slug),
         );
-        crate::notifications::notify(
-            &mut tx,
-            "tenant",
-            &tenant.id,
-            "trial_ending",
-            &subject,
-            serde_json::json!({"plan": tenant.plan, "trial_ends_at": rfc3339(ends)}),
-        )
-        .await?;
-        super::outbox::queue(
+        super::outbox::tell(
             &mut tx,
             &tenant.id,
-            &format!("trial_ending:{ends}"),
-            "trial_ending",
-            &subject,
-            &text,
-            None,
+            super::outbox::Notice {
+                kind: "trial_ending",
+                template: "trial_ending",
+                subject: &subject,
+                text: &text,
+                payload: serde_json::json!({"plan": tenant.plan, "trial_ends_at": rfc3339(ends)}),
+                dedupe: format!("trial_ending:{ends}"),
+                invoice_id: None,
+            },
             now,
         )
         .await?;

@@ -43,10 +43,6 @@ pub struct Draft {
     pub coupon: Option<Held>,
 }
 
-fn day(ms: i64) -> String {
-    crate::clock::rfc3339(ms).chars().take(10).collect()
-}
-
 /// The currencies tenant `tenant_id` owes something in for `month`: its plans' and its paid
 /// plugins', each billed on an invoice of its own.
 ///
@@ -104,8 +100,8 @@ pub async fn build(db: &Db, tenant_id: &str, month: &MonthRange, currency: &str)
             description: format!(
                 "{} plan, {} to {} ({} a month)",
                 span.plan,
-                day(from),
-                day(to - 1),
+                crate::clock::date(from),
+                crate::clock::date(to - 1),
                 money::format(span.price_monthly, &span.currency)
             ),
             amount,
@@ -145,8 +141,8 @@ pub async fn build(db: &Db, tenant_id: &str, month: &MonthRange, currency: &str)
             kind: "plugin",
             description: format!(
                 "Plugin {plugin}, {} to {} ({} a month)",
-                day(from),
-                day(to - 1),
+                crate::clock::date(from),
+                crate::clock::date(to - 1),
                 money::format(price, &plugin_currency)
             ),
             amount,

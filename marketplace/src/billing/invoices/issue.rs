@@ -166,24 +166,19 @@ async fn issue_in(
         &total,
         &outbox::console_link(settings, &tenant.slug),
     );
-    crate::notifications::notify(
+    outbox::tell(
         &mut tx,
-        "tenant",
         tenant_id,
-        "invoice_issued",
-        &subject,
-        serde_json::json!({"invoice": id, "number": number, "total": draft.total,
+        outbox::Notice {
+            kind: "invoice_issued",
+            template: "invoice",
+            subject: &subject,
+            text: &text,
+            payload: serde_json::json!({"invoice": id, "number": number, "total": draft.total,
             "currency": draft.currency, "period": month.key}),
-    )
-    .await?;
-    outbox::queue(
-        &mut tx,
-        tenant_id,
-        &format!("invoice:{id}"),
-        "invoice",
-        &subject,
-        &text,
-        Some(&id),
+            dedupe: format!("invoice:{id}"),
+            invoice_id: Some(&id),
+        },
         now,
     )
     .await?;

@@ -245,23 +245,18 @@ async fn restore_if_settled(tx: &mut Tx, tenant_id: &str, number: &str, now: i64
     )
     .await?;
     let (subject, text) = crate::billing::mail::templates::restored(&name, number);
-    crate::notifications::notify(
-        tx,
-        "tenant",
-        tenant_id,
-        "billing_restored",
-        &subject,
-        serde_json::json!({"invoice": number}),
-    )
-    .await?;
-    crate::billing::outbox::queue(
+    crate::billing::outbox::tell(
         tx,
         tenant_id,
-        &format!("restored:{number}"),
-        "restored",
-        &subject,
-        &text,
-        None,
+        crate::billing::outbox::Notice {
+            kind: "billing_restored",
+            template: "restored",
+            subject: &subject,
+            text: &text,
+            payload: serde_json::json!({"invoice": number}),
+            dedupe: format!("restored:{number}"),
+            invoice_id: None,
+        },
         now,
     )
     .await?;
@@ -350,14 +345,13 @@ pub async fn failed_in(
         .await?;
     let slug: String = row.try_get("slug")?;
     let name: String = row.try_get("name")?;
-    let day = |ms: i64| rfc3339(ms).chars().take(10).collect::<String>();
     let (subject, text) = crate::billing::mail::templates::payment_failed(
         &name,
         &number,
         &money::format(total, &currency),
         u32::try_from(attempt).unwrap_or(u32::MAX),
-        next.map(day).as_deref(),
-        &day(suspend_on),
+        next.map(crate::clock::date).as_deref(),
+        &crate::clock::date(suspend_on),
         &crate::billing::outbox::console_link(billing, &slug),
     );
     audit::record(
@@ -371,24 +365,19 @@ pub async fn failed_in(
         },
     )
     .await?;
-    crate::notifications::notify(
+    crate::billing::outbox::tell(
         tx,
-        "tenant",
         &tenant_id,
-        "payment_failed",
-        &subject,
-        serde_json::json!({"invoice": invoice_id, "number": number, "attempt": attempt,
+        crate::billing::outbox::Notice {
+            kind: "payment_failed",
+            template: "payment_failed",
+            subject: &subject,
+            text: &text,
+            payload: serde_json::json!({"invoice": invoice_id, "number": number, "attempt": attempt,
             "next_attempt_at": next.map(rfc3339), "suspend_at": rfc3339(suspend_on)}),
-    )
-    .await?;
-    crate::billing::outbox::queue(
-        tx,
-        &tenant_id,
-        &format!("payment_failed:{invoice_id}:{attempt}"),
-        "payment_failed",
-        &subject,
-        &text,
-        None,
+            dedupe: format!("payment_failed:{invoice_id}:{attempt}"),
+            invoice_id: None,
+        },
         now,
     )
     .await?;
