@@ -117,6 +117,13 @@ pub struct RunRecord {
 pub trait RunRecorder: Send + Sync + std::fmt::Debug {
     /// One run that ended.
     fn record(&self, run: RunRecord);
+
+    /// Whether runs are wanted now: while it answers `false` the host builds no record at all,
+    /// as without a recorder (a recorder that can be paused; the `run_log` benchmark's, which
+    /// measures one server with recording on and off in turns). Called on every call's path.
+    fn recording(&self) -> bool {
+        true
+    }
 }
 
 impl RunRecord {

@@ -812,9 +812,12 @@ async fn reconfigure_changes_the_limits_of_the_running_version() {
     ));
 }
 
-/// Keeps every run the host records.
+/// Keeps every run the host records, except while paused.
 #[derive(Debug, Default)]
-struct Runs(std::sync::Mutex<Vec<plinth_host::RunRecord>>);
+struct Runs(
+    std::sync::Mutex<Vec<plinth_host::RunRecord>>,
+    std::sync::atomic::AtomicBool,
+);
 
 impl plinth_host::RunRecorder for Runs {
     fn record(&self, run: plinth_host::RunRecord) {
@@ -822,6 +825,10 @@ impl plinth_host::RunRecorder for Runs {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(run);
+    }
+
+    fn recording(&self) -> bool {
+        !self.1.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -834,6 +841,32 @@ impl Runs {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
     }
+
+    fn pause(&self, paused: bool) {
+        self.1.store(paused, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_recorder_is_handed_no_runs() {
+    let f = fixture(|_| {}).await;
+    let runs = Arc::new(Runs::default());
+    assert!(f.host.set_run_recorder(runs.clone()));
+    let hello = package(&HELLO);
+    f.install("acme", &hello).await;
+    runs.pause(true);
+    let fed = f.dispatch("acme", "greet", "\"Ada\"").await;
+    assert!(
+        fed[0].invocation.result.is_ok(),
+        "{:?}",
+        fed[0].invocation.result
+    );
+    assert!(runs.take().is_empty(), "paused: nothing recorded");
+    runs.pause(false);
+    f.dispatch("acme", "greet", "\"Ada\"").await;
+    let recorded = runs.take();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].tenant, "acme");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -208,8 +208,8 @@ impl Host {
     /// Hands the run that ended as `invocation` to the run recorder, if one is set (see
     /// [`crate::runs`]); the invocation's log lines move into the record. `input` is the
     /// call's payload or request body and `output` an HTTP response's body; they are copied
-    /// only when `logging` captures. Without a recorder nothing is built: not even the
-    /// `entry`.
+    /// only when `logging` captures. Without a recorder (or while it is not recording) nothing
+    /// is built: not even the `entry`.
     pub(super) fn record_run(
         &self,
         key: (&str, &str, &str),
@@ -219,7 +219,9 @@ impl Host {
         input: &[u8],
         output: Option<&[u8]>,
     ) {
-        if let Some(recorder) = self.run_recorder.get() {
+        if let Some(recorder) = self.run_recorder.get()
+            && recorder.recording()
+        {
             recorder.record(RunRecord::of(
                 key,
                 entry(),

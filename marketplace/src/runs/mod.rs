@@ -12,6 +12,7 @@
 
 pub mod batch;
 pub mod daily;
+mod encoder;
 pub mod query;
 pub mod recorder;
 mod redact;

@@ -1,6 +1,7 @@
 //! The host's [`RunRecorder`]: runs are queued on the call's path without waiting (a bounded
 //! queue; when it is full the run is counted as dropped, never waited for) and written in
-//! batches by one task per process, off the event path. A batch is written when it is full or
+//! batches by one task per process, off the event path; the batches are encoded on a thread of
+//! low priority (module `encoder`). A batch is written when it is full or
 //! [`RunLogSettings::linger`] after its first run, whichever comes first, or at once when a
 //! reader asks ([`Recorder::flush`]): one transaction stores many runs however few calls there
 //! are at a time.
@@ -19,8 +20,10 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::encoder::Encoder;
 use super::store;
 use crate::db::Db;
+use crate::error::Result;
 use crate::state::AppState;
 
 /// How runs are queued and written.
@@ -92,29 +95,35 @@ impl RunRecorder for Recorder {
 
 impl Recorder {
     /// A recorder writing to `db`, and its writer task (abort it after [`Recorder::flush`] to
-    /// stop).
+    /// stop; the encoder thread stops with it).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Internal`] if the encoder thread cannot be started.
     pub fn spawn(
         db: Db,
         settings: &RunLogSettings,
         counters: RecorderCounters,
-    ) -> (Arc<Recorder>, JoinHandle<()>) {
+    ) -> Result<(Arc<Recorder>, JoinHandle<()>)> {
+        let encoder = Encoder::start()?;
         let (queue, received) = mpsc::channel(settings.queue.max(1));
         let writer = Writer {
             db,
+            encoder,
             settings: settings.clone(),
             counters: counters.clone(),
             volumes: HashMap::new(),
         };
         let flushes = Arc::new(Notify::new());
         let task = tokio::spawn(writer.run(received, Arc::clone(&flushes)));
-        (
+        Ok((
             Arc::new(Recorder {
                 queue,
                 flushes,
                 counters,
             }),
             task,
-        )
+        ))
     }
 
     /// Waits until every run queued before this call is written (or dropped).
@@ -139,11 +148,17 @@ pub(crate) fn start(state: &AppState) -> Option<JoinHandle<()>> {
     if !state.settings().runs.enabled {
         return None;
     }
-    let (recorder, writer) = Recorder::spawn(
+    let (recorder, writer) = match Recorder::spawn(
         state.db().clone(),
         &state.settings().runs,
         state.metrics().run_counters(),
-    );
+    ) {
+        Ok(started) => started,
+        Err(error) => {
+            tracing::error!(%error, "runs are not recorded");
+            return None;
+        }
+    };
     // One recorder per host: a second server on the same state keeps the first's.
     if state.set_run_recorder(Arc::clone(&recorder)) && runtime.host.set_run_recorder(recorder) {
         Some(writer)
@@ -155,6 +170,7 @@ pub(crate) fn start(state: &AppState) -> Option<JoinHandle<()>> {
 
 struct Writer {
     db: Db,
+    encoder: Encoder,
     settings: RunLogSettings,
     counters: RecorderCounters,
     /// What the writer knows of each tenant's run count.
@@ -217,7 +233,7 @@ impl Writer {
 
     async fn write(&mut self, batch: Vec<RunRecord>) {
         let runs = batch.len() as u64;
-        let prepared = match store::prepare(batch) {
+        let prepared = match self.encoder.prepare(batch).await {
             Ok(prepared) => prepared,
             Err(error) => {
                 tracing::error!(%error, runs, "runs could not be prepared; they are dropped");
