@@ -63,22 +63,28 @@ pub async fn check(state: &AppState, now: i64) -> Result<usize> {
                 &month,
                 &super::outbox::console_link(&state.settings().billing, &slug),
             );
+            let payload = serde_json::json!({
+                "quota": "invocations",
+                "threshold": threshold,
+                "used": used,
+                "limit": limit,
+                "month": month,
+            });
             super::outbox::tell(
-&mut tx,
-&tenant_id,
-super::outbox::Notice {
-kind: "quota_alert",
-template: "quota_alert",
-subject: &subject,
-text: &text,
-payload: serde_json::json!({"quota": "invocations", "threshold": threshold, "used": used,
-                    "limit": limit, "month": month}),
-dedupe: format!("quota:invocations:{month}:{threshold}"),
-invoice_id: None,
-},
-now,
-)
-.await?;
+                &mut tx,
+                &tenant_id,
+                super::outbox::Notice {
+                    kind: "quota_alert",
+                    template: "quota_alert",
+                    subject: &subject,
+                    text: &text,
+                    payload,
+                    dedupe: format!("quota:invocations:{month}:{threshold}"),
+                    invoice_id: None,
+                },
+                now,
+            )
+            .await?;
             tx.commit().await?;
             raised += 1;
         }

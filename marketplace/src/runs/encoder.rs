@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 /// and all of any core nobody else wants.
 pub const NICE: i32 = 10;
 
-/// A batch to encode and where its result goes.
+/// A batch to encode and where its result goes. The writer awaits each before it sends the
+/// next, so at most one is queued.
 type Job = (Vec<RunRecord>, oneshot::Sender<Result<Prepared>>);
 
 /// The handle of the encoder thread; the thread ends when the handle is dropped.
