@@ -45,6 +45,18 @@ const WRITER_RUNS: usize = 100_000;
 /// Measured rounds per connection count (each measures both sides).
 const ROUNDS: usize = 18;
 
+/// Student's t for a two-sided 95% interval with `ROUNDS - 1` (17) degrees of freedom.
+const T_95: f64 = 2.11;
+
+/// The mean of `values` and the half-width of its 95% confidence interval (Student's t with
+/// [`T_95`]: `values` are [`ROUNDS`] rounds' ratios).
+fn mean_and_interval(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n.max(1.0);
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, T_95 * (variance / n.max(1.0)).sqrt())
+}
+
 /// How long each side is driven in a round: a fixed time rather than a count of requests, so
 /// that the writer works alongside the event path as it would in steady state; short, so that
 /// the turns interleave finely and a change in the machine's load falls on both sides.
@@ -103,6 +115,68 @@ async fn run_log_bytes(database: &TestDatabase, db: &plinth_marketplace::Db) -> 
     }
 }
 
+/// The machine's CPU time so far, busy and stolen, in clock ticks (`/proc/stat`'s first
+/// line: user, nice, system, irq and softirq are busy; idle and iowait are not; steal is time
+/// the hypervisor gave another machine). Zero where there is no `/proc/stat`.
+fn cpu_ticks() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let field = |n: usize| fields.get(n).copied().unwrap_or(0);
+    (
+        field(0) + field(1) + field(2) + field(5) + field(6),
+        field(7),
+    )
+}
+
+/// This process's CPU time so far (user and system), in clock ticks; zero where there is no
+/// `/proc/self/stat`.
+fn own_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // After the command's closing parenthesis: utime and stime are fields 14 and 15.
+    let Some((_, fields)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<u64> = fields
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    fields.iter().sum()
+}
+
+/// What one side of the measurement took: its requests, and the machine's CPU ticks (busy,
+/// stolen) meanwhile, the database's and the load generator's included.
+struct Side {
+    stats: Stats,
+    ticks: (u64, u64),
+    /// This process's share of the busy ticks.
+    own: u64,
+}
+
+impl Side {
+    /// CPU time the machine was busy per event, in microseconds (a clock tick is 10 ms).
+    fn cpu_us_per_event(&self) -> f64 {
+        self.ticks.0 as f64 * 10_000.0 / self.stats.count().max(1) as f64
+    }
+
+    /// This process's CPU time per event, in microseconds.
+    fn own_us_per_event(&self) -> f64 {
+        self.own as f64 * 10_000.0 / self.stats.count().max(1) as f64
+    }
+}
+
 /// Drives `bench` for `time` from `connections` connections with `switch` on or off; the runs
 /// still queued at the end are written before it returns, and the time that takes counts as
 /// the side's.
@@ -112,8 +186,9 @@ async fn measure(
     (switch, on): (&Switch, bool),
     targets: Vec<load::Target>,
     (connections, time): (usize, Duration),
-) -> Result<Stats> {
+) -> Result<Side> {
     switch.on.store(on, Ordering::Relaxed);
+    let (ticks_before, own_before) = (cpu_ticks(), own_ticks());
     let mut stats = load::run_limited(
         generator,
         &bench.client,
@@ -128,7 +203,15 @@ async fn measure(
         switch.recorder.flush().await;
         stats.add_time(started.elapsed());
     }
-    Ok(stats)
+    let ticks_after = cpu_ticks();
+    Ok(Side {
+        stats,
+        ticks: (
+            ticks_after.0.saturating_sub(ticks_before.0),
+            ticks_after.1.saturating_sub(ticks_before.1),
+        ),
+        own: own_ticks().saturating_sub(own_before),
+    })
 }
 
 /// Runs stored in the database of `bench`.
@@ -189,18 +272,27 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
         .await?;
         println!("| scenario | connections | events/s | p50 ms | p95 ms | p99 ms |");
         println!("|---|---|---|---|---|---|");
-        stats.print(&format!("run log {side}"), 16);
+        stats.stats.print(&format!("run log {side}"), 16);
+        println!(
+            "CPU per event: {:.1} µs, of which this process {:.1} µs",
+            stats.cpu_us_per_event(),
+            stats.own_us_per_event()
+        );
         return Ok(());
     }
     let runs_before = runs_stored(&bench).await?;
     let bytes_before = run_log_bytes(&database, bench.state.db()).await?;
     println!(
-        "| connections | off events/s | off p99 ms | on events/s | on p99 ms | events/s on/off | p99 on/off |"
+        "| connections | off events/s | off p99 ms | on events/s | on p99 ms | events/s on/off | rounds' on/off, mean ± 95% | p99 on/off | CPU µs/event off | on | of which this process, off | on | stolen ticks |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for connections in [1, 16] {
-        let mut sides: [Option<Stats>; 2] = [None, None];
+        let mut sides: [Option<Side>; 2] = [None, None];
+        // Each round's on/off ratio: its two windows are adjacent, so a change in the
+        // machine's load between rounds falls on both.
+        let mut ratios = Vec::with_capacity(ROUNDS);
         for round in 0..ROUNDS {
+            let mut rates = [0.0; 2];
             // Off then on, then on then off: whichever goes first in a round has no edge.
             let order = if round % 2 == 0 {
                 [false, true]
@@ -216,17 +308,28 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
                     (connections, MEASURE),
                 )
                 .await?;
+                rates[usize::from(on)] = stats.stats.rate();
                 match &mut sides[usize::from(on)] {
-                    Some(total) => total.merge(stats),
+                    Some(total) => {
+                        total.stats.merge(stats.stats);
+                        total.ticks.0 += stats.ticks.0;
+                        total.ticks.1 += stats.ticks.1;
+                        total.own += stats.own;
+                    }
                     slot @ None => *slot = Some(stats),
                 }
             }
+            ratios.push(rates[1] / rates[0].max(f64::MIN_POSITIVE));
         }
+        let (paired, interval) = mean_and_interval(&ratios);
         let [Some(off), Some(on)] = sides else {
             continue;
         };
+        let (off_cpu, on_cpu) = (off.cpu_us_per_event(), on.cpu_us_per_event());
+        let (off_own, on_own) = (off.own_us_per_event(), on.own_us_per_event());
+        let (off, on, stolen) = (off.stats, on.stats, off.ticks.1 + on.ticks.1);
         println!(
-            "| {connections} | {:.0} | {:.2} | {:.0} | {:.2} | {:.3} | {:.2} |",
+            "| {connections} | {:.0} | {:.2} | {:.0} | {:.2} | {:.3} | {paired:.3} ± {interval:.3} | {:.2} | {off_cpu:.1} | {on_cpu:.1} | {off_own:.1} | {on_own:.1} | {stolen} |",
             off.rate(),
             off.quantile_ms(0.99),
             on.rate(),

@@ -113,6 +113,11 @@ impl Stats {
         self.elapsed += other.elapsed;
     }
 
+    /// Requests answered.
+    pub fn count(&self) -> usize {
+        self.latencies.len()
+    }
+
     /// Requests per second.
     pub fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()

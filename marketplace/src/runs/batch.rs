@@ -101,12 +101,44 @@ pub(super) struct BatchRow {
 /// fields of [`StoredRun`] in order), LZ4-compressed with their size in front.
 const FORMAT: u8 = 1;
 
+/// A run a batch can hold: a [`StoredRun`] (read back, rewritten by a trim), or a run borrowed
+/// from its record as the writer stores it (`store::RunView`). Both serialise as a
+/// [`StoredRun`].
+pub(super) trait BatchRun: Serialize {
+    /// When it started, in Unix milliseconds.
+    fn started_at(&self) -> i64;
+    /// Its id.
+    fn id(&self) -> String;
+    /// Whether it failed.
+    fn failed(&self) -> bool;
+    /// The order of runs in a batch: by start, then by id.
+    fn cmp_start(&self, other: &Self) -> std::cmp::Ordering;
+}
+
+impl BatchRun for StoredRun {
+    fn started_at(&self) -> i64 {
+        self.started_at
+    }
+
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn failed(&self) -> bool {
+        StoredRun::failed(self)
+    }
+
+    fn cmp_start(&self, other: &Self) -> std::cmp::Ordering {
+        (self.started_at, &self.id).cmp(&(other.started_at, &other.id))
+    }
+}
+
 /// `runs`, oldest first, as the body of a batch.
 ///
 /// # Errors
 ///
 /// [`Error::Internal`] if they cannot be serialised.
-pub(super) fn encode(runs: &[StoredRun]) -> Result<Vec<u8>> {
+pub(super) fn encode<R: Serialize>(runs: &[R]) -> Result<Vec<u8>> {
     let raw = postcard::to_allocvec(runs)
         .map_err(|e| Error::Internal(format!("serialising runs: {e}")))?;
     let mut body = vec![FORMAT];
@@ -130,20 +162,21 @@ pub fn decode(body: &[u8]) -> Result<Vec<StoredRun>> {
 }
 
 /// `tenant`'s `runs` (in any order) as batches: sorted by start, cut wherever the next run
-/// would make a batch span more than [`MAX_SPAN_MS`].
+/// would make a batch span more than [`MAX_SPAN_MS`]. The runs are sorted as references, so
+/// sorting moves pointers, not runs.
 ///
 /// # Errors
 ///
-/// [`Error::Internal`] if they cannot be written as JSON.
-pub(super) fn batches(tenant: &str, mut runs: Vec<StoredRun>) -> Result<Vec<BatchRow>> {
-    runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+/// [`Error::Internal`] if they cannot be serialised.
+pub(super) fn batches<R: BatchRun>(tenant: &str, runs: &mut [&R]) -> Result<Vec<BatchRow>> {
+    runs.sort_by(|a, b| a.cmp_start(b));
     let mut rows = Vec::new();
     let mut start = 0;
     while start < runs.len() {
-        let first_at = runs[start].started_at;
+        let first_at = runs[start].started_at();
         let end = runs[start..]
             .iter()
-            .position(|run| run.started_at - first_at > MAX_SPAN_MS)
+            .position(|run| run.started_at() - first_at > MAX_SPAN_MS)
             .map_or(runs.len(), |offset| start + offset);
         rows.push(row_of(tenant, &runs[start..end])?);
         start = end;
@@ -155,16 +188,16 @@ pub(super) fn batches(tenant: &str, mut runs: Vec<StoredRun>) -> Result<Vec<Batc
 ///
 /// # Errors
 ///
-/// [`Error::Internal`] if they are none or cannot be written as JSON.
-pub(super) fn row_of(tenant: &str, runs: &[StoredRun]) -> Result<BatchRow> {
+/// [`Error::Internal`] if they are none or cannot be serialised.
+pub(super) fn row_of<R: BatchRun>(tenant: &str, runs: &[&R]) -> Result<BatchRow> {
     let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
         return Err(Error::Internal("an empty batch of runs".to_owned()));
     };
     Ok(BatchRow {
         tenant: tenant.to_owned(),
-        last_at: last.started_at,
-        id: last.id.clone(),
-        first_at: first.started_at,
+        last_at: last.started_at(),
+        id: last.id(),
+        first_at: first.started_at(),
         runs: i64::try_from(runs.len()).unwrap_or(i64::MAX),
         failures: i64::try_from(runs.iter().filter(|run| run.failed()).count()).unwrap_or(i64::MAX),
         body: encode(runs)?,
@@ -214,13 +247,13 @@ mod tests {
 
     #[test]
     fn batches_span_a_minute_at_most() -> Result<()> {
-        let runs = vec![
+        let runs = [
             run("c", 70_000, "ok"),
             run("a", 1_000, "trap"),
             run("b", 61_000, "ok"),
             run("d", 200_000, "ok"),
         ];
-        let rows = batches("t1", runs)?;
+        let rows = batches("t1", &mut runs.iter().collect::<Vec<_>>())?;
         let spans: Vec<(i64, i64, i64, i64, &str)> = rows
             .iter()
             .map(|row| {

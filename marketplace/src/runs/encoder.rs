@@ -1,6 +1,6 @@
 //! The run log's encoder: a thread of its own, at a low scheduling priority, that turns the
-//! writer's batches of records into what is stored ([`store::prepare`]: redaction, the stored
-//! runs, their serialisation and compression, the daily counts) and frees the records.
+//! writer's batches of records into what is stored ([`store::prepare`]: redaction, the runs
+//! serialised from their records and compressed, the daily counts) and frees the records.
 //!
 //! That work is most of what recording costs. Done on the API's runtime, a batch held one of
 //! its worker threads for a millisecond at a time, and it competed with the event path as an
@@ -45,7 +45,9 @@ impl Encoder {
             .spawn(move || {
                 lower_priority();
                 while let Ok((batch, done)) = received.recv() {
-                    let _ = done.send(store::prepare(batch));
+                    let _ = done.send(store::prepare(&batch));
+                    // The records are freed here too, not on the writer's runtime.
+                    drop(batch);
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start the run log's encoder: {e}")))?;

@@ -22,6 +22,7 @@ pub(crate) mod routes;
 mod run_id;
 mod signature;
 pub mod store;
+mod view;
 
 pub use recorder::{Recorder, RecorderCounters, RunLogSettings};
 pub use redact::REDACTED;

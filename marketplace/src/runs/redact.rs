@@ -1,6 +1,8 @@
 //! Removing an install's secret configuration values from what a run recorded, before it is
 //! stored: log lines, error messages, captured payloads and outputs.
 
+use std::borrow::Cow;
+
 use memchr::memmem::Finder;
 
 /// What a secret is replaced with.
@@ -62,6 +64,19 @@ impl<'a> Redactor<'a> {
         self.text(&text)
     }
 
+    /// `text` with every secret replaced by [`REDACTED`]: borrowed, without a copy, when it
+    /// holds none.
+    pub(crate) fn cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if self
+            .finders
+            .iter()
+            .all(|finder| finder.find(text.as_bytes()).is_none())
+        {
+            return Cow::Borrowed(text);
+        }
+        Cow::Owned(self.text(text))
+    }
+
     /// `text` with every secret replaced by [`REDACTED`].
     pub(crate) fn text(&self, text: &str) -> String {
         if self.finders.is_empty() {
@@ -96,6 +111,11 @@ mod tests {
             redactor.owned("a hunter2 b".into()),
             "a [redacted] b".to_string()
         );
+        assert!(matches!(
+            redactor.cow("nothing secret"),
+            Cow::Borrowed("nothing secret")
+        ));
+        assert_eq!(redactor.cow("a hunter2 b"), "a [redacted] b");
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::{NoContext, Timestamp, Uuid};
 
 /// A new id for a run that started at `started`, and that start in Unix milliseconds (what
-/// [`started_at_of`] reads back from the id).
-pub(crate) fn new(started: SystemTime) -> (String, i64) {
+/// [`started_at_of`] reads back from the id's text).
+pub(crate) fn of_start(started: SystemTime) -> (Uuid, i64) {
     let since_epoch = started.duration_since(UNIX_EPOCH).unwrap_or_default();
     let id = Uuid::new_v7(Timestamp::from_unix(
         NoContext,
@@ -17,7 +17,7 @@ pub(crate) fn new(started: SystemTime) -> (String, i64) {
     ));
     // The id keeps whole milliseconds, as `as_millis` counts them.
     let started_ms = i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX);
-    (id.to_string(), started_ms)
+    (id, started_ms)
 }
 
 /// The start (Unix milliseconds) a run id carries; `None` for anything but a UUIDv7.
@@ -43,10 +43,10 @@ mod tests {
     fn an_id_carries_its_start() {
         let started =
             UNIX_EPOCH + Duration::from_millis(1_795_000_000_123) + Duration::from_micros(456);
-        let (id, ms) = new(started);
+        let (id, ms) = of_start(started);
         assert_eq!(ms, 1_795_000_000_123);
-        assert_eq!(started_at_of(&id), Some(ms));
-        let (other, _) = new(started);
+        assert_eq!(started_at_of(&id.to_string()), Some(ms));
+        let (other, _) = of_start(started);
         assert_ne!(id, other);
         assert_eq!(started_at_of("not-a-run"), None);
         assert_eq!(started_at_of(&Uuid::nil().to_string()), None);

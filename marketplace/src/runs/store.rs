@@ -11,14 +11,11 @@ use sqlx::Row as _;
 
 use super::batch::{self, BatchRow, StoredRun};
 use super::daily::{bucket_of, day_of};
-use super::query::RunCapture;
-use super::redact::Redactor;
-use super::run_id;
 use super::signature;
+use super::view::RunView;
 use crate::clock::DAY_MS;
 use crate::db::{Db, Tx};
 use crate::error::Result;
-use crate::usage::db_count;
 
 /// Kinds of failure a report keeps per plugin version; failures of further kinds are counted
 /// under one last kind ("more kinds of failure than a report keeps"), so a plugin that fails with ever new messages
@@ -27,22 +24,6 @@ pub const MAX_KINDS_PER_VERSION: i64 = 500;
 
 /// The message of the kind further kinds are counted under.
 const OVERFLOW_MESSAGE: &str = "(more kinds of failure than a report keeps)";
-
-/// The most bytes of a run's error message, and of its entry, kept.
-const MAX_TEXT_BYTES: usize = 4096;
-
-/// `text` cut to at most `max` bytes, at a character boundary, marked with `…` when cut.
-fn cut(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max.saturating_sub('…'.len_utf8());
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
-}
 
 /// One log line as stored (a JSON array of these per run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -79,117 +60,45 @@ pub(super) struct Prepared {
     pub(super) failures: HashMap<FailureKey, FailureSeen>,
 }
 
-/// The three tables' additions from `batch`, and how many runs each tenant gets.
-/// The three tables' additions from `batch`. The records'
-/// strings move into the stored runs (redacted where a secret appears) rather than being
-/// copied.
+/// The three tables' additions from `batch`: the runs are serialised from their records as
+/// they are ([`RunView`]), redacted where a secret appears, without a copy of each.
 ///
 /// # Errors
 ///
 /// [`crate::Error::Internal`] if the runs cannot be serialised.
-pub(super) fn prepare(batch: Vec<RunRecord>) -> Result<Prepared> {
+pub(super) fn prepare(batch: &[RunRecord]) -> Result<Prepared> {
+    let runs: Vec<RunView<'_>> = batch.iter().map(RunView::of).collect();
     let mut failures: HashMap<FailureKey, FailureSeen> = HashMap::new();
-    let mut per_tenant: HashMap<String, Vec<StoredRun>> = HashMap::new();
-    for run in batch {
-        let RunRecord {
-            tenant,
-            plugin,
-            version,
-            entry,
-            started_at,
-            usage,
-            outcome,
-            logs,
-            logs_dropped,
-            captured,
-            secrets,
-        } = run;
-        let redactor = Redactor::new(&secrets);
-        let (id, started_at) = run_id::new(started_at);
-        let duration_us = u64::try_from(usage.wall.as_micros()).unwrap_or(u64::MAX);
-        let (code, error_message, output_bytes) = match &outcome {
-            Ok(bytes) => ("ok", None, db_count(*bytes)),
-            Err(error) => (
-                error.code(),
-                Some(cut(redactor.owned(error.to_string()), MAX_TEXT_BYTES)),
-                0,
-            ),
-        };
-        // A refusal (capacity, quota, breaker) says nothing about the plugin's code.
-        if let (Err(error), Some(message)) = (&outcome, &error_message)
-            && !error.is_refusal()
-        {
-            let (signature, template) = signature::of(code, message, &tenant);
-            let seen = failures
-                .entry((plugin.clone(), version.clone(), signature))
-                .or_insert(FailureSeen {
-                    code: code.to_owned(),
-                    template,
-                    failures: 0,
-                    first_seen: started_at,
-                    last_seen: started_at,
-                });
-            seen.failures += 1;
-            seen.first_seen = seen.first_seen.min(started_at);
-            seen.last_seen = seen.last_seen.max(started_at);
-        }
-        let logs: Vec<StoredLine> = logs
-            .into_iter()
-            .map(|line| StoredLine {
-                level: line.level.to_owned(),
-                message: redactor.owned(line.message),
-                fields: line
-                    .fields
-                    .into_iter()
-                    .map(|(key, value)| (redactor.owned(key), redactor.owned(value)))
-                    .collect(),
-                truncated: line.truncated,
-            })
-            .collect();
-        let entry_kind = entry.kind().to_owned();
-        let described = cut(redactor.owned(entry.describe()), MAX_TEXT_BYTES);
-        let event_id = match entry {
-            plinth_host::RunEntry::Event { id, .. } => Some(id),
-            _ => None,
-        };
-        let lossy = |bytes: &[u8]| String::from_utf8_lossy(&redactor.bytes(bytes)).into_owned();
-        let capture = captured.as_ref().map(|captured| RunCapture {
-            input: lossy(&captured.input),
-            output: lossy(&captured.output),
-            truncated: captured.truncated,
-        });
-        per_tenant.entry(tenant).or_default().push(StoredRun {
-            id,
-            plugin,
-            version,
-            entry_kind,
-            entry: described,
-            event_id,
-            started_at,
-            duration_us: db_count(duration_us),
-            fuel: usage.fuel.map(db_count),
-            memory_bytes: db_count(usage.memory_bytes),
-            outbound_requests: i64::from(usage.outbound_requests),
-            kv_bytes_written: db_count(usage.kv_bytes_written),
-            outcome: code.to_owned(),
-            error_message,
-            output_bytes,
-            logs,
-            logs_dropped: i64::from(logs_dropped),
-            capture,
-        });
-    }
     // Counted under borrowed keys (tenant, plugin, day's start, outcome, bucket): a run adds
     // to a count without allocating.
     let mut calls: HashMap<(&str, &str, i64, &str, i64), i64> = HashMap::new();
-    for (tenant, runs) in &per_tenant {
-        for run in runs {
-            let day_start = run.started_at - run.started_at.rem_euclid(DAY_MS);
-            let bucket = bucket_of(u64::try_from(run.duration_us).unwrap_or(0));
-            *calls
-                .entry((tenant, &run.plugin, day_start, &run.outcome, bucket))
-                .or_default() += 1;
+    let mut per_tenant: HashMap<&str, Vec<&RunView<'_>>> = HashMap::new();
+    for run in &runs {
+        let tenant = run.tenant();
+        // A refusal (capacity, quota, breaker) says nothing about the plugin's code.
+        if let Some(message) = &run.error_message
+            && !run.refused()
+        {
+            let (signature, template) = signature::of(run.outcome, message, tenant);
+            let seen = failures
+                .entry((run.plugin().to_owned(), run.version().to_owned(), signature))
+                .or_insert(FailureSeen {
+                    code: run.outcome.to_owned(),
+                    template,
+                    failures: 0,
+                    first_seen: run.started_at,
+                    last_seen: run.started_at,
+                });
+            seen.failures += 1;
+            seen.first_seen = seen.first_seen.min(run.started_at);
+            seen.last_seen = seen.last_seen.max(run.started_at);
         }
+        let day_start = run.started_at - run.started_at.rem_euclid(DAY_MS);
+        let bucket = bucket_of(u64::try_from(run.duration_us).unwrap_or(0));
+        *calls
+            .entry((tenant, run.plugin(), day_start, run.outcome, bucket))
+            .or_default() += 1;
+        per_tenant.entry(tenant).or_default().push(run);
     }
     let mut daily: HashMap<DayKey, i64> = HashMap::with_capacity(calls.len());
     for ((tenant, plugin, day_start, outcome, bucket), count) in calls {
@@ -203,8 +112,8 @@ pub(super) fn prepare(batch: Vec<RunRecord>) -> Result<Prepared> {
         *daily.entry(key).or_default() += count;
     }
     let mut batches = Vec::new();
-    for (tenant, runs) in per_tenant {
-        batches.extend(batch::batches(&tenant, runs)?);
+    for (tenant, mut runs) in per_tenant {
+        batches.extend(batch::batches(tenant, &mut runs)?);
     }
     Ok(Prepared {
         batches,
@@ -460,7 +369,7 @@ pub(super) async fn trim(
         .execute(&mut **tx)
         .await?
     } else {
-        let rewritten = batch::row_of(tenant_id, &kept)?;
+        let rewritten = batch::row_of(tenant_id, &kept.iter().collect::<Vec<_>>())?;
         sqlx::query(
             "UPDATE run_batches SET last_at = $1, id = $2, first_at = $3, runs = $4, \
              failures = $5, body = $6 \
@@ -492,13 +401,6 @@ mod tests {
     use plinth_test_support::TestDatabase;
 
     use super::*;
-
-    #[test]
-    fn long_texts_are_cut_at_a_character() {
-        assert_eq!(cut("short".to_owned(), 10), "short");
-        let cut_text = cut("é".repeat(10), 8);
-        assert!(cut_text.len() <= 8 && cut_text.ends_with('…'), "{cut_text}");
-    }
 
     /// A failed run of `labs.flaky` 1.0.0 whose message is `kind`.
     fn failure(kind: &str) -> RunRecord {
@@ -537,9 +439,9 @@ mod tests {
         let kinds = usize::try_from(MAX_KINDS_PER_VERSION)? + 20;
         let batch: Vec<RunRecord> = (0..kinds).map(|n| failure(&letters(n))).collect();
         let once_more = batch[..1].to_vec();
-        write(&db, &prepare(batch)?).await?;
+        write(&db, &prepare(&batch)?).await?;
         // Once more: known kinds keep counting as themselves.
-        write(&db, &prepare(once_more)?).await?;
+        write(&db, &prepare(&once_more)?).await?;
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failure_reports")
             .fetch_one(db.pool())
             .await?;
