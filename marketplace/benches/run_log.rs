@@ -12,7 +12,9 @@
 //! The load generator drives the server [`ROUNDS`] times for [`MEASURE`] with recording on and
 //! as long with it off, which goes first alternating (off, on, on, off, …; an "on" window's
 //! time counts until its queue is written), at 1 and 16 connections, and prints events/s and
-//! p99 of each side and the ratio on/off. Then the storage the recorded runs took (SQLite: the
+//! p99 of each side and the ratio on/off; each round's own ratio (its two windows are adjacent)
+//! as a mean with its 95% interval; and the machine's CPU time per event on each side (the
+//! database's and the load generator's included) with this process's share. Then the storage the recorded runs took (SQLite: the
 //! database file after a checkpoint; PostgreSQL: `pg_total_relation_size` of the three tables;
 //! both against the same before the measurement), per 1,000 runs. Last, the writer alone:
 //! [`WRITER_RUNS`] runs like `hello`'s (one log line) of an enterprise tenant, recorded through
