@@ -102,7 +102,7 @@ pub(super) struct BatchRow {
 const FORMAT: u8 = 1;
 
 /// A run a batch can hold: a [`StoredRun`] (read back, rewritten by a trim), or a run borrowed
-/// from its record as the writer stores it (`store::RunView`). Both serialise as a
+/// from its record as the writer stores it (`view::RunView`). Both serialise as a
 /// [`StoredRun`].
 pub(super) trait BatchRun: Serialize {
     /// When it started, in Unix milliseconds.

@@ -54,14 +54,10 @@ impl<'a> Redactor<'a> {
     /// `text` with every secret replaced by [`REDACTED`]: itself, without a copy, when it
     /// holds none.
     pub(crate) fn owned(&self, text: String) -> String {
-        if self
-            .finders
-            .iter()
-            .all(|finder| finder.find(text.as_bytes()).is_none())
-        {
-            return text;
+        match self.cow(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(redacted) => redacted,
         }
-        self.text(&text)
     }
 
     /// `text` with every secret replaced by [`REDACTED`]: borrowed, without a copy, when it
