@@ -14,7 +14,8 @@
 //! time counts until its queue is written), at 1 and 16 connections, and prints events/s and
 //! p99 of each side and the ratio on/off; each round's own ratio (its two windows are adjacent)
 //! as a mean with its 95% interval; and the machine's CPU time per event on each side (the
-//! database's and the load generator's included) with this process's share. Then the storage the recorded runs took (SQLite: the
+//! database's and the load generator's included) with this process's share, and who spent it
+//! ([`ticks_by_name`]: this process's threads by name, the database's processes). Then the storage the recorded runs took (SQLite: the
 //! database file after a checkpoint; PostgreSQL: `pg_total_relation_size` of the three tables;
 //! both against the same before the measurement), per 1,000 runs. Last, the writer alone:
 //! [`WRITER_RUNS`] runs like `hello`'s (one log line) of an enterprise tenant, recorded through
@@ -158,6 +159,57 @@ fn own_ticks() -> u64 {
     fields.iter().sum()
 }
 
+/// CPU ticks so far by who spent them: this process's threads grouped by name, and the
+/// database's processes (every process named `postgres`) as `postgres`. A thread that ended
+/// takes its ticks with it.
+fn ticks_by_name() -> std::collections::HashMap<String, u64> {
+    let mut ticks = std::collections::HashMap::new();
+    let mut add = |dir: std::path::PathBuf, name: Option<&str>| {
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            return;
+        };
+        let Some((head, fields)) = stat.rsplit_once(')') else {
+            return;
+        };
+        let comm = head.split_once('(').map_or("", |(_, comm)| comm);
+        if name.is_some_and(|name| name != comm) {
+            return;
+        }
+        let used: u64 = fields
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum();
+        *ticks.entry(comm.to_owned()).or_default() += used;
+    };
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.filter_map(Result::ok) {
+            add(task.path(), None);
+        }
+    }
+    if let Ok(processes) = std::fs::read_dir("/proc") {
+        for process in processes.filter_map(Result::ok) {
+            add(process.path(), Some("postgres"));
+        }
+    }
+    ticks
+}
+
+/// The ticks spent between two [`ticks_by_name`] snapshots, by name.
+fn ticks_between(
+    before: &std::collections::HashMap<String, u64>,
+    after: std::collections::HashMap<String, u64>,
+) -> std::collections::HashMap<String, u64> {
+    after
+        .into_iter()
+        .map(|(name, ticks)| {
+            let spent = ticks.saturating_sub(before.get(&name).copied().unwrap_or(0));
+            (name, spent)
+        })
+        .collect()
+}
+
 /// What one side of the measurement took: its requests, and the machine's CPU ticks (busy,
 /// stolen) meanwhile, the database's and the load generator's included.
 struct Side {
@@ -165,6 +217,8 @@ struct Side {
     ticks: (u64, u64),
     /// This process's share of the busy ticks.
     own: u64,
+    /// The busy ticks by who spent them ([`ticks_by_name`]).
+    by_name: std::collections::HashMap<String, u64>,
 }
 
 impl Side {
@@ -190,7 +244,7 @@ async fn measure(
     (connections, time): (usize, Duration),
 ) -> Result<Side> {
     switch.on.store(on, Ordering::Relaxed);
-    let (ticks_before, own_before) = (cpu_ticks(), own_ticks());
+    let (ticks_before, own_before, named_before) = (cpu_ticks(), own_ticks(), ticks_by_name());
     let mut stats = load::run_limited(
         generator,
         &bench.client,
@@ -213,6 +267,7 @@ async fn measure(
             ticks_after.1.saturating_sub(ticks_before.1),
         ),
         own: own_ticks().saturating_sub(own_before),
+        by_name: ticks_between(&named_before, ticks_by_name()),
     })
 }
 
@@ -288,6 +343,7 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
         "| connections | off events/s | off p99 ms | on events/s | on p99 ms | events/s on/off | rounds' on/off, mean ± 95% | p99 on/off | CPU µs/event off | on | of which this process, off | on | stolen ticks |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut by_name = Vec::new();
     for connections in [1, 16] {
         let mut sides: [Option<Side>; 2] = [None, None];
         // Each round's on/off ratio: its two windows are adjacent, so a change in the
@@ -317,6 +373,9 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
                         total.ticks.0 += stats.ticks.0;
                         total.ticks.1 += stats.ticks.1;
                         total.own += stats.own;
+                        for (name, ticks) in stats.by_name {
+                            *total.by_name.entry(name).or_default() += ticks;
+                        }
                     }
                     slot @ None => *slot = Some(stats),
                 }
@@ -329,6 +388,22 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
         };
         let (off_cpu, on_cpu) = (off.cpu_us_per_event(), on.cpu_us_per_event());
         let (off_own, on_own) = (off.own_us_per_event(), on.own_us_per_event());
+        let mut names: Vec<&String> = off.by_name.keys().chain(on.by_name.keys()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let per_event = |side: &Side| {
+                side.by_name.get(name).copied().unwrap_or(0) as f64 * 10_000.0
+                    / side.stats.count().max(1) as f64
+            };
+            let (off_us, on_us) = (per_event(&off), per_event(&on));
+            if off_us + on_us >= 0.5 {
+                by_name.push(format!(
+                    "| {connections} | {name} | {off_us:.1} | {on_us:.1} | {:+.1} |",
+                    on_us - off_us
+                ));
+            }
+        }
         let (off, on, stolen) = (off.stats, on.stats, off.ticks.1 + on.ticks.1);
         println!(
             "| {connections} | {:.0} | {:.2} | {:.0} | {:.2} | {:.3} | {paired:.3} ± {interval:.3} | {:.2} | {off_cpu:.1} | {on_cpu:.1} | {off_own:.1} | {on_own:.1} | {stolen} |",
@@ -339,6 +414,12 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
             on.rate() / off.rate(),
             on.quantile_ms(0.99) / off.quantile_ms(0.99)
         );
+    }
+    println!();
+    println!("| connections | CPU spent by | µs/event off | on | on − off |");
+    println!("|---|---|---|---|---|");
+    for line in by_name {
+        println!("{line}");
     }
     // Storage: what the measured "on" windows recorded.
     let runs = runs_stored(&bench).await? - runs_before;

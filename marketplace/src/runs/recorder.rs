@@ -44,7 +44,7 @@ impl Default for RunLogSettings {
         RunLogSettings {
             enabled: true,
             queue: 10_000,
-            max_batch: 512,
+            max_batch: 2048,
             linger: Duration::from_millis(200),
         }
     }
