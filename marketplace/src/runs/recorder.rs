@@ -44,6 +44,9 @@ impl Default for RunLogSettings {
         RunLogSettings {
             enabled: true,
             queue: 10_000,
+            // A transaction a write: on PostgreSQL its cost (the statements' round trips, the
+            // commit) is most of what a run costs the database: 0.5-1.2 µs a run at 2,048 runs
+            // a write, 2.1 µs at 512 (README, "What the run log costs").
             max_batch: 2048,
             linger: Duration::from_millis(200),
         }
