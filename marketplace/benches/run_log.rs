@@ -15,9 +15,10 @@
 //! p99 of each side and the ratio on/off; each round's own ratio (its two windows are adjacent)
 //! as a mean with its 95% interval; and the machine's CPU time per event on each side (the
 //! database's and the load generator's included) with this process's share, and who spent it
-//! ([`ticks_by_name`]: this process's threads by name, the database's processes). Then the storage the recorded runs took (SQLite: the
-//! database file after a checkpoint; PostgreSQL: `pg_total_relation_size` of the three tables;
-//! both against the same before the measurement), per 1,000 runs. Last, the writer alone:
+//! ([`ticks_by_name`]: this process's threads by name, the database's processes). Then the
+//! storage the recorded runs took (SQLite: the database file after a checkpoint; PostgreSQL:
+//! `pg_total_relation_size` of the three tables; both against the same before the
+//! measurement), per 1,000 runs. Last, the writer alone:
 //! [`WRITER_RUNS`] runs like `hello`'s (one log line) of an enterprise tenant, recorded through
 //! a fresh recorder on a fresh database and written, to give the cost of storing one run in
 //! microseconds. `PLINTH_BENCH_DATABASE=postgres` runs all of it on PostgreSQL. To profile one
@@ -26,6 +27,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -140,67 +142,54 @@ fn cpu_ticks() -> (u64, u64) {
     )
 }
 
-/// This process's CPU time so far (user and system), in clock ticks; zero where there is no
-/// `/proc/self/stat`.
-fn own_ticks() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0;
-    };
-    // After the command's closing parenthesis: utime and stime are fields 14 and 15.
-    let Some((_, fields)) = stat.rsplit_once(')') else {
-        return 0;
-    };
-    let fields: Vec<u64> = fields
+/// The command name and CPU time so far (user and system, in clock ticks) of the process or
+/// thread whose `/proc` directory is `dir`; `None` if it cannot be read.
+fn stat_of(dir: &std::path::Path) -> Option<(String, u64)> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    // `pid (comm) state …`: after the command's closing parenthesis, utime and stime are
+    // fields 14 and 15.
+    let (head, fields) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(').map_or("", |(_, comm)| comm);
+    let used = fields
         .split_whitespace()
         .skip(11)
         .take(2)
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    fields.iter().sum()
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    Some((comm.to_owned(), used))
+}
+
+/// This process's CPU time so far (user and system), in clock ticks; zero where there is no
+/// `/proc/self/stat`.
+fn own_ticks() -> u64 {
+    stat_of(std::path::Path::new("/proc/self")).map_or(0, |(_, used)| used)
 }
 
 /// CPU ticks so far by who spent them: this process's threads grouped by name, and the
 /// database's processes (every process named `postgres`) as `postgres`. A thread that ended
 /// takes its ticks with it.
-fn ticks_by_name() -> std::collections::HashMap<String, u64> {
-    let mut ticks = std::collections::HashMap::new();
-    let mut add = |dir: std::path::PathBuf, name: Option<&str>| {
-        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-            return;
-        };
-        let Some((head, fields)) = stat.rsplit_once(')') else {
-            return;
-        };
-        let comm = head.split_once('(').map_or("", |(_, comm)| comm);
-        if name.is_some_and(|name| name != comm) {
-            return;
-        }
-        let used: u64 = fields
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|field| field.parse::<u64>().ok())
-            .sum();
-        *ticks.entry(comm.to_owned()).or_default() += used;
+fn ticks_by_name() -> HashMap<String, u64> {
+    let mut ticks = HashMap::new();
+    let entries = |dir: &str| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|entry| stat_of(&entry.path()))
     };
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        for task in tasks.filter_map(Result::ok) {
-            add(task.path(), None);
-        }
-    }
-    if let Ok(processes) = std::fs::read_dir("/proc") {
-        for process in processes.filter_map(Result::ok) {
-            add(process.path(), Some("postgres"));
-        }
+    let threads = entries("/proc/self/task");
+    let database = entries("/proc").filter(|(comm, _)| comm == "postgres");
+    for (comm, used) in threads.chain(database) {
+        *ticks.entry(comm).or_default() += used;
     }
     ticks
 }
 
 /// The ticks spent between two [`ticks_by_name`] snapshots, by name.
 fn ticks_between(
-    before: &std::collections::HashMap<String, u64>,
-    after: std::collections::HashMap<String, u64>,
-) -> std::collections::HashMap<String, u64> {
+    before: &HashMap<String, u64>,
+    after: HashMap<String, u64>,
+) -> HashMap<String, u64> {
     after
         .into_iter()
         .map(|(name, ticks)| {
@@ -218,18 +207,34 @@ struct Side {
     /// This process's share of the busy ticks.
     own: u64,
     /// The busy ticks by who spent them ([`ticks_by_name`]).
-    by_name: std::collections::HashMap<String, u64>,
+    by_name: HashMap<String, u64>,
 }
 
 impl Side {
-    /// CPU time the machine was busy per event, in microseconds (a clock tick is 10 ms).
+    /// `ticks` of CPU time per event of this side, in microseconds (a clock tick is 10 ms).
+    fn us_per_event(&self, ticks: u64) -> f64 {
+        ticks as f64 * 10_000.0 / self.stats.count().max(1) as f64
+    }
+
+    /// CPU time the machine was busy per event, in microseconds.
     fn cpu_us_per_event(&self) -> f64 {
-        self.ticks.0 as f64 * 10_000.0 / self.stats.count().max(1) as f64
+        self.us_per_event(self.ticks.0)
     }
 
     /// This process's CPU time per event, in microseconds.
     fn own_us_per_event(&self) -> f64 {
-        self.own as f64 * 10_000.0 / self.stats.count().max(1) as f64
+        self.us_per_event(self.own)
+    }
+
+    /// Adds `other`'s requests and ticks to this side's.
+    fn merge(&mut self, other: Side) {
+        self.stats.merge(other.stats);
+        self.ticks.0 += other.ticks.0;
+        self.ticks.1 += other.ticks.1;
+        self.own += other.own;
+        for (name, ticks) in other.by_name {
+            *self.by_name.entry(name).or_default() += ticks;
+        }
     }
 }
 
@@ -368,15 +373,7 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
                 .await?;
                 rates[usize::from(on)] = stats.stats.rate();
                 match &mut sides[usize::from(on)] {
-                    Some(total) => {
-                        total.stats.merge(stats.stats);
-                        total.ticks.0 += stats.ticks.0;
-                        total.ticks.1 += stats.ticks.1;
-                        total.own += stats.own;
-                        for (name, ticks) in stats.by_name {
-                            *total.by_name.entry(name).or_default() += ticks;
-                        }
-                    }
+                    Some(total) => total.merge(stats),
                     slot @ None => *slot = Some(stats),
                 }
             }
@@ -392,10 +389,8 @@ async fn run(generator: &tokio::runtime::Handle) -> Result<()> {
         names.sort_unstable();
         names.dedup();
         for name in names {
-            let per_event = |side: &Side| {
-                side.by_name.get(name).copied().unwrap_or(0) as f64 * 10_000.0
-                    / side.stats.count().max(1) as f64
-            };
+            let per_event =
+                |side: &Side| side.us_per_event(side.by_name.get(name).copied().unwrap_or(0));
             let (off_us, on_us) = (per_event(&off), per_event(&on));
             if off_us + on_us >= 0.5 {
                 by_name.push(format!(
