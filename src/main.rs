@@ -10,7 +10,8 @@ mod commands;
 
 /// mimalloc rather than the system allocator: the event path allocates per request on every
 /// thread, and glibc's malloc spent an eighth of its time there (`perf`, 16 connections);
-/// with mimalloc `marketplace/benches/event_path.rs` served 14,700 → 21,500 events/s.
+/// with mimalloc `marketplace/benches/event_path.rs` served 14,700 → 21,500 events/s. Built
+/// without transparent huge pages (`no_thp`, see the workspace's `Cargo.toml`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -702,7 +702,7 @@ mod tests {
         let mut all = Vec::new();
         for write in writes {
             let batch: Vec<RunRecord> = write.iter().map(|(ms, f)| run_at(*ms, *f)).collect();
-            store::write(&db, &store::prepare(&batch)?).await?;
+            store::write(&db, &store::prepare(&batch, &mut Default::default())?).await?;
             all.extend(write.iter().copied());
         }
         let newest_first = |runs: &[RunDetail]| -> Vec<String> {

@@ -1,7 +1,7 @@
 //! The host's [`RunRecorder`]: runs are queued on the call's path without waiting (a bounded
-//! queue; when it is full the run is counted as dropped, never waited for) and written in
-//! batches by one task per process, off the event path; the batches are encoded on a thread of
-//! low priority (module `encoder`). A batch is written when it is full or
+//! queue; when it is full the run is counted as dropped, never waited for), gathered into
+//! batches and encoded on a thread of low priority (module `encoder`), and written by one task
+//! per process, off the event path. A batch is written when it is full or
 //! [`RunLogSettings::linger`] after its first run, whichever comes first, or at once when a
 //! reader asks ([`Recorder::flush`]): one transaction stores many runs however few calls there
 //! are at a time.
@@ -13,15 +13,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use plinth_host::{RunRecord, RunRecorder};
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::encoder::Encoder;
-use super::store;
+use super::encoder::{self, Encoded, Message};
+use super::store::{self, Prepared};
 use crate::db::Db;
 use crate::error::Result;
 use crate::state::AppState;
@@ -62,35 +63,18 @@ pub struct RecorderCounters {
     pub dropped: Counter,
 }
 
-enum Message {
-    Run(Box<RunRecord>),
-    Flush(oneshot::Sender<()>),
-}
-
-/// Queues runs for the writer task. Clones share the queue.
+/// Queues runs for the encoder. Clones share the queue.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<Message>,
-    /// Wakes the writer from its nap when a flush is queued.
-    flushes: Arc<Notify>,
+    /// The encoder thread, woken from its nap when a flush is queued.
+    encoder: Thread,
     counters: RecorderCounters,
-}
-
-/// How long the writer naps while a batch lingers.
-const TICK: Duration = Duration::from_millis(10);
-
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Message::Run(run) => f.debug_tuple("Run").field(&run.tenant).finish(),
-            Message::Flush(_) => f.write_str("Flush"),
-        }
-    }
 }
 
 impl RunRecorder for Recorder {
     fn record(&self, run: RunRecord) {
-        if self.queue.try_send(Message::Run(Box::new(run))).is_err() {
+        if self.queue.try_send(Message::Run(run)).is_err() {
             self.counters.dropped.inc();
         }
     }
@@ -98,7 +82,8 @@ impl RunRecorder for Recorder {
 
 impl Recorder {
     /// A recorder writing to `db`, and its writer task (abort it after [`Recorder::flush`] to
-    /// stop; the encoder thread stops with it).
+    /// stop; the encoder thread stops at the next batch it would hand on, or once the recorder
+    /// is dropped).
     ///
     /// # Errors
     ///
@@ -108,21 +93,20 @@ impl Recorder {
         settings: &RunLogSettings,
         counters: RecorderCounters,
     ) -> Result<(Arc<Recorder>, JoinHandle<()>)> {
-        let encoder = Encoder::start()?;
         let (queue, received) = mpsc::channel(settings.queue.max(1));
+        // One batch stored while the next is encoded: the encoder waits past that.
+        let (handed, encoded) = mpsc::channel(1);
+        let encoder = encoder::start(received, settings, handed)?;
         let writer = Writer {
             db,
-            encoder,
-            settings: settings.clone(),
             counters: counters.clone(),
             volumes: HashMap::new(),
         };
-        let flushes = Arc::new(Notify::new());
-        let task = tokio::spawn(writer.run(received, Arc::clone(&flushes)));
+        let task = tokio::spawn(writer.run(encoded));
         Ok((
             Arc::new(Recorder {
                 queue,
-                flushes,
+                encoder,
                 counters,
             }),
             task,
@@ -133,7 +117,7 @@ impl Recorder {
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
         if self.queue.send(Message::Flush(done)).await.is_ok() {
-            self.flushes.notify_one();
+            self.encoder.unpark();
             let _ = written.await;
         }
     }
@@ -173,8 +157,6 @@ pub(crate) fn start(state: &AppState) -> Option<JoinHandle<()>> {
 
 struct Writer {
     db: Db,
-    encoder: Encoder,
-    settings: RunLogSettings,
     counters: RecorderCounters,
     /// What the writer knows of each tenant's run count.
     volumes: HashMap<String, Known>,
@@ -193,61 +175,35 @@ struct Known {
 }
 
 impl Writer {
-    /// Writes what `received` brings. Between a batch's first run and its linger the writer
-    /// naps in [`TICK`]s and takes what arrived meanwhile all at once (a flush cuts the nap
-    /// short): it is woken once a tick, not once a run.
-    async fn run(mut self, mut received: mpsc::Receiver<Message>, flushes: Arc<Notify>) {
-        let max_batch = self.settings.max_batch.max(1);
-        let mut batch = Vec::with_capacity(max_batch);
-        let mut waiting = Vec::new();
-        let mut incoming = Vec::with_capacity(max_batch);
-        while received.recv_many(&mut incoming, max_batch).await > 0 {
-            let deadline = tokio::time::Instant::now() + self.settings.linger;
-            loop {
-                for message in incoming.drain(..) {
-                    match message {
-                        Message::Run(run) => batch.push(*run),
-                        Message::Flush(done) => waiting.push(done),
-                    }
+    /// Stores the batches the encoder hands on, and answers the flushes that came with them.
+    async fn run(mut self, mut encoded: mpsc::Receiver<Encoded>) {
+        while let Some(Encoded {
+            prepared,
+            runs,
+            flushes,
+        }) = encoded.recv().await
+        {
+            match prepared {
+                Some(Ok(prepared)) => self.write(&prepared, runs).await,
+                Some(Err(error)) => {
+                    tracing::error!(%error, runs, "runs could not be prepared; they are dropped");
+                    self.counters.dropped.inc_by(runs);
                 }
-                let now = tokio::time::Instant::now();
-                if batch.len() >= max_batch || !waiting.is_empty() || now >= deadline {
-                    break;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(TICK.min(deadline - now)) => {}
-                    () = flushes.notified() => {}
-                }
-                while batch.len() + incoming.len() < max_batch {
-                    match received.try_recv() {
-                        Ok(message) => incoming.push(message),
-                        Err(_) => break,
-                    }
-                }
+                None => {}
             }
-            if !batch.is_empty() {
-                self.write(std::mem::take(&mut batch)).await;
-            }
-            for done in waiting.drain(..) {
+            for done in flushes {
                 let _ = done.send(());
             }
         }
     }
 
-    async fn write(&mut self, batch: Vec<RunRecord>) {
-        let runs = batch.len() as u64;
-        let prepared = match self.encoder.prepare(batch).await {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                tracing::error!(%error, runs, "runs could not be prepared; they are dropped");
-                self.counters.dropped.inc_by(runs);
-                return;
-            }
-        };
+    /// Stores `prepared`, `runs` runs (retrying twice), and enforces the volumes of the
+    /// tenants it adds to.
+    async fn write(&mut self, prepared: &Prepared, runs: u64) {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match store::write(&self.db, &prepared).await {
+            match store::write(&self.db, prepared).await {
                 Ok(()) => break,
                 Err(error) if attempt < 3 => {
                     tracing::warn!(%error, runs, attempt, "storing runs failed; retrying");

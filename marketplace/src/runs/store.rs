@@ -61,12 +61,13 @@ pub(super) struct Prepared {
 }
 
 /// The three tables' additions from `batch`: the runs are serialised from their records as
-/// they are ([`RunView`]), redacted where a secret appears, without a copy of each.
+/// they are ([`RunView`]), redacted where a secret appears, without a copy of each, and
+/// encoded in `scratch`.
 ///
 /// # Errors
 ///
 /// [`crate::Error::Internal`] if the runs cannot be serialised.
-pub(super) fn prepare(batch: &[RunRecord]) -> Result<Prepared> {
+pub(super) fn prepare(batch: &[RunRecord], scratch: &mut batch::Scratch) -> Result<Prepared> {
     let runs: Vec<RunView<'_>> = batch.iter().map(RunView::of).collect();
     let mut failures: HashMap<FailureKey, FailureSeen> = HashMap::new();
     // Counted under borrowed keys (tenant, plugin, day's start, outcome, bucket): a run adds
@@ -113,7 +114,7 @@ pub(super) fn prepare(batch: &[RunRecord]) -> Result<Prepared> {
     }
     let mut batches = Vec::new();
     for (tenant, mut runs) in per_tenant {
-        batches.extend(batch::batches(tenant, &mut runs)?);
+        batches.extend(batch::batches(tenant, &mut runs, scratch)?);
     }
     Ok(Prepared {
         batches,
@@ -388,7 +389,11 @@ pub(super) async fn trim(
         .execute(&mut **tx)
         .await?
     } else {
-        let rewritten = batch::row_of(tenant_id, &kept.iter().collect::<Vec<_>>())?;
+        let rewritten = batch::row_of(
+            tenant_id,
+            &kept.iter().collect::<Vec<_>>(),
+            &mut batch::Scratch::default(),
+        )?;
         sqlx::query(
             "UPDATE run_batches SET last_at = $1, id = $2, first_at = $3, runs = $4, \
              failures = $5, body = $6 \
@@ -458,9 +463,9 @@ mod tests {
         let kinds = usize::try_from(MAX_KINDS_PER_VERSION)? + 20;
         let batch: Vec<RunRecord> = (0..kinds).map(|n| failure(&letters(n))).collect();
         let once_more = batch[..1].to_vec();
-        write(&db, &prepare(&batch)?).await?;
+        write(&db, &prepare(&batch, &mut Default::default())?).await?;
         // Once more: known kinds keep counting as themselves.
-        write(&db, &prepare(&once_more)?).await?;
+        write(&db, &prepare(&once_more, &mut Default::default())?).await?;
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failure_reports")
             .fetch_one(db.pool())
             .await?;
@@ -516,14 +521,14 @@ mod tests {
             failure_at_noon("a"),
             success("t2", 5),
         ];
-        write(&db, &prepare(&first)?).await?;
+        write(&db, &prepare(&first, &mut Default::default())?).await?;
         // Another: keys the first wrote add to their counts; a new one is a row of its own.
         let second = vec![
             success("t1", 5),
             failure_at_noon("b"),
             success("t2", 70_000),
         ];
-        write(&db, &prepare(&second)?).await?;
+        write(&db, &prepare(&second, &mut Default::default())?).await?;
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT tenant_id, outcome, bucket, calls FROM run_daily WHERE day = $1 \
              ORDER BY tenant_id, outcome, bucket",

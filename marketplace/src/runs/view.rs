@@ -301,7 +301,7 @@ mod tests {
     /// What a reader decodes of `records` written as views, in their order.
     fn stored(records: &[RunRecord]) -> Result<Vec<StoredRun>, crate::Error> {
         let views: Vec<RunView<'_>> = records.iter().map(RunView::of).collect();
-        batch::decode(&batch::encode(&views)?)
+        batch::decode(&batch::encode(&views, &mut batch::Scratch::default())?)
     }
 
     #[test]
