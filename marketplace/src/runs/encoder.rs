@@ -36,6 +36,11 @@ pub const NICE: i32 = 10;
 pub(super) const TICK: Duration = Duration::from_millis(10);
 
 /// What the recorder queues for the encoder.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a run is queued as it is: boxing it would allocate on the event path for each \
+              run, and free it on this thread; a flush is rare"
+)]
 pub(super) enum Message {
     /// A run that ended.
     Run(RunRecord),
