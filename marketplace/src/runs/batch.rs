@@ -138,10 +138,28 @@ impl BatchRun for StoredRun {
 /// serialised, and buffers allocated afresh for each batch (and grown as it is written) cost
 /// the encoder more in page faults and copies than the compression itself, in the `run_log`
 /// benchmark's profile.
+/// Buffers past [`Scratch::KEEP`] bytes are let go after the batch that grew them: batches of
+/// captured runs can be tens of megabytes (2,048 runs of 16 KiB payloads and outputs), and
+/// one such burst should not hold that much for the life of the process.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     raw: Vec<u8>,
     compressed: Vec<u8>,
+}
+
+impl Scratch {
+    /// The most bytes a buffer keeps from one batch to the next (the runs of a batch of
+    /// 2,048 `hello`-like runs take about 600 KB).
+    pub(super) const KEEP: usize = 4 << 20;
+
+    /// Lets go of buffers grown past [`Scratch::KEEP`].
+    fn trim(&mut self) {
+        for buffer in [&mut self.raw, &mut self.compressed] {
+            if buffer.capacity() > Self::KEEP {
+                *buffer = Vec::new();
+            }
+        }
+    }
 }
 
 /// `runs`, oldest first, as the body of a batch, encoded in `scratch`'s buffers.
@@ -169,6 +187,7 @@ pub(super) fn encode<R: Serialize>(runs: &[R], scratch: &mut Scratch) -> Result<
     body.push(FORMAT);
     body.extend_from_slice(&size.to_le_bytes());
     body.extend_from_slice(&scratch.compressed[..compressed]);
+    scratch.trim();
     Ok(body)
 }
 
@@ -280,6 +299,20 @@ mod tests {
         // The buffers kept from a larger batch do not leak into a smaller one.
         let one = vec![run("c", 2_000, "ok")];
         assert_eq!(decode(&encode(&one, &mut scratch)?)?, one);
+        assert!(scratch.raw.capacity() > 0, "the buffers are kept");
+        // A batch larger than the buffers keep reads back, and its buffers are let go.
+        let mut big = run("d", 3_000, "ok");
+        big.capture = Some(RunCapture {
+            input: "x".repeat(Scratch::KEEP),
+            output: String::new(),
+            truncated: false,
+        });
+        let big = vec![big];
+        assert_eq!(decode(&encode(&big, &mut scratch)?)?, big);
+        assert_eq!(
+            (scratch.raw.capacity(), scratch.compressed.capacity()),
+            (0, 0)
+        );
         Ok(())
     }
 
