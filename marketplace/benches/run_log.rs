@@ -51,7 +51,7 @@ const WRITER_RUNS: usize = 100_000;
 ///
 /// 40: on this machine (shared, its stolen ticks in the output) one round's ratio varies by
 /// ±10% and more; at 18 rounds the mean's 95% interval was ±0.03 to ±0.06 on a quiet day and
-/// as wide as the 5% it has to resolve on a busy one.
+/// up to ±0.13 on a busy one, wider than the 5% it has to resolve.
 const ROUNDS: usize = 40;
 
 /// Student's t for a two-sided 95% interval with `ROUNDS - 1` (39) degrees of freedom.

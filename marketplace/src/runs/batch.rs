@@ -138,6 +138,7 @@ impl BatchRun for StoredRun {
 /// serialised, and buffers allocated afresh for each batch (and grown as it is written) cost
 /// the encoder more in page faults and copies than the compression itself, in the `run_log`
 /// benchmark's profile.
+///
 /// Buffers past [`Scratch::KEEP`] bytes are let go after the batch that grew them: batches of
 /// captured runs can be tens of megabytes (2,048 runs of 16 KiB payloads and outputs), and
 /// one such burst should not hold that much for the life of the process.
@@ -150,7 +151,7 @@ pub(super) struct Scratch {
 impl Scratch {
     /// The most bytes a buffer keeps from one batch to the next (the runs of a batch of
     /// 2,048 `hello`-like runs take about 600 KB).
-    pub(super) const KEEP: usize = 4 << 20;
+    const KEEP: usize = 4 << 20;
 
     /// Lets go of buffers grown past [`Scratch::KEEP`].
     fn trim(&mut self) {
